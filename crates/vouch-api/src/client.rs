@@ -1,0 +1,207 @@
+//! An async client of the node's HTTP API.
+
+use std::path::Path;
+
+use futures_util::StreamExt;
+use reqwest::{Response, StatusCode};
+use serde::de::DeserializeOwned;
+use tokio::io::AsyncWriteExt;
+use vouch_codec::ModelId;
+
+use crate::{ErrorBody, ErrorDetail, InferRequest, ModelRepo, ModelVersion, NodeStatus};
+
+/// Client failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The node could not be reached.
+    #[error("cannot reach node at {url}: {source}")]
+    Connect {
+        /// Node URL.
+        url: String,
+        /// Cause.
+        source: reqwest::Error,
+    },
+    /// The node answered with an error.
+    #[error("{} ({}, HTTP {status})", detail.message, detail.code)]
+    Api {
+        /// HTTP status.
+        status: StatusCode,
+        /// The error body.
+        detail: ErrorDetail,
+    },
+    /// The response is not what the API promises.
+    #[error("unexpected response from node: {0}")]
+    Protocol(String),
+    /// A local file could not be read or written.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Downloaded bytes do not hash to the id asked for.
+    #[error("downloaded bytes hash to {actual}, not the requested {expected}; the file was removed")]
+    HashMismatch {
+        /// Requested id.
+        expected: ModelId,
+        /// Id of what arrived.
+        actual: ModelId,
+    },
+}
+
+/// A node's API.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client of the node at `base` (e.g. `http://127.0.0.1:7070`).
+    pub fn new(base: &str) -> Self {
+        Self { base: base.trim_end_matches('/').to_owned(), http: reqwest::Client::new() }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn connect_err(&self, source: reqwest::Error) -> ClientError {
+        ClientError::Connect { url: self.base.clone(), source }
+    }
+
+    async fn check(resp: Response) -> Result<Response, ClientError> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let text = resp.text().await.unwrap_or_default();
+        let detail = serde_json::from_str::<ErrorBody>(&text).map(|b| b.error).unwrap_or(ErrorDetail {
+            code: "http_error".into(),
+            message: if text.is_empty() { status.to_string() } else { text },
+            details: None,
+        });
+        Err(ClientError::Api { status, detail })
+    }
+
+    async fn json<T: DeserializeOwned>(resp: Response) -> Result<T, ClientError> {
+        let resp = Self::check(resp).await?;
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let resp = self.http.get(self.url(path)).send().await.map_err(|e| self.connect_err(e))?;
+        Self::json(resp).await
+    }
+
+    /// `GET /v1/node`.
+    pub async fn status(&self) -> Result<NodeStatus, ClientError> {
+        self.get("/v1/node").await
+    }
+
+    /// Streams the file at `path` to the hub as a new version of `name`. `progress` sees bytes sent.
+    pub async fn push(
+        &self,
+        path: &Path,
+        name: &str,
+        version: Option<&str>,
+        description: Option<&str>,
+        progress: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Result<ModelVersion, ClientError> {
+        let file_err = |source| ClientError::File { path: path.display().to_string(), source };
+        let file = tokio::fs::File::open(path).await.map_err(file_err)?;
+        let len = file.metadata().await.map_err(file_err)?.len();
+        let mut sent = 0u64;
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {
+            if let Ok(c) = &chunk {
+                sent += c.len() as u64;
+                progress(sent);
+            }
+            chunk
+        });
+        let mut query: Vec<(&str, &str)> = vec![];
+        if let Some(v) = version {
+            query.push(("version", v));
+        }
+        if let Some(d) = description {
+            query.push(("description", d));
+        }
+        let resp = self
+            .http
+            .post(self.url(&format!("/v1/models/{}/versions", urlencode(name))))
+            .query(&query)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .map_err(|e| self.connect_err(e))?;
+        Self::json(resp).await
+    }
+
+    /// `GET /v1/models`.
+    pub async fn list(&self) -> Result<Vec<ModelRepo>, ClientError> {
+        self.get("/v1/models").await
+    }
+
+    /// `GET /v1/models/{ref}`: `NAME`, `NAME@VERSION` or an id.
+    pub async fn show(&self, reference: &str) -> Result<ModelVersion, ClientError> {
+        self.get(&format!("/v1/models/{}", urlencode(reference))).await
+    }
+
+    /// Streams blob `id` into `out`, checking its hash; removes `out` on any failure.
+    pub async fn pull(&self, id: ModelId, out: &Path) -> Result<u64, ClientError> {
+        let resp = self.http.get(self.url(&format!("/v1/blobs/{id}"))).send().await.map_err(|e| self.connect_err(e))?;
+        let resp = Self::check(resp).await?;
+        let r = async {
+            let file_err = |source| ClientError::File { path: out.display().to_string(), source };
+            let mut file = tokio::fs::File::create(out).await.map_err(file_err)?;
+            let mut hasher = blake3::Hasher::new();
+            let mut n = 0u64;
+            let mut stream = resp.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| ClientError::Protocol(format!("download interrupted: {e}")))?;
+                hasher.update(&chunk);
+                n += chunk.len() as u64;
+                file.write_all(&chunk).await.map_err(file_err)?;
+            }
+            file.sync_all().await.map_err(file_err)?;
+            let actual = ModelId::from_blake3(*hasher.finalize().as_bytes());
+            if actual != id {
+                return Err(ClientError::HashMismatch { expected: id, actual });
+            }
+            Ok(n)
+        }
+        .await;
+        if r.is_err() {
+            let _ = tokio::fs::remove_file(out).await;
+        }
+        r
+    }
+
+    /// `POST /v1/infer`; returns the receipt JSON as the node sent it.
+    pub async fn infer(&self, req: &InferRequest) -> Result<serde_json::Value, ClientError> {
+        let resp = self.http.post(self.url("/v1/infer")).json(req).send().await.map_err(|e| self.connect_err(e))?;
+        Self::json(resp).await
+    }
+
+    /// `GET /v1/receipts/{id}`.
+    pub async fn receipt(&self, id: &str) -> Result<serde_json::Value, ClientError> {
+        self.get(&format!("/v1/receipts/{}", urlencode(id))).await
+    }
+}
+
+/// Percent-encodes a path segment (names are restricted, but ids and user input pass through here).
+fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'@') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,125 @@
+//! HTTP API wire types shared by the Vouch node and its clients, and an async client.
+//!
+//! Every type here is the JSON of one API resource; the node serves them under `/v1` and
+//! [`client::Client`] speaks them. Errors are always `{"error": {"code", "message", "details"}}`.
+
+pub mod client;
+
+use serde::{Deserialize, Serialize};
+use vouch_codec::{ModelId, TensorSpec};
+
+pub use client::{Client, ClientError};
+
+/// One version of a model, as stored by the hub and returned by push, show and list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelVersion {
+    /// Content id of the model file.
+    pub id: ModelId,
+    /// Repository name.
+    pub name: String,
+    /// `MAJOR.MINOR`.
+    pub version: String,
+    /// File size in bytes.
+    pub size: u64,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// File format (`onnx`).
+    pub format: String,
+    /// Declared inputs.
+    pub inputs: Vec<TensorSpec>,
+    /// Declared outputs.
+    pub outputs: Vec<TensorSpec>,
+    /// Operators used, with counts.
+    #[serde(default)]
+    pub ops: std::collections::BTreeMap<String, u64>,
+    /// Operator set imports.
+    #[serde(default)]
+    pub opsets: std::collections::BTreeMap<String, i64>,
+    /// Producer of the file.
+    #[serde(default)]
+    pub producer: String,
+    /// When pushed, ms since the Unix epoch.
+    pub created_at_ms: u64,
+}
+
+/// A repository and its versions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRepo {
+    /// Repository name.
+    pub name: String,
+    /// Versions, oldest first.
+    pub versions: Vec<ModelVersion>,
+}
+
+/// Body of `POST /v1/infer`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InferRequest {
+    /// `NAME`, `NAME@VERSION` or a model id.
+    pub model: String,
+    /// The input document: `{"inputs": {...}}` or `{name: tensor}`.
+    pub inputs: serde_json::Value,
+    /// Verification mode (default `signed`).
+    #[serde(default = "default_mode")]
+    pub mode: String,
+}
+
+fn default_mode() -> String {
+    "signed".into()
+}
+
+/// `GET /v1/node`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Hex ed25519 public key (the node id).
+    pub node_id: String,
+    /// Software version.
+    pub version: String,
+    /// Inference engine.
+    pub engine: String,
+    /// Network mode (`dev`: a single local node).
+    pub network: String,
+    /// Verification modes this node serves.
+    pub modes: Vec<String>,
+    /// Model versions hosted.
+    pub models: u64,
+    /// Receipts stored.
+    pub receipts: u64,
+    /// Compiled models in memory.
+    pub cached_models: u64,
+    /// Seconds since start.
+    pub uptime_s: u64,
+}
+
+/// `POST /v1/verify` result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VerifyResponse {
+    /// Whether the receipt verified.
+    pub valid: bool,
+    /// The receipt id, when it could be computed.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Why not, when invalid.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The error envelope.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// One API error.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code (`shape_mismatch`, `model_not_found`...).
+    pub code: String,
+    /// Human-readable message.
+    pub message: String,
+    /// Structured details, when any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}

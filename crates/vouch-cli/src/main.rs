@@ -1,0 +1,92 @@
+//! The vouch command-line tool: runs a node and talks to one; verifies receipts offline.
+//!
+//! Exit codes: 0 success, 1 verification failed (`vouch verify`), 2 usage or any other error.
+
+mod infer;
+mod model;
+mod node;
+mod receipt;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Verifiable AI inference: host models, run them, and check every result.
+#[derive(Parser)]
+#[command(name = "vouch", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Node to talk to.
+    #[arg(long, global = true, env = "VOUCH_NODE", default_value = "http://127.0.0.1:7070")]
+    pub node: String,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run or inspect a node.
+    #[command(subcommand)]
+    Node(node::NodeCommand),
+    /// Push, list, show and pull models.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+    /// Run a model and print its outputs (with --json: the receipt).
+    Infer(infer::InferArgs),
+    /// Verify a receipt offline: exit 0 valid, 1 invalid, 2 usage error.
+    Verify(verify::VerifyArgs),
+    /// Show stored receipts.
+    #[command(subcommand)]
+    Receipt(receipt::ReceiptCommand),
+}
+
+/// What a command returns: success, or a verification failure (exit 1) already reported.
+pub enum Outcome {
+    /// Exit 0.
+    Ok,
+    /// Exit 1.
+    Invalid,
+}
+
+/// `$VOUCH_HOME` or `~/.vouch`.
+pub fn default_home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".vouch")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Command::Node(c) => node::run(&cli, c).await,
+            Command::Model(c) => model::run(&cli, c).await,
+            Command::Infer(a) => infer::run(&cli, a).await,
+            Command::Verify(a) => verify::run(&cli, a),
+            Command::Receipt(c) => receipt::run(&cli, c).await,
+        }
+    });
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Invalid) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Prints a value as pretty JSON.
+pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! `vouch model push | ls | show | pull`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use vouch_api::{Client, ModelVersion};
+use vouch_codec::ModelId;
+
+use crate::{Cli, Outcome, print_json};
+
+#[derive(Subcommand)]
+pub enum ModelCommand {
+    /// Upload a model file; prints its id.
+    Push(PushArgs),
+    /// List repositories and versions.
+    Ls,
+    /// Show one version: NAME (latest), NAME@VERSION or ID.
+    Show {
+        /// NAME, NAME@VERSION or ID.
+        reference: String,
+    },
+    /// Download a model's bytes by id (checked against the id).
+    Pull {
+        /// Model id.
+        id: String,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+}
+
+#[derive(Args)]
+pub struct PushArgs {
+    /// The model file (ONNX).
+    file: PathBuf,
+    /// Repository name.
+    #[arg(long)]
+    name: String,
+    /// MAJOR.MINOR (default: next minor after the latest, or 1.0).
+    #[arg(long)]
+    version: Option<String>,
+    /// Free-text description.
+    #[arg(long)]
+    description: Option<String>,
+}
+
+fn print_version(v: &ModelVersion) {
+    println!("id          {}", v.id);
+    println!("name        {}@{}", v.name, v.version);
+    println!("size        {} bytes", v.size);
+    if !v.description.is_empty() {
+        println!("description {}", v.description);
+    }
+    for i in &v.inputs {
+        println!("input       {}", i.describe());
+    }
+    for o in &v.outputs {
+        println!("output      {}", o.describe());
+    }
+    if !v.ops.is_empty() {
+        println!("ops         {}", v.ops.iter().map(|(k, n)| format!("{k}x{n}")).collect::<Vec<_>>().join(" "));
+    }
+}
+
+pub async fn run(cli: &Cli, cmd: &ModelCommand) -> anyhow::Result<Outcome> {
+    let client = Client::new(&cli.node);
+    match cmd {
+        ModelCommand::Push(a) => {
+            let len = std::fs::metadata(&a.file).map(|m| m.len()).unwrap_or(0);
+            // Progress for big uploads, on stderr, only for people (not --json, not pipes).
+            let bar = if !cli.json && len > (8 << 20) && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                let b = ProgressBar::new(len);
+                b.set_style(ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}").expect("valid template"));
+                b
+            } else {
+                ProgressBar::hidden()
+            };
+            let b = bar.clone();
+            let v = client
+                .push(&a.file, &a.name, a.version.as_deref(), a.description.as_deref(), move |n| b.set_position(n))
+                .await?;
+            bar.finish_and_clear();
+            if cli.json { print_json(&v)? } else { println!("{}", v.id) }
+        }
+        ModelCommand::Ls => {
+            let repos = client.list().await?;
+            if cli.json {
+                print_json(&repos)?;
+            } else {
+                for r in &repos {
+                    for v in &r.versions {
+                        println!("{:<24} {:<8} {:>12}  {}", r.name, v.version, v.size, v.id);
+                    }
+                }
+            }
+        }
+        ModelCommand::Show { reference } => {
+            let v = client.show(reference).await?;
+            if cli.json { print_json(&v)? } else { print_version(&v) }
+        }
+        ModelCommand::Pull { id, output } => {
+            let id: ModelId = id.parse()?;
+            let n = client.pull(id, output).await?;
+            if cli.json {
+                print_json(&serde_json::json!({"id": id, "size": n, "path": output}))?;
+            } else {
+                println!("{n} bytes -> {} (hash checked)", output.display());
+            }
+        }
+    }
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,114 @@
+//! `vouch node run | status | config`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use vouch_node::{Node, NodeConfig};
+
+use crate::{Cli, Outcome, print_json};
+
+#[derive(Subcommand)]
+pub enum NodeCommand {
+    /// Run a node until SIGINT or SIGTERM.
+    Run(RunArgs),
+    /// Show the node's identity and counters.
+    Status,
+    /// Print the resolved configuration.
+    Config(HomeArgs),
+}
+
+#[derive(Args)]
+pub struct HomeArgs {
+    /// Node home: key, storage, config.toml.
+    #[arg(long, env = "VOUCH_HOME")]
+    home: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// A single local node with embedded storage (the only network mode until the ledger lands).
+    #[arg(long)]
+    dev: bool,
+    #[command(flatten)]
+    home: HomeArgs,
+    /// HTTP listen address (overrides config.toml's `listen`).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
+fn resolve(home: &HomeArgs, listen: Option<SocketAddr>) -> anyhow::Result<(PathBuf, NodeConfig)> {
+    let home = home.home.clone().unwrap_or_else(crate::default_home);
+    let mut config = NodeConfig::load(&home)?;
+    if let Some(l) = listen {
+        config.listen = l;
+    }
+    Ok((home, config))
+}
+
+pub async fn run(cli: &Cli, cmd: &NodeCommand) -> anyhow::Result<Outcome> {
+    match cmd {
+        NodeCommand::Run(args) => {
+            if !args.dev {
+                bail!("no network is configured: run `vouch node run --dev` for a single local node");
+            }
+            let (home, config) = resolve(&args.home, args.listen)?;
+            init_tracing();
+            let node = Node::start(&home, config).await.context("starting node")?;
+            // The first line of stdout is the API address: scripts and tests read it (port 0 binds any port).
+            println!("vouch node listening on http://{}", node.local_addr());
+            println!("node id {} home {}", node.node_id(), home.display());
+            node.serve(shutdown_signal()).await?;
+            Ok(Outcome::Ok)
+        }
+        NodeCommand::Status => {
+            let s = vouch_api::Client::new(&cli.node).status().await?;
+            if cli.json {
+                print_json(&s)?;
+            } else {
+                println!("node      {}", s.node_id);
+                println!("version   {} ({})", s.version, s.engine);
+                println!("network   {}", s.network);
+                println!("modes     {}", s.modes.join(", "));
+                println!("models    {}", s.models);
+                println!("receipts  {}", s.receipts);
+                println!("cached    {}", s.cached_models);
+                println!("uptime    {}s", s.uptime_s);
+            }
+            Ok(Outcome::Ok)
+        }
+        NodeCommand::Config(home) => {
+            let (_, config) = resolve(home, None)?;
+            if cli.json { print_json(&config)? } else { print!("{}", config.to_toml()) }
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VOUCH_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("node.shutdown: signal received");
+}

@@ -1,0 +1,64 @@
+//! `vouch verify`: offline, from the receipt file alone (and the model file, if given).
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use vouch_codec::ModelId;
+
+use crate::{Cli, Outcome, print_json};
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// Receipt JSON file.
+    receipt: PathBuf,
+    /// The model file: also check that its bytes are the receipt's model.
+    #[arg(long)]
+    model: Option<PathBuf>,
+}
+
+fn hash_file(path: &PathBuf) -> anyhow::Result<ModelId> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(ModelId::from_blake3(*h.finalize().as_bytes()))
+}
+
+pub fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
+    let text = std::fs::read_to_string(&a.receipt).with_context(|| format!("reading {}", a.receipt.display()))?;
+    let model = a.model.as_ref().map(hash_file).transpose()?;
+    match vouch_receipt::verify_json(&text, model) {
+        Ok(v) => {
+            if cli.json {
+                print_json(&serde_json::json!({
+                    "valid": true, "id": v.id.to_hex(), "model": v.model, "mode": v.mode.name(),
+                    "signers": v.signers.iter().map(hex::encode).collect::<Vec<_>>(), "model_checked": v.model_checked,
+                }))?;
+            } else {
+                println!("valid: receipt {}", v.id);
+                println!("  model   {}{}", v.model, if v.model_checked { " (file bytes checked)" } else { "" });
+                println!("  mode    {}", v.mode.name());
+                for s in &v.signers {
+                    println!("  signer  {}", hex::encode(s));
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        Err(e) => {
+            if cli.json {
+                print_json(&serde_json::json!({"valid": false, "reason": e.to_string()}))?;
+            } else {
+                println!("invalid: {e}");
+            }
+            Ok(Outcome::Invalid)
+        }
+    }
+}

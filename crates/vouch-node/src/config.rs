@@ -1,0 +1,87 @@
+//! Node configuration: one TOML file (`$VOUCH_HOME/config.toml`), every field optional.
+//! Precedence: command-line flag > environment > file > default.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::NodeError;
+
+/// The node's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// HTTP listen address. Flag `--listen`; default `127.0.0.1:7070`.
+    pub listen: SocketAddr,
+    /// Largest model file accepted, bytes. Default 4 GiB.
+    pub max_model_bytes: u64,
+    /// Largest JSON request body (inference inputs, receipts), bytes. Default 64 MiB.
+    pub max_request_bytes: usize,
+    /// Compiled models kept in memory. Default 16.
+    pub model_cache: usize,
+    /// Inferences run at once; 0 = one per core. Default 0.
+    pub max_concurrent_inferences: usize,
+    /// Models up to this size are compiled at push, so one the engine cannot run is refused at once.
+    /// Default 512 MiB.
+    pub compile_on_push_max_bytes: u64,
+    /// Whether receipts carry the inputs (their digest is always there). Default true.
+    pub disclose_inputs: bool,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            max_model_bytes: 4 << 30,
+            max_request_bytes: 64 << 20,
+            model_cache: 16,
+            max_concurrent_inferences: 0,
+            compile_on_push_max_bytes: 512 << 20,
+            disclose_inputs: true,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Reads `home/config.toml` if it exists, else the defaults.
+    pub fn load(home: &Path) -> Result<Self, NodeError> {
+        let path = home.join("config.toml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| NodeError::Config(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(NodeError::Config(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// The config as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serializes")
+    }
+
+    pub(crate) fn model_cache_capacity(&self) -> NonZeroUsize {
+        NonZeroUsize::new(self.model_cache).unwrap_or(NonZeroUsize::MIN)
+    }
+
+    pub(crate) fn inference_slots(&self) -> usize {
+        if self.max_concurrent_inferences > 0 {
+            self.max_concurrent_inferences
+        } else {
+            std::thread::available_parallelism().map(NonZeroUsize::get).unwrap_or(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_refused_and_defaults_fill_the_rest() {
+        let c: NodeConfig = toml::from_str("model_cache = 3").unwrap();
+        assert_eq!(c.model_cache, 3);
+        assert_eq!(c.listen, NodeConfig::default().listen);
+        assert!(toml::from_str::<NodeConfig>("modle_cache = 3").is_err());
+    }
+}

@@ -1,0 +1,121 @@
+//! The Vouch node: HTTP API (axum), storage, inference and receipt issuing, metrics.
+//!
+//! [`Node::start`] opens the home directory (key, hub, receipts), binds the listener and serves
+//! `/v1` until the shutdown future resolves. Inference runs on tokio's blocking pool behind a semaphore
+//! sized to the machine, on models compiled once by the engine cache.
+
+pub mod config;
+mod error;
+mod metrics;
+mod receipts;
+mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use vouch_crypto::NodeKey;
+use vouch_engine::{ModelCache, TractEngine};
+use vouch_hub::Hub;
+
+pub use config::NodeConfig;
+pub use error::ApiError;
+
+/// Node start-up failures.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Home directory or key problems.
+    #[error("{0}")]
+    Key(#[from] vouch_crypto::KeyError),
+    /// Storage could not be opened.
+    #[error("opening storage: {0}")]
+    Hub(#[from] vouch_hub::HubError),
+    /// The listener could not be bound.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("serving HTTP: {0}")]
+    Serve(std::io::Error),
+    /// A configuration problem.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Shared state of a running node.
+pub(crate) struct NodeState {
+    pub config: NodeConfig,
+    pub key: NodeKey,
+    pub hub: Hub,
+    pub cache: ModelCache,
+    pub receipts: receipts::ReceiptStore,
+    pub metrics: metrics::Metrics,
+    pub infer_slots: tokio::sync::Semaphore,
+    pub started: Instant,
+}
+
+/// A node bound to its address and ready to serve.
+pub struct Node {
+    state: Arc<NodeState>,
+    listener: tokio::net::TcpListener,
+    home: PathBuf,
+}
+
+impl Node {
+    /// Opens `home` (creating key, storage) and binds `config.listen`.
+    pub async fn start(home: &Path, config: NodeConfig) -> Result<Self, NodeError> {
+        std::fs::create_dir_all(home).map_err(|e| NodeError::Config(format!("creating {}: {e}", home.display())))?;
+        let key = NodeKey::load_or_create(&home.join("node.key"))?;
+        let hub = Hub::open(home)?;
+        let receipts = receipts::ReceiptStore::open(hub.database())?;
+        let cache = ModelCache::new(Arc::new(TractEngine), config.model_cache_capacity());
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| NodeError::Bind { addr: config.listen, source })?;
+        let state = Arc::new(NodeState {
+            infer_slots: tokio::sync::Semaphore::new(config.inference_slots()),
+            metrics: metrics::Metrics::new(),
+            config,
+            key,
+            hub,
+            cache,
+            receipts,
+            started: Instant::now(),
+        });
+        Ok(Self { state, listener, home: home.to_owned() })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Hex node id.
+    pub fn node_id(&self) -> String {
+        hex::encode(self.state.key.public_key())
+    }
+
+    /// The home directory.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests and returns.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), NodeError> {
+        let app = routes::router(self.state.clone());
+        tracing::info!(addr = %self.local_addr(), node = %self.node_id(), "node.serve");
+        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await.map_err(NodeError::Serve)?;
+        tracing::info!("node.stopped");
+        Ok(())
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

@@ -1,0 +1,46 @@
+//! Prometheus metrics, served at `/metrics` in the text exposition format.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct HttpLabels {
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+pub(crate) struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub inference_seconds: Histogram,
+    pub receipts_issued: Counter,
+    pub upload_bytes: Counter,
+    pub download_bytes: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("vouch");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests by route, method and status", http_requests.clone());
+        let inference_seconds = Histogram::new(exponential_buckets(0.000_01, 2.0, 24));
+        registry.register("inference_seconds", "Model execution time per inference", inference_seconds.clone());
+        let receipts_issued = Counter::default();
+        registry.register("receipts_issued", "Receipts signed and stored", receipts_issued.clone());
+        let upload_bytes = Counter::default();
+        registry.register("upload_bytes", "Model bytes accepted", upload_bytes.clone());
+        let download_bytes = Counter::default();
+        registry.register("download_bytes", "Model bytes served", download_bytes.clone());
+        Self { registry, http_requests, inference_seconds, receipts_issued, upload_bytes, download_bytes }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,293 @@
+//! The `/v1` HTTP API.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use vouch_api::{InferRequest, ModelVersion, NodeStatus, VerifyResponse};
+use vouch_codec::tensor::parse_input_doc;
+use vouch_codec::{Digest, Mode, ModelId};
+use vouch_engine::{ModelInfo, validate_inputs};
+use vouch_hub::{NewVersion, Version, validate_name};
+
+use crate::error::ApiError;
+use crate::metrics::HttpLabels;
+use crate::{NodeState, now_ms};
+
+type AppState = State<Arc<NodeState>>;
+
+const OPENAPI: &str = include_str!("openapi.json");
+
+pub(crate) fn router(state: Arc<NodeState>) -> Router {
+    let json_limit = state.config.max_request_bytes;
+    Router::new()
+        .route("/v1/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route("/v1/node", get(node_status))
+        .route(
+            "/v1/models/{name}/versions",
+            // Uploads stream to disk under the hub's own size limit, so the JSON body limit does not apply.
+            post(push).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/models", get(list_models))
+        .route("/v1/models/{reference}", get(show_model))
+        .route("/v1/blobs/{id}", get(download))
+        .route("/v1/infer", post(infer))
+        .route("/v1/receipts/{id}", get(get_receipt))
+        .route("/v1/verify", post(verify))
+        .route("/v1/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
+        })
+        .layer(DefaultBodyLimit::max(json_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the request handler failed").into_response()
+        }))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn count_requests(State(s): AppState, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let resp = next.run(req).await;
+    s.metrics.http_requests.get_or_create(&HttpLabels { route, method, status: resp.status().as_u16() }).inc();
+    resp
+}
+
+/// Parses a JSON body ourselves so every failure is our error envelope, with 413 for oversized bodies.
+fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let bytes = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body exceeds the node's limit")
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", r.body_text())
+        }
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("invalid JSON: {e}")))
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await?
+}
+
+async fn node_status(State(s): AppState) -> Result<Json<NodeStatus>, ApiError> {
+    let st = s.clone();
+    let (models, receipts) = blocking(move || Ok((st.hub.version_count()?, st.receipts.count()?))).await?;
+    Ok(Json(NodeStatus {
+        node_id: hex::encode(s.key.public_key()),
+        version: env!("CARGO_PKG_VERSION").into(),
+        engine: s.cache.engine_id(),
+        network: "dev".into(),
+        modes: vec!["signed".into()],
+        models,
+        receipts,
+        cached_models: s.cache.len() as u64,
+        uptime_s: s.started.elapsed().as_secs(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushQuery {
+    version: Option<String>,
+    description: Option<String>,
+}
+
+enum Chunk {
+    Data(Bytes),
+    End,
+}
+
+async fn push(
+    State(s): AppState,
+    Path(name): Path<String>,
+    query: Result<Query<PushQuery>, axum::extract::rejection::QueryRejection>,
+    body: Body,
+) -> Result<(StatusCode, Json<ModelVersion>), ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    validate_name(&name)?;
+    let version = q.version.as_deref().map(str::parse::<Version>).transpose()?;
+
+    // The body streams through a bounded channel to a blocking writer that hashes and writes it; only an
+    // explicit end marker lets the writer finish, so a dropped connection never yields a blob.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(16);
+    let hub = s.hub.clone();
+    let limit = s.config.max_model_bytes;
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut up = hub.begin_upload(limit)?;
+        while let Some(chunk) = rx.blocking_recv() {
+            match chunk {
+                Chunk::Data(b) => up.write(&b)?,
+                Chunk::End => return Ok(up.finish()?),
+            }
+        }
+        Err(ApiError::new(StatusCode::BAD_REQUEST, "upload_interrupted", "the upload ended before all bytes arrived"))
+    });
+    let mut stream = body.into_data_stream();
+    let mut interrupted = None;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(b) => {
+                if tx.send(Chunk::Data(b)).await.is_err() {
+                    break; // the writer stopped (e.g. size limit); its error is the answer
+                }
+            }
+            Err(e) => {
+                interrupted = Some(e);
+                break;
+            }
+        }
+    }
+    if let Some(e) = interrupted {
+        drop(tx);
+        let _ = writer.await;
+        tracing::info!(error = %e, "hub.put: upload interrupted; nothing stored");
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "upload_interrupted", format!("upload interrupted: {e}")));
+    }
+    let _ = tx.send(Chunk::End).await;
+    drop(tx);
+    let staged = writer.await??;
+    s.metrics.upload_bytes.inc_by(staged.size);
+
+    let st = s.clone();
+    let record = blocking(move || {
+        let info = vouch_engine::inspect(staged.path())?;
+        if staged.size <= st.config.compile_on_push_max_bytes {
+            st.cache.get(staged.id, staged.path(), &info)?;
+        }
+        let template = ModelVersion {
+            id: staged.id,
+            name: name.clone(),
+            version: String::new(),
+            size: staged.size,
+            description: String::new(),
+            format: "onnx".into(),
+            inputs: info.inputs,
+            outputs: info.outputs,
+            ops: info.ops,
+            opsets: info.opsets,
+            producer: info.producer,
+            created_at_ms: 0,
+        };
+        let new = NewVersion { name, version, description: q.description.unwrap_or_default(), template };
+        Ok(st.hub.commit(staged, new)?)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+async fn list_models(State(s): AppState) -> Result<Json<Vec<vouch_api::ModelRepo>>, ApiError> {
+    Ok(Json(blocking(move || Ok(s.hub.list()?)).await?))
+}
+
+async fn show_model(State(s): AppState, Path(reference): Path<String>) -> Result<Json<ModelVersion>, ApiError> {
+    Ok(Json(blocking(move || Ok(s.hub.resolve(&reference)?)).await?))
+}
+
+async fn download(State(s): AppState, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id: ModelId = id.parse().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", format!("{e}")))?;
+    let st = s.clone();
+    let path = blocking(move || Ok(st.hub.blob_path(&id)?)).await?;
+    let file = tokio::fs::File::open(&path).await.map_err(ApiError::internal)?;
+    let len = file.metadata().await.map_err(ApiError::internal)?.len();
+    s.metrics.download_bytes.inc_by(len);
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024));
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream".to_owned()), (header::CONTENT_LENGTH, len.to_string())],
+        body,
+    )
+        .into_response())
+}
+
+async fn infer(State(s): AppState, body: Result<Bytes, BytesRejection>) -> Result<Json<serde_json::Value>, ApiError> {
+    let req: InferRequest = parse_body(body)?;
+    let mode: Mode = req.mode.parse().map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_mode", e))?;
+    if mode != Mode::Signed {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "mode_unavailable",
+            format!("mode {} is not available on this node yet; it serves: signed", mode.name()),
+        ));
+    }
+    let st = s.clone();
+    let reference = req.model.clone();
+    let record = blocking(move || Ok(st.hub.resolve(&reference)?)).await?;
+    let inputs = parse_input_doc(&req.inputs, |n| record.inputs.iter().find(|i| i.name == n).map(|i| i.dtype)).map_err(
+        |(name, e)| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_tensor", format!("input {name:?}: {e}"))
+                .details(serde_json::json!({ "input": name }))
+        },
+    )?;
+    validate_inputs(&record.inputs, &inputs)?;
+
+    let _permit = s.infer_slots.acquire().await.map_err(ApiError::internal)?;
+    let st = s.clone();
+    let receipt = blocking(move || {
+        let path = st.hub.blob_path(&record.id)?;
+        let info = ModelInfo {
+            ir_version: 0,
+            opsets: record.opsets.clone(),
+            producer: record.producer.clone(),
+            inputs: record.inputs.clone(),
+            outputs: record.outputs.clone(),
+            ops: record.ops.clone(),
+        };
+        let model = st.cache.get(record.id, &path, &info)?;
+        let _span = tracing::debug_span!("engine.run", model = %record.id).entered();
+        let started = Instant::now();
+        let outputs = model.run(&inputs)?;
+        st.metrics.inference_seconds.observe(started.elapsed().as_secs_f64());
+        let receipt = vouch_receipt::issue_signed(
+            &st.key,
+            record.id,
+            st.cache.engine_id(),
+            rand::random(),
+            now_ms(),
+            inputs,
+            st.config.disclose_inputs,
+            outputs,
+        );
+        st.receipts.put(&receipt)?;
+        st.metrics.receipts_issued.inc();
+        Ok(receipt)
+    })
+    .await?;
+    Ok(Json(serde_json::to_value(receipt.to_json()).map_err(ApiError::internal)?))
+}
+
+async fn get_receipt(State(s): AppState, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    let digest: Digest =
+        id.parse().map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", "a receipt id is 64 hex characters"))?;
+    let receipt = blocking(move || Ok(s.receipts.get(&digest)?)).await?;
+    match receipt {
+        Some(r) => Ok(Json(serde_json::to_value(r.to_json()).map_err(ApiError::internal)?)),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "receipt_not_found", format!("no receipt {id}"))),
+    }
+}
+
+async fn verify(body: Result<Bytes, BytesRejection>) -> Result<Json<VerifyResponse>, ApiError> {
+    let value: serde_json::Value = parse_body(body)?;
+    let text = value.to_string();
+    let resp = match vouch_receipt::verify_json(&text, None) {
+        Ok(v) => VerifyResponse { valid: true, id: Some(v.id.to_hex()), reason: None },
+        Err(e) => VerifyResponse { valid: false, id: None, reason: Some(e.to_string()) },
+    };
+    Ok(Json(resp))
+}
+
+async fn metrics(State(s): AppState) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.render())
+}

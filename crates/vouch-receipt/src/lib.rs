@@ -1,0 +1,262 @@
+//! Building, signing and offline verification of Vouch inference receipts.
+//!
+//! [`verify`] checks, in order: the format version, that the disclosed outputs (and inputs) hash to the
+//! digests in the body, that the stated id is the id of the body, that the evidence proves the body for its
+//! mode, and, when given the model bytes, that they are the model the receipt names. Each failure is its own
+//! [`ReceiptError`] variant so a caller (and `vouch verify`) can say exactly why a receipt is invalid.
+
+use vouch_codec::receipt::{FORMAT_V1, ReceiptJsonError};
+use vouch_codec::tensor::digest_map;
+use vouch_codec::{AgreementRule, Digest, Evidence, Mode, ModelId, Receipt, ReceiptBody, ReceiptJson, TensorMap, domain};
+use vouch_crypto::NodeKey;
+
+/// Why a receipt is invalid.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReceiptError {
+    /// The receipt's format version is not one this build understands.
+    #[error("unknown receipt format version {found} (this build verifies version {supported})")]
+    UnknownFormatVersion {
+        /// Version found.
+        found: u16,
+        /// Version supported.
+        supported: u16,
+    },
+    /// The receipt does not parse.
+    #[error("malformed receipt: {0}")]
+    Malformed(String),
+    /// The outputs do not hash to the body's output digest.
+    #[error("output digest mismatch: the receipt commits to outputs {stated}, the outputs it carries hash to {computed}")]
+    OutputDigestMismatch {
+        /// Digest in the body.
+        stated: Digest,
+        /// Digest of the carried outputs.
+        computed: Digest,
+    },
+    /// The disclosed inputs do not hash to the body's input digest.
+    #[error("input digest mismatch: the receipt commits to inputs {stated}, the inputs it carries hash to {computed}")]
+    InputDigestMismatch {
+        /// Digest in the body.
+        stated: Digest,
+        /// Digest of the carried inputs.
+        computed: Digest,
+    },
+    /// The stated id is not the id of the body (a body field was changed).
+    #[error("receipt id mismatch: the receipt says {stated} but its contents hash to {computed} (a field was changed after signing)")]
+    IdMismatch {
+        /// The id the receipt states.
+        stated: String,
+        /// The id of its body.
+        computed: Digest,
+    },
+    /// A body extension marked critical is not understood.
+    #[error("unknown critical extension {tag:#06x}")]
+    UnknownCriticalExtension {
+        /// Its tag.
+        tag: u16,
+    },
+    /// No evidence at all.
+    #[error("receipt carries no evidence")]
+    NoEvidence,
+    /// A signature does not verify.
+    #[error("bad signature by {signer}: it does not sign this receipt")]
+    BadSignature {
+        /// Hex public key of the signer.
+        signer: String,
+    },
+    /// A signer is not one of the body's executors.
+    #[error("signature by {signer}, who is not an executor of this receipt")]
+    SignerNotExecutor {
+        /// Hex public key.
+        signer: String,
+    },
+    /// An executor did not sign.
+    #[error("executor {executor} did not sign this receipt")]
+    MissingSignature {
+        /// Hex public key.
+        executor: String,
+    },
+    /// The mode requires a different number of executors.
+    #[error("mode {mode} requires {expected} executor(s), receipt lists {found}")]
+    ExecutorCount {
+        /// Mode name.
+        mode: &'static str,
+        /// Required count.
+        expected: String,
+        /// Count listed.
+        found: usize,
+    },
+    /// Evidence of a kind this build cannot check.
+    #[error("cannot verify evidence of kind {kind} with this build")]
+    UnsupportedEvidence {
+        /// Kind name or tag.
+        kind: String,
+    },
+    /// The model bytes given are not the receipt's model.
+    #[error("model bytes do not match the receipt's model id: receipt names {expected}, the file is {actual}")]
+    ModelMismatch {
+        /// Model id in the receipt.
+        expected: ModelId,
+        /// Id of the bytes given.
+        actual: ModelId,
+    },
+}
+
+/// What a successful verification established.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    /// The receipt id.
+    pub id: Digest,
+    /// The model.
+    pub model: ModelId,
+    /// The mode.
+    pub mode: Mode,
+    /// Executors whose signatures verified.
+    pub signers: Vec<[u8; 32]>,
+    /// Whether the model bytes were checked too.
+    pub model_checked: bool,
+}
+
+/// The engine string receipts issued by this build carry.
+pub fn engine_name(engine: &str, version: &str) -> String {
+    format!("{engine} {version}")
+}
+
+/// Builds and signs a `signed`-mode receipt.
+#[allow(clippy::too_many_arguments)]
+pub fn issue_signed(
+    key: &NodeKey,
+    model: ModelId,
+    engine: String,
+    job: [u8; 32],
+    issued_at_ms: u64,
+    inputs: TensorMap,
+    disclose_inputs: bool,
+    outputs: TensorMap,
+) -> Receipt {
+    let body = ReceiptBody {
+        format: FORMAT_V1,
+        model,
+        mode: Mode::Signed,
+        engine,
+        job,
+        issued_at_ms,
+        input_digest: digest_map(&inputs),
+        output_digest: digest_map(&outputs),
+        executors: vec![key.public_key()],
+        rule: AgreementRule::Exact,
+        extensions: vec![],
+    };
+    let signature = key.sign(domain::RECEIPT_SIGNATURE, &body.id().0);
+    Receipt {
+        body,
+        inputs: disclose_inputs.then_some(inputs),
+        outputs,
+        evidence: vec![Evidence::Ed25519 { public_key: key.public_key(), signature }],
+        anchor: None,
+    }
+}
+
+/// Options for [`verify`].
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// The id the receipt claims for itself (from its JSON view), checked against the body.
+    pub stated_id: Option<String>,
+    /// The id of the model bytes the caller holds, checked against the receipt's model.
+    pub model_bytes_id: Option<ModelId>,
+}
+
+/// Parses a receipt's JSON text and verifies it (the stated `id` included).
+pub fn verify_json(text: &str, model_bytes_id: Option<ModelId>) -> Result<Verified, ReceiptError> {
+    let json: ReceiptJson = serde_json::from_str(text).map_err(|e| {
+        // Report an unknown version as such even when the rest of the document has changed shape.
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(text)
+            && let Some(found) = v.get("format").and_then(|f| f.as_u64())
+            && found != u64::from(FORMAT_V1)
+        {
+            return ReceiptError::UnknownFormatVersion { found: found.min(u16::MAX.into()) as u16, supported: FORMAT_V1 };
+        }
+        ReceiptError::Malformed(e.to_string())
+    })?;
+    let receipt = json.to_receipt().map_err(|e| match e {
+        ReceiptJsonError::UnknownFormat { found, supported } => ReceiptError::UnknownFormatVersion { found, supported },
+        other => ReceiptError::Malformed(other.to_string()),
+    })?;
+    verify(&receipt, &VerifyOptions { stated_id: Some(json.id), model_bytes_id })
+}
+
+/// Verifies a receipt offline.
+pub fn verify(receipt: &Receipt, opts: &VerifyOptions) -> Result<Verified, ReceiptError> {
+    let body = &receipt.body;
+    if body.format != FORMAT_V1 {
+        return Err(ReceiptError::UnknownFormatVersion { found: body.format, supported: FORMAT_V1 });
+    }
+    let computed = digest_map(&receipt.outputs);
+    if computed != body.output_digest {
+        return Err(ReceiptError::OutputDigestMismatch { stated: body.output_digest, computed });
+    }
+    if let Some(inputs) = &receipt.inputs {
+        let computed = digest_map(inputs);
+        if computed != body.input_digest {
+            return Err(ReceiptError::InputDigestMismatch { stated: body.input_digest, computed });
+        }
+    }
+    let id = body.id();
+    if let Some(stated) = &opts.stated_id
+        && *stated != id.to_hex()
+    {
+        return Err(ReceiptError::IdMismatch { stated: stated.clone(), computed: id });
+    }
+    if let Some(ext) = body.extensions.iter().find(|e| e.is_critical()) {
+        return Err(ReceiptError::UnknownCriticalExtension { tag: ext.tag });
+    }
+    let signers = match body.mode {
+        Mode::Signed | Mode::Quorum => check_signatures(receipt, &id)?,
+        Mode::Zk => return Err(ReceiptError::UnsupportedEvidence { kind: "zk_proof".into() }),
+        Mode::Tee => return Err(ReceiptError::UnsupportedEvidence { kind: "tee_quote".into() }),
+    };
+    if let Some(actual) = opts.model_bytes_id
+        && actual != body.model
+    {
+        return Err(ReceiptError::ModelMismatch { expected: body.model, actual });
+    }
+    Ok(Verified { id, model: body.model, mode: body.mode, signers, model_checked: opts.model_bytes_id.is_some() })
+}
+
+fn check_signatures(receipt: &Receipt, id: &Digest) -> Result<Vec<[u8; 32]>, ReceiptError> {
+    let body = &receipt.body;
+    let n = body.executors.len();
+    match body.mode {
+        Mode::Signed if n != 1 => {
+            return Err(ReceiptError::ExecutorCount { mode: "signed", expected: "1".into(), found: n });
+        }
+        Mode::Quorum if n < 2 => {
+            return Err(ReceiptError::ExecutorCount { mode: "quorum", expected: "at least 2".into(), found: n });
+        }
+        _ => {}
+    }
+    if receipt.evidence.is_empty() {
+        return Err(ReceiptError::NoEvidence);
+    }
+    let mut signers = Vec::new();
+    for ev in &receipt.evidence {
+        match ev {
+            Evidence::Ed25519 { public_key, signature } => {
+                if !body.executors.contains(public_key) {
+                    return Err(ReceiptError::SignerNotExecutor { signer: hex::encode(public_key) });
+                }
+                vouch_crypto::verify(domain::RECEIPT_SIGNATURE, public_key, &id.0, signature)
+                    .map_err(|_| ReceiptError::BadSignature { signer: hex::encode(public_key) })?;
+                if !signers.contains(public_key) {
+                    signers.push(*public_key);
+                }
+            }
+            Evidence::ZkProof { .. } => return Err(ReceiptError::UnsupportedEvidence { kind: "zk_proof".into() }),
+            Evidence::TeeQuote { .. } => return Err(ReceiptError::UnsupportedEvidence { kind: "tee_quote".into() }),
+            Evidence::Unknown { tag, .. } => return Err(ReceiptError::UnsupportedEvidence { kind: format!("tag {tag}") }),
+        }
+    }
+    if let Some(missing) = body.executors.iter().find(|e| !signers.contains(e)) {
+        return Err(ReceiptError::MissingSignature { executor: hex::encode(missing) });
+    }
+    Ok(signers)
+}
