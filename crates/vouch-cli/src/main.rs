@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 
 /// Verifiable AI inference: host models, run them, and check every result.
 #[derive(Parser)]
-#[command(name = "vouch", version, about, propagate_version = true)]
+#[command(name = "vouch", version, about)]
 pub struct Cli {
     /// Node to talk to.
     #[arg(long, global = true, env = "VOUCH_NODE", default_value = "http://127.0.0.1:7070")]
@@ -89,4 +89,12 @@ fn main() -> ExitCode {
 pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_definition_is_consistent() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

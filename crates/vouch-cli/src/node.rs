@@ -1,5 +1,6 @@
 //! `vouch node run | status | config`.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -57,8 +58,12 @@ pub async fn run(cli: &Cli, cmd: &NodeCommand) -> anyhow::Result<Outcome> {
             init_tracing();
             let node = Node::start(&home, config).await.context("starting node")?;
             // The first line of stdout is the API address: scripts and tests read it (port 0 binds any port).
-            println!("vouch node listening on http://{}", node.local_addr());
-            println!("node id {} home {}", node.node_id(), home.display());
+            // Written without println!: a closed stdout must not take the node down.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "vouch node listening on http://{}", node.local_addr());
+            let _ = writeln!(out, "node id {} home {}", node.node_id(), home.display());
+            let _ = out.flush();
+            drop(out);
             node.serve(shutdown_signal()).await?;
             Ok(Outcome::Ok)
         }

@@ -47,8 +47,9 @@ pub enum EngineError {
 pub trait Engine: Send + Sync {
     /// Name and version, recorded in receipts (`tract-onnx 0.23.9`).
     fn id(&self) -> String;
-    /// Loads and optimises the model at `path`, whose signature is `info`.
-    fn compile(&self, path: &Path, info: &ModelInfo) -> Result<Arc<dyn CompiledModel>, EngineError>;
+    /// Loads and optimises the model at `path`, whose signature is `info`: for every input size when
+    /// `shapes` is `None` (open dimensions stay symbolic), or for exactly the given input shapes.
+    fn compile(&self, path: &Path, info: &ModelInfo, shapes: Option<&[Vec<u64>]>) -> Result<Arc<dyn CompiledModel>, EngineError>;
 }
 
 /// A model ready to run; shared by concurrent requests.

@@ -28,7 +28,7 @@ impl Engine for TractEngine {
         format!("tract-onnx {TRACT_VERSION}")
     }
 
-    fn compile(&self, path: &Path, info: &ModelInfo) -> Result<Arc<dyn CompiledModel>, EngineError> {
+    fn compile(&self, path: &Path, info: &ModelInfo, shapes: Option<&[Vec<u64>]>) -> Result<Arc<dyn CompiledModel>, EngineError> {
         contain(|| {
             let c = |e: TractError| EngineError::Compile(format!("{e:#}"));
             let mut model = tract_onnx::onnx().model_for_path(path).map_err(c)?;
@@ -42,8 +42,14 @@ impl Engine for TractEngine {
             // Dimensions the file leaves unnamed become fresh symbols, so the model is typed once for
             // every size and each request binds them to its own.
             for (ix, spec) in info.inputs.iter().enumerate() {
-                let Some(shape) = &spec.shape else { continue };
                 let fact = model.input_fact(ix).map_err(c)?.clone();
+                let dt = fact.datum_type().ok_or_else(|| EngineError::Compile(format!("input {} has no type", spec.name)))?;
+                if let Some(concrete) = shapes.and_then(|s| s.get(ix)) {
+                    let dims: TVec<TDim> = concrete.iter().map(|d| TDim::Val(*d as i64)).collect();
+                    model.set_input_fact(ix, InferenceFact::dt_shape(dt, dims)).map_err(c)?;
+                    continue;
+                }
+                let Some(shape) = &spec.shape else { continue };
                 let dims: TVec<TDim> = shape
                     .iter()
                     .enumerate()
@@ -57,7 +63,6 @@ impl Engine for TractEngine {
                         }
                     })
                     .collect();
-                let dt = fact.datum_type().ok_or_else(|| EngineError::Compile(format!("input {} has no type", spec.name)))?;
                 model.set_input_fact(ix, InferenceFact::dt_shape(dt, dims)).map_err(c)?;
             }
             let plan = model.into_optimized().map_err(c)?.into_runnable().map_err(c)?;

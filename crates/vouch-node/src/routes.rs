@@ -166,7 +166,7 @@ async fn push(
     let record = blocking(move || {
         let info = vouch_engine::inspect(staged.path())?;
         if staged.size <= st.config.compile_on_push_max_bytes {
-            st.cache.get(staged.id, staged.path(), &info)?;
+            st.cache.check(staged.id, staged.path(), &info)?;
         }
         let template = ModelVersion {
             id: staged.id,
@@ -227,6 +227,10 @@ async fn infer(State(s): AppState, body: Result<Bytes, BytesRejection>) -> Resul
     let record = blocking(move || Ok(st.hub.resolve(&reference)?)).await?;
     let inputs = parse_input_doc(&req.inputs, |n| record.inputs.iter().find(|i| i.name == n).map(|i| i.dtype)).map_err(
         |(name, e)| {
+            if !name.is_empty() && record.inputs.iter().all(|i| i.name != name) {
+                let expected = record.inputs.iter().map(|s| s.describe()).collect::<Vec<_>>().join(", ");
+                return vouch_engine::InputError::Unknown { name, expected }.into();
+            }
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_tensor", format!("input {name:?}: {e}"))
                 .details(serde_json::json!({ "input": name }))
         },
@@ -245,7 +249,7 @@ async fn infer(State(s): AppState, body: Result<Bytes, BytesRejection>) -> Resul
             outputs: record.outputs.clone(),
             ops: record.ops.clone(),
         };
-        let model = st.cache.get(record.id, &path, &info)?;
+        let model = st.cache.get(record.id, &path, &info, &inputs)?;
         let _span = tracing::debug_span!("engine.run", model = %record.id).entered();
         let started = Instant::now();
         let outputs = model.run(&inputs)?;
