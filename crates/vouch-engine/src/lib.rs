@@ -6,6 +6,7 @@
 //! [`ModelCache`] compiles each model once and shares it across concurrent requests.
 
 pub mod cache;
+pub mod conformance;
 pub mod convert;
 pub mod inspect;
 pub mod tract;
