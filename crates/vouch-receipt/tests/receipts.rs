@@ -1,0 +1,211 @@
+//! Receipt encoding fixtures and verifier soundness: start from a valid receipt, change one thing, assert the
+//! exact error. Golden files pin the canonical bytes; set VOUCH_UPDATE_GOLDEN=1 to rewrite them (a deliberate
+//! format change, to be said in the commit message).
+
+use std::path::Path;
+
+use proptest::prelude::*;
+use vouch_codec::receipt::FORMAT_V1;
+use vouch_codec::{Evidence, Extension, Mode, ModelId, Receipt, ReceiptJson, Tensor, TensorData, TensorMap, domain};
+use vouch_crypto::NodeKey;
+use vouch_receipt::{ReceiptError, VerifyOptions, issue_signed, verify, verify_json};
+
+fn key() -> NodeKey {
+    NodeKey::from_secret([7; 32])
+}
+
+fn tensors() -> (TensorMap, TensorMap) {
+    let mut inputs = TensorMap::new();
+    inputs.insert("x".into(), Tensor::new(vec![1, 3], TensorData::F32(vec![0.5, -1.25, 3.0])).unwrap());
+    inputs.insert("ids".into(), Tensor::new(vec![2], TensorData::I64(vec![-7, 1 << 40])).unwrap());
+    let mut outputs = TensorMap::new();
+    outputs.insert("y".into(), Tensor::new(vec![2], TensorData::F32(vec![0.1, f32::NAN])).unwrap());
+    outputs.insert("label".into(), Tensor::new(vec![], TensorData::String(vec!["cat".into()])).unwrap());
+    outputs.insert("mask".into(), Tensor::new(vec![2], TensorData::Bool(vec![true, false])).unwrap());
+    (inputs, outputs)
+}
+
+fn valid() -> Receipt {
+    let (inputs, outputs) = tensors();
+    issue_signed(&key(), ModelId::of_bytes(b"model"), "tract-onnx 0.23.9".into(), [9; 32], 1_764_000_000_000, inputs, true, outputs)
+}
+
+fn resign(r: &mut Receipt) {
+    let sig = key().sign(domain::RECEIPT_SIGNATURE, &r.id().0);
+    r.evidence = vec![Evidence::Ed25519 { public_key: key().public_key(), signature: sig }];
+}
+
+fn check(r: &Receipt) -> Result<vouch_receipt::Verified, ReceiptError> {
+    verify(r, &VerifyOptions::default())
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    if std::env::var_os("VOUCH_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{} missing; run with VOUCH_UPDATE_GOLDEN=1", path.display()));
+    assert_eq!(actual, expected, "{name} changed: this is a receipt format change");
+}
+
+#[test]
+fn golden_receipt_v1() {
+    let r = valid();
+    golden("receipt_v1.hex", &(hex::encode(r.to_bytes()) + "\n"));
+    golden("receipt_v1.body.hex", &(hex::encode(r.body.to_bytes()) + "\n"));
+    golden("receipt_v1.id", &(r.id().to_hex() + "\n"));
+    golden("receipt_v1.json", &(serde_json::to_string_pretty(&r.to_json()).unwrap() + "\n"));
+    // And the fixture still verifies and decodes back to the same receipt.
+    assert!(check(&r).is_ok());
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/receipt_v1.json")).unwrap();
+    assert_eq!(verify_json(&text, None).unwrap().id, r.id());
+}
+
+#[test]
+fn canonical_bytes_and_json_round_trip() {
+    let r = valid();
+    assert_eq!(Receipt::from_bytes(&r.to_bytes()).unwrap().to_bytes(), r.to_bytes());
+    let json: ReceiptJson = serde_json::from_str(&serde_json::to_string(&r.to_json()).unwrap()).unwrap();
+    assert_eq!(json.to_receipt().unwrap().to_bytes(), r.to_bytes());
+}
+
+#[test]
+fn each_change_is_rejected_with_its_reason() {
+    let base = valid();
+    let v = check(&base).unwrap();
+    assert_eq!((v.mode, v.signers.clone()), (Mode::Signed, vec![key().public_key()]));
+
+    let mut r = base.clone();
+    r.outputs.insert("y".into(), Tensor::new(vec![2], TensorData::F32(vec![0.2, f32::NAN])).unwrap());
+    assert!(matches!(check(&r), Err(ReceiptError::OutputDigestMismatch { .. })));
+
+    let mut r = base.clone();
+    r.inputs.as_mut().unwrap().insert("ids".into(), Tensor::new(vec![2], TensorData::I64(vec![-7, 0])).unwrap());
+    assert!(matches!(check(&r), Err(ReceiptError::InputDigestMismatch { .. })));
+
+    let stated = VerifyOptions { stated_id: Some("00".repeat(32)), ..Default::default() };
+    assert!(matches!(verify(&base, &stated), Err(ReceiptError::IdMismatch { .. })));
+
+    let mut r = base.clone();
+    r.body.model = ModelId::of_bytes(b"another model");
+    assert!(matches!(check(&r), Err(ReceiptError::BadSignature { .. })));
+
+    let mut r = base.clone();
+    r.body.issued_at_ms += 1;
+    assert!(matches!(check(&r), Err(ReceiptError::BadSignature { .. })));
+
+    let mut r = base.clone();
+    if let Evidence::Ed25519 { signature, .. } = &mut r.evidence[0] {
+        signature[10] ^= 1;
+    }
+    assert!(matches!(check(&r), Err(ReceiptError::BadSignature { .. })));
+
+    let mut r = base.clone();
+    let other = NodeKey::from_secret([8; 32]);
+    r.evidence = vec![Evidence::Ed25519 { public_key: other.public_key(), signature: other.sign(domain::RECEIPT_SIGNATURE, &r.id().0) }];
+    assert!(matches!(check(&r), Err(ReceiptError::SignerNotExecutor { .. })));
+
+    let mut r = base.clone();
+    r.body.executors.push(NodeKey::from_secret([8; 32]).public_key());
+    resign(&mut r);
+    assert!(matches!(check(&r), Err(ReceiptError::ExecutorCount { found: 2, .. })));
+
+    let mut r = base.clone();
+    r.evidence.clear();
+    assert_eq!(check(&r), Err(ReceiptError::NoEvidence));
+
+    let mut r = base.clone();
+    r.body.extensions.push(Extension { tag: 0x8001, value: vec![1] });
+    resign(&mut r);
+    assert_eq!(check(&r), Err(ReceiptError::UnknownCriticalExtension { tag: 0x8001 }));
+    // A non-critical unknown extension is fine once signed.
+    let mut r = base.clone();
+    r.body.extensions.push(Extension { tag: 0x0001, value: vec![1] });
+    resign(&mut r);
+    assert!(check(&r).is_ok());
+
+    let mut r = base.clone();
+    r.evidence.push(Evidence::Unknown { tag: 99, payload: vec![1, 2] });
+    assert!(matches!(check(&r), Err(ReceiptError::UnsupportedEvidence { .. })));
+
+    let mut r = base.clone();
+    r.body.mode = Mode::Zk;
+    assert!(matches!(check(&r), Err(ReceiptError::UnsupportedEvidence { .. })));
+
+    let opts = VerifyOptions { model_bytes_id: Some(ModelId::of_bytes(b"other")), ..Default::default() };
+    assert!(matches!(verify(&base, &opts), Err(ReceiptError::ModelMismatch { .. })));
+    let opts = VerifyOptions { model_bytes_id: Some(ModelId::of_bytes(b"model")), ..Default::default() };
+    assert!(verify(&base, &opts).unwrap().model_checked);
+
+    let mut json = serde_json::to_value(base.to_json()).unwrap();
+    json["format"] = serde_json::json!(7);
+    assert_eq!(verify_json(&json.to_string(), None), Err(ReceiptError::UnknownFormatVersion { found: 7, supported: FORMAT_V1 }));
+    let mut json = serde_json::to_value(base.to_json()).unwrap();
+    json["surprise"] = serde_json::json!(1);
+    assert!(matches!(verify_json(&json.to_string(), None), Err(ReceiptError::Malformed(_))));
+}
+
+#[test]
+fn every_truncation_of_a_receipt_fails_to_decode_without_panicking() {
+    let bytes = valid().to_bytes();
+    for n in 0..bytes.len() {
+        assert!(Receipt::from_bytes(&bytes[..n]).is_err(), "prefix of {n} bytes decoded");
+    }
+    let mut extra = bytes.clone();
+    extra.push(0);
+    assert!(matches!(Receipt::from_bytes(&extra), Err(vouch_codec::DecodeError::TrailingBytes { .. })));
+    let mut v2 = bytes.clone();
+    v2[8] = 2;
+    assert!(matches!(Receipt::from_bytes(&v2), Err(vouch_codec::DecodeError::UnknownVersion { found: 2, .. })));
+}
+
+fn tensor_strategy() -> impl Strategy<Value = Tensor> {
+    (prop::collection::vec(0u64..4, 0..4), 0u8..5).prop_flat_map(|(shape, kind)| {
+        let n: u64 = shape.iter().product();
+        let n = n as usize;
+        let data: BoxedStrategy<TensorData> = match kind {
+            0 => prop::collection::vec(any::<f32>(), n).prop_map(TensorData::F32).boxed(),
+            1 => prop::collection::vec(any::<i64>(), n).prop_map(TensorData::I64).boxed(),
+            2 => prop::collection::vec(any::<u8>(), n).prop_map(TensorData::U8).boxed(),
+            3 => prop::collection::vec(any::<bool>(), n).prop_map(TensorData::Bool).boxed(),
+            _ => prop::collection::vec(".{0,5}", n).prop_map(TensorData::String).boxed(),
+        };
+        data.prop_map(move |d| Tensor::new(shape.clone(), d).unwrap())
+    })
+}
+
+proptest! {
+    #[test]
+    fn random_receipts_round_trip_bytes_and_json_and_verify(
+        outputs in prop::collection::btree_map("[a-z]{1,4}", tensor_strategy(), 0..4),
+        inputs in prop::collection::btree_map("[a-z]{1,4}", tensor_strategy(), 0..3),
+    ) {
+        let r = issue_signed(&key(), ModelId::of_bytes(b"m"), "e".into(), [1; 32], 5, inputs, true, outputs);
+        let bytes = r.to_bytes();
+        let back = Receipt::from_bytes(&bytes).unwrap();
+        prop_assert_eq!(back.to_bytes(), bytes.clone());
+        let text = serde_json::to_string(&r.to_json()).unwrap();
+        prop_assert!(verify_json(&text, None).is_ok());
+        let json: ReceiptJson = serde_json::from_str(&text).unwrap();
+        prop_assert_eq!(json.to_receipt().unwrap().to_bytes(), bytes);
+    }
+
+    #[test]
+    fn garbage_never_panics_the_decoder(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = Receipt::from_bytes(&bytes);
+        let mut prefixed = b"VOUCHRCT\x01\x00".to_vec();
+        prefixed.extend_from_slice(&bytes);
+        let _ = Receipt::from_bytes(&prefixed);
+    }
+
+    #[test]
+    fn f32_values_survive_the_json_view_exactly(x in any::<f32>()) {
+        let t = Tensor::new(vec![1], TensorData::F32(vec![x])).unwrap();
+        let j = serde_json::to_string(&t.to_json()).unwrap();
+        let back = Tensor::from_json(&serde_json::from_str(&j).unwrap(), None).unwrap();
+        match back.data() {
+            TensorData::F32(v) => prop_assert!(v[0].to_bits() == x.to_bits() || (x.is_nan() && v[0].is_nan())),
+            _ => prop_assert!(false),
+        }
+    }
+}
