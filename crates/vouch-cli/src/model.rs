@@ -59,7 +59,14 @@ fn print_version(v: &ModelVersion) {
         println!("output      {}", o.describe());
     }
     if !v.ops.is_empty() {
-        println!("ops         {}", v.ops.iter().map(|(k, n)| format!("{k}x{n}")).collect::<Vec<_>>().join(" "));
+        println!(
+            "ops         {}",
+            v.ops
+                .iter()
+                .map(|(k, n)| format!("{k}x{n}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
     }
 }
 
@@ -69,19 +76,37 @@ pub async fn run(cli: &Cli, cmd: &ModelCommand) -> anyhow::Result<Outcome> {
         ModelCommand::Push(a) => {
             let len = std::fs::metadata(&a.file).map(|m| m.len()).unwrap_or(0);
             // Progress for big uploads, on stderr, only for people (not --json, not pipes).
-            let bar = if !cli.json && len > (8 << 20) && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            let bar = if !cli.json
+                && len > (8 << 20)
+                && std::io::IsTerminal::is_terminal(&std::io::stderr())
+            {
                 let b = ProgressBar::new(len);
-                b.set_style(ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}").expect("valid template"));
+                b.set_style(
+                    ProgressStyle::with_template(
+                        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+                    )
+                    .expect("valid template"),
+                );
                 b
             } else {
                 ProgressBar::hidden()
             };
             let b = bar.clone();
             let v = client
-                .push(&a.file, &a.name, a.version.as_deref(), a.description.as_deref(), move |n| b.set_position(n))
+                .push(
+                    &a.file,
+                    &a.name,
+                    a.version.as_deref(),
+                    a.description.as_deref(),
+                    move |n| b.set_position(n),
+                )
                 .await?;
             bar.finish_and_clear();
-            if cli.json { print_json(&v)? } else { println!("{}", v.id) }
+            if cli.json {
+                print_json(&v)?
+            } else {
+                println!("{}", v.id)
+            }
         }
         ModelCommand::Ls => {
             let repos = client.list().await?;
@@ -97,7 +122,11 @@ pub async fn run(cli: &Cli, cmd: &ModelCommand) -> anyhow::Result<Outcome> {
         }
         ModelCommand::Show { reference } => {
             let v = client.show(reference).await?;
-            if cli.json { print_json(&v)? } else { print_version(&v) }
+            if cli.json {
+                print_json(&v)?
+            } else {
+                print_version(&v)
+            }
         }
         ModelCommand::Pull { id, output } => {
             let id: ModelId = id.parse()?;

@@ -33,7 +33,10 @@ fn input_doc(model: &Value, seed: u64, open_dims: &[u64]) -> Value {
                 other => panic!("no generator for {other}"),
             })
             .collect();
-        inputs.insert(spec["name"].as_str().unwrap().into(), json!({"dtype": dtype, "shape": shape, "data": data}));
+        inputs.insert(
+            spec["name"].as_str().unwrap().into(),
+            json!({"dtype": dtype, "shape": shape, "data": data}),
+        );
     }
     json!({ "inputs": inputs })
 }
@@ -45,7 +48,11 @@ fn ort_reference(model: &Path, input: &Path) -> Value {
         .arg(input)
         .output()
         .expect("python3 must be installed (scripts/setup-test-env.sh)");
-    assert!(out.status.success(), "onnxruntime reference failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "onnxruntime reference failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -60,14 +67,25 @@ fn as_f64(v: &Value) -> f64 {
 fn assert_close(ours: &Value, reference: &Value, model: &str) {
     let ref_map = reference.as_object().unwrap();
     let our_map = ours.as_object().unwrap();
-    assert_eq!(our_map.keys().collect::<Vec<_>>(), ref_map.keys().collect::<Vec<_>>(), "{model}: output names");
+    assert_eq!(
+        our_map.keys().collect::<Vec<_>>(),
+        ref_map.keys().collect::<Vec<_>>(),
+        "{model}: output names"
+    );
     for (name, r) in ref_map {
         let o = &our_map[name];
         assert_eq!(o["shape"], r["shape"], "{model}/{name}: shape");
         let (od, rd) = (o["data"].as_array().unwrap(), r["data"].as_array().unwrap());
         assert_eq!(od.len(), rd.len());
-        let max_err = od.iter().zip(rd).map(|(a, b)| (as_f64(a) - as_f64(b)).abs()).fold(0.0, f64::max);
-        assert!(max_err <= 1e-4, "{model}/{name}: max abs error {max_err} vs onnxruntime");
+        let max_err = od
+            .iter()
+            .zip(rd)
+            .map(|(a, b)| (as_f64(a) - as_f64(b)).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            max_err <= 1e-4,
+            "{model}/{name}: max abs error {max_err} vs onnxruntime"
+        );
     }
 }
 
@@ -80,12 +98,32 @@ struct Case {
 fn cases() -> Vec<Case> {
     let bench = bench_models();
     vec![
-        Case { name: "mlp_small", path: bench.join("mlp_small.onnx"), open_dims: &[] },
-        Case { name: "mlp_mnist", path: bench.join("mlp_mnist.onnx"), open_dims: &[] },
-        Case { name: "lenet_small", path: bench.join("lenet_small.onnx"), open_dims: &[] },
-        Case { name: "magika", path: cached_model("magika_standard_v3_3.onnx"), open_dims: &[1] },
+        Case {
+            name: "mlp_small",
+            path: bench.join("mlp_small.onnx"),
+            open_dims: &[],
+        },
+        Case {
+            name: "mlp_mnist",
+            path: bench.join("mlp_mnist.onnx"),
+            open_dims: &[],
+        },
+        Case {
+            name: "lenet_small",
+            path: bench.join("lenet_small.onnx"),
+            open_dims: &[],
+        },
+        Case {
+            name: "magika",
+            path: cached_model("magika_standard_v3_3.onnx"),
+            open_dims: &[1],
+        },
         // PP-OCR's direction classifier takes [N, 3, H, W]; 48x192 is the size it is used at.
-        Case { name: "ppocr-cls", path: cached_model("ppocr_cls.onnx"), open_dims: &[2, 48, 192] },
+        Case {
+            name: "ppocr-cls",
+            path: cached_model("ppocr_cls.onnx"),
+            open_dims: &[2, 48, 192],
+        },
     ]
 }
 
@@ -93,7 +131,10 @@ fn run_verify(node: &NodeProc, receipt: &Path, extra: &[&str]) -> (i32, String) 
     let mut args = vec!["verify", receipt.to_str().unwrap()];
     args.extend_from_slice(extra);
     let out = node.vouch(&args);
-    (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 fn write_json(path: &Path, v: &Value) {
@@ -108,7 +149,14 @@ fn push_infer_verify_real_models_against_onnxruntime() {
     let mut pushed = vec![];
     for case in cases() {
         let model: Value = serde_json::from_str(&node.vouch_ok(&[
-            "--json", "model", "push", case.path.to_str().unwrap(), "--name", case.name, "--description", "e2e",
+            "--json",
+            "model",
+            "push",
+            case.path.to_str().unwrap(),
+            "--name",
+            case.name,
+            "--description",
+            "e2e",
         ]))
         .unwrap();
         for key in ["id", "name", "version", "size", "inputs", "outputs"] {
@@ -117,43 +165,97 @@ fn push_infer_verify_real_models_against_onnxruntime() {
         assert_eq!(model["size"], std::fs::metadata(&case.path).unwrap().len());
         assert_eq!(model["version"], "1.0");
         // `model show` by name, name@version and id all give the push's object.
-        for reference in [case.name.to_owned(), format!("{}@1.0", case.name), model["id"].as_str().unwrap().to_owned()] {
-            let shown: Value = serde_json::from_str(&node.vouch_ok(&["--json", "model", "show", &reference])).unwrap();
+        for reference in [
+            case.name.to_owned(),
+            format!("{}@1.0", case.name),
+            model["id"].as_str().unwrap().to_owned(),
+        ] {
+            let shown: Value =
+                serde_json::from_str(&node.vouch_ok(&["--json", "model", "show", &reference]))
+                    .unwrap();
             assert_eq!(shown, model, "show {reference}");
         }
         // Pull gives back the identical bytes.
         let pulled = work.path().join(format!("{}.pulled.onnx", case.name));
-        node.vouch_ok(&["model", "pull", model["id"].as_str().unwrap(), "-o", pulled.to_str().unwrap()]);
-        assert_eq!(std::fs::read(&pulled).unwrap(), std::fs::read(&case.path).unwrap(), "{}: pulled bytes", case.name);
+        node.vouch_ok(&[
+            "model",
+            "pull",
+            model["id"].as_str().unwrap(),
+            "-o",
+            pulled.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            std::fs::read(&pulled).unwrap(),
+            std::fs::read(&case.path).unwrap(),
+            "{}: pulled bytes",
+            case.name
+        );
 
         let input = work.path().join(format!("{}.input.json", case.name));
         write_json(&input, &input_doc(&model, 7, case.open_dims));
         let receipt_path = work.path().join(format!("{}.receipt.json", case.name));
         let printed: Value = serde_json::from_str(&node.vouch_ok(&[
-            "--json", "infer", case.name, "--input", input.to_str().unwrap(), "--mode", "signed", "-o", receipt_path.to_str().unwrap(),
+            "--json",
+            "infer",
+            case.name,
+            "--input",
+            input.to_str().unwrap(),
+            "--mode",
+            "signed",
+            "-o",
+            receipt_path.to_str().unwrap(),
         ]))
         .unwrap();
         let saved: Value = serde_json::from_slice(&std::fs::read(&receipt_path).unwrap()).unwrap();
         assert_eq!(printed, saved);
         assert!(saved["id"].is_string());
-        assert_close(&saved["outputs"], &ort_reference(&case.path, &input), case.name);
+        assert_close(
+            &saved["outputs"],
+            &ort_reference(&case.path, &input),
+            case.name,
+        );
 
         // Offline verification, with and without the model bytes.
-        assert_eq!(run_verify(&node, &receipt_path, &[]).0, 0, "{}: verify", case.name);
-        assert_eq!(run_verify(&node, &receipt_path, &["--model", case.path.to_str().unwrap()]).0, 0);
+        assert_eq!(
+            run_verify(&node, &receipt_path, &[]).0,
+            0,
+            "{}: verify",
+            case.name
+        );
+        assert_eq!(
+            run_verify(
+                &node,
+                &receipt_path,
+                &["--model", case.path.to_str().unwrap()]
+            )
+            .0,
+            0
+        );
         // The node keeps it: `receipt show` returns the same receipt.
-        let shown: Value = serde_json::from_str(&node.vouch_ok(&["receipt", "show", saved["id"].as_str().unwrap()])).unwrap();
+        let shown: Value = serde_json::from_str(&node.vouch_ok(&[
+            "receipt",
+            "show",
+            saved["id"].as_str().unwrap(),
+        ]))
+        .unwrap();
         assert_eq!(shown, saved);
         pushed.push((case, model, receipt_path));
     }
 
-    let status: Value = serde_json::from_str(&node.vouch_ok(&["--json", "node", "status"])).unwrap();
+    let status: Value =
+        serde_json::from_str(&node.vouch_ok(&["--json", "node", "status"])).unwrap();
     assert_eq!(status["models"], 5);
     assert_eq!(status["receipts"], 5);
     let listed: Value = serde_json::from_str(&node.vouch_ok(&["--json", "model", "ls"])).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 5);
 
-    tamper_tests(&node, work.path(), &pushed[0].2, &pushed[1].1["id"], &pushed[1].0.path);
+    tamper_tests(
+        &node,
+        work.path(),
+        &pushed[0].2,
+        &pushed[1].1["id"],
+        &pushed[1].0.path,
+    );
     assert!(node.terminate(), "node exits cleanly on SIGTERM");
 }
 
@@ -164,12 +266,21 @@ fn tamper_tests(node: &NodeProc, dir: &Path, receipt: &Path, other_id: &Value, o
         write_json(&p, v);
         let (code, out) = run_verify(node, &p, extra);
         assert_eq!(code, 1, "{name}: exit code; output {out}");
-        assert!(out.contains(reason), "{name}: expected {reason:?} in {out:?}");
+        assert!(
+            out.contains(reason),
+            "{name}: expected {reason:?} in {out:?}"
+        );
     };
 
     // One output value changed.
     let mut v = valid.clone();
-    let out_name = v["outputs"].as_object().unwrap().keys().next().unwrap().clone();
+    let out_name = v["outputs"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
     let x = v["outputs"][&out_name]["data"][0].as_f64().unwrap();
     v["outputs"][&out_name]["data"][0] = json!(x + 0.5);
     check("output", &v, &[], "output digest mismatch");
@@ -177,7 +288,11 @@ fn tamper_tests(node: &NodeProc, dir: &Path, receipt: &Path, other_id: &Value, o
     // One byte of the signature changed.
     let mut v = valid.clone();
     let sig = v["evidence"][0]["signature"].as_str().unwrap().to_owned();
-    let flipped = format!("{}{}", if &sig[..2] == "00" { "01" } else { "00" }, &sig[2..]);
+    let flipped = format!(
+        "{}{}",
+        if &sig[..2] == "00" { "01" } else { "00" },
+        &sig[2..]
+    );
     v["evidence"][0]["signature"] = json!(flipped);
     check("signature", &v, &[], "bad signature");
 
@@ -191,7 +306,12 @@ fn tamper_tests(node: &NodeProc, dir: &Path, receipt: &Path, other_id: &Value, o
     check("model-id-reidentified", &v, &[], "bad signature");
 
     // Model bytes that are not the receipt's model.
-    check("model-bytes", &valid, &["--model", other_model.to_str().unwrap()], "model bytes do not match");
+    check(
+        "model-bytes",
+        &valid,
+        &["--model", other_model.to_str().unwrap()],
+        "model bytes do not match",
+    );
 
     // A format version this build does not know.
     let mut v = valid.clone();
@@ -200,7 +320,13 @@ fn tamper_tests(node: &NodeProc, dir: &Path, receipt: &Path, other_id: &Value, o
 
     // An input value changed (inputs are disclosed by default).
     let mut v = valid.clone();
-    let in_name = v["inputs"].as_object().unwrap().keys().next().unwrap().clone();
+    let in_name = v["inputs"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
     let x = v["inputs"][&in_name]["data"][0].as_f64().unwrap();
     v["inputs"][&in_name]["data"][0] = json!(x + 0.25);
     check("input", &v, &[], "input digest mismatch");
@@ -209,7 +335,11 @@ fn tamper_tests(node: &NodeProc, dir: &Path, receipt: &Path, other_id: &Value, o
     let p = dir.join("garbage.json");
     std::fs::write(&p, b"{not json").unwrap();
     let (code, out) = run_verify(node, &p, &[]);
-    assert_eq!((code, out.contains("malformed receipt")), (1, true), "{out}");
+    assert_eq!(
+        (code, out.contains("malformed receipt")),
+        (1, true),
+        "{out}"
+    );
 
     // Usage errors exit 2.
     let out = node.vouch(&["verify"]);

@@ -83,7 +83,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_tensor_elements: 1 << 28, max_bytes: 1 << 30, max_items: 1 << 16, max_rank: 16 }
+        Self {
+            max_tensor_elements: 1 << 28,
+            max_bytes: 1 << 30,
+            max_items: 1 << 16,
+            max_rank: 16,
+        }
     }
 }
 
@@ -124,7 +129,8 @@ impl Writer {
     }
     /// A length: `u32` little-endian. Lengths above `u32::MAX` cannot be encoded; callers bound them first.
     pub fn len(&mut self, n: usize) {
-        let n = u32::try_from(n).expect("canonical lengths are bounded far below u32::MAX by callers");
+        let n =
+            u32::try_from(n).expect("canonical lengths are bounded far below u32::MAX by callers");
         self.u32(n);
     }
     /// A byte string: `u32` length, then the bytes.
@@ -150,7 +156,10 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader over `buf` with the default limits.
     pub fn new(buf: &'a [u8]) -> Self {
-        Self { buf, limits: Limits::default() }
+        Self {
+            buf,
+            limits: Limits::default(),
+        }
     }
     /// A reader with explicit limits.
     pub fn with_limits(buf: &'a [u8], limits: Limits) -> Self {
@@ -165,13 +174,20 @@ impl<'a> Reader<'a> {
         if self.buf.is_empty() {
             Ok(())
         } else {
-            Err(DecodeError::TrailingBytes { what, count: self.buf.len() })
+            Err(DecodeError::TrailingBytes {
+                what,
+                count: self.buf.len(),
+            })
         }
     }
     /// The next `n` raw bytes.
     pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
         if n > self.buf.len() {
-            return Err(DecodeError::UnexpectedEnd { what, needed: n, remaining: self.buf.len() });
+            return Err(DecodeError::UnexpectedEnd {
+                what,
+                needed: n,
+                remaining: self.buf.len(),
+            });
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
@@ -203,7 +219,11 @@ impl<'a> Reader<'a> {
     pub fn count(&mut self, what: &'static str) -> Result<usize, DecodeError> {
         let n = u64::from(self.u32(what)?);
         if n > self.limits.max_items {
-            return Err(DecodeError::TooLarge { what, len: n, max: self.limits.max_items });
+            return Err(DecodeError::TooLarge {
+                what,
+                len: n,
+                max: self.limits.max_items,
+            });
         }
         Ok(n as usize)
     }
@@ -211,7 +231,11 @@ impl<'a> Reader<'a> {
     pub fn bytes(&mut self, what: &'static str) -> Result<&'a [u8], DecodeError> {
         let n = u64::from(self.u32(what)?);
         if n > self.limits.max_bytes {
-            return Err(DecodeError::TooLarge { what, len: n, max: self.limits.max_bytes });
+            return Err(DecodeError::TooLarge {
+                what,
+                len: n,
+                max: self.limits.max_bytes,
+            });
         }
         self.take(n as usize, what)
     }
@@ -224,7 +248,10 @@ impl<'a> Reader<'a> {
         match self.u8(what)? {
             0 => Ok(false),
             1 => Ok(true),
-            v => Err(DecodeError::InvalidValue { what, value: v.into() }),
+            v => Err(DecodeError::InvalidValue {
+                what,
+                value: v.into(),
+            }),
         }
     }
 }
@@ -240,22 +267,44 @@ mod tests {
         w.raw(b"abc");
         let bytes = w.finish();
         let err = Reader::new(&bytes).bytes("blob").unwrap_err();
-        assert_eq!(err, DecodeError::UnexpectedEnd { what: "blob", needed: 10, remaining: 3 });
+        assert_eq!(
+            err,
+            DecodeError::UnexpectedEnd {
+                what: "blob",
+                needed: 10,
+                remaining: 3
+            }
+        );
     }
 
     #[test]
     fn reader_rejects_lengths_over_the_limit_before_allocating() {
         let bytes = u32::MAX.to_le_bytes();
-        let limits = Limits { max_bytes: 16, ..Limits::default() };
-        let err = Reader::with_limits(&bytes, limits).bytes("blob").unwrap_err();
-        assert_eq!(err, DecodeError::TooLarge { what: "blob", len: u32::MAX.into(), max: 16 });
+        let limits = Limits {
+            max_bytes: 16,
+            ..Limits::default()
+        };
+        let err = Reader::with_limits(&bytes, limits)
+            .bytes("blob")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::TooLarge {
+                what: "blob",
+                len: u32::MAX.into(),
+                max: 16
+            }
+        );
     }
 
     #[test]
     fn bool_must_be_zero_or_one() {
         assert_eq!(
             Reader::new(&[2]).bool("flag").unwrap_err(),
-            DecodeError::InvalidValue { what: "flag", value: 2 }
+            DecodeError::InvalidValue {
+                what: "flag",
+                value: 2
+            }
         );
     }
 }

@@ -46,7 +46,10 @@ impl TensorSpec {
                 "{}: {}[{}]",
                 self.name,
                 self.dtype,
-                s.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                s.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             None => format!("{}: {}[..]", self.name, self.dtype),
         }

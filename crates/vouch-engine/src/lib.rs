@@ -50,7 +50,12 @@ pub trait Engine: Send + Sync {
     fn id(&self) -> String;
     /// Loads and optimises the model at `path`, whose signature is `info`: for every input size when
     /// `shapes` is `None` (open dimensions stay symbolic), or for exactly the given input shapes.
-    fn compile(&self, path: &Path, info: &ModelInfo, shapes: Option<&[Vec<u64>]>) -> Result<Arc<dyn CompiledModel>, EngineError>;
+    fn compile(
+        &self,
+        path: &Path,
+        info: &ModelInfo,
+        shapes: Option<&[Vec<u64>]>,
+    ) -> Result<Arc<dyn CompiledModel>, EngineError>;
 }
 
 /// A model ready to run; shared by concurrent requests.

@@ -28,7 +28,12 @@ impl Engine for TractEngine {
         format!("tract-onnx {TRACT_VERSION}")
     }
 
-    fn compile(&self, path: &Path, info: &ModelInfo, shapes: Option<&[Vec<u64>]>) -> Result<Arc<dyn CompiledModel>, EngineError> {
+    fn compile(
+        &self,
+        path: &Path,
+        info: &ModelInfo,
+        shapes: Option<&[Vec<u64>]>,
+    ) -> Result<Arc<dyn CompiledModel>, EngineError> {
         contain(|| {
             let c = |e: TractError| EngineError::Compile(format!("{e:#}"));
             let mut model = tract_onnx::onnx().model_for_path(path).map_err(c)?;
@@ -43,10 +48,14 @@ impl Engine for TractEngine {
             // every size and each request binds them to its own.
             for (ix, spec) in info.inputs.iter().enumerate() {
                 let fact = model.input_fact(ix).map_err(c)?.clone();
-                let dt = fact.datum_type().ok_or_else(|| EngineError::Compile(format!("input {} has no type", spec.name)))?;
+                let dt = fact.datum_type().ok_or_else(|| {
+                    EngineError::Compile(format!("input {} has no type", spec.name))
+                })?;
                 if let Some(concrete) = shapes.and_then(|s| s.get(ix)) {
                     let dims: TVec<TDim> = concrete.iter().map(|d| TDim::Val(*d as i64)).collect();
-                    model.set_input_fact(ix, InferenceFact::dt_shape(dt, dims)).map_err(c)?;
+                    model
+                        .set_input_fact(ix, InferenceFact::dt_shape(dt, dims))
+                        .map_err(c)?;
                     continue;
                 }
                 let Some(shape) = &spec.shape else { continue };
@@ -58,17 +67,30 @@ impl Engine for TractEngine {
                         Dim::Symbol(_) | Dim::Unknown => {
                             match fact.shape.dims().nth(axis).and_then(|f| f.concretize()) {
                                 Some(known) => known,
-                                None => model.symbols.new_with_prefix(&format!("in{ix}_{axis}_")).to_dim(),
+                                None => model
+                                    .symbols
+                                    .new_with_prefix(&format!("in{ix}_{axis}_"))
+                                    .to_dim(),
                             }
                         }
                     })
                     .collect();
-                model.set_input_fact(ix, InferenceFact::dt_shape(dt, dims)).map_err(c)?;
+                model
+                    .set_input_fact(ix, InferenceFact::dt_shape(dt, dims))
+                    .map_err(c)?;
             }
-            let plan = model.into_optimized().map_err(c)?.into_runnable().map_err(c)?;
+            let plan = model
+                .into_optimized()
+                .map_err(c)?
+                .into_runnable()
+                .map_err(c)?;
             let inputs = info.inputs.iter().map(|s| s.name.clone()).collect();
             let outputs = info.outputs.iter().map(|s| s.name.clone()).collect();
-            Ok(Arc::new(TractModel { plan, inputs, outputs }) as Arc<dyn CompiledModel>)
+            Ok(Arc::new(TractModel {
+                plan,
+                inputs,
+                outputs,
+            }) as Arc<dyn CompiledModel>)
         })
     }
 }
@@ -80,15 +102,28 @@ impl CompiledModel for TractModel {
                 .inputs
                 .iter()
                 .map(|name| {
-                    let t = inputs.get(name).ok_or_else(|| EngineError::Run(format!("missing input {name:?}")))?;
+                    let t = inputs
+                        .get(name)
+                        .ok_or_else(|| EngineError::Run(format!("missing input {name:?}")))?;
                     Ok(to_tract(name, t)?.into_tvalue())
                 })
                 .collect::<Result<_, EngineError>>()?;
-            let out = self.plan.run(values).map_err(|e| EngineError::Run(format!("{e:#}")))?;
+            let out = self
+                .plan
+                .run(values)
+                .map_err(|e| EngineError::Run(format!("{e:#}")))?;
             if out.len() != self.outputs.len() {
-                return Err(EngineError::Run(format!("engine returned {} outputs, expected {}", out.len(), self.outputs.len())));
+                return Err(EngineError::Run(format!(
+                    "engine returned {} outputs, expected {}",
+                    out.len(),
+                    self.outputs.len()
+                )));
             }
-            self.outputs.iter().zip(out.iter()).map(|(name, t)| Ok((name.clone(), from_tract(name, t)?))).collect()
+            self.outputs
+                .iter()
+                .zip(out.iter())
+                .map(|(name, t)| Ok((name.clone(), from_tract(name, t)?)))
+                .collect()
         })
     }
 }

@@ -26,7 +26,10 @@ impl ReceiptStore {
 
     pub fn put(&self, r: &Receipt) -> Result<(), HubError> {
         let tx = self.db.begin_write().map_err(db)?;
-        tx.open_table(RECEIPTS).map_err(db)?.insert(&r.id().0, r.to_bytes().as_slice()).map_err(db)?;
+        tx.open_table(RECEIPTS)
+            .map_err(db)?
+            .insert(&r.id().0, r.to_bytes().as_slice())
+            .map_err(db)?;
         tx.commit().map_err(db)?;
         Ok(())
     }
@@ -36,7 +39,9 @@ impl ReceiptStore {
         let table = tx.open_table(RECEIPTS).map_err(db)?;
         match table.get(&id.0).map_err(db)? {
             // Our own store holds only receipts we encoded; a decode failure means corruption.
-            Some(v) => Receipt::from_bytes(v.value()).map(Some).map_err(|e| HubError::Db(format!("stored receipt {id}: {e}"))),
+            Some(v) => Receipt::from_bytes(v.value())
+                .map(Some)
+                .map_err(|e| HubError::Db(format!("stored receipt {id}: {e}"))),
             None => Ok(None),
         }
     }
