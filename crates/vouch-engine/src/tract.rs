@@ -21,6 +21,9 @@ struct TractModel {
     plan: Arc<TypedRunnableModel>,
     inputs: Vec<String>,
     outputs: Vec<String>,
+    /// Idle run states, reused to skip per-run state set-up. Only for plans whose ops keep no state between
+    /// runs (checked at compile time), so a reused state can never carry one request into the next.
+    idle: Option<std::sync::Mutex<Vec<TypedSimpleState>>>,
 }
 
 impl Engine for TractEngine {
@@ -86,10 +89,14 @@ impl Engine for TractEngine {
                 .map_err(c)?;
             let inputs = info.inputs.iter().map(|s| s.name.clone()).collect();
             let outputs = info.outputs.iter().map(|s| s.name.clone()).collect();
+            let probe = plan.spawn().map_err(c)?;
+            let stateless = probe.op_states.iter().all(Option::is_none);
+            let idle = stateless.then(|| std::sync::Mutex::new(vec![probe]));
             Ok(Arc::new(TractModel {
                 plan,
                 inputs,
                 outputs,
+                idle,
             }) as Arc<dyn CompiledModel>)
         })
     }
@@ -108,10 +115,20 @@ impl CompiledModel for TractModel {
                     Ok(to_tract(name, t)?.into_tvalue())
                 })
                 .collect::<Result<_, EngineError>>()?;
-            let out = self
-                .plan
-                .run(values)
-                .map_err(|e| EngineError::Run(format!("{e:#}")))?;
+            let run_err = |e: TractError| EngineError::Run(format!("{e:#}"));
+            let out = match &self.idle {
+                Some(idle) => {
+                    let reused = idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                    let mut state = match reused {
+                        Some(s) => s,
+                        None => self.plan.spawn().map_err(run_err)?,
+                    };
+                    let out = state.run(values).map_err(run_err)?;
+                    idle.lock().unwrap_or_else(|p| p.into_inner()).push(state);
+                    out
+                }
+                None => self.plan.run(values).map_err(run_err)?,
+            };
             if out.len() != self.outputs.len() {
                 return Err(EngineError::Run(format!(
                     "engine returned {} outputs, expected {}",

@@ -1,19 +1,43 @@
 //! Receipts issued by this node, by id, in their canonical encoding.
+//!
+//! Writes go through one writer thread that commits every receipt waiting at that moment in a single durable
+//! (fsynced) redb transaction, and only then answers each request: concurrent requests share one fsync
+//! instead of queueing for one each, and no receipt is acknowledged before it is on disk.
 
 use std::sync::Arc;
+use std::sync::mpsc;
 
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use tokio::sync::oneshot;
 use vouch_codec::{Digest, Receipt};
 use vouch_hub::HubError;
 
 const RECEIPTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("receipts");
+/// Most receipts committed in one transaction.
+const MAX_BATCH: usize = 256;
 
 fn db(e: impl std::fmt::Display) -> HubError {
     HubError::Db(e.to_string())
 }
 
+type Pending = (Digest, Vec<u8>, oneshot::Sender<Result<(), String>>);
+
 pub(crate) struct ReceiptStore {
     db: Arc<Database>,
+    writer: mpsc::Sender<Pending>,
+}
+
+fn commit(db: &Database, batch: &[Pending]) -> Result<(), String> {
+    let tx = db.begin_write().map_err(|e| e.to_string())?;
+    {
+        let mut table = tx.open_table(RECEIPTS).map_err(|e| e.to_string())?;
+        for (id, bytes, _) in batch {
+            table
+                .insert(&id.0, bytes.as_slice())
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    tx.commit().map_err(|e| e.to_string())
 }
 
 impl ReceiptStore {
@@ -21,17 +45,42 @@ impl ReceiptStore {
         let tx = db.begin_write().map_err(self::db)?;
         tx.open_table(RECEIPTS).map_err(self::db)?;
         tx.commit().map_err(self::db)?;
-        Ok(Self { db })
+        let (writer, rx) = mpsc::channel::<Pending>();
+        let wdb = db.clone();
+        std::thread::Builder::new()
+            .name("receipt-writer".into())
+            .spawn(move || {
+                // Ends when the store (the only sender) is dropped.
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(p) => batch.push(p),
+                            Err(_) => break,
+                        }
+                    }
+                    let result = commit(&wdb, &batch);
+                    if let Err(e) = &result {
+                        tracing::error!(error = %e, n = batch.len(), "receipts.commit failed");
+                    }
+                    for (_, _, done) in batch {
+                        let _ = done.send(result.clone());
+                    }
+                }
+            })
+            .map_err(HubError::Io)?;
+        Ok(Self { db, writer })
     }
 
-    pub fn put(&self, r: &Receipt) -> Result<(), HubError> {
-        let tx = self.db.begin_write().map_err(db)?;
-        tx.open_table(RECEIPTS)
-            .map_err(db)?
-            .insert(&r.id().0, r.to_bytes().as_slice())
-            .map_err(db)?;
-        tx.commit().map_err(db)?;
-        Ok(())
+    /// Stores a receipt durably; resolves once it is committed.
+    pub async fn put(&self, r: &Receipt) -> Result<(), HubError> {
+        let (done, wait) = oneshot::channel();
+        self.writer
+            .send((r.id(), r.to_bytes(), done))
+            .map_err(|_| HubError::Db("receipt writer stopped".into()))?;
+        wait.await
+            .map_err(|_| HubError::Db("receipt writer stopped".into()))?
+            .map_err(HubError::Db)
     }
 
     pub fn get(&self, id: &Digest) -> Result<Option<Receipt>, HubError> {

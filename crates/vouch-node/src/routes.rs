@@ -362,11 +362,12 @@ async fn infer(
             st.config.disclose_inputs,
             outputs,
         );
-        st.receipts.put(&receipt)?;
-        st.metrics.receipts_issued.inc();
         Ok(receipt)
     })
     .await?;
+    drop(_permit);
+    s.receipts.put(&receipt).await?;
+    s.metrics.receipts_issued.inc();
     Ok(Json(
         serde_json::to_value(receipt.to_json()).map_err(ApiError::internal)?,
     ))
