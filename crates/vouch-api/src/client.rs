@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use tokio::io::AsyncWriteExt;
 use vouch_codec::ModelId;
 
-use crate::{ErrorBody, ErrorDetail, InferRequest, ModelRepo, ModelVersion, NodeStatus};
+use crate::{CalibrationRef, ErrorBody, ErrorDetail, InferRequest, ModelRepo, ModelVersion, NodeStatus, PushOptions};
 
 /// Client failures.
 #[derive(Debug, thiserror::Error)]
@@ -41,9 +41,7 @@ pub enum ClientError {
         source: std::io::Error,
     },
     /// Downloaded bytes do not hash to the id asked for.
-    #[error(
-        "downloaded bytes hash to {actual}, not the requested {expected}; the file was removed"
-    )]
+    #[error("downloaded bytes hash to {actual}, not the requested {expected}; the file was removed")]
     HashMismatch {
         /// Requested id.
         expected: ModelId,
@@ -62,10 +60,7 @@ pub struct Client {
 impl Client {
     /// A client of the node at `base` (e.g. `http://127.0.0.1:7070`).
     pub fn new(base: &str) -> Self {
-        Self {
-            base: base.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::new(),
-        }
+        Self { base: base.trim_end_matches('/').to_owned(), http: reqwest::Client::new() }
     }
 
     fn url(&self, path: &str) -> String {
@@ -73,10 +68,7 @@ impl Client {
     }
 
     fn connect_err(&self, source: reqwest::Error) -> ClientError {
-        ClientError::Connect {
-            url: self.base.clone(),
-            source,
-        }
+        ClientError::Connect { url: self.base.clone(), source }
     }
 
     async fn check(resp: Response) -> Result<Response, ClientError> {
@@ -85,36 +77,22 @@ impl Client {
             return Ok(resp);
         }
         let text = resp.text().await.unwrap_or_default();
-        let detail = serde_json::from_str::<ErrorBody>(&text)
-            .map(|b| b.error)
-            .unwrap_or(ErrorDetail {
-                code: "http_error".into(),
-                message: if text.is_empty() {
-                    status.to_string()
-                } else {
-                    text
-                },
-                details: None,
-            });
+        let detail = serde_json::from_str::<ErrorBody>(&text).map(|b| b.error).unwrap_or(ErrorDetail {
+            code: "http_error".into(),
+            message: if text.is_empty() { status.to_string() } else { text },
+            details: None,
+        });
         Err(ClientError::Api { status, detail })
     }
 
     async fn json<T: DeserializeOwned>(resp: Response) -> Result<T, ClientError> {
         let resp = Self::check(resp).await?;
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let resp = self
-            .http
-            .get(self.url(path))
-            .send()
-            .await
-            .map_err(|e| self.connect_err(e))?;
+        let resp = self.http.get(self.url(path)).send().await.map_err(|e| self.connect_err(e))?;
         Self::json(resp).await
     }
 
@@ -128,31 +106,33 @@ impl Client {
         &self,
         path: &Path,
         name: &str,
-        version: Option<&str>,
-        description: Option<&str>,
+        opts: &PushOptions,
         progress: impl Fn(u64) + Send + Sync + 'static,
     ) -> Result<ModelVersion, ClientError> {
-        let file_err = |source| ClientError::File {
-            path: path.display().to_string(),
-            source,
-        };
+        let file_err = |source| ClientError::File { path: path.display().to_string(), source };
         let file = tokio::fs::File::open(path).await.map_err(file_err)?;
         let len = file.metadata().await.map_err(file_err)?.len();
         let mut sent = 0u64;
-        let stream =
-            tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {
-                if let Ok(c) = &chunk {
-                    sent += c.len() as u64;
-                    progress(sent);
-                }
-                chunk
-            });
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {
+            if let Ok(c) = &chunk {
+                sent += c.len() as u64;
+                progress(sent);
+            }
+            chunk
+        });
         let mut query: Vec<(&str, &str)> = vec![];
-        if let Some(v) = version {
+        if let Some(v) = &opts.version {
             query.push(("version", v));
         }
-        if let Some(d) = description {
+        if let Some(d) = &opts.description {
             query.push(("description", d));
+        }
+        if let Some(c) = &opts.zk_calibration {
+            query.push(("zk", "true"));
+            query.push(("calibration", c));
+            if opts.force {
+                query.push(("force", "true"));
+            }
         }
         let resp = self
             .http
@@ -167,6 +147,13 @@ impl Client {
         Self::json(resp).await
     }
 
+    /// `POST /v1/calibrations`: stores a calibration set (a JSON array of input documents).
+    pub async fn upload_calibration(&self, docs: &serde_json::Value) -> Result<CalibrationRef, ClientError> {
+        let resp =
+            self.http.post(self.url("/v1/calibrations")).json(docs).send().await.map_err(|e| self.connect_err(e))?;
+        Self::json(resp).await
+    }
+
     /// `GET /v1/models`.
     pub async fn list(&self) -> Result<Vec<ModelRepo>, ClientError> {
         self.get("/v1/models").await
@@ -174,31 +161,21 @@ impl Client {
 
     /// `GET /v1/models/{ref}`: `NAME`, `NAME@VERSION` or an id.
     pub async fn show(&self, reference: &str) -> Result<ModelVersion, ClientError> {
-        self.get(&format!("/v1/models/{}", urlencode(reference)))
-            .await
+        self.get(&format!("/v1/models/{}", urlencode(reference))).await
     }
 
     /// Streams blob `id` into `out`, checking its hash; removes `out` on any failure.
     pub async fn pull(&self, id: ModelId, out: &Path) -> Result<u64, ClientError> {
-        let resp = self
-            .http
-            .get(self.url(&format!("/v1/blobs/{id}")))
-            .send()
-            .await
-            .map_err(|e| self.connect_err(e))?;
+        let resp = self.http.get(self.url(&format!("/v1/blobs/{id}"))).send().await.map_err(|e| self.connect_err(e))?;
         let resp = Self::check(resp).await?;
         let r = async {
-            let file_err = |source| ClientError::File {
-                path: out.display().to_string(),
-                source,
-            };
+            let file_err = |source| ClientError::File { path: out.display().to_string(), source };
             let mut file = tokio::fs::File::create(out).await.map_err(file_err)?;
             let mut hasher = blake3::Hasher::new();
             let mut n = 0u64;
             let mut stream = resp.bytes_stream();
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk
-                    .map_err(|e| ClientError::Protocol(format!("download interrupted: {e}")))?;
+                let chunk = chunk.map_err(|e| ClientError::Protocol(format!("download interrupted: {e}")))?;
                 hasher.update(&chunk);
                 n += chunk.len() as u64;
                 file.write_all(&chunk).await.map_err(file_err)?;
@@ -206,10 +183,7 @@ impl Client {
             file.sync_all().await.map_err(file_err)?;
             let actual = ModelId::from_blake3(*hasher.finalize().as_bytes());
             if actual != id {
-                return Err(ClientError::HashMismatch {
-                    expected: id,
-                    actual,
-                });
+                return Err(ClientError::HashMismatch { expected: id, actual });
             }
             Ok(n)
         }
@@ -222,13 +196,7 @@ impl Client {
 
     /// `POST /v1/infer`; returns the receipt JSON as the node sent it.
     pub async fn infer(&self, req: &InferRequest) -> Result<serde_json::Value, ClientError> {
-        let resp = self
-            .http
-            .post(self.url("/v1/infer"))
-            .json(req)
-            .send()
-            .await
-            .map_err(|e| self.connect_err(e))?;
+        let resp = self.http.post(self.url("/v1/infer")).json(req).send().await.map_err(|e| self.connect_err(e))?;
         Self::json(resp).await
     }
 

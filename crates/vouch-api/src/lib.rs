@@ -41,6 +41,53 @@ pub struct ModelVersion {
     pub producer: String,
     /// When pushed, ms since the Unix epoch.
     pub created_at_ms: u64,
+    /// The zk path's quantization, when pushed with `--zk`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zk: Option<ZkInfo>,
+}
+
+/// How a model was quantized for the zk path, and how close the integer model is to the float one on the
+/// calibration set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZkInfo {
+    /// Id of the calibration set (hex blake3 of its canonical JSON).
+    pub calibration: String,
+    /// Calibration inputs.
+    pub samples: usize,
+    /// Weight width chosen (8, or 16 where int8 changed the argmax too often).
+    pub weight_bits: u32,
+    /// Fraction of calibration inputs whose argmax the integer model keeps.
+    pub argmax_agreement: f64,
+    /// Largest absolute output error (dequantized integer vs float).
+    pub max_abs_error: f64,
+    /// Mean absolute output error.
+    pub mean_abs_error: f64,
+    /// Whether an argmax agreement below 99% was accepted with `--force`.
+    pub forced: bool,
+    /// The model's zk commitment; `None` until the prover lands.
+    pub commitment: Option<String>,
+}
+
+/// Result of `POST /v1/calibrations`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationRef {
+    /// Id (hex).
+    pub id: String,
+    /// Number of input documents.
+    pub samples: usize,
+}
+
+/// Options of a push besides the file and the name.
+#[derive(Debug, Clone, Default)]
+pub struct PushOptions {
+    /// `MAJOR.MINOR`.
+    pub version: Option<String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Quantize for the zk path with this calibration set (id from `POST /v1/calibrations`).
+    pub zk_calibration: Option<String>,
+    /// Accept a quantization that changes the argmax on more than 1% of calibration inputs.
+    pub force: bool,
 }
 
 /// A repository and its versions.

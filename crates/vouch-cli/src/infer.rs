@@ -25,17 +25,11 @@ pub struct InferArgs {
 }
 
 pub async fn run(cli: &Cli, a: &InferArgs) -> anyhow::Result<Outcome> {
-    let text = std::fs::read_to_string(&a.input)
-        .with_context(|| format!("reading {}", a.input.display()))?;
-    let inputs: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not valid JSON", a.input.display()))?;
-    let receipt = Client::new(&cli.node)
-        .infer(&InferRequest {
-            model: a.model.clone(),
-            inputs,
-            mode: a.mode.clone(),
-        })
-        .await?;
+    let text = std::fs::read_to_string(&a.input).with_context(|| format!("reading {}", a.input.display()))?;
+    let inputs: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", a.input.display()))?;
+    let receipt =
+        Client::new(&cli.node).infer(&InferRequest { model: a.model.clone(), inputs, mode: a.mode.clone() }).await?;
     if let Some(out) = &a.output {
         std::fs::write(out, serde_json::to_string_pretty(&receipt)? + "\n")
             .with_context(|| format!("writing {}", out.display()))?;
@@ -43,8 +37,7 @@ pub async fn run(cli: &Cli, a: &InferArgs) -> anyhow::Result<Outcome> {
     if cli.json {
         print_json(&receipt)?;
     } else {
-        let r: ReceiptJson =
-            serde_json::from_value(receipt).context("the node sent a malformed receipt")?;
+        let r: ReceiptJson = serde_json::from_value(receipt).context("the node sent a malformed receipt")?;
         for (name, t) in &r.outputs {
             println!("{name}: {} {:?} {}", t.dtype, t.shape, t.data);
         }

@@ -18,12 +18,7 @@ use clap::{Parser, Subcommand};
 #[command(name = "vouch", version, about)]
 pub struct Cli {
     /// Node to talk to.
-    #[arg(
-        long,
-        global = true,
-        env = "VOUCH_NODE",
-        default_value = "http://127.0.0.1:7070"
-    )]
+    #[arg(long, global = true, env = "VOUCH_NODE", default_value = "http://127.0.0.1:7070")]
     pub node: String,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
@@ -59,18 +54,12 @@ pub enum Outcome {
 
 /// `$VOUCH_HOME` or `~/.vouch`.
 pub fn default_home() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(".vouch")
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".vouch")
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: starting runtime: {e}");

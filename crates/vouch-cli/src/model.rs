@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use vouch_api::{Client, ModelVersion};
+use vouch_api::{Client, ModelVersion, PushOptions};
 use vouch_codec::ModelId;
 
 use crate::{Cli, Outcome, print_json};
@@ -43,6 +44,15 @@ pub struct PushArgs {
     /// Free-text description.
     #[arg(long)]
     description: Option<String>,
+    /// Also quantize the model for the zk path (needs --calibration).
+    #[arg(long)]
+    zk: bool,
+    /// Calibration inputs for --zk: a JSON array of input documents (the format of an --input file).
+    #[arg(long, requires = "zk")]
+    calibration: Option<PathBuf>,
+    /// Accept a quantization that changes the argmax on more than 1% of the calibration inputs.
+    #[arg(long, requires = "zk")]
+    force: bool,
 }
 
 fn print_version(v: &ModelVersion) {
@@ -58,15 +68,20 @@ fn print_version(v: &ModelVersion) {
     for o in &v.outputs {
         println!("output      {}", o.describe());
     }
-    if !v.ops.is_empty() {
+    if let Some(z) = &v.zk {
         println!(
-            "ops         {}",
-            v.ops
-                .iter()
-                .map(|(k, n)| format!("{k}x{n}"))
-                .collect::<Vec<_>>()
-                .join(" ")
+            "zk          int{} weights, argmax agreement {:.2}% on {} calibration inputs, max abs error {:.3e}, mean abs error {:.3e}{}",
+            z.weight_bits,
+            z.argmax_agreement * 100.0,
+            z.samples,
+            z.max_abs_error,
+            z.mean_abs_error,
+            if z.forced { " (forced)" } else { "" }
         );
+        println!("zk commit   {}", z.commitment.as_deref().unwrap_or("none yet (the prover has not landed)"));
+    }
+    if !v.ops.is_empty() {
+        println!("ops         {}", v.ops.iter().map(|(k, n)| format!("{k}x{n}")).collect::<Vec<_>>().join(" "));
     }
 }
 
@@ -76,37 +91,37 @@ pub async fn run(cli: &Cli, cmd: &ModelCommand) -> anyhow::Result<Outcome> {
         ModelCommand::Push(a) => {
             let len = std::fs::metadata(&a.file).map(|m| m.len()).unwrap_or(0);
             // Progress for big uploads, on stderr, only for people (not --json, not pipes).
-            let bar = if !cli.json
-                && len > (8 << 20)
-                && std::io::IsTerminal::is_terminal(&std::io::stderr())
-            {
+            let bar = if !cli.json && len > (8 << 20) && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
                 let b = ProgressBar::new(len);
                 b.set_style(
-                    ProgressStyle::with_template(
-                        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-                    )
-                    .expect("valid template"),
+                    ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+                        .expect("valid template"),
                 );
                 b
             } else {
                 ProgressBar::hidden()
             };
+            let zk_calibration = match (&a.zk, &a.calibration) {
+                (false, None) => None,
+                (true, Some(path)) => {
+                    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                    let docs: serde_json::Value =
+                        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+                    Some(client.upload_calibration(&docs).await?.id)
+                }
+                (true, None) => bail!("--zk needs --calibration CALIB.json (a JSON array of input documents)"),
+                (false, Some(_)) => bail!("--calibration is only used with --zk"),
+            };
+            let opts = PushOptions {
+                version: a.version.clone(),
+                description: a.description.clone(),
+                zk_calibration,
+                force: a.force,
+            };
             let b = bar.clone();
-            let v = client
-                .push(
-                    &a.file,
-                    &a.name,
-                    a.version.as_deref(),
-                    a.description.as_deref(),
-                    move |n| b.set_position(n),
-                )
-                .await?;
+            let v = client.push(&a.file, &a.name, &opts, move |n| b.set_position(n)).await?;
             bar.finish_and_clear();
-            if cli.json {
-                print_json(&v)?
-            } else {
-                println!("{}", v.id)
-            }
+            if cli.json { print_json(&v)? } else { println!("{}", v.id) }
         }
         ModelCommand::Ls => {
             let repos = client.list().await?;
@@ -122,11 +137,7 @@ pub async fn run(cli: &Cli, cmd: &ModelCommand) -> anyhow::Result<Outcome> {
         }
         ModelCommand::Show { reference } => {
             let v = client.show(reference).await?;
-            if cli.json {
-                print_json(&v)?
-            } else {
-                print_version(&v)
-            }
+            if cli.json { print_json(&v)? } else { print_version(&v) }
         }
         ModelCommand::Pull { id, output } => {
             let id: ModelId = id.parse()?;

@@ -52,9 +52,7 @@ pub async fn run(cli: &Cli, cmd: &NodeCommand) -> anyhow::Result<Outcome> {
     match cmd {
         NodeCommand::Run(args) => {
             if !args.dev {
-                bail!(
-                    "no network is configured: run `vouch node run --dev` for a single local node"
-                );
+                bail!("no network is configured: run `vouch node run --dev` for a single local node");
             }
             let (home, config) = resolve(&args.home, args.listen)?;
             init_tracing();
@@ -98,12 +96,8 @@ pub async fn run(cli: &Cli, cmd: &NodeCommand) -> anyhow::Result<Outcome> {
 }
 
 fn init_tracing() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("VOUCH_LOG").unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VOUCH_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 async fn shutdown_signal() {

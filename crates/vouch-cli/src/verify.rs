@@ -23,9 +23,7 @@ fn hash_file(path: &PathBuf) -> anyhow::Result<ModelId> {
     let mut h = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let n = f.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
         if n == 0 {
             break;
         }
@@ -35,8 +33,7 @@ fn hash_file(path: &PathBuf) -> anyhow::Result<ModelId> {
 }
 
 pub fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
-    let text = std::fs::read_to_string(&a.receipt)
-        .with_context(|| format!("reading {}", a.receipt.display()))?;
+    let text = std::fs::read_to_string(&a.receipt).with_context(|| format!("reading {}", a.receipt.display()))?;
     let model = a.model.as_ref().map(hash_file).transpose()?;
     match vouch_receipt::verify_json(&text, model) {
         Ok(v) => {
@@ -47,15 +44,7 @@ pub fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
                 }))?;
             } else {
                 println!("valid: receipt {}", v.id);
-                println!(
-                    "  model   {}{}",
-                    v.model,
-                    if v.model_checked {
-                        " (file bytes checked)"
-                    } else {
-                        ""
-                    }
-                );
+                println!("  model   {}{}", v.model, if v.model_checked { " (file bytes checked)" } else { "" });
                 println!("  mode    {}", v.mode.name());
                 for s in &v.signers {
                     println!("  signer  {}", hex::encode(s));

@@ -30,10 +30,7 @@ fn value_info(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
                 shape: Some(pb::TensorShapeProto {
                     dim: dims
                         .iter()
-                        .map(|d| Dimension {
-                            value: Some(D::DimValue(*d)),
-                            ..Default::default()
-                        })
+                        .map(|d| Dimension { value: Some(D::DimValue(*d)), ..Default::default() })
                         .collect(),
                 }),
             })),
@@ -45,12 +42,8 @@ fn value_info(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
 
 /// A one-node ONNX model `y = OP(x)`, optionally with a weight tensor stored as external data.
 fn one_node_model(op: &str, external_weight: bool) -> Vec<u8> {
-    let mut node = pb::NodeProto {
-        op_type: op.into(),
-        input: vec!["x".into()],
-        output: vec!["y".into()],
-        ..Default::default()
-    };
+    let mut node =
+        pb::NodeProto { op_type: op.into(), input: vec!["x".into()], output: vec!["y".into()], ..Default::default() };
     let mut initializer = vec![];
     if external_weight {
         node.input.push("w".into());
@@ -68,10 +61,7 @@ fn one_node_model(op: &str, external_weight: bool) -> Vec<u8> {
     }
     let model = pb::ModelProto {
         ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto {
-            domain: String::new(),
-            version: 13,
-        }],
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
         graph: Some(pb::GraphProto {
             name: "g".into(),
             node: vec![node],
@@ -86,21 +76,11 @@ fn one_node_model(op: &str, external_weight: bool) -> Vec<u8> {
 }
 
 fn push(node: &NodeProc, name: &str, bytes: &[u8]) -> (u16, Value) {
-    node.http(
-        "POST",
-        &format!("/v1/models/{name}/versions"),
-        "application/octet-stream",
-        bytes,
-    )
+    node.http("POST", &format!("/v1/models/{name}/versions"), "application/octet-stream", bytes)
 }
 
 fn infer(node: &NodeProc, body: &Value) -> (u16, Value) {
-    node.http(
-        "POST",
-        "/v1/infer",
-        "application/json",
-        body.to_string().as_bytes(),
-    )
+    node.http("POST", "/v1/infer", "application/json", body.to_string().as_bytes())
 }
 
 fn assert_still_serving(node: &NodeProc) {
@@ -114,59 +94,28 @@ fn assert_still_serving(node: &NodeProc) {
 fn bad_models_bad_requests_and_dropped_uploads_get_clear_errors() {
     let home = tempfile::tempdir().unwrap();
     // Small limits so oversized bodies are cheap to send.
-    std::fs::write(
-        home.path().join("config.toml"),
-        "max_request_bytes = 65536\nmax_model_bytes = 2000000\n",
-    )
-    .unwrap();
+    std::fs::write(home.path().join("config.toml"), "max_request_bytes = 65536\nmax_model_bytes = 2000000\n").unwrap();
     let node = NodeProc::start(home.path());
     let models = bench_models();
     let mnist = std::fs::read(models.join("mlp_mnist.onnx")).unwrap();
-    assert_eq!(
-        push(
-            &node,
-            "mlp_small",
-            &std::fs::read(models.join("mlp_small.onnx")).unwrap()
-        )
-        .0,
-        201
-    );
+    assert_eq!(push(&node, "mlp_small", &std::fs::read(models.join("mlp_small.onnx")).unwrap()).0, 201);
 
     // Garbage bytes as a model.
-    let garbage: Vec<u8> = (0..5000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
+    let garbage: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     assert_error(push(&node, "garbage", &garbage), 422, "invalid_model");
     // A truncated ONNX file.
-    let msg = assert_error(
-        push(&node, "truncated", &mnist[..mnist.len() / 2]),
-        422,
-        "invalid_model",
-    );
+    let msg = assert_error(push(&node, "truncated", &mnist[..mnist.len() / 2]), 422, "invalid_model");
     assert!(msg.contains("truncated"), "{msg}");
     // A model with an operator the engine does not implement: refused at push, op named.
-    let msg = assert_error(
-        push(&node, "unsupported", &one_node_model("NoSuchOp", false)),
-        422,
-        "unsupported_operator",
-    );
+    let msg = assert_error(push(&node, "unsupported", &one_node_model("NoSuchOp", false)), 422, "unsupported_operator");
     assert!(msg.contains("NoSuchOp"), "{msg}");
     // Weights pointing outside the file (could read the node's disk): refused.
-    assert_error(
-        push(&node, "external", &one_node_model("Add", true)),
-        422,
-        "external_data",
-    );
+    assert_error(push(&node, "external", &one_node_model("Add", true)), 422, "external_data");
     // Empty upload, bad name, bad version, a version taken by other bytes.
     assert_error(push(&node, "empty", b""), 400, "empty_upload");
     assert_error(push(&node, "bad%20name", &mnist), 400, "invalid_name");
     assert_error(
-        node.http(
-            "POST",
-            "/v1/models/m/versions?version=1.x",
-            "application/octet-stream",
-            &mnist,
-        ),
+        node.http("POST", "/v1/models/m/versions?version=1.x", "application/octet-stream", &mnist),
         400,
         "invalid_version",
     );
@@ -181,77 +130,29 @@ fn bad_models_bad_requests_and_dropped_uploads_get_clear_errors() {
         "version_exists",
     );
     // A model larger than max_model_bytes.
-    assert_error(
-        push(&node, "huge", &vec![0u8; 2_100_000]),
-        413,
-        "payload_too_large",
-    );
+    assert_error(push(&node, "huge", &vec![0u8; 2_100_000]), 413, "payload_too_large");
 
     // Unknown model, by name and by id; malformed id.
+    assert_error(infer(&node, &json!({"model": "nope", "inputs": {}})), 404, "model_not_found");
     assert_error(
-        infer(&node, &json!({"model": "nope", "inputs": {}})),
+        node.http("GET", "/v1/models/bafkr4ifpcne3t5pzugtkaqcn5i3nzskjtpfslsnnyejlpte2spfoihzsmi", "text/plain", b""),
         404,
         "model_not_found",
     );
+    assert_error(node.http("GET", "/v1/blobs/not-an-id", "text/plain", b""), 400, "invalid_id");
+    assert_error(node.http("GET", "/v1/receipts/abc", "text/plain", b""), 400, "invalid_id");
     assert_error(
-        node.http(
-            "GET",
-            "/v1/models/bafkr4ifpcne3t5pzugtkaqcn5i3nzskjtpfslsnnyejlpte2spfoihzsmi",
-            "text/plain",
-            b"",
-        ),
-        404,
-        "model_not_found",
-    );
-    assert_error(
-        node.http("GET", "/v1/blobs/not-an-id", "text/plain", b""),
-        400,
-        "invalid_id",
-    );
-    assert_error(
-        node.http("GET", "/v1/receipts/abc", "text/plain", b""),
-        400,
-        "invalid_id",
-    );
-    assert_error(
-        node.http(
-            "GET",
-            &format!("/v1/receipts/{}", "0".repeat(64)),
-            "text/plain",
-            b"",
-        ),
+        node.http("GET", &format!("/v1/receipts/{}", "0".repeat(64)), "text/plain", b""),
         404,
         "receipt_not_found",
     );
 
     // Wrong input name, shape, dtype; malformed tensors.
     let x: Vec<f32> = vec![0.5; 16];
-    assert_error(
-        infer(
-            &node,
-            &json!({"model": "mlp_small", "inputs": {"input": [x]}}),
-        ),
-        400,
-        "unknown_input",
-    );
-    assert_error(
-        infer(&node, &json!({"model": "mlp_small", "inputs": {}})),
-        400,
-        "missing_input",
-    );
-    assert_error(
-        infer(
-            &node,
-            &json!({"model": "mlp_small", "inputs": {"x": [vec![0.5; 15]]}}),
-        ),
-        400,
-        "shape_mismatch",
-    );
-    assert_error(
-        infer(&node, &json!({"model": "mlp_small", "inputs": {"x": x}})),
-        400,
-        "shape_mismatch",
-    );
+    assert_error(infer(&node, &json!({"model": "mlp_small", "inputs": {"input": [x]}})), 400, "unknown_input");
+    assert_error(infer(&node, &json!({"model": "mlp_small", "inputs": {}})), 400, "missing_input");
+    assert_error(infer(&node, &json!({"model": "mlp_small", "inputs": {"x": [vec![0.5; 15]]}})), 400, "shape_mismatch");
+    assert_error(infer(&node, &json!({"model": "mlp_small", "inputs": {"x": x}})), 400, "shape_mismatch");
     assert_error(
         infer(
             &node,
@@ -260,19 +161,9 @@ fn bad_models_bad_requests_and_dropped_uploads_get_clear_errors() {
         400,
         "dtype_mismatch",
     );
+    assert_error(infer(&node, &json!({"model": "mlp_small", "inputs": {"x": [vec!["a"; 16]]}})), 400, "invalid_tensor");
     assert_error(
-        infer(
-            &node,
-            &json!({"model": "mlp_small", "inputs": {"x": [vec!["a"; 16]]}}),
-        ),
-        400,
-        "invalid_tensor",
-    );
-    assert_error(
-        infer(
-            &node,
-            &json!({"model": "mlp_small", "inputs": {"x": [[1.0, 2.0], [3.0]]}}),
-        ),
+        infer(&node, &json!({"model": "mlp_small", "inputs": {"x": [[1.0, 2.0], [3.0]]}})),
         400,
         "invalid_tensor",
     );
@@ -285,83 +176,37 @@ fn bad_models_bad_requests_and_dropped_uploads_get_clear_errors() {
         "invalid_tensor",
     );
     assert_error(
-        infer(
-            &node,
-            &json!({"model": "mlp_small", "inputs": {"x": [x]}, "mode": "magic"}),
-        ),
+        infer(&node, &json!({"model": "mlp_small", "inputs": {"x": [x]}, "mode": "magic"})),
         400,
         "invalid_mode",
     );
     assert_error(
-        infer(
-            &node,
-            &json!({"model": "mlp_small", "inputs": {"x": [x]}, "mode": "zk"}),
-        ),
+        infer(&node, &json!({"model": "mlp_small", "inputs": {"x": [x]}, "mode": "zk"})),
         400,
         "mode_unavailable",
     );
 
     // Invalid JSON, a JSON document of the wrong shape, an oversized body.
-    assert_error(
-        node.http("POST", "/v1/infer", "application/json", b"{\"model\": "),
-        400,
-        "invalid_json",
-    );
-    assert_error(
-        node.http("POST", "/v1/infer", "application/json", b"[1, 2, 3]"),
-        400,
-        "invalid_json",
-    );
-    let big = format!(
-        "{{\"model\": \"mlp_small\", \"inputs\": {{\"x\": [{}]}}}}",
-        vec!["0.5"; 40_000].join(",")
-    );
-    assert_error(
-        node.http("POST", "/v1/infer", "application/json", big.as_bytes()),
-        413,
-        "payload_too_large",
-    );
-    assert_error(
-        node.http("POST", "/v1/verify", "application/json", b"nope"),
-        400,
-        "invalid_json",
-    );
+    assert_error(node.http("POST", "/v1/infer", "application/json", b"{\"model\": "), 400, "invalid_json");
+    assert_error(node.http("POST", "/v1/infer", "application/json", b"[1, 2, 3]"), 400, "invalid_json");
+    let big = format!("{{\"model\": \"mlp_small\", \"inputs\": {{\"x\": [{}]}}}}", vec!["0.5"; 40_000].join(","));
+    assert_error(node.http("POST", "/v1/infer", "application/json", big.as_bytes()), 413, "payload_too_large");
+    assert_error(node.http("POST", "/v1/verify", "application/json", b"nope"), 400, "invalid_json");
     // Unknown endpoints and methods.
-    assert_error(
-        node.http("GET", "/v1/nothing", "text/plain", b""),
-        404,
-        "not_found",
-    );
-    assert_error(
-        node.http("DELETE", "/v1/infer", "text/plain", b""),
-        405,
-        "method_not_allowed",
-    );
+    assert_error(node.http("GET", "/v1/nothing", "text/plain", b""), 404, "not_found");
+    assert_error(node.http("DELETE", "/v1/infer", "text/plain", b""), 405, "method_not_allowed");
 
     // A dropped upload: headers promise more bytes than arrive before the connection closes.
     {
         let mut s = TcpStream::connect(node.addr).unwrap();
-        write!(
-            s,
-            "POST /v1/models/dropped/versions HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
-            mnist.len()
-        )
-        .unwrap();
+        write!(s, "POST /v1/models/dropped/versions HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", mnist.len())
+            .unwrap();
         s.write_all(&mnist[..mnist.len() / 3]).unwrap();
     }
     assert_still_serving(&node);
     let (_, repos) = node.http("GET", "/v1/models", "text/plain", b"");
-    let names: Vec<&str> = repos
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        names,
-        vec!["mlp_small"],
-        "nothing but the one good model is visible"
-    );
+    let names: Vec<&str> = repos.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["mlp_small"], "nothing but the one good model is visible");
     // The interrupted upload's temp file goes away (the writer notices the closed channel).
     let tmp = home.path().join("tmp");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -374,12 +219,7 @@ fn bad_models_bad_requests_and_dropped_uploads_get_clear_errors() {
         std::thread::yield_now();
     }
     // Blobs directory holds exactly the one stored model.
-    assert_eq!(
-        std::fs::read_dir(home.path().join("blobs"))
-            .unwrap()
-            .count(),
-        1
-    );
+    assert_eq!(std::fs::read_dir(home.path().join("blobs")).unwrap().count(), 1);
     assert_still_serving(&node);
 
     // The OpenAPI document describes the served API: every parameterless GET it lists answers 200, and
@@ -391,6 +231,7 @@ fn bad_models_bad_requests_and_dropped_uploads_get_clear_errors() {
         "/v1/health",
         "/v1/node",
         "/v1/models",
+        "/v1/calibrations",
         "/v1/models/{name}/versions",
         "/v1/models/{reference}",
         "/v1/blobs/{id}",
@@ -400,33 +241,21 @@ fn bad_models_bad_requests_and_dropped_uploads_get_clear_errors() {
         "/v1/openapi.json",
         "/metrics",
     ] {
-        assert!(
-            paths.contains_key(route),
-            "{route} missing from the OpenAPI document"
-        );
+        assert!(paths.contains_key(route), "{route} missing from the OpenAPI document");
     }
     for (path, ops) in paths {
         if ops.get("get").is_some() && !path.contains('{') {
-            assert_eq!(
-                node.http("GET", path, "text/plain", b"").0,
-                200,
-                "GET {path}"
-            );
+            assert_eq!(node.http("GET", path, "text/plain", b"").0, 200, "GET {path}");
         }
     }
     // Metrics count what happened, errors included.
     let (_, metrics) = node.http("GET", "/metrics", "text/plain", b"");
     let metrics = metrics.as_str().unwrap();
     assert!(
-        metrics.contains(
-            "vouch_http_requests_total{route=\"/v1/infer\",method=\"POST\",status=\"400\"}"
-        ),
+        metrics.contains("vouch_http_requests_total{route=\"/v1/infer\",method=\"POST\",status=\"400\"}"),
         "{metrics}"
     );
-    assert!(
-        metrics.contains("vouch_receipts_issued_total 2"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("vouch_receipts_issued_total 2"), "{metrics}");
 }
 
 #[test]
@@ -435,23 +264,10 @@ fn a_crash_mid_upload_leaves_no_partial_model_and_the_node_restarts_cleanly() {
     let models = bench_models();
     let mnist = std::fs::read(models.join("mlp_mnist.onnx")).unwrap();
     let node = NodeProc::start(home.path());
-    assert_eq!(
-        push(
-            &node,
-            "mlp_small",
-            &std::fs::read(models.join("mlp_small.onnx")).unwrap()
-        )
-        .0,
-        201
-    );
+    assert_eq!(push(&node, "mlp_small", &std::fs::read(models.join("mlp_small.onnx")).unwrap()).0, 201);
     // Start an upload, send part of it, and kill the node while it waits for the rest.
     let mut s = TcpStream::connect(node.addr).unwrap();
-    write!(
-        s,
-        "POST /v1/models/half/versions HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
-        mnist.len()
-    )
-    .unwrap();
+    write!(s, "POST /v1/models/half/versions HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", mnist.len()).unwrap();
     s.write_all(&mnist[..mnist.len() / 2]).unwrap();
     s.flush().unwrap();
     // A completed request on another connection orders us after the server has accepted the upload.
@@ -460,18 +276,10 @@ fn a_crash_mid_upload_leaves_no_partial_model_and_the_node_restarts_cleanly() {
     drop(s);
 
     let node = NodeProc::start(home.path());
-    assert_eq!(
-        std::fs::read_dir(home.path().join("tmp")).unwrap().count(),
-        0,
-        "restart clears interrupted uploads"
-    );
+    assert_eq!(std::fs::read_dir(home.path().join("tmp")).unwrap().count(), 0, "restart clears interrupted uploads");
     let (_, repos) = node.http("GET", "/v1/models", "text/plain", b"");
     assert_eq!(repos.as_array().unwrap().len(), 1, "{repos}");
-    assert_error(
-        node.http("GET", "/v1/models/half", "text/plain", b""),
-        404,
-        "model_not_found",
-    );
+    assert_error(node.http("GET", "/v1/models/half", "text/plain", b""), 404, "model_not_found");
     assert_still_serving(&node);
     // The same upload, complete this time, succeeds.
     assert_eq!(push(&node, "half", &mnist).0, 201);

@@ -33,10 +33,7 @@ fn input_doc(model: &Value, seed: u64, open_dims: &[u64]) -> Value {
                 other => panic!("no generator for {other}"),
             })
             .collect();
-        inputs.insert(
-            spec["name"].as_str().unwrap().into(),
-            json!({"dtype": dtype, "shape": shape, "data": data}),
-        );
+        inputs.insert(spec["name"].as_str().unwrap().into(), json!({"dtype": dtype, "shape": shape, "data": data}));
     }
     json!({ "inputs": inputs })
 }
@@ -48,11 +45,7 @@ fn ort_reference(model: &Path, input: &Path) -> Value {
         .arg(input)
         .output()
         .expect("python3 must be installed (scripts/setup-test-env.sh)");
-    assert!(
-        out.status.success(),
-        "onnxruntime reference failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "onnxruntime reference failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -67,25 +60,14 @@ fn as_f64(v: &Value) -> f64 {
 fn assert_close(ours: &Value, reference: &Value, model: &str) {
     let ref_map = reference.as_object().unwrap();
     let our_map = ours.as_object().unwrap();
-    assert_eq!(
-        our_map.keys().collect::<Vec<_>>(),
-        ref_map.keys().collect::<Vec<_>>(),
-        "{model}: output names"
-    );
+    assert_eq!(our_map.keys().collect::<Vec<_>>(), ref_map.keys().collect::<Vec<_>>(), "{model}: output names");
     for (name, r) in ref_map {
         let o = &our_map[name];
         assert_eq!(o["shape"], r["shape"], "{model}/{name}: shape");
         let (od, rd) = (o["data"].as_array().unwrap(), r["data"].as_array().unwrap());
         assert_eq!(od.len(), rd.len());
-        let max_err = od
-            .iter()
-            .zip(rd)
-            .map(|(a, b)| (as_f64(a) - as_f64(b)).abs())
-            .fold(0.0, f64::max);
-        assert!(
-            max_err <= 1e-4,
-            "{model}/{name}: max abs error {max_err} vs onnxruntime"
-        );
+        let max_err = od.iter().zip(rd).map(|(a, b)| (as_f64(a) - as_f64(b)).abs()).fold(0.0, f64::max);
+        assert!(max_err <= 1e-4, "{model}/{name}: max abs error {max_err} vs onnxruntime");
     }
 }
 
@@ -98,32 +80,12 @@ struct Case {
 fn cases() -> Vec<Case> {
     let bench = bench_models();
     vec![
-        Case {
-            name: "mlp_small",
-            path: bench.join("mlp_small.onnx"),
-            open_dims: &[],
-        },
-        Case {
-            name: "mlp_mnist",
-            path: bench.join("mlp_mnist.onnx"),
-            open_dims: &[],
-        },
-        Case {
-            name: "lenet_small",
-            path: bench.join("lenet_small.onnx"),
-            open_dims: &[],
-        },
-        Case {
-            name: "magika",
-            path: cached_model("magika_standard_v3_3.onnx"),
-            open_dims: &[1],
-        },
+        Case { name: "mlp_small", path: bench.join("mlp_small.onnx"), open_dims: &[] },
+        Case { name: "mlp_mnist", path: bench.join("mlp_mnist.onnx"), open_dims: &[] },
+        Case { name: "lenet_small", path: bench.join("lenet_small.onnx"), open_dims: &[] },
+        Case { name: "magika", path: cached_model("magika_standard_v3_3.onnx"), open_dims: &[1] },
         // PP-OCR's direction classifier takes [N, 3, H, W]; 48x192 is the size it is used at.
-        Case {
-            name: "ppocr-cls",
-            path: cached_model("ppocr_cls.onnx"),
-            open_dims: &[2, 48, 192],
-        },
+        Case { name: "ppocr-cls", path: cached_model("ppocr_cls.onnx"), open_dims: &[2, 48, 192] },
     ]
 }
 
@@ -131,10 +93,7 @@ fn run_verify(node: &NodeProc, receipt: &Path, extra: &[&str]) -> (i32, String) 
     let mut args = vec!["verify", receipt.to_str().unwrap()];
     args.extend_from_slice(extra);
     let out = node.vouch(&args);
-    (
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn write_json(path: &Path, v: &Value) {
@@ -165,31 +124,15 @@ fn push_infer_verify_real_models_against_onnxruntime() {
         assert_eq!(model["size"], std::fs::metadata(&case.path).unwrap().len());
         assert_eq!(model["version"], "1.0");
         // `model show` by name, name@version and id all give the push's object.
-        for reference in [
-            case.name.to_owned(),
-            format!("{}@1.0", case.name),
-            model["id"].as_str().unwrap().to_owned(),
-        ] {
-            let shown: Value =
-                serde_json::from_str(&node.vouch_ok(&["--json", "model", "show", &reference]))
-                    .unwrap();
+        for reference in [case.name.to_owned(), format!("{}@1.0", case.name), model["id"].as_str().unwrap().to_owned()]
+        {
+            let shown: Value = serde_json::from_str(&node.vouch_ok(&["--json", "model", "show", &reference])).unwrap();
             assert_eq!(shown, model, "show {reference}");
         }
         // Pull gives back the identical bytes.
         let pulled = work.path().join(format!("{}.pulled.onnx", case.name));
-        node.vouch_ok(&[
-            "model",
-            "pull",
-            model["id"].as_str().unwrap(),
-            "-o",
-            pulled.to_str().unwrap(),
-        ]);
-        assert_eq!(
-            std::fs::read(&pulled).unwrap(),
-            std::fs::read(&case.path).unwrap(),
-            "{}: pulled bytes",
-            case.name
-        );
+        node.vouch_ok(&["model", "pull", model["id"].as_str().unwrap(), "-o", pulled.to_str().unwrap()]);
+        assert_eq!(std::fs::read(&pulled).unwrap(), std::fs::read(&case.path).unwrap(), "{}: pulled bytes", case.name);
 
         let input = work.path().join(format!("{}.input.json", case.name));
         write_json(&input, &input_doc(&model, 7, case.open_dims));
@@ -209,53 +152,25 @@ fn push_infer_verify_real_models_against_onnxruntime() {
         let saved: Value = serde_json::from_slice(&std::fs::read(&receipt_path).unwrap()).unwrap();
         assert_eq!(printed, saved);
         assert!(saved["id"].is_string());
-        assert_close(
-            &saved["outputs"],
-            &ort_reference(&case.path, &input),
-            case.name,
-        );
+        assert_close(&saved["outputs"], &ort_reference(&case.path, &input), case.name);
 
         // Offline verification, with and without the model bytes.
-        assert_eq!(
-            run_verify(&node, &receipt_path, &[]).0,
-            0,
-            "{}: verify",
-            case.name
-        );
-        assert_eq!(
-            run_verify(
-                &node,
-                &receipt_path,
-                &["--model", case.path.to_str().unwrap()]
-            )
-            .0,
-            0
-        );
+        assert_eq!(run_verify(&node, &receipt_path, &[]).0, 0, "{}: verify", case.name);
+        assert_eq!(run_verify(&node, &receipt_path, &["--model", case.path.to_str().unwrap()]).0, 0);
         // The node keeps it: `receipt show` returns the same receipt.
-        let shown: Value = serde_json::from_str(&node.vouch_ok(&[
-            "receipt",
-            "show",
-            saved["id"].as_str().unwrap(),
-        ]))
-        .unwrap();
+        let shown: Value =
+            serde_json::from_str(&node.vouch_ok(&["receipt", "show", saved["id"].as_str().unwrap()])).unwrap();
         assert_eq!(shown, saved);
         pushed.push((case, model, receipt_path));
     }
 
-    let status: Value =
-        serde_json::from_str(&node.vouch_ok(&["--json", "node", "status"])).unwrap();
+    let status: Value = serde_json::from_str(&node.vouch_ok(&["--json", "node", "status"])).unwrap();
     assert_eq!(status["models"], 5);
     assert_eq!(status["receipts"], 5);
     let listed: Value = serde_json::from_str(&node.vouch_ok(&["--json", "model", "ls"])).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 5);
 
-    tamper_tests(
-        &node,
-        work.path(),
-        &pushed[0].2,
-        &pushed[1].1["id"],
-        &pushed[1].0.path,
-    );
+    tamper_tests(&node, work.path(), &pushed[0].2, &pushed[1].1["id"], &pushed[1].0.path);
     assert!(node.terminate(), "node exits cleanly on SIGTERM");
 }
 
@@ -266,21 +181,12 @@ fn tamper_tests(node: &NodeProc, dir: &Path, receipt: &Path, other_id: &Value, o
         write_json(&p, v);
         let (code, out) = run_verify(node, &p, extra);
         assert_eq!(code, 1, "{name}: exit code; output {out}");
-        assert!(
-            out.contains(reason),
-            "{name}: expected {reason:?} in {out:?}"
-        );
+        assert!(out.contains(reason), "{name}: expected {reason:?} in {out:?}");
     };
 
     // One output value changed.
     let mut v = valid.clone();
-    let out_name = v["outputs"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .next()
-        .unwrap()
-        .clone();
+    let out_name = v["outputs"].as_object().unwrap().keys().next().unwrap().clone();
     let x = v["outputs"][&out_name]["data"][0].as_f64().unwrap();
     v["outputs"][&out_name]["data"][0] = json!(x + 0.5);
     check("output", &v, &[], "output digest mismatch");
@@ -288,11 +194,7 @@ fn tamper_tests(node: &NodeProc, dir: &Path, receipt: &Path, other_id: &Value, o
     // One byte of the signature changed.
     let mut v = valid.clone();
     let sig = v["evidence"][0]["signature"].as_str().unwrap().to_owned();
-    let flipped = format!(
-        "{}{}",
-        if &sig[..2] == "00" { "01" } else { "00" },
-        &sig[2..]
-    );
+    let flipped = format!("{}{}", if &sig[..2] == "00" { "01" } else { "00" }, &sig[2..]);
     v["evidence"][0]["signature"] = json!(flipped);
     check("signature", &v, &[], "bad signature");
 
@@ -306,12 +208,7 @@ fn tamper_tests(node: &NodeProc, dir: &Path, receipt: &Path, other_id: &Value, o
     check("model-id-reidentified", &v, &[], "bad signature");
 
     // Model bytes that are not the receipt's model.
-    check(
-        "model-bytes",
-        &valid,
-        &["--model", other_model.to_str().unwrap()],
-        "model bytes do not match",
-    );
+    check("model-bytes", &valid, &["--model", other_model.to_str().unwrap()], "model bytes do not match");
 
     // A format version this build does not know.
     let mut v = valid.clone();
@@ -320,13 +217,7 @@ fn tamper_tests(node: &NodeProc, dir: &Path, receipt: &Path, other_id: &Value, o
 
     // An input value changed (inputs are disclosed by default).
     let mut v = valid.clone();
-    let in_name = v["inputs"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .next()
-        .unwrap()
-        .clone();
+    let in_name = v["inputs"].as_object().unwrap().keys().next().unwrap().clone();
     let x = v["inputs"][&in_name]["data"][0].as_f64().unwrap();
     v["inputs"][&in_name]["data"][0] = json!(x + 0.25);
     check("input", &v, &[], "input digest mismatch");
@@ -335,15 +226,92 @@ fn tamper_tests(node: &NodeProc, dir: &Path, receipt: &Path, other_id: &Value, o
     let p = dir.join("garbage.json");
     std::fs::write(&p, b"{not json").unwrap();
     let (code, out) = run_verify(node, &p, &[]);
-    assert_eq!(
-        (code, out.contains("malformed receipt")),
-        (1, true),
-        "{out}"
-    );
+    assert_eq!((code, out.contains("malformed receipt")), (1, true), "{out}");
 
     // Usage errors exit 2.
     let out = node.vouch(&["verify"]);
     assert_eq!(out.status.code(), Some(2));
     let out = node.vouch(&["verify", dir.join("does-not-exist.json").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn zk_push_quantizes_with_calibration_and_reports_accuracy() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(home.path());
+    for case in cases().into_iter().take(3) {
+        // Learn the signature from a plain push, then build a calibration set in the --input format.
+        let plain: Value = serde_json::from_str(&node.vouch_ok(&[
+            "--json",
+            "model",
+            "push",
+            case.path.to_str().unwrap(),
+            "--name",
+            &format!("{}-plain", case.name),
+        ]))
+        .unwrap();
+        let calib: Vec<Value> = (0..32).map(|i| input_doc(&plain, 100 + i, &[])).collect();
+        let calib_path = work.path().join(format!("{}.calib.json", case.name));
+        write_json(&calib_path, &Value::Array(calib));
+        let name = format!("{}-zk", case.name);
+        let pushed: Value = serde_json::from_str(&node.vouch_ok(&[
+            "--json",
+            "model",
+            "push",
+            case.path.to_str().unwrap(),
+            "--name",
+            &name,
+            "--zk",
+            "--calibration",
+            calib_path.to_str().unwrap(),
+        ]))
+        .unwrap();
+        let zk = &pushed["zk"];
+        assert_eq!(zk["samples"], 32, "{pushed}");
+        assert!(zk["argmax_agreement"].as_f64().unwrap() >= 0.99, "{}: {zk}", case.name);
+        assert!(zk["commitment"].is_null());
+        assert_eq!(zk["forced"], false);
+        let shown = node.vouch_ok(&["model", "show", &name]);
+        assert!(shown.contains("argmax agreement"), "{shown}");
+        // The zk version still serves ordinary inference.
+        let input = work.path().join(format!("{}.zk-input.json", case.name));
+        write_json(&input, &input_doc(&plain, 5, &[]));
+        node.vouch_ok(&["infer", &name, "--input", input.to_str().unwrap()]);
+    }
+
+    // A model with an operator outside the zk op set is refused at push, the op named, and nothing stored.
+    let calib_path = work.path().join("magika.calib.json");
+    let magika = cached_model("magika_standard_v3_3.onnx");
+    write_json(&calib_path, &json!([{ "bytes": [vec![1; 2048]] }]));
+    let out = node.vouch(&[
+        "model",
+        "push",
+        magika.to_str().unwrap(),
+        "--name",
+        "magika-zk",
+        "--zk",
+        "--calibration",
+        calib_path.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("is not supported on the zk path") && err.contains("unsupported_zk_operator"), "{err}");
+    assert_eq!(node.vouch(&["model", "show", "magika-zk"]).status.code(), Some(2));
+
+    // Usage: --zk needs --calibration; a calibration set must be an array of input documents.
+    let out = node.vouch(&["model", "push", magika.to_str().unwrap(), "--name", "m", "--zk"]);
+    assert_eq!(out.status.code(), Some(2));
+    write_json(&calib_path, &json!({"not": "an array"}));
+    let out = node.vouch(&[
+        "model",
+        "push",
+        magika.to_str().unwrap(),
+        "--name",
+        "m",
+        "--zk",
+        "--calibration",
+        calib_path.to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_calibration"));
 }

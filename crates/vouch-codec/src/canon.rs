@@ -83,12 +83,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_tensor_elements: 1 << 28,
-            max_bytes: 1 << 30,
-            max_items: 1 << 16,
-            max_rank: 16,
-        }
+        Self { max_tensor_elements: 1 << 28, max_bytes: 1 << 30, max_items: 1 << 16, max_rank: 16 }
     }
 }
 
@@ -129,8 +124,7 @@ impl Writer {
     }
     /// A length: `u32` little-endian. Lengths above `u32::MAX` cannot be encoded; callers bound them first.
     pub fn len(&mut self, n: usize) {
-        let n =
-            u32::try_from(n).expect("canonical lengths are bounded far below u32::MAX by callers");
+        let n = u32::try_from(n).expect("canonical lengths are bounded far below u32::MAX by callers");
         self.u32(n);
     }
     /// A byte string: `u32` length, then the bytes.
@@ -156,10 +150,7 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader over `buf` with the default limits.
     pub fn new(buf: &'a [u8]) -> Self {
-        Self {
-            buf,
-            limits: Limits::default(),
-        }
+        Self { buf, limits: Limits::default() }
     }
     /// A reader with explicit limits.
     pub fn with_limits(buf: &'a [u8], limits: Limits) -> Self {
@@ -171,23 +162,12 @@ impl<'a> Reader<'a> {
     }
     /// Fails unless everything was read.
     pub fn finish(&self, what: &'static str) -> Result<(), DecodeError> {
-        if self.buf.is_empty() {
-            Ok(())
-        } else {
-            Err(DecodeError::TrailingBytes {
-                what,
-                count: self.buf.len(),
-            })
-        }
+        if self.buf.is_empty() { Ok(()) } else { Err(DecodeError::TrailingBytes { what, count: self.buf.len() }) }
     }
     /// The next `n` raw bytes.
     pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
         if n > self.buf.len() {
-            return Err(DecodeError::UnexpectedEnd {
-                what,
-                needed: n,
-                remaining: self.buf.len(),
-            });
+            return Err(DecodeError::UnexpectedEnd { what, needed: n, remaining: self.buf.len() });
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
@@ -219,11 +199,7 @@ impl<'a> Reader<'a> {
     pub fn count(&mut self, what: &'static str) -> Result<usize, DecodeError> {
         let n = u64::from(self.u32(what)?);
         if n > self.limits.max_items {
-            return Err(DecodeError::TooLarge {
-                what,
-                len: n,
-                max: self.limits.max_items,
-            });
+            return Err(DecodeError::TooLarge { what, len: n, max: self.limits.max_items });
         }
         Ok(n as usize)
     }
@@ -231,11 +207,7 @@ impl<'a> Reader<'a> {
     pub fn bytes(&mut self, what: &'static str) -> Result<&'a [u8], DecodeError> {
         let n = u64::from(self.u32(what)?);
         if n > self.limits.max_bytes {
-            return Err(DecodeError::TooLarge {
-                what,
-                len: n,
-                max: self.limits.max_bytes,
-            });
+            return Err(DecodeError::TooLarge { what, len: n, max: self.limits.max_bytes });
         }
         self.take(n as usize, what)
     }
@@ -248,10 +220,7 @@ impl<'a> Reader<'a> {
         match self.u8(what)? {
             0 => Ok(false),
             1 => Ok(true),
-            v => Err(DecodeError::InvalidValue {
-                what,
-                value: v.into(),
-            }),
+            v => Err(DecodeError::InvalidValue { what, value: v.into() }),
         }
     }
 }
@@ -267,44 +236,19 @@ mod tests {
         w.raw(b"abc");
         let bytes = w.finish();
         let err = Reader::new(&bytes).bytes("blob").unwrap_err();
-        assert_eq!(
-            err,
-            DecodeError::UnexpectedEnd {
-                what: "blob",
-                needed: 10,
-                remaining: 3
-            }
-        );
+        assert_eq!(err, DecodeError::UnexpectedEnd { what: "blob", needed: 10, remaining: 3 });
     }
 
     #[test]
     fn reader_rejects_lengths_over_the_limit_before_allocating() {
         let bytes = u32::MAX.to_le_bytes();
-        let limits = Limits {
-            max_bytes: 16,
-            ..Limits::default()
-        };
-        let err = Reader::with_limits(&bytes, limits)
-            .bytes("blob")
-            .unwrap_err();
-        assert_eq!(
-            err,
-            DecodeError::TooLarge {
-                what: "blob",
-                len: u32::MAX.into(),
-                max: 16
-            }
-        );
+        let limits = Limits { max_bytes: 16, ..Limits::default() };
+        let err = Reader::with_limits(&bytes, limits).bytes("blob").unwrap_err();
+        assert_eq!(err, DecodeError::TooLarge { what: "blob", len: u32::MAX.into(), max: 16 });
     }
 
     #[test]
     fn bool_must_be_zero_or_one() {
-        assert_eq!(
-            Reader::new(&[2]).bool("flag").unwrap_err(),
-            DecodeError::InvalidValue {
-                what: "flag",
-                value: 2
-            }
-        );
+        assert_eq!(Reader::new(&[2]).bool("flag").unwrap_err(), DecodeError::InvalidValue { what: "flag", value: 2 });
     }
 }

@@ -15,8 +15,6 @@ pub mod tensor;
 pub use canon::{DecodeError, Limits, Reader, Writer};
 pub use digest::{Digest, domain};
 pub use model_id::{ModelId, ModelIdError};
-pub use receipt::{
-    AgreementRule, Anchor, Evidence, Extension, Mode, Receipt, ReceiptBody, ReceiptJson,
-};
+pub use receipt::{AgreementRule, Anchor, Evidence, Extension, Mode, Receipt, ReceiptBody, ReceiptJson};
 pub use signature::{Dim, TensorSpec};
 pub use tensor::{DType, Tensor, TensorData, TensorError, TensorMap};

@@ -73,10 +73,7 @@ impl ModelId {
             hash: mh.code(),
             len: mh.digest().len(),
         };
-        if cid.version() != cid::Version::V1
-            || cid.codec() != RAW_CODEC
-            || mh.code() != BLAKE3_MULTIHASH
-        {
+        if cid.version() != cid::Version::V1 || cid.codec() != RAW_CODEC || mh.code() != BLAKE3_MULTIHASH {
             return Err(unsupported());
         }
         let digest: [u8; 32] = mh.digest().try_into().map_err(|_| unsupported())?;
@@ -107,9 +104,7 @@ impl FromStr for ModelId {
         // Only the canonical text form (base32 lower) is accepted, so one id has one spelling.
         let id = Self::from_cid(&cid)?;
         if id.to_string() != s {
-            return Err(ModelIdError::Parse(format!(
-                "not in canonical base32 form (expected {id})"
-            )));
+            return Err(ModelIdError::Parse(format!("not in canonical base32 form (expected {id})")));
         }
         Ok(id)
     }
@@ -141,29 +136,17 @@ mod tests {
         bytes.extend_from_slice(&digest);
         let id = ModelId::of_bytes(b"");
         assert_eq!(id.to_cid_bytes(), bytes);
-        assert_eq!(
-            id.to_string(),
-            "bafkr4ifpcne3t5pzugtkaqcn5i3nzskjtpfslsnnyejlpte2spfoihzsmi"
-        );
+        assert_eq!(id.to_string(), "bafkr4ifpcne3t5pzugtkaqcn5i3nzskjtpfslsnnyejlpte2spfoihzsmi");
         assert_eq!(id.to_string().parse::<ModelId>().unwrap(), id);
     }
 
     #[test]
     fn rejects_other_cids_and_spellings() {
         let id = ModelId::of_bytes(b"x").to_string();
-        assert!(matches!(
-            id.to_uppercase().parse::<ModelId>(),
-            Err(ModelIdError::Parse(_))
-        ));
-        assert!(matches!(
-            "bafy".parse::<ModelId>(),
-            Err(ModelIdError::Parse(_))
-        ));
+        assert!(matches!(id.to_uppercase().parse::<ModelId>(), Err(ModelIdError::Parse(_))));
+        assert!(matches!("bafy".parse::<ModelId>(), Err(ModelIdError::Parse(_))));
         // A sha2-256 raw CIDv1 is a valid CID but not a Vouch model id.
         let sha = Cid::new_v1(RAW_CODEC, Multihash::<64>::wrap(0x12, &[7u8; 32]).unwrap());
-        assert!(matches!(
-            sha.to_string().parse::<ModelId>(),
-            Err(ModelIdError::Unsupported { hash: 0x12, .. })
-        ));
+        assert!(matches!(sha.to_string().parse::<ModelId>(), Err(ModelIdError::Unsupported { hash: 0x12, .. })));
     }
 }

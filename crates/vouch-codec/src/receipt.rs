@@ -43,9 +43,7 @@ pub enum Mode {
 impl Mode {
     /// From the encoded byte.
     pub fn from_u8(v: u8) -> Option<Self> {
-        [Mode::Signed, Mode::Quorum, Mode::Zk, Mode::Tee]
-            .into_iter()
-            .find(|m| *m as u8 == v)
+        [Mode::Signed, Mode::Quorum, Mode::Zk, Mode::Tee].into_iter().find(|m| *m as u8 == v)
     }
     /// The name used in JSON and on the command line.
     pub fn name(self) -> &'static str {
@@ -253,43 +251,24 @@ impl ReceiptBody {
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let format = r.u16("receipt format")?;
         if format != FORMAT_V1 {
-            return Err(DecodeError::UnknownVersion {
-                what: "receipt",
-                found: format,
-                supported: FORMAT_V1,
-            });
+            return Err(DecodeError::UnknownVersion { what: "receipt", found: format, supported: FORMAT_V1 });
         }
-        let model = ModelId::from_cid_bytes(r.bytes("model id")?).map_err(|e| {
-            DecodeError::NonCanonical {
-                what: "model id",
-                reason: e.to_string(),
-            }
-        })?;
+        let model = ModelId::from_cid_bytes(r.bytes("model id")?)
+            .map_err(|e| DecodeError::NonCanonical { what: "model id", reason: e.to_string() })?;
         let m = r.u8("mode")?;
-        let mode = Mode::from_u8(m).ok_or(DecodeError::InvalidValue {
-            what: "mode",
-            value: m.into(),
-        })?;
+        let mode = Mode::from_u8(m).ok_or(DecodeError::InvalidValue { what: "mode", value: m.into() })?;
         let engine = r.str("engine")?.to_owned();
         let job = r.array("job")?;
         let issued_at_ms = r.u64("issued_at")?;
         let input_digest = Digest(r.array("input digest")?);
         let output_digest = Digest(r.array("output digest")?);
         let n = r.count("executors")?;
-        let executors = (0..n)
-            .map(|_| r.array("executor"))
-            .collect::<Result<Vec<_>, _>>()?;
+        let executors = (0..n).map(|_| r.array("executor")).collect::<Result<Vec<_>, _>>()?;
         let rule = match r.u8("agreement rule")? {
             0 => AgreementRule::Exact,
-            1 => AgreementRule::Tolerance {
-                abs: f64::from_bits(r.u64("abs")?),
-                rel: f64::from_bits(r.u64("rel")?),
-            },
+            1 => AgreementRule::Tolerance { abs: f64::from_bits(r.u64("abs")?), rel: f64::from_bits(r.u64("rel")?) },
             v => {
-                return Err(DecodeError::InvalidValue {
-                    what: "agreement rule",
-                    value: v.into(),
-                });
+                return Err(DecodeError::InvalidValue { what: "agreement rule", value: v.into() });
             }
         };
         let n = r.count("extensions")?;
@@ -302,10 +281,7 @@ impl ReceiptBody {
                     reason: format!("tag {tag} out of order"),
                 });
             }
-            extensions.push(Extension {
-                tag,
-                value: r.bytes("extension")?.to_vec(),
-            });
+            extensions.push(Extension { tag, value: r.bytes("extension")?.to_vec() });
         }
         Ok(Self {
             format,
@@ -327,18 +303,11 @@ impl Evidence {
     fn encode_payload(&self) -> Vec<u8> {
         let mut w = Writer::new();
         match self {
-            Evidence::Ed25519 {
-                public_key,
-                signature,
-            } => {
+            Evidence::Ed25519 { public_key, signature } => {
                 w.raw(public_key);
                 w.raw(signature);
             }
-            Evidence::ZkProof {
-                system,
-                commitment,
-                proof,
-            } => {
+            Evidence::ZkProof { system, commitment, proof } => {
                 w.str(system);
                 w.bytes(commitment);
                 w.bytes(proof);
@@ -352,31 +321,18 @@ impl Evidence {
         w.finish()
     }
 
-    fn decode_payload(
-        tag: u16,
-        payload: &[u8],
-        limits: crate::canon::Limits,
-    ) -> Result<Self, DecodeError> {
+    fn decode_payload(tag: u16, payload: &[u8], limits: crate::canon::Limits) -> Result<Self, DecodeError> {
         let mut r = Reader::with_limits(payload, limits);
         let ev = match tag {
-            1 => Evidence::Ed25519 {
-                public_key: r.array("public key")?,
-                signature: r.array("signature")?,
-            },
+            1 => Evidence::Ed25519 { public_key: r.array("public key")?, signature: r.array("signature")? },
             2 => Evidence::ZkProof {
                 system: r.str("proof system")?.to_owned(),
                 commitment: r.bytes("commitment")?.to_vec(),
                 proof: r.bytes("proof")?.to_vec(),
             },
-            3 => Evidence::TeeQuote {
-                platform: r.str("tee platform")?.to_owned(),
-                quote: r.bytes("quote")?.to_vec(),
-            },
+            3 => Evidence::TeeQuote { platform: r.str("tee platform")?.to_owned(), quote: r.bytes("quote")?.to_vec() },
             _ => {
-                return Ok(Evidence::Unknown {
-                    tag,
-                    payload: payload.to_vec(),
-                });
+                return Ok(Evidence::Unknown { tag, payload: payload.to_vec() });
             }
         };
         r.finish("evidence")?;
@@ -445,28 +401,17 @@ impl Receipt {
         let mut r = Reader::new(bytes);
         let magic = r.take(MAGIC.len(), "receipt magic")?;
         if magic != MAGIC {
-            return Err(DecodeError::NonCanonical {
-                what: "receipt",
-                reason: "bad magic bytes".into(),
-            });
+            return Err(DecodeError::NonCanonical { what: "receipt", reason: "bad magic bytes".into() });
         }
         let format = r.u16("receipt format")?;
         if format != FORMAT_V1 {
-            return Err(DecodeError::UnknownVersion {
-                what: "receipt",
-                found: format,
-                supported: FORMAT_V1,
-            });
+            return Err(DecodeError::UnknownVersion { what: "receipt", found: format, supported: FORMAT_V1 });
         }
         let mut br = Reader::with_limits(r.bytes("receipt body")?, r.limits);
         let body = ReceiptBody::decode(&mut br)?;
         br.finish("receipt body")?;
         let outputs = tensor::decode_map(&mut r)?;
-        let inputs = if r.bool("inputs present")? {
-            Some(tensor::decode_map(&mut r)?)
-        } else {
-            None
-        };
+        let inputs = if r.bool("inputs present")? { Some(tensor::decode_map(&mut r)?) } else { None };
         let n = r.count("evidence")?;
         let mut evidence = Vec::with_capacity(n);
         for _ in 0..n {
@@ -483,13 +428,7 @@ impl Receipt {
             None
         };
         r.finish("receipt")?;
-        Ok(Self {
-            body,
-            inputs,
-            outputs,
-            evidence,
-            anchor,
-        })
+        Ok(Self { body, inputs, outputs, evidence, anchor })
     }
 
     /// The JSON view.
@@ -538,16 +477,12 @@ pub enum ReceiptJsonError {
 }
 
 fn field_err(field: &str, reason: impl ToString) -> ReceiptJsonError {
-    ReceiptJsonError::Field {
-        field: field.to_owned(),
-        reason: reason.to_string(),
-    }
+    ReceiptJsonError::Field { field: field.to_owned(), reason: reason.to_string() }
 }
 
 fn hex_fixed<const N: usize>(field: &str, s: &str) -> Result<[u8; N], ReceiptJsonError> {
     let mut out = [0u8; N];
-    hex::decode_to_slice(s, &mut out)
-        .map_err(|e| field_err(field, format!("expected {N} hex-encoded bytes: {e}")))?;
+    hex::decode_to_slice(s, &mut out).map_err(|e| field_err(field, format!("expected {N} hex-encoded bytes: {e}")))?;
     Ok(out)
 }
 
@@ -596,54 +531,31 @@ impl ReceiptJson {
     /// Rebuilds the receipt the view shows. Does not check the id or any evidence (that is verification).
     pub fn to_receipt(&self) -> Result<Receipt, ReceiptJsonError> {
         if self.format != FORMAT_V1 {
-            return Err(ReceiptJsonError::UnknownFormat {
-                found: self.format,
-                supported: FORMAT_V1,
-            });
+            return Err(ReceiptJsonError::UnknownFormat { found: self.format, supported: FORMAT_V1 });
         }
         let body = ReceiptBody {
             format: self.format,
             model: self.model.parse().map_err(|e| field_err("model", e))?,
-            mode: self
-                .mode
-                .parse()
-                .map_err(|e: String| field_err("mode", e))?,
+            mode: self.mode.parse().map_err(|e: String| field_err("mode", e))?,
             engine: self.engine.clone(),
             job: hex_fixed("job", &self.job)?,
             issued_at_ms: self.issued_at_ms,
             input_digest: Digest(hex_fixed("input_digest", &self.input_digest)?),
             output_digest: Digest(hex_fixed("output_digest", &self.output_digest)?),
-            executors: self
-                .executors
-                .iter()
-                .map(|e| hex_fixed("executors", e))
-                .collect::<Result<_, _>>()?,
+            executors: self.executors.iter().map(|e| hex_fixed("executors", e)).collect::<Result<_, _>>()?,
             rule: self.rule,
             extensions: self.extensions.clone(),
         };
         if body.extensions.windows(2).any(|w| w[0].tag >= w[1].tag) {
             return Err(field_err("extensions", "tags must be strictly increasing"));
         }
-        let outputs = tensor::map_from_json(&self.outputs)
-            .map_err(|(k, e)| field_err(&format!("outputs.{k}"), e))?;
+        let outputs = tensor::map_from_json(&self.outputs).map_err(|(k, e)| field_err(&format!("outputs.{k}"), e))?;
         let inputs = match &self.inputs {
             None => None,
-            Some(m) => Some(
-                tensor::map_from_json(m).map_err(|(k, e)| field_err(&format!("inputs.{k}"), e))?,
-            ),
+            Some(m) => Some(tensor::map_from_json(m).map_err(|(k, e)| field_err(&format!("inputs.{k}"), e))?),
         };
-        let evidence = self
-            .evidence
-            .iter()
-            .map(EvidenceJson::to_evidence)
-            .collect::<Result<_, _>>()?;
-        Ok(Receipt {
-            body,
-            inputs,
-            outputs,
-            evidence,
-            anchor: self.anchor.clone(),
-        })
+        let evidence = self.evidence.iter().map(EvidenceJson::to_evidence).collect::<Result<_, _>>()?;
+        Ok(Receipt { body, inputs, outputs, evidence, anchor: self.anchor.clone() })
     }
 }
 
@@ -686,30 +598,18 @@ pub enum EvidenceJson {
 impl From<&Evidence> for EvidenceJson {
     fn from(e: &Evidence) -> Self {
         match e {
-            Evidence::Ed25519 {
-                public_key,
-                signature,
-            } => EvidenceJson::Ed25519 {
-                public_key: hex::encode(public_key),
-                signature: hex::encode(signature),
-            },
-            Evidence::ZkProof {
-                system,
-                commitment,
-                proof,
-            } => EvidenceJson::ZkProof {
+            Evidence::Ed25519 { public_key, signature } => {
+                EvidenceJson::Ed25519 { public_key: hex::encode(public_key), signature: hex::encode(signature) }
+            }
+            Evidence::ZkProof { system, commitment, proof } => EvidenceJson::ZkProof {
                 system: system.clone(),
                 commitment: hex::encode(commitment),
                 proof: hex::encode(proof),
             },
-            Evidence::TeeQuote { platform, quote } => EvidenceJson::TeeQuote {
-                platform: platform.clone(),
-                quote: hex::encode(quote),
-            },
-            Evidence::Unknown { tag, payload } => EvidenceJson::Unknown {
-                tag: *tag,
-                payload: hex::encode(payload),
-            },
+            Evidence::TeeQuote { platform, quote } => {
+                EvidenceJson::TeeQuote { platform: platform.clone(), quote: hex::encode(quote) }
+            }
+            Evidence::Unknown { tag, payload } => EvidenceJson::Unknown { tag: *tag, payload: hex::encode(payload) },
         }
     }
 }
@@ -718,37 +618,23 @@ impl EvidenceJson {
     fn to_evidence(&self) -> Result<Evidence, ReceiptJsonError> {
         let bytes = |f: &str, s: &str| hex::decode(s).map_err(|e| field_err(f, e));
         Ok(match self {
-            EvidenceJson::Ed25519 {
-                public_key,
-                signature,
-            } => Evidence::Ed25519 {
+            EvidenceJson::Ed25519 { public_key, signature } => Evidence::Ed25519 {
                 public_key: hex_fixed("evidence.public_key", public_key)?,
                 signature: hex_fixed("evidence.signature", signature)?,
             },
-            EvidenceJson::ZkProof {
-                system,
-                commitment,
-                proof,
-            } => Evidence::ZkProof {
+            EvidenceJson::ZkProof { system, commitment, proof } => Evidence::ZkProof {
                 system: system.clone(),
                 commitment: bytes("evidence.commitment", commitment)?,
                 proof: bytes("evidence.proof", proof)?,
             },
-            EvidenceJson::TeeQuote { platform, quote } => Evidence::TeeQuote {
-                platform: platform.clone(),
-                quote: bytes("evidence.quote", quote)?,
-            },
+            EvidenceJson::TeeQuote { platform, quote } => {
+                Evidence::TeeQuote { platform: platform.clone(), quote: bytes("evidence.quote", quote)? }
+            }
             EvidenceJson::Unknown { tag, payload } => {
                 if matches!(tag, 1..=3) {
-                    return Err(field_err(
-                        "evidence.tag",
-                        format!("tag {tag} is a known kind"),
-                    ));
+                    return Err(field_err("evidence.tag", format!("tag {tag} is a known kind")));
                 }
-                Evidence::Unknown {
-                    tag: *tag,
-                    payload: bytes("evidence.payload", payload)?,
-                }
+                Evidence::Unknown { tag: *tag, payload: bytes("evidence.payload", payload)? }
             }
         })
     }

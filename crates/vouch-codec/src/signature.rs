@@ -46,10 +46,7 @@ impl TensorSpec {
                 "{}: {}[{}]",
                 self.name,
                 self.dtype,
-                s.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                s.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
             ),
             None => format!("{}: {}[..]", self.name, self.dtype),
         }

@@ -187,9 +187,7 @@ pub enum TensorError {
         shape: Vec<u64>,
     },
     /// An unknown dtype name.
-    #[error(
-        "unknown dtype {0:?} (expected one of f32, f64, i64, i32, i16, i8, u64, u32, u16, u8, bool, string)"
-    )]
+    #[error("unknown dtype {0:?} (expected one of f32, f64, i64, i32, i16, i8, u64, u32, u16, u8, bool, string)")]
     UnknownDType(String),
     /// A JSON value does not fit the dtype.
     #[error("element {index} ({value}) is not a valid {dtype}")]
@@ -220,10 +218,7 @@ pub struct Tensor {
 pub const MAX_ELEMENTS: u64 = 1 << 28;
 
 fn element_count(shape: &[u64]) -> Option<u64> {
-    shape
-        .iter()
-        .try_fold(1u64, |acc, d| acc.checked_mul(*d))
-        .filter(|n| *n <= MAX_ELEMENTS)
+    shape.iter().try_fold(1u64, |acc, d| acc.checked_mul(*d)).filter(|n| *n <= MAX_ELEMENTS)
 }
 
 const CANONICAL_NAN_F32: u32 = 0x7fc0_0000;
@@ -232,15 +227,9 @@ const CANONICAL_NAN_F64: u64 = 0x7ff8_0000_0000_0000;
 impl Tensor {
     /// A tensor, checking that the data length matches the shape.
     pub fn new(shape: Vec<u64>, data: TensorData) -> Result<Self, TensorError> {
-        let expected = element_count(&shape).ok_or_else(|| TensorError::ShapeTooLarge {
-            shape: shape.clone(),
-        })?;
+        let expected = element_count(&shape).ok_or_else(|| TensorError::ShapeTooLarge { shape: shape.clone() })?;
         if expected != data.len() as u64 {
-            return Err(TensorError::ElementCount {
-                shape,
-                expected,
-                found: data.len(),
-            });
+            return Err(TensorError::ElementCount { shape, expected, found: data.len() });
         }
         Ok(Self { shape, data })
     }
@@ -269,20 +258,12 @@ impl Tensor {
             w.u64(*d);
         }
         match &self.data {
-            TensorData::F32(v) => v.iter().for_each(|x| {
-                w.u32(if x.is_nan() {
-                    CANONICAL_NAN_F32
-                } else {
-                    x.to_bits()
-                })
-            }),
-            TensorData::F64(v) => v.iter().for_each(|x| {
-                w.u64(if x.is_nan() {
-                    CANONICAL_NAN_F64
-                } else {
-                    x.to_bits()
-                })
-            }),
+            TensorData::F32(v) => {
+                v.iter().for_each(|x| w.u32(if x.is_nan() { CANONICAL_NAN_F32 } else { x.to_bits() }))
+            }
+            TensorData::F64(v) => {
+                v.iter().for_each(|x| w.u64(if x.is_nan() { CANONICAL_NAN_F64 } else { x.to_bits() }))
+            }
             TensorData::I8(v) => v.iter().for_each(|x| w.raw(&x.to_le_bytes())),
             TensorData::I16(v) => v.iter().for_each(|x| w.raw(&x.to_le_bytes())),
             TensorData::I32(v) => v.iter().for_each(|x| w.raw(&x.to_le_bytes())),
@@ -299,41 +280,26 @@ impl Tensor {
     /// Decodes one canonical tensor.
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let code = r.u8("tensor dtype")?;
-        let dtype = DType::from_onnx(code.into()).ok_or(DecodeError::InvalidValue {
-            what: "tensor dtype",
-            value: code.into(),
-        })?;
+        let dtype = DType::from_onnx(code.into())
+            .ok_or(DecodeError::InvalidValue { what: "tensor dtype", value: code.into() })?;
         let rank = u64::from(r.u8("tensor rank")?);
         if rank > r.limits.max_rank {
-            return Err(DecodeError::TooLarge {
-                what: "tensor rank",
-                len: rank,
-                max: r.limits.max_rank,
-            });
+            return Err(DecodeError::TooLarge { what: "tensor rank", len: rank, max: r.limits.max_rank });
         }
-        let shape = (0..rank)
-            .map(|_| r.u64("tensor dim"))
-            .collect::<Result<Vec<_>, _>>()?;
+        let shape = (0..rank).map(|_| r.u64("tensor dim")).collect::<Result<Vec<_>, _>>()?;
         let max = r.limits.max_tensor_elements.min(MAX_ELEMENTS);
         let n = shape
             .iter()
             .try_fold(1u64, |acc, d| acc.checked_mul(*d))
             .filter(|n| *n <= max)
-            .ok_or(DecodeError::TooLarge {
-                what: "tensor elements",
-                len: u64::MAX,
-                max,
-            })? as usize;
+            .ok_or(DecodeError::TooLarge { what: "tensor elements", len: u64::MAX, max })? as usize;
         fn fixed<'a, const N: usize, T>(
             r: &mut Reader<'a>,
             n: usize,
             f: impl Fn([u8; N]) -> T,
         ) -> Result<Vec<T>, DecodeError> {
             let bytes = r.take(n.saturating_mul(N), "tensor data")?;
-            Ok(bytes
-                .chunks_exact(N)
-                .map(|c| f(c.try_into().expect("exact chunk")))
-                .collect())
+            Ok(bytes.chunks_exact(N).map(|c| f(c.try_into().expect("exact chunk"))).collect())
         }
         let data = match dtype {
             DType::F32 => TensorData::F32(fixed(r, n, f32::from_le_bytes)?),
@@ -354,10 +320,7 @@ impl Tensor {
                         0 => v.push(false),
                         1 => v.push(true),
                         other => {
-                            return Err(DecodeError::InvalidValue {
-                                what: "bool element",
-                                value: (*other).into(),
-                            });
+                            return Err(DecodeError::InvalidValue { what: "bool element", value: (*other).into() });
                         }
                     }
                 }
@@ -372,9 +335,7 @@ impl Tensor {
                         remaining: r.remaining(),
                     });
                 }
-                let v = (0..n)
-                    .map(|_| r.str("string element").map(str::to_owned))
-                    .collect::<Result<_, _>>()?;
+                let v = (0..n).map(|_| r.str("string element").map(str::to_owned)).collect::<Result<_, _>>()?;
                 TensorData::String(v)
             }
         };
@@ -418,34 +379,16 @@ impl Tensor {
             TensorData::Bool(v) => v.iter().map(|x| Value::from(*x)).collect(),
             TensorData::String(v) => v.iter().map(|x| Value::from(x.as_str())).collect(),
         };
-        TensorJson {
-            dtype: self.dtype().name().to_owned(),
-            shape: self.shape.clone(),
-            data: Value::Array(data),
-        }
+        TensorJson { dtype: self.dtype().name().to_owned(), shape: self.shape.clone(), data: Value::Array(data) }
     }
 
     /// Builds a tensor of `dtype` and `shape` from flat JSON values.
-    pub fn from_json_values(
-        dtype: DType,
-        shape: Vec<u64>,
-        values: &[Value],
-    ) -> Result<Self, TensorError> {
-        let expected = element_count(&shape).ok_or_else(|| TensorError::ShapeTooLarge {
-            shape: shape.clone(),
-        })?;
+    pub fn from_json_values(dtype: DType, shape: Vec<u64>, values: &[Value]) -> Result<Self, TensorError> {
+        let expected = element_count(&shape).ok_or_else(|| TensorError::ShapeTooLarge { shape: shape.clone() })?;
         if expected != values.len() as u64 {
-            return Err(TensorError::ElementCount {
-                shape,
-                expected,
-                found: values.len(),
-            });
+            return Err(TensorError::ElementCount { shape, expected, found: values.len() });
         }
-        let bad = |index: usize, v: &Value| TensorError::BadElement {
-            index,
-            value: v.to_string(),
-            dtype,
-        };
+        let bad = |index: usize, v: &Value| TensorError::BadElement { index, value: v.to_string(), dtype };
         fn float_of(v: &Value) -> Option<f64> {
             match v {
                 Value::Number(n) => n.as_f64(),
@@ -486,11 +429,7 @@ impl Tensor {
                         let x = float_of(v).ok_or_else(|| bad(i, v))?;
                         let y = x as f32;
                         // A finite number outside f32's range would silently become infinite.
-                        if x.is_finite() && !y.is_finite() {
-                            Err(bad(i, v))
-                        } else {
-                            Ok(y)
-                        }
+                        if x.is_finite() && !y.is_finite() { Err(bad(i, v)) } else { Ok(y) }
                     })
                     .collect::<Result<_, _>>()?,
             ),
@@ -537,42 +476,31 @@ impl Tensor {
                         DType::from_name(s).ok_or_else(|| TensorError::UnknownDType(s.clone()))?
                     }
                     Some(other) => {
-                        return Err(TensorError::Json(format!(
-                            "dtype must be a string, got {other}"
-                        )));
+                        return Err(TensorError::Json(format!("dtype must be a string, got {other}")));
                     }
-                    None => default_dtype
-                        .ok_or_else(|| TensorError::Json("tensor has no dtype".into()))?,
+                    None => default_dtype.ok_or_else(|| TensorError::Json("tensor has no dtype".into()))?,
                 };
-                let data = obj
-                    .get("data")
-                    .ok_or_else(|| TensorError::Json("tensor has no data".into()))?;
+                let data = obj.get("data").ok_or_else(|| TensorError::Json("tensor has no data".into()))?;
                 let (nested_shape, flat) = flatten(data)?;
                 let shape = match obj.get("shape") {
                     Some(s) => serde_json::from_value::<Vec<u64>>(s.clone()).map_err(|_| {
-                        TensorError::Json(format!(
-                            "shape must be an array of non-negative integers, got {s}"
-                        ))
+                        TensorError::Json(format!("shape must be an array of non-negative integers, got {s}"))
                     })?,
                     None => nested_shape,
                 };
-                if let Some(extra) = obj
-                    .keys()
-                    .find(|k| !matches!(k.as_str(), "dtype" | "shape" | "data"))
-                {
+                if let Some(extra) = obj.keys().find(|k| !matches!(k.as_str(), "dtype" | "shape" | "data")) {
                     return Err(TensorError::Json(format!("unknown tensor field {extra:?}")));
                 }
                 Self::from_json_values(dtype, shape, &flat)
             }
             Value::Array(_) => {
-                let dtype = default_dtype
-                    .ok_or_else(|| TensorError::Json("a bare array needs a dtype".into()))?;
+                let dtype = default_dtype.ok_or_else(|| TensorError::Json("a bare array needs a dtype".into()))?;
                 let (shape, flat) = flatten(value)?;
                 Self::from_json_values(dtype, shape, &flat)
             }
             other => {
-                let dtype = default_dtype
-                    .ok_or_else(|| TensorError::Json(format!("expected a tensor, got {other}")))?;
+                let dtype =
+                    default_dtype.ok_or_else(|| TensorError::Json(format!("expected a tensor, got {other}")))?;
                 Self::from_json_values(dtype, vec![], std::slice::from_ref(other))
             }
         }
@@ -594,30 +522,17 @@ fn flatten(v: &Value) -> Result<(Vec<u64>, Vec<Value>), TensorError> {
         }
     }
     let mut out = Vec::new();
-    fn walk(
-        v: &Value,
-        depth: usize,
-        shape: &[u64],
-        out: &mut Vec<Value>,
-    ) -> Result<(), TensorError> {
+    fn walk(v: &Value, depth: usize, shape: &[u64], out: &mut Vec<Value>) -> Result<(), TensorError> {
         if depth == shape.len() {
             if v.is_array() {
-                return Err(TensorError::Ragged(format!(
-                    "unexpected array at depth {depth}"
-                )));
+                return Err(TensorError::Ragged(format!("unexpected array at depth {depth}")));
             }
             out.push(v.clone());
             return Ok(());
         }
-        let a = v
-            .as_array()
-            .ok_or_else(|| TensorError::Ragged(format!("expected an array at depth {depth}")))?;
+        let a = v.as_array().ok_or_else(|| TensorError::Ragged(format!("expected an array at depth {depth}")))?;
         if a.len() as u64 != shape[depth] {
-            return Err(TensorError::Ragged(format!(
-                "length {} at depth {depth}, expected {}",
-                a.len(),
-                shape[depth]
-            )));
+            return Err(TensorError::Ragged(format!("length {} at depth {depth}, expected {}", a.len(), shape[depth])));
         }
         a.iter().try_for_each(|x| walk(x, depth + 1, shape, out))
     }
@@ -652,10 +567,7 @@ pub fn decode_map(r: &mut Reader<'_>) -> Result<TensorMap, DecodeError> {
     let mut last: Option<String> = None;
     for _ in 0..n {
         let name = r.str("tensor name")?.to_owned();
-        if last
-            .as_ref()
-            .is_some_and(|l| l.as_bytes() >= name.as_bytes())
-        {
+        if last.as_ref().is_some_and(|l| l.as_bytes() >= name.as_bytes()) {
             return Err(DecodeError::NonCanonical {
                 what: "tensor map",
                 reason: format!("name {name:?} out of order or repeated"),
@@ -681,17 +593,13 @@ pub fn map_to_json(map: &TensorMap) -> BTreeMap<String, TensorJson> {
 }
 
 /// Parses a map of full-form tensors (as in a receipt's `outputs`).
-pub fn map_from_json(
-    map: &BTreeMap<String, TensorJson>,
-) -> Result<TensorMap, (String, TensorError)> {
+pub fn map_from_json(map: &BTreeMap<String, TensorJson>) -> Result<TensorMap, (String, TensorError)> {
     map.iter()
         .map(|(k, t)| {
-            let dtype = DType::from_name(&t.dtype)
-                .ok_or_else(|| (k.clone(), TensorError::UnknownDType(t.dtype.clone())))?;
+            let dtype =
+                DType::from_name(&t.dtype).ok_or_else(|| (k.clone(), TensorError::UnknownDType(t.dtype.clone())))?;
             let (_, flat) = flatten(&t.data).map_err(|e| (k.clone(), e))?;
-            Tensor::from_json_values(dtype, t.shape.clone(), &flat)
-                .map(|t| (k.clone(), t))
-                .map_err(|e| (k.clone(), e))
+            Tensor::from_json_values(dtype, t.shape.clone(), &flat).map(|t| (k.clone(), t)).map_err(|e| (k.clone(), e))
         })
         .collect()
 }
@@ -702,22 +610,15 @@ pub fn parse_input_doc(
     doc: &Value,
     dtype_of: impl Fn(&str) -> Option<DType>,
 ) -> Result<TensorMap, (String, TensorError)> {
-    let obj = doc.as_object().ok_or_else(|| {
-        (
-            String::new(),
-            TensorError::Json("input document must be a JSON object".into()),
-        )
-    })?;
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| (String::new(), TensorError::Json("input document must be a JSON object".into())))?;
     let obj = match obj.get("inputs") {
         Some(Value::Object(inner)) if obj.len() == 1 => inner,
         _ => obj,
     };
     obj.iter()
-        .map(|(name, v)| {
-            Tensor::from_json(v, dtype_of(name))
-                .map(|t| (name.clone(), t))
-                .map_err(|e| (name.clone(), e))
-        })
+        .map(|(name, v)| Tensor::from_json(v, dtype_of(name)).map(|t| (name.clone(), t)).map_err(|e| (name.clone(), e)))
         .collect()
 }
 
@@ -731,10 +632,7 @@ mod tests {
         let doc = json!({"x": [[0.5, 1.0, 2.0], [3.0, 4.0, 5.0]]});
         let map = parse_input_doc(&doc, |_| Some(DType::F32)).unwrap();
         assert_eq!(map["x"].shape(), &[2, 3]);
-        assert_eq!(
-            map["x"].data(),
-            &TensorData::F32(vec![0.5, 1.0, 2.0, 3.0, 4.0, 5.0])
-        );
+        assert_eq!(map["x"].data(), &TensorData::F32(vec![0.5, 1.0, 2.0, 3.0, 4.0, 5.0]));
     }
 
     #[test]
@@ -745,28 +643,13 @@ mod tests {
 
     #[test]
     fn out_of_range_integers_are_rejected_with_their_index() {
-        let err = Tensor::from_json(
-            &json!({"dtype": "u8", "shape": [2], "data": [1, 256]}),
-            None,
-        )
-        .unwrap_err();
-        assert_eq!(
-            err,
-            TensorError::BadElement {
-                index: 1,
-                value: "256".into(),
-                dtype: DType::U8
-            }
-        );
+        let err = Tensor::from_json(&json!({"dtype": "u8", "shape": [2], "data": [1, 256]}), None).unwrap_err();
+        assert_eq!(err, TensorError::BadElement { index: 1, value: "256".into(), dtype: DType::U8 });
     }
 
     #[test]
     fn non_finite_floats_round_trip_through_json() {
-        let t = Tensor::new(
-            vec![3],
-            TensorData::F32(vec![f32::NAN, f32::INFINITY, -0.0]),
-        )
-        .unwrap();
+        let t = Tensor::new(vec![3], TensorData::F32(vec![f32::NAN, f32::INFINITY, -0.0])).unwrap();
         let j = serde_json::to_value(t.to_json()).unwrap();
         assert_eq!(j["data"], json!(["NaN", "Infinity", -0.0]));
         let back = Tensor::from_json(&j, None).unwrap();
@@ -795,9 +678,6 @@ mod tests {
         w.u64(u64::MAX);
         w.u64(2);
         let bytes = w.finish();
-        assert!(matches!(
-            Tensor::decode(&mut Reader::new(&bytes)),
-            Err(DecodeError::TooLarge { .. })
-        ));
+        assert!(matches!(Tensor::decode(&mut Reader::new(&bytes)), Err(DecodeError::TooLarge { .. })));
     }
 }

@@ -64,24 +64,17 @@ impl std::fmt::Debug for NodeKey {
 impl NodeKey {
     /// A fresh key from the OS random source.
     pub fn generate() -> Self {
-        Self {
-            key: SigningKey::generate(&mut rand::rngs::OsRng),
-        }
+        Self { key: SigningKey::generate(&mut rand::rngs::OsRng) }
     }
 
     /// A key from 32 secret bytes (tests and fixtures).
     pub fn from_secret(secret: [u8; 32]) -> Self {
-        Self {
-            key: SigningKey::from_bytes(&secret),
-        }
+        Self { key: SigningKey::from_bytes(&secret) }
     }
 
     /// Loads the key at `path`, creating it (mode 0600, written atomically) if absent.
     pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
-        let io = |source| KeyError::Io {
-            path: path.to_owned(),
-            source,
-        };
+        let io = |source| KeyError::Io { path: path.to_owned(), source };
         match fs::read(path) {
             Ok(bytes) => {
                 #[cfg(unix)]
@@ -89,22 +82,15 @@ impl NodeKey {
                     use std::os::unix::fs::PermissionsExt;
                     let mode = fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
                     if mode & 0o077 != 0 {
-                        return Err(KeyError::Permissions {
-                            path: path.to_owned(),
-                            mode,
-                        });
+                        return Err(KeyError::Permissions { path: path.to_owned(), mode });
                     }
                 }
-                let text = String::from_utf8(bytes).map_err(|_| KeyError::Malformed {
-                    path: path.to_owned(),
-                    reason: "not UTF-8".into(),
-                })?;
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| KeyError::Malformed { path: path.to_owned(), reason: "not UTF-8".into() })?;
                 let mut secret = [0u8; 32];
-                hex::decode_to_slice(text.trim(), &mut secret).map_err(|e| {
-                    KeyError::Malformed {
-                        path: path.to_owned(),
-                        reason: format!("expected 64 hex characters: {e}"),
-                    }
+                hex::decode_to_slice(text.trim(), &mut secret).map_err(|e| KeyError::Malformed {
+                    path: path.to_owned(),
+                    reason: format!("expected 64 hex characters: {e}"),
                 })?;
                 Ok(Self::from_secret(secret))
             }
@@ -121,8 +107,7 @@ impl NodeKey {
                     opts.mode(0o600);
                 }
                 let mut f = opts.open(&tmp).map_err(io)?;
-                f.write_all(hex::encode(key.key.to_bytes()).as_bytes())
-                    .map_err(io)?;
+                f.write_all(hex::encode(key.key.to_bytes()).as_bytes()).map_err(io)?;
                 f.write_all(b"\n").map_err(io)?;
                 f.sync_all().map_err(io)?;
                 fs::rename(&tmp, path).map_err(io)?;
@@ -152,19 +137,11 @@ fn domain_message(domain: &str, message: &[u8]) -> Vec<u8> {
 
 /// Checks an ed25519 signature over `domain || message` (strict verification: no malleable signatures,
 /// no small-order keys).
-pub fn verify(
-    domain: &str,
-    public_key: &[u8; 32],
-    message: &[u8],
-    signature: &[u8; 64],
-) -> Result<(), SignatureError> {
-    let pk = VerifyingKey::from_bytes(public_key)
-        .map_err(|_| SignatureError::InvalidPublicKey(hex::encode(public_key)))?;
-    pk.verify_strict(
-        &domain_message(domain, message),
-        &Signature::from_bytes(signature),
-    )
-    .map_err(|_| SignatureError::Mismatch(hex::encode(public_key)))
+pub fn verify(domain: &str, public_key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> Result<(), SignatureError> {
+    let pk =
+        VerifyingKey::from_bytes(public_key).map_err(|_| SignatureError::InvalidPublicKey(hex::encode(public_key)))?;
+    pk.verify_strict(&domain_message(domain, message), &Signature::from_bytes(signature))
+        .map_err(|_| SignatureError::Mismatch(hex::encode(public_key)))
 }
 
 #[cfg(test)]
@@ -179,10 +156,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
         let b = NodeKey::load_or_create(&path).unwrap();
         assert_eq!(a.public_key(), b.public_key());
@@ -196,10 +170,7 @@ mod tests {
         let path = dir.path().join("node.key");
         NodeKey::load_or_create(&path).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(
-            NodeKey::load_or_create(&path),
-            Err(KeyError::Permissions { mode: 0o644, .. })
-        ));
+        assert!(matches!(NodeKey::load_or_create(&path), Err(KeyError::Permissions { mode: 0o644, .. })));
     }
 
     #[test]
@@ -207,13 +178,7 @@ mod tests {
         let k = NodeKey::from_secret([7; 32]);
         let sig = k.sign("A", b"msg");
         assert_eq!(verify("A", &k.public_key(), b"msg", &sig), Ok(()));
-        assert!(matches!(
-            verify("B", &k.public_key(), b"msg", &sig),
-            Err(SignatureError::Mismatch(_))
-        ));
-        assert!(matches!(
-            verify("A", &k.public_key(), b"msh", &sig),
-            Err(SignatureError::Mismatch(_))
-        ));
+        assert!(matches!(verify("B", &k.public_key(), b"msg", &sig), Err(SignatureError::Mismatch(_))));
+        assert!(matches!(verify("A", &k.public_key(), b"msh", &sig), Err(SignatureError::Mismatch(_))));
     }
 }

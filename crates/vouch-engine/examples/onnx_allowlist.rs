@@ -10,14 +10,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 fn main() {
-    let dir = std::env::args()
-        .nth(1)
-        .expect("usage: onnx_allowlist CASES_DIR");
-    let mut cases: Vec<_> = std::fs::read_dir(&dir)
-        .expect("read CASES_DIR")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .collect();
+    let dir = std::env::args().nth(1).expect("usage: onnx_allowlist CASES_DIR");
+    let mut cases: Vec<_> =
+        std::fs::read_dir(&dir).expect("read CASES_DIR").filter_map(Result::ok).map(|e| e.path()).collect();
     cases.sort();
     let (mut pass, mut fail, mut slow) = (vec![], 0, 0);
     for case in &cases {
@@ -32,11 +27,7 @@ fn main() {
             Err(_) => slow += 1,
         }
     }
-    eprintln!(
-        "{} cases: {} pass, {fail} fail, {slow} over the time limit",
-        cases.len(),
-        pass.len()
-    );
+    eprintln!("{} cases: {} pass, {fail} fail, {slow} over the time limit", cases.len(), pass.len());
     println!(
         "# ONNX node conformance cases that pass through Vouch's engine path (tract-onnx {}),",
         vouch_engine::tract::TRACT_VERSION

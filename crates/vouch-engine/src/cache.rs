@@ -26,20 +26,13 @@ pub struct ModelCache {
 }
 
 fn has_open_dims(info: &ModelInfo) -> bool {
-    info.inputs.iter().any(|s| {
-        s.shape
-            .as_ref()
-            .is_none_or(|d| d.iter().any(|d| !matches!(d, Dim::Fixed(_))))
-    })
+    info.inputs.iter().any(|s| s.shape.as_ref().is_none_or(|d| d.iter().any(|d| !matches!(d, Dim::Fixed(_)))))
 }
 
 impl ModelCache {
     /// A cache holding at most `capacity` compiled plans.
     pub fn new(engine: Arc<dyn Engine>, capacity: NonZeroUsize) -> Self {
-        Self {
-            engine,
-            slots: Mutex::new(LruCache::new(capacity)),
-        }
+        Self { engine, slots: Mutex::new(LruCache::new(capacity)) }
     }
 
     /// The engine's id (for receipts).
@@ -50,9 +43,7 @@ impl ModelCache {
     fn slot(&self, key: Key, path: &Path, info: &ModelInfo) -> Compiled {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            slots
-                .get_or_insert(key.clone(), || Arc::new(OnceLock::new()))
-                .clone()
+            slots.get_or_insert(key.clone(), || Arc::new(OnceLock::new())).clone()
         };
         slot.get_or_init(|| {
             let _span = tracing::info_span!("engine.compile", model = %key.0, specialised = key.1.is_some()).entered();
@@ -74,12 +65,7 @@ impl ModelCache {
                 let shapes = info
                     .inputs
                     .iter()
-                    .map(|s| {
-                        inputs
-                            .get(&s.name)
-                            .map(|t| t.shape().to_vec())
-                            .unwrap_or_default()
-                    })
+                    .map(|s| inputs.get(&s.name).map(|t| t.shape().to_vec()).unwrap_or_default())
                     .collect();
                 self.slot((id, Some(shapes)), path, info).map_err(|_| e)
             }
@@ -96,17 +82,9 @@ impl ModelCache {
                 let ones = info
                     .inputs
                     .iter()
-                    .map(|s| {
-                        s.shape
-                            .iter()
-                            .flatten()
-                            .map(|d| if let Dim::Fixed(n) = d { *n } else { 1 })
-                            .collect()
-                    })
+                    .map(|s| s.shape.iter().flatten().map(|d| if let Dim::Fixed(n) = d { *n } else { 1 }).collect())
                     .collect();
-                self.slot((id, Some(ones)), path, info)
-                    .map(drop)
-                    .map_err(|_| e)
+                self.slot((id, Some(ones)), path, info).map(drop).map_err(|_| e)
             }
             Err(e) => Err(e),
         }

@@ -16,11 +16,9 @@ use crate::{ModelCache, TractEngine, contain, convert, inspect};
 fn read_tensor(path: &Path) -> Result<Tensor, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let proto = proto_from_reader(file).map_err(|e| format!("{e:#}"))?;
-    let t = contain(|| {
-        load_tensor(&MmapDataResolver, &proto, None)
-            .map_err(|e| crate::EngineError::Run(format!("{e:#}")))
-    })
-    .map_err(|e| e.to_string())?;
+    let t =
+        contain(|| load_tensor(&MmapDataResolver, &proto, None).map_err(|e| crate::EngineError::Run(format!("{e:#}"))))
+            .map_err(|e| e.to_string())?;
     convert::from_tract("expected", &t).map_err(|e| e.to_string())
 }
 
@@ -31,29 +29,14 @@ fn close(a: f64, b: f64) -> bool {
 /// Whether `got` matches `want`: same dtype and shape; floats within `atol 1e-5 + rtol 1e-3`, the rest exact.
 pub fn tensors_match(got: &Tensor, want: &Tensor) -> Result<(), String> {
     if got.shape() != want.shape() {
-        return Err(format!(
-            "shape {:?}, expected {:?}",
-            got.shape(),
-            want.shape()
-        ));
+        return Err(format!("shape {:?}, expected {:?}", got.shape(), want.shape()));
     }
     let ok = match (got.data(), want.data()) {
-        (TensorData::F32(a), TensorData::F32(b)) => a
-            .iter()
-            .zip(b)
-            .all(|(x, y)| close(f64::from(*x), f64::from(*y))),
+        (TensorData::F32(a), TensorData::F32(b)) => a.iter().zip(b).all(|(x, y)| close(f64::from(*x), f64::from(*y))),
         (TensorData::F64(a), TensorData::F64(b)) => a.iter().zip(b).all(|(x, y)| close(*x, *y)),
         (a, b) => a == b,
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "values differ ({} vs expected {})",
-            got.dtype(),
-            want.dtype()
-        ))
-    }
+    if ok { Ok(()) } else { Err(format!("values differ ({} vs expected {})", got.dtype(), want.dtype())) }
 }
 
 /// Runs every data set of the case in `dir`.
@@ -66,10 +49,7 @@ pub fn run_case(dir: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("test_data_set_"))
-        })
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("test_data_set_")))
         .collect();
     sets.sort();
     if sets.is_empty() {
@@ -85,15 +65,11 @@ pub fn run_case(dir: &Path) -> Result<(), String> {
             inputs.insert(spec.name.clone(), read_tensor(&p)?);
         }
         crate::validate_inputs(&info.inputs, &inputs).map_err(|e| e.to_string())?;
-        let plan = cache
-            .get(id, &model, &info, &inputs)
-            .map_err(|e| e.to_string())?;
+        let plan = cache.get(id, &model, &info, &inputs).map_err(|e| e.to_string())?;
         let outputs = plan.run(&inputs).map_err(|e| e.to_string())?;
         for (j, spec) in info.outputs.iter().enumerate() {
             let want = read_tensor(&set.join(format!("output_{j}.pb")))?;
-            let got = outputs
-                .get(&spec.name)
-                .ok_or_else(|| format!("no output {}", spec.name))?;
+            let got = outputs.get(&spec.name).ok_or_else(|| format!("no output {}", spec.name))?;
             tensors_match(got, &want).map_err(|e| format!("output {}: {e}", spec.name))?;
         }
     }

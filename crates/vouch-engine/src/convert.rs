@@ -6,10 +6,7 @@ use vouch_codec::{Tensor, TensorData};
 use crate::EngineError;
 
 fn err(name: &str, reason: impl ToString) -> EngineError {
-    EngineError::Tensor {
-        name: name.to_owned(),
-        reason: reason.to_string(),
-    }
+    EngineError::Tensor { name: name.to_owned(), reason: reason.to_string() }
 }
 
 /// A Vouch tensor as a tract tensor.
@@ -41,14 +38,9 @@ pub fn to_tract(name: &str, t: &Tensor) -> Result<TTensor, EngineError> {
 /// A tract tensor as a Vouch tensor.
 pub fn from_tract(name: &str, t: &TTensor) -> Result<Tensor, EngineError> {
     let shape: Vec<u64> = t.shape().iter().map(|d| *d as u64).collect();
-    fn slice<T: tract_onnx::prelude::Datum + Clone>(
-        name: &str,
-        t: &TTensor,
-    ) -> Result<Vec<T>, EngineError> {
+    fn slice<T: tract_onnx::prelude::Datum + Clone>(name: &str, t: &TTensor) -> Result<Vec<T>, EngineError> {
         // `as_slice` needs a contiguous plain tensor; tract outputs always are, but check rather than assume.
-        t.try_as_plain_ram()
-            .and_then(|v| v.as_slice::<T>().map(|s| s.to_vec()))
-            .map_err(|e| err(name, e))
+        t.try_as_plain_ram().and_then(|v| v.as_slice::<T>().map(|s| s.to_vec())).map_err(|e| err(name, e))
     }
     let data = match t.datum_type() {
         DatumType::F32 => TensorData::F32(slice(name, t)?),
@@ -68,10 +60,7 @@ pub fn from_tract(name: &str, t: &TTensor) -> Result<Tensor, EngineError> {
             TensorData::I64(slice(name, &c)?)
         }
         other => {
-            return Err(err(
-                name,
-                format!("output dtype {other:?} is not supported by Vouch"),
-            ));
+            return Err(err(name, format!("output dtype {other:?} is not supported by Vouch")));
         }
     };
     Tensor::new(shape, data).map_err(|e| err(name, e))

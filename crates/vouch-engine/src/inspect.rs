@@ -110,9 +110,7 @@ impl<R: Read + Seek> Scanner<R> {
                 self.pos += 1;
                 Ok(b[0])
             }
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                Err(InspectError::Truncated { what })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(InspectError::Truncated { what }),
             Err(e) => Err(InspectError::Io(e.to_string())),
         }
     }
@@ -126,9 +124,7 @@ impl<R: Read + Seek> Scanner<R> {
                 return Ok(v);
             }
         }
-        Err(InspectError::Malformed(format!(
-            "varint too long in {what}"
-        )))
+        Err(InspectError::Malformed(format!("varint too long in {what}")))
     }
 
     /// The length of a length-delimited field, checked against the enclosing message's end.
@@ -142,18 +138,14 @@ impl<R: Read + Seek> Scanner<R> {
 
     fn skip(&mut self, n: u64, what: &'static str) -> Result<(), InspectError> {
         let n_i64 = i64::try_from(n).map_err(|_| InspectError::Truncated { what })?;
-        self.r
-            .seek_relative(n_i64)
-            .map_err(|e| InspectError::Io(e.to_string()))?;
+        self.r.seek_relative(n_i64).map_err(|e| InspectError::Io(e.to_string()))?;
         self.pos += n;
         Ok(())
     }
 
     fn small(&mut self, n: u64, what: &'static str) -> Result<Vec<u8>, InspectError> {
         if n > MAX_SMALL_MESSAGE {
-            return Err(InspectError::Malformed(format!(
-                "{what} is {n} bytes, larger than {MAX_SMALL_MESSAGE}"
-            )));
+            return Err(InspectError::Malformed(format!("{what} is {n} bytes, larger than {MAX_SMALL_MESSAGE}")));
         }
         let mut buf = vec![0u8; n as usize];
         self.r.read_exact(&mut buf).map_err(|e| match e.kind() {
@@ -166,8 +158,7 @@ impl<R: Read + Seek> Scanner<R> {
 
     fn string(&mut self, end: u64, what: &'static str) -> Result<String, InspectError> {
         let n = self.len(end, what)?;
-        String::from_utf8(self.small(n, what)?)
-            .map_err(|_| InspectError::Malformed(format!("{what} is not UTF-8")))
+        String::from_utf8(self.small(n, what)?).map_err(|_| InspectError::Malformed(format!("{what} is not UTF-8")))
     }
 
     /// Reads a field key; `None` at `end`.
@@ -206,9 +197,7 @@ impl<R: Read + Seek> Scanner<R> {
 
     fn expect_len(&mut self, wire: u8, end: u64, what: &'static str) -> Result<u64, InspectError> {
         if wire != 2 {
-            return Err(InspectError::Malformed(format!(
-                "{what} has wire type {wire}, expected a message"
-            )));
+            return Err(InspectError::Malformed(format!("{what} has wire type {wire}, expected a message")));
         }
         let n = self.len(end, what)?;
         Ok(self.pos + n)
@@ -242,9 +231,7 @@ impl<R: Read + Seek> Scanner<R> {
 
     fn graph(&mut self, end: u64, depth: u32, f: &mut Found) -> Result<(), InspectError> {
         if depth > MAX_DEPTH {
-            return Err(InspectError::Malformed(format!(
-                "subgraphs nested deeper than {MAX_DEPTH}"
-            )));
+            return Err(InspectError::Malformed(format!("subgraphs nested deeper than {MAX_DEPTH}")));
         }
         while let Some((field, wire)) = self.key(end, "graph")? {
             match field {
@@ -267,24 +254,14 @@ impl<R: Read + Seek> Scanner<R> {
                     }
                 }
                 11 | 12 if depth == 0 => {
-                    let what = if field == 11 {
-                        "graph input"
-                    } else {
-                        "graph output"
-                    };
+                    let what = if field == 11 { "graph input" } else { "graph output" };
                     if wire != 2 {
-                        return Err(InspectError::Malformed(format!(
-                            "{what} has wire type {wire}"
-                        )));
+                        return Err(InspectError::Malformed(format!("{what} has wire type {wire}")));
                     }
                     let n = self.len(end, what)?;
                     let vi = pb::ValueInfoProto::decode(&*self.small(n, what)?)
                         .map_err(|e| InspectError::Malformed(format!("{what}: {e}")))?;
-                    if field == 11 {
-                        f.inputs.push(vi)
-                    } else {
-                        f.outputs.push(vi)
-                    }
+                    if field == 11 { f.inputs.push(vi) } else { f.outputs.push(vi) }
                 }
                 _ => self.skip_field(wire, end, "graph field")?,
             }
@@ -308,11 +285,7 @@ impl<R: Read + Seek> Scanner<R> {
         if op.is_empty() {
             return Err(InspectError::Malformed("a node has no op_type".into()));
         }
-        let key = if domain.is_empty() || domain == "ai.onnx" {
-            op
-        } else {
-            format!("{domain}:{op}")
-        };
+        let key = if domain.is_empty() || domain == "ai.onnx" { op } else { format!("{domain}:{op}") };
         *f.ops.entry(key).or_default() += 1;
         Ok(())
     }
@@ -379,11 +352,7 @@ impl<R: Read + Seek> Scanner<R> {
 
 fn spec(role: &'static str, vi: &pb::ValueInfoProto) -> Result<TensorSpec, InspectError> {
     use pb::type_proto::Value;
-    let unsupported = |t: String| InspectError::UnsupportedType {
-        role,
-        name: vi.name.clone(),
-        onnx_type: t,
-    };
+    let unsupported = |t: String| InspectError::UnsupportedType { role, name: vi.name.clone(), onnx_type: t };
     let t = match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(Value::TensorType(t)) => t,
         None => return Err(unsupported("no type".into())),
@@ -398,23 +367,15 @@ fn spec(role: &'static str, vi: &pb::ValueInfoProto) -> Result<TensorSpec, Inspe
         s.dim
             .iter()
             .map(|d| match &d.value {
-                Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if *v >= 0 => {
-                    Dim::Fixed(*v as u64)
-                }
-                Some(pb::tensor_shape_proto::dimension::Value::DimParam(p))
-                    if !p.is_empty() && p != "?" =>
-                {
+                Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if *v >= 0 => Dim::Fixed(*v as u64),
+                Some(pb::tensor_shape_proto::dimension::Value::DimParam(p)) if !p.is_empty() && p != "?" => {
                     Dim::Symbol(p.clone())
                 }
                 _ => Dim::Unknown,
             })
             .collect()
     });
-    Ok(TensorSpec {
-        name: vi.name.clone(),
-        dtype,
-        shape,
-    })
+    Ok(TensorSpec { name: vi.name.clone(), dtype, shape })
 }
 
 /// Inspects an ONNX model from any seekable reader of `len` bytes.
@@ -426,9 +387,7 @@ pub fn inspect_reader<R: Read + Seek>(r: R, len: u64) -> Result<ModelInfo, Inspe
         return Err(InspectError::Malformed("no graph".into()));
     }
     if f.outputs.is_empty() {
-        return Err(InspectError::Malformed(
-            "the graph declares no outputs".into(),
-        ));
+        return Err(InspectError::Malformed("the graph declares no outputs".into()));
     }
     let register = tract_onnx::onnx().op_register;
     let unsupported: Vec<String> = f
@@ -450,27 +409,13 @@ pub fn inspect_reader<R: Read + Seek>(r: R, len: u64) -> Result<ModelInfo, Inspe
         .filter(|vi| !f.initializers.contains(&vi.name))
         .map(|vi| spec("input", vi))
         .collect::<Result<_, _>>()?;
-    let outputs = f
-        .outputs
-        .iter()
-        .map(|vi| spec("output", vi))
-        .collect::<Result<_, _>>()?;
-    Ok(ModelInfo {
-        ir_version: f.ir_version,
-        opsets: f.opsets,
-        producer: f.producer,
-        inputs,
-        outputs,
-        ops: f.ops,
-    })
+    let outputs = f.outputs.iter().map(|vi| spec("output", vi)).collect::<Result<_, _>>()?;
+    Ok(ModelInfo { ir_version: f.ir_version, opsets: f.opsets, producer: f.producer, inputs, outputs, ops: f.ops })
 }
 
 /// Inspects the ONNX model at `path`.
 pub fn inspect(path: &Path) -> Result<ModelInfo, InspectError> {
     let file = File::open(path).map_err(|e| InspectError::Io(e.to_string()))?;
-    let len = file
-        .metadata()
-        .map_err(|e| InspectError::Io(e.to_string()))?
-        .len();
+    let len = file.metadata().map_err(|e| InspectError::Io(e.to_string()))?.len();
     inspect_reader(BufReader::with_capacity(64 * 1024, file), len)
 }

@@ -51,14 +51,12 @@ impl Engine for TractEngine {
             // every size and each request binds them to its own.
             for (ix, spec) in info.inputs.iter().enumerate() {
                 let fact = model.input_fact(ix).map_err(c)?.clone();
-                let dt = fact.datum_type().ok_or_else(|| {
-                    EngineError::Compile(format!("input {} has no type", spec.name))
-                })?;
+                let dt = fact
+                    .datum_type()
+                    .ok_or_else(|| EngineError::Compile(format!("input {} has no type", spec.name)))?;
                 if let Some(concrete) = shapes.and_then(|s| s.get(ix)) {
                     let dims: TVec<TDim> = concrete.iter().map(|d| TDim::Val(*d as i64)).collect();
-                    model
-                        .set_input_fact(ix, InferenceFact::dt_shape(dt, dims))
-                        .map_err(c)?;
+                    model.set_input_fact(ix, InferenceFact::dt_shape(dt, dims)).map_err(c)?;
                     continue;
                 }
                 let Some(shape) = &spec.shape else { continue };
@@ -70,34 +68,20 @@ impl Engine for TractEngine {
                         Dim::Symbol(_) | Dim::Unknown => {
                             match fact.shape.dims().nth(axis).and_then(|f| f.concretize()) {
                                 Some(known) => known,
-                                None => model
-                                    .symbols
-                                    .new_with_prefix(&format!("in{ix}_{axis}_"))
-                                    .to_dim(),
+                                None => model.symbols.new_with_prefix(&format!("in{ix}_{axis}_")).to_dim(),
                             }
                         }
                     })
                     .collect();
-                model
-                    .set_input_fact(ix, InferenceFact::dt_shape(dt, dims))
-                    .map_err(c)?;
+                model.set_input_fact(ix, InferenceFact::dt_shape(dt, dims)).map_err(c)?;
             }
-            let plan = model
-                .into_optimized()
-                .map_err(c)?
-                .into_runnable()
-                .map_err(c)?;
+            let plan = model.into_optimized().map_err(c)?.into_runnable().map_err(c)?;
             let inputs = info.inputs.iter().map(|s| s.name.clone()).collect();
             let outputs = info.outputs.iter().map(|s| s.name.clone()).collect();
             let probe = plan.spawn().map_err(c)?;
             let stateless = probe.op_states.iter().all(Option::is_none);
             let idle = stateless.then(|| std::sync::Mutex::new(vec![probe]));
-            Ok(Arc::new(TractModel {
-                plan,
-                inputs,
-                outputs,
-                idle,
-            }) as Arc<dyn CompiledModel>)
+            Ok(Arc::new(TractModel { plan, inputs, outputs, idle }) as Arc<dyn CompiledModel>)
         })
     }
 }
@@ -109,9 +93,7 @@ impl CompiledModel for TractModel {
                 .inputs
                 .iter()
                 .map(|name| {
-                    let t = inputs
-                        .get(name)
-                        .ok_or_else(|| EngineError::Run(format!("missing input {name:?}")))?;
+                    let t = inputs.get(name).ok_or_else(|| EngineError::Run(format!("missing input {name:?}")))?;
                     Ok(to_tract(name, t)?.into_tvalue())
                 })
                 .collect::<Result<_, EngineError>>()?;
@@ -136,11 +118,7 @@ impl CompiledModel for TractModel {
                     self.outputs.len()
                 )));
             }
-            self.outputs
-                .iter()
-                .zip(out.iter())
-                .map(|(name, t)| Ok((name.clone(), from_tract(name, t)?)))
-                .collect()
+            self.outputs.iter().zip(out.iter()).map(|(name, t)| Ok((name.clone(), from_tract(name, t)?))).collect()
         })
     }
 }

@@ -46,9 +46,7 @@ pub enum InputError {
         spec: String,
     },
     /// A fixed dimension differs.
-    #[error(
-        "input {name:?} has size {found} on axis {axis}, the model expects {expected} ({spec})"
-    )]
+    #[error("input {name:?} has size {found} on axis {axis}, the model expects {expected} ({spec})")]
     Dim {
         /// The input.
         name: String,
@@ -62,9 +60,7 @@ pub enum InputError {
         spec: String,
     },
     /// A symbolic dimension takes two sizes in one request.
-    #[error(
-        "dimension {symbol:?} is {first} in one place and {second} in input {name:?} axis {axis}"
-    )]
+    #[error("dimension {symbol:?} is {first} in one place and {second} in input {name:?} axis {axis}")]
     Symbol {
         /// The symbol.
         symbol: String,
@@ -86,9 +82,7 @@ impl InputError {
             InputError::Unknown { .. } => "unknown_input",
             InputError::Missing { .. } => "missing_input",
             InputError::DType { .. } => "dtype_mismatch",
-            InputError::Rank { .. } | InputError::Dim { .. } | InputError::Symbol { .. } => {
-                "shape_mismatch"
-            }
+            InputError::Rank { .. } | InputError::Dim { .. } | InputError::Symbol { .. } => "shape_mismatch",
         }
     }
 }
@@ -96,30 +90,16 @@ impl InputError {
 /// Checks names, dtypes, ranks, fixed dimensions and the consistency of symbolic ones.
 pub fn validate_inputs(specs: &[TensorSpec], inputs: &TensorMap) -> Result<(), InputError> {
     if let Some(name) = inputs.keys().find(|n| !specs.iter().any(|s| &s.name == *n)) {
-        let expected = specs
-            .iter()
-            .map(TensorSpec::describe)
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(InputError::Unknown {
-            name: name.clone(),
-            expected,
-        });
+        let expected = specs.iter().map(TensorSpec::describe).collect::<Vec<_>>().join(", ");
+        return Err(InputError::Unknown { name: name.clone(), expected });
     }
     let mut symbols: BTreeMap<&str, u64> = BTreeMap::new();
     for spec in specs {
         let Some(t) = inputs.get(&spec.name) else {
-            return Err(InputError::Missing {
-                name: spec.name.clone(),
-                spec: spec.describe(),
-            });
+            return Err(InputError::Missing { name: spec.name.clone(), spec: spec.describe() });
         };
         if t.dtype() != spec.dtype {
-            return Err(InputError::DType {
-                name: spec.name.clone(),
-                expected: spec.dtype,
-                found: t.dtype(),
-            });
+            return Err(InputError::DType { name: spec.name.clone(), expected: spec.dtype, found: t.dtype() });
         }
         let Some(shape) = &spec.shape else { continue };
         if shape.len() != t.shape().len() {
@@ -174,24 +154,14 @@ mod tests {
                 dtype: DType::F32,
                 shape: Some(vec![Dim::Symbol("N".into()), Dim::Fixed(2)]),
             },
-            TensorSpec {
-                name: "b".into(),
-                dtype: DType::I64,
-                shape: Some(vec![Dim::Symbol("N".into())]),
-            },
+            TensorSpec { name: "b".into(), dtype: DType::I64, shape: Some(vec![Dim::Symbol("N".into())]) },
         ]
     }
 
     fn inputs(n_a: u64, n_b: u64) -> TensorMap {
         let mut m = TensorMap::new();
-        m.insert(
-            "a".into(),
-            Tensor::new(vec![n_a, 2], TensorData::F32(vec![0.0; (n_a * 2) as usize])).unwrap(),
-        );
-        m.insert(
-            "b".into(),
-            Tensor::new(vec![n_b], TensorData::I64(vec![0; n_b as usize])).unwrap(),
-        );
+        m.insert("a".into(), Tensor::new(vec![n_a, 2], TensorData::F32(vec![0.0; (n_a * 2) as usize])).unwrap());
+        m.insert("b".into(), Tensor::new(vec![n_b], TensorData::I64(vec![0; n_b as usize])).unwrap());
         m
     }
 
@@ -200,13 +170,7 @@ mod tests {
         assert_eq!(validate_inputs(&specs(), &inputs(3, 3)), Ok(()));
         assert_eq!(
             validate_inputs(&specs(), &inputs(3, 4)),
-            Err(InputError::Symbol {
-                symbol: "N".into(),
-                first: 3,
-                second: 4,
-                name: "b".into(),
-                axis: 0
-            })
+            Err(InputError::Symbol { symbol: "N".into(), first: 3, second: 4, name: "b".into(), axis: 0 })
         );
     }
 
@@ -214,49 +178,21 @@ mod tests {
     fn each_mismatch_has_its_own_error() {
         let mut m = inputs(1, 1);
         m.insert("c".into(), m["b"].clone());
-        assert!(
-            matches!(validate_inputs(&specs(), &m), Err(InputError::Unknown { name, .. }) if name == "c")
-        );
+        assert!(matches!(validate_inputs(&specs(), &m), Err(InputError::Unknown { name, .. }) if name == "c"));
         let mut m = inputs(1, 1);
         m.remove("b");
-        assert!(
-            matches!(validate_inputs(&specs(), &m), Err(InputError::Missing { name, .. }) if name == "b")
-        );
+        assert!(matches!(validate_inputs(&specs(), &m), Err(InputError::Missing { name, .. }) if name == "b"));
         let mut m = inputs(1, 1);
-        m.insert(
-            "b".into(),
-            Tensor::new(vec![1], TensorData::I32(vec![0])).unwrap(),
-        );
+        m.insert("b".into(), Tensor::new(vec![1], TensorData::I32(vec![0])).unwrap());
         assert!(matches!(
             validate_inputs(&specs(), &m),
-            Err(InputError::DType {
-                expected: DType::I64,
-                found: DType::I32,
-                ..
-            })
+            Err(InputError::DType { expected: DType::I64, found: DType::I32, .. })
         ));
         let mut m = inputs(1, 1);
-        m.insert(
-            "a".into(),
-            Tensor::new(vec![1, 3], TensorData::F32(vec![0.0; 3])).unwrap(),
-        );
-        assert!(matches!(
-            validate_inputs(&specs(), &m),
-            Err(InputError::Dim {
-                axis: 1,
-                expected: 2,
-                found: 3,
-                ..
-            })
-        ));
+        m.insert("a".into(), Tensor::new(vec![1, 3], TensorData::F32(vec![0.0; 3])).unwrap());
+        assert!(matches!(validate_inputs(&specs(), &m), Err(InputError::Dim { axis: 1, expected: 2, found: 3, .. })));
         let mut m = inputs(1, 1);
-        m.insert(
-            "a".into(),
-            Tensor::new(vec![2], TensorData::F32(vec![0.0; 2])).unwrap(),
-        );
-        assert!(matches!(
-            validate_inputs(&specs(), &m),
-            Err(InputError::Rank { expected: 2, .. })
-        ));
+        m.insert("a".into(), Tensor::new(vec![2], TensorData::F32(vec![0.0; 2])).unwrap());
+        assert!(matches!(validate_inputs(&specs(), &m), Err(InputError::Rank { expected: 2, .. })));
     }
 }

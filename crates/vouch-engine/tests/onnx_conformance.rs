@@ -8,35 +8,18 @@ use std::path::{Path, PathBuf};
 fn cases_dir() -> PathBuf {
     let dir = std::env::var_os("VOUCH_ONNX_NODE_CASES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/onnx-node/node")
-        });
-    assert!(
-        dir.is_dir(),
-        "{} is missing: run scripts/setup-test-env.sh",
-        dir.display()
-    );
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/onnx-node/node"));
+    assert!(dir.is_dir(), "{} is missing: run scripts/setup-test-env.sh", dir.display());
     dir
 }
 
 #[test]
 fn allow_listed_onnx_node_cases_pass() {
     let list = include_str!("onnx_node_allowlist.txt");
-    let names: Vec<&str> = list
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect();
-    assert!(
-        names.len() >= 1000,
-        "allow-list holds only {} cases",
-        names.len()
-    );
+    let names: Vec<&str> = list.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    assert!(names.len() >= 1000, "allow-list holds only {} cases", names.len());
     let dir = cases_dir();
-    let chunks: Vec<Vec<&str>> = names
-        .chunks(names.len().div_ceil(2))
-        .map(<[_]>::to_vec)
-        .collect();
+    let chunks: Vec<Vec<&str>> = names.chunks(names.len().div_ceil(2)).map(<[_]>::to_vec).collect();
     let failures: Vec<String> = std::thread::scope(|s| {
         let handles: Vec<_> = chunks
             .into_iter()
@@ -46,25 +29,15 @@ fn allow_listed_onnx_node_cases_pass() {
                     chunk
                         .into_iter()
                         .filter_map(|name| {
-                            vouch_engine::conformance::run_case(&dir.join(name))
-                                .err()
-                                .map(|e| format!("{name}: {e}"))
+                            vouch_engine::conformance::run_case(&dir.join(name)).err().map(|e| format!("{name}: {e}"))
                         })
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
     });
-    assert!(
-        failures.is_empty(),
-        "{} allow-listed cases fail:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} allow-listed cases fail:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]

@@ -109,15 +109,9 @@ pub fn validate_name(name: &str) -> Result<(), HubError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     // A name must never parse as an id, or `show NAME` would be ambiguous.
-    if ok && !ModelId::looks_like_id(name) {
-        Ok(())
-    } else {
-        Err(HubError::InvalidName(name.to_owned()))
-    }
+    if ok && !ModelId::looks_like_id(name) { Ok(()) } else { Err(HubError::InvalidName(name.to_owned())) }
 }
 
 /// The hub: blobs on disk, metadata in redb.
@@ -172,11 +166,7 @@ impl Upload {
         }
         self.file.flush()?;
         self.file.sync_all()?;
-        Ok(Staged {
-            id: ModelId::from_blake3(*self.hasher.finalize().as_bytes()),
-            size: self.size,
-            path: self.path,
-        })
+        Ok(Staged { id: ModelId::from_blake3(*self.hasher.finalize().as_bytes()), size: self.size, path: self.path })
     }
 }
 
@@ -194,10 +184,7 @@ pub struct NewVersion {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl Hub {
@@ -208,10 +195,8 @@ impl Hub {
         let tmp = home.join("tmp");
         fs::create_dir_all(&blobs)?;
         if tmp.exists() {
-            let removed = fs::read_dir(&tmp)?
-                .filter_map(Result::ok)
-                .filter(|e| fs::remove_file(e.path()).is_ok())
-                .count();
+            let removed =
+                fs::read_dir(&tmp)?.filter_map(Result::ok).filter(|e| fs::remove_file(e.path()).is_ok()).count();
             if removed > 0 {
                 tracing::info!(removed, "hub.recover: removed interrupted uploads");
             }
@@ -223,11 +208,7 @@ impl Hub {
         tx.open_table(VERSIONS)?;
         tx.open_table(IDS)?;
         tx.commit()?;
-        Ok(Self {
-            blobs,
-            tmp,
-            db: Arc::new(db),
-        })
+        Ok(Self { blobs, tmp, db: Arc::new(db) })
     }
 
     /// The metadata database, shared with other node stores.
@@ -237,17 +218,8 @@ impl Hub {
 
     /// Starts an upload of at most `limit` bytes.
     pub fn begin_upload(&self, limit: u64) -> Result<Upload, HubError> {
-        let (file, path) = tempfile::Builder::new()
-            .prefix("upload-")
-            .tempfile_in(&self.tmp)?
-            .into_parts();
-        Ok(Upload {
-            file,
-            path,
-            hasher: blake3::Hasher::new(),
-            size: 0,
-            limit,
-        })
+        let (file, path) = tempfile::Builder::new().prefix("upload-").tempfile_in(&self.tmp)?.into_parts();
+        Ok(Upload { file, path, hasher: blake3::Hasher::new(), size: 0, limit })
     }
 
     fn blob_file(&self, id: &ModelId) -> PathBuf {
@@ -287,18 +259,11 @@ impl Hub {
                     // Pushing the same bytes to the same version again is a no-op.
                     return Ok(r.clone());
                 }
-                return Err(HubError::VersionExists {
-                    name: new.name,
-                    version: version.to_string(),
-                    existing: r.id,
-                });
+                return Err(HubError::VersionExists { name: new.name, version: version.to_string(), existing: r.id });
             }
             let target = self.blob_file(&staged.id);
             if !target.exists() {
-                staged
-                    .path
-                    .persist(&target)
-                    .map_err(|e| HubError::Io(e.error))?;
+                staged.path.persist(&target).map_err(|e| HubError::Io(e.error))?;
                 fs::File::open(&self.blobs)?.sync_all()?;
             }
             let record = ModelVersion {
@@ -318,12 +283,8 @@ impl Hub {
                 None => vec![],
             };
             refs.push(key);
-            ids.insert(
-                staged.id.digest().as_slice(),
-                serde_json::to_vec(&refs)?.as_slice(),
-            )?;
-            tx.open_table(REPOS)?
-                .insert(record.name.as_str(), &[][..])?;
+            ids.insert(staged.id.digest().as_slice(), serde_json::to_vec(&refs)?.as_slice())?;
+            tx.open_table(REPOS)?.insert(record.name.as_str(), &[][..])?;
             record
         };
         tx.commit()?;
@@ -390,9 +351,7 @@ impl Hub {
                 let v = versions.get(key.as_str())?.ok_or_else(not_found)?;
                 Ok(serde_json::from_slice(v.value())?)
             }
-            None => Self::versions_in(&versions, reference)?
-                .pop()
-                .ok_or_else(not_found),
+            None => Self::versions_in(&versions, reference)?.pop().ok_or_else(not_found),
         }
     }
 }
@@ -406,10 +365,7 @@ mod tests {
         assert_eq!("1.0".parse::<Version>().unwrap(), Version(1, 0));
         assert_eq!("10.12".parse::<Version>().unwrap(), Version(10, 12));
         for bad in ["1", "1.", ".1", "01.0", "1.0.0", "a.b", "-1.0", "1.+2"] {
-            assert!(
-                matches!(bad.parse::<Version>(), Err(HubError::InvalidVersion(_))),
-                "{bad}"
-            );
+            assert!(matches!(bad.parse::<Version>(), Err(HubError::InvalidVersion(_))), "{bad}");
         }
     }
 
@@ -417,10 +373,7 @@ mod tests {
     fn names_are_restricted() {
         validate_name("mnist-mlp_v2.onnx").unwrap();
         for bad in ["", "-x", "a/b", "a@b", "a b", &"x".repeat(65)] {
-            assert!(
-                matches!(validate_name(bad), Err(HubError::InvalidName(_))),
-                "{bad:?}"
-            );
+            assert!(matches!(validate_name(bad), Err(HubError::InvalidName(_))), "{bad:?}");
         }
     }
 }

@@ -27,11 +27,7 @@ struct Stats {
 fn stats(mut samples: Vec<f64>) -> Stats {
     samples.sort_by(f64::total_cmp);
     let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    Stats {
-        p50_us: pick(0.5),
-        p99_us: pick(0.99),
-        mean_us: samples.iter().sum::<f64>() / samples.len() as f64,
-    }
+    Stats { p50_us: pick(0.5), p99_us: pick(0.99), mean_us: samples.iter().sum::<f64>() / samples.len() as f64 }
 }
 
 fn input_for(info: &vouch_engine::ModelInfo) -> TensorMap {
@@ -39,18 +35,8 @@ fn input_for(info: &vouch_engine::ModelInfo) -> TensorMap {
     info.inputs
         .iter()
         .map(|s| {
-            let shape: Vec<u64> = s
-                .shape
-                .iter()
-                .flatten()
-                .map(|d| {
-                    if let vouch_codec::Dim::Fixed(n) = d {
-                        *n
-                    } else {
-                        1
-                    }
-                })
-                .collect();
+            let shape: Vec<u64> =
+                s.shape.iter().flatten().map(|d| if let vouch_codec::Dim::Fixed(n) = d { *n } else { 1 }).collect();
             let n: u64 = shape.iter().product();
             let data = (0..n)
                 .map(|_| {
@@ -60,18 +46,13 @@ fn input_for(info: &vouch_engine::ModelInfo) -> TensorMap {
                     (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
                 })
                 .collect();
-            (
-                s.name.clone(),
-                Tensor::new(shape, TensorData::F32(data)).unwrap(),
-            )
+            (s.name.clone(), Tensor::new(shape, TensorData::F32(data)).unwrap())
         })
         .collect()
 }
 
 fn threads() -> usize {
-    std::thread::available_parallelism()
-        .map(NonZeroUsize::get)
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(NonZeroUsize::get).unwrap_or(1)
 }
 
 fn in_process(path: &Path) -> (Stats, f64) {
@@ -115,13 +96,7 @@ async fn over_http(url: &str, name: &str, doc: &Value) -> (Stats, f64) {
     let call = move |http: reqwest::Client, body: String| {
         let url = endpoint.clone();
         async move {
-            let r = http
-                .post(url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+            let r = http.post(url).header("content-type", "application/json").body(body).send().await.unwrap();
             assert!(r.status().is_success());
             r.bytes().await.unwrap();
         }
@@ -168,10 +143,7 @@ fn peak_rss_mib() -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let models = PathBuf::from(args.first().expect("usage: node MODELS_DIR [BIG_MODEL]"));
     let big = args.get(1).map(PathBuf::from);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -182,25 +154,15 @@ fn main() {
         .args(["--json", "--iters", &ITERS.to_string()])
         .output()
         .expect("python3");
-    assert!(
-        ort.status.success(),
-        "bench_ort.py failed: {}",
-        String::from_utf8_lossy(&ort.stderr)
-    );
+    assert!(ort.status.success(), "bench_ort.py failed: {}", String::from_utf8_lossy(&ort.stderr));
     let ort: Value = serde_json::from_slice(&ort.stdout).unwrap();
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let home = tempfile::tempdir().unwrap();
     let node = rt
         .block_on(vouch_node::Node::start(
             home.path(),
-            vouch_node::NodeConfig {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                ..Default::default()
-            },
+            vouch_node::NodeConfig { listen: "127.0.0.1:0".parse().unwrap(), ..Default::default() },
         ))
         .unwrap();
     let url = format!("http://{}", node.local_addr());
@@ -224,11 +186,9 @@ fn main() {
     for name in MODELS {
         let path = models.join(format!("{name}.onnx"));
         let (lat, thr) = in_process(&path);
-        rt.block_on(client.push(&path, name, None, None, |_| {}))
-            .unwrap();
+        rt.block_on(client.push(&path, name, &Default::default(), |_| {})).unwrap();
         let info = inspect(&path).unwrap();
-        let doc: Value =
-            serde_json::to_value(vouch_codec::tensor::map_to_json(&input_for(&info))).unwrap();
+        let doc: Value = serde_json::to_value(vouch_codec::tensor::map_to_json(&input_for(&info))).unwrap();
         let (hl, ht) = rt.block_on(over_http(&url, name, &doc));
         let o = &ort[name];
         let op50 = o["p50_us"].as_f64().unwrap();
@@ -248,9 +208,7 @@ fn main() {
         let size = std::fs::metadata(&big).unwrap().len();
         let rss_before = peak_rss_mib();
         let t = Instant::now();
-        let v = rt
-            .block_on(client.push(&big, "big", None, None, |_| {}))
-            .unwrap();
+        let v = rt.block_on(client.push(&big, "big", &Default::default(), |_| {})).unwrap();
         let push_s = t.elapsed().as_secs_f64();
         let out = home.path().join("pulled.onnx");
         let t = Instant::now();
@@ -258,14 +216,8 @@ fn main() {
         let pull_s = t.elapsed().as_secs_f64();
         let mib = size as f64 / (1 << 20) as f64;
         println!("\n| transfer | size MiB | seconds | MiB/s |\n|---|---|---|---|");
-        println!(
-            "| push (stream, hash, fsync, inspect, commit) | {mib:.0} | {push_s:.2} | {:.0} |",
-            mib / push_s
-        );
-        println!(
-            "| pull (stream, client re-hash, fsync) | {mib:.0} | {pull_s:.2} | {:.0} |",
-            mib / pull_s
-        );
+        println!("| push (stream, hash, fsync, inspect, commit) | {mib:.0} | {push_s:.2} | {:.0} |", mib / push_s);
+        println!("| pull (stream, client re-hash, fsync) | {mib:.0} | {pull_s:.2} | {:.0} |", mib / pull_s);
         println!(
             "\nPeak RSS of the bench process (node + client): {rss_before:.0} MiB before the transfers, {:.0} MiB after.",
             peak_rss_mib()

@@ -49,8 +49,7 @@ impl NodeConfig {
     pub fn load(home: &Path) -> Result<Self, NodeError> {
         let path = home.join("config.toml");
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text)
-                .map_err(|e| NodeError::Config(format!("{}: {e}", path.display()))),
+            Ok(text) => toml::from_str(&text).map_err(|e| NodeError::Config(format!("{}: {e}", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(NodeError::Config(format!("{}: {e}", path.display()))),
         }
@@ -69,9 +68,7 @@ impl NodeConfig {
         if self.max_concurrent_inferences > 0 {
             self.max_concurrent_inferences
         } else {
-            std::thread::available_parallelism()
-                .map(NonZeroUsize::get)
-                .unwrap_or(1)
+            std::thread::available_parallelism().map(NonZeroUsize::get).unwrap_or(1)
         }
     }
 }

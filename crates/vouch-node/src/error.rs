@@ -23,12 +23,7 @@ pub struct ApiError {
 impl ApiError {
     /// A new error.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            details: None,
-        }
+        Self { status, code, message: message.into(), details: None }
     }
     /// With details.
     pub fn details(mut self, d: serde_json::Value) -> Self {
@@ -37,23 +32,14 @@ impl ApiError {
     }
     pub(crate) fn internal(msg: impl std::fmt::Display) -> Self {
         tracing::error!(error = %msg, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            msg.to_string(),
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", msg.to_string())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code.into(),
-                message: self.message,
-                details: self.details,
-            },
-        };
+        let body =
+            ErrorBody { error: ErrorDetail { code: self.code.into(), message: self.message, details: self.details } };
         (self.status, Json(body)).into_response()
     }
 }
@@ -86,12 +72,7 @@ impl From<InspectError> for ApiError {
             InspectError::UnsupportedOps { ops } => Some(serde_json::json!({ "ops": ops })),
             _ => None,
         };
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code,
-            message: e.to_string(),
-            details,
-        }
+        ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, code, message: e.to_string(), details }
     }
 }
 

@@ -9,6 +9,7 @@ mod error;
 mod metrics;
 mod receipts;
 mod routes;
+mod zk;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -55,6 +56,7 @@ pub(crate) struct NodeState {
     pub hub: Hub,
     pub cache: ModelCache,
     pub receipts: receipts::ReceiptStore,
+    pub calibrations: zk::Calibrations,
     pub metrics: metrics::Metrics,
     pub infer_slots: tokio::sync::Semaphore,
     pub started: Instant,
@@ -70,18 +72,15 @@ pub struct Node {
 impl Node {
     /// Opens `home` (creating key, storage) and binds `config.listen`.
     pub async fn start(home: &Path, config: NodeConfig) -> Result<Self, NodeError> {
-        std::fs::create_dir_all(home)
-            .map_err(|e| NodeError::Config(format!("creating {}: {e}", home.display())))?;
+        std::fs::create_dir_all(home).map_err(|e| NodeError::Config(format!("creating {}: {e}", home.display())))?;
         let key = NodeKey::load_or_create(&home.join("node.key"))?;
         let hub = Hub::open(home)?;
         let receipts = receipts::ReceiptStore::open(hub.database())?;
+        let calibrations = zk::Calibrations::open(hub.database())?;
         let cache = ModelCache::new(Arc::new(TractEngine), config.model_cache_capacity());
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| NodeError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+            .map_err(|source| NodeError::Bind { addr: config.listen, source })?;
         let state = Arc::new(NodeState {
             infer_slots: tokio::sync::Semaphore::new(config.inference_slots()),
             metrics: metrics::Metrics::new(),
@@ -90,20 +89,15 @@ impl Node {
             hub,
             cache,
             receipts,
+            calibrations,
             started: Instant::now(),
         });
-        Ok(Self {
-            state,
-            listener,
-            home: home.to_owned(),
-        })
+        Ok(Self { state, listener, home: home.to_owned() })
     }
 
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.listener.local_addr().expect("bound listener has an address")
     }
 
     /// Hex node id.
@@ -117,24 +111,15 @@ impl Node {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests and returns.
-    pub async fn serve(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), NodeError> {
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), NodeError> {
         let app = routes::router(self.state.clone());
         tracing::info!(addr = %self.local_addr(), node = %self.node_id(), "node.serve");
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(NodeError::Serve)?;
+        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await.map_err(NodeError::Serve)?;
         tracing::info!("node.stopped");
         Ok(())
     }
 }
 
 pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

@@ -26,45 +26,21 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("vouch");
         let http_requests = Family::<HttpLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests by route, method and status",
-            http_requests.clone(),
-        );
+        registry.register("http_requests", "HTTP requests by route, method and status", http_requests.clone());
         let inference_seconds = Histogram::new(exponential_buckets(0.000_01, 2.0, 24));
-        registry.register(
-            "inference_seconds",
-            "Model execution time per inference",
-            inference_seconds.clone(),
-        );
+        registry.register("inference_seconds", "Model execution time per inference", inference_seconds.clone());
         let receipts_issued = Counter::default();
-        registry.register(
-            "receipts_issued",
-            "Receipts signed and stored",
-            receipts_issued.clone(),
-        );
+        registry.register("receipts_issued", "Receipts signed and stored", receipts_issued.clone());
         let upload_bytes = Counter::default();
         registry.register("upload_bytes", "Model bytes accepted", upload_bytes.clone());
         let download_bytes = Counter::default();
-        registry.register(
-            "download_bytes",
-            "Model bytes served",
-            download_bytes.clone(),
-        );
-        Self {
-            registry,
-            http_requests,
-            inference_seconds,
-            receipts_issued,
-            upload_bytes,
-            download_bytes,
-        }
+        registry.register("download_bytes", "Model bytes served", download_bytes.clone());
+        Self { registry, http_requests, inference_seconds, receipts_issued, upload_bytes, download_bytes }
     }
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
     }
 }

@@ -32,9 +32,7 @@ fn commit(db: &Database, batch: &[Pending]) -> Result<(), String> {
     {
         let mut table = tx.open_table(RECEIPTS).map_err(|e| e.to_string())?;
         for (id, bytes, _) in batch {
-            table
-                .insert(&id.0, bytes.as_slice())
-                .map_err(|e| e.to_string())?;
+            table.insert(&id.0, bytes.as_slice()).map_err(|e| e.to_string())?;
         }
     }
     tx.commit().map_err(|e| e.to_string())
@@ -75,12 +73,8 @@ impl ReceiptStore {
     /// Stores a receipt durably; resolves once it is committed.
     pub async fn put(&self, r: &Receipt) -> Result<(), HubError> {
         let (done, wait) = oneshot::channel();
-        self.writer
-            .send((r.id(), r.to_bytes(), done))
-            .map_err(|_| HubError::Db("receipt writer stopped".into()))?;
-        wait.await
-            .map_err(|_| HubError::Db("receipt writer stopped".into()))?
-            .map_err(HubError::Db)
+        self.writer.send((r.id(), r.to_bytes(), done)).map_err(|_| HubError::Db("receipt writer stopped".into()))?;
+        wait.await.map_err(|_| HubError::Db("receipt writer stopped".into()))?.map_err(HubError::Db)
     }
 
     pub fn get(&self, id: &Digest) -> Result<Option<Receipt>, HubError> {
@@ -88,9 +82,9 @@ impl ReceiptStore {
         let table = tx.open_table(RECEIPTS).map_err(db)?;
         match table.get(&id.0).map_err(db)? {
             // Our own store holds only receipts we encoded; a decode failure means corruption.
-            Some(v) => Receipt::from_bytes(v.value())
-                .map(Some)
-                .map_err(|e| HubError::Db(format!("stored receipt {id}: {e}"))),
+            Some(v) => {
+                Receipt::from_bytes(v.value()).map(Some).map_err(|e| HubError::Db(format!("stored receipt {id}: {e}")))
+            }
             None => Ok(None),
         }
     }

@@ -31,10 +31,7 @@ const OPENAPI: &str = include_str!("openapi.json");
 pub(crate) fn router(state: Arc<NodeState>) -> Router {
     let json_limit = state.config.max_request_bytes;
     Router::new()
-        .route(
-            "/v1/health",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
+        .route("/v1/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
         .route("/v1/node", get(node_status))
         .route(
             "/v1/models/{name}/versions",
@@ -42,59 +39,33 @@ pub(crate) fn router(state: Arc<NodeState>) -> Router {
             post(push).layer(DefaultBodyLimit::disable()),
         )
         .route("/v1/models", get(list_models))
+        .route("/v1/calibrations", post(upload_calibration))
         .route("/v1/models/{reference}", get(show_model))
         .route("/v1/blobs/{id}", get(download))
         .route("/v1/infer", post(infer))
         .route("/v1/receipts/{id}", get(get_receipt))
         .route("/v1/verify", post(verify))
-        .route(
-            "/v1/openapi.json",
-            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
-        )
+        .route("/v1/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .route("/metrics", get(metrics))
-        .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
-        })
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "method not allowed on this endpoint",
-            )
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
         })
         .layer(DefaultBodyLimit::max(json_limit))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            count_requests,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the request handler failed",
-            )
-            .into_response()
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the request handler failed").into_response()
         }))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
 async fn count_requests(State(s): AppState, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
     let resp = next.run(req).await;
-    s.metrics
-        .http_requests
-        .get_or_create(&HttpLabels {
-            route,
-            method,
-            status: resp.status().as_u16(),
-        })
-        .inc();
+    s.metrics.http_requests.get_or_create(&HttpLabels { route, method, status: resp.status().as_u16() }).inc();
     resp
 }
 
@@ -102,34 +73,22 @@ async fn count_requests(State(s): AppState, req: Request, next: Next) -> Respons
 fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
     let bytes = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "request body exceeds the node's limit",
-            )
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body exceeds the node's limit")
         } else {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", r.body_text())
         }
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("invalid JSON: {e}"),
-        )
-    })
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("invalid JSON: {e}")))
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await?
 }
 
 async fn node_status(State(s): AppState) -> Result<Json<NodeStatus>, ApiError> {
     let st = s.clone();
-    let (models, receipts) =
-        blocking(move || Ok((st.hub.version_count()?, st.receipts.count()?))).await?;
+    let (models, receipts) = blocking(move || Ok((st.hub.version_count()?, st.receipts.count()?))).await?;
     Ok(Json(NodeStatus {
         node_id: hex::encode(s.key.public_key()),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -148,6 +107,14 @@ async fn node_status(State(s): AppState) -> Result<Json<NodeStatus>, ApiError> {
 struct PushQuery {
     version: Option<String>,
     description: Option<String>,
+    /// Quantize for the zk path.
+    #[serde(default)]
+    zk: bool,
+    /// Calibration set id (with `zk`).
+    calibration: Option<String>,
+    /// Accept a quantization that changes the argmax on more than 1% of calibration inputs.
+    #[serde(default)]
+    force: bool,
 }
 
 enum Chunk {
@@ -161,14 +128,12 @@ async fn push(
     query: Result<Query<PushQuery>, axum::extract::rejection::QueryRejection>,
     body: Body,
 ) -> Result<(StatusCode, Json<ModelVersion>), ApiError> {
-    let Query(q) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     validate_name(&name)?;
-    let version = q
-        .version
-        .as_deref()
-        .map(str::parse::<Version>)
-        .transpose()?;
+    let version = q.version.as_deref().map(str::parse::<Version>).transpose()?;
+    if q.zk != q.calibration.is_some() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "zk=true and calibration=ID go together"));
+    }
 
     // The body streams through a bounded channel to a blocking writer that hashes and writes it; only an
     // explicit end marker lets the writer finish, so a dropped connection never yields a blob.
@@ -183,11 +148,7 @@ async fn push(
                 Chunk::End => return Ok(up.finish()?),
             }
         }
-        Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "upload_interrupted",
-            "the upload ended before all bytes arrived",
-        ))
+        Err(ApiError::new(StatusCode::BAD_REQUEST, "upload_interrupted", "the upload ended before all bytes arrived"))
     });
     let mut stream = body.into_data_stream();
     let mut interrupted = None;
@@ -208,11 +169,7 @@ async fn push(
         drop(tx);
         let _ = writer.await;
         tracing::info!(error = %e, "hub.put: upload interrupted; nothing stored");
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "upload_interrupted",
-            format!("upload interrupted: {e}"),
-        ));
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "upload_interrupted", format!("upload interrupted: {e}")));
     }
     let _ = tx.send(Chunk::End).await;
     drop(tx);
@@ -225,6 +182,10 @@ async fn push(
         if staged.size <= st.config.compile_on_push_max_bytes {
             st.cache.check(staged.id, staged.path(), &info)?;
         }
+        let zk = match &q.calibration {
+            Some(c) => Some(crate::zk::quantize_model(staged.path(), staged.size, &st.calibrations, c, q.force)?),
+            None => None,
+        };
         let template = ModelVersion {
             id: staged.id,
             name: name.clone(),
@@ -238,99 +199,69 @@ async fn push(
             opsets: info.opsets,
             producer: info.producer,
             created_at_ms: 0,
+            zk,
         };
-        let new = NewVersion {
-            name,
-            version,
-            description: q.description.unwrap_or_default(),
-            template,
-        };
+        let new = NewVersion { name, version, description: q.description.unwrap_or_default(), template };
         Ok(st.hub.commit(staged, new)?)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
 
+async fn upload_calibration(
+    State(s): AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<vouch_api::CalibrationRef>), ApiError> {
+    let docs: serde_json::Value = parse_body(body)?;
+    let (id, samples) = blocking(move || s.calibrations.put(&docs)).await?;
+    Ok((StatusCode::CREATED, Json(vouch_api::CalibrationRef { id, samples })))
+}
+
 async fn list_models(State(s): AppState) -> Result<Json<Vec<vouch_api::ModelRepo>>, ApiError> {
     Ok(Json(blocking(move || Ok(s.hub.list()?)).await?))
 }
 
-async fn show_model(
-    State(s): AppState,
-    Path(reference): Path<String>,
-) -> Result<Json<ModelVersion>, ApiError> {
-    Ok(Json(
-        blocking(move || Ok(s.hub.resolve(&reference)?)).await?,
-    ))
+async fn show_model(State(s): AppState, Path(reference): Path<String>) -> Result<Json<ModelVersion>, ApiError> {
+    Ok(Json(blocking(move || Ok(s.hub.resolve(&reference)?)).await?))
 }
 
 async fn download(State(s): AppState, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id: ModelId = id
-        .parse()
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", format!("{e}")))?;
+    let id: ModelId = id.parse().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", format!("{e}")))?;
     let st = s.clone();
     let path = blocking(move || Ok(st.hub.blob_path(&id)?)).await?;
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(ApiError::internal)?;
+    let file = tokio::fs::File::open(&path).await.map_err(ApiError::internal)?;
     let len = file.metadata().await.map_err(ApiError::internal)?.len();
     s.metrics.download_bytes.inc_by(len);
-    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-        file,
-        256 * 1024,
-    ));
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024));
     Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
-            (header::CONTENT_LENGTH, len.to_string()),
-        ],
+        [(header::CONTENT_TYPE, "application/octet-stream".to_owned()), (header::CONTENT_LENGTH, len.to_string())],
         body,
     )
         .into_response())
 }
 
-async fn infer(
-    State(s): AppState,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+async fn infer(State(s): AppState, body: Result<Bytes, BytesRejection>) -> Result<Json<serde_json::Value>, ApiError> {
     let req: InferRequest = parse_body(body)?;
-    let mode: Mode = req
-        .mode
-        .parse()
-        .map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_mode", e))?;
+    let mode: Mode = req.mode.parse().map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_mode", e))?;
     if mode != Mode::Signed {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "mode_unavailable",
-            format!(
-                "mode {} is not available on this node yet; it serves: signed",
-                mode.name()
-            ),
+            format!("mode {} is not available on this node yet; it serves: signed", mode.name()),
         ));
     }
     let st = s.clone();
     let reference = req.model.clone();
     let record = blocking(move || Ok(st.hub.resolve(&reference)?)).await?;
-    let inputs = parse_input_doc(&req.inputs, |n| {
-        record.inputs.iter().find(|i| i.name == n).map(|i| i.dtype)
-    })
-    .map_err(|(name, e)| {
-        if !name.is_empty() && record.inputs.iter().all(|i| i.name != name) {
-            let expected = record
-                .inputs
-                .iter()
-                .map(|s| s.describe())
-                .collect::<Vec<_>>()
-                .join(", ");
-            return vouch_engine::InputError::Unknown { name, expected }.into();
-        }
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_tensor",
-            format!("input {name:?}: {e}"),
-        )
-        .details(serde_json::json!({ "input": name }))
-    })?;
+    let inputs = parse_input_doc(&req.inputs, |n| record.inputs.iter().find(|i| i.name == n).map(|i| i.dtype))
+        .map_err(|(name, e)| {
+            if !name.is_empty() && record.inputs.iter().all(|i| i.name != name) {
+                let expected = record.inputs.iter().map(|s| s.describe()).collect::<Vec<_>>().join(", ");
+                return vouch_engine::InputError::Unknown { name, expected }.into();
+            }
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_tensor", format!("input {name:?}: {e}"))
+                .details(serde_json::json!({ "input": name }))
+        })?;
     validate_inputs(&record.inputs, &inputs)?;
 
     let _permit = s.infer_slots.acquire().await.map_err(ApiError::internal)?;
@@ -349,9 +280,7 @@ async fn infer(
         let _span = tracing::debug_span!("engine.run", model = %record.id).entered();
         let started = Instant::now();
         let outputs = model.run(&inputs)?;
-        st.metrics
-            .inference_seconds
-            .observe(started.elapsed().as_secs_f64());
+        st.metrics.inference_seconds.observe(started.elapsed().as_secs_f64());
         let receipt = vouch_receipt::issue_signed(
             &st.key,
             record.id,
@@ -368,32 +297,17 @@ async fn infer(
     drop(_permit);
     s.receipts.put(&receipt).await?;
     s.metrics.receipts_issued.inc();
-    Ok(Json(
-        serde_json::to_value(receipt.to_json()).map_err(ApiError::internal)?,
-    ))
+    Ok(Json(serde_json::to_value(receipt.to_json()).map_err(ApiError::internal)?))
 }
 
-async fn get_receipt(
-    State(s): AppState,
-    Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let digest: Digest = id.parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_id",
-            "a receipt id is 64 hex characters",
-        )
-    })?;
+async fn get_receipt(State(s): AppState, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    let digest: Digest = id
+        .parse()
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", "a receipt id is 64 hex characters"))?;
     let receipt = blocking(move || Ok(s.receipts.get(&digest)?)).await?;
     match receipt {
-        Some(r) => Ok(Json(
-            serde_json::to_value(r.to_json()).map_err(ApiError::internal)?,
-        )),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "receipt_not_found",
-            format!("no receipt {id}"),
-        )),
+        Some(r) => Ok(Json(serde_json::to_value(r.to_json()).map_err(ApiError::internal)?)),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "receipt_not_found", format!("no receipt {id}"))),
     }
 }
 
@@ -401,26 +315,12 @@ async fn verify(body: Result<Bytes, BytesRejection>) -> Result<Json<VerifyRespon
     let value: serde_json::Value = parse_body(body)?;
     let text = value.to_string();
     let resp = match vouch_receipt::verify_json(&text, None) {
-        Ok(v) => VerifyResponse {
-            valid: true,
-            id: Some(v.id.to_hex()),
-            reason: None,
-        },
-        Err(e) => VerifyResponse {
-            valid: false,
-            id: None,
-            reason: Some(e.to_string()),
-        },
+        Ok(v) => VerifyResponse { valid: true, id: Some(v.id.to_hex()), reason: None },
+        Err(e) => VerifyResponse { valid: false, id: None, reason: Some(e.to_string()) },
     };
     Ok(Json(resp))
 }
 
 async fn metrics(State(s): AppState) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        s.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.render())
 }

@@ -21,11 +21,7 @@ pub fn rshift_round(v: i128, shift: u32) -> i128 {
         return v;
     }
     let half = 1i128 << (shift - 1);
-    if v >= 0 {
-        (v + half) >> shift
-    } else {
-        -((-v + half) >> shift)
-    }
+    if v >= 0 { (v + half) >> shift } else { -((-v + half) >> shift) }
 }
 
 /// `y = round(acc * mult / 2^shift)`.
@@ -131,13 +127,7 @@ impl QGraph {
     /// Quantizes a float input: `clamp(round(x / scale))`, halves away from zero.
     pub fn quantize_input(&self, x: &[f32]) -> Vec<i16> {
         let s = self.scales[0];
-        x.iter()
-            .map(|v| {
-                (f64::from(*v) / s)
-                    .round()
-                    .clamp(-(QMAX as f64), QMAX as f64) as i16
-            })
-            .collect()
+        x.iter().map(|v| (f64::from(*v) / s).round().clamp(-(QMAX as f64), QMAX as f64) as i16).collect()
     }
 
     /// The real values of an output.
@@ -150,10 +140,7 @@ impl QGraph {
     pub fn run_all(&self, x: &[i16]) -> Result<Vec<Vec<i16>>, QuantError> {
         let expected: usize = self.shapes[0].iter().product();
         if x.len() != expected {
-            return Err(QuantError::InputSize {
-                expected,
-                found: x.len(),
-            });
+            return Err(QuantError::InputSize { expected, found: x.len() });
         }
         let mut acts = vec![x.to_vec()];
         for (i, layer) in self.layers.iter().enumerate() {
@@ -171,37 +158,17 @@ impl QGraph {
 
 fn int_layer(layer: &QLayer, shape: &[usize], x: &[i16]) -> Vec<i16> {
     match layer {
-        QLayer::Dense {
-            w,
-            b,
-            input,
-            output,
-            rq,
-            relu,
-        } => {
+        QLayer::Dense { w, b, input, output, rq, relu } => {
             let lo = if *relu { 0 } else { -QMAX };
             (0..*output)
                 .map(|o| {
                     let row = &w[o * input..(o + 1) * input];
-                    let acc = b[o]
-                        + row
-                            .iter()
-                            .zip(x)
-                            .map(|(a, b)| i64::from(*a) * i64::from(*b))
-                            .sum::<i64>();
+                    let acc = b[o] + row.iter().zip(x).map(|(a, b)| i64::from(*a) * i64::from(*b)).sum::<i64>();
                     rq[o].apply(acc, lo)
                 })
                 .collect()
         }
-        QLayer::Conv {
-            w,
-            b,
-            ic,
-            oc,
-            geo,
-            rq,
-            relu,
-        } => {
+        QLayer::Conv { w, b, ic, oc, geo, rq, relu } => {
             let lo = if *relu { 0 } else { -QMAX };
             let (h, wd) = (shape[2], shape[3]);
             let (oh, ow) = geo.out_hw(h, wd).expect("checked at parse");
@@ -213,17 +180,13 @@ fn int_layer(layer: &QLayer, shape: &[usize], x: &[i16]) -> Vec<i16> {
                         for c in 0..*ic {
                             for ky in 0..geo.kernel[0] {
                                 for kx in 0..geo.kernel[1] {
-                                    let iy =
-                                        (oy * geo.stride[0] + ky) as isize - geo.pads[0] as isize;
-                                    let ix =
-                                        (ox * geo.stride[1] + kx) as isize - geo.pads[1] as isize;
+                                    let iy = (oy * geo.stride[0] + ky) as isize - geo.pads[0] as isize;
+                                    let ix = (ox * geo.stride[1] + kx) as isize - geo.pads[1] as isize;
                                     if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= wd {
                                         continue;
                                     }
-                                    let wv =
-                                        w[((o * ic + c) * geo.kernel[0] + ky) * geo.kernel[1] + kx];
-                                    acc += i64::from(wv)
-                                        * i64::from(x[(c * h + iy as usize) * wd + ix as usize]);
+                                    let wv = w[((o * ic + c) * geo.kernel[0] + ky) * geo.kernel[1] + kx];
+                                    acc += i64::from(wv) * i64::from(x[(c * h + iy as usize) * wd + ix as usize]);
                                 }
                             }
                         }
@@ -234,9 +197,7 @@ fn int_layer(layer: &QLayer, shape: &[usize], x: &[i16]) -> Vec<i16> {
             y
         }
         QLayer::Relu => x.iter().map(|v| (*v).max(0)).collect(),
-        QLayer::MaxPool(geo) => pool(shape, x, geo, |vals| {
-            vals.iter().copied().max().unwrap_or(0)
-        }),
+        QLayer::MaxPool(geo) => pool(shape, x, geo, |vals| vals.iter().copied().max().unwrap_or(0)),
         QLayer::AvgPool { geo, rq_by_count } => pool(shape, x, geo, |vals| {
             let sum: i64 = vals.iter().map(|v| i64::from(*v)).sum();
             match vals.len() {
@@ -252,23 +213,17 @@ fn int_layer(layer: &QLayer, shape: &[usize], x: &[i16]) -> Vec<i16> {
                     .clamp(-i128::from(QMAX), i128::from(QMAX)) as i16
             })
             .collect(),
-        QLayer::Lookup { table } => x
-            .iter()
-            .map(|v| table[(i64::from(*v) + QMAX) as usize])
-            .collect(),
+        QLayer::Lookup { table } => x.iter().map(|v| table[(i64::from(*v) + QMAX) as usize]).collect(),
         QLayer::Softmax { exp } => {
             let last = (*shape.last().unwrap_or(&1)).max(1);
             x.chunks(last)
                 .flat_map(|row| {
                     let m = row.iter().copied().max().unwrap_or(0);
-                    let e: Vec<i64> = row
-                        .iter()
-                        .map(|v| i64::from(exp[(i64::from(m) - i64::from(*v)) as usize]))
-                        .collect();
+                    let e: Vec<i64> =
+                        row.iter().map(|v| i64::from(exp[(i64::from(m) - i64::from(*v)) as usize])).collect();
                     let sum: i64 = e.iter().sum::<i64>().max(1);
                     // round(QMAX * e / sum), halves up (everything is non-negative).
-                    e.into_iter()
-                        .map(move |ei| ((2 * QMAX * ei + sum) / (2 * sum)) as i16)
+                    e.into_iter().map(move |ei| ((2 * QMAX * ei + sum) / (2 * sum)) as i16)
                 })
                 .collect()
         }
@@ -309,10 +264,7 @@ mod tests {
 
     #[test]
     fn requant_clamps_and_fuses_relu() {
-        let rq = Requant {
-            mult: 1 << 20,
-            shift: 20,
-        };
+        let rq = Requant { mult: 1 << 20, shift: 20 };
         assert_eq!(rq.apply(40_000, -QMAX), 32767);
         assert_eq!(rq.apply(-40_000, -QMAX), -32767);
         assert_eq!(rq.apply(-5, 0), 0);

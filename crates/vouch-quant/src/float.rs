@@ -18,14 +18,10 @@ impl Pool {
     pub fn out_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
         let ph = h + self.pads[0] + self.pads[2];
         let pw = w + self.pads[1] + self.pads[3];
-        if ph < self.kernel[0] || pw < self.kernel[1] || self.stride[0] == 0 || self.stride[1] == 0
-        {
+        if ph < self.kernel[0] || pw < self.kernel[1] || self.stride[0] == 0 || self.stride[1] == 0 {
             return None;
         }
-        Some((
-            (ph - self.kernel[0]) / self.stride[0] + 1,
-            (pw - self.kernel[1]) / self.stride[1] + 1,
-        ))
+        Some(((ph - self.kernel[0]) / self.stride[0] + 1, (pw - self.kernel[1]) / self.stride[1] + 1))
     }
 
     /// Calls `f(out_index, input_indices_in_window)` for every output position of one channel plane;
@@ -138,12 +134,7 @@ impl FloatGraph {
 
 fn float_layer(layer: &FloatLayer, shape: &[usize], x: &[f32]) -> Vec<f32> {
     match layer {
-        FloatLayer::Dense {
-            w,
-            b,
-            input,
-            output,
-        } => (0..*output)
+        FloatLayer::Dense { w, b, input, output } => (0..*output)
             .map(|o| {
                 let row = &w[o * input..(o + 1) * input];
                 b[o] + row.iter().zip(x).map(|(a, b)| a * b).sum::<f32>()
@@ -160,15 +151,12 @@ fn float_layer(layer: &FloatLayer, shape: &[usize], x: &[f32]) -> Vec<f32> {
                         for c in 0..*ic {
                             for ky in 0..geo.kernel[0] {
                                 for kx in 0..geo.kernel[1] {
-                                    let iy =
-                                        (oy * geo.stride[0] + ky) as isize - geo.pads[0] as isize;
-                                    let ix =
-                                        (ox * geo.stride[1] + kx) as isize - geo.pads[1] as isize;
+                                    let iy = (oy * geo.stride[0] + ky) as isize - geo.pads[0] as isize;
+                                    let ix = (ox * geo.stride[1] + kx) as isize - geo.pads[1] as isize;
                                     if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= wd {
                                         continue;
                                     }
-                                    let wv =
-                                        w[((o * ic + c) * geo.kernel[0] + ky) * geo.kernel[1] + kx];
+                                    let wv = w[((o * ic + c) * geo.kernel[0] + ky) * geo.kernel[1] + kx];
                                     acc += wv * x[(c * h + iy as usize) * wd + ix as usize];
                                 }
                             }
@@ -180,22 +168,14 @@ fn float_layer(layer: &FloatLayer, shape: &[usize], x: &[f32]) -> Vec<f32> {
             y
         }
         FloatLayer::Relu => x.iter().map(|v| v.max(0.0)).collect(),
-        FloatLayer::MaxPool(geo) => pool(shape, x, geo, |vals, _| {
-            vals.iter().copied().fold(f32::NEG_INFINITY, f32::max)
-        }),
-        FloatLayer::AvgPool {
-            geo,
-            count_include_pad,
-        } => pool(shape, x, geo, |vals, full| {
+        FloatLayer::MaxPool(geo) => {
+            pool(shape, x, geo, |vals, _| vals.iter().copied().fold(f32::NEG_INFINITY, f32::max))
+        }
+        FloatLayer::AvgPool { geo, count_include_pad } => pool(shape, x, geo, |vals, full| {
             let n = if *count_include_pad { full } else { vals.len() };
             vals.iter().sum::<f32>() / n as f32
         }),
-        FloatLayer::Affine { mul, add } => x
-            .iter()
-            .zip(mul)
-            .zip(add)
-            .map(|((v, m), a)| v * m + a)
-            .collect(),
+        FloatLayer::Affine { mul, add } => x.iter().zip(mul).zip(add).map(|((v, m), a)| v * m + a).collect(),
         FloatLayer::Sigmoid => x.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect(),
         FloatLayer::Tanh => x.iter().map(|v| v.tanh()).collect(),
         FloatLayer::Softmax => {

@@ -15,7 +15,7 @@ mod quantize;
 
 pub use exec::{QGraph, QLayer, Requant, rshift_round};
 pub use float::{FloatGraph, FloatLayer, Pool};
-pub use onnx::parse;
+pub use onnx::{SUPPORTED_OPS, parse};
 pub use quantize::{Report, quantize, quantize_with};
 
 /// Why a model cannot go on the zk path.
@@ -49,9 +49,7 @@ pub enum QuantError {
     #[error("calibration: {0}")]
     Calibration(String),
     /// An accumulator could overflow.
-    #[error(
-        "layer {layer}: worst-case accumulator {bound} does not fit the requantization arithmetic"
-    )]
+    #[error("layer {layer}: worst-case accumulator {bound} does not fit the requantization arithmetic")]
     Overflow {
         /// Layer index.
         layer: usize,

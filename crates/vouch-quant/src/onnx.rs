@@ -24,18 +24,18 @@ fn tensor_f32(t: &pb::TensorProto) -> Result<Const, QuantError> {
         .map_err(|_| QuantError::Malformed(format!("negative dim in {}", t.name)))?;
     let n: usize = dims.iter().product();
     let data: Vec<f32> = match t.data_type {
-        1 if !t.raw_data.is_empty() => t
-            .raw_data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
-            .collect(),
+        1 if !t.raw_data.is_empty() => {
+            t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect()
+        }
         1 => t.float_data.clone(),
-        7 if !t.raw_data.is_empty() => t
-            .raw_data
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().expect("8")) as f32)
-            .collect(),
+        7 if !t.raw_data.is_empty() => {
+            t.raw_data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8")) as f32).collect()
+        }
         7 => t.int64_data.iter().map(|v| *v as f32).collect(),
+        6 if !t.raw_data.is_empty() => {
+            t.raw_data.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4")) as f32).collect()
+        }
+        6 => t.int32_data.iter().map(|v| *v as f32).collect(),
         other => {
             return Err(QuantError::Malformed(format!(
                 "tensor {} has data type {other}; the zk path takes f32 weights",
@@ -44,11 +44,7 @@ fn tensor_f32(t: &pb::TensorProto) -> Result<Const, QuantError> {
         }
     };
     if data.len() != n {
-        return Err(QuantError::Malformed(format!(
-            "tensor {} holds {} values for dims {dims:?}",
-            t.name,
-            data.len()
-        )));
+        return Err(QuantError::Malformed(format!("tensor {} holds {} values for dims {dims:?}", t.name, data.len())));
     }
     Ok(Const { dims, data })
 }
@@ -75,11 +71,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn unsupported(&self, reason: impl Into<String>) -> QuantError {
-        QuantError::Unsupported {
-            op: self.node.op_type.clone(),
-            node: self.node.name.clone(),
-            reason: reason.into(),
-        }
+        QuantError::Unsupported { op: self.node.op_type.clone(), node: self.node.name.clone(), reason: reason.into() }
     }
 }
 
@@ -112,34 +104,49 @@ fn geometry(cx: &Ctx, kernel: [usize; 2]) -> Result<Pool, QuantError> {
         }
         Some(other) => return Err(cx.unsupported(format!("pads {other:?}"))),
     };
-    Ok(Pool {
-        kernel,
-        stride,
-        pads,
-    })
+    Ok(Pool { kernel, stride, pads })
 }
 
-/// Reads the ONNX model in `bytes`.
+/// The operators the zk path takes.
+pub const SUPPORTED_OPS: &[&str] = &[
+    "MatMul",
+    "Gemm",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Conv",
+    "BatchNormalization",
+    "Relu",
+    "Sigmoid",
+    "Tanh",
+    "Softmax",
+    "MaxPool",
+    "AveragePool",
+    "Flatten",
+    "Reshape",
+    "Identity",
+    "Dropout",
+    "Constant",
+];
+
+/// Reads the ONNX model in `bytes`. Operators are checked first, so a model outside the op set is refused
+/// with the first unsupported op named whatever else is wrong with it.
 pub fn parse(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
     let model = pb::ModelProto::decode(bytes).map_err(|e| QuantError::Malformed(e.to_string()))?;
-    let graph = model
-        .graph
-        .as_ref()
-        .ok_or_else(|| QuantError::Malformed("no graph".into()))?;
-    let mut consts: HashMap<String, Const> = HashMap::new();
-    for t in &graph.initializer {
-        consts.insert(t.name.clone(), tensor_f32(t)?);
+    let graph = model.graph.as_ref().ok_or_else(|| QuantError::Malformed("no graph".into()))?;
+    if let Some(node) = graph.node.iter().find(|n| !SUPPORTED_OPS.contains(&n.op_type.as_str())) {
+        return Err(QuantError::UnsupportedOp { op: node.op_type.clone(), node: node.name.clone() });
     }
-    let inputs: Vec<&pb::ValueInfoProto> = graph
-        .input
-        .iter()
-        .filter(|i| !consts.contains_key(&i.name))
-        .collect();
+    // Constants are converted when a supported op uses them, so an unsupported op is reported as such
+    // even when its constants have types the zk path would not take.
+    let mut consts: HashMap<String, Result<Const, QuantError>> = HashMap::new();
+    for t in &graph.initializer {
+        consts.insert(t.name.clone(), tensor_f32(t));
+    }
+    let inputs: Vec<&pb::ValueInfoProto> = graph.input.iter().filter(|i| !consts.contains_key(&i.name)).collect();
     let [input] = inputs.as_slice() else {
-        return Err(QuantError::Topology(format!(
-            "{} graph inputs; the zk path takes exactly one",
-            inputs.len()
-        )));
+        return Err(QuantError::Topology(format!("{} graph inputs; the zk path takes exactly one", inputs.len())));
     };
     let [output] = graph.output.as_slice() else {
         return Err(QuantError::Topology(format!(
@@ -147,15 +154,11 @@ pub fn parse(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
             graph.output.len()
         )));
     };
-    let Some(pb::type_proto::Value::TensorType(tt)) =
-        input.r#type.as_ref().and_then(|t| t.value.as_ref())
-    else {
+    let Some(pb::type_proto::Value::TensorType(tt)) = input.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
         return Err(QuantError::Malformed("input has no tensor type".into()));
     };
     if tt.elem_type != 1 {
-        return Err(QuantError::Topology(
-            "the zk path takes one f32 input".into(),
-        ));
+        return Err(QuantError::Topology("the zk path takes one f32 input".into()));
     }
     // Open dimensions (batch) are taken as 1: proofs are per example.
     let in_shape: Vec<usize> = tt
@@ -165,21 +168,15 @@ pub fn parse(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
             s.dim
                 .iter()
                 .map(|d| match &d.value {
-                    Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if *v > 0 => {
-                        *v as usize
-                    }
+                    Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if *v > 0 => *v as usize,
                     _ => 1,
                 })
                 .collect()
         })
         .ok_or_else(|| QuantError::Topology("input has no shape".into()))?;
 
-    let mut g = FloatGraph {
-        input: input.name.clone(),
-        output: output.name.clone(),
-        shapes: vec![in_shape],
-        layers: vec![],
-    };
+    let mut g =
+        FloatGraph { input: input.name.clone(), output: output.name.clone(), shapes: vec![in_shape], layers: vec![] };
     let mut current = input.name.clone();
     // Whether the last layer is a Dense that has not seen a bias yet (MatMul then Add).
     let mut open_dense = false;
@@ -189,16 +186,10 @@ pub fn parse(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
             let t = attr(node, "value")
                 .and_then(|a| a.t.as_ref())
                 .ok_or_else(|| cx.unsupported("Constant without a tensor value"))?;
-            consts.insert(
-                node.output.first().cloned().unwrap_or_default(),
-                tensor_f32(t)?,
-            );
+            consts.insert(node.output.first().cloned().unwrap_or_default(), tensor_f32(t));
             continue;
         }
-        let data_in = node
-            .input
-            .first()
-            .ok_or_else(|| cx.unsupported("no inputs"))?;
+        let data_in = node.input.first().ok_or_else(|| cx.unsupported("no inputs"))?;
         if *data_in != current {
             return Err(QuantError::Topology(format!(
                 "node {:?} ({}) does not consume the previous layer's output {current:?}",
@@ -206,13 +197,12 @@ pub fn parse(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
             )));
         }
         let konst = |i: usize| -> Result<&Const, QuantError> {
-            let name = node
-                .input
-                .get(i)
-                .ok_or_else(|| cx.unsupported(format!("missing input {i}")))?;
-            consts
-                .get(name)
-                .ok_or_else(|| cx.unsupported(format!("input {name:?} must be a constant")))
+            let name = node.input.get(i).ok_or_else(|| cx.unsupported(format!("missing input {i}")))?;
+            match consts.get(name) {
+                Some(Ok(c)) => Ok(c),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err(cx.unsupported(format!("input {name:?} must be a constant"))),
+            }
         };
         let shape = g.shapes.last().expect("input shape").clone();
         let elems: usize = shape.iter().product();
@@ -224,9 +214,9 @@ pub fn parse(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
             "MatMul" | "Gemm" => {
                 let features = *shape.last().unwrap_or(&0);
                 if elems != features {
-                    return Err(cx.unsupported(format!(
-                        "input shape {shape:?}: only a single row (batch 1) is supported"
-                    )));
+                    return Err(
+                        cx.unsupported(format!("input shape {shape:?}: only a single row (batch 1) is supported"))
+                    );
                 }
                 let b = konst(1)?;
                 let gemm = node.op_type == "Gemm";
@@ -240,24 +230,13 @@ pub fn parse(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
                     other => return Err(cx.unsupported(format!("weight dims {other:?}"))),
                 };
                 if k != features {
-                    return Err(
-                        cx.unsupported(format!("weights take {k} features, input has {features}"))
-                    );
+                    return Err(cx.unsupported(format!("weights take {k} features, input has {features}")));
                 }
-                let alpha = if gemm {
-                    attr_f(node, "alpha", 1.0)
-                } else {
-                    1.0
-                };
+                let alpha = if gemm { attr_f(node, "alpha", 1.0) } else { 1.0 };
                 let mut w = vec![0f32; n * k];
                 for o in 0..n {
                     for i in 0..k {
-                        w[o * k + i] = alpha
-                            * if trans_b {
-                                b.data[o * k + i]
-                            } else {
-                                b.data[i * n + o]
-                            };
+                        w[o * k + i] = alpha * if trans_b { b.data[o * k + i] } else { b.data[i * n + o] };
                     }
                 }
                 let mut bias = vec![0f32; n];
@@ -268,22 +247,14 @@ pub fn parse(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
                         .ok_or_else(|| cx.unsupported(format!("bias dims {:?}", c.dims)))?;
                     bias.iter_mut().zip(full).for_each(|(b, c)| *b = beta * c);
                 }
-                g.layers.push(FloatLayer::Dense {
-                    w,
-                    b: bias,
-                    input: k,
-                    output: n,
-                });
+                g.layers.push(FloatLayer::Dense { w, b: bias, input: k, output: n });
                 *new_shape.last_mut().expect("rank >= 1") = n;
                 was_open_dense = !gemm;
             }
             "Add" | "Sub" | "Mul" | "Div" => {
                 let c = konst(1)?;
                 let full = broadcast(&c.data, &c.dims, &shape).ok_or_else(|| {
-                    cx.unsupported(format!(
-                        "constant dims {:?} do not broadcast to {shape:?}",
-                        c.dims
-                    ))
+                    cx.unsupported(format!("constant dims {:?} do not broadcast to {shape:?}", c.dims))
                 })?;
                 match node.op_type.as_str() {
                     "Add" if open_dense => {
@@ -291,18 +262,11 @@ pub fn parse(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
                             b.iter_mut().zip(&full).for_each(|(b, c)| *b += c);
                         }
                     }
-                    "Add" => g.layers.push(FloatLayer::Affine {
-                        mul: vec![1.0; elems],
-                        add: full,
-                    }),
-                    "Sub" => g.layers.push(FloatLayer::Affine {
-                        mul: vec![1.0; elems],
-                        add: full.iter().map(|v| -v).collect(),
-                    }),
-                    "Mul" => g.layers.push(FloatLayer::Affine {
-                        mul: full,
-                        add: vec![0.0; elems],
-                    }),
+                    "Add" => g.layers.push(FloatLayer::Affine { mul: vec![1.0; elems], add: full }),
+                    "Sub" => g
+                        .layers
+                        .push(FloatLayer::Affine { mul: vec![1.0; elems], add: full.iter().map(|v| -v).collect() }),
+                    "Mul" => g.layers.push(FloatLayer::Affine { mul: full, add: vec![0.0; elems] }),
                     _ => g.layers.push(FloatLayer::Affine {
                         mul: full.iter().map(|v| 1.0 / v).collect(),
                         add: vec![0.0; elems],
@@ -324,14 +288,11 @@ pub fn parse(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
                     return Err(cx.unsupported(format!("weight dims {:?}", w.dims)));
                 };
                 if ic != c {
-                    return Err(
-                        cx.unsupported(format!("weights take {ic} channels, input has {c}"))
-                    );
+                    return Err(cx.unsupported(format!("weights take {ic} channels, input has {c}")));
                 }
                 let geo = geometry(&cx, [kh, kw])?;
-                let (oh, ow) = geo
-                    .out_hw(h, wd)
-                    .ok_or_else(|| cx.unsupported("kernel larger than the padded input"))?;
+                let (oh, ow) =
+                    geo.out_hw(h, wd).ok_or_else(|| cx.unsupported("kernel larger than the padded input"))?;
                 let b = if node.input.len() > 2 && !node.input[2].is_empty() {
                     konst(2)?.data.clone()
                 } else {
@@ -340,45 +301,26 @@ pub fn parse(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
                 if b.len() != oc {
                     return Err(cx.unsupported("bias length"));
                 }
-                g.layers.push(FloatLayer::Conv {
-                    w: w.data.clone(),
-                    b,
-                    ic,
-                    oc,
-                    geo,
-                });
+                g.layers.push(FloatLayer::Conv { w: w.data.clone(), b, ic, oc, geo });
                 new_shape = vec![1, oc, oh, ow];
             }
             "BatchNormalization" => {
                 let (scale, bias, mean, var) = (konst(1)?, konst(2)?, konst(3)?, konst(4)?);
                 let eps = attr_f(node, "epsilon", 1e-5);
                 let channels = *shape.get(1).ok_or_else(|| cx.unsupported("rank < 2"))?;
-                let k: Vec<f32> = (0..channels)
-                    .map(|c| scale.data[c] / (var.data[c] + eps).sqrt())
-                    .collect();
-                let s: Vec<f32> = (0..channels)
-                    .map(|c| bias.data[c] - mean.data[c] * k[c])
-                    .collect();
+                let k: Vec<f32> = (0..channels).map(|c| scale.data[c] / (var.data[c] + eps).sqrt()).collect();
+                let s: Vec<f32> = (0..channels).map(|c| bias.data[c] - mean.data[c] * k[c]).collect();
                 match g.layers.last_mut() {
                     Some(FloatLayer::Conv { w, b, oc, .. }) if *oc == channels => {
                         let per = w.len() / channels;
                         for c in 0..channels {
-                            w[c * per..(c + 1) * per]
-                                .iter_mut()
-                                .for_each(|v| *v *= k[c]);
+                            w[c * per..(c + 1) * per].iter_mut().for_each(|v| *v *= k[c]);
                             b[c] = b[c] * k[c] + s[c];
                         }
                     }
-                    Some(FloatLayer::Dense {
-                        w,
-                        b,
-                        input,
-                        output,
-                    }) if *output == channels => {
+                    Some(FloatLayer::Dense { w, b, input, output }) if *output == channels => {
                         for c in 0..channels {
-                            w[c * *input..(c + 1) * *input]
-                                .iter_mut()
-                                .for_each(|v| *v *= k[c]);
+                            w[c * *input..(c + 1) * *input].iter_mut().for_each(|v| *v *= k[c]);
                             b[c] = b[c] * k[c] + s[c];
                         }
                     }
@@ -413,19 +355,15 @@ pub fn parse(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
                     other => return Err(cx.unsupported(format!("kernel_shape {other:?}"))),
                 };
                 let geo = geometry(&cx, k)?;
-                let (oh, ow) = geo
-                    .out_hw(h, wd)
-                    .ok_or_else(|| cx.unsupported("kernel larger than the padded input"))?;
+                let (oh, ow) =
+                    geo.out_hw(h, wd).ok_or_else(|| cx.unsupported("kernel larger than the padded input"))?;
                 if node.output.len() > 1 {
                     return Err(cx.unsupported("MaxPool indices output"));
                 }
                 g.layers.push(if node.op_type == "MaxPool" {
                     FloatLayer::MaxPool(geo)
                 } else {
-                    FloatLayer::AvgPool {
-                        geo,
-                        count_include_pad: attr_int(node, "count_include_pad", 0) != 0,
-                    }
+                    FloatLayer::AvgPool { geo, count_include_pad: attr_int(node, "count_include_pad", 0) != 0 }
                 });
                 new_shape = vec![1, c, oh, ow];
             }
@@ -440,10 +378,7 @@ pub fn parse(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
                 let mut dims: Vec<i64> = target.data.iter().map(|v| *v as i64).collect();
                 for (i, d) in dims.iter_mut().enumerate() {
                     if *d == 0 {
-                        *d = *shape
-                            .get(i)
-                            .ok_or_else(|| cx.unsupported("0 beyond the input rank"))?
-                            as i64;
+                        *d = *shape.get(i).ok_or_else(|| cx.unsupported("0 beyond the input rank"))? as i64;
                     }
                 }
                 let known: i64 = dims.iter().filter(|d| **d > 0).product();
@@ -451,39 +386,21 @@ pub fn parse(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
                 if unknown > 1 || known == 0 {
                     return Err(cx.unsupported(format!("target shape {dims:?}")));
                 }
-                new_shape = dims
-                    .iter()
-                    .map(|d| {
-                        if *d < 0 {
-                            elems / known as usize
-                        } else {
-                            *d as usize
-                        }
-                    })
-                    .collect();
+                new_shape = dims.iter().map(|d| if *d < 0 { elems / known as usize } else { *d as usize }).collect();
                 if new_shape.iter().product::<usize>() != elems {
-                    return Err(
-                        cx.unsupported(format!("cannot reshape {shape:?} to {new_shape:?}"))
-                    );
+                    return Err(cx.unsupported(format!("cannot reshape {shape:?} to {new_shape:?}")));
                 }
                 g.layers.push(FloatLayer::Reshape(new_shape.clone()));
             }
             other => {
-                return Err(QuantError::UnsupportedOp {
-                    op: other.to_owned(),
-                    node: node.name.clone(),
-                });
+                return Err(QuantError::UnsupportedOp { op: other.to_owned(), node: node.name.clone() });
             }
         }
         open_dense = was_open_dense;
         if g.layers.len() > layers_before {
             g.shapes.push(new_shape);
         }
-        current = node
-            .output
-            .first()
-            .cloned()
-            .ok_or_else(|| cx.unsupported("no outputs"))?;
+        current = node.output.first().cloned().ok_or_else(|| cx.unsupported("no outputs"))?;
     }
     if current != output.name {
         return Err(QuantError::Topology(format!(
@@ -503,9 +420,7 @@ fn broadcast(data: &[f32], from: &[usize], to: &[usize]) -> Option<Vec<f32>> {
         return None;
     }
     let pad = to.len() - from.len();
-    let from: Vec<usize> = std::iter::repeat_n(1, pad)
-        .chain(from.iter().copied())
-        .collect();
+    let from: Vec<usize> = std::iter::repeat_n(1, pad).chain(from.iter().copied()).collect();
     if from.iter().zip(to).any(|(f, t)| *f != 1 && f != t) {
         return None;
     }

@@ -32,28 +32,19 @@ impl Report {
 }
 
 fn scale_of(max_abs: f64) -> f64 {
-    if max_abs > 0.0 {
-        max_abs / QMAX as f64
-    } else {
-        1.0 / QMAX as f64
-    }
+    if max_abs > 0.0 { max_abs / QMAX as f64 } else { 1.0 / QMAX as f64 }
 }
 
 /// The largest shift (up to 62) whose multiplier stays below 2^31 and whose product with the worst-case
 /// accumulator stays below 2^62.
 fn requant_for(real: f64, bound: i128, layer: usize) -> Result<Requant, QuantError> {
     if !(real.is_finite() && real >= 0.0) {
-        return Err(QuantError::Calibration(format!(
-            "layer {layer}: non-finite rescale factor {real}"
-        )));
+        return Err(QuantError::Calibration(format!("layer {layer}: non-finite rescale factor {real}")));
     }
     for shift in (0..=62u32).rev() {
         let mult = (real * 2f64.powi(shift as i32)).round();
         if mult < 2f64.powi(31) && (mult as i128) * bound.max(1) < (1i128 << 62) {
-            return Ok(Requant {
-                mult: mult as i64,
-                shift,
-            });
+            return Ok(Requant { mult: mult as i64, shift });
         }
     }
     Err(QuantError::Overflow { layer, bound })
@@ -70,21 +61,13 @@ fn weights_q(w: &[f32], rows: usize, bits: u32) -> (Vec<i16>, Vec<f64>) {
         let m = row.iter().fold(0f64, |a, v| a.max(f64::from(v.abs())));
         let s = if m > 0.0 { m / qmax } else { 1.0 };
         scales.push(s);
-        q.extend(
-            row.iter()
-                .map(|v| (f64::from(*v) / s).round().clamp(-qmax, qmax) as i16),
-        );
+        q.extend(row.iter().map(|v| (f64::from(*v) / s).round().clamp(-qmax, qmax) as i16));
     }
     (q, scales)
 }
 
 fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, x)| {
-            if *x > bv { (i, *x) } else { (bi, bv) }
-        })
-        .0
+    v.iter().enumerate().fold((0, f32::NEG_INFINITY), |(bi, bv), (i, x)| if *x > bv { (i, *x) } else { (bi, bv) }).0
 }
 
 /// Quantizes `g` with the activation ranges seen on `calibration` (float inputs, each the input's size),
@@ -105,19 +88,14 @@ pub fn quantize_with(
     weight_bits: u32,
 ) -> Result<(QGraph, Report), QuantError> {
     if !matches!(weight_bits, 8 | 16) {
-        return Err(QuantError::Calibration(format!(
-            "weight bits must be 8 or 16, not {weight_bits}"
-        )));
+        return Err(QuantError::Calibration(format!("weight bits must be 8 or 16, not {weight_bits}")));
     }
     if calibration.is_empty() {
         return Err(QuantError::Calibration("no calibration inputs".into()));
     }
     let n_in: usize = g.shapes[0].iter().product();
     if let Some(bad) = calibration.iter().find(|x| x.len() != n_in) {
-        return Err(QuantError::InputSize {
-            expected: n_in,
-            found: bad.len(),
-        });
+        return Err(QuantError::InputSize { expected: n_in, found: bad.len() });
     }
     // Activation ranges over the calibration set.
     let mut max_abs = vec![0f64; g.layers.len() + 1];
@@ -125,13 +103,7 @@ pub fn quantize_with(
     for x in calibration {
         let acts = g.run_all(x);
         for (m, a) in max_abs.iter_mut().zip(&acts) {
-            *m = a.iter().fold(*m, |m, v| {
-                if v.is_finite() {
-                    m.max(f64::from(v.abs()))
-                } else {
-                    m
-                }
-            });
+            *m = a.iter().fold(*m, |m, v| if v.is_finite() { m.max(f64::from(v.abs())) } else { m });
         }
         float_outputs.push(acts.last().expect("output").clone());
     }
@@ -140,12 +112,8 @@ pub fn quantize_with(
     for (i, layer) in g.layers.iter().enumerate() {
         let out = i + 1;
         match layer {
-            FloatLayer::Relu | FloatLayer::MaxPool(_) | FloatLayer::Reshape(_) => {
-                scales[out] = scales[i]
-            }
-            FloatLayer::Sigmoid | FloatLayer::Tanh | FloatLayer::Softmax => {
-                scales[out] = 1.0 / QMAX as f64
-            }
+            FloatLayer::Relu | FloatLayer::MaxPool(_) | FloatLayer::Reshape(_) => scales[out] = scales[i],
+            FloatLayer::Sigmoid | FloatLayer::Tanh | FloatLayer::Softmax => scales[out] = 1.0 / QMAX as f64,
             _ => {}
         }
         if matches!(layer, FloatLayer::Dense { .. } | FloatLayer::Conv { .. })
@@ -160,10 +128,7 @@ pub fn quantize_with(
     for (i, layer) in g.layers.iter().enumerate() {
         let (s_in, s_out) = (scales[i], scales[i + 1]);
         let fused_relu = matches!(g.layers.get(i + 1), Some(FloatLayer::Relu));
-        let linear = |w: &[f32],
-                      b: &[f32],
-                      rows: usize|
-         -> Result<QuantizedLinear, QuantError> {
+        let linear = |w: &[f32], b: &[f32], rows: usize| -> Result<QuantizedLinear, QuantError> {
             let (wq, ws) = weights_q(w, rows, weight_bits);
             let per = w.len() / rows.max(1);
             let mut bq = Vec::with_capacity(rows);
@@ -171,10 +136,7 @@ pub fn quantize_with(
             for r in 0..rows {
                 let acc_scale = ws[r] * s_in;
                 let bias = (f64::from(b[r]) / acc_scale).round() as i64;
-                let bound = wq[r * per..(r + 1) * per]
-                    .iter()
-                    .map(|v| i128::from(v.unsigned_abs()))
-                    .sum::<i128>()
+                let bound = wq[r * per..(r + 1) * per].iter().map(|v| i128::from(v.unsigned_abs())).sum::<i128>()
                     * i128::from(QMAX)
                     + i128::from(bias.unsigned_abs());
                 bq.push(bias);
@@ -183,101 +145,50 @@ pub fn quantize_with(
             Ok((wq, bq, rq))
         };
         let q = match layer {
-            FloatLayer::Dense {
-                w,
-                b,
-                input,
-                output,
-            } => {
+            FloatLayer::Dense { w, b, input, output } => {
                 let (w, b, rq) = linear(w, b, *output)?;
-                QLayer::Dense {
-                    w,
-                    b,
-                    input: *input,
-                    output: *output,
-                    rq,
-                    relu: fused_relu,
-                }
+                QLayer::Dense { w, b, input: *input, output: *output, rq, relu: fused_relu }
             }
             FloatLayer::Conv { w, b, ic, oc, geo } => {
                 let (w, b, rq) = linear(w, b, *oc)?;
-                QLayer::Conv {
-                    w,
-                    b,
-                    ic: *ic,
-                    oc: *oc,
-                    geo: geo.clone(),
-                    rq,
-                    relu: fused_relu,
-                }
+                QLayer::Conv { w, b, ic: *ic, oc: *oc, geo: geo.clone(), rq, relu: fused_relu }
             }
             // Fused into the preceding linear layer's clamp; kept as an exact no-op-on-nonnegatives layer
             // so activation indices line up with the float graph.
             FloatLayer::Relu => QLayer::Relu,
             FloatLayer::MaxPool(geo) => QLayer::MaxPool(geo.clone()),
-            FloatLayer::AvgPool {
-                geo,
-                count_include_pad,
-            } => {
+            FloatLayer::AvgPool { geo, count_include_pad } => {
                 let full = geo.kernel[0] * geo.kernel[1];
                 let rq_by_count = (1..=full)
                     .map(|n| {
                         let div = if *count_include_pad { full } else { n };
-                        requant_for(
-                            s_in / (div as f64 * s_out),
-                            i128::from(QMAX) * full as i128,
-                            i,
-                        )
+                        requant_for(s_in / (div as f64 * s_out), i128::from(QMAX) * full as i128, i)
                     })
                     .collect::<Result<_, _>>()?;
-                QLayer::AvgPool {
-                    geo: geo.clone(),
-                    rq_by_count,
-                }
+                QLayer::AvgPool { geo: geo.clone(), rq_by_count }
             }
             FloatLayer::Affine { mul, add } => {
-                let worst = mul
-                    .iter()
-                    .fold(0f64, |a, m| a.max((f64::from(*m) * s_in / s_out).abs()));
-                let shift = (0..=30u32)
-                    .rev()
-                    .find(|s| worst * 2f64.powi(*s as i32) < 2f64.powi(31))
-                    .unwrap_or(0);
+                let worst = mul.iter().fold(0f64, |a, m| a.max((f64::from(*m) * s_in / s_out).abs()));
+                let shift = (0..=30u32).rev().find(|s| worst * 2f64.powi(*s as i32) < 2f64.powi(31)).unwrap_or(0);
                 let k = 2f64.powi(shift as i32);
                 QLayer::Affine {
-                    mul: mul
-                        .iter()
-                        .map(|m| (f64::from(*m) * s_in / s_out * k).round() as i64)
-                        .collect(),
-                    add: add
-                        .iter()
-                        .map(|a| (f64::from(*a) / s_out * k).round() as i64)
-                        .collect(),
+                    mul: mul.iter().map(|m| (f64::from(*m) * s_in / s_out * k).round() as i64).collect(),
+                    add: add.iter().map(|a| (f64::from(*a) / s_out * k).round() as i64).collect(),
                     shift,
                 }
             }
             FloatLayer::Sigmoid | FloatLayer::Tanh => {
                 let f = |x: f64| {
-                    if matches!(layer, FloatLayer::Sigmoid) {
-                        1.0 / (1.0 + (-x).exp())
-                    } else {
-                        x.tanh()
-                    }
+                    if matches!(layer, FloatLayer::Sigmoid) { 1.0 / (1.0 + (-x).exp()) } else { x.tanh() }
                 };
                 let table = (-QMAX..=QMAX)
-                    .map(|q| {
-                        (f(q as f64 * s_in) / s_out)
-                            .round()
-                            .clamp(-(QMAX as f64), QMAX as f64) as i16
-                    })
+                    .map(|q| (f(q as f64 * s_in) / s_out).round().clamp(-(QMAX as f64), QMAX as f64) as i16)
                     .collect();
                 QLayer::Lookup { table }
             }
             FloatLayer::Softmax => {
                 let exp = (0..=2 * QMAX)
-                    .map(|d| {
-                        ((-(d as f64) * s_in).exp() * f64::from(1u32 << EXP_BITS)).round() as u32
-                    })
+                    .map(|d| ((-(d as f64) * s_in).exp() * f64::from(1u32 << EXP_BITS)).round() as u32)
                     .collect();
                 QLayer::Softmax { exp }
             }
@@ -285,12 +196,7 @@ pub fn quantize_with(
         };
         layers.push(q);
     }
-    let qg = QGraph {
-        weight_bits,
-        shapes: g.shapes.clone(),
-        scales,
-        layers,
-    };
+    let qg = QGraph { weight_bits, shapes: g.shapes.clone(), scales, layers };
 
     // Accuracy on the calibration set.
     let (mut agree, mut max_err, mut sum_err, mut count) = (0usize, 0f64, 0f64, 0usize);

@@ -9,14 +9,8 @@ use vouch_engine::{Engine, TractEngine, inspect};
 use vouch_quant::{FloatGraph, FloatLayer, QLayer, QuantError, parse, quantize, rshift_round};
 
 fn bench(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/bench/models")
-        .join(format!("{name}.onnx"));
-    assert!(
-        p.is_file(),
-        "{} missing: shared/ must sit beside the repository",
-        p.display()
-    );
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/models").join(format!("{name}.onnx"));
+    assert!(p.is_file(), "{} missing: shared/ must sit beside the repository", p.display());
     p
 }
 
@@ -48,24 +42,14 @@ fn float_chain_matches_tract_on_the_bench_models() {
         for x in inputs(n, 5, 1) {
             let shape: Vec<u64> = g.shapes[0].iter().map(|d| *d as u64).collect();
             let mut m = TensorMap::new();
-            m.insert(
-                g.input.clone(),
-                Tensor::new(shape, TensorData::F32(x.clone())).unwrap(),
-            );
+            m.insert(g.input.clone(), Tensor::new(shape, TensorData::F32(x.clone())).unwrap());
             let want = match model.run(&m).unwrap()[&g.output].data() {
                 TensorData::F32(v) => v.clone(),
                 other => panic!("{other:?}"),
             };
             let got = g.run(&x);
-            let err = got
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(
-                err < 1e-4,
-                "{name}: float chain differs from tract by {err}"
-            );
+            let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(err < 1e-4, "{name}: float chain differs from tract by {err}");
         }
     }
 }
@@ -84,20 +68,11 @@ fn quantized_bench_models_keep_the_argmax() {
             .filter(|x| {
                 let f = g.run(x);
                 let i = q.dequantize_output(&q.run(&q.quantize_input(x)).unwrap());
-                let am = |v: &[f32]| {
-                    v.iter()
-                        .enumerate()
-                        .max_by(|a, b| a.1.total_cmp(b.1))
-                        .unwrap()
-                        .0
-                };
+                let am = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
                 am(&f) == am(&i)
             })
             .count();
-        assert!(
-            agree >= 62,
-            "{name}: argmax agreement {agree}/64 on held-out inputs"
-        );
+        assert!(agree >= 62, "{name}: argmax agreement {agree}/64 on held-out inputs");
         // Fused ReLU: every linear layer followed by Relu clamps at zero.
         for (i, l) in q.layers.iter().enumerate() {
             if let QLayer::Dense { relu, .. } | QLayer::Conv { relu, .. } = l {
@@ -114,13 +89,7 @@ fn the_integer_executor_is_deterministic_and_checks_input_size() {
     let (q, _) = quantize(&g, &inputs(784, 8, 4)).unwrap();
     let x = q.quantize_input(&inputs(784, 1, 5)[0]);
     assert_eq!(q.run_all(&x).unwrap(), q.run_all(&x).unwrap());
-    assert_eq!(
-        q.run(&x[..10]),
-        Err(QuantError::InputSize {
-            expected: 784,
-            found: 10
-        })
-    );
+    assert_eq!(q.run(&x[..10]), Err(QuantError::InputSize { expected: 784, found: 10 }));
 }
 
 #[test]
@@ -156,10 +125,7 @@ fn unsupported_operators_are_named() {
     };
     let model = pb::ModelProto {
         ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto {
-            domain: String::new(),
-            version: 13,
-        }],
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
         graph: Some(pb::GraphProto {
             node: vec![node("Relu", "x", "h"), node("Erf", "h", "y")],
             input: vec![vi("x")],
@@ -170,10 +136,7 @@ fn unsupported_operators_are_named() {
     };
     assert_eq!(
         parse(&model.encode_to_vec()),
-        Err(QuantError::UnsupportedOp {
-            op: "Erf".into(),
-            node: "Erf_0".into()
-        })
+        Err(QuantError::UnsupportedOp { op: "Erf".into(), node: "Erf_0".into() })
     );
     assert!(matches!(parse(b"garbage"), Err(QuantError::Malformed(_))));
 }

@@ -8,8 +8,7 @@
 use vouch_codec::receipt::{FORMAT_V1, ReceiptJsonError};
 use vouch_codec::tensor::digest_map;
 use vouch_codec::{
-    AgreementRule, Digest, Evidence, Mode, ModelId, Receipt, ReceiptBody, ReceiptJson, TensorMap,
-    domain,
+    AgreementRule, Digest, Evidence, Mode, ModelId, Receipt, ReceiptBody, ReceiptJson, TensorMap, domain,
 };
 use vouch_crypto::NodeKey;
 
@@ -38,9 +37,7 @@ pub enum ReceiptError {
         computed: Digest,
     },
     /// The disclosed inputs do not hash to the body's input digest.
-    #[error(
-        "input digest mismatch: the receipt commits to inputs {stated}, the inputs it carries hash to {computed}"
-    )]
+    #[error("input digest mismatch: the receipt commits to inputs {stated}, the inputs it carries hash to {computed}")]
     InputDigestMismatch {
         /// Digest in the body.
         stated: Digest,
@@ -101,9 +98,7 @@ pub enum ReceiptError {
         kind: String,
     },
     /// The model bytes given are not the receipt's model.
-    #[error(
-        "model bytes do not match the receipt's model id: receipt names {expected}, the file is {actual}"
-    )]
+    #[error("model bytes do not match the receipt's model id: receipt names {expected}, the file is {actual}")]
     ModelMismatch {
         /// Model id in the receipt.
         expected: ModelId,
@@ -162,10 +157,7 @@ pub fn issue_signed(
         body,
         inputs: disclose_inputs.then_some(inputs),
         outputs,
-        evidence: vec![Evidence::Ed25519 {
-            public_key: key.public_key(),
-            signature,
-        }],
+        evidence: vec![Evidence::Ed25519 { public_key: key.public_key(), signature }],
         anchor: None,
     }
 }
@@ -195,53 +187,33 @@ pub fn verify_json(text: &str, model_bytes_id: Option<ModelId>) -> Result<Verifi
         ReceiptError::Malformed(e.to_string())
     })?;
     let receipt = json.to_receipt().map_err(|e| match e {
-        ReceiptJsonError::UnknownFormat { found, supported } => {
-            ReceiptError::UnknownFormatVersion { found, supported }
-        }
+        ReceiptJsonError::UnknownFormat { found, supported } => ReceiptError::UnknownFormatVersion { found, supported },
         other => ReceiptError::Malformed(other.to_string()),
     })?;
-    verify(
-        &receipt,
-        &VerifyOptions {
-            stated_id: Some(json.id),
-            model_bytes_id,
-        },
-    )
+    verify(&receipt, &VerifyOptions { stated_id: Some(json.id), model_bytes_id })
 }
 
 /// Verifies a receipt offline.
 pub fn verify(receipt: &Receipt, opts: &VerifyOptions) -> Result<Verified, ReceiptError> {
     let body = &receipt.body;
     if body.format != FORMAT_V1 {
-        return Err(ReceiptError::UnknownFormatVersion {
-            found: body.format,
-            supported: FORMAT_V1,
-        });
+        return Err(ReceiptError::UnknownFormatVersion { found: body.format, supported: FORMAT_V1 });
     }
     let computed = digest_map(&receipt.outputs);
     if computed != body.output_digest {
-        return Err(ReceiptError::OutputDigestMismatch {
-            stated: body.output_digest,
-            computed,
-        });
+        return Err(ReceiptError::OutputDigestMismatch { stated: body.output_digest, computed });
     }
     if let Some(inputs) = &receipt.inputs {
         let computed = digest_map(inputs);
         if computed != body.input_digest {
-            return Err(ReceiptError::InputDigestMismatch {
-                stated: body.input_digest,
-                computed,
-            });
+            return Err(ReceiptError::InputDigestMismatch { stated: body.input_digest, computed });
         }
     }
     let id = body.id();
     if let Some(stated) = &opts.stated_id
         && *stated != id.to_hex()
     {
-        return Err(ReceiptError::IdMismatch {
-            stated: stated.clone(),
-            computed: id,
-        });
+        return Err(ReceiptError::IdMismatch { stated: stated.clone(), computed: id });
     }
     if let Some(ext) = body.extensions.iter().find(|e| e.is_critical()) {
         return Err(ReceiptError::UnknownCriticalExtension { tag: ext.tag });
@@ -249,31 +221,18 @@ pub fn verify(receipt: &Receipt, opts: &VerifyOptions) -> Result<Verified, Recei
     let signers = match body.mode {
         Mode::Signed | Mode::Quorum => check_signatures(receipt, &id)?,
         Mode::Zk => {
-            return Err(ReceiptError::UnsupportedEvidence {
-                kind: "zk_proof".into(),
-            });
+            return Err(ReceiptError::UnsupportedEvidence { kind: "zk_proof".into() });
         }
         Mode::Tee => {
-            return Err(ReceiptError::UnsupportedEvidence {
-                kind: "tee_quote".into(),
-            });
+            return Err(ReceiptError::UnsupportedEvidence { kind: "tee_quote".into() });
         }
     };
     if let Some(actual) = opts.model_bytes_id
         && actual != body.model
     {
-        return Err(ReceiptError::ModelMismatch {
-            expected: body.model,
-            actual,
-        });
+        return Err(ReceiptError::ModelMismatch { expected: body.model, actual });
     }
-    Ok(Verified {
-        id,
-        model: body.model,
-        mode: body.mode,
-        signers,
-        model_checked: opts.model_bytes_id.is_some(),
-    })
+    Ok(Verified { id, model: body.model, mode: body.mode, signers, model_checked: opts.model_bytes_id.is_some() })
 }
 
 fn check_signatures(receipt: &Receipt, id: &Digest) -> Result<Vec<[u8; 32]>, ReceiptError> {
@@ -281,18 +240,10 @@ fn check_signatures(receipt: &Receipt, id: &Digest) -> Result<Vec<[u8; 32]>, Rec
     let n = body.executors.len();
     match body.mode {
         Mode::Signed if n != 1 => {
-            return Err(ReceiptError::ExecutorCount {
-                mode: "signed",
-                expected: "1".into(),
-                found: n,
-            });
+            return Err(ReceiptError::ExecutorCount { mode: "signed", expected: "1".into(), found: n });
         }
         Mode::Quorum if n < 2 => {
-            return Err(ReceiptError::ExecutorCount {
-                mode: "quorum",
-                expected: "at least 2".into(),
-                found: n,
-            });
+            return Err(ReceiptError::ExecutorCount { mode: "quorum", expected: "at least 2".into(), found: n });
         }
         _ => {}
     }
@@ -302,44 +253,29 @@ fn check_signatures(receipt: &Receipt, id: &Digest) -> Result<Vec<[u8; 32]>, Rec
     let mut signers = Vec::new();
     for ev in &receipt.evidence {
         match ev {
-            Evidence::Ed25519 {
-                public_key,
-                signature,
-            } => {
+            Evidence::Ed25519 { public_key, signature } => {
                 if !body.executors.contains(public_key) {
-                    return Err(ReceiptError::SignerNotExecutor {
-                        signer: hex::encode(public_key),
-                    });
+                    return Err(ReceiptError::SignerNotExecutor { signer: hex::encode(public_key) });
                 }
                 vouch_crypto::verify(domain::RECEIPT_SIGNATURE, public_key, &id.0, signature)
-                    .map_err(|_| ReceiptError::BadSignature {
-                        signer: hex::encode(public_key),
-                    })?;
+                    .map_err(|_| ReceiptError::BadSignature { signer: hex::encode(public_key) })?;
                 if !signers.contains(public_key) {
                     signers.push(*public_key);
                 }
             }
             Evidence::ZkProof { .. } => {
-                return Err(ReceiptError::UnsupportedEvidence {
-                    kind: "zk_proof".into(),
-                });
+                return Err(ReceiptError::UnsupportedEvidence { kind: "zk_proof".into() });
             }
             Evidence::TeeQuote { .. } => {
-                return Err(ReceiptError::UnsupportedEvidence {
-                    kind: "tee_quote".into(),
-                });
+                return Err(ReceiptError::UnsupportedEvidence { kind: "tee_quote".into() });
             }
             Evidence::Unknown { tag, .. } => {
-                return Err(ReceiptError::UnsupportedEvidence {
-                    kind: format!("tag {tag}"),
-                });
+                return Err(ReceiptError::UnsupportedEvidence { kind: format!("tag {tag}") });
             }
         }
     }
     if let Some(missing) = body.executors.iter().find(|e| !signers.contains(e)) {
-        return Err(ReceiptError::MissingSignature {
-            executor: hex::encode(missing),
-        });
+        return Err(ReceiptError::MissingSignature { executor: hex::encode(missing) });
     }
     Ok(signers)
 }

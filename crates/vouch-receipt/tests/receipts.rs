@@ -6,9 +6,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use vouch_codec::receipt::FORMAT_V1;
-use vouch_codec::{
-    Evidence, Extension, Mode, ModelId, Receipt, ReceiptJson, Tensor, TensorData, TensorMap, domain,
-};
+use vouch_codec::{Evidence, Extension, Mode, ModelId, Receipt, ReceiptJson, Tensor, TensorData, TensorMap, domain};
 use vouch_crypto::NodeKey;
 use vouch_receipt::{ReceiptError, VerifyOptions, issue_signed, verify, verify_json};
 
@@ -18,27 +16,12 @@ fn key() -> NodeKey {
 
 fn tensors() -> (TensorMap, TensorMap) {
     let mut inputs = TensorMap::new();
-    inputs.insert(
-        "x".into(),
-        Tensor::new(vec![1, 3], TensorData::F32(vec![0.5, -1.25, 3.0])).unwrap(),
-    );
-    inputs.insert(
-        "ids".into(),
-        Tensor::new(vec![2], TensorData::I64(vec![-7, 1 << 40])).unwrap(),
-    );
+    inputs.insert("x".into(), Tensor::new(vec![1, 3], TensorData::F32(vec![0.5, -1.25, 3.0])).unwrap());
+    inputs.insert("ids".into(), Tensor::new(vec![2], TensorData::I64(vec![-7, 1 << 40])).unwrap());
     let mut outputs = TensorMap::new();
-    outputs.insert(
-        "y".into(),
-        Tensor::new(vec![2], TensorData::F32(vec![0.1, f32::NAN])).unwrap(),
-    );
-    outputs.insert(
-        "label".into(),
-        Tensor::new(vec![], TensorData::String(vec!["cat".into()])).unwrap(),
-    );
-    outputs.insert(
-        "mask".into(),
-        Tensor::new(vec![2], TensorData::Bool(vec![true, false])).unwrap(),
-    );
+    outputs.insert("y".into(), Tensor::new(vec![2], TensorData::F32(vec![0.1, f32::NAN])).unwrap());
+    outputs.insert("label".into(), Tensor::new(vec![], TensorData::String(vec!["cat".into()])).unwrap());
+    outputs.insert("mask".into(), Tensor::new(vec![2], TensorData::Bool(vec![true, false])).unwrap());
     (inputs, outputs)
 }
 
@@ -58,10 +41,7 @@ fn valid() -> Receipt {
 
 fn resign(r: &mut Receipt) {
     let sig = key().sign(domain::RECEIPT_SIGNATURE, &r.id().0);
-    r.evidence = vec![Evidence::Ed25519 {
-        public_key: key().public_key(),
-        signature: sig,
-    }];
+    r.evidence = vec![Evidence::Ed25519 { public_key: key().public_key(), signature: sig }];
 }
 
 fn check(r: &Receipt) -> Result<vouch_receipt::Verified, ReceiptError> {
@@ -69,51 +49,34 @@ fn check(r: &Receipt) -> Result<vouch_receipt::Verified, ReceiptError> {
 }
 
 fn golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
     if std::env::var_os("VOUCH_UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, actual).unwrap();
     }
     let expected = std::fs::read_to_string(&path)
         .unwrap_or_else(|_| panic!("{} missing; run with VOUCH_UPDATE_GOLDEN=1", path.display()));
-    assert_eq!(
-        actual, expected,
-        "{name} changed: this is a receipt format change"
-    );
+    assert_eq!(actual, expected, "{name} changed: this is a receipt format change");
 }
 
 #[test]
 fn golden_receipt_v1() {
     let r = valid();
     golden("receipt_v1.hex", &(hex::encode(r.to_bytes()) + "\n"));
-    golden(
-        "receipt_v1.body.hex",
-        &(hex::encode(r.body.to_bytes()) + "\n"),
-    );
+    golden("receipt_v1.body.hex", &(hex::encode(r.body.to_bytes()) + "\n"));
     golden("receipt_v1.id", &(r.id().to_hex() + "\n"));
-    golden(
-        "receipt_v1.json",
-        &(serde_json::to_string_pretty(&r.to_json()).unwrap() + "\n"),
-    );
+    golden("receipt_v1.json", &(serde_json::to_string_pretty(&r.to_json()).unwrap() + "\n"));
     // And the fixture still verifies and decodes back to the same receipt.
     assert!(check(&r).is_ok());
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/receipt_v1.json"),
-    )
-    .unwrap();
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/receipt_v1.json")).unwrap();
     assert_eq!(verify_json(&text, None).unwrap().id, r.id());
 }
 
 #[test]
 fn canonical_bytes_and_json_round_trip() {
     let r = valid();
-    assert_eq!(
-        Receipt::from_bytes(&r.to_bytes()).unwrap().to_bytes(),
-        r.to_bytes()
-    );
-    let json: ReceiptJson =
-        serde_json::from_str(&serde_json::to_string(&r.to_json()).unwrap()).unwrap();
+    assert_eq!(Receipt::from_bytes(&r.to_bytes()).unwrap().to_bytes(), r.to_bytes());
+    let json: ReceiptJson = serde_json::from_str(&serde_json::to_string(&r.to_json()).unwrap()).unwrap();
     assert_eq!(json.to_receipt().unwrap().to_bytes(), r.to_bytes());
 }
 
@@ -121,39 +84,18 @@ fn canonical_bytes_and_json_round_trip() {
 fn each_change_is_rejected_with_its_reason() {
     let base = valid();
     let v = check(&base).unwrap();
-    assert_eq!(
-        (v.mode, v.signers.clone()),
-        (Mode::Signed, vec![key().public_key()])
-    );
+    assert_eq!((v.mode, v.signers.clone()), (Mode::Signed, vec![key().public_key()]));
 
     let mut r = base.clone();
-    r.outputs.insert(
-        "y".into(),
-        Tensor::new(vec![2], TensorData::F32(vec![0.2, f32::NAN])).unwrap(),
-    );
-    assert!(matches!(
-        check(&r),
-        Err(ReceiptError::OutputDigestMismatch { .. })
-    ));
+    r.outputs.insert("y".into(), Tensor::new(vec![2], TensorData::F32(vec![0.2, f32::NAN])).unwrap());
+    assert!(matches!(check(&r), Err(ReceiptError::OutputDigestMismatch { .. })));
 
     let mut r = base.clone();
-    r.inputs.as_mut().unwrap().insert(
-        "ids".into(),
-        Tensor::new(vec![2], TensorData::I64(vec![-7, 0])).unwrap(),
-    );
-    assert!(matches!(
-        check(&r),
-        Err(ReceiptError::InputDigestMismatch { .. })
-    ));
+    r.inputs.as_mut().unwrap().insert("ids".into(), Tensor::new(vec![2], TensorData::I64(vec![-7, 0])).unwrap());
+    assert!(matches!(check(&r), Err(ReceiptError::InputDigestMismatch { .. })));
 
-    let stated = VerifyOptions {
-        stated_id: Some("00".repeat(32)),
-        ..Default::default()
-    };
-    assert!(matches!(
-        verify(&base, &stated),
-        Err(ReceiptError::IdMismatch { .. })
-    ));
+    let stated = VerifyOptions { stated_id: Some("00".repeat(32)), ..Default::default() };
+    assert!(matches!(verify(&base, &stated), Err(ReceiptError::IdMismatch { .. })));
 
     let mut r = base.clone();
     r.body.model = ModelId::of_bytes(b"another model");
@@ -175,113 +117,63 @@ fn each_change_is_rejected_with_its_reason() {
         public_key: other.public_key(),
         signature: other.sign(domain::RECEIPT_SIGNATURE, &r.id().0),
     }];
-    assert!(matches!(
-        check(&r),
-        Err(ReceiptError::SignerNotExecutor { .. })
-    ));
+    assert!(matches!(check(&r), Err(ReceiptError::SignerNotExecutor { .. })));
 
     let mut r = base.clone();
-    r.body
-        .executors
-        .push(NodeKey::from_secret([8; 32]).public_key());
+    r.body.executors.push(NodeKey::from_secret([8; 32]).public_key());
     resign(&mut r);
-    assert!(matches!(
-        check(&r),
-        Err(ReceiptError::ExecutorCount { found: 2, .. })
-    ));
+    assert!(matches!(check(&r), Err(ReceiptError::ExecutorCount { found: 2, .. })));
 
     let mut r = base.clone();
     r.evidence.clear();
     assert_eq!(check(&r), Err(ReceiptError::NoEvidence));
 
     let mut r = base.clone();
-    r.body.extensions.push(Extension {
-        tag: 0x8001,
-        value: vec![1],
-    });
+    r.body.extensions.push(Extension { tag: 0x8001, value: vec![1] });
     resign(&mut r);
-    assert_eq!(
-        check(&r),
-        Err(ReceiptError::UnknownCriticalExtension { tag: 0x8001 })
-    );
+    assert_eq!(check(&r), Err(ReceiptError::UnknownCriticalExtension { tag: 0x8001 }));
     // A non-critical unknown extension is fine once signed.
     let mut r = base.clone();
-    r.body.extensions.push(Extension {
-        tag: 0x0001,
-        value: vec![1],
-    });
+    r.body.extensions.push(Extension { tag: 0x0001, value: vec![1] });
     resign(&mut r);
     assert!(check(&r).is_ok());
 
     let mut r = base.clone();
-    r.evidence.push(Evidence::Unknown {
-        tag: 99,
-        payload: vec![1, 2],
-    });
-    assert!(matches!(
-        check(&r),
-        Err(ReceiptError::UnsupportedEvidence { .. })
-    ));
+    r.evidence.push(Evidence::Unknown { tag: 99, payload: vec![1, 2] });
+    assert!(matches!(check(&r), Err(ReceiptError::UnsupportedEvidence { .. })));
 
     let mut r = base.clone();
     r.body.mode = Mode::Zk;
-    assert!(matches!(
-        check(&r),
-        Err(ReceiptError::UnsupportedEvidence { .. })
-    ));
+    assert!(matches!(check(&r), Err(ReceiptError::UnsupportedEvidence { .. })));
 
-    let opts = VerifyOptions {
-        model_bytes_id: Some(ModelId::of_bytes(b"other")),
-        ..Default::default()
-    };
-    assert!(matches!(
-        verify(&base, &opts),
-        Err(ReceiptError::ModelMismatch { .. })
-    ));
-    let opts = VerifyOptions {
-        model_bytes_id: Some(ModelId::of_bytes(b"model")),
-        ..Default::default()
-    };
+    let opts = VerifyOptions { model_bytes_id: Some(ModelId::of_bytes(b"other")), ..Default::default() };
+    assert!(matches!(verify(&base, &opts), Err(ReceiptError::ModelMismatch { .. })));
+    let opts = VerifyOptions { model_bytes_id: Some(ModelId::of_bytes(b"model")), ..Default::default() };
     assert!(verify(&base, &opts).unwrap().model_checked);
 
     let mut json = serde_json::to_value(base.to_json()).unwrap();
     json["format"] = serde_json::json!(7);
     assert_eq!(
         verify_json(&json.to_string(), None),
-        Err(ReceiptError::UnknownFormatVersion {
-            found: 7,
-            supported: FORMAT_V1
-        })
+        Err(ReceiptError::UnknownFormatVersion { found: 7, supported: FORMAT_V1 })
     );
     let mut json = serde_json::to_value(base.to_json()).unwrap();
     json["surprise"] = serde_json::json!(1);
-    assert!(matches!(
-        verify_json(&json.to_string(), None),
-        Err(ReceiptError::Malformed(_))
-    ));
+    assert!(matches!(verify_json(&json.to_string(), None), Err(ReceiptError::Malformed(_))));
 }
 
 #[test]
 fn every_truncation_of_a_receipt_fails_to_decode_without_panicking() {
     let bytes = valid().to_bytes();
     for n in 0..bytes.len() {
-        assert!(
-            Receipt::from_bytes(&bytes[..n]).is_err(),
-            "prefix of {n} bytes decoded"
-        );
+        assert!(Receipt::from_bytes(&bytes[..n]).is_err(), "prefix of {n} bytes decoded");
     }
     let mut extra = bytes.clone();
     extra.push(0);
-    assert!(matches!(
-        Receipt::from_bytes(&extra),
-        Err(vouch_codec::DecodeError::TrailingBytes { .. })
-    ));
+    assert!(matches!(Receipt::from_bytes(&extra), Err(vouch_codec::DecodeError::TrailingBytes { .. })));
     let mut v2 = bytes.clone();
     v2[8] = 2;
-    assert!(matches!(
-        Receipt::from_bytes(&v2),
-        Err(vouch_codec::DecodeError::UnknownVersion { found: 2, .. })
-    ));
+    assert!(matches!(Receipt::from_bytes(&v2), Err(vouch_codec::DecodeError::UnknownVersion { found: 2, .. })));
 }
 
 fn tensor_strategy() -> impl Strategy<Value = Tensor> {
@@ -289,21 +181,11 @@ fn tensor_strategy() -> impl Strategy<Value = Tensor> {
         let n: u64 = shape.iter().product();
         let n = n as usize;
         let data: BoxedStrategy<TensorData> = match kind {
-            0 => prop::collection::vec(any::<f32>(), n)
-                .prop_map(TensorData::F32)
-                .boxed(),
-            1 => prop::collection::vec(any::<i64>(), n)
-                .prop_map(TensorData::I64)
-                .boxed(),
-            2 => prop::collection::vec(any::<u8>(), n)
-                .prop_map(TensorData::U8)
-                .boxed(),
-            3 => prop::collection::vec(any::<bool>(), n)
-                .prop_map(TensorData::Bool)
-                .boxed(),
-            _ => prop::collection::vec(".{0,5}", n)
-                .prop_map(TensorData::String)
-                .boxed(),
+            0 => prop::collection::vec(any::<f32>(), n).prop_map(TensorData::F32).boxed(),
+            1 => prop::collection::vec(any::<i64>(), n).prop_map(TensorData::I64).boxed(),
+            2 => prop::collection::vec(any::<u8>(), n).prop_map(TensorData::U8).boxed(),
+            3 => prop::collection::vec(any::<bool>(), n).prop_map(TensorData::Bool).boxed(),
+            _ => prop::collection::vec(".{0,5}", n).prop_map(TensorData::String).boxed(),
         };
         data.prop_map(move |d| Tensor::new(shape.clone(), d).unwrap())
     })

@@ -11,31 +11,20 @@ pub fn vouch_bin() -> &'static str {
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
 /// The three bench models shipped in shared/ beside the repository.
 pub fn bench_models() -> PathBuf {
     let p = repo_root().join("../shared/bench/models");
-    assert!(
-        p.is_dir(),
-        "{} is missing: shared/ must sit beside the repository",
-        p.display()
-    );
+    assert!(p.is_dir(), "{} is missing: shared/ must sit beside the repository", p.display());
     p
 }
 
 /// Models extracted from PyPI wheels by scripts/setup-test-env.sh.
 pub fn cached_model(name: &str) -> PathBuf {
     let p = repo_root().join(".cache/models").join(name);
-    assert!(
-        p.is_file(),
-        "{} is missing: run scripts/setup-test-env.sh",
-        p.display()
-    );
+    assert!(p.is_file(), "{} is missing: run scripts/setup-test-env.sh", p.display());
     p
 }
 
@@ -68,21 +57,12 @@ impl NodeProc {
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_owned();
         let addr: SocketAddr = url.strip_prefix("http://").unwrap().parse().unwrap();
-        Self {
-            child,
-            url,
-            addr,
-            home: home.to_owned(),
-        }
+        Self { child, url, addr, home: home.to_owned() }
     }
 
     /// Runs the CLI against this node.
     pub fn vouch(&self, args: &[&str]) -> Output {
-        Command::new(vouch_bin())
-            .args(args)
-            .env("VOUCH_NODE", &self.url)
-            .output()
-            .expect("run vouch")
+        Command::new(vouch_bin()).args(args).env("VOUCH_NODE", &self.url).output().expect("run vouch")
     }
 
     /// Runs the CLI and requires success; returns stdout.
@@ -97,24 +77,13 @@ impl NodeProc {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    pub fn http(
-        &self,
-        method: &str,
-        path: &str,
-        content_type: &str,
-        body: &[u8],
-    ) -> (u16, serde_json::Value) {
+    pub fn http(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, serde_json::Value) {
         http(self.addr, method, path, content_type, body)
     }
 
     /// SIGTERM and wait; returns whether the process exited successfully.
     pub fn terminate(mut self) -> bool {
-        let ok = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap()
-            .success();
+        let ok = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap().success();
         assert!(ok);
         let status = self.child.wait().unwrap();
         std::mem::forget(self);
@@ -136,13 +105,7 @@ impl Drop for NodeProc {
 }
 
 /// One HTTP/1.1 request on a fresh connection; returns the status and the JSON body (or the text as a string).
-pub fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    content_type: &str,
-    body: &[u8],
-) -> (u16, serde_json::Value) {
+pub fn http(addr: SocketAddr, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, serde_json::Value) {
     let mut s = TcpStream::connect(addr).unwrap();
     write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
     // The server may answer (e.g. 413) and close before reading everything; that is not a test failure.
@@ -154,18 +117,10 @@ pub fn http(
 
 pub fn parse_response(resp: &[u8]) -> (u16, serde_json::Value) {
     let text = String::from_utf8_lossy(resp);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP response: {text:?}"));
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP response: {text:?}"));
     let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
     let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
     (status, json)
 }
