@@ -12,6 +12,18 @@ pub mod domain {
     pub const RECEIPT_ID: &str = "VOUCH_RECEIPT_ID_V1";
     /// Digest of a canonical tensor map (receipt inputs and outputs).
     pub const TENSORS: &str = "VOUCH_TENSORS_V1";
+    /// Transaction signatures: `ed25519(VOUCH_TX_V1 || tx id)`.
+    pub const TX_SIGNATURE: &str = "VOUCH_TX_V1";
+    /// The transaction id: `blake3_derive_key(VOUCH_TX_ID_V1, canonical body)`.
+    pub const TX_ID: &str = "VOUCH_TX_ID_V1";
+    /// A node key's proof of possession for its operator account: `ed25519(VOUCH_NODE_BIND_V1 || account)`.
+    pub const NODE_BIND: &str = "VOUCH_NODE_BIND_V1";
+    /// Job ids: `blake3_derive_key(VOUCH_JOB_V1, tx id)`.
+    pub const JOB: &str = "VOUCH_JOB_V1";
+    /// Executor selection: `blake3_derive_key(VOUCH_ASSIGN_V1, seed || job)`, read as an XOF.
+    pub const ASSIGN: &str = "VOUCH_ASSIGN_V1";
+    /// The ledger state root.
+    pub const STATE: &str = "VOUCH_STATE_V1";
 }
 
 /// A 32-byte digest.

@@ -11,6 +11,7 @@ pub mod model_id;
 pub mod receipt;
 pub mod signature;
 pub mod tensor;
+pub mod tx;
 
 pub use canon::{DecodeError, Limits, Reader, Writer};
 pub use digest::{Digest, domain};

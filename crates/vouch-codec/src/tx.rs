@@ -1,0 +1,243 @@
+//! Ledger transactions and their canonical encoding.
+//!
+//! A signed transaction is `magic "VOUCHTX1"`, the body, then the sender's ed25519 signature over
+//! `VOUCH_TX_V1 || blake3_derive_key(VOUCH_TX_ID_V1, body)`. The body starts with the chain id (the genesis
+//! hash), so a transaction signed for one network is invalid on every other; the sender's nonce makes each
+//! one usable once.
+
+use crate::canon::{DecodeError, Reader, Writer};
+use crate::digest::{Digest, domain};
+use crate::model_id::ModelId;
+use crate::receipt::Mode;
+
+/// Magic bytes of a signed transaction.
+pub const TX_MAGIC: &[u8; 8] = b"VOUCHTX1";
+/// Largest encoded transaction accepted from a peer or client.
+pub const MAX_TX_BYTES: usize = 16 * 1024;
+
+/// An account or node identity: an ed25519 public key.
+pub type Address = [u8; 32];
+
+/// What a transaction does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxKind {
+    /// Moves `amount` to `to` (tag 1).
+    Transfer {
+        /// Recipient.
+        to: Address,
+        /// Amount.
+        amount: u64,
+    },
+    /// Registers an executor node operated by the sender, locking `stake` (tag 2). `node_signature` is the
+    /// node key's signature over `VOUCH_NODE_BIND_V1 || sender`, proving the sender holds that key.
+    RegisterNode {
+        /// The node's identity (receipt-signing) key.
+        node: Address,
+        /// Where it serves the API.
+        endpoint: String,
+        /// Stake locked from the sender's balance.
+        stake: u64,
+        /// Proof of possession of the node key.
+        node_signature: [u8; 64],
+    },
+    /// Locks more stake on an own node (tag 3).
+    AddStake {
+        /// The node.
+        node: Address,
+        /// Amount.
+        amount: u64,
+    },
+    /// Records a model owned by the sender (tag 4).
+    RegisterModel {
+        /// Content id.
+        model: ModelId,
+        /// `name@version`.
+        name: String,
+        /// The model's zk commitment, if any.
+        commitment: Vec<u8>,
+    },
+    /// Asks for an inference; escrows `quorum * fee_per_executor` (tag 5). The ledger assigns the executors.
+    SubmitJob {
+        /// The model.
+        model: ModelId,
+        /// Digest of the canonical inputs.
+        input_digest: Digest,
+        /// Verification mode (`signed` or `quorum`).
+        mode: Mode,
+        /// Executors wanted.
+        quorum: u8,
+        /// Paid to each honest executor.
+        fee_per_executor: u64,
+    },
+    /// An assigned executor's result for a job (tag 6): its receipt body (canonical bytes) and the node's
+    /// receipt signature over that body's id. Anyone may relay it; the signature authenticates the node.
+    SubmitResult {
+        /// Job id.
+        job: Digest,
+        /// The executing node.
+        node: Address,
+        /// Canonical receipt body (model, input and output digests, job, executors).
+        body: Vec<u8>,
+        /// The node's receipt signature (`VOUCH_RECEIPT_V1 || receipt id`).
+        signature: [u8; 64],
+    },
+}
+
+/// An unsigned transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tx {
+    /// Genesis hash of the network.
+    pub chain: [u8; 32],
+    /// Sender.
+    pub from: Address,
+    /// Sender's next nonce.
+    pub nonce: u64,
+    /// Fee paid to the treasury.
+    pub fee: u64,
+    /// The action.
+    pub kind: TxKind,
+}
+
+/// A transaction with the sender's signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedTx {
+    /// The transaction.
+    pub tx: Tx,
+    /// Sender's ed25519 signature over `VOUCH_TX_V1 || id`.
+    pub signature: [u8; 64],
+}
+
+impl Tx {
+    /// Canonical body bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.encode(&mut w);
+        w.finish()
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        w.raw(&self.chain);
+        w.raw(&self.from);
+        w.u64(self.nonce);
+        w.u64(self.fee);
+        match &self.kind {
+            TxKind::Transfer { to, amount } => {
+                w.u8(1);
+                w.raw(to);
+                w.u64(*amount);
+            }
+            TxKind::RegisterNode { node, endpoint, stake, node_signature } => {
+                w.u8(2);
+                w.raw(node);
+                w.str(endpoint);
+                w.u64(*stake);
+                w.raw(node_signature);
+            }
+            TxKind::AddStake { node, amount } => {
+                w.u8(3);
+                w.raw(node);
+                w.u64(*amount);
+            }
+            TxKind::RegisterModel { model, name, commitment } => {
+                w.u8(4);
+                w.bytes(&model.to_cid_bytes());
+                w.str(name);
+                w.bytes(commitment);
+            }
+            TxKind::SubmitJob { model, input_digest, mode, quorum, fee_per_executor } => {
+                w.u8(5);
+                w.bytes(&model.to_cid_bytes());
+                w.raw(&input_digest.0);
+                w.u8(*mode as u8);
+                w.u8(*quorum);
+                w.u64(*fee_per_executor);
+            }
+            TxKind::SubmitResult { job, node, body, signature } => {
+                w.u8(6);
+                w.raw(&job.0);
+                w.raw(node);
+                w.bytes(body);
+                w.raw(signature);
+            }
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let chain = r.array("chain")?;
+        let from = r.array("from")?;
+        let nonce = r.u64("nonce")?;
+        let fee = r.u64("fee")?;
+        let model = |r: &mut Reader<'_>| {
+            ModelId::from_cid_bytes(r.bytes("model id")?)
+                .map_err(|e| DecodeError::NonCanonical { what: "model id", reason: e.to_string() })
+        };
+        let kind = match r.u8("tx kind")? {
+            1 => TxKind::Transfer { to: r.array("to")?, amount: r.u64("amount")? },
+            2 => TxKind::RegisterNode {
+                node: r.array("node")?,
+                endpoint: r.str("endpoint")?.to_owned(),
+                stake: r.u64("stake")?,
+                node_signature: r.array("node signature")?,
+            },
+            3 => TxKind::AddStake { node: r.array("node")?, amount: r.u64("amount")? },
+            4 => TxKind::RegisterModel {
+                model: model(r)?,
+                name: r.str("model name")?.to_owned(),
+                commitment: r.bytes("commitment")?.to_vec(),
+            },
+            5 => TxKind::SubmitJob {
+                model: model(r)?,
+                input_digest: Digest(r.array("input digest")?),
+                mode: {
+                    let m = r.u8("mode")?;
+                    Mode::from_u8(m).ok_or(DecodeError::InvalidValue { what: "mode", value: m.into() })?
+                },
+                quorum: r.u8("quorum")?,
+                fee_per_executor: r.u64("fee per executor")?,
+            },
+            6 => TxKind::SubmitResult {
+                job: Digest(r.array("job")?),
+                node: r.array("node")?,
+                body: r.bytes("receipt body")?.to_vec(),
+                signature: r.array("signature")?,
+            },
+            v => return Err(DecodeError::InvalidValue { what: "tx kind", value: v.into() }),
+        };
+        Ok(Self { chain, from, nonce, fee, kind })
+    }
+
+    /// The transaction id (what the sender signs).
+    pub fn id(&self) -> Digest {
+        Digest::of(domain::TX_ID, &self.to_bytes())
+    }
+}
+
+impl SignedTx {
+    /// Canonical bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.raw(TX_MAGIC);
+        self.tx.encode(&mut w);
+        w.raw(&self.signature);
+        w.finish()
+    }
+
+    /// Decodes exactly one signed transaction of at most [`MAX_TX_BYTES`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > MAX_TX_BYTES {
+            return Err(DecodeError::TooLarge {
+                what: "transaction",
+                len: bytes.len() as u64,
+                max: MAX_TX_BYTES as u64,
+            });
+        }
+        let mut r = Reader::new(bytes);
+        if r.take(TX_MAGIC.len(), "tx magic")? != TX_MAGIC {
+            return Err(DecodeError::NonCanonical { what: "transaction", reason: "bad magic bytes".into() });
+        }
+        let tx = Tx::decode(&mut r)?;
+        let signature = r.array("tx signature")?;
+        r.finish("transaction")?;
+        Ok(Self { tx, signature })
+    }
+}

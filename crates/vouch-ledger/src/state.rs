@@ -1,0 +1,692 @@
+//! Ledger state and transaction application.
+
+use std::collections::BTreeMap;
+
+use vouch_codec::tx::{Address, SignedTx, TxKind};
+use vouch_codec::{Digest, Mode, ModelId, ReceiptBody, Writer, domain};
+
+use crate::assign::select_executors;
+
+/// Economic and safety parameters, fixed at genesis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Params {
+    /// Smallest fee of any transaction.
+    pub min_fee: u64,
+    /// Smallest stake of an executor eligible for jobs.
+    pub min_stake: u64,
+    /// Share of stake slashed for a wrong result, in basis points.
+    pub slash_bps: u64,
+    /// Largest quorum a job may ask for.
+    pub max_quorum: u8,
+    /// Longest endpoint string.
+    pub max_endpoint_len: usize,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self { min_fee: 1, min_stake: 1_000, slash_bps: 5_000, max_quorum: 16, max_endpoint_len: 256 }
+    }
+}
+
+/// The initial state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Genesis {
+    /// Funded accounts.
+    pub accounts: Vec<(Address, u64)>,
+    /// Parameters.
+    pub params: Params,
+}
+
+impl Genesis {
+    /// The chain id: the hash of the genesis, which every transaction commits to.
+    pub fn chain_id(&self) -> [u8; 32] {
+        let mut w = Writer::new();
+        w.raw(b"VOUCH_GENESIS_V1");
+        w.len(self.accounts.len());
+        for (a, b) in &self.accounts {
+            w.raw(a);
+            w.u64(*b);
+        }
+        let p = &self.params;
+        w.u64(p.min_fee);
+        w.u64(p.min_stake);
+        w.u64(p.slash_bps);
+        w.u8(p.max_quorum);
+        w.u64(p.max_endpoint_len as u64);
+        *blake3::hash(&w.finish()).as_bytes()
+    }
+}
+
+/// Where a transaction is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockCtx {
+    /// Block height.
+    pub height: u64,
+    /// A value no proposer controls alone (the previous finalized block's hash): seeds executor selection.
+    pub seed: [u8; 32],
+}
+
+/// An account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Account {
+    /// Spendable balance.
+    pub balance: u64,
+    /// Next nonce.
+    pub nonce: u64,
+}
+
+/// A registered executor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// Operating account (pays stake, receives fees).
+    pub operator: Address,
+    /// API endpoint.
+    pub endpoint: String,
+    /// Locked stake.
+    pub stake: u64,
+    /// Total slashed so far.
+    pub slashed: u64,
+}
+
+/// A registered model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRecord {
+    /// Owner account.
+    pub owner: Address,
+    /// `name@version`.
+    pub name: String,
+    /// zk commitment (empty if none).
+    pub commitment: Vec<u8>,
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobStatus {
+    /// Waiting for the assigned executors.
+    Pending,
+    /// Every executor agreed on this output digest; fees paid.
+    Settled(Digest),
+    /// Executors disagreed; a larger set re-executes.
+    Disputed,
+    /// The re-execution majority decided this output digest; liars slashed.
+    Resolved(Digest),
+}
+
+/// An inference job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// Who pays.
+    pub requester: Address,
+    /// The model.
+    pub model: ModelId,
+    /// Digest of the inputs.
+    pub input_digest: Digest,
+    /// Mode.
+    pub mode: Mode,
+    /// Fee per honest executor.
+    pub fee_per_executor: u64,
+    /// Escrow left.
+    pub escrow: u64,
+    /// Assigned executors.
+    pub executors: Vec<Address>,
+    /// Re-executors, once disputed.
+    pub dispute_set: Vec<Address>,
+    /// Results: node -> (receipt id, output digest).
+    pub results: BTreeMap<Address, (Digest, Digest)>,
+    /// Status.
+    pub status: JobStatus,
+    /// Height of the block that created it.
+    pub height: u64,
+}
+
+/// What applying a transaction did (beyond balances), for logs, APIs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A job was created and assigned.
+    JobAssigned {
+        /// Job id.
+        job: Digest,
+        /// Executors.
+        executors: Vec<Address>,
+    },
+    /// All executors agreed.
+    JobSettled {
+        /// Job id.
+        job: Digest,
+        /// The agreed output digest.
+        output_digest: Digest,
+    },
+    /// Executors disagreed; re-execution assigned.
+    DisputeOpened {
+        /// Job id.
+        job: Digest,
+        /// Re-executors.
+        dispute_set: Vec<Address>,
+    },
+    /// A dispute was decided.
+    DisputeResolved {
+        /// Job id.
+        job: Digest,
+        /// The majority's output digest.
+        output_digest: Digest,
+    },
+    /// A node lost stake.
+    Slashed {
+        /// The node.
+        node: Address,
+        /// Amount.
+        amount: u64,
+    },
+}
+
+/// Why a transaction was rejected. The state is unchanged whenever one is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    /// Signed for another network.
+    #[error("transaction is for chain {found}, this is {expected}")]
+    WrongChain {
+        /// This chain.
+        expected: String,
+        /// The transaction's.
+        found: String,
+    },
+    /// The sender's signature does not verify.
+    #[error("bad transaction signature")]
+    BadSignature,
+    /// Replayed or out-of-order nonce.
+    #[error("bad nonce: expected {expected}, got {found}")]
+    BadNonce {
+        /// Next valid nonce.
+        expected: u64,
+        /// The transaction's.
+        found: u64,
+    },
+    /// Fee below the minimum.
+    #[error("fee {fee} below the minimum {min}")]
+    FeeTooLow {
+        /// Fee given.
+        fee: u64,
+        /// Minimum.
+        min: u64,
+    },
+    /// Not enough balance for fee plus amount.
+    #[error("insufficient balance: needs {needed}, has {available}")]
+    InsufficientBalance {
+        /// Needed.
+        needed: u64,
+        /// Available.
+        available: u64,
+    },
+    /// A zero amount, or an amount that overflows.
+    #[error("invalid amount")]
+    InvalidAmount,
+    /// The node key already belongs to a registered node.
+    #[error("node {0} is already registered")]
+    NodeExists(String),
+    /// No such node.
+    #[error("unknown node {0}")]
+    UnknownNode(String),
+    /// The sender does not operate the node.
+    #[error("sender does not operate node {0}")]
+    NotOperator(String),
+    /// The node key's proof of possession does not verify.
+    #[error("bad node key proof of possession")]
+    BadNodeSignature,
+    /// Stake below the minimum.
+    #[error("stake {stake} below the minimum {min}")]
+    StakeTooLow {
+        /// Stake given.
+        stake: u64,
+        /// Minimum.
+        min: u64,
+    },
+    /// A string is too long.
+    #[error("{what} too long ({len} > {max})")]
+    TooLong {
+        /// Field.
+        what: &'static str,
+        /// Length.
+        len: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// The model id is already registered.
+    #[error("model {0} is already registered")]
+    ModelExists(String),
+    /// No such model.
+    #[error("unknown model {0}")]
+    UnknownModel(String),
+    /// Mode and quorum do not fit.
+    #[error("invalid quorum {quorum} for mode {mode}")]
+    InvalidQuorum {
+        /// Mode.
+        mode: &'static str,
+        /// Quorum asked.
+        quorum: u8,
+    },
+    /// Fewer eligible executors than the quorum.
+    #[error("only {available} eligible executors for a quorum of {quorum}")]
+    NotEnoughExecutors {
+        /// Eligible.
+        available: usize,
+        /// Asked.
+        quorum: u8,
+    },
+    /// A job id that the same transaction already created (cannot happen with distinct nonces).
+    #[error("job {0} already exists")]
+    JobExists(String),
+    /// No such job.
+    #[error("unknown job {0}")]
+    UnknownJob(String),
+    /// The job takes no more results.
+    #[error("job {0} is already decided")]
+    JobClosed(String),
+    /// The node is not assigned to the job (or not in its current round).
+    #[error("node {0} is not assigned to this job")]
+    NotAssigned(String),
+    /// The node already submitted.
+    #[error("node {0} already submitted a result for this job")]
+    DuplicateResult(String),
+    /// The receipt body does not decode.
+    #[error("malformed receipt body: {0}")]
+    MalformedReceipt(String),
+    /// The receipt is for another job, model or input, or does not list the node.
+    #[error("receipt does not match the job: {0}")]
+    ReceiptMismatch(&'static str),
+    /// The node's receipt signature does not verify.
+    #[error("bad receipt signature by node {0}")]
+    BadResultSignature(String),
+}
+
+/// The ledger state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    /// Chain id.
+    pub chain: [u8; 32],
+    /// Parameters.
+    pub params: Params,
+    /// Accounts.
+    pub accounts: BTreeMap<Address, Account>,
+    /// Executors by node key.
+    pub nodes: BTreeMap<Address, NodeRecord>,
+    /// Models by id.
+    pub models: BTreeMap<ModelId, ModelRecord>,
+    /// Jobs by id.
+    pub jobs: BTreeMap<Digest, Job>,
+    /// Fees and unclaimed slashes.
+    pub treasury: u64,
+}
+
+fn short(a: &[u8; 32]) -> String {
+    hex::encode(&a[..8])
+}
+
+impl State {
+    /// The state at genesis.
+    pub fn genesis(g: &Genesis) -> Self {
+        let mut accounts = BTreeMap::new();
+        for (a, b) in &g.accounts {
+            accounts.entry(*a).or_insert_with(Account::default).balance += b;
+        }
+        Self {
+            chain: g.chain_id(),
+            params: g.params.clone(),
+            accounts,
+            nodes: BTreeMap::new(),
+            models: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            treasury: 0,
+        }
+    }
+
+    /// Every token: balances, stakes, escrows and the treasury. Constant across transactions.
+    pub fn total_supply(&self) -> u128 {
+        self.accounts.values().map(|a| u128::from(a.balance)).sum::<u128>()
+            + self.nodes.values().map(|n| u128::from(n.stake)).sum::<u128>()
+            + self.jobs.values().map(|j| u128::from(j.escrow)).sum::<u128>()
+            + u128::from(self.treasury)
+    }
+
+    /// Nodes eligible for new work: stake at least the minimum.
+    pub fn eligible(&self) -> Vec<(Address, u64)> {
+        self.nodes.iter().filter(|(_, n)| n.stake >= self.params.min_stake).map(|(k, n)| (*k, n.stake)).collect()
+    }
+
+    /// A digest of the whole state.
+    pub fn root(&self) -> Digest {
+        let mut w = Writer::new();
+        w.raw(&self.chain);
+        w.u64(self.treasury);
+        w.len(self.accounts.len());
+        for (a, acc) in &self.accounts {
+            w.raw(a);
+            w.u64(acc.balance);
+            w.u64(acc.nonce);
+        }
+        w.len(self.nodes.len());
+        for (k, n) in &self.nodes {
+            w.raw(k);
+            w.raw(&n.operator);
+            w.str(&n.endpoint);
+            w.u64(n.stake);
+            w.u64(n.slashed);
+        }
+        w.len(self.models.len());
+        for (id, m) in &self.models {
+            w.bytes(&id.to_cid_bytes());
+            w.raw(&m.owner);
+            w.str(&m.name);
+            w.bytes(&m.commitment);
+        }
+        w.len(self.jobs.len());
+        for (id, j) in &self.jobs {
+            w.raw(&id.0);
+            w.raw(&j.requester);
+            w.bytes(&j.model.to_cid_bytes());
+            w.raw(&j.input_digest.0);
+            w.u8(j.mode as u8);
+            w.u64(j.fee_per_executor);
+            w.u64(j.escrow);
+            w.u64(j.height);
+            for set in [&j.executors, &j.dispute_set] {
+                w.len(set.len());
+                set.iter().for_each(|e| w.raw(e));
+            }
+            w.len(j.results.len());
+            for (n, (r, o)) in &j.results {
+                w.raw(n);
+                w.raw(&r.0);
+                w.raw(&o.0);
+            }
+            match &j.status {
+                JobStatus::Pending => w.u8(0),
+                JobStatus::Settled(d) => {
+                    w.u8(1);
+                    w.raw(&d.0)
+                }
+                JobStatus::Disputed => w.u8(2),
+                JobStatus::Resolved(d) => {
+                    w.u8(3);
+                    w.raw(&d.0)
+                }
+            }
+        }
+        Digest::of(domain::STATE, &w.finish())
+    }
+
+    fn account(&self, a: &Address) -> Account {
+        self.accounts.get(a).cloned().unwrap_or_default()
+    }
+
+    /// Applies one transaction, or rejects it leaving the state unchanged.
+    pub fn apply(&mut self, ctx: &BlockCtx, stx: &SignedTx) -> Result<Vec<Event>, TxError> {
+        let tx = &stx.tx;
+        if tx.chain != self.chain {
+            return Err(TxError::WrongChain { expected: hex::encode(self.chain), found: hex::encode(tx.chain) });
+        }
+        let id = tx.id();
+        vouch_crypto::verify(domain::TX_SIGNATURE, &tx.from, &id.0, &stx.signature)
+            .map_err(|_| TxError::BadSignature)?;
+        let sender = self.account(&tx.from);
+        if tx.nonce != sender.nonce {
+            return Err(TxError::BadNonce { expected: sender.nonce, found: tx.nonce });
+        }
+        if tx.fee < self.params.min_fee {
+            return Err(TxError::FeeTooLow { fee: tx.fee, min: self.params.min_fee });
+        }
+        let spend = |amount: u64| -> Result<u64, TxError> {
+            let needed = tx.fee.checked_add(amount).ok_or(TxError::InvalidAmount)?;
+            if needed > sender.balance {
+                return Err(TxError::InsufficientBalance { needed, available: sender.balance });
+            }
+            Ok(needed)
+        };
+
+        // Validate everything, computing the effects; write nothing until the end.
+        let mut events = vec![];
+        match &tx.kind {
+            TxKind::Transfer { to, amount } => {
+                if *amount == 0 {
+                    return Err(TxError::InvalidAmount);
+                }
+                let needed = spend(*amount)?;
+                if *to != tx.from && self.account(to).balance.checked_add(*amount).is_none() {
+                    return Err(TxError::InvalidAmount);
+                }
+                self.charge(tx.from, needed, tx.fee);
+                self.accounts.entry(*to).or_default().balance += amount;
+            }
+            TxKind::RegisterNode { node, endpoint, stake, node_signature } => {
+                if self.nodes.contains_key(node) {
+                    return Err(TxError::NodeExists(short(node)));
+                }
+                if endpoint.len() > self.params.max_endpoint_len {
+                    return Err(TxError::TooLong {
+                        what: "endpoint",
+                        len: endpoint.len(),
+                        max: self.params.max_endpoint_len,
+                    });
+                }
+                if *stake < self.params.min_stake {
+                    return Err(TxError::StakeTooLow { stake: *stake, min: self.params.min_stake });
+                }
+                vouch_crypto::verify(domain::NODE_BIND, node, &tx.from, node_signature)
+                    .map_err(|_| TxError::BadNodeSignature)?;
+                let needed = spend(*stake)?;
+                self.charge(tx.from, needed, tx.fee);
+                self.nodes.insert(
+                    *node,
+                    NodeRecord { operator: tx.from, endpoint: endpoint.clone(), stake: *stake, slashed: 0 },
+                );
+            }
+            TxKind::AddStake { node, amount } => {
+                let n = self.nodes.get(node).ok_or_else(|| TxError::UnknownNode(short(node)))?;
+                if n.operator != tx.from {
+                    return Err(TxError::NotOperator(short(node)));
+                }
+                if *amount == 0 || n.stake.checked_add(*amount).is_none() {
+                    return Err(TxError::InvalidAmount);
+                }
+                let needed = spend(*amount)?;
+                self.charge(tx.from, needed, tx.fee);
+                self.nodes.get_mut(node).expect("checked").stake += amount;
+            }
+            TxKind::RegisterModel { model, name, commitment } => {
+                if self.models.contains_key(model) {
+                    return Err(TxError::ModelExists(model.to_string()));
+                }
+                if name.len() > 128 {
+                    return Err(TxError::TooLong { what: "model name", len: name.len(), max: 128 });
+                }
+                if commitment.len() > 1024 {
+                    return Err(TxError::TooLong { what: "commitment", len: commitment.len(), max: 1024 });
+                }
+                let needed = spend(0)?;
+                self.charge(tx.from, needed, tx.fee);
+                self.models
+                    .insert(*model, ModelRecord { owner: tx.from, name: name.clone(), commitment: commitment.clone() });
+            }
+            TxKind::SubmitJob { model, input_digest, mode, quorum, fee_per_executor } => {
+                if !self.models.contains_key(model) {
+                    return Err(TxError::UnknownModel(model.to_string()));
+                }
+                let ok = match mode {
+                    Mode::Signed => *quorum == 1,
+                    Mode::Quorum => (2..=self.params.max_quorum).contains(quorum),
+                    Mode::Zk | Mode::Tee => false,
+                };
+                if !ok {
+                    return Err(TxError::InvalidQuorum { mode: mode.name(), quorum: *quorum });
+                }
+                let escrow = fee_per_executor.checked_mul(u64::from(*quorum)).ok_or(TxError::InvalidAmount)?;
+                let needed = spend(escrow)?;
+                let eligible = self.eligible();
+                if eligible.len() < usize::from(*quorum) {
+                    return Err(TxError::NotEnoughExecutors { available: eligible.len(), quorum: *quorum });
+                }
+                let job_id = Digest::of(domain::JOB, &id.0);
+                if self.jobs.contains_key(&job_id) {
+                    return Err(TxError::JobExists(job_id.to_hex()));
+                }
+                let executors = select_executors(&eligible, &ctx.seed, &job_id, usize::from(*quorum));
+                self.charge(tx.from, needed, tx.fee);
+                events.push(Event::JobAssigned { job: job_id, executors: executors.clone() });
+                self.jobs.insert(
+                    job_id,
+                    Job {
+                        requester: tx.from,
+                        model: *model,
+                        input_digest: *input_digest,
+                        mode: *mode,
+                        fee_per_executor: *fee_per_executor,
+                        escrow,
+                        executors,
+                        dispute_set: vec![],
+                        results: BTreeMap::new(),
+                        status: JobStatus::Pending,
+                        height: ctx.height,
+                    },
+                );
+            }
+            TxKind::SubmitResult { job, node, body, signature } => {
+                let j = self.jobs.get(job).ok_or_else(|| TxError::UnknownJob(job.to_hex()))?;
+                let round = match j.status {
+                    JobStatus::Pending => &j.executors,
+                    JobStatus::Disputed => &j.dispute_set,
+                    JobStatus::Settled(_) | JobStatus::Resolved(_) => return Err(TxError::JobClosed(job.to_hex())),
+                };
+                if !round.contains(node) {
+                    return Err(TxError::NotAssigned(short(node)));
+                }
+                if j.results.contains_key(node) {
+                    return Err(TxError::DuplicateResult(short(node)));
+                }
+                let mut r = vouch_codec::Reader::new(body);
+                let receipt = ReceiptBody::decode(&mut r).map_err(|e| TxError::MalformedReceipt(e.to_string()))?;
+                r.finish("receipt body").map_err(|e| TxError::MalformedReceipt(e.to_string()))?;
+                if receipt.job != job.0 {
+                    return Err(TxError::ReceiptMismatch("job"));
+                }
+                if receipt.model != j.model {
+                    return Err(TxError::ReceiptMismatch("model"));
+                }
+                if receipt.input_digest != j.input_digest {
+                    return Err(TxError::ReceiptMismatch("input digest"));
+                }
+                if !receipt.executors.contains(node) {
+                    return Err(TxError::ReceiptMismatch("executors"));
+                }
+                let rid = receipt.id();
+                vouch_crypto::verify(domain::RECEIPT_SIGNATURE, node, &rid.0, signature)
+                    .map_err(|_| TxError::BadResultSignature(short(node)))?;
+                let needed = spend(0)?;
+                self.charge(tx.from, needed, tx.fee);
+                let j = self.jobs.get_mut(job).expect("checked");
+                j.results.insert(*node, (rid, receipt.output_digest));
+                events.extend(self.progress(*job, &ctx.seed));
+            }
+        }
+        self.accounts.entry(tx.from).or_default().nonce += 1;
+        Ok(events)
+    }
+
+    fn charge(&mut self, from: Address, needed: u64, fee: u64) {
+        self.accounts.entry(from).or_default().balance -= needed;
+        self.treasury += fee;
+    }
+
+    fn pay(&mut self, node: &Address, amount: u64) {
+        if amount == 0 {
+            return;
+        }
+        let operator = self.nodes.get(node).map(|n| n.operator).unwrap_or(*node);
+        self.accounts.entry(operator).or_default().balance += amount;
+    }
+
+    /// Settles or escalates a job once its current round is complete.
+    fn progress(&mut self, job_id: Digest, block_seed: &[u8; 32]) -> Vec<Event> {
+        let j = self.jobs[&job_id].clone();
+        let mut events = vec![];
+        match j.status {
+            JobStatus::Pending if j.executors.iter().all(|e| j.results.contains_key(e)) => {
+                let first = j.results[&j.executors[0]].1;
+                if j.executors.iter().all(|e| j.results[e].1 == first) {
+                    for e in &j.executors {
+                        self.pay(e, j.fee_per_executor);
+                    }
+                    let refund = j.escrow - j.fee_per_executor * j.executors.len() as u64;
+                    self.accounts.entry(j.requester).or_default().balance += refund;
+                    let jm = self.jobs.get_mut(&job_id).expect("exists");
+                    jm.escrow = 0;
+                    jm.status = JobStatus::Settled(first);
+                    events.push(Event::JobSettled { job: job_id, output_digest: first });
+                } else {
+                    // Re-execution by up to 2k+1 eligible nodes outside the original set.
+                    let others: Vec<(Address, u64)> =
+                        self.eligible().into_iter().filter(|(a, _)| !j.executors.contains(a)).collect();
+                    // Seeded by the block, not by anything the executors wrote, so no executor can steer who
+                    // judges it.
+                    let k = (2 * j.executors.len() + 1).min(others.len());
+                    let set = select_executors(&others, block_seed, &job_id, k);
+                    let jm = self.jobs.get_mut(&job_id).expect("exists");
+                    jm.dispute_set = set.clone();
+                    jm.status = JobStatus::Disputed;
+                    // With no eligible node outside the original set the dispute stays open: nobody independent
+                    // is left to decide it.
+                    events.push(Event::DisputeOpened { job: job_id, dispute_set: set });
+                }
+            }
+            JobStatus::Disputed => {
+                let votes: Vec<Digest> = j.dispute_set.iter().filter_map(|n| j.results.get(n).map(|r| r.1)).collect();
+                let majority = j.dispute_set.len() / 2 + 1;
+                let mut counts: BTreeMap<Digest, usize> = BTreeMap::new();
+                votes.iter().for_each(|d| *counts.entry(*d).or_default() += 1);
+                if let Some((winner, _)) = counts.into_iter().find(|(_, c)| *c >= majority) {
+                    events.extend(self.resolve(job_id, winner));
+                }
+            }
+            _ => {}
+        }
+        events
+    }
+
+    fn resolve(&mut self, job_id: Digest, winner: Digest) -> Vec<Event> {
+        let j = self.jobs[&job_id].clone();
+        let mut events = vec![];
+        let mut slashed_total = 0u64;
+        let everyone: Vec<Address> = j.executors.iter().chain(&j.dispute_set).copied().collect();
+        for n in &everyone {
+            if let Some((_, d)) = j.results.get(n)
+                && *d != winner
+            {
+                let node = self.nodes.get_mut(n).expect("executors are registered nodes");
+                let amount = (u128::from(node.stake) * u128::from(self.params.slash_bps) / 10_000) as u64;
+                node.stake -= amount;
+                node.slashed += amount;
+                slashed_total += amount;
+                events.push(Event::Slashed { node: *n, amount });
+            }
+        }
+        // Honest original executors earn their fee; the rest of the escrow goes back to the requester.
+        let honest: Vec<Address> =
+            j.executors.iter().filter(|n| j.results.get(*n).map(|r| r.1) == Some(winner)).copied().collect();
+        for n in &honest {
+            self.pay(n, j.fee_per_executor);
+        }
+        let refund = j.escrow - j.fee_per_executor * honest.len() as u64;
+        self.accounts.entry(j.requester).or_default().balance += refund;
+        // Slashed stake rewards the re-executors who found the truth; any remainder goes to the treasury.
+        let winners: Vec<Address> =
+            j.dispute_set.iter().filter(|n| j.results.get(*n).map(|r| r.1) == Some(winner)).copied().collect();
+        let share = slashed_total / winners.len().max(1) as u64;
+        for n in &winners {
+            self.pay(n, share);
+        }
+        self.treasury += slashed_total - share * winners.len() as u64;
+        let jm = self.jobs.get_mut(&job_id).expect("exists");
+        jm.escrow = 0;
+        jm.status = JobStatus::Resolved(winner);
+        events.push(Event::DisputeResolved { job: job_id, output_digest: winner });
+        events
+    }
+}

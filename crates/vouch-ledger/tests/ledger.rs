@@ -1,0 +1,348 @@
+//! The ledger state machine: every rejection leaves the state (root) unchanged with the exact error; honest
+//! quorums settle and pay; a lying executor is out-voted on re-execution and slashed; replays are
+//! deterministic; tokens are conserved.
+
+use proptest::prelude::*;
+use vouch_codec::tx::{Address, SignedTx, Tx, TxKind};
+use vouch_codec::{AgreementRule, Digest, Mode, ModelId, ReceiptBody, domain};
+use vouch_crypto::NodeKey;
+use vouch_ledger::{BlockCtx, Event, Genesis, JobStatus, Params, State, TxError};
+
+struct World {
+    state: State,
+    users: Vec<NodeKey>,
+    nodes: Vec<NodeKey>,
+    nonces: std::collections::BTreeMap<Address, u64>,
+    height: u64,
+}
+
+const FUNDS: u64 = 1_000_000;
+
+fn key(i: u8) -> NodeKey {
+    NodeKey::from_secret([i; 32])
+}
+
+impl World {
+    fn new(n_nodes: u8) -> Self {
+        let users: Vec<NodeKey> = (1..=3).map(key).collect();
+        let nodes: Vec<NodeKey> = (100..100 + n_nodes).map(key).collect();
+        let accounts = users.iter().chain(&nodes).map(|k| (k.public_key(), FUNDS)).collect();
+        let state = State::genesis(&Genesis { accounts, params: Params::default() });
+        let mut w = Self { state, users, nodes, nonces: Default::default(), height: 1 };
+        for i in 0..w.nodes.len() {
+            let node = w.nodes[i].public_key();
+            let pop = w.nodes[i].sign(domain::NODE_BIND, &node);
+            let kind = TxKind::RegisterNode {
+                node,
+                endpoint: format!("http://127.0.0.1:{}", 7070 + i),
+                stake: 10_000,
+                node_signature: pop,
+            };
+            let tx = w.sign(&w.nodes[i], kind);
+            w.apply(&tx).unwrap();
+        }
+        let tx =
+            w.sign(&w.users[0], TxKind::RegisterModel { model: model(), name: "m@1.0".into(), commitment: vec![] });
+        w.apply(&tx).unwrap();
+        w
+    }
+
+    fn sign(&self, k: &NodeKey, kind: TxKind) -> SignedTx {
+        let from = k.public_key();
+        let nonce = *self.nonces.get(&from).unwrap_or(&0);
+        let tx = Tx { chain: self.state.chain, from, nonce, fee: 1, kind };
+        let signature = k.sign(domain::TX_SIGNATURE, &tx.id().0);
+        SignedTx { tx, signature }
+    }
+
+    fn ctx(&self) -> BlockCtx {
+        BlockCtx { height: self.height, seed: *blake3::hash(&self.height.to_le_bytes()).as_bytes() }
+    }
+
+    fn apply(&mut self, tx: &SignedTx) -> Result<Vec<Event>, TxError> {
+        let ctx = self.ctx();
+        let r = self.state.apply(&ctx, tx);
+        if r.is_ok() {
+            *self.nonces.entry(tx.tx.from).or_default() += 1;
+        }
+        self.height += 1;
+        r
+    }
+
+    /// Applies a transaction that must fail, asserting the state did not change.
+    fn reject(&mut self, tx: &SignedTx) -> TxError {
+        let before = (self.state.root(), self.state.clone());
+        let err = self.apply(tx).expect_err("transaction should be rejected");
+        assert_eq!(self.state.root(), before.0, "state root changed by a rejected tx ({err})");
+        assert_eq!(self.state, before.1);
+        err
+    }
+
+    fn node_key(&self, addr: &Address) -> &NodeKey {
+        self.nodes.iter().find(|k| k.public_key() == *addr).unwrap()
+    }
+
+    fn submit_job(&mut self, quorum: u8) -> (Digest, Vec<Address>) {
+        let mode = if quorum == 1 { Mode::Signed } else { Mode::Quorum };
+        let kind =
+            TxKind::SubmitJob { model: model(), input_digest: Digest([5; 32]), mode, quorum, fee_per_executor: 100 };
+        let tx = self.sign(&self.users[1].clone_key(), kind);
+        match self.apply(&tx).unwrap().as_slice() {
+            [Event::JobAssigned { job, executors }] => (*job, executors.clone()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The node's receipt body and signature for a job, with the given output digest.
+    fn result(&self, job: Digest, node: &Address, output: u8) -> TxKind {
+        let body = ReceiptBody {
+            format: 1,
+            model: model(),
+            mode: Mode::Quorum,
+            engine: "tract-onnx 0.23.9".into(),
+            job: job.0,
+            issued_at_ms: 1,
+            input_digest: Digest([5; 32]),
+            output_digest: Digest([output; 32]),
+            executors: vec![*node],
+            rule: AgreementRule::Exact,
+            extensions: vec![],
+        };
+        let signature = self.node_key(node).sign(domain::RECEIPT_SIGNATURE, &body.id().0);
+        TxKind::SubmitResult { job, node: *node, body: body.to_bytes(), signature }
+    }
+}
+
+trait CloneKey {
+    fn clone_key(&self) -> NodeKey;
+}
+impl CloneKey for NodeKey {
+    fn clone_key(&self) -> NodeKey {
+        // Test keys are derived from a byte; recover it from the public key.
+        (0..=255u8).map(key).find(|k| k.public_key() == self.public_key()).unwrap()
+    }
+}
+
+fn model() -> ModelId {
+    ModelId::of_bytes(b"model")
+}
+
+#[test]
+fn honest_quorum_settles_pays_executors_and_conserves_tokens() {
+    let mut w = World::new(5);
+    let supply = w.state.total_supply();
+    let (job, executors) = w.submit_job(3);
+    assert_eq!(executors.len(), 3);
+    let payer = w.users[2].clone_key(); // anyone may relay results
+    for (i, e) in executors.iter().enumerate() {
+        let tx = w.sign(&payer, w.result(job, e, 9));
+        let events = w.apply(&tx).unwrap();
+        if i == 2 {
+            assert_eq!(events, vec![Event::JobSettled { job, output_digest: Digest([9; 32]) }]);
+        }
+    }
+    assert_eq!(w.state.jobs[&job].status, JobStatus::Settled(Digest([9; 32])));
+    for e in &executors {
+        // Funds - stake - registration fee + job fee.
+        assert_eq!(w.state.accounts[e].balance, FUNDS - 10_000 - 1 + 100);
+    }
+    assert_eq!(w.state.total_supply(), supply);
+    // A late duplicate or extra result is refused.
+    let tx = w.sign(&payer, w.result(job, &executors[0], 9));
+    assert!(matches!(w.reject(&tx), TxError::JobClosed(_)));
+}
+
+#[test]
+fn a_lying_executor_is_outvoted_on_re_execution_and_slashed() {
+    let mut w = World::new(9);
+    let supply = w.state.total_supply();
+    let (job, executors) = w.submit_job(3);
+    let relay = w.users[2].clone_key();
+    let liar = executors[1];
+    for e in &executors {
+        let tx = w.sign(&relay, w.result(job, e, if *e == liar { 66 } else { 9 }));
+        w.apply(&tx).unwrap();
+    }
+    let dispute = match &w.state.jobs[&job].status {
+        JobStatus::Disputed => w.state.jobs[&job].dispute_set.clone(),
+        other => panic!("{other:?}"),
+    };
+    // 2k+1 = 7 re-executors wanted, capped by the 6 eligible nodes outside the original set.
+    assert_eq!(dispute.len(), 6);
+    assert!(dispute.iter().all(|d| !executors.contains(d)));
+    // Re-executors: a majority (4 of 6) agrees with the honest result.
+    let mut resolved = vec![];
+    for (i, d) in dispute.iter().enumerate() {
+        let tx = w.sign(&relay, w.result(job, d, if i == 0 { 66 } else { 9 }));
+        resolved.extend(w.apply(&tx).unwrap());
+        if matches!(w.state.jobs[&job].status, JobStatus::Resolved(_)) {
+            break;
+        }
+    }
+    assert_eq!(w.state.jobs[&job].status, JobStatus::Resolved(Digest([9; 32])));
+    let slashed: Vec<Address> =
+        resolved.iter().filter_map(|e| if let Event::Slashed { node, .. } = e { Some(*node) } else { None }).collect();
+    assert!(slashed.contains(&liar));
+    assert!(slashed.contains(&dispute[0]), "a re-executor that lied is slashed too");
+    assert_eq!(w.state.nodes[&liar].stake, 5_000);
+    assert_eq!(w.state.nodes[&liar].slashed, 5_000);
+    // The liar earns nothing; honest executors earn their fee.
+    assert_eq!(w.state.accounts[&liar].balance, FUNDS - 10_000 - 1);
+    assert_eq!(w.state.accounts[&executors[0]].balance, FUNDS - 10_000 - 1 + 100);
+    assert_eq!(w.state.total_supply(), supply);
+}
+
+#[test]
+fn every_rejection_leaves_the_state_unchanged() {
+    let mut w = World::new(3);
+    let alice = w.users[0].clone_key();
+    let bob = w.users[1].public_key();
+
+    // Bad signature.
+    let mut tx = w.sign(&alice, TxKind::Transfer { to: bob, amount: 5 });
+    tx.signature[0] ^= 1;
+    assert_eq!(w.reject(&tx), TxError::BadSignature);
+    // Signed by someone else than `from`.
+    let mut tx = w.sign(&alice, TxKind::Transfer { to: bob, amount: 5 });
+    tx.signature = w.users[1].sign(domain::TX_SIGNATURE, &tx.tx.id().0);
+    assert_eq!(w.reject(&tx), TxError::BadSignature);
+    // Another chain.
+    let mut t = w.sign(&alice, TxKind::Transfer { to: bob, amount: 5 }).tx;
+    t.chain = [9; 32];
+    let tx = SignedTx { signature: alice.sign(domain::TX_SIGNATURE, &t.id().0), tx: t };
+    assert!(matches!(w.reject(&tx), TxError::WrongChain { .. }));
+    // Replayed nonce.
+    let tx = w.sign(&alice, TxKind::Transfer { to: bob, amount: 5 });
+    w.apply(&tx).unwrap();
+    assert_eq!(w.reject(&tx), TxError::BadNonce { expected: 2, found: 1 });
+    // Future nonce.
+    let mut t = w.sign(&alice, TxKind::Transfer { to: bob, amount: 5 }).tx;
+    t.nonce += 5;
+    let tx = SignedTx { signature: alice.sign(domain::TX_SIGNATURE, &t.id().0), tx: t };
+    assert_eq!(w.reject(&tx), TxError::BadNonce { expected: 2, found: 7 });
+    // Transfer beyond balance, zero transfer, fee too low.
+    let tx = w.sign(&alice, TxKind::Transfer { to: bob, amount: FUNDS });
+    assert!(matches!(w.reject(&tx), TxError::InsufficientBalance { .. }));
+    let tx = w.sign(&alice, TxKind::Transfer { to: bob, amount: 0 });
+    assert_eq!(w.reject(&tx), TxError::InvalidAmount);
+    let mut t = w.sign(&alice, TxKind::Transfer { to: bob, amount: 5 }).tx;
+    t.fee = 0;
+    let tx = SignedTx { signature: alice.sign(domain::TX_SIGNATURE, &t.id().0), tx: t };
+    assert_eq!(w.reject(&tx), TxError::FeeTooLow { fee: 0, min: 1 });
+    // A node key registered by someone who does not hold it; a duplicate node; too little stake.
+    let stranger = key(200).public_key();
+    let tx = w.sign(
+        &alice,
+        TxKind::RegisterNode { node: stranger, endpoint: "x".into(), stake: 10_000, node_signature: [0; 64] },
+    );
+    assert_eq!(w.reject(&tx), TxError::BadNodeSignature);
+    let existing = w.nodes[0].public_key();
+    let pop = w.nodes[0].sign(domain::NODE_BIND, &alice.public_key());
+    let tx = w.sign(
+        &alice,
+        TxKind::RegisterNode { node: existing, endpoint: "x".into(), stake: 10_000, node_signature: pop },
+    );
+    assert!(matches!(w.reject(&tx), TxError::NodeExists(_)));
+    let pop = key(200).sign(domain::NODE_BIND, &alice.public_key());
+    let tx =
+        w.sign(&alice, TxKind::RegisterNode { node: stranger, endpoint: "x".into(), stake: 10, node_signature: pop });
+    assert_eq!(w.reject(&tx), TxError::StakeTooLow { stake: 10, min: 1_000 });
+    // Stake on someone else's node; a model registered twice; a job for an unknown model or too big a quorum.
+    let tx = w.sign(&alice, TxKind::AddStake { node: existing, amount: 5 });
+    assert!(matches!(w.reject(&tx), TxError::NotOperator(_)));
+    let tx = w.sign(&alice, TxKind::RegisterModel { model: model(), name: "again".into(), commitment: vec![] });
+    assert!(matches!(w.reject(&tx), TxError::ModelExists(_)));
+    let job = |model, mode, quorum| TxKind::SubmitJob {
+        model,
+        input_digest: Digest([5; 32]),
+        mode,
+        quorum,
+        fee_per_executor: 10,
+    };
+    let tx = w.sign(&alice, job(ModelId::of_bytes(b"nope"), Mode::Signed, 1));
+    assert!(matches!(w.reject(&tx), TxError::UnknownModel(_)));
+    let tx = w.sign(&alice, job(model(), Mode::Quorum, 4));
+    assert_eq!(w.reject(&tx), TxError::NotEnoughExecutors { available: 3, quorum: 4 });
+    let tx = w.sign(&alice, job(model(), Mode::Signed, 2));
+    assert_eq!(w.reject(&tx), TxError::InvalidQuorum { mode: "signed", quorum: 2 });
+    let tx = w.sign(&alice, job(model(), Mode::Quorum, 1));
+    assert_eq!(w.reject(&tx), TxError::InvalidQuorum { mode: "quorum", quorum: 1 });
+
+    // Results: unknown job, unassigned node, bad signature, wrong job/model/input in the body, garbage body,
+    // duplicate.
+    let (job_id, executors) = w.submit_job(2);
+    let assigned = executors[0];
+    let outsider = w.nodes.iter().map(NodeKey::public_key).find(|n| !executors.contains(n)).unwrap();
+    let tx = w.sign(&alice, w.result(Digest([1; 32]), &assigned, 9));
+    assert!(matches!(w.reject(&tx), TxError::UnknownJob(_)));
+    let tx = w.sign(&alice, w.result(job_id, &outsider, 9));
+    assert!(matches!(w.reject(&tx), TxError::NotAssigned(_)));
+    let mut kind = w.result(job_id, &assigned, 9);
+    if let TxKind::SubmitResult { signature, .. } = &mut kind {
+        signature[3] ^= 1;
+    }
+    let tx = w.sign(&alice, kind);
+    assert!(matches!(w.reject(&tx), TxError::BadResultSignature(_)));
+    let mut kind = w.result(job_id, &assigned, 9);
+    if let TxKind::SubmitResult { body, .. } = &mut kind {
+        body.truncate(10);
+    }
+    let tx = w.sign(&alice, kind);
+    assert!(matches!(w.reject(&tx), TxError::MalformedReceipt(_)));
+    // A receipt for another job, presented as this one's.
+    let TxKind::SubmitResult { body, signature, .. } = w.result(Digest([1; 32]), &assigned, 9) else { unreachable!() };
+    let tx = w.sign(&alice, TxKind::SubmitResult { job: job_id, node: assigned, body, signature });
+    assert_eq!(w.reject(&tx), TxError::ReceiptMismatch("job"));
+    let tx = w.sign(&alice, w.result(job_id, &assigned, 9));
+    w.apply(&tx).unwrap();
+    let tx = w.sign(&alice, w.result(job_id, &assigned, 9));
+    assert!(matches!(w.reject(&tx), TxError::DuplicateResult(_)));
+}
+
+#[test]
+fn transactions_round_trip_their_encoding_and_garbage_is_refused() {
+    let w = World::new(1);
+    let tx = w.sign(&w.users[0].clone_key(), TxKind::Transfer { to: [3; 32], amount: 7 });
+    assert_eq!(SignedTx::from_bytes(&tx.to_bytes()).unwrap(), tx);
+    let bytes = tx.to_bytes();
+    for n in 0..bytes.len() {
+        assert!(SignedTx::from_bytes(&bytes[..n]).is_err());
+    }
+    assert!(SignedTx::from_bytes(&vec![0; vouch_codec::tx::MAX_TX_BYTES + 1]).is_err());
+}
+
+#[test]
+fn the_same_transactions_give_the_same_state_and_assignment_follows_the_seed() {
+    let a = World::new(6);
+    let b = World::new(6);
+    assert_eq!(a.state.root(), b.state.root());
+    let cands = a.state.eligible();
+    let job = Digest([4; 32]);
+    let x = vouch_ledger::select_executors(&cands, &[1; 32], &job, 3);
+    assert_eq!(x, vouch_ledger::select_executors(&cands, &[1; 32], &job, 3));
+    let distinct: std::collections::BTreeSet<_> = x.iter().collect();
+    assert_eq!(distinct.len(), 3);
+    // Different seeds spread the work: over 64 seeds every node is picked at least once.
+    let mut seen = std::collections::BTreeSet::new();
+    for s in 0..64u8 {
+        seen.extend(vouch_ledger::select_executors(&cands, &[s; 32], &job, 3));
+    }
+    assert_eq!(seen.len(), 6);
+}
+
+proptest! {
+    #[test]
+    fn random_transfers_conserve_tokens_and_failures_change_nothing(ops in prop::collection::vec((0usize..3, 0usize..3, 0u64..2_000_000), 1..40)) {
+        let mut w = World::new(1);
+        let supply = w.state.total_supply();
+        for (from, to, amount) in ops {
+            let k = w.users[from].clone_key();
+            let tx = w.sign(&k, TxKind::Transfer { to: w.users[to].public_key(), amount });
+            let before = w.state.root();
+            if w.apply(&tx).is_err() {
+                prop_assert_eq!(w.state.root(), before);
+            }
+            prop_assert_eq!(w.state.total_supply(), supply);
+        }
+    }
+}
