@@ -1,9 +1,12 @@
 //! The quantized graph and its integer executor: the one definition of a zk model's result.
 //!
 //! Activations are int16 in `[-32767, 32767]` (symmetric; ReLU layers clamp at 0). Accumulators are i64;
-//! requantization multiplies by a multiplier below 2^31 and shifts right with rounding half away from zero
-//! (the product is formed in i128 and bounded at quantization time to fit 2^62). Every step is integer
-//! arithmetic, so any two executions agree bit for bit.
+//! requantization multiplies by a multiplier below 2^31 and shifts right with rounding half up,
+//! `floor((v + 2^(S-1)) / 2^S)` (the product is formed in i128 and bounded at quantization time to fit 2^62).
+//! Half up rather than half away from zero (DESIGN.md's wording) because it is one division with a
+//! range-checked remainder in the proof, with no sign case; the two differ only on exact negative ties.
+//! Every linear layer uses one shift for all its channels, so the proof has one remainder width per layer.
+//! Every step is integer arithmetic, so any two executions agree bit for bit.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,13 +18,12 @@ pub const QMAX: i64 = 32767;
 /// Fixed-point bits of softmax's exp table.
 pub const EXP_BITS: u32 = 20;
 
-/// `round(v / 2^shift)`, halves rounded away from zero.
+/// `floor((v + 2^(shift-1)) / 2^shift)`: `v / 2^shift` rounded to nearest, halves up.
 pub fn rshift_round(v: i128, shift: u32) -> i128 {
     if shift == 0 {
         return v;
     }
-    let half = 1i128 << (shift - 1);
-    if v >= 0 { (v + half) >> shift } else { -((-v + half) >> shift) }
+    (v + (1i128 << (shift - 1))) >> shift
 }
 
 /// `y = round(acc * mult / 2^shift)`.
@@ -252,13 +254,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rounding_is_half_away_from_zero() {
+    fn rounding_is_to_nearest_with_halves_up() {
         assert_eq!(rshift_round(3, 1), 2); // 1.5 -> 2
-        assert_eq!(rshift_round(-3, 1), -2); // -1.5 -> -2
+        assert_eq!(rshift_round(-3, 1), -1); // -1.5 -> -1
         assert_eq!(rshift_round(5, 2), 1); // 1.25 -> 1
         assert_eq!(rshift_round(6, 2), 2); // 1.5 -> 2
-        assert_eq!(rshift_round(-6, 2), -2);
-        assert_eq!(rshift_round(-5, 2), -1);
+        assert_eq!(rshift_round(-6, 2), -1); // -1.5 -> -1
+        assert_eq!(rshift_round(-7, 2), -2); // -1.75 -> -2
+        assert_eq!(rshift_round(-5, 2), -1); // -1.25 -> -1
         assert_eq!(rshift_round(7, 0), 7);
     }
 

@@ -50,6 +50,14 @@ fn requant_for(real: f64, bound: i128, layer: usize) -> Result<Requant, QuantErr
     Err(QuantError::Overflow { layer, bound })
 }
 
+/// Requantizations of several channels sharing the largest shift that suits them all.
+fn common_requant(reals: &[f64], bounds: &[i128], layer: usize) -> Result<Vec<Requant>, QuantError> {
+    let per: Vec<Requant> =
+        reals.iter().zip(bounds).map(|(r, b)| requant_for(*r, *b, layer)).collect::<Result<_, _>>()?;
+    let shift = per.iter().map(|r| r.shift).min().unwrap_or(0);
+    Ok(reals.iter().map(|r| Requant { mult: (r * 2f64.powi(shift as i32)).round() as i64, shift }).collect())
+}
+
 /// Per-output-channel symmetric weights of `bits` bits.
 fn weights_q(w: &[f32], rows: usize, bits: u32) -> (Vec<i16>, Vec<f64>) {
     let qmax = f64::from((1u32 << (bits - 1)) - 1);
@@ -132,7 +140,8 @@ pub fn quantize_with(
             let (wq, ws) = weights_q(w, rows, weight_bits);
             let per = w.len() / rows.max(1);
             let mut bq = Vec::with_capacity(rows);
-            let mut rq = Vec::with_capacity(rows);
+            let mut reals = Vec::with_capacity(rows);
+            let mut bounds = Vec::with_capacity(rows);
             for r in 0..rows {
                 let acc_scale = ws[r] * s_in;
                 let bias = (f64::from(b[r]) / acc_scale).round() as i64;
@@ -140,9 +149,10 @@ pub fn quantize_with(
                     * i128::from(QMAX)
                     + i128::from(bias.unsigned_abs());
                 bq.push(bias);
-                rq.push(requant_for(acc_scale / s_out, bound, i)?);
+                reals.push(acc_scale / s_out);
+                bounds.push(bound);
             }
-            Ok((wq, bq, rq))
+            Ok((wq, bq, common_requant(&reals, &bounds, i)?))
         };
         let q = match layer {
             FloatLayer::Dense { w, b, input, output } => {
@@ -159,12 +169,9 @@ pub fn quantize_with(
             FloatLayer::MaxPool(geo) => QLayer::MaxPool(geo.clone()),
             FloatLayer::AvgPool { geo, count_include_pad } => {
                 let full = geo.kernel[0] * geo.kernel[1];
-                let rq_by_count = (1..=full)
-                    .map(|n| {
-                        let div = if *count_include_pad { full } else { n };
-                        requant_for(s_in / (div as f64 * s_out), i128::from(QMAX) * full as i128, i)
-                    })
-                    .collect::<Result<_, _>>()?;
+                let reals: Vec<f64> =
+                    (1..=full).map(|n| s_in / ((if *count_include_pad { full } else { n }) as f64 * s_out)).collect();
+                let rq_by_count = common_requant(&reals, &vec![i128::from(QMAX) * full as i128; full], i)?;
                 QLayer::AvgPool { geo: geo.clone(), rq_by_count }
             }
             FloatLayer::Affine { mul, add } => {
