@@ -1,0 +1,497 @@
+//! Transparent STARK proofs (Plonky3) that a quantized model produced an output.
+//!
+//! Statement: for the public input `x`, the [`QGraph`]'s integer executor yields the public output `y`, with
+//! the linear layers' weights, biases and multipliers those committed in the model's [`ModelCommitment`].
+//! Every activation between layers is public in this version (carried in the [`ModelProof`]); layers without
+//! committed parameters (ReLU, pooling, reshape) are re-executed by the verifier on them directly, and each
+//! Dense/Conv layer has one uni-STARK proof ([`air::LayerAir`]) with its parameters as preprocessed columns.
+//!
+//! Parameters: Goldilocks with a degree-2 extension (128-bit challenges), Poseidon2 Merkle trees, FRI with
+//! blowup 4 (`log_blowup = 2`), 50 queries and 16 bits of query grinding: 50 * 2 + 16 = 116 bits by the
+//! usual conjectured FRI estimate (see [`SECURITY`]). No trusted setup. Weights are bound, not hidden.
+
+pub mod air;
+
+use p3_challenger::DuplexChallenger;
+use p3_commit::ExtensionMmcs;
+use p3_dft::Radix2DitParallel;
+use p3_field::PrimeCharacteristicRing;
+use p3_field::extension::BinomialExtensionField;
+use p3_fri::{FriParameters, TwoAdicFriPcs};
+use p3_goldilocks::{Goldilocks, Poseidon2Goldilocks, default_goldilocks_poseidon2_8};
+use p3_matrix::dense::RowMajorMatrix;
+use p3_merkle_tree::MerkleTreeMmcs;
+use p3_symmetric::{PaddingFreeSponge, TruncatedPermutation};
+use p3_uni_stark::{PreprocessedVerifierKey, Proof, StarkConfig};
+use vouch_quant::{QGraph, QLayer};
+
+use crate::air::{EB, LayerAir, QMAX, fe};
+
+/// The base field.
+pub type Val = Goldilocks;
+type Perm = Poseidon2Goldilocks<8>;
+type Hash = PaddingFreeSponge<Perm, 8, 4, 4>;
+type Compress = TruncatedPermutation<Perm, 2, 4, 8>;
+type ValMmcs =
+    MerkleTreeMmcs<<Val as p3_field::Field>::Packing, <Val as p3_field::Field>::Packing, Hash, Compress, 2, 4>;
+type Challenge = BinomialExtensionField<Val, 2>;
+type ChallengeMmcs = ExtensionMmcs<Val, Challenge, ValMmcs>;
+type Challenger = DuplexChallenger<Val, Perm, 8, 4>;
+type Pcs = TwoAdicFriPcs<Val, Radix2DitParallel<Val>, ValMmcs, ChallengeMmcs>;
+/// The STARK configuration.
+pub type Config = StarkConfig<Pcs, Challenge, Challenger>;
+
+/// Security parameters, stated in every proof header.
+pub const SECURITY: Security = Security { log_blowup: 2, num_queries: 50, query_pow_bits: 16, extension_degree: 2 };
+/// Proof format version.
+pub const PROOF_VERSION: u16 = 1;
+/// Proof system name recorded in receipts.
+pub const SYSTEM: &str = "vouch-zk/plonky3-0.8-goldilocks-v1";
+
+/// FRI parameters of the proofs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Security {
+    /// log2 of the FRI blowup.
+    pub log_blowup: usize,
+    /// FRI queries.
+    pub num_queries: usize,
+    /// Proof-of-work bits before the queries.
+    pub query_pow_bits: usize,
+    /// Degree of the challenge extension over Goldilocks.
+    pub extension_degree: usize,
+}
+
+impl Security {
+    /// Conjectured bits: `queries * log_blowup + grinding`.
+    pub fn conjectured_bits(&self) -> usize {
+        self.num_queries * self.log_blowup + self.query_pow_bits
+    }
+}
+
+/// The STARK configuration with [`SECURITY`].
+pub fn config() -> Config {
+    let perm = default_goldilocks_poseidon2_8();
+    let mmcs = ValMmcs::new(Hash::new(perm.clone()), Compress::new(perm.clone()), 0);
+    let fri = FriParameters {
+        log_blowup: SECURITY.log_blowup,
+        log_final_poly_len: 0,
+        max_log_arity: 1,
+        num_queries: SECURITY.num_queries,
+        batch_proof_of_work_bits: 0,
+        commit_proof_of_work_bits: 0,
+        query_proof_of_work_bits: SECURITY.query_pow_bits,
+        mmcs: ChallengeMmcs::new(mmcs.clone()),
+    };
+    Config::new(Pcs::new(Radix2DitParallel::default(), mmcs, fri), Challenger::new(perm))
+}
+
+/// Why proving or verifying failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ZkError {
+    /// The model has a layer the prover does not handle yet.
+    #[error("layer {layer} ({kind}) cannot be proven yet")]
+    UnsupportedLayer {
+        /// Layer index.
+        layer: usize,
+        /// Kind.
+        kind: &'static str,
+    },
+    /// The input does not fit the model.
+    #[error("input: {0}")]
+    Input(String),
+    /// The prover failed (a bug, or an inconsistent witness).
+    #[error("proving layer {layer} failed: {reason}")]
+    Prove {
+        /// Layer index.
+        layer: usize,
+        /// What happened.
+        reason: String,
+    },
+    /// The proof does not decode.
+    #[error("malformed proof: {0}")]
+    Malformed(String),
+    /// The proof was made for other parameters or another version.
+    #[error("proof header mismatch: {0}")]
+    Header(String),
+    /// The claimed input or output differs from the proof's.
+    #[error("the proof is for another {0}")]
+    PublicMismatch(&'static str),
+    /// A layer without parameters does not follow from its public input.
+    #[error("layer {layer}: public activations are not the layer's function of its input")]
+    LayerMismatch {
+        /// Layer index.
+        layer: usize,
+    },
+    /// A layer's STARK does not verify.
+    #[error("layer {layer}: proof does not verify: {reason}")]
+    LayerProof {
+        /// Layer index.
+        layer: usize,
+        /// The verifier's error.
+        reason: String,
+    },
+    /// The commitment does not match the model structure.
+    #[error("model commitment mismatch: {0}")]
+    Commitment(String),
+}
+
+/// One linear layer's rows: taps, weights, bias and multiplier per output.
+struct LinearRows {
+    k: usize,
+    lo: i64,
+    shift: u32,
+    rows: usize,
+    /// `rows * k` input indices (`None` = zero padding).
+    taps: Vec<Option<usize>>,
+    /// `rows * k` weights.
+    w: Vec<i64>,
+    bias: Vec<i64>,
+    mult: Vec<i64>,
+}
+
+fn linear_rows(layer: &QLayer, in_shape: &[usize]) -> Option<LinearRows> {
+    match layer {
+        QLayer::Dense { w, b, input, output, rq, relu } => Some(LinearRows {
+            k: *input,
+            lo: if *relu { 0 } else { -QMAX },
+            shift: rq.first().map(|r| r.shift).unwrap_or(0),
+            rows: *output,
+            taps: (0..*output).flat_map(|_| (0..*input).map(Some)).collect(),
+            w: w.iter().map(|v| i64::from(*v)).collect(),
+            bias: b.clone(),
+            mult: rq.iter().map(|r| r.mult).collect(),
+        }),
+        QLayer::Conv { w, b, ic, oc, geo, rq, relu } => {
+            let (h, wd) = (in_shape[2], in_shape[3]);
+            let (oh, ow) = geo.out_hw(h, wd)?;
+            let k = ic * geo.kernel[0] * geo.kernel[1];
+            let rows = oc * oh * ow;
+            let mut taps = Vec::with_capacity(rows * k);
+            let mut ws = Vec::with_capacity(rows * k);
+            let (mut bias, mut mult) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+            for o in 0..*oc {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        for c in 0..*ic {
+                            for ky in 0..geo.kernel[0] {
+                                for kx in 0..geo.kernel[1] {
+                                    let iy = (oy * geo.stride[0] + ky) as isize - geo.pads[0] as isize;
+                                    let ix = (ox * geo.stride[1] + kx) as isize - geo.pads[1] as isize;
+                                    let inside = iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd;
+                                    taps.push(inside.then(|| (c * h + iy as usize) * wd + ix as usize));
+                                    ws.push(i64::from(w[((o * ic + c) * geo.kernel[0] + ky) * geo.kernel[1] + kx]));
+                                }
+                            }
+                        }
+                        bias.push(b[o]);
+                        mult.push(rq[o].mult);
+                    }
+                }
+            }
+            Some(LinearRows {
+                k,
+                lo: if *relu { 0 } else { -QMAX },
+                shift: rq.first().map(|r| r.shift).unwrap_or(0),
+                rows,
+                taps,
+                w: ws,
+                bias,
+                mult,
+            })
+        }
+        _ => None,
+    }
+}
+
+fn height(rows: usize) -> usize {
+    rows.next_power_of_two().max(8)
+}
+
+impl LinearRows {
+    /// Bits of the offset quotient: |v| < 2^62 so |q| < 2^(63-S).
+    fn qb(&self) -> usize {
+        64 - self.shift as usize
+    }
+
+    fn air(&self, x: &[i16], y: &[i16], with_params: bool) -> LayerAir {
+        let h = height(self.rows);
+        let dense = self.taps.chunks(self.k).all(|t| t.iter().enumerate().all(|(i, v)| *v == Some(i)));
+        let mut periodic: Vec<Vec<Val>> = (0..self.k)
+            .map(|t| {
+                if dense {
+                    vec![fe(i64::from(x[t]))]
+                } else {
+                    (0..h)
+                        .map(|r| {
+                            if r < self.rows {
+                                self.taps[r * self.k + t].map(|i| fe(i64::from(x[i]))).unwrap_or(Val::ZERO)
+                            } else {
+                                Val::ZERO
+                            }
+                        })
+                        .collect()
+                }
+            })
+            .collect();
+        periodic.push((0..h).map(|r| if r < self.rows { fe(i64::from(y[r])) } else { Val::ZERO }).collect());
+        let prep = with_params.then(|| {
+            let mut vals = Vec::with_capacity(h * (self.k + 2));
+            for r in 0..h {
+                if r < self.rows {
+                    vals.extend(self.w[r * self.k..(r + 1) * self.k].iter().map(|v| fe(*v)));
+                    vals.push(fe(self.bias[r]));
+                    vals.push(fe(self.mult[r]));
+                } else {
+                    vals.extend(std::iter::repeat_n(Val::ZERO, self.k + 2));
+                }
+            }
+            RowMajorMatrix::new(vals, self.k + 2)
+        });
+        LayerAir { k: self.k, shift: self.shift, qb: self.qb(), db: self.qb() + 1, lo: self.lo, periodic, prep }
+    }
+
+    fn trace(&self, air: &LayerAir, x: &[i16]) -> RowMajorMatrix<Val> {
+        let c = air.cols();
+        let h = height(self.rows);
+        let mut vals = vec![Val::ZERO; h * c.width];
+        let put_bits = |row: &mut [Val], start: usize, n: usize, v: u128| {
+            for i in 0..n {
+                row[start + i] = Val::from_bool((v >> i) & 1 == 1);
+            }
+        };
+        for r in 0..h {
+            let row = &mut vals[r * c.width..(r + 1) * c.width];
+            let (acc, mult) = if r < self.rows {
+                let acc = self.bias[r]
+                    + (0..self.k)
+                        .map(|t| {
+                            self.w[r * self.k + t] * self.taps[r * self.k + t].map(|i| i64::from(x[i])).unwrap_or(0)
+                        })
+                        .sum::<i64>();
+                (acc, self.mult[r])
+            } else {
+                (0, 0)
+            };
+            let v = i128::from(acc) * i128::from(mult);
+            let half = if self.shift == 0 { 0 } else { 1i128 << (self.shift - 1) };
+            let q = (v + half) >> self.shift;
+            let rem = (v + half) - (q << self.shift);
+            row[c.v] = fe(v as i64);
+            put_bits(row, c.q, air.qb, (q + (1i128 << (air.qb - 1))) as u128);
+            put_bits(row, c.rem, self.shift as usize, rem as u128);
+            let (hi, lo) = (q > i128::from(QMAX), q < i128::from(self.lo));
+            row[c.hi] = Val::from_bool(hi);
+            row[c.lo] = Val::from_bool(lo);
+            let d = if hi {
+                q - i128::from(QMAX) - 1
+            } else if lo {
+                i128::from(self.lo) - 1 - q
+            } else {
+                q - i128::from(self.lo)
+            };
+            put_bits(row, c.d, air.db, d as u128);
+            put_bits(row, c.e, EB, if hi || lo { 0 } else { (i128::from(QMAX) - q) as u128 });
+        }
+        RowMajorMatrix::new(vals, c.width)
+    }
+}
+
+/// Public values binding a layer's activations into its transcript.
+fn public_values(layer: usize, x: &[i16], y: &[i16]) -> Vec<Val> {
+    let mut h = blake3::Hasher::new_derive_key("VOUCH_ZK_LAYER_IO_V1");
+    h.update(&(layer as u64).to_le_bytes());
+    for v in x.iter().chain(y) {
+        h.update(&v.to_le_bytes());
+    }
+    h.finalize()
+        .as_bytes()
+        .chunks(8)
+        .map(|c| Val::from_u64(u64::from_le_bytes(c.try_into().expect("8")) >> 1))
+        .collect()
+}
+
+/// The model's zk commitment: one preprocessed-trace commitment per linear layer, plus a digest of the
+/// public structure (shapes, shifts, clamps). Computed once, at model upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelCommitment {
+    /// Per linear layer: (layer index, serialized preprocessed commitment).
+    pub layers: Vec<(usize, Vec<u8>)>,
+}
+
+impl ModelCommitment {
+    /// Canonical bytes (what a receipt or the ledger records).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = b"VOUCHZKC".to_vec();
+        out.extend_from_slice(&(self.layers.len() as u32).to_le_bytes());
+        for (i, c) in &self.layers {
+            out.extend_from_slice(&(*i as u32).to_le_bytes());
+            out.extend_from_slice(&(c.len() as u32).to_le_bytes());
+            out.extend_from_slice(c);
+        }
+        out
+    }
+}
+
+type Vk = PreprocessedVerifierKey<Config>;
+
+fn setup_layer(cfg: &Config, air: &LayerAir) -> Result<(p3_uni_stark::PreprocessedProverData<Config>, Vk), String> {
+    let log_h = air.periodic.last().map(|y| y.len().trailing_zeros() as usize).unwrap_or(3);
+    p3_uni_stark::setup_preprocessed::<Config, _>(cfg, air, log_h)
+        .map_err(|e| format!("{e:?}"))?
+        .ok_or_else(|| "no preprocessed columns".to_owned())
+}
+
+fn vk_bytes(vk: &Vk) -> Vec<u8> {
+    postcard::to_allocvec(&vk.commitment).expect("commitments serialize")
+}
+
+/// Computes the model's commitment (the verifier keys of its linear layers).
+pub fn commit(g: &QGraph) -> Result<ModelCommitment, ZkError> {
+    let cfg = config();
+    let mut layers = vec![];
+    for (i, layer) in g.layers.iter().enumerate() {
+        if let Some(lr) = linear_rows(layer, &g.shapes[i]) {
+            let n_in: usize = g.shapes[i].iter().product();
+            let air = lr.air(&vec![0; n_in], &vec![0; lr.rows], true);
+            let (_, vk) = setup_layer(&cfg, &air).map_err(|reason| ZkError::Prove { layer: i, reason })?;
+            layers.push((i, vk_bytes(&vk)));
+        }
+    }
+    Ok(ModelCommitment { layers })
+}
+
+/// A proof that the model maps `activations[0]` to `activations.last()`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ModelProof {
+    /// Format version.
+    pub version: u16,
+    /// Parameters the proofs were made with.
+    pub security: Security,
+    /// Every activation, input first.
+    pub activations: Vec<Vec<i16>>,
+    /// Postcard-encoded uni-STARK proof per linear layer, by layer index.
+    pub layers: Vec<(u32, Vec<u8>)>,
+}
+
+impl ModelProof {
+    /// Serialized bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("proofs serialize")
+    }
+    /// Parses proof bytes (never panics on garbage).
+    pub fn from_bytes(b: &[u8]) -> Result<Self, ZkError> {
+        postcard::from_bytes(b).map_err(|e| ZkError::Malformed(e.to_string()))
+    }
+}
+
+/// Proves the integer execution of `g` on the quantized input `x`.
+pub fn prove(g: &QGraph, x: &[i16]) -> Result<ModelProof, ZkError> {
+    let acts = g.run_all(x).map_err(|e| ZkError::Input(e.to_string()))?;
+    let cfg = config();
+    let mut layers = vec![];
+    for (i, layer) in g.layers.iter().enumerate() {
+        match layer {
+            QLayer::Dense { .. } | QLayer::Conv { .. } => {
+                let lr = linear_rows(layer, &g.shapes[i])
+                    .ok_or(ZkError::UnsupportedLayer { layer: i, kind: "conv geometry" })?;
+                let air = lr.air(&acts[i], &acts[i + 1], true);
+                let (pd, _) = setup_layer(&cfg, &air).map_err(|reason| ZkError::Prove { layer: i, reason })?;
+                let trace = lr.trace(&air, &acts[i]);
+                let pv = public_values(i, &acts[i], &acts[i + 1]);
+                let proof = p3_uni_stark::prove_with_preprocessed(&cfg, &air, trace, &pv, Some(&pd))
+                    .map_err(|e| ZkError::Prove { layer: i, reason: format!("{e:?}") })?;
+                layers.push((i as u32, postcard::to_allocvec(&proof).expect("proofs serialize")));
+            }
+            QLayer::Relu | QLayer::Reshape(_) | QLayer::MaxPool(_) | QLayer::AvgPool { .. } => {}
+            QLayer::Affine { .. } => return Err(ZkError::UnsupportedLayer { layer: i, kind: "affine" }),
+            QLayer::Lookup { .. } => return Err(ZkError::UnsupportedLayer { layer: i, kind: "lookup" }),
+            QLayer::Softmax { .. } => return Err(ZkError::UnsupportedLayer { layer: i, kind: "softmax" }),
+        }
+    }
+    Ok(ModelProof { version: PROOF_VERSION, security: SECURITY, activations: acts, layers })
+}
+
+/// Verifies that `proof` shows `g` (committed as `commitment`) maps `x` to `y`. `g` supplies the public
+/// structure only; the linear layers' parameters are checked through `commitment`.
+pub fn verify(
+    g: &QGraph,
+    commitment: &ModelCommitment,
+    x: &[i16],
+    y: &[i16],
+    proof: &ModelProof,
+) -> Result<(), ZkError> {
+    if proof.version != PROOF_VERSION || proof.security != SECURITY {
+        return Err(ZkError::Header(format!("version {} {:?}", proof.version, proof.security)));
+    }
+    let acts = &proof.activations;
+    if acts.len() != g.layers.len() + 1 {
+        return Err(ZkError::Malformed(format!("{} activations for {} layers", acts.len(), g.layers.len())));
+    }
+    for (i, a) in acts.iter().enumerate() {
+        if a.len() != g.shapes[i].iter().product::<usize>() {
+            return Err(ZkError::Malformed(format!("activation {i} has {} values", a.len())));
+        }
+    }
+    if acts[0] != x {
+        return Err(ZkError::PublicMismatch("input"));
+    }
+    if acts.last().map(Vec::as_slice) != Some(y) {
+        return Err(ZkError::PublicMismatch("output"));
+    }
+    let cfg = config();
+    let mut proofs = proof.layers.iter();
+    let mut commits = commitment.layers.iter();
+    for (i, layer) in g.layers.iter().enumerate() {
+        match linear_rows(layer, &g.shapes[i]) {
+            Some(lr) => {
+                let (pi, bytes) = proofs.next().ok_or(ZkError::Malformed(format!("no proof for layer {i}")))?;
+                let (ci, cbytes) = commits.next().ok_or(ZkError::Commitment(format!("no commitment for layer {i}")))?;
+                if *pi as usize != i || *ci != i {
+                    return Err(ZkError::Malformed(format!("layer order at {i}")));
+                }
+                let air = lr.air(&acts[i], &acts[i + 1], false);
+                let stark: Proof<Config> =
+                    postcard::from_bytes(bytes).map_err(|e| ZkError::Malformed(format!("layer {i}: {e}")))?;
+                let commitment =
+                    postcard::from_bytes(cbytes).map_err(|e| ZkError::Commitment(format!("layer {i}: {e}")))?;
+                let h = height(lr.rows);
+                let vk = Vk { width: lr.k + 2, degree_bits: h.trailing_zeros() as usize, commitment };
+                let pv = public_values(i, &acts[i], &acts[i + 1]);
+                // The library documents that malformed proofs may panic its verifier: contain that.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    p3_uni_stark::verify_with_preprocessed(&cfg, &air, &stark, &pv, Some(&vk))
+                }));
+                match r {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(ZkError::LayerProof { layer: i, reason: format!("{e:?}") }),
+                    Err(_) => {
+                        return Err(ZkError::LayerProof {
+                            layer: i,
+                            reason: "verifier rejected a malformed proof".into(),
+                        });
+                    }
+                }
+            }
+            None => {
+                // A layer without committed parameters: recompute it from its public input.
+                let single = QGraph {
+                    weight_bits: g.weight_bits,
+                    shapes: vec![g.shapes[i].clone(), g.shapes[i + 1].clone()],
+                    scales: vec![g.scales[i], g.scales[i + 1]],
+                    layers: vec![layer.clone()],
+                };
+                if matches!(layer, QLayer::Affine { .. } | QLayer::Lookup { .. } | QLayer::Softmax { .. }) {
+                    return Err(ZkError::UnsupportedLayer { layer: i, kind: "not yet provable" });
+                }
+                let out = single.run(&acts[i]).map_err(|_| ZkError::LayerMismatch { layer: i })?;
+                if out != acts[i + 1] {
+                    return Err(ZkError::LayerMismatch { layer: i });
+                }
+            }
+        }
+    }
+    if proofs.next().is_some() || commits.next().is_some() {
+        return Err(ZkError::Malformed("extra layer proofs or commitments".into()));
+    }
+    Ok(())
+}
