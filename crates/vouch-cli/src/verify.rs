@@ -41,6 +41,7 @@ pub fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
                 print_json(&serde_json::json!({
                     "valid": true, "id": v.id.to_hex(), "model": v.model, "mode": v.mode.name(),
                     "signers": v.signers.iter().map(hex::encode).collect::<Vec<_>>(), "model_checked": v.model_checked,
+                    "zk_layers": v.zk_layers,
                 }))?;
             } else {
                 println!("valid: receipt {}", v.id);
@@ -48,6 +49,9 @@ pub fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
                 println!("  mode    {}", v.mode.name());
                 for s in &v.signers {
                     println!("  signer  {}", hex::encode(s));
+                }
+                if let Some(n) = v.zk_layers {
+                    println!("  zk      proof verified ({n} layer STARKs, {})", vouch_zk_system());
                 }
             }
             Ok(Outcome::Ok)
@@ -61,4 +65,8 @@ pub fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
             Ok(Outcome::Invalid)
         }
     }
+}
+
+fn vouch_zk_system() -> &'static str {
+    "Plonky3 uni-STARK over Goldilocks, FRI blowup 4, 50 queries, 16 grinding bits"
 }

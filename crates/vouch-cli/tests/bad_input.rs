@@ -180,8 +180,9 @@ fn bad_models_bad_requests_and_dropped_uploads_get_clear_errors() {
         400,
         "invalid_mode",
     );
+    assert_error(infer(&node, &json!({"model": "mlp_small", "inputs": {"x": [x]}, "mode": "zk"})), 400, "not_zk_model");
     assert_error(
-        infer(&node, &json!({"model": "mlp_small", "inputs": {"x": [x]}, "mode": "zk"})),
+        infer(&node, &json!({"model": "mlp_small", "inputs": {"x": [x]}, "mode": "quorum"})),
         400,
         "mode_unavailable",
     );

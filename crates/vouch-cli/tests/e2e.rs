@@ -174,6 +174,42 @@ fn push_infer_verify_real_models_against_onnxruntime() {
     assert!(node.terminate(), "node exits cleanly on SIGTERM");
 }
 
+fn zk_tamper(node: &NodeProc, dir: &Path, receipt: &Path) {
+    let valid: Value = serde_json::from_slice(&std::fs::read(receipt).unwrap()).unwrap();
+    let check = |name: &str, v: &Value, reason: &str| {
+        let p = dir.join(format!("zk-tampered-{name}.json"));
+        write_json(&p, v);
+        let (code, out) = run_verify(node, &p, &[]);
+        assert_eq!(code, 1, "{name}: {out}");
+        assert!(out.contains(reason), "{name}: expected {reason:?} in {out:?}");
+    };
+    let zk_ix = valid["evidence"].as_array().unwrap().iter().position(|e| e["kind"] == "zk_proof").unwrap();
+    // One output value changed: caught by the digest before the proof is even read.
+    let mut v = valid.clone();
+    let out = v["outputs"].as_object().unwrap().keys().next().unwrap().clone();
+    let x = v["outputs"][&out]["data"][0].as_i64().unwrap();
+    v["outputs"][&out]["data"][0] = json!(x + 1);
+    check("output", &v, "output digest mismatch");
+    // One byte of the proof changed.
+    let mut v = valid.clone();
+    let proof = v["evidence"][zk_ix]["proof"].as_str().unwrap().to_owned();
+    let mid = proof.len() / 2 & !1;
+    let flipped =
+        format!("{}{}{}", &proof[..mid], if &proof[mid..mid + 2] == "00" { "01" } else { "00" }, &proof[mid + 2..]);
+    v["evidence"][zk_ix]["proof"] = json!(flipped);
+    check("proof-byte", &v, "zk proof invalid");
+    // Another commitment.
+    let mut v = valid.clone();
+    let c = v["evidence"][zk_ix]["commitment"].as_str().unwrap().to_owned();
+    v["evidence"][zk_ix]["commitment"] =
+        json!(format!("{}{}", &c[..c.len() - 2], if c.ends_with("00") { "01" } else { "00" }));
+    check("commitment", &v, "zk commitment mismatch");
+    // A truncated proof.
+    let mut v = valid.clone();
+    v["evidence"][zk_ix]["proof"] = json!(&proof[..proof.len() / 3 & !1]);
+    check("truncated", &v, "zk proof invalid");
+}
+
 fn tamper_tests(node: &NodeProc, dir: &Path, receipt: &Path, other_id: &Value, other_model: &Path) {
     let valid: Value = serde_json::from_slice(&std::fs::read(receipt).unwrap()).unwrap();
     let check = |name: &str, v: &Value, extra: &[&str], reason: &str| {
@@ -253,7 +289,7 @@ fn zk_push_quantizes_with_calibration_and_reports_accuracy() {
         .unwrap();
         let calib: Vec<Value> = (0..32).map(|i| input_doc(&plain, 100 + i, &[])).collect();
         let calib_path = work.path().join(format!("{}.calib.json", case.name));
-        write_json(&calib_path, &Value::Array(calib));
+        write_json(&calib_path, &Value::Array(calib.clone()));
         let name = format!("{}-zk", case.name);
         let pushed: Value = serde_json::from_str(&node.vouch_ok(&[
             "--json",
@@ -270,14 +306,66 @@ fn zk_push_quantizes_with_calibration_and_reports_accuracy() {
         let zk = &pushed["zk"];
         assert_eq!(zk["samples"], 32, "{pushed}");
         assert!(zk["argmax_agreement"].as_f64().unwrap() >= 0.99, "{}: {zk}", case.name);
-        assert!(zk["commitment"].is_null());
         assert_eq!(zk["forced"], false);
         let shown = node.vouch_ok(&["model", "show", &name]);
         assert!(shown.contains("argmax agreement"), "{shown}");
+        assert!(zk["commitment"].as_str().is_some_and(|c| !c.is_empty()), "{zk}");
         // The zk version still serves ordinary inference.
         let input = work.path().join(format!("{}.zk-input.json", case.name));
         write_json(&input, &input_doc(&plain, 5, &[]));
         node.vouch_ok(&["infer", &name, "--input", input.to_str().unwrap()]);
+
+        // --mode zk on calibration inputs: the proven output is the integer executor's, its argmax is
+        // onnxruntime's, and the receipt verifies offline.
+        let g = vouch_quant::parse(&std::fs::read(&case.path).unwrap()).unwrap();
+        let floats: Vec<Vec<f32>> = calib
+            .iter()
+            .map(|d| {
+                let t = d["inputs"].as_object().unwrap().values().next().unwrap();
+                t["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect()
+            })
+            .collect();
+        let (q, _) = vouch_quant::quantize(&g, &floats).unwrap();
+        for (i, doc) in calib.iter().take(2).enumerate() {
+            let input = work.path().join(format!("{}.calib{i}.json", case.name));
+            write_json(&input, doc);
+            let receipt_path = work.path().join(format!("{}.zk{i}.receipt.json", case.name));
+            let receipt: Value = serde_json::from_str(&node.vouch_ok(&[
+                "--json",
+                "infer",
+                &name,
+                "--input",
+                input.to_str().unwrap(),
+                "--mode",
+                "zk",
+                "-o",
+                receipt_path.to_str().unwrap(),
+            ]))
+            .unwrap();
+            assert_eq!(receipt["mode"], "zk");
+            let out = receipt["outputs"].as_object().unwrap().values().next().unwrap();
+            assert_eq!(out["dtype"], "i16");
+            let proven: Vec<i16> = out["data"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as i16).collect();
+            let expected = q.run(&q.quantize_input(&floats[i])).unwrap();
+            assert_eq!(proven, expected, "{}: proven output is the integer executor's", case.name);
+            let deq = q.dequantize_output(&proven);
+            let reference = ort_reference(&case.path, &input);
+            let ort: Vec<f64> = reference.as_object().unwrap().values().next().unwrap()["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(as_f64)
+                .collect();
+            let argmax = |v: &[f64]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+            let deq64: Vec<f64> = deq.iter().map(|v| f64::from(*v)).collect();
+            assert_eq!(argmax(&deq64), argmax(&ort), "{}: dequantized argmax vs onnxruntime", case.name);
+            let (code, text) = run_verify(&node, &receipt_path, &[]);
+            assert_eq!(code, 0, "{text}");
+            assert!(text.contains("zk      proof verified"), "{text}");
+            if i == 0 {
+                zk_tamper(&node, work.path(), &receipt_path);
+            }
+        }
     }
 
     // A model with an operator outside the zk op set is refused at push, the op named, and nothing stored.

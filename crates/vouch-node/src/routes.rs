@@ -94,7 +94,7 @@ async fn node_status(State(s): AppState) -> Result<Json<NodeStatus>, ApiError> {
         version: env!("CARGO_PKG_VERSION").into(),
         engine: s.cache.engine_id(),
         network: "dev".into(),
-        modes: vec!["signed".into()],
+        modes: vec!["signed".into(), "zk".into()],
         models,
         receipts,
         cached_models: s.cache.len() as u64,
@@ -183,7 +183,12 @@ async fn push(
             st.cache.check(staged.id, staged.path(), &info)?;
         }
         let zk = match &q.calibration {
-            Some(c) => Some(crate::zk::quantize_model(staged.path(), staged.size, &st.calibrations, c, q.force)?),
+            Some(c) => {
+                let (info, graph) =
+                    crate::zk::quantize_model(staged.path(), staged.size, &st.calibrations, c, q.force)?;
+                st.zk_graphs.lock().unwrap_or_else(|p| p.into_inner()).insert(staged.id, Arc::new(graph));
+                Some(info)
+            }
             None => None,
         };
         let template = ModelVersion {
@@ -243,11 +248,11 @@ async fn download(State(s): AppState, Path(id): Path<String>) -> Result<Response
 async fn infer(State(s): AppState, body: Result<Bytes, BytesRejection>) -> Result<Json<serde_json::Value>, ApiError> {
     let req: InferRequest = parse_body(body)?;
     let mode: Mode = req.mode.parse().map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_mode", e))?;
-    if mode != Mode::Signed {
+    if !matches!(mode, Mode::Signed | Mode::Zk) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "mode_unavailable",
-            format!("mode {} is not available on this node yet; it serves: signed", mode.name()),
+            format!("mode {} is not available on this node yet; it serves: signed, zk", mode.name()),
         ));
     }
     let st = s.clone();
@@ -263,6 +268,9 @@ async fn infer(State(s): AppState, body: Result<Bytes, BytesRejection>) -> Resul
                 .details(serde_json::json!({ "input": name }))
         })?;
     validate_inputs(&record.inputs, &inputs)?;
+    if mode == Mode::Zk {
+        return infer_zk(s, record, inputs).await;
+    }
 
     let _permit = s.infer_slots.acquire().await.map_err(ApiError::internal)?;
     let st = s.clone();
@@ -292,6 +300,75 @@ async fn infer(State(s): AppState, body: Result<Bytes, BytesRejection>) -> Resul
             outputs,
         );
         Ok(receipt)
+    })
+    .await?;
+    drop(_permit);
+    s.receipts.put(&receipt).await?;
+    s.metrics.receipts_issued.inc();
+    Ok(Json(serde_json::to_value(receipt.to_json()).map_err(ApiError::internal)?))
+}
+
+async fn infer_zk(
+    s: Arc<NodeState>,
+    record: ModelVersion,
+    inputs: vouch_codec::TensorMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let zk = record.zk.clone().ok_or_else(|| {
+        ApiError::new(StatusCode::BAD_REQUEST, "not_zk_model", "this model version was not pushed with --zk")
+    })?;
+    let commitment = hex::decode(zk.commitment.as_deref().unwrap_or_default()).map_err(ApiError::internal)?;
+    let _permit = s.infer_slots.acquire().await.map_err(ApiError::internal)?;
+    let st = s.clone();
+    let receipt = blocking(move || {
+        let cached = st.zk_graphs.lock().unwrap_or_else(|p| p.into_inner()).get(&record.id).cloned();
+        let graph = match cached {
+            Some(g) => g,
+            None => {
+                let path = st.hub.blob_path(&record.id)?;
+                let (_, g) = crate::zk::quantize_model(&path, record.size, &st.calibrations, &zk.calibration, true)?;
+                let g = Arc::new(g);
+                st.zk_graphs.lock().unwrap_or_else(|p| p.into_inner()).insert(record.id, g.clone());
+                g
+            }
+        };
+        let (name, tensor) = inputs.iter().next().ok_or_else(|| ApiError::internal("validated inputs are empty"))?;
+        let vouch_codec::TensorData::F32(x) = tensor.data() else {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "dtype_mismatch", "the zk path takes an f32 input"));
+        };
+        let xq = graph.quantize_input(x);
+        let _span = tracing::info_span!("zk.prove", model = %record.id).entered();
+        let proof = vouch_zk::prove(&graph, &xq)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "proof_failed", e.to_string()))?;
+        let y = proof.activations.last().cloned().unwrap_or_default();
+        let shape = |s: &[usize]| s.iter().map(|d| *d as u64).collect::<Vec<u64>>();
+        let mut qin = vouch_codec::TensorMap::new();
+        qin.insert(
+            name.clone(),
+            vouch_codec::Tensor::new(shape(&graph.shapes[0]), vouch_codec::TensorData::I16(xq))
+                .map_err(ApiError::internal)?,
+        );
+        let mut qout = vouch_codec::TensorMap::new();
+        let out_name = record.outputs.first().map(|o| o.name.clone()).unwrap_or_else(|| "y".into());
+        qout.insert(
+            out_name,
+            vouch_codec::Tensor::new(
+                shape(graph.shapes.last().expect("output shape")),
+                vouch_codec::TensorData::I16(y),
+            )
+            .map_err(ApiError::internal)?,
+        );
+        let evidence = vouch_zk::Evidence { structure: vouch_zk::public_structure(&graph), proof }.to_bytes();
+        Ok(vouch_receipt::issue_zk(
+            &st.key,
+            record.id,
+            vouch_zk::SYSTEM.into(),
+            rand::random(),
+            now_ms(),
+            qin,
+            qout,
+            commitment,
+            evidence,
+        ))
     })
     .await?;
     drop(_permit);

@@ -89,7 +89,7 @@ pub(crate) fn quantize_model(
     calibrations: &Calibrations,
     calibration: &str,
     force: bool,
-) -> Result<ZkInfo, ApiError> {
+) -> Result<(ZkInfo, vouch_quant::QGraph), ApiError> {
     if size > MAX_ZK_MODEL_BYTES {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -119,7 +119,7 @@ pub(crate) fn quantize_model(
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let (_, report) = vouch_quant::quantize(&graph, &inputs).map_err(quant_error)?;
+    let (qgraph, report) = vouch_quant::quantize(&graph, &inputs).map_err(quant_error)?;
     if !report.acceptable() && !force {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -133,7 +133,9 @@ pub(crate) fn quantize_model(
         )
         .details(serde_json::to_value(&report).map_err(ApiError::internal)?));
     }
-    Ok(ZkInfo {
+    let commitment = vouch_zk::commit(&qgraph)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unsupported_zk_model", e.to_string()))?;
+    let info = ZkInfo {
         calibration: calibration.to_owned(),
         samples: report.samples,
         weight_bits: report.weight_bits,
@@ -141,6 +143,7 @@ pub(crate) fn quantize_model(
         max_abs_error: report.max_abs_error,
         mean_abs_error: report.mean_abs_error,
         forced: !report.acceptable(),
-        commitment: None,
-    })
+        commitment: Some(hex::encode(commitment.to_bytes())),
+    };
+    Ok((info, qgraph))
 }

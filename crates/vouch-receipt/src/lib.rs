@@ -97,6 +97,21 @@ pub enum ReceiptError {
         /// Kind name or tag.
         kind: String,
     },
+    /// A zk-mode receipt without a proof.
+    #[error("zk receipt carries no proof")]
+    ZkProofMissing,
+    /// The zk proof does not verify.
+    #[error("zk proof invalid: {reason}")]
+    ZkProofInvalid {
+        /// The verifier's reason.
+        reason: String,
+    },
+    /// The proof's commitment is not the one the receipt body records.
+    #[error("zk commitment mismatch: the proof opens against another commitment than the receipt records")]
+    ZkCommitmentMismatch,
+    /// The receipt's tensors are not a zk statement (one int16 input, one int16 output).
+    #[error("zk receipt tensors: {0}")]
+    ZkTensors(String),
     /// The model bytes given are not the receipt's model.
     #[error("model bytes do not match the receipt's model id: receipt names {expected}, the file is {actual}")]
     ModelMismatch {
@@ -120,6 +135,8 @@ pub struct Verified {
     pub signers: Vec<[u8; 32]>,
     /// Whether the model bytes were checked too.
     pub model_checked: bool,
+    /// For a zk proof: the number of layer proofs verified.
+    pub zk_layers: Option<usize>,
 }
 
 /// The engine string receipts issued by this build carry.
@@ -160,6 +177,78 @@ pub fn issue_signed(
         evidence: vec![Evidence::Ed25519 { public_key: key.public_key(), signature }],
         anchor: None,
     }
+}
+
+/// Body extension tag recording `blake3(zk commitment)`, so the executor's signature binds the model id to
+/// the commitment its proof opens against.
+pub const EXT_ZK_COMMITMENT: u16 = 0x0001;
+
+/// Builds a `zk`-mode receipt: the quantized input and output, the executor's signature, and the proof.
+#[allow(clippy::too_many_arguments)]
+pub fn issue_zk(
+    key: &NodeKey,
+    model: ModelId,
+    engine: String,
+    job: [u8; 32],
+    issued_at_ms: u64,
+    inputs: TensorMap,
+    outputs: TensorMap,
+    commitment: Vec<u8>,
+    evidence: Vec<u8>,
+) -> Receipt {
+    let body = ReceiptBody {
+        format: FORMAT_V1,
+        model,
+        mode: Mode::Zk,
+        engine,
+        job,
+        issued_at_ms,
+        input_digest: digest_map(&inputs),
+        output_digest: digest_map(&outputs),
+        executors: vec![key.public_key()],
+        rule: AgreementRule::Exact,
+        extensions: vec![vouch_codec::Extension {
+            tag: EXT_ZK_COMMITMENT,
+            value: blake3::hash(&commitment).as_bytes().to_vec(),
+        }],
+    };
+    let signature = key.sign(domain::RECEIPT_SIGNATURE, &body.id().0);
+    Receipt {
+        body,
+        inputs: Some(inputs),
+        outputs,
+        evidence: vec![
+            Evidence::Ed25519 { public_key: key.public_key(), signature },
+            Evidence::ZkProof { system: vouch_zk::SYSTEM.into(), commitment, proof: evidence },
+        ],
+        anchor: None,
+    }
+}
+
+fn single_i16(map: &TensorMap, what: &str) -> Result<Vec<i16>, ReceiptError> {
+    let mut it = map.values();
+    match (it.next(), it.next()) {
+        (Some(t), None) => match t.data() {
+            vouch_codec::TensorData::I16(v) => Ok(v.clone()),
+            _ => Err(ReceiptError::ZkTensors(format!("the {what} must be int16, not {}", t.dtype()))),
+        },
+        _ => Err(ReceiptError::ZkTensors(format!("exactly one {what} tensor expected"))),
+    }
+}
+
+fn check_zk(receipt: &Receipt, system: &str, commitment: &[u8], proof: &[u8]) -> Result<usize, ReceiptError> {
+    if system != vouch_zk::SYSTEM {
+        return Err(ReceiptError::UnsupportedEvidence { kind: format!("zk_proof ({system})") });
+    }
+    let recorded = receipt.body.extensions.iter().find(|e| e.tag == EXT_ZK_COMMITMENT);
+    if recorded.map(|e| e.value.as_slice()) != Some(blake3::hash(commitment).as_bytes().as_slice()) {
+        return Err(ReceiptError::ZkCommitmentMismatch);
+    }
+    let inputs = receipt.inputs.as_ref().ok_or_else(|| ReceiptError::ZkTensors("the input is not disclosed".into()))?;
+    let x = single_i16(inputs, "input")?;
+    let y = single_i16(&receipt.outputs, "output")?;
+    vouch_zk::verify_evidence(commitment, proof, &x, &y)
+        .map_err(|e| ReceiptError::ZkProofInvalid { reason: e.to_string() })
 }
 
 /// Options for [`verify`].
@@ -219,20 +308,31 @@ pub fn verify(receipt: &Receipt, opts: &VerifyOptions) -> Result<Verified, Recei
         return Err(ReceiptError::UnknownCriticalExtension { tag: ext.tag });
     }
     let signers = match body.mode {
-        Mode::Signed | Mode::Quorum => check_signatures(receipt, &id)?,
-        Mode::Zk => {
-            return Err(ReceiptError::UnsupportedEvidence { kind: "zk_proof".into() });
-        }
-        Mode::Tee => {
-            return Err(ReceiptError::UnsupportedEvidence { kind: "tee_quote".into() });
-        }
+        Mode::Signed | Mode::Quorum | Mode::Zk => check_signatures(receipt, &id)?,
+        Mode::Tee => return Err(ReceiptError::UnsupportedEvidence { kind: "tee_quote".into() }),
     };
+    let mut zk_layers = None;
+    for ev in &receipt.evidence {
+        if let Evidence::ZkProof { system, commitment, proof } = ev {
+            zk_layers = Some(check_zk(receipt, system, commitment, proof)?);
+        }
+    }
+    if body.mode == Mode::Zk && zk_layers.is_none() {
+        return Err(ReceiptError::ZkProofMissing);
+    }
     if let Some(actual) = opts.model_bytes_id
         && actual != body.model
     {
         return Err(ReceiptError::ModelMismatch { expected: body.model, actual });
     }
-    Ok(Verified { id, model: body.model, mode: body.mode, signers, model_checked: opts.model_bytes_id.is_some() })
+    Ok(Verified {
+        id,
+        model: body.model,
+        mode: body.mode,
+        signers,
+        model_checked: opts.model_bytes_id.is_some(),
+        zk_layers,
+    })
 }
 
 fn check_signatures(receipt: &Receipt, id: &Digest) -> Result<Vec<[u8; 32]>, ReceiptError> {
@@ -245,10 +345,16 @@ fn check_signatures(receipt: &Receipt, id: &Digest) -> Result<Vec<[u8; 32]>, Rec
         Mode::Quorum if n < 2 => {
             return Err(ReceiptError::ExecutorCount { mode: "quorum", expected: "at least 2".into(), found: n });
         }
+        Mode::Zk if n > 1 => {
+            return Err(ReceiptError::ExecutorCount { mode: "zk", expected: "at most 1".into(), found: n });
+        }
         _ => {}
     }
     if receipt.evidence.is_empty() {
         return Err(ReceiptError::NoEvidence);
+    }
+    if body.mode == Mode::Zk && !receipt.evidence.iter().any(|e| matches!(e, Evidence::ZkProof { .. })) {
+        return Err(ReceiptError::ZkProofMissing);
     }
     let mut signers = Vec::new();
     for ev in &receipt.evidence {
@@ -263,6 +369,8 @@ fn check_signatures(receipt: &Receipt, id: &Digest) -> Result<Vec<[u8; 32]>, Rec
                     signers.push(*public_key);
                 }
             }
+            // Checked by the caller against the receipt's tensors.
+            Evidence::ZkProof { .. } if body.mode == Mode::Zk => {}
             Evidence::ZkProof { .. } => {
                 return Err(ReceiptError::UnsupportedEvidence { kind: "zk_proof".into() });
             }

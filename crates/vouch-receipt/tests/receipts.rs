@@ -144,7 +144,8 @@ fn each_change_is_rejected_with_its_reason() {
 
     let mut r = base.clone();
     r.body.mode = Mode::Zk;
-    assert!(matches!(check(&r), Err(ReceiptError::UnsupportedEvidence { .. })));
+    resign(&mut r);
+    assert_eq!(check(&r), Err(ReceiptError::ZkProofMissing));
 
     let opts = VerifyOptions { model_bytes_id: Some(ModelId::of_bytes(b"other")), ..Default::default() };
     assert!(matches!(verify(&base, &opts), Err(ReceiptError::ModelMismatch { .. })));

@@ -157,9 +157,9 @@ fn linear_rows(layer: &QLayer, in_shape: &[usize]) -> Option<LinearRows> {
             shift: rq.first().map(|r| r.shift).unwrap_or(0),
             rows: *output,
             taps: (0..*output).flat_map(|_| (0..*input).map(Some)).collect(),
-            w: w.iter().map(|v| i64::from(*v)).collect(),
-            bias: b.clone(),
-            mult: rq.iter().map(|r| r.mult).collect(),
+            w: (0..input * output).map(|i| w.get(i).map(|v| i64::from(*v)).unwrap_or(0)).collect(),
+            bias: (0..*output).map(|o| b.get(o).copied().unwrap_or(0)).collect(),
+            mult: (0..*output).map(|o| rq.get(o).map(|r| r.mult).unwrap_or(0)).collect(),
         }),
         QLayer::Conv { w, b, ic, oc, geo, rq, relu } => {
             let (h, wd) = (in_shape[2], in_shape[3]);
@@ -179,12 +179,13 @@ fn linear_rows(layer: &QLayer, in_shape: &[usize]) -> Option<LinearRows> {
                                     let ix = (ox * geo.stride[1] + kx) as isize - geo.pads[1] as isize;
                                     let inside = iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd;
                                     taps.push(inside.then(|| (c * h + iy as usize) * wd + ix as usize));
-                                    ws.push(i64::from(w[((o * ic + c) * geo.kernel[0] + ky) * geo.kernel[1] + kx]));
+                                    let wi = ((o * ic + c) * geo.kernel[0] + ky) * geo.kernel[1] + kx;
+                                    ws.push(w.get(wi).map(|v| i64::from(*v)).unwrap_or(0));
                                 }
                             }
                         }
-                        bias.push(b[o]);
-                        mult.push(rq[o].mult);
+                        bias.push(b.get(o).copied().unwrap_or(0));
+                        mult.push(rq.get(o).map(|r| r.mult).unwrap_or(0));
                     }
                 }
             }
@@ -310,25 +311,50 @@ fn public_values(layer: usize, x: &[i16], y: &[i16]) -> Vec<Val> {
         .collect()
 }
 
-/// The model's zk commitment: one preprocessed-trace commitment per linear layer, plus a digest of the
-/// public structure (shapes, shifts, clamps). Computed once, at model upload.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The model's public structure: the graph with the linear layers' weights, biases and multipliers removed
+/// (they are committed instead). Shapes, scales, shifts, clamps, pooling and tables stay.
+pub fn public_structure(g: &QGraph) -> QGraph {
+    let mut s = g.clone();
+    for l in &mut s.layers {
+        if let QLayer::Dense { w, b, rq, .. } | QLayer::Conv { w, b, rq, .. } = l {
+            w.clear();
+            b.clear();
+            let shift = rq.first().map(|r| r.shift).unwrap_or(0);
+            *rq = vec![vouch_quant::Requant { mult: 0, shift }];
+        }
+    }
+    s
+}
+
+fn structure_digest(structure: &QGraph) -> [u8; 32] {
+    let bytes = postcard::to_allocvec(structure).expect("graphs serialize");
+    *blake3::Hasher::new_derive_key("VOUCH_ZK_STRUCTURE_V1").update(&bytes).finalize().as_bytes()
+}
+
+/// The model's zk commitment: a digest of its public structure and one preprocessed-trace commitment per
+/// linear layer. Computed once, at model upload.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ModelCommitment {
+    /// Format version.
+    pub version: u16,
+    /// Digest of the public structure.
+    pub structure: [u8; 32],
     /// Per linear layer: (layer index, serialized preprocessed commitment).
-    pub layers: Vec<(usize, Vec<u8>)>,
+    pub layers: Vec<(u32, Vec<u8>)>,
 }
 
 impl ModelCommitment {
-    /// Canonical bytes (what a receipt or the ledger records).
+    /// Canonical bytes (what receipts and the ledger record).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = b"VOUCHZKC".to_vec();
-        out.extend_from_slice(&(self.layers.len() as u32).to_le_bytes());
-        for (i, c) in &self.layers {
-            out.extend_from_slice(&(*i as u32).to_le_bytes());
-            out.extend_from_slice(&(c.len() as u32).to_le_bytes());
-            out.extend_from_slice(c);
+        postcard::to_allocvec(self).expect("commitments serialize")
+    }
+    /// Parses commitment bytes.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, ZkError> {
+        let c: Self = postcard::from_bytes(b).map_err(|e| ZkError::Commitment(e.to_string()))?;
+        if c.version != PROOF_VERSION {
+            return Err(ZkError::Header(format!("commitment version {}", c.version)));
         }
-        out
+        Ok(c)
     }
 }
 
@@ -354,10 +380,10 @@ pub fn commit(g: &QGraph) -> Result<ModelCommitment, ZkError> {
             let n_in: usize = g.shapes[i].iter().product();
             let air = lr.air(&vec![0; n_in], &vec![0; lr.rows], true);
             let (_, vk) = setup_layer(&cfg, &air).map_err(|reason| ZkError::Prove { layer: i, reason })?;
-            layers.push((i, vk_bytes(&vk)));
+            layers.push((i as u32, vk_bytes(&vk)));
         }
     }
-    Ok(ModelCommitment { layers })
+    Ok(ModelCommitment { version: PROOF_VERSION, structure: structure_digest(&public_structure(g)), layers })
 }
 
 /// A proof that the model maps `activations[0]` to `activations.last()`.
@@ -402,10 +428,8 @@ pub fn prove(g: &QGraph, x: &[i16]) -> Result<ModelProof, ZkError> {
                     .map_err(|e| ZkError::Prove { layer: i, reason: format!("{e:?}") })?;
                 layers.push((i as u32, postcard::to_allocvec(&proof).expect("proofs serialize")));
             }
-            QLayer::Relu | QLayer::Reshape(_) | QLayer::MaxPool(_) | QLayer::AvgPool { .. } => {}
-            QLayer::Affine { .. } => return Err(ZkError::UnsupportedLayer { layer: i, kind: "affine" }),
-            QLayer::Lookup { .. } => return Err(ZkError::UnsupportedLayer { layer: i, kind: "lookup" }),
-            QLayer::Softmax { .. } => return Err(ZkError::UnsupportedLayer { layer: i, kind: "softmax" }),
+            // Parameter-free layers (their constants are public structure): the verifier re-executes them.
+            _ => {}
         }
     }
     Ok(ModelProof { version: PROOF_VERSION, security: SECURITY, activations: acts, layers })
@@ -446,7 +470,7 @@ pub fn verify(
             Some(lr) => {
                 let (pi, bytes) = proofs.next().ok_or(ZkError::Malformed(format!("no proof for layer {i}")))?;
                 let (ci, cbytes) = commits.next().ok_or(ZkError::Commitment(format!("no commitment for layer {i}")))?;
-                if *pi as usize != i || *ci != i {
+                if *pi as usize != i || *ci as usize != i {
                     return Err(ZkError::Malformed(format!("layer order at {i}")));
                 }
                 let air = lr.air(&acts[i], &acts[i + 1], false);
@@ -480,9 +504,6 @@ pub fn verify(
                     scales: vec![g.scales[i], g.scales[i + 1]],
                     layers: vec![layer.clone()],
                 };
-                if matches!(layer, QLayer::Affine { .. } | QLayer::Lookup { .. } | QLayer::Softmax { .. }) {
-                    return Err(ZkError::UnsupportedLayer { layer: i, kind: "not yet provable" });
-                }
                 let out = single.run(&acts[i]).map_err(|_| ZkError::LayerMismatch { layer: i })?;
                 if out != acts[i + 1] {
                     return Err(ZkError::LayerMismatch { layer: i });
@@ -494,4 +515,41 @@ pub fn verify(
         return Err(ZkError::Malformed("extra layer proofs or commitments".into()));
     }
     Ok(())
+}
+
+/// What a receipt's zk evidence carries: the public structure and the proof.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Evidence {
+    /// Public structure of the model (no linear parameters).
+    pub structure: QGraph,
+    /// The proof.
+    pub proof: ModelProof,
+}
+
+impl Evidence {
+    /// Serialized bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("evidence serializes")
+    }
+}
+
+/// Verifies receipt evidence: `commitment` and `evidence` bytes, the quantized input and output.
+pub fn verify_evidence(commitment: &[u8], evidence: &[u8], x: &[i16], y: &[i16]) -> Result<usize, ZkError> {
+    let c = ModelCommitment::from_bytes(commitment)?;
+    let e: Evidence = postcard::from_bytes(evidence).map_err(|e| ZkError::Malformed(e.to_string()))?;
+    if e.structure.layers.len() + 1 != e.structure.shapes.len() || e.structure.scales.len() != e.structure.shapes.len()
+    {
+        return Err(ZkError::Malformed("inconsistent structure".into()));
+    }
+    // Bound the work a hostile receipt can ask of a verifier before anything is allocated.
+    let too_big = e.structure.layers.len() > 256
+        || e.structure
+            .shapes
+            .iter()
+            .any(|s| s.len() > 8 || s.iter().try_fold(1usize, |a, d| a.checked_mul(*d)).is_none_or(|n| n > 1 << 22));
+    if too_big {
+        return Err(ZkError::Malformed("structure exceeds the verifier's limits".into()));
+    }
+    verify(&e.structure, &c, x, y, &e.proof)?;
+    Ok(e.proof.layers.len())
 }

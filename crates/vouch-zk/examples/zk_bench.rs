@@ -1,0 +1,64 @@
+//! Prove/verify time, proof size and peak memory for the bench models (one process per model for clean
+//! peak RSS): `cargo run --release -p vouch-zk --example zk_bench -- MODELS_DIR MODEL`.
+
+use std::time::Instant;
+
+fn inputs(n: usize, count: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..count)
+        .map(|_| {
+            (0..n)
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|k| k.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn main() {
+    let dir = std::env::args().nth(1).expect("usage: zk_bench MODELS_DIR MODEL");
+    let name = std::env::args().nth(2).expect("usage: zk_bench MODELS_DIR MODEL");
+    let g = vouch_quant::parse(&std::fs::read(format!("{dir}/{name}.onnx")).unwrap()).unwrap();
+    let n: usize = g.shapes[0].iter().product();
+    let (q, report) = vouch_quant::quantize(&g, &inputs(n, 64, 1)).unwrap();
+    let t = Instant::now();
+    let c = vouch_zk::commit(&q).unwrap();
+    let setup_s = t.elapsed().as_secs_f64();
+    let x = q.quantize_input(&inputs(n, 1, 9)[0]);
+    let t = Instant::now();
+    let p = vouch_zk::prove(&q, &x).unwrap();
+    let prove_s = t.elapsed().as_secs_f64();
+    let y = q.run(&x).unwrap();
+    let bytes = p.to_bytes();
+    // Verify from bytes, best of 5.
+    let mut verify_s = f64::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let p2 = vouch_zk::ModelProof::from_bytes(&bytes).unwrap();
+        vouch_zk::verify(&q, &c, &x, &y, &p2).unwrap();
+        verify_s = verify_s.min(t.elapsed().as_secs_f64());
+    }
+    println!(
+        "{{\"model\":\"{name}\",\"commit_s\":{setup_s:.3},\"prove_s\":{prove_s:.3},\"verify_ms\":{:.1},\"proof_kb\":{:.0},\"peak_rss_mib\":{:.0},\"weight_bits\":{},\"argmax_agreement\":{}}}",
+        verify_s * 1e3,
+        bytes.len() as f64 / 1024.0,
+        peak_rss_mib(),
+        report.weight_bits,
+        report.argmax_agreement
+    );
+}
