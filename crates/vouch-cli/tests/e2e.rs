@@ -193,7 +193,7 @@ fn zk_tamper(node: &NodeProc, dir: &Path, receipt: &Path) {
     // One byte of the proof changed.
     let mut v = valid.clone();
     let proof = v["evidence"][zk_ix]["proof"].as_str().unwrap().to_owned();
-    let mid = proof.len() / 2 & !1;
+    let mid = (proof.len() / 2) & !1;
     let flipped =
         format!("{}{}{}", &proof[..mid], if &proof[mid..mid + 2] == "00" { "01" } else { "00" }, &proof[mid + 2..]);
     v["evidence"][zk_ix]["proof"] = json!(flipped);
@@ -206,7 +206,7 @@ fn zk_tamper(node: &NodeProc, dir: &Path, receipt: &Path) {
     check("commitment", &v, "zk commitment mismatch");
     // A truncated proof.
     let mut v = valid.clone();
-    v["evidence"][zk_ix]["proof"] = json!(&proof[..proof.len() / 3 & !1]);
+    v["evidence"][zk_ix]["proof"] = json!(&proof[..(proof.len() / 3) & !1]);
     check("truncated", &v, "zk proof invalid");
 }
 
