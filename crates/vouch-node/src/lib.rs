@@ -57,8 +57,8 @@ pub(crate) struct NodeState {
     pub cache: ModelCache,
     pub receipts: receipts::ReceiptStore,
     pub calibrations: zk::Calibrations,
-    /// Quantized graphs of zk models (a pure function of model and calibration; rebuilt on a miss).
-    pub zk_graphs: std::sync::Mutex<std::collections::HashMap<vouch_codec::ModelId, Arc<vouch_quant::QGraph>>>,
+    /// Provers of zk models, parameters committed (a pure function of model and calibration; rebuilt on a miss).
+    pub zk_provers: std::sync::Mutex<std::collections::HashMap<vouch_codec::ModelId, Arc<vouch_zk::Prover>>>,
     pub metrics: metrics::Metrics,
     pub infer_slots: tokio::sync::Semaphore,
     pub started: Instant,
@@ -92,7 +92,7 @@ impl Node {
             cache,
             receipts,
             calibrations,
-            zk_graphs: Default::default(),
+            zk_provers: Default::default(),
             started: Instant::now(),
         });
         Ok(Self { state, listener, home: home.to_owned() })

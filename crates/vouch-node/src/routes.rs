@@ -184,9 +184,9 @@ async fn push(
         }
         let zk = match &q.calibration {
             Some(c) => {
-                let (info, graph) =
+                let (info, prover) =
                     crate::zk::quantize_model(staged.path(), staged.size, &st.calibrations, c, q.force)?;
-                st.zk_graphs.lock().unwrap_or_else(|p| p.into_inner()).insert(staged.id, Arc::new(graph));
+                st.zk_provers.lock().unwrap_or_else(|p| p.into_inner()).insert(staged.id, Arc::new(prover));
                 Some(info)
             }
             None => None,
@@ -320,24 +320,26 @@ async fn infer_zk(
     let _permit = s.infer_slots.acquire().await.map_err(ApiError::internal)?;
     let st = s.clone();
     let receipt = blocking(move || {
-        let cached = st.zk_graphs.lock().unwrap_or_else(|p| p.into_inner()).get(&record.id).cloned();
-        let graph = match cached {
-            Some(g) => g,
+        let cached = st.zk_provers.lock().unwrap_or_else(|p| p.into_inner()).get(&record.id).cloned();
+        let prover = match cached {
+            Some(p) => p,
             None => {
                 let path = st.hub.blob_path(&record.id)?;
-                let (_, g) = crate::zk::quantize_model(&path, record.size, &st.calibrations, &zk.calibration, true)?;
-                let g = Arc::new(g);
-                st.zk_graphs.lock().unwrap_or_else(|p| p.into_inner()).insert(record.id, g.clone());
-                g
+                let (_, p) = crate::zk::quantize_model(&path, record.size, &st.calibrations, &zk.calibration, true)?;
+                let p = Arc::new(p);
+                st.zk_provers.lock().unwrap_or_else(|p| p.into_inner()).insert(record.id, p.clone());
+                p
             }
         };
+        let graph = prover.graph();
         let (name, tensor) = inputs.iter().next().ok_or_else(|| ApiError::internal("validated inputs are empty"))?;
         let vouch_codec::TensorData::F32(x) = tensor.data() else {
             return Err(ApiError::new(StatusCode::BAD_REQUEST, "dtype_mismatch", "the zk path takes an f32 input"));
         };
         let xq = graph.quantize_input(x);
         let _span = tracing::info_span!("zk.prove", model = %record.id).entered();
-        let proof = vouch_zk::prove(&graph, &xq)
+        let proof = prover
+            .prove(&xq)
             .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "proof_failed", e.to_string()))?;
         let y = proof.activations.last().cloned().unwrap_or_default();
         let shape = |s: &[usize]| s.iter().map(|d| *d as u64).collect::<Vec<u64>>();
@@ -357,7 +359,7 @@ async fn infer_zk(
             )
             .map_err(ApiError::internal)?,
         );
-        let evidence = vouch_zk::Evidence { structure: vouch_zk::public_structure(&graph), proof }.to_bytes();
+        let evidence = vouch_zk::Evidence { structure: vouch_zk::public_structure(graph), proof }.to_bytes();
         Ok(vouch_receipt::issue_zk(
             &st.key,
             record.id,

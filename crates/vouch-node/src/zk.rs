@@ -89,7 +89,7 @@ pub(crate) fn quantize_model(
     calibrations: &Calibrations,
     calibration: &str,
     force: bool,
-) -> Result<(ZkInfo, vouch_quant::QGraph), ApiError> {
+) -> Result<(ZkInfo, vouch_zk::Prover), ApiError> {
     if size > MAX_ZK_MODEL_BYTES {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -133,7 +133,7 @@ pub(crate) fn quantize_model(
         )
         .details(serde_json::to_value(&report).map_err(ApiError::internal)?));
     }
-    let commitment = vouch_zk::commit(&qgraph)
+    let prover = vouch_zk::Prover::new(qgraph)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unsupported_zk_model", e.to_string()))?;
     let info = ZkInfo {
         calibration: calibration.to_owned(),
@@ -143,7 +143,7 @@ pub(crate) fn quantize_model(
         max_abs_error: report.max_abs_error,
         mean_abs_error: report.mean_abs_error,
         forced: !report.acceptable(),
-        commitment: Some(hex::encode(commitment.to_bytes())),
+        commitment: Some(hex::encode(prover.commitment().to_bytes())),
     };
-    Ok((info, qgraph))
+    Ok((info, prover))
 }

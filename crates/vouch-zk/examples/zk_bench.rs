@@ -37,12 +37,19 @@ fn main() {
     let n: usize = g.shapes[0].iter().product();
     let (q, report) = vouch_quant::quantize(&g, &inputs(n, 64, 1)).unwrap();
     let t = Instant::now();
-    let c = vouch_zk::commit(&q).unwrap();
+    let prover = vouch_zk::Prover::new(q.clone()).unwrap();
+    let c = prover.commitment().clone();
     let setup_s = t.elapsed().as_secs_f64();
     let x = q.quantize_input(&inputs(n, 1, 9)[0]);
-    let t = Instant::now();
-    let p = vouch_zk::prove(&q, &x).unwrap();
-    let prove_s = t.elapsed().as_secs_f64();
+    // Proof time with the model committed once (as a node does at push), best of 3.
+    let mut prove_s = f64::MAX;
+    let mut p = None;
+    for _ in 0..3 {
+        let t = Instant::now();
+        p = Some(prover.prove(&x).unwrap());
+        prove_s = prove_s.min(t.elapsed().as_secs_f64());
+    }
+    let p = p.unwrap();
     let y = q.run(&x).unwrap();
     let bytes = p.to_bytes();
     // Verify from bytes, best of 5.

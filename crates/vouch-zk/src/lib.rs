@@ -371,19 +371,80 @@ fn vk_bytes(vk: &Vk) -> Vec<u8> {
     postcard::to_allocvec(&vk.commitment).expect("commitments serialize")
 }
 
+/// A model ready to prove: its linear layers' preprocessed traces committed once (the expensive part of
+/// setup), reused by every proof.
+pub struct Prover {
+    graph: QGraph,
+    cfg: Config,
+    layers: Vec<Option<PreparedLayer>>,
+    commitment: ModelCommitment,
+}
+
+struct PreparedLayer {
+    rows: LinearRows,
+    prep: RowMajorMatrix<Val>,
+    data: p3_uni_stark::PreprocessedProverData<Config>,
+}
+
+impl Prover {
+    /// Commits the model's parameters.
+    pub fn new(graph: QGraph) -> Result<Self, ZkError> {
+        let cfg = config();
+        let mut layers = Vec::with_capacity(graph.layers.len());
+        let mut commits = vec![];
+        for (i, layer) in graph.layers.iter().enumerate() {
+            match linear_rows(layer, &graph.shapes[i]) {
+                Some(lr) => {
+                    let n_in: usize = graph.shapes[i].iter().product();
+                    let air = lr.air(&vec![0; n_in], &vec![0; lr.rows], true);
+                    let (data, vk) = setup_layer(&cfg, &air).map_err(|reason| ZkError::Prove { layer: i, reason })?;
+                    commits.push((i as u32, vk_bytes(&vk)));
+                    let prep = air.prep.expect("built with parameters");
+                    layers.push(Some(PreparedLayer { rows: lr, prep, data }));
+                }
+                None => layers.push(None),
+            }
+        }
+        let commitment = ModelCommitment {
+            version: PROOF_VERSION,
+            structure: structure_digest(&public_structure(&graph)),
+            layers: commits,
+        };
+        Ok(Self { graph, cfg, layers, commitment })
+    }
+
+    /// The model's commitment.
+    pub fn commitment(&self) -> &ModelCommitment {
+        &self.commitment
+    }
+
+    /// The quantized graph.
+    pub fn graph(&self) -> &QGraph {
+        &self.graph
+    }
+
+    /// Proves the integer execution on the quantized input `x`.
+    pub fn prove(&self, x: &[i16]) -> Result<ModelProof, ZkError> {
+        let acts = self.graph.run_all(x).map_err(|e| ZkError::Input(e.to_string()))?;
+        let mut layers = vec![];
+        for (i, prepared) in self.layers.iter().enumerate() {
+            // Parameter-free layers (their constants are public structure): the verifier re-executes them.
+            let Some(p) = prepared else { continue };
+            let mut air = p.rows.air(&acts[i], &acts[i + 1], false);
+            air.prep = Some(p.prep.clone());
+            let trace = p.rows.trace(&air, &acts[i]);
+            let pv = public_values(i, &acts[i], &acts[i + 1]);
+            let proof = p3_uni_stark::prove_with_preprocessed(&self.cfg, &air, trace, &pv, Some(&p.data))
+                .map_err(|e| ZkError::Prove { layer: i, reason: format!("{e:?}") })?;
+            layers.push((i as u32, postcard::to_allocvec(&proof).expect("proofs serialize")));
+        }
+        Ok(ModelProof { version: PROOF_VERSION, security: SECURITY, activations: acts, layers })
+    }
+}
+
 /// Computes the model's commitment (the verifier keys of its linear layers).
 pub fn commit(g: &QGraph) -> Result<ModelCommitment, ZkError> {
-    let cfg = config();
-    let mut layers = vec![];
-    for (i, layer) in g.layers.iter().enumerate() {
-        if let Some(lr) = linear_rows(layer, &g.shapes[i]) {
-            let n_in: usize = g.shapes[i].iter().product();
-            let air = lr.air(&vec![0; n_in], &vec![0; lr.rows], true);
-            let (_, vk) = setup_layer(&cfg, &air).map_err(|reason| ZkError::Prove { layer: i, reason })?;
-            layers.push((i as u32, vk_bytes(&vk)));
-        }
-    }
-    Ok(ModelCommitment { version: PROOF_VERSION, structure: structure_digest(&public_structure(g)), layers })
+    Ok(Prover::new(g.clone())?.commitment)
 }
 
 /// A proof that the model maps `activations[0]` to `activations.last()`.
@@ -410,29 +471,10 @@ impl ModelProof {
     }
 }
 
-/// Proves the integer execution of `g` on the quantized input `x`.
+/// Proves the integer execution of `g` on the quantized input `x` (commits the parameters first; use a
+/// [`Prover`] to do that once for many proofs).
 pub fn prove(g: &QGraph, x: &[i16]) -> Result<ModelProof, ZkError> {
-    let acts = g.run_all(x).map_err(|e| ZkError::Input(e.to_string()))?;
-    let cfg = config();
-    let mut layers = vec![];
-    for (i, layer) in g.layers.iter().enumerate() {
-        match layer {
-            QLayer::Dense { .. } | QLayer::Conv { .. } => {
-                let lr = linear_rows(layer, &g.shapes[i])
-                    .ok_or(ZkError::UnsupportedLayer { layer: i, kind: "conv geometry" })?;
-                let air = lr.air(&acts[i], &acts[i + 1], true);
-                let (pd, _) = setup_layer(&cfg, &air).map_err(|reason| ZkError::Prove { layer: i, reason })?;
-                let trace = lr.trace(&air, &acts[i]);
-                let pv = public_values(i, &acts[i], &acts[i + 1]);
-                let proof = p3_uni_stark::prove_with_preprocessed(&cfg, &air, trace, &pv, Some(&pd))
-                    .map_err(|e| ZkError::Prove { layer: i, reason: format!("{e:?}") })?;
-                layers.push((i as u32, postcard::to_allocvec(&proof).expect("proofs serialize")));
-            }
-            // Parameter-free layers (their constants are public structure): the verifier re-executes them.
-            _ => {}
-        }
-    }
-    Ok(ModelProof { version: PROOF_VERSION, security: SECURITY, activations: acts, layers })
+    Prover::new(g.clone())?.prove(x)
 }
 
 /// Verifies that `proof` shows `g` (committed as `commitment`) maps `x` to `y`. `g` supplies the public
