@@ -152,7 +152,10 @@ mod random_layers {
             prop_assert_eq!(verify(&q, &c, &x, &y, &p), Ok(()));
             let mut forged = p.clone();
             let (ix, delta) = bump;
-            forged.activations[1][ix] = forged.activations[1][ix].saturating_add(delta);
+            // Move away from the clamp bounds, so the perturbed value really differs.
+            let v = forged.activations[1][ix];
+            let delta = if v >= 32767 { -1 } else if v <= -32767 { 1 } else { delta };
+            forged.activations[1][ix] = v + delta;
             let last = forged.activations.len() - 1;
             if relu {
                 forged.activations[last] = forged.activations[1].iter().map(|v| (*v).max(0)).collect();
