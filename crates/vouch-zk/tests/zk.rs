@@ -154,7 +154,7 @@ mod random_layers {
             let (ix, delta) = bump;
             // Move away from the clamp bounds, so the perturbed value really differs.
             let v = forged.activations[1][ix];
-            let delta = if v >= 32767 { -1 } else if v <= -32767 { 1 } else { delta };
+            let delta = if v == i16::MAX { -1 } else if v <= -32767 { 1 } else { delta };
             forged.activations[1][ix] = v + delta;
             let last = forged.activations.len() - 1;
             if relu {
