@@ -2,6 +2,7 @@
 # Numerical oracle for tests: runs an ONNX model with onnxruntime (CPU) on a Vouch input document and prints
 # the outputs as Vouch tensor JSON ({name: {dtype, shape, data}}).
 # Usage: python3 scripts/ort_reference.py MODEL.onnx INPUT.json
+# INPUT.json may also be a JSON array of input documents (a calibration set): the output is then an array.
 import json, sys
 import numpy as np
 import onnxruntime as ort
@@ -10,10 +11,8 @@ DTYPES = {"f32": np.float32, "f64": np.float64, "i64": np.int64, "i32": np.int32
           "i8": np.int8, "u64": np.uint64, "u32": np.uint32, "u16": np.uint16, "u8": np.uint8, "bool": np.bool_}
 NAMES = {np.dtype(v): k for k, v in DTYPES.items()}
 
-def main():
-    model, doc = sys.argv[1], json.load(open(sys.argv[2]))
+def run(sess, doc):
     inputs = doc.get("inputs", doc)
-    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     feed = {}
     for name, t in inputs.items():
         data = [float("nan") if v == "NaN" else v for v in t["data"]]
@@ -23,6 +22,11 @@ def main():
     for name, v in zip(names, sess.run(names, feed)):
         v = np.asarray(v)
         out[name] = {"dtype": NAMES.get(v.dtype, str(v.dtype)), "shape": list(v.shape), "data": v.reshape(-1).tolist()}
-    json.dump(out, sys.stdout)
+    return out
+
+def main():
+    model, doc = sys.argv[1], json.load(open(sys.argv[2]))
+    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    json.dump([run(sess, d) for d in doc] if isinstance(doc, list) else run(sess, doc), sys.stdout)
 
 main()

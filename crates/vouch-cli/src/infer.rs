@@ -28,8 +28,18 @@ pub async fn run(cli: &Cli, a: &InferArgs) -> anyhow::Result<Outcome> {
     let text = std::fs::read_to_string(&a.input).with_context(|| format!("reading {}", a.input.display()))?;
     let inputs: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", a.input.display()))?;
+    // Proving takes a moment on big models: show that something is happening (people only, not pipes).
+    let spinner = if a.mode == "zk" && !cli.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let s = indicatif::ProgressBar::new_spinner().with_message("proving on the node...");
+        s.enable_steady_tick(std::time::Duration::from_millis(100));
+        s
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let receipt =
-        Client::new(&cli.node).infer(&InferRequest { model: a.model.clone(), inputs, mode: a.mode.clone() }).await?;
+        Client::new(&cli.node).infer(&InferRequest { model: a.model.clone(), inputs, mode: a.mode.clone() }).await;
+    spinner.finish_and_clear();
+    let receipt = receipt?;
     if let Some(out) = &a.output {
         std::fs::write(out, serde_json::to_string_pretty(&receipt)? + "\n")
             .with_context(|| format!("writing {}", out.display()))?;

@@ -326,6 +326,25 @@ fn zk_push_quantizes_with_calibration_and_reports_accuracy() {
             })
             .collect();
         let (q, _) = vouch_quant::quantize(&g, &floats).unwrap();
+        // On every calibration input, the integer model's dequantized argmax is onnxruntime's.
+        let argmax = |v: &[f64]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        let references = ort_reference(&case.path, &calib_path);
+        for (x, reference) in floats.iter().zip(references.as_array().unwrap()) {
+            let deq: Vec<f64> =
+                q.dequantize_output(&q.run(&q.quantize_input(x)).unwrap()).iter().map(|v| f64::from(*v)).collect();
+            let ort: Vec<f64> = reference.as_object().unwrap().values().next().unwrap()["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(as_f64)
+                .collect();
+            assert_eq!(
+                argmax(&deq),
+                argmax(&ort),
+                "{}: dequantized argmax vs onnxruntime on a calibration input",
+                case.name
+            );
+        }
         for (i, doc) in calib.iter().take(2).enumerate() {
             let input = work.path().join(format!("{}.calib{i}.json", case.name));
             write_json(&input, doc);
@@ -356,7 +375,6 @@ fn zk_push_quantizes_with_calibration_and_reports_accuracy() {
                 .iter()
                 .map(as_f64)
                 .collect();
-            let argmax = |v: &[f64]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
             let deq64: Vec<f64> = deq.iter().map(|v| f64::from(*v)).collect();
             assert_eq!(argmax(&deq64), argmax(&ort), "{}: dequantized argmax vs onnxruntime", case.name);
             let (code, text) = run_verify(&node, &receipt_path, &[]);
