@@ -68,5 +68,5 @@ pub fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
 }
 
 fn vouch_zk_system() -> &'static str {
-    "Plonky3 uni-STARK over Goldilocks, FRI blowup 4, 50 queries, 16 grinding bits"
+    "Plonky3 uni-STARK over Goldilocks, FRI blowup 4, 54 queries, 8 grinding bits"
 }

@@ -7,7 +7,7 @@
 //! Dense/Conv layer has one uni-STARK proof ([`air::LayerAir`]) with its parameters as preprocessed columns.
 //!
 //! Parameters: Goldilocks with a degree-2 extension (128-bit challenges), Poseidon2 Merkle trees, FRI with
-//! blowup 4 (`log_blowup = 2`), 50 queries and 16 bits of query grinding: 50 * 2 + 16 = 116 bits by the
+//! blowup 4 (`log_blowup = 2`), 54 queries and 8 bits of query grinding: 54 * 2 + 8 = 116 bits by the
 //! usual conjectured FRI estimate (see [`SECURITY`]). No trusted setup. Weights are bound, not hidden.
 
 pub mod air;
@@ -42,7 +42,7 @@ type Pcs = TwoAdicFriPcs<Val, Radix2DitParallel<Val>, ValMmcs, ChallengeMmcs>;
 pub type Config = StarkConfig<Pcs, Challenge, Challenger>;
 
 /// Security parameters, stated in every proof header.
-pub const SECURITY: Security = Security { log_blowup: 2, num_queries: 50, query_pow_bits: 16, extension_degree: 2 };
+pub const SECURITY: Security = Security { log_blowup: 2, num_queries: 54, query_pow_bits: 8, extension_degree: 2 };
 /// Proof format version.
 pub const PROOF_VERSION: u16 = 1;
 /// Proof system name recorded in receipts.
