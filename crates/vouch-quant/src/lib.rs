@@ -18,6 +18,24 @@ pub use float::{FloatGraph, FloatLayer, Pool};
 pub use onnx::{SUPPORTED_OPS, parse};
 pub use quantize::{Report, quantize, quantize_with};
 
+/// `count` deterministic pseudo-random inputs of `n` values in [-1, 1) (xorshift64 from `seed`): calibration
+/// sets and test inputs that are the same on every machine.
+pub fn seeded_inputs(n: usize, count: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..count)
+        .map(|_| {
+            (0..n)
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Why a model cannot go on the zk path.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum QuantError {

@@ -14,21 +14,8 @@ fn bench(name: &str) -> PathBuf {
     p
 }
 
-/// Seeded inputs in [-1, 1).
 fn inputs(n: usize, count: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..count)
-        .map(|_| {
-            (0..n)
-                .map(|_| {
-                    s ^= s << 13;
-                    s ^= s >> 7;
-                    s ^= s << 17;
-                    (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-                })
-                .collect()
-        })
-        .collect()
+    vouch_quant::seeded_inputs(n, count, seed)
 }
 
 #[test]

@@ -156,10 +156,30 @@ pub fn issue_signed(
     disclose_inputs: bool,
     outputs: TensorMap,
 ) -> Receipt {
+    let mut r = signed_by(key, Mode::Signed, model, engine, job, issued_at_ms, inputs, outputs, vec![]);
+    if !disclose_inputs {
+        r.inputs = None;
+    }
+    r
+}
+
+/// A receipt of one executor in `mode`, its body signed by `key`, the inputs disclosed.
+#[allow(clippy::too_many_arguments)]
+fn signed_by(
+    key: &NodeKey,
+    mode: Mode,
+    model: ModelId,
+    engine: String,
+    job: [u8; 32],
+    issued_at_ms: u64,
+    inputs: TensorMap,
+    outputs: TensorMap,
+    extensions: Vec<vouch_codec::Extension>,
+) -> Receipt {
     let body = ReceiptBody {
         format: FORMAT_V1,
         model,
-        mode: Mode::Signed,
+        mode,
         engine,
         job,
         issued_at_ms,
@@ -167,12 +187,12 @@ pub fn issue_signed(
         output_digest: digest_map(&outputs),
         executors: vec![key.public_key()],
         rule: AgreementRule::Exact,
-        extensions: vec![],
+        extensions,
     };
     let signature = key.sign(domain::RECEIPT_SIGNATURE, &body.id().0);
     Receipt {
         body,
-        inputs: disclose_inputs.then_some(inputs),
+        inputs: Some(inputs),
         outputs,
         evidence: vec![Evidence::Ed25519 { public_key: key.public_key(), signature }],
         anchor: None,
@@ -196,33 +216,10 @@ pub fn issue_zk(
     commitment: Vec<u8>,
     evidence: Vec<u8>,
 ) -> Receipt {
-    let body = ReceiptBody {
-        format: FORMAT_V1,
-        model,
-        mode: Mode::Zk,
-        engine,
-        job,
-        issued_at_ms,
-        input_digest: digest_map(&inputs),
-        output_digest: digest_map(&outputs),
-        executors: vec![key.public_key()],
-        rule: AgreementRule::Exact,
-        extensions: vec![vouch_codec::Extension {
-            tag: EXT_ZK_COMMITMENT,
-            value: blake3::hash(&commitment).as_bytes().to_vec(),
-        }],
-    };
-    let signature = key.sign(domain::RECEIPT_SIGNATURE, &body.id().0);
-    Receipt {
-        body,
-        inputs: Some(inputs),
-        outputs,
-        evidence: vec![
-            Evidence::Ed25519 { public_key: key.public_key(), signature },
-            Evidence::ZkProof { system: vouch_zk::SYSTEM.into(), commitment, proof: evidence },
-        ],
-        anchor: None,
-    }
+    let ext = vouch_codec::Extension { tag: EXT_ZK_COMMITMENT, value: blake3::hash(&commitment).as_bytes().to_vec() };
+    let mut r = signed_by(key, Mode::Zk, model, engine, job, issued_at_ms, inputs, outputs, vec![ext]);
+    r.evidence.push(Evidence::ZkProof { system: vouch_zk::SYSTEM.into(), commitment, proof: evidence });
+    r
 }
 
 fn single_i16(map: &TensorMap, what: &str) -> Result<Vec<i16>, ReceiptError> {
