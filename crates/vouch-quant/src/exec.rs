@@ -182,13 +182,9 @@ fn int_layer(layer: &QLayer, shape: &[usize], x: &[i16]) -> Vec<i16> {
                         for c in 0..*ic {
                             for ky in 0..geo.kernel[0] {
                                 for kx in 0..geo.kernel[1] {
-                                    let iy = (oy * geo.stride[0] + ky) as isize - geo.pads[0] as isize;
-                                    let ix = (ox * geo.stride[1] + kx) as isize - geo.pads[1] as isize;
-                                    if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= wd {
-                                        continue;
-                                    }
+                                    let Some(t) = geo.tap(h, wd, oy, ox, ky, kx) else { continue };
                                     let wv = w[((o * ic + c) * geo.kernel[0] + ky) * geo.kernel[1] + kx];
-                                    acc += i64::from(wv) * i64::from(x[(c * h + iy as usize) * wd + ix as usize]);
+                                    acc += i64::from(wv) * i64::from(x[c * h * wd + t]);
                                 }
                             }
                         }

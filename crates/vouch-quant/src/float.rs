@@ -24,6 +24,14 @@ impl Pool {
         Some(((ph - self.kernel[0]) / self.stride[0] + 1, (pw - self.kernel[1]) / self.stride[1] + 1))
     }
 
+    /// The in-plane input index (`y * w + x`) that kernel tap `(ky, kx)` of output `(oy, ox)` reads from an
+    /// `h x w` plane, or `None` where the tap falls in the padding.
+    pub fn tap(&self, h: usize, w: usize, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<usize> {
+        let y = (oy * self.stride[0] + ky).checked_sub(self.pads[0])?;
+        let x = (ox * self.stride[1] + kx).checked_sub(self.pads[1])?;
+        (y < h && x < w).then_some(y * w + x)
+    }
+
     /// Calls `f(out_index, input_indices_in_window)` for every output position of one channel plane;
     /// padded taps are left out of the list.
     pub(crate) fn windows(&self, h: usize, w: usize, mut f: impl FnMut(usize, &[usize])) {
@@ -34,11 +42,7 @@ impl Pool {
                 taps.clear();
                 for ky in 0..self.kernel[0] {
                     for kx in 0..self.kernel[1] {
-                        let y = (oy * self.stride[0] + ky) as isize - self.pads[0] as isize;
-                        let x = (ox * self.stride[1] + kx) as isize - self.pads[1] as isize;
-                        if y >= 0 && x >= 0 && (y as usize) < h && (x as usize) < w {
-                            taps.push(y as usize * w + x as usize);
-                        }
+                        taps.extend(self.tap(h, w, oy, ox, ky, kx));
                     }
                 }
                 f(oy * ow + ox, &taps);
@@ -151,13 +155,9 @@ fn float_layer(layer: &FloatLayer, shape: &[usize], x: &[f32]) -> Vec<f32> {
                         for c in 0..*ic {
                             for ky in 0..geo.kernel[0] {
                                 for kx in 0..geo.kernel[1] {
-                                    let iy = (oy * geo.stride[0] + ky) as isize - geo.pads[0] as isize;
-                                    let ix = (ox * geo.stride[1] + kx) as isize - geo.pads[1] as isize;
-                                    if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= wd {
-                                        continue;
-                                    }
+                                    let Some(t) = geo.tap(h, wd, oy, ox, ky, kx) else { continue };
                                     let wv = w[((o * ic + c) * geo.kernel[0] + ky) * geo.kernel[1] + kx];
-                                    acc += wv * x[(c * h + iy as usize) * wd + ix as usize];
+                                    acc += wv * x[c * h * wd + t];
                                 }
                             }
                         }

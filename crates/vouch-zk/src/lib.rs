@@ -175,10 +175,7 @@ fn linear_rows(layer: &QLayer, in_shape: &[usize]) -> Option<LinearRows> {
                         for c in 0..*ic {
                             for ky in 0..geo.kernel[0] {
                                 for kx in 0..geo.kernel[1] {
-                                    let iy = (oy * geo.stride[0] + ky) as isize - geo.pads[0] as isize;
-                                    let ix = (ox * geo.stride[1] + kx) as isize - geo.pads[1] as isize;
-                                    let inside = iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd;
-                                    taps.push(inside.then(|| (c * h + iy as usize) * wd + ix as usize));
+                                    taps.push(geo.tap(h, wd, oy, ox, ky, kx).map(|t| c * h * wd + t));
                                     let wi = ((o * ic + c) * geo.kernel[0] + ky) * geo.kernel[1] + kx;
                                     ws.push(w.get(wi).map(|v| i64::from(*v)).unwrap_or(0));
                                 }
