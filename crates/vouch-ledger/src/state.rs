@@ -35,6 +35,8 @@ pub struct Genesis {
     pub accounts: Vec<(Address, u64)>,
     /// Parameters.
     pub params: Params,
+    /// Consensus (ed25519) public keys of the validators, in any order; the chain id commits to them.
+    pub validators: Vec<[u8; 32]>,
 }
 
 impl Genesis {
@@ -53,6 +55,8 @@ impl Genesis {
         w.u64(p.slash_bps);
         w.u8(p.max_quorum);
         w.u64(p.max_endpoint_len as u64);
+        w.len(self.validators.len());
+        self.validators.iter().for_each(|v| w.raw(v));
         *blake3::hash(&w.finish()).as_bytes()
     }
 }
@@ -317,6 +321,16 @@ pub struct State {
     pub treasury: u64,
 }
 
+/// The checks that need no state: the transaction is for `chain` and its signature verifies. Block
+/// validators run these before voting; [`State::apply`] runs them again.
+pub fn check_stateless(chain: &[u8; 32], stx: &SignedTx) -> Result<(), TxError> {
+    let tx = &stx.tx;
+    if tx.chain != *chain {
+        return Err(TxError::WrongChain { expected: hex::encode(chain), found: hex::encode(tx.chain) });
+    }
+    vouch_crypto::verify(domain::TX_SIGNATURE, &tx.from, &tx.id().0, &stx.signature).map_err(|_| TxError::BadSignature)
+}
+
 fn short(a: &[u8; 32]) -> String {
     hex::encode(&a[..8])
 }
@@ -421,12 +435,8 @@ impl State {
     /// Applies one transaction, or rejects it leaving the state unchanged.
     pub fn apply(&mut self, ctx: &BlockCtx, stx: &SignedTx) -> Result<Vec<Event>, TxError> {
         let tx = &stx.tx;
-        if tx.chain != self.chain {
-            return Err(TxError::WrongChain { expected: hex::encode(self.chain), found: hex::encode(tx.chain) });
-        }
+        check_stateless(&self.chain, stx)?;
         let id = tx.id();
-        vouch_crypto::verify(domain::TX_SIGNATURE, &tx.from, &id.0, &stx.signature)
-            .map_err(|_| TxError::BadSignature)?;
         let sender = self.account(&tx.from);
         if tx.nonce != sender.nonce {
             return Err(TxError::BadNonce { expected: sender.nonce, found: tx.nonce });

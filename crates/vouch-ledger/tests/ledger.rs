@@ -27,7 +27,7 @@ impl World {
         let users: Vec<NodeKey> = (1..=3).map(key).collect();
         let nodes: Vec<NodeKey> = (100..100 + n_nodes).map(key).collect();
         let accounts = users.iter().chain(&nodes).map(|k| (k.public_key(), FUNDS)).collect();
-        let state = State::genesis(&Genesis { accounts, params: Params::default() });
+        let state = State::genesis(&Genesis { accounts, params: Params::default(), validators: vec![] });
         let mut w = Self { state, users, nodes, nonces: Default::default(), height: 1 };
         for i in 0..w.nodes.len() {
             let node = w.nodes[i].public_key();

@@ -1,0 +1,277 @@
+//! What a validator knows about the chain: the executed ledger state, the index of settled transactions, the
+//! finalized headers, and the mempool. Shared between the consensus application (which proposes from the mempool),
+//! the executor (which applies finalized blocks in order) and the node's API.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+
+use bytes::Bytes;
+use vouch_codec::Digest;
+use vouch_codec::tx::{Address, SignedTx};
+use vouch_ledger::{BlockCtx, Event, Genesis, State, TxError, check_stateless};
+
+use crate::block::{Block, Header};
+
+/// Most transactions held in one mempool.
+pub const MAX_MEMPOOL: usize = 200_000;
+
+/// Where a finalized transaction landed and what it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxRecord {
+    /// Height of its block.
+    pub height: u64,
+    /// Index in the block.
+    pub index: u32,
+    /// Its effects, or why the ledger rejected it (a rejected transaction changes nothing, not even the nonce).
+    pub result: Result<Vec<Event>, TxError>,
+}
+
+/// Why the mempool refused a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// Not a signed transaction.
+    #[error("malformed transaction: {0}")]
+    Malformed(String),
+    /// Wrong chain or bad signature.
+    #[error(transparent)]
+    Invalid(#[from] TxError),
+    /// The sender already used this nonce.
+    #[error("stale nonce: account is at {expected}, transaction has {found}")]
+    StaleNonce {
+        /// The account's next nonce.
+        expected: u64,
+        /// The transaction's.
+        found: u64,
+    },
+    /// The transaction is already finalized.
+    #[error("transaction {0} is already finalized")]
+    AlreadyFinalized(String),
+    /// The mempool is full.
+    #[error("mempool is full ({0} transactions)")]
+    Full(usize),
+}
+
+/// The executed chain.
+#[derive(Debug, Clone)]
+pub struct ChainState {
+    /// The ledger after the last executed block.
+    pub ledger: State,
+    /// Height of the last executed block.
+    pub height: u64,
+    /// Finalized headers by height (genesis included).
+    pub headers: BTreeMap<u64, Header>,
+    /// Every finalized transaction by id.
+    pub txs: HashMap<Digest, TxRecord>,
+    /// State root after each executed height.
+    pub roots: BTreeMap<u64, Digest>,
+}
+
+impl ChainState {
+    /// The last executed header.
+    pub fn tip(&self) -> &Header {
+        self.headers.values().next_back().expect("genesis header is always present")
+    }
+}
+
+/// Pending transactions in arrival order.
+#[derive(Debug, Default)]
+pub struct Mempool {
+    queue: VecDeque<(Digest, Bytes, SignedTx)>,
+    ids: HashSet<Digest>,
+}
+
+impl Mempool {
+    /// Number of pending transactions.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}
+
+/// State shared by one validator's tasks.
+#[derive(Debug)]
+pub struct Chain {
+    genesis: Genesis,
+    chain_id: [u8; 32],
+    state: RwLock<ChainState>,
+    mempool: Mutex<Mempool>,
+}
+
+/// A handle to a validator's chain.
+pub type ChainHandle = Arc<Chain>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Chain {
+    /// The chain at genesis.
+    pub fn new(genesis: Genesis) -> ChainHandle {
+        let chain_id = genesis.chain_id();
+        let ledger = State::genesis(&genesis);
+        let g = Block::genesis(chain_id);
+        let root = ledger.root();
+        let state = ChainState {
+            ledger,
+            height: 0,
+            headers: BTreeMap::from([(0, *g.header())]),
+            txs: HashMap::new(),
+            roots: BTreeMap::from([(0, root)]),
+        };
+        Arc::new(Self { genesis, chain_id, state: RwLock::new(state), mempool: Mutex::new(Mempool::default()) })
+    }
+
+    /// The genesis.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// The chain id (genesis hash) every transaction commits to.
+    pub fn chain_id(&self) -> [u8; 32] {
+        self.chain_id
+    }
+
+    /// The genesis block.
+    pub fn genesis_block(&self) -> Block {
+        Block::genesis(self.chain_id)
+    }
+
+    /// Reads the executed state.
+    pub fn state(&self) -> RwLockReadGuard<'_, ChainState> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number of pending transactions.
+    pub fn mempool_len(&self) -> usize {
+        lock(&self.mempool).len()
+    }
+
+    /// Checks a transaction and queues it for inclusion; returns its id. Idempotent for a pending transaction.
+    pub fn submit(&self, bytes: Bytes) -> Result<Digest, SubmitError> {
+        let stx = SignedTx::from_bytes(&bytes).map_err(|e| SubmitError::Malformed(e.to_string()))?;
+        check_stateless(&self.chain_id, &stx)?;
+        let id = stx.tx.id();
+        {
+            let st = self.state();
+            if st.txs.contains_key(&id) {
+                return Err(SubmitError::AlreadyFinalized(id.to_hex()));
+            }
+            let next = st.ledger.accounts.get(&stx.tx.from).map_or(0, |a| a.nonce);
+            if stx.tx.nonce < next {
+                return Err(SubmitError::StaleNonce { expected: next, found: stx.tx.nonce });
+            }
+        }
+        let mut pool = lock(&self.mempool);
+        if pool.ids.contains(&id) {
+            return Ok(id);
+        }
+        if pool.queue.len() >= MAX_MEMPOOL {
+            return Err(SubmitError::Full(pool.queue.len()));
+        }
+        pool.ids.insert(id);
+        pool.queue.push_back((id, bytes, stx));
+        Ok(id)
+    }
+
+    /// Picks up to `max` pending transactions that can follow the executed state plus `pending` (transactions of
+    /// notarized but not yet executed ancestors): per sender, only the contiguous run of nonces that comes next.
+    pub fn select(&self, pending: &[SignedTx], max: usize) -> Vec<Bytes> {
+        let st = self.state();
+        let pending_ids: HashSet<Digest> = pending.iter().map(|t| t.tx.id()).collect();
+        let mut next: HashMap<Address, u64> = HashMap::new();
+        let nonce_of = |a: &Address| st.ledger.accounts.get(a).map_or(0, |a| a.nonce);
+        for t in pending {
+            let n = next.entry(t.tx.from).or_insert_with(|| nonce_of(&t.tx.from));
+            if t.tx.nonce == *n {
+                *n += 1;
+            }
+        }
+        let pool = lock(&self.mempool);
+        // Candidates by sender, ordered by nonce, so out-of-order arrivals still chain.
+        let mut by_sender: BTreeMap<Address, BTreeMap<u64, (usize, &Bytes)>> = BTreeMap::new();
+        for (i, (id, bytes, stx)) in pool.queue.iter().enumerate() {
+            if pending_ids.contains(id) || st.txs.contains_key(id) {
+                continue;
+            }
+            by_sender.entry(stx.tx.from).or_default().entry(stx.tx.nonce).or_insert((i, bytes));
+        }
+        let mut chosen: Vec<(usize, Bytes)> = vec![];
+        for (from, txs) in by_sender {
+            let mut n = *next.entry(from).or_insert_with(|| nonce_of(&from));
+            for (nonce, (i, bytes)) in txs {
+                if nonce != n {
+                    if nonce < n {
+                        continue;
+                    }
+                    break;
+                }
+                chosen.push((i, bytes.clone()));
+                n += 1;
+            }
+        }
+        // Oldest first, so a flood from one sender does not starve the others.
+        chosen.sort_by_key(|(i, _)| *i);
+        chosen.truncate(max);
+        chosen.into_iter().map(|(_, b)| b).collect()
+    }
+
+    /// Executes the next finalized block; returns false (and changes nothing) if it is not the next height.
+    pub fn execute(&self, block: &Block) -> bool {
+        let h = block.header();
+        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if h.height != st.height + 1 || h.parent != st.tip().digest() {
+            return false;
+        }
+        let ctx = BlockCtx { height: h.height, seed: h.parent };
+        let mut done = Vec::with_capacity(block.txs().len());
+        for (index, bytes) in block.txs().iter().enumerate() {
+            // Validators only vote for blocks whose transactions decode; a block finalized anyway (by a byzantine
+            // supermajority) still executes deterministically, skipping what does not decode.
+            let Ok(stx) = SignedTx::from_bytes(bytes) else { continue };
+            let id = stx.tx.id();
+            if st.txs.contains_key(&id) {
+                continue; // A duplicate of an earlier block's transaction: already recorded.
+            }
+            let result = st.ledger.apply(&ctx, &stx);
+            st.txs.insert(id, TxRecord { height: h.height, index: index as u32, result });
+            done.push(id);
+        }
+        st.height = h.height;
+        st.headers.insert(h.height, *h);
+        let root = st.ledger.root();
+        st.roots.insert(h.height, root);
+        // Drop what is now finalized, and what can never apply (nonce already used).
+        let mut pool = lock(&self.mempool);
+        let done: HashSet<Digest> = done.into_iter().collect();
+        let Mempool { queue, ids } = &mut *pool;
+        queue.retain(|(id, _, stx)| {
+            let next = st.ledger.accounts.get(&stx.tx.from).map_or(0, |a| a.nonce);
+            let keep = !done.contains(id) && stx.tx.nonce >= next;
+            if !keep {
+                ids.remove(id);
+            }
+            keep
+        });
+        true
+    }
+}
+
+/// Decodes the transactions of a block the way validators check them before voting: every transaction must decode,
+/// be for this chain, carry a valid signature, and appear once.
+pub fn check_block_txs(chain_id: &[u8; 32], block: &Block) -> Result<Vec<SignedTx>, String> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(block.txs().len());
+    for (i, bytes) in block.txs().iter().enumerate() {
+        let stx = SignedTx::from_bytes(bytes).map_err(|e| format!("tx {i}: {e}"))?;
+        check_stateless(chain_id, &stx).map_err(|e| format!("tx {i}: {e}"))?;
+        if !seen.insert(stx.tx.id()) {
+            return Err(format!("tx {i} appears twice"));
+        }
+        out.push(stx);
+    }
+    Ok(out)
+}

@@ -1,0 +1,345 @@
+//! One validator: simplex consensus + marshal (block dissemination, finalized-block archive, backfill) + the
+//! executor that applies finalized blocks to the ledger in height order. Generic over the runtime (deterministic
+//! simulation or tokio) and the p2p network (simulated or authenticated), so tests and real nodes run the same code.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use bytes::Bytes;
+use commonware_broadcast::buffered;
+use commonware_consensus::marshal::{self, standard::Inline, standard::Standard};
+use commonware_consensus::simplex::{self, elector::RoundRobin};
+use commonware_consensus::types::{Epoch, FixedEpocher, Height, ViewDelta};
+use commonware_consensus::{Heightable, Reporter};
+use commonware_cryptography::certificate::{ConstantProvider, Verifier as _};
+use commonware_cryptography::{Digested, Digestible, Sha256, ed25519};
+use commonware_p2p::{Blocker, Provider, Receiver, Recipients, Sender};
+use commonware_parallel::Sequential;
+use commonware_runtime::buffer::paged::CacheRef;
+use commonware_runtime::{Clock, Handle, Metrics, Spawner, Storage};
+use commonware_storage::archive::immutable;
+use commonware_utils::acknowledgement::Exact;
+use commonware_utils::{Acknowledgement, NZU16, NZU64, NZUsize, NZDuration};
+use futures::StreamExt;
+use futures::channel::mpsc;
+use tracing::{debug, error, info, warn};
+
+use crate::app::{App, Scheme};
+use crate::block::Block;
+use crate::chain::ChainHandle;
+
+/// Namespace of every consensus signature of Vouch chains.
+pub const NAMESPACE: &[u8] = b"VOUCH_CONSENSUS_V1";
+
+/// The p2p channels a validator uses, in registration order.
+pub mod channel {
+    /// Votes.
+    pub const VOTES: u64 = 0;
+    /// Certificates.
+    pub const CERTIFICATES: u64 = 1;
+    /// Certificate fetches.
+    pub const RESOLVER: u64 = 2;
+    /// Finalized-block backfill.
+    pub const BACKFILL: u64 = 3;
+    /// Block broadcast.
+    pub const BLOCKS: u64 = 4;
+    /// Transaction gossip.
+    pub const TXS: u64 = 5;
+    /// Every channel.
+    pub const ALL: [u64; 6] = [VOTES, CERTIFICATES, RESOLVER, BACKFILL, BLOCKS, TXS];
+}
+
+/// The six channel pairs of [`channel::ALL`].
+pub struct Channels<S, R> {
+    /// Sender/receiver pairs, indexed by channel id.
+    pub pairs: Vec<(S, R)>,
+}
+
+/// Timing knobs.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// Wait for a leader's proposal before voting to skip the view.
+    pub leader_timeout: Duration,
+    /// Wait for a notarization before voting to skip.
+    pub certification_timeout: Duration,
+    /// Rebroadcast interval of skip votes.
+    pub timeout_retry: Duration,
+    /// Most transactions per block.
+    pub max_block_txs: usize,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            leader_timeout: Duration::from_millis(1_000),
+            certification_timeout: Duration::from_millis(2_000),
+            timeout_retry: Duration::from_secs(5),
+            max_block_txs: 4_096,
+        }
+    }
+}
+
+/// What a validator needs to start.
+pub struct Config<P, B> {
+    /// This validator's consensus key.
+    pub signer: ed25519::PrivateKey,
+    /// Every validator's consensus key.
+    pub validators: commonware_utils::ordered::Set<ed25519::PublicKey>,
+    /// Storage partition prefix (letters, digits, `-`, `_`).
+    pub partition: String,
+    /// Who the network is connected to.
+    pub provider: P,
+    /// Blocks misbehaving peers.
+    pub blocker: B,
+    /// Timing.
+    pub timing: Timing,
+}
+
+/// A running validator: its tasks and the chain they maintain.
+pub struct Validator {
+    /// The chain (ledger state, tx index, mempool).
+    pub chain: ChainHandle,
+    /// Submits a transaction locally and gossips it to the other validators.
+    pub gossip: futures::channel::mpsc::UnboundedSender<Bytes>,
+    /// Marshal's mailbox: finalized blocks and certificates by height.
+    pub marshal: marshal::core::Mailbox<Scheme, Standard<Block>>,
+    /// The consensus engine's task.
+    pub engine: Handle<()>,
+}
+
+/// The ledger executor's reporter: hands finalized blocks (with marshal's acknowledgement) to the executor task.
+#[derive(Clone)]
+struct Finalized(mpsc::UnboundedSender<(Digested<Block>, Exact)>);
+
+impl Reporter for Finalized {
+    type Activity = marshal::Update<Block>;
+
+    fn report(&mut self, activity: Self::Activity) -> commonware_actor::Feedback {
+        match activity {
+            marshal::Update::Block(block, ack) => {
+                if self.0.unbounded_send((block, ack)).is_err() {
+                    return commonware_actor::Feedback::Closed;
+                }
+            }
+            marshal::Update::Tip(..) => {}
+        }
+        commonware_actor::Feedback::Ok
+    }
+}
+
+fn archive_config<C>(p: &str, what: &str, page_cache: &CacheRef, codec_config: C) -> immutable::Config<C> {
+    immutable::Config {
+        metadata_partition: format!("{p}-{what}-metadata"),
+        freezer_table_partition: format!("{p}-{what}-freezer-table"),
+        freezer_table_initial_size: 64,
+        freezer_table_resize_frequency: 10,
+        freezer_table_resize_chunk_size: 10,
+        freezer_key_partition: format!("{p}-{what}-freezer-key"),
+        freezer_key_page_cache: page_cache.clone(),
+        freezer_value_partition: format!("{p}-{what}-freezer-value"),
+        freezer_value_target_size: 1 << 20,
+        freezer_value_compression: None,
+        ordinal_partition: format!("{p}-{what}-ordinal"),
+        items_per_section: NZU64!(1024),
+        codec_config,
+        replay_buffer: NZUsize!(1 << 16),
+        freezer_key_write_buffer: NZUsize!(1 << 16),
+        freezer_value_write_buffer: NZUsize!(1 << 16),
+        ordinal_write_buffer: NZUsize!(1 << 16),
+    }
+}
+
+/// Starts a validator on `context` with the six channel pairs of [`channel::ALL`].
+pub async fn start<E, P, B, S, R>(
+    context: E,
+    chain: ChainHandle,
+    cfg: Config<P, B>,
+    channels: Channels<S, R>,
+) -> Result<Validator, String>
+where
+    E: Spawner + Metrics + Clock + Storage + rand_core::CryptoRng + Clone,
+    P: Provider<PublicKey = ed25519::PublicKey>,
+    B: Blocker<PublicKey = ed25519::PublicKey>,
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    R: Receiver<PublicKey = ed25519::PublicKey>,
+{
+    use commonware_cryptography::Signer as _;
+    let me = cfg.signer.public_key();
+    let scheme = Scheme::signer(NAMESPACE, cfg.validators.clone(), cfg.signer.clone())
+        .ok_or("this node's key is not in the validator set")?;
+    let mut pairs = channels.pairs.into_iter();
+    let mut next = || pairs.next().ok_or_else(|| "missing p2p channel".to_string());
+    let (votes, certs, resolver_net, backfill, blocks, txs) = (next()?, next()?, next()?, next()?, next()?, next()?);
+    let p = cfg.partition.clone();
+    let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(256));
+    let mailbox_size: NonZeroUsize = NZUsize!(4096);
+
+    // Block dissemination and backfill.
+    let resolver_cfg = marshal::resolver::p2p::Config {
+        public_key: me.clone(),
+        peer_provider: cfg.provider.clone(),
+        blocker: cfg.blocker.clone(),
+        mailbox_size,
+        fetch_timeout: NZDuration!(Duration::from_secs(2)),
+        fetch_retry_delay: Duration::from_millis(100),
+        priority_requests: false,
+        priority_responses: false,
+    };
+    let resolver = marshal::resolver::p2p::init(context.child("backfill"), resolver_cfg, backfill);
+    let (broadcast, buffer): (_, buffered::Mailbox<ed25519::PublicKey, Block>) = buffered::Engine::new(
+        context.child("broadcast"),
+        buffered::Config {
+            public_key: me.clone(),
+            mailbox_size,
+            deque_size: 16,
+            priority: false,
+            codec_config: (),
+            peer_provider: cfg.provider.clone(),
+            strategy: Sequential,
+        },
+    );
+    broadcast.start(blocks);
+
+    let finalizations = immutable::Archive::init(
+        context.child("finalizations"),
+        archive_config(&p, "finalizations", &page_cache, Scheme::certificate_codec_config_unbounded()),
+    )
+    .await
+    .map_err(|e| format!("finalizations archive: {e}"))?;
+    let finalized_blocks = immutable::Archive::init(
+        context.child("blocks"),
+        archive_config(&p, "blocks", &page_cache, ()),
+    )
+    .await
+    .map_err(|e| format!("blocks archive: {e}"))?;
+
+    let genesis = chain.genesis_block();
+    let genesis_digest = genesis.digest();
+    let (actor, mailbox, floor): (_, marshal::core::Mailbox<Scheme, Standard<Block>>, _) = marshal::core::Actor::init(
+        context.child("marshal"),
+        finalizations,
+        finalized_blocks,
+        marshal::Config {
+            provider: ConstantProvider::<_, Epoch>::new(scheme.clone()),
+            epocher: FixedEpocher::new(NZU64!(u64::MAX)),
+            start: marshal::Start::Genesis(Digested::precomputed(genesis, genesis_digest)),
+            partition_prefix: format!("{p}-marshal"),
+            mailbox_size,
+            view_retention: ViewDelta::new(10),
+            prunable_items_per_section: NZU64!(10),
+            page_cache: page_cache.clone(),
+            replay_buffer: NZUsize!(1 << 16),
+            key_write_buffer: NZUsize!(1 << 16),
+            value_write_buffer: NZUsize!(1 << 16),
+            block_codec_config: (),
+            max_repair: NZUsize!(16),
+            max_pending_acks: NZUsize!(64),
+            strategy: Sequential,
+        },
+    )
+    .await;
+    let processed = floor.processed().map_or(0, |p| p.height().get());
+
+    // The executor: replays what this node executed before a restart from its own archive, then applies each new
+    // finalized block in order and only then acknowledges it to marshal.
+    let (finalized_tx, mut finalized_rx) = mpsc::unbounded::<(Digested<Block>, Exact)>();
+    let exec_chain = chain.clone();
+    let exec_mailbox = mailbox.clone();
+    context.child("executor").spawn(move |_| async move {
+        for h in 1..=processed {
+            match exec_mailbox.get_block(Height::new(h)).await {
+                Some(b) => {
+                    if !exec_chain.execute(b.inner()) {
+                        error!(height = h, "replayed block does not extend the executed chain");
+                    }
+                }
+                None => {
+                    error!(height = h, "finalized block missing from the local archive");
+                    break;
+                }
+            }
+        }
+        if processed > 0 {
+            info!(height = processed, "replayed finalized blocks from the local archive");
+        }
+        while let Some((block, ack)) = finalized_rx.next().await {
+            let h = block.height().get();
+            let executed = exec_chain.state().height;
+            if h > executed && !exec_chain.execute(block.inner()) {
+                error!(height = h, executed, "finalized block does not extend the executed chain");
+            }
+            ack.acknowledge();
+        }
+    });
+
+    // Transaction gossip: local submissions go to every peer; peers' transactions enter the mempool after the same
+    // checks as local ones.
+    let (gossip_tx, mut gossip_rx) = mpsc::unbounded::<Bytes>();
+    let (mut tx_sender, mut tx_receiver) = txs;
+    let gossip_chain = chain.clone();
+    context.child("tx-gossip-out").spawn(move |_| async move {
+        while let Some(bytes) = gossip_rx.next().await {
+            if gossip_chain.submit(bytes.clone()).is_ok() {
+                let _ = tx_sender.send(Recipients::All, bytes, false);
+            }
+        }
+    });
+    let recv_chain = chain.clone();
+    let mut blocker = cfg.blocker.clone();
+    context.child("tx-gossip-in").spawn(move |_| async move {
+        while let Ok((peer, msg)) = tx_receiver.recv().await {
+            use crate::chain::SubmitError;
+            match recv_chain.submit(Bytes::copy_from_slice(msg.as_ref())) {
+                Ok(_) => {}
+                // Garbage or forged transactions: the peer is not following the protocol.
+                Err(e @ (SubmitError::Malformed(_) | SubmitError::Invalid(_))) => {
+                    warn!(error = %e, "peer gossiped an invalid transaction; blocking it");
+                    let _ = blocker.block(peer);
+                }
+                Err(e) => debug!(error = %e, "gossiped transaction not added"),
+            }
+        }
+    });
+
+    let inline = Inline::new(
+        context.child("inline"),
+        App::new(chain.clone(), cfg.timing.max_block_txs),
+        mailbox.clone(),
+        FixedEpocher::new(NZU64!(u64::MAX)),
+    );
+    let t = &cfg.timing;
+    let engine = simplex::Engine::new(
+        context.child("simplex"),
+        simplex::Config {
+            scheme,
+            elector: RoundRobin::<Sha256>::default(),
+            blocker: cfg.blocker.clone(),
+            automaton: inline.clone(),
+            relay: inline.clone(),
+            reporter: inline,
+            strategy: Sequential,
+            partition: format!("{p}-simplex"),
+            mailbox_size,
+            epoch: Epoch::zero(),
+            floor: simplex::Floor::Genesis(genesis_digest),
+            replay_buffer: NZUsize!(1 << 20),
+            write_buffer: NZUsize!(1 << 20),
+            page_cache,
+            leader_timeout: t.leader_timeout,
+            certification_timeout: t.certification_timeout,
+            timeout_retry: t.timeout_retry,
+            view_retention: ViewDelta::new(10),
+            skip: simplex::SkipPolicy::Enabled {
+                timeout: t.timeout_retry + t.certification_timeout,
+                budget: simplex::SkipBudget::Participants,
+            },
+            fetch_timeout: NZDuration!(Duration::from_secs(1)),
+            fetch_retry_delay: Duration::from_millis(100),
+            forward: simplex::ForwardPolicy::Disabled,
+            track_historical_votes: false,
+        },
+    );
+    actor.start(Finalized(finalized_tx), buffer, resolver);
+    let engine = engine.start(votes, certs, resolver_net);
+    Ok(Validator { chain, gossip: gossip_tx, marshal: mailbox, engine })
+}
