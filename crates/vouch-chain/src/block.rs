@@ -5,7 +5,9 @@
 //! settling transaction is in a finalized block with a header and a Merkle path, without the whole block.
 
 use bytes::{BufMut, Bytes};
-use commonware_codec::{Buf, Decode as _, EncodeSize, Error as CodecError, RangeCfg, Read, ReadExt, Write, varint::UInt};
+use commonware_codec::{
+    Buf, Decode as _, EncodeSize, Error as CodecError, RangeCfg, Read, ReadExt, Write, varint::UInt,
+};
 use commonware_consensus::types::Height;
 use commonware_cryptography::{Digestible, Hasher, Sha256, sha256};
 use commonware_storage::bmt;
@@ -45,9 +47,9 @@ impl Header {
         digest_bytes(&d)
     }
 
-    /// Fixed 88-byte encoding (parent, height, timestamp, tx root).
-    pub fn to_bytes(&self) -> [u8; 88] {
-        let mut out = [0u8; 88];
+    /// Fixed 80-byte encoding (parent, height, timestamp, tx root).
+    pub fn to_bytes(&self) -> [u8; 80] {
+        let mut out = [0u8; 80];
         out[..32].copy_from_slice(&self.parent);
         out[32..40].copy_from_slice(&self.height.to_be_bytes());
         out[40..48].copy_from_slice(&self.timestamp_ms.to_be_bytes());
@@ -56,10 +58,10 @@ impl Header {
     }
 
     /// Inverse of [`Header::to_bytes`].
-    pub fn from_bytes(b: &[u8; 88]) -> Self {
+    pub fn from_bytes(b: &[u8; 80]) -> Self {
         let arr = |r: std::ops::Range<usize>| -> [u8; 32] { b[r].try_into().expect("32 bytes") };
         let u = |r: std::ops::Range<usize>| -> u64 { u64::from_be_bytes(b[r].try_into().expect("8 bytes")) };
-        Self { parent: arr(0..32), height: u(32..40), timestamp_ms: u(40..48), tx_root: arr(48..88) }
+        Self { parent: arr(0..32), height: u(32..40), timestamp_ms: u(40..48), tx_root: arr(48..80) }
     }
 }
 
@@ -136,7 +138,9 @@ impl Write for Block {
 
 impl EncodeSize for Block {
     fn encode_size(&self) -> usize {
-        32 + UInt(self.header.height).encode_size() + UInt(self.header.timestamp_ms).encode_size() + self.txs.encode_size()
+        32 + UInt(self.header.height).encode_size()
+            + UInt(self.header.timestamp_ms).encode_size()
+            + self.txs.encode_size()
     }
 }
 

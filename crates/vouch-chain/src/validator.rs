@@ -19,7 +19,7 @@ use commonware_runtime::buffer::paged::CacheRef;
 use commonware_runtime::{Clock, Handle, Metrics, Spawner, Storage};
 use commonware_storage::archive::immutable;
 use commonware_utils::acknowledgement::Exact;
-use commonware_utils::{Acknowledgement, NZU16, NZU64, NZUsize, NZDuration};
+use commonware_utils::{Acknowledgement, NZDuration, NZU16, NZU64, NZUsize};
 use futures::StreamExt;
 use futures::channel::mpsc;
 use tracing::{debug, error, info, warn};
@@ -157,7 +157,7 @@ pub async fn start<E, P, B, S, R>(
     channels: Channels<S, R>,
 ) -> Result<Validator, String>
 where
-    E: Spawner + Metrics + Clock + Storage + rand_core::CryptoRng + Clone,
+    E: Spawner + Metrics + Clock + Storage + rand_core::CryptoRng,
     P: Provider<PublicKey = ed25519::PublicKey>,
     B: Blocker<PublicKey = ed25519::PublicKey>,
     S: Sender<PublicKey = ed25519::PublicKey>,
@@ -206,12 +206,10 @@ where
     )
     .await
     .map_err(|e| format!("finalizations archive: {e}"))?;
-    let finalized_blocks = immutable::Archive::init(
-        context.child("blocks"),
-        archive_config(&p, "blocks", &page_cache, ()),
-    )
-    .await
-    .map_err(|e| format!("blocks archive: {e}"))?;
+    let finalized_blocks =
+        immutable::Archive::init(context.child("blocks"), archive_config(&p, "blocks", &page_cache, ()))
+            .await
+            .map_err(|e| format!("blocks archive: {e}"))?;
 
     let genesis = chain.genesis_block();
     let genesis_digest = genesis.digest();
@@ -277,7 +275,7 @@ where
     let (gossip_tx, mut gossip_rx) = mpsc::unbounded::<Bytes>();
     let (mut tx_sender, mut tx_receiver) = txs;
     let gossip_chain = chain.clone();
-    context.child("tx-gossip-out").spawn(move |_| async move {
+    context.child("tx_gossip_out").spawn(move |_| async move {
         while let Some(bytes) = gossip_rx.next().await {
             if gossip_chain.submit(bytes.clone()).is_ok() {
                 let _ = tx_sender.send(Recipients::All, bytes, false);
@@ -286,7 +284,7 @@ where
     });
     let recv_chain = chain.clone();
     let mut blocker = cfg.blocker.clone();
-    context.child("tx-gossip-in").spawn(move |_| async move {
+    context.child("tx_gossip_in").spawn(move |_| async move {
         while let Ok((peer, msg)) = tx_receiver.recv().await {
             use crate::chain::SubmitError;
             match recv_chain.submit(Bytes::copy_from_slice(msg.as_ref())) {

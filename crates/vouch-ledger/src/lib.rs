@@ -10,6 +10,6 @@ mod assign;
 mod state;
 
 pub use assign::select_executors;
-pub use state::{Account, BlockCtx, Event, Genesis, Job, JobStatus, ModelRecord, NodeRecord, Params, State, TxError,
-    check_stateless,
+pub use state::{
+    Account, BlockCtx, Event, Genesis, Job, JobStatus, ModelRecord, NodeRecord, Params, State, TxError, check_stateless,
 };

@@ -1,0 +1,413 @@
+//! Deterministic simulation of a 4-validator Vouch chain on commonware's deterministic runtime and simulated
+//! network: a crashed validator, a restarted validator that catches up from its peers, a partition that halts
+//! finality and heals, and a byzantine executor whose wrong result is disputed and slashed on the ledger. The same
+//! seed must give the same final state.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use commonware_cryptography::{Signer as _, ed25519};
+use commonware_p2p::simulated::{self, Link, Oracle};
+use commonware_runtime::deterministic::{self, Context};
+use commonware_runtime::{Clock as _, Handle, Quota, Runner as _, Spawner as _, Supervisor as _};
+use commonware_utils::{NZU32, NZUsize, ordered::Set, probability};
+use futures::channel::{mpsc, oneshot};
+use vouch_chain::validator::{self, Channels, Config, Timing, channel};
+use vouch_chain::{Chain, ChainHandle};
+use vouch_codec::tx::{Address, SignedTx, Tx, TxKind};
+use vouch_codec::{AgreementRule, Digest, Mode, ModelId, ReceiptBody, domain};
+use vouch_crypto::NodeKey;
+use vouch_ledger::{Event, Genesis, JobStatus, Params};
+
+const N: usize = 4;
+const FUNDS: u64 = 1_000_000;
+
+type Pk = ed25519::PublicKey;
+
+fn link() -> Link {
+    Link { latency: Duration::from_millis(10), jitter: Duration::from_millis(3), success_rate: probability!(1.0) }
+}
+
+fn model() -> ModelId {
+    ModelId::of_bytes(b"sim model")
+}
+
+/// Signs transactions for test accounts, tracking nonces.
+struct Wallet {
+    chain: [u8; 32],
+    nonces: BTreeMap<Address, u64>,
+}
+
+impl Wallet {
+    fn sign(&mut self, k: &NodeKey, kind: TxKind) -> Bytes {
+        let from = k.public_key();
+        let nonce = self.nonces.entry(from).or_default();
+        let tx = Tx { chain: self.chain, from, nonce: *nonce, fee: 1, kind };
+        *nonce += 1;
+        let signature = k.sign(domain::TX_SIGNATURE, &tx.id().0);
+        Bytes::from(SignedTx { tx, signature }.to_bytes())
+    }
+}
+
+fn result_tx(node: &NodeKey, job: Digest, output: u8) -> TxKind {
+    let body = ReceiptBody {
+        format: 1,
+        model: model(),
+        mode: Mode::Quorum,
+        engine: "tract-onnx 0.23.9".into(),
+        job: job.0,
+        issued_at_ms: 1,
+        input_digest: Digest([5; 32]),
+        output_digest: Digest([output; 32]),
+        executors: vec![node.public_key()],
+        rule: AgreementRule::Exact,
+        extensions: vec![],
+    };
+    let signature = node.sign(domain::RECEIPT_SIGNATURE, &body.id().0);
+    TxKind::SubmitResult { job, node: node.public_key(), body: body.to_bytes(), signature }
+}
+
+struct Node {
+    chain: ChainHandle,
+    gossip: mpsc::UnboundedSender<Bytes>,
+    handle: Handle<()>,
+}
+
+struct Sim {
+    ctx: Context,
+    oracle: Oracle<Pk, Context>,
+    keys: Vec<ed25519::PrivateKey>,
+    pks: Vec<Pk>,
+    set: Set<Pk>,
+    genesis: Genesis,
+    nodes: Vec<Option<Node>>,
+    restarts: usize,
+}
+
+impl Sim {
+    async fn new(ctx: Context, accounts: Vec<(Address, u64)>) -> Self {
+        Self::with_honest(ctx, accounts, N).await
+    }
+
+    /// A network where only the first `honest` validators run the protocol.
+    async fn with_honest(ctx: Context, accounts: Vec<(Address, u64)>, honest: usize) -> Self {
+        let keys: Vec<ed25519::PrivateKey> = (0..N as u64).map(ed25519::PrivateKey::from_seed).collect();
+        let pks: Vec<Pk> = keys.iter().map(|k| k.public_key()).collect();
+        let set = Set::from_iter_dedup(pks.clone());
+        let genesis = Genesis {
+            accounts,
+            params: Params::default(),
+            validators: pks.iter().map(|p| p.as_ref().try_into().unwrap()).collect(),
+        };
+        let (network, oracle) = simulated::Network::new_with_peers(
+            ctx.child("network"),
+            simulated::Config {
+                max_size: 8 << 20,
+                max_peers_per_set: NZUsize!(N),
+                disconnect_on_block: true,
+                tracked_peer_sets: NZUsize!(1),
+            },
+            pks.clone(),
+        )
+        .await;
+        network.start();
+        let mut sim = Self { ctx, oracle, keys, pks, set, genesis, nodes: (0..N).map(|_| None).collect(), restarts: 0 };
+        sim.link_all(|_, _| true).await;
+        for i in 0..honest {
+            sim.start(i).await;
+        }
+        sim
+    }
+
+    async fn link_all(&mut self, keep: impl Fn(usize, usize) -> bool) {
+        for a in 0..N {
+            for b in 0..N {
+                if a != b && keep(a, b) {
+                    let _ = self.oracle.remove_link(self.pks[a].clone(), self.pks[b].clone()).await;
+                    self.oracle.add_link(self.pks[a].clone(), self.pks[b].clone(), link()).await.unwrap();
+                }
+            }
+        }
+    }
+
+    async fn unlink(&mut self, cut: impl Fn(usize, usize) -> bool) {
+        for a in 0..N {
+            for b in 0..N {
+                if a != b && cut(a, b) {
+                    let _ = self.oracle.remove_link(self.pks[a].clone(), self.pks[b].clone()).await;
+                }
+            }
+        }
+    }
+
+    /// Starts (or restarts, from its persisted storage) validator `i` with an empty in-memory chain.
+    async fn start(&mut self, i: usize) {
+        let control = self.oracle.control(self.pks[i].clone());
+        let mut pairs = vec![];
+        for c in channel::ALL {
+            pairs.push(control.register(c, Quota::per_second(NZU32!(100_000))).await.unwrap());
+        }
+        let chain = Chain::new(self.genesis.clone());
+        let cfg = Config {
+            signer: self.keys[i].clone(),
+            validators: self.set.clone(),
+            partition: format!("validator-{i}"),
+            provider: self.oracle.manager(),
+            blocker: control,
+            timing: Timing::default(),
+        };
+        let (tx, rx) = oneshot::channel();
+        let c = chain.clone();
+        self.restarts += 1;
+        let handle = self.ctx.child("validator").with_attribute("index", i).with_attribute("run", self.restarts).spawn(
+            move |ctx| async move {
+                let v = validator::start(ctx, c, cfg, Channels { pairs }).await.expect("validator starts");
+                let _ = tx.send(v.gossip.clone());
+                let _ = v.engine.await;
+            },
+        );
+        let gossip = rx.await.expect("validator reports its gossip channel");
+        self.nodes[i] = Some(Node { chain, gossip, handle });
+    }
+
+    async fn crash(&mut self, i: usize) {
+        let node = self.nodes[i].take().expect("running");
+        node.handle.abort();
+        let _ = node.handle.await;
+    }
+
+    fn submit(&self, via: usize, tx: Bytes) {
+        self.nodes[via].as_ref().expect("running").gossip.unbounded_send(tx).unwrap();
+    }
+
+    fn chain(&self, i: usize) -> &ChainHandle {
+        &self.nodes[i].as_ref().expect("running").chain
+    }
+
+    fn live(&self) -> Vec<usize> {
+        (0..N).filter(|i| self.nodes[*i].is_some()).collect()
+    }
+
+    /// Waits (in simulated time) until every live validator has executed `tx`; returns its events.
+    async fn finalized(&self, tx: &Bytes) -> Vec<Event> {
+        let id = SignedTx::from_bytes(tx).unwrap().tx.id();
+        for _ in 0..600 {
+            let recs: Vec<_> = self.live().iter().map(|i| self.chain(*i).state().txs.get(&id).cloned()).collect();
+            if recs.iter().all(Option::is_some) {
+                let first = recs[0].clone().unwrap();
+                assert!(recs.iter().all(|r| r.as_ref() == Some(&first)), "validators disagree on {id}");
+                return first.result.unwrap_or_else(|e| panic!("tx {id} failed: {e}"));
+            }
+            self.ctx.sleep(Duration::from_millis(100)).await;
+        }
+        panic!("tx {id} not finalized on every live validator within 60 s");
+    }
+
+    fn height(&self, i: usize) -> u64 {
+        self.chain(i).state().height
+    }
+
+    /// Waits until every live validator reached `height`.
+    async fn reach(&self, height: u64) {
+        for _ in 0..1200 {
+            if self.live().iter().all(|i| self.height(*i) >= height) {
+                return;
+            }
+            self.ctx.sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "validators did not reach height {height}: {:?}",
+            self.live().iter().map(|i| self.height(*i)).collect::<Vec<_>>()
+        );
+    }
+
+    /// The state root every live validator computed at `height`.
+    fn root_at(&self, height: u64) -> Digest {
+        let roots: Vec<Digest> = self.live().iter().map(|i| self.chain(*i).state().roots[&height]).collect();
+        assert!(roots.iter().all(|r| *r == roots[0]), "state roots differ at height {height}: {roots:?}");
+        roots[0]
+    }
+}
+
+/// What a run ends with: (common height, state root there, slashed amount of the liar, auditor digest).
+type Outcome = (u64, Digest, u64, String);
+
+fn scenario(seed: u64) -> Outcome {
+    let runner = deterministic::Runner::new(
+        deterministic::Config::new().with_seed(seed).with_timeout(Some(Duration::from_secs(3_600))),
+    );
+    runner.start(|ctx| async move {
+        let users: Vec<NodeKey> = (1..=2).map(|i| NodeKey::from_secret([i; 32])).collect();
+        let executors: Vec<NodeKey> = (100..105).map(|i| NodeKey::from_secret([i; 32])).collect();
+        let accounts = users.iter().chain(&executors).map(|k| (k.public_key(), FUNDS)).collect();
+        let mut sim = Sim::new(ctx.child("sim"), accounts).await;
+        let mut w = Wallet { chain: sim.genesis.chain_id(), nonces: BTreeMap::new() };
+
+        // Executors register with stake; a model is registered.
+        let mut last = Bytes::new();
+        for (i, e) in executors.iter().enumerate() {
+            let pop = e.sign(domain::NODE_BIND, &e.public_key());
+            let kind = TxKind::RegisterNode {
+                node: e.public_key(),
+                endpoint: format!("http://127.0.0.1:{}", 7000 + i),
+                stake: 10_000,
+                node_signature: pop,
+            };
+            last = w.sign(e, kind);
+            sim.submit(i % N, last.clone());
+        }
+        let reg_model =
+            w.sign(&users[0], TxKind::RegisterModel { model: model(), name: "m@1".into(), commitment: vec![] });
+        sim.submit(0, reg_model.clone());
+        sim.finalized(&last).await;
+        sim.finalized(&reg_model).await;
+
+        // One validator crashes: the other three keep finalizing.
+        let crashed_at = sim.height(3);
+        sim.crash(3).await;
+        let before = sim.height(0);
+        let transfer = w.sign(&users[0], TxKind::Transfer { to: users[1].public_key(), amount: 500 });
+        sim.submit(1, transfer.clone());
+        sim.finalized(&transfer).await;
+
+        // A quorum job; one assigned executor lies.
+        let job_tx = w.sign(
+            &users[1],
+            TxKind::SubmitJob {
+                model: model(),
+                input_digest: Digest([5; 32]),
+                mode: Mode::Quorum,
+                quorum: 3,
+                fee_per_executor: 100,
+            },
+        );
+        sim.submit(2, job_tx.clone());
+        let (job, assigned) = match sim.finalized(&job_tx).await.as_slice() {
+            [Event::JobAssigned { job, executors }] => (*job, executors.clone()),
+            other => panic!("unexpected events {other:?}"),
+        };
+        let key_of = |a: &Address| executors.iter().find(|k| k.public_key() == *a).unwrap();
+        let liar = assigned[0];
+        let mut results = vec![];
+        for a in &assigned {
+            let out = if *a == liar { 66 } else { 9 };
+            let tx = w.sign(key_of(a), result_tx(key_of(a), job, out));
+            sim.submit(0, tx.clone());
+            results.push(tx);
+        }
+        for r in &results {
+            sim.finalized(r).await;
+        }
+        assert!(sim.height(0) > before, "chain advanced with a validator down");
+        let dispute_set = sim.chain(0).state().ledger.jobs[&job].dispute_set.clone();
+        assert!(!dispute_set.is_empty(), "a disagreement opens a dispute");
+
+        // The crashed validator restarts from its storage and catches up from its peers.
+        sim.start(3).await;
+        let target = sim.height(0);
+        assert!(target > crashed_at + 2, "the restarted validator missed blocks it must fetch from peers");
+        sim.reach(target).await;
+        sim.root_at(target);
+
+        // Re-execution by the dispute set decides; the liar is slashed.
+        let mut dispute_results = vec![];
+        for a in &dispute_set {
+            let tx = w.sign(key_of(a), result_tx(key_of(a), job, 9));
+            sim.submit(3, tx.clone());
+            dispute_results.push(tx);
+        }
+        for r in &dispute_results {
+            sim.finalized(r).await;
+        }
+        let st = sim.chain(3).state().ledger.clone();
+        assert_eq!(st.jobs[&job].status, JobStatus::Resolved(Digest([9; 32])));
+        let slashed = st.nodes[&liar].slashed;
+        assert!(slashed > 0, "the liar is slashed");
+        for a in assigned.iter().filter(|a| **a != liar) {
+            assert_eq!(st.nodes[a].slashed, 0, "honest executors keep their stake");
+        }
+
+        // A 2|2 partition: no quorum on either side, so nothing finalizes; healing resumes finality.
+        sim.unlink(|a, b| (a < 2) != (b < 2)).await;
+        ctx.sleep(Duration::from_secs(2)).await;
+        let frozen: Vec<u64> = sim.live().iter().map(|i| sim.height(*i)).collect();
+        let during = w.sign(&users[0], TxKind::Transfer { to: users[1].public_key(), amount: 7 });
+        sim.submit(0, during.clone());
+        ctx.sleep(Duration::from_secs(10)).await;
+        let still: Vec<u64> = sim.live().iter().map(|i| sim.height(*i)).collect();
+        assert_eq!(frozen, still, "no block finalizes without a quorum");
+        sim.link_all(|a, b| (a < 2) != (b < 2)).await;
+        sim.finalized(&during).await;
+
+        // Every validator ends on the same state.
+        let end = sim.live().iter().map(|i| sim.height(*i)).min().unwrap();
+        sim.reach(end).await;
+        let root = sim.root_at(end);
+        let supply: u128 = sim.chain(0).state().ledger.total_supply();
+        assert_eq!(supply, 7 * u128::from(FUNDS), "tokens are conserved");
+        (end, root, slashed, ctx.auditor().state())
+    })
+}
+
+#[test]
+fn four_validators_survive_crash_restart_partition_and_slash_a_liar() {
+    let a = scenario(7);
+    eprintln!("final height {}, state root {}, liar slashed {}", a.0, a.1.to_hex(), a.2);
+    assert!(a.0 > 5);
+    // The same seed replays to the same final state, bit for bit.
+    let b = scenario(7);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn garbage_from_a_byzantine_peer_is_dropped_and_the_peer_blocked() {
+    let runner = deterministic::Runner::new(
+        deterministic::Config::new().with_seed(11).with_timeout(Some(Duration::from_secs(3_600))),
+    );
+    runner.start(|ctx| async move {
+        let user = NodeKey::from_secret([1; 32]);
+        let sim = Sim::with_honest(ctx.child("sim"), vec![(user.public_key(), FUNDS)], 3).await;
+        let mut w = Wallet { chain: sim.genesis.chain_id(), nonces: BTreeMap::new() };
+
+        // Validator 3 is byzantine: it speaks garbage on every consensus, block and transaction channel.
+        let control = sim.oracle.control(sim.pks[3].clone());
+        let mut senders = vec![];
+        for c in channel::ALL {
+            let (s, _r) = control.register(c, Quota::per_second(NZU32!(100_000))).await.unwrap();
+            senders.push((s, _r));
+        }
+        let honest: Vec<Pk> = sim.pks[..3].to_vec();
+        for round in 0..20u8 {
+            for (s, _) in senders.iter_mut() {
+                let junk: Vec<u8> = (0..(round as usize * 97 % 4096)).map(|i| (i as u8).wrapping_mul(round)).collect();
+                use commonware_p2p::Sender as _;
+                let _ = s.send(commonware_p2p::Recipients::Some(honest.clone()), Bytes::from(junk), false);
+            }
+            ctx.sleep(Duration::from_millis(50)).await;
+        }
+        // A transaction with a forged signature.
+        let mut forged = SignedTx::from_bytes(&w.sign(&user, TxKind::Transfer { to: [9; 32], amount: 1 })).unwrap();
+        forged.signature[0] ^= 1;
+        use commonware_p2p::Sender as _;
+        let _ = senders[channel::TXS as usize].0.send(
+            commonware_p2p::Recipients::Some(honest.clone()),
+            Bytes::from(forged.to_bytes()),
+            false,
+        );
+        w.nonces.clear();
+
+        // The honest three keep finalizing real transactions and agree.
+        let tx = w.sign(&user, TxKind::Transfer { to: [9; 32], amount: 10 });
+        sim.submit(1, tx.clone());
+        sim.finalized(&tx).await;
+        let h = sim.live().iter().map(|i| sim.height(*i)).min().unwrap();
+        sim.root_at(h);
+        assert_eq!(sim.chain(0).state().ledger.accounts[&[9; 32]].balance, 10, "only the valid transfer applied");
+        let blocked = sim.oracle.blocked().await.unwrap();
+        assert!(
+            blocked.iter().any(|(by, who)| honest.contains(by) && *who == sim.pks[3]),
+            "an honest validator blocks the peer that sent a forged transaction: {blocked:?}"
+        );
+    });
+}
