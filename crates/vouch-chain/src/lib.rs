@@ -5,9 +5,12 @@
 //! the executor applies finalized blocks in height order ([`chain`]). [`validator::start`] wires one validator for
 //! any commonware runtime and p2p network.
 
+pub mod anchor;
 pub mod app;
 pub mod block;
 pub mod chain;
+pub mod net;
+pub mod spec;
 pub mod validator;
 
 pub use block::{Block, Header};

@@ -7,14 +7,17 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use commonware_consensus::marshal::{core::Mailbox, standard::Standard};
 use commonware_cryptography::{Signer as _, ed25519};
 use commonware_p2p::simulated::{self, Link, Oracle};
 use commonware_runtime::deterministic::{self, Context};
 use commonware_runtime::{Clock as _, Handle, Quota, Runner as _, Spawner as _, Supervisor as _};
 use commonware_utils::{NZU32, NZUsize, ordered::Set, probability};
 use futures::channel::{mpsc, oneshot};
+use vouch_chain::anchor::{self, AnchorError};
+use vouch_chain::app::Scheme;
 use vouch_chain::validator::{self, Channels, Config, Timing, channel};
-use vouch_chain::{Chain, ChainHandle};
+use vouch_chain::{Block, Chain, ChainHandle};
 use vouch_codec::tx::{Address, SignedTx, Tx, TxKind};
 use vouch_codec::{AgreementRule, Digest, Mode, ModelId, ReceiptBody, domain};
 use vouch_crypto::NodeKey;
@@ -51,7 +54,13 @@ impl Wallet {
 }
 
 fn result_tx(node: &NodeKey, job: Digest, output: u8) -> TxKind {
-    let body = ReceiptBody {
+    let body = receipt_body(node, job, output);
+    let signature = node.sign(domain::RECEIPT_SIGNATURE, &body.id().0);
+    TxKind::SubmitResult { job, node: node.public_key(), body: body.to_bytes(), signature }
+}
+
+fn receipt_body(node: &NodeKey, job: Digest, output: u8) -> ReceiptBody {
+    ReceiptBody {
         format: 1,
         model: model(),
         mode: Mode::Quorum,
@@ -63,14 +72,13 @@ fn result_tx(node: &NodeKey, job: Digest, output: u8) -> TxKind {
         executors: vec![node.public_key()],
         rule: AgreementRule::Exact,
         extensions: vec![],
-    };
-    let signature = node.sign(domain::RECEIPT_SIGNATURE, &body.id().0);
-    TxKind::SubmitResult { job, node: node.public_key(), body: body.to_bytes(), signature }
+    }
 }
 
 struct Node {
     chain: ChainHandle,
     gossip: mpsc::UnboundedSender<Bytes>,
+    marshal: Mailbox<Scheme, Standard<Block>>,
     handle: Handle<()>,
 }
 
@@ -163,12 +171,12 @@ impl Sim {
         let handle = self.ctx.child("validator").with_attribute("index", i).with_attribute("run", self.restarts).spawn(
             move |ctx| async move {
                 let v = validator::start(ctx, c, cfg, Channels { pairs }).await.expect("validator starts");
-                let _ = tx.send(v.gossip.clone());
+                let _ = tx.send((v.gossip.clone(), v.marshal.clone()));
                 let _ = v.engine.await;
             },
         );
-        let gossip = rx.await.expect("validator reports its gossip channel");
-        self.nodes[i] = Some(Node { chain, gossip, handle });
+        let (gossip, marshal) = rx.await.expect("validator reports its gossip channel");
+        self.nodes[i] = Some(Node { chain, gossip, marshal, handle });
     }
 
     async fn crash(&mut self, i: usize) {
@@ -344,6 +352,73 @@ fn scenario(seed: u64) -> Outcome {
         let end = sim.live().iter().map(|i| sim.height(*i)).min().unwrap();
         sim.reach(end).await;
         let root = sim.root_at(end);
+        // An executor settles a signed receipt; its anchor verifies offline against the validator set, and every
+        // single change to it is caught with its exact error.
+        let issuer = &executors[4];
+        let body = receipt_body(issuer, job, 9);
+        let settle = w.sign(issuer, TxKind::SettleReceipt { receipt: body.id() });
+        sim.submit(2, settle.clone());
+        sim.finalized(&settle).await;
+        let mut a = None;
+        for _ in 0..100 {
+            let n = sim.nodes[1].as_ref().unwrap();
+            a = anchor::build(&n.chain, &n.marshal, &body.id()).await;
+            if a.is_some() {
+                break;
+            }
+            ctx.sleep(Duration::from_millis(100)).await;
+        }
+        let a = a.expect("a finalized settlement has an anchor");
+        let n0 = sim.nodes[0].as_ref().unwrap();
+        let a0 = anchor::build(&n0.chain, &n0.marshal, &body.id()).await.expect("anchor on another validator");
+        assert_eq!(
+            (a0.height, a0.block_hash, a0.tx_index),
+            (a.height, a.block_hash, a.tx_index),
+            "same anchor everywhere"
+        );
+        let chain_id = sim.genesis.chain_id();
+        let vals = sim.pks.clone();
+        anchor::verify(&a, &body, &chain_id, &vals).unwrap();
+        let check = |f: &dyn Fn(&mut vouch_codec::Anchor), want: &dyn Fn(&AnchorError) -> bool| {
+            let mut t = a.clone();
+            f(&mut t);
+            let e = anchor::verify(&t, &body, &chain_id, &vals).expect_err("tampered anchor accepted");
+            assert!(want(&e), "unexpected error {e}");
+        };
+        check(&|t| t.chain[0] ^= 1, &|e| matches!(e, AnchorError::WrongChain { .. }));
+        check(&|t| t.height += 1, &|e| *e == AnchorError::BlockMismatch);
+        check(&|t| t.block_hash[5] ^= 1, &|e| *e == AnchorError::BlockMismatch);
+        check(&|t| t.headers.truncate(79), &|e| *e == AnchorError::MalformedHeaders);
+        check(&|t| t.tx_index += 1, &|e| matches!(e, AnchorError::NotIncluded(_)));
+        check(
+            &|t| {
+                let l = t.inclusion.len();
+                t.inclusion[l - 1] ^= 1
+            },
+            &|e| matches!(e, AnchorError::NotIncluded(_)),
+        );
+        check(
+            &|t| {
+                let l = t.tx.len();
+                t.tx[l - 1] ^= 1
+            },
+            &|e| matches!(e, AnchorError::NotIncluded(_)),
+        );
+        check(
+            &|t| {
+                let l = t.certificate.len();
+                t.certificate[l - 1] ^= 1
+            },
+            &|e| *e == AnchorError::BadCertificate,
+        );
+        check(&|t| t.certificate.truncate(10), &|e| matches!(e, AnchorError::MalformedCertificate(_)));
+        // Another receipt, and another validator set, are rejected too.
+        let mut other = body.clone();
+        other.output_digest = Digest([8; 32]);
+        assert!(matches!(anchor::verify(&a, &other, &chain_id, &vals), Err(AnchorError::BadSettlement(_))));
+        let strangers: Vec<Pk> = (10..14).map(|s| ed25519::PrivateKey::from_seed(s).public_key()).collect();
+        assert_eq!(anchor::verify(&a, &body, &chain_id, &strangers), Err(AnchorError::BadCertificate));
+
         let supply: u128 = sim.chain(0).state().ledger.total_supply();
         assert_eq!(supply, 7 * u128::from(FUNDS), "tokens are conserved");
         (end, root, slashed, ctx.auditor().state())

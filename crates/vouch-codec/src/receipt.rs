@@ -185,7 +185,17 @@ pub struct Anchor {
     pub block_hash: [u8; 32],
     /// Index of the settling transaction in the block.
     pub tx_index: u32,
-    /// Finalization certificate, in the consensus engine's encoding.
+    /// The settling transaction (a signed `SettleReceipt` of this receipt's id by its executor).
+    #[serde(with = "hex_bytes")]
+    pub tx: Vec<u8>,
+    /// Merkle path of the transaction under the block's transaction root.
+    #[serde(with = "hex_bytes")]
+    pub inclusion: Vec<u8>,
+    /// Headers (80 bytes each) from the anchoring block up to the finalized block the certificate signs; usually
+    /// just the anchoring block's own header.
+    #[serde(with = "hex_bytes")]
+    pub headers: Vec<u8>,
+    /// Finalization certificate of the last header, in the consensus engine's encoding.
     #[serde(with = "hex_bytes")]
     pub certificate: Vec<u8>,
 }
@@ -346,6 +356,9 @@ impl Anchor {
         w.u64(self.height);
         w.raw(&self.block_hash);
         w.u32(self.tx_index);
+        w.bytes(&self.tx);
+        w.bytes(&self.inclusion);
+        w.bytes(&self.headers);
         w.bytes(&self.certificate);
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -354,6 +367,9 @@ impl Anchor {
             height: r.u64("anchor height")?,
             block_hash: r.array("anchor block hash")?,
             tx_index: r.u32("anchor tx index")?,
+            tx: r.bytes("anchor tx")?.to_vec(),
+            inclusion: r.bytes("anchor inclusion")?.to_vec(),
+            headers: r.bytes("anchor headers")?.to_vec(),
             certificate: r.bytes("anchor certificate")?.to_vec(),
         })
     }

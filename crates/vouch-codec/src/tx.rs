@@ -81,6 +81,12 @@ pub enum TxKind {
         /// The node's receipt signature (`VOUCH_RECEIPT_V1 || receipt id`).
         signature: [u8; 64],
     },
+    /// Settles a receipt the sender issued (tag 7): the sender is the executing node's identity key, so the signed
+    /// transaction is the node's on-ledger statement that it issued the receipt with this id.
+    SettleReceipt {
+        /// The receipt id.
+        receipt: Digest,
+    },
 }
 
 /// An unsigned transaction.
@@ -159,6 +165,10 @@ impl Tx {
                 w.bytes(body);
                 w.raw(signature);
             }
+            TxKind::SettleReceipt { receipt } => {
+                w.u8(7);
+                w.raw(&receipt.0);
+            }
         }
     }
 
@@ -201,6 +211,7 @@ impl Tx {
                 body: r.bytes("receipt body")?.to_vec(),
                 signature: r.array("signature")?,
             },
+            7 => TxKind::SettleReceipt { receipt: Digest(r.array("receipt id")?) },
             v => return Err(DecodeError::InvalidValue { what: "tx kind", value: v.into() }),
         };
         Ok(Self { chain, from, nonce, fee, kind })

@@ -174,6 +174,11 @@ pub enum Event {
         /// The majority's output digest.
         output_digest: Digest,
     },
+    /// A receipt was settled.
+    ReceiptSettled {
+        /// Receipt id.
+        receipt: Digest,
+    },
     /// A node lost stake.
     Slashed {
         /// The node.
@@ -297,6 +302,9 @@ pub enum TxError {
     /// The receipt is for another job, model or input, or does not list the node.
     #[error("receipt does not match the job: {0}")]
     ReceiptMismatch(&'static str),
+    /// The receipt is already settled.
+    #[error("receipt {0} is already settled")]
+    ReceiptSettled(String),
     /// The node's receipt signature does not verify.
     #[error("bad receipt signature by node {0}")]
     BadResultSignature(String),
@@ -319,6 +327,8 @@ pub struct State {
     pub jobs: BTreeMap<Digest, Job>,
     /// Fees and unclaimed slashes.
     pub treasury: u64,
+    /// Settled receipts: id -> (issuing node, height).
+    pub receipts: BTreeMap<Digest, (Address, u64)>,
 }
 
 /// The checks that need no state: the transaction is for `chain` and its signature verifies. Block
@@ -350,6 +360,7 @@ impl State {
             models: BTreeMap::new(),
             jobs: BTreeMap::new(),
             treasury: 0,
+            receipts: BTreeMap::new(),
         }
     }
 
@@ -424,6 +435,12 @@ impl State {
                     w.raw(&d.0)
                 }
             }
+        }
+        w.len(self.receipts.len());
+        for (id, (node, height)) in &self.receipts {
+            w.raw(&id.0);
+            w.raw(node);
+            w.u64(*height);
         }
         Digest::of(domain::STATE, &w.finish())
     }
@@ -557,6 +574,15 @@ impl State {
                         height: ctx.height,
                     },
                 );
+            }
+            TxKind::SettleReceipt { receipt } => {
+                if self.receipts.contains_key(receipt) {
+                    return Err(TxError::ReceiptSettled(receipt.to_hex()));
+                }
+                let needed = spend(0)?;
+                self.charge(tx.from, needed, tx.fee);
+                self.receipts.insert(*receipt, (tx.from, ctx.height));
+                events.push(Event::ReceiptSettled { receipt: *receipt });
             }
             TxKind::SubmitResult { job, node, body, signature } => {
                 let j = self.jobs.get(job).ok_or_else(|| TxError::UnknownJob(job.to_hex()))?;

@@ -1,0 +1,145 @@
+//! Receipt anchors: where a receipt's settling transaction sits in the finalized chain, with everything needed to
+//! check that offline against the chain spec's validator set (headers, Merkle path, finalization certificate).
+
+use bytes::Bytes;
+use commonware_codec::{Decode as _, Encode as _};
+use commonware_consensus::simplex::types::Finalization;
+use commonware_consensus::types::Height;
+use commonware_cryptography::certificate::Verifier as _;
+use commonware_cryptography::{ed25519, sha256};
+use commonware_parallel::Sequential;
+use commonware_utils::ordered::Set;
+use vouch_codec::tx::{SignedTx, TxKind};
+use vouch_codec::{Anchor, Digest, ReceiptBody};
+
+use crate::app::Scheme;
+use crate::block::Block;
+use crate::block::{Header, verify_inclusion};
+use crate::chain::ChainHandle;
+use crate::validator::NAMESPACE;
+use commonware_consensus::marshal::{core::Mailbox, standard::Standard};
+
+/// Why an anchor does not prove settlement.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnchorError {
+    /// The anchor is for another chain.
+    #[error("anchor is for chain {found}, expected {expected}")]
+    WrongChain {
+        /// The spec's chain id.
+        expected: String,
+        /// The anchor's.
+        found: String,
+    },
+    /// Headers are missing or not 80-byte records.
+    #[error("malformed anchor headers")]
+    MalformedHeaders,
+    /// The first header is not the named block.
+    #[error("anchor header does not hash to the anchored block")]
+    BlockMismatch,
+    /// The headers do not form a chain.
+    #[error("anchor headers do not chain (at height {0})")]
+    BrokenHeaderChain(u64),
+    /// The Merkle path does not place the transaction in the block.
+    #[error("settling transaction is not in the anchored block: {0}")]
+    NotIncluded(String),
+    /// The settling transaction is malformed, unsigned or not a settlement of this receipt by its executor.
+    #[error("settling transaction: {0}")]
+    BadSettlement(String),
+    /// The certificate does not decode.
+    #[error("malformed finalization certificate: {0}")]
+    MalformedCertificate(String),
+    /// The certificate is not for the last header.
+    #[error("finalization certificate is for another block")]
+    CertificateMismatch,
+    /// The certificate's signatures do not verify against the validator set.
+    #[error("finalization certificate does not verify against the validator set")]
+    BadCertificate,
+}
+
+/// Checks `anchor` for the receipt `body` against the chain id and validator set of a chain spec.
+pub fn verify(
+    anchor: &Anchor,
+    body: &ReceiptBody,
+    chain_id: &[u8; 32],
+    validators: &[ed25519::PublicKey],
+) -> Result<(), AnchorError> {
+    if anchor.chain != *chain_id {
+        return Err(AnchorError::WrongChain { expected: hex::encode(chain_id), found: hex::encode(anchor.chain) });
+    }
+    if anchor.headers.is_empty() || !anchor.headers.len().is_multiple_of(80) || anchor.headers.len() > 80 * 1024 {
+        return Err(AnchorError::MalformedHeaders);
+    }
+    let headers: Vec<Header> =
+        anchor.headers.chunks_exact(80).map(|c| Header::from_bytes(c.try_into().expect("80 bytes"))).collect();
+    let first = headers[0];
+    if first.digest() != anchor.block_hash || first.height != anchor.height {
+        return Err(AnchorError::BlockMismatch);
+    }
+    for pair in headers.windows(2) {
+        if pair[1].parent != pair[0].digest() || pair[1].height != pair[0].height + 1 {
+            return Err(AnchorError::BrokenHeaderChain(pair[1].height));
+        }
+    }
+    verify_inclusion(&anchor.tx, anchor.tx_index, &first.tx_root, &anchor.inclusion)
+        .map_err(AnchorError::NotIncluded)?;
+    let stx = SignedTx::from_bytes(&anchor.tx).map_err(|e| AnchorError::BadSettlement(e.to_string()))?;
+    vouch_ledger::check_stateless(chain_id, &stx).map_err(|e| AnchorError::BadSettlement(e.to_string()))?;
+    match stx.tx.kind {
+        TxKind::SettleReceipt { receipt } if receipt == body.id() => {}
+        _ => return Err(AnchorError::BadSettlement("not a settlement of this receipt".into())),
+    }
+    if !body.executors.contains(&stx.tx.from) {
+        return Err(AnchorError::BadSettlement("not sent by the receipt's executor".into()));
+    }
+    let verifier = Scheme::verifier(NAMESPACE, Set::from_iter_dedup(validators.iter().cloned()));
+    let fin = Finalization::<Scheme, sha256::Digest>::decode_cfg(
+        Bytes::copy_from_slice(&anchor.certificate),
+        &verifier.certificate_codec_config(),
+    )
+    .map_err(|e| AnchorError::MalformedCertificate(e.to_string()))?;
+    let last = headers.last().expect("non-empty");
+    if fin.proposal.payload != sha256::Digest::from(last.digest()) {
+        return Err(AnchorError::CertificateMismatch);
+    }
+    if !fin.verify(&mut commonware_utils::sys_rng(), &verifier, &Sequential) {
+        return Err(AnchorError::BadCertificate);
+    }
+    Ok(())
+}
+
+/// Builds the anchor of a settled receipt, if its settlement is finalized and a certificate is available.
+pub async fn build(
+    chain: &ChainHandle,
+    marshal: &Mailbox<Scheme, Standard<Block>>,
+    receipt: &Digest,
+) -> Option<Anchor> {
+    let (height, tip, headers) = {
+        let st = chain.state();
+        let (_, height) = *st.ledger.receipts.get(receipt)?;
+        (height, st.height, st.headers.range(height..).map(|(_, h)| *h).collect::<Vec<_>>())
+    };
+    let block = marshal.get_block(Height::new(height)).await?;
+    let (index, tx) = block.inner().txs().iter().enumerate().find(|(_, b)| {
+        SignedTx::from_bytes(b)
+            .is_ok_and(|s| matches!(s.tx.kind, TxKind::SettleReceipt { receipt: r } if r == *receipt))
+    })?;
+    let inclusion = block.inner().inclusion_proof(index as u32)?;
+    // The block's own certificate, or (if it was finalized implicitly as an ancestor) the next one above it.
+    for h in height..=tip {
+        if let Some(fin) = marshal.get_finalization(Height::new(h)).await {
+            let header_chain: Vec<u8> =
+                headers.iter().take((h - height + 1) as usize).flat_map(|hd| hd.to_bytes()).collect();
+            return Some(Anchor {
+                chain: chain.chain_id(),
+                height,
+                block_hash: block.inner().header().digest(),
+                tx_index: index as u32,
+                tx: tx.to_vec(),
+                inclusion,
+                headers: header_chain,
+                certificate: fin.encode().to_vec(),
+            });
+        }
+    }
+    None
+}
