@@ -13,6 +13,11 @@ use tracing::warn;
 use crate::block::{Block, MAX_BLOCK_TXS};
 use crate::chain::{ChainHandle, check_block_txs};
 
+/// How long a proposer with an empty mempool polls for transactions before proposing an empty block (keeps an idle
+/// chain at a few blocks per second, far below the leader timeout).
+const EMPTY_BLOCK_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+const EMPTY_BLOCK_POLLS: usize = 6;
+
 /// The ed25519 simplex signing scheme.
 pub type Scheme = commonware_consensus::simplex::scheme::ed25519::Scheme;
 
@@ -62,8 +67,16 @@ impl<E: Clock + Send + Sync + 'static> Application<E> for App {
             cursor = ancestry.next().await;
         }
         pending.reverse();
-        let txs = self.chain.select(&pending, self.max_txs);
+        // An idle chain does not spin: wait (briefly) for transactions before proposing an empty block.
         let p = parent.inner().header();
+        let mut txs = self.chain.select(&pending, self.max_txs);
+        for _ in 0..EMPTY_BLOCK_POLLS {
+            if !txs.is_empty() {
+                break;
+            }
+            clock.sleep(EMPTY_BLOCK_POLL).await;
+            txs = self.chain.select(&pending, self.max_txs);
+        }
         let ts = now_ms(&clock).max(p.timestamp_ms);
         let block = Block::new(p.digest(), p.height + 1, ts, txs);
         let digest = commonware_cryptography::Digestible::digest(&block);

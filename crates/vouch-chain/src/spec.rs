@@ -79,16 +79,18 @@ fn hex32(what: &str, s: &str) -> Result<[u8; 32], String> {
     v.try_into().map_err(|_| format!("{what} {s:?}: not 32 bytes"))
 }
 
-/// The consensus key derived from a node's identity secret (a separate key, so consensus and receipt signatures
-/// can never be confused).
-pub fn consensus_key(node_secret: &[u8; 32]) -> ed25519::PrivateKey {
-    let seed = blake3::derive_key("VOUCH_CONSENSUS_KEY_V1", node_secret);
-    ed25519::PrivateKey::decode(bytes::Bytes::copy_from_slice(&seed)).expect("any 32 bytes are an ed25519 secret")
+/// Context of the consensus key derived from a node key (`NodeKey::derive_seed`): a separate key, so consensus and
+/// receipt signatures can never be confused.
+pub const CONSENSUS_KEY_CONTEXT: &str = "VOUCH_CONSENSUS_KEY_V1";
+
+/// The consensus key of a derived seed.
+pub fn consensus_key(seed: &[u8; 32]) -> ed25519::PrivateKey {
+    ed25519::PrivateKey::decode(bytes::Bytes::copy_from_slice(seed)).expect("any 32 bytes are an ed25519 secret")
 }
 
-/// The public consensus key of a node secret, hex.
-pub fn consensus_public_hex(node_secret: &[u8; 32]) -> String {
-    hex::encode(consensus_key(node_secret).public_key().as_ref())
+/// The public consensus key of a derived seed, hex.
+pub fn consensus_public_hex(seed: &[u8; 32]) -> String {
+    hex::encode(consensus_key(seed).public_key().as_ref())
 }
 
 impl ChainSpec {

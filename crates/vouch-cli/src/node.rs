@@ -4,7 +4,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use vouch_node::{Node, NodeConfig};
 
@@ -29,7 +29,7 @@ pub struct HomeArgs {
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// A single local node with embedded storage (the only network mode until the ledger lands).
+    /// Without a genesis.json in the home, create a single-validator chain (a one-node network) instead of failing.
     #[arg(long)]
     dev: bool,
     #[command(flatten)]
@@ -51,12 +51,9 @@ fn resolve(home: &HomeArgs, listen: Option<SocketAddr>) -> anyhow::Result<(PathB
 pub async fn run(cli: &Cli, cmd: &NodeCommand) -> anyhow::Result<Outcome> {
     match cmd {
         NodeCommand::Run(args) => {
-            if !args.dev {
-                bail!("no network is configured: run `vouch node run --dev` for a single local node");
-            }
             let (home, config) = resolve(&args.home, args.listen)?;
             init_tracing();
-            let node = Node::start(&home, config).await.context("starting node")?;
+            let node = Node::start(&home, config, args.dev).await.context("starting node")?;
             // The first line of stdout is the API address: scripts and tests read it (port 0 binds any port).
             // Written without println!: a closed stdout must not take the node down.
             let mut out = std::io::stdout().lock();

@@ -117,6 +117,12 @@ impl NodeKey {
         }
     }
 
+    /// A secret for another purpose (e.g. the consensus key), derived one-way from this key: the node keeps a
+    /// single secret file, and the derived key can never sign as the node key.
+    pub fn derive_seed(&self, context: &str) -> [u8; 32] {
+        blake3::derive_key(context, &self.key.to_bytes())
+    }
+
     /// The 32-byte public key (the node id).
     pub fn public_key(&self) -> [u8; 32] {
         self.key.verifying_key().to_bytes()

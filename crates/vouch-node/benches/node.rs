@@ -163,6 +163,7 @@ fn main() {
         .block_on(vouch_node::Node::start(
             home.path(),
             vouch_node::NodeConfig { listen: "127.0.0.1:0".parse().unwrap(), ..Default::default() },
+            true,
         ))
         .unwrap();
     let url = format!("http://{}", node.local_addr());

@@ -6,6 +6,8 @@
 
 pub mod config;
 mod error;
+mod explorer;
+mod ledger;
 mod metrics;
 mod receipts;
 mod routes;
@@ -62,6 +64,8 @@ pub(crate) struct NodeState {
     pub metrics: metrics::Metrics,
     pub infer_slots: tokio::sync::Semaphore,
     pub started: Instant,
+    /// The chain this node validates.
+    pub ledger: ledger::Ledger,
 }
 
 /// A node bound to its address and ready to serve.
@@ -72,8 +76,9 @@ pub struct Node {
 }
 
 impl Node {
-    /// Opens `home` (creating key, storage) and binds `config.listen`.
-    pub async fn start(home: &Path, config: NodeConfig) -> Result<Self, NodeError> {
+    /// Opens `home` (creating key, storage), binds `config.listen` and starts the node's validator: the chain of
+    /// `home/genesis.json`, or with `dev` (and no genesis yet) a new single-validator chain.
+    pub async fn start(home: &Path, config: NodeConfig, dev: bool) -> Result<Self, NodeError> {
         std::fs::create_dir_all(home).map_err(|e| NodeError::Config(format!("creating {}: {e}", home.display())))?;
         let key = NodeKey::load_or_create(&home.join("node.key"))?;
         let hub = Hub::open(home)?;
@@ -83,7 +88,11 @@ impl Node {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| NodeError::Bind { addr: config.listen, source })?;
+        let api = format!("http://{}", listener.local_addr().map_err(|source| NodeError::Bind { addr: config.listen, source })?);
+        let spec = ledger::load_or_create_spec(home, &key, &api, dev)?;
+        let ledger = ledger::Ledger::start(home, &key, spec)?;
         let state = Arc::new(NodeState {
+            ledger,
             infer_slots: tokio::sync::Semaphore::new(config.inference_slots()),
             metrics: metrics::Metrics::new(),
             config,

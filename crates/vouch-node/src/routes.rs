@@ -45,6 +45,13 @@ pub(crate) fn router(state: Arc<NodeState>) -> Router {
         .route("/v1/infer", post(infer))
         .route("/v1/receipts/{id}", get(get_receipt))
         .route("/v1/verify", post(verify))
+        .route("/v1/ledger/status", get(crate::explorer::status))
+        .route("/v1/ledger/genesis", get(crate::explorer::genesis))
+        .route("/v1/ledger/blocks/{height}", get(crate::explorer::block))
+        .route("/v1/ledger/nodes", get(crate::explorer::nodes))
+        .route("/v1/ledger/accounts/{address}", get(crate::explorer::account))
+        .route("/v1/ledger/txs", post(crate::explorer::submit_tx))
+        .route("/v1/ledger/txs/{id}", get(crate::explorer::tx))
         .route("/v1/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
@@ -93,7 +100,7 @@ async fn node_status(State(s): AppState) -> Result<Json<NodeStatus>, ApiError> {
         node_id: hex::encode(s.key.public_key()),
         version: env!("CARGO_PKG_VERSION").into(),
         engine: s.cache.engine_id(),
-        network: "dev".into(),
+        network: hex::encode(s.ledger.running.chain.chain_id()),
         modes: vec!["signed".into(), "zk".into()],
         models,
         receipts,
@@ -305,6 +312,7 @@ async fn infer(State(s): AppState, body: Result<Bytes, BytesRejection>) -> Resul
     drop(_permit);
     s.receipts.put(&receipt).await?;
     s.metrics.receipts_issued.inc();
+    settle(&s, receipt.id());
     Ok(Json(serde_json::to_value(receipt.to_json()).map_err(ApiError::internal)?))
 }
 
@@ -376,18 +384,34 @@ async fn infer_zk(
     drop(_permit);
     s.receipts.put(&receipt).await?;
     s.metrics.receipts_issued.inc();
+    settle(&s, receipt.id());
     Ok(Json(serde_json::to_value(receipt.to_json()).map_err(ApiError::internal)?))
+}
+
+/// Queues the settlement of a receipt this node issued; the receipt is already durable, so a failure here only
+/// delays its anchor (it is logged, and the inference still succeeds).
+fn settle(s: &NodeState, receipt: Digest) {
+    if let Err(e) = s.ledger.settle(&s.key, receipt) {
+        tracing::warn!(receipt = %receipt, error = %e, "receipt.settle failed");
+    }
 }
 
 async fn get_receipt(State(s): AppState, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
     let digest: Digest = id
         .parse()
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", "a receipt id is 64 hex characters"))?;
-    let receipt = blocking(move || Ok(s.receipts.get(&digest)?)).await?;
-    match receipt {
-        Some(r) => Ok(Json(serde_json::to_value(r.to_json()).map_err(ApiError::internal)?)),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "receipt_not_found", format!("no receipt {id}"))),
+    let st = s.clone();
+    let receipt = blocking(move || Ok(st.receipts.get(&digest)?)).await?;
+    let Some(mut r) = receipt else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "receipt_not_found", format!("no receipt {id}")));
+    };
+    if r.anchor.is_none()
+        && let Some(anchor) = s.ledger.anchor(&digest).await
+    {
+        r.anchor = Some(anchor);
+        s.receipts.put(&r).await?;
     }
+    Ok(Json(serde_json::to_value(r.to_json()).map_err(ApiError::internal)?))
 }
 
 async fn verify(body: Result<Bytes, BytesRejection>) -> Result<Json<VerifyResponse>, ApiError> {
