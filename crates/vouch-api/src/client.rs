@@ -91,7 +91,8 @@ impl Client {
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+    /// GETs a JSON document under the node's base URL (e.g. `/v1/ledger/status`).
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let resp = self.http.get(self.url(path)).send().await.map_err(|e| self.connect_err(e))?;
         Self::json(resp).await
     }

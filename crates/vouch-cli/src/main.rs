@@ -2,7 +2,9 @@
 //!
 //! Exit codes: 0 success, 1 verification failed (`vouch verify`), 2 usage or any other error.
 
+mod devnet;
 mod infer;
+mod ledger;
 mod model;
 mod node;
 mod receipt;
@@ -42,6 +44,14 @@ enum Command {
     /// Show stored receipts.
     #[command(subcommand)]
     Receipt(receipt::ReceiptCommand),
+    /// Inspect the ledger.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
+    /// Inspect accounts.
+    #[command(subcommand)]
+    Account(ledger::AccountCommand),
+    /// Run a local multi-node network (real processes on loopback) until SIGINT.
+    Devnet(devnet::DevnetArgs),
 }
 
 /// What a command returns: success, or a verification failure (exit 1) already reported.
@@ -73,6 +83,9 @@ fn main() -> ExitCode {
             Command::Infer(a) => infer::run(&cli, a).await,
             Command::Verify(a) => verify::run(&cli, a),
             Command::Receipt(c) => receipt::run(&cli, c).await,
+            Command::Ledger(c) => ledger::run(&cli, c).await,
+            Command::Account(c) => ledger::account(&cli, c).await,
+            Command::Devnet(a) => devnet::run(&cli, a).await,
         }
     });
     match result {

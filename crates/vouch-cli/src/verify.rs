@@ -16,6 +16,24 @@ pub struct VerifyArgs {
     /// The model file: also check that its bytes are the receipt's model.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// A chain spec (genesis.json): also check the receipt's ledger anchor against its validator set, offline.
+    #[arg(long)]
+    genesis: Option<PathBuf>,
+}
+
+/// Checks the anchor of a (signature-valid) receipt against a chain spec.
+fn check_anchor(text: &str, genesis: &PathBuf) -> anyhow::Result<Result<u64, String>> {
+    let spec = vouch_chain::spec::ChainSpec::load(genesis).map_err(anyhow::Error::msg)?;
+    let chain_id = spec.genesis().map_err(anyhow::Error::msg)?.chain_id();
+    let keys = spec.validator_keys().map_err(anyhow::Error::msg)?;
+    let json: vouch_codec::ReceiptJson = serde_json::from_str(text)?;
+    let receipt = json.to_receipt().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(anchor) = &receipt.anchor else {
+        return Ok(Err("the receipt has no ledger anchor (not settled yet: try `vouch receipt show ID --wait`)".into()));
+    };
+    Ok(vouch_chain::anchor::verify(anchor, &receipt.body, &chain_id, &keys)
+        .map(|_| anchor.height)
+        .map_err(|e| format!("anchor: {e}")))
 }
 
 fn hash_file(path: &PathBuf) -> anyhow::Result<ModelId> {
@@ -35,13 +53,22 @@ fn hash_file(path: &PathBuf) -> anyhow::Result<ModelId> {
 pub fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
     let text = std::fs::read_to_string(&a.receipt).with_context(|| format!("reading {}", a.receipt.display()))?;
     let model = a.model.as_ref().map(hash_file).transpose()?;
-    match vouch_receipt::verify_json(&text, model) {
+    let verified = vouch_receipt::verify_json(&text, model).map_err(|e| e.to_string());
+    let anchored = match (&verified, &a.genesis) {
+        (Ok(_), Some(g)) => Some(check_anchor(&text, g)?),
+        _ => None,
+    };
+    let verified = match (verified, &anchored) {
+        (Ok(_), Some(Err(e))) => Err(e.clone()),
+        (v, _) => v,
+    };
+    match verified {
         Ok(v) => {
             if cli.json {
                 print_json(&serde_json::json!({
                     "valid": true, "id": v.id.to_hex(), "model": v.model, "mode": v.mode.name(),
                     "signers": v.signers.iter().map(hex::encode).collect::<Vec<_>>(), "model_checked": v.model_checked,
-                    "zk_layers": v.zk_layers,
+                    "zk_layers": v.zk_layers, "anchor_height": anchored.and_then(Result::ok),
                 }))?;
             } else {
                 println!("valid: receipt {}", v.id);
@@ -49,6 +76,9 @@ pub fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
                 println!("  mode    {}", v.mode.name());
                 for s in &v.signers {
                     println!("  signer  {}", hex::encode(s));
+                }
+                if let Some(Ok(h)) = anchored {
+                    println!("  anchor  settled at height {h}, finalization certificate verified against the genesis validators");
                 }
                 if let Some(n) = v.zk_layers {
                     println!("  zk      proof verified ({n} layer STARKs, {})", vouch_zk_system());

@@ -1,0 +1,96 @@
+//! `vouch devnet --nodes N`: writes one chain spec (validators, stakes, funded accounts) and starts N real
+//! `vouch node run` processes on loopback, HTTP on P, P+1, ..., p2p on P+100, P+101, ...; stops them on SIGINT.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use vouch_chain::spec::{AccountSpec, CONSENSUS_KEY_CONTEXT, ChainSpec, ValidatorSpec, consensus_public_hex};
+use vouch_crypto::NodeKey;
+
+use crate::{Cli, Outcome};
+
+/// Balance of every devnet node's account and of the dev account.
+const DEVNET_FUNDS: u64 = 1_000_000_000_000;
+
+#[derive(Args)]
+pub struct DevnetArgs {
+    /// Number of validator nodes.
+    #[arg(long, default_value_t = 4)]
+    nodes: usize,
+    /// Directory of the network (one sub-directory per node); reused on the next run.
+    #[arg(long)]
+    home: Option<PathBuf>,
+    /// HTTP port of the first node (p2p ports start at this + 100).
+    #[arg(long, default_value_t = 7100)]
+    base_port: u16,
+}
+
+pub async fn run(_cli: &Cli, a: &DevnetArgs) -> anyhow::Result<Outcome> {
+    if a.nodes == 0 || a.nodes > 64 {
+        bail!("--nodes must be between 1 and 64");
+    }
+    let home = a.home.clone().unwrap_or_else(|| crate::default_home().join("devnet"));
+    std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
+    let dev = NodeKey::load_or_create(&home.join("dev-account.key"))?;
+    let mut validators = vec![];
+    let mut accounts = vec![AccountSpec { address: hex::encode(dev.public_key()), balance: DEVNET_FUNDS }];
+    for i in 0..a.nodes {
+        let dir = home.join(format!("node{i}"));
+        let key = NodeKey::load_or_create(&dir.join("node.key"))?;
+        let http = a.base_port.checked_add(i as u16).context("port out of range")?;
+        let p2p = a.base_port.checked_add(100 + i as u16).context("port out of range")?;
+        validators.push(ValidatorSpec {
+            consensus_key: consensus_public_hex(&key.derive_seed(CONSENSUS_KEY_CONTEXT)),
+            node_id: hex::encode(key.public_key()),
+            p2p: ([127, 0, 0, 1], p2p).into(),
+            api: format!("http://127.0.0.1:{http}"),
+        });
+        accounts.push(AccountSpec { address: hex::encode(key.public_key()), balance: DEVNET_FUNDS });
+        std::fs::write(dir.join("config.toml"), format!("listen = \"127.0.0.1:{http}\"\n"))?;
+    }
+    let spec = ChainSpec { accounts, params: Default::default(), validators };
+    let text = serde_json::to_string_pretty(&spec)?;
+    std::fs::write(home.join("genesis.json"), &text)?;
+    for i in 0..a.nodes {
+        let path = home.join(format!("node{i}")).join("genesis.json");
+        match std::fs::read_to_string(&path) {
+            Ok(old) if old != text => bail!(
+                "{} belongs to another network (different ports or node count); use another --home",
+                path.display()
+            ),
+            _ => std::fs::write(&path, &text)?,
+        }
+    }
+
+    let exe = std::env::current_exe().context("locating the vouch binary")?;
+    let mut children = vec![];
+    for (i, v) in spec.validators.iter().enumerate() {
+        let dir = home.join(format!("node{i}"));
+        let log = std::fs::File::create(dir.join("node.log"))?;
+        let child = tokio::process::Command::new(&exe)
+            .args(["node", "run", "--home"])
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting node {i}"))?;
+        println!("node {i} {} (p2p {}, home {})", v.api, v.p2p, dir.display());
+        children.push(child);
+    }
+    println!("devnet of {} nodes running; genesis {}; dev account key {}", a.nodes, home.join("genesis.json").display(), home.join("dev-account.key").display());
+    let _ = tokio::signal::ctrl_c().await;
+    for c in &mut children {
+        if let Some(pid) = c.id() {
+            // SIGTERM: each node shuts down cleanly.
+            let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        }
+    }
+    for mut c in children {
+        let _ = c.wait().await;
+    }
+    Ok(Outcome::Ok)
+}
