@@ -81,7 +81,12 @@ pub async fn run(_cli: &Cli, a: &DevnetArgs) -> anyhow::Result<Outcome> {
         println!("node {i} {} (p2p {}, home {})", v.api, v.p2p, dir.display());
         children.push(child);
     }
-    println!("devnet of {} nodes running; genesis {}; dev account key {}", a.nodes, home.join("genesis.json").display(), home.join("dev-account.key").display());
+    println!(
+        "devnet of {} nodes running; genesis {}; dev account key {}",
+        a.nodes,
+        home.join("genesis.json").display(),
+        home.join("dev-account.key").display()
+    );
     let _ = tokio::signal::ctrl_c().await;
     for c in &mut children {
         if let Some(pid) = c.id() {

@@ -22,14 +22,16 @@ pub struct VerifyArgs {
 }
 
 /// Checks the anchor of a (signature-valid) receipt against a chain spec.
-fn check_anchor(text: &str, genesis: &PathBuf) -> anyhow::Result<Result<u64, String>> {
+fn check_anchor(text: &str, genesis: &std::path::Path) -> anyhow::Result<Result<u64, String>> {
     let spec = vouch_chain::spec::ChainSpec::load(genesis).map_err(anyhow::Error::msg)?;
     let chain_id = spec.genesis().map_err(anyhow::Error::msg)?.chain_id();
     let keys = spec.validator_keys().map_err(anyhow::Error::msg)?;
     let json: vouch_codec::ReceiptJson = serde_json::from_str(text)?;
     let receipt = json.to_receipt().map_err(|e| anyhow::anyhow!("{e}"))?;
     let Some(anchor) = &receipt.anchor else {
-        return Ok(Err("the receipt has no ledger anchor (not settled yet: try `vouch receipt show ID --wait`)".into()));
+        return Ok(
+            Err("the receipt has no ledger anchor (not settled yet: try `vouch receipt show ID --wait`)".into()),
+        );
     };
     Ok(vouch_chain::anchor::verify(anchor, &receipt.body, &chain_id, &keys)
         .map(|_| anchor.height)
@@ -78,7 +80,9 @@ pub fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
                     println!("  signer  {}", hex::encode(s));
                 }
                 if let Some(Ok(h)) = anchored {
-                    println!("  anchor  settled at height {h}, finalization certificate verified against the genesis validators");
+                    println!(
+                        "  anchor  settled at height {h}, finalization certificate verified against the genesis validators"
+                    );
                 }
                 if let Some(n) = v.zk_layers {
                     println!("  zk      proof verified ({n} layer STARKs, {})", vouch_zk_system());

@@ -47,13 +47,9 @@ pub(crate) async fn genesis(State(s): AppState) -> Json<Value> {
 
 /// `GET /v1/ledger/blocks/{height}`.
 pub(crate) async fn block(State(s): AppState, Path(height): Path<u64>) -> Result<Json<Value>, ApiError> {
-    let block = s
-        .ledger
-        .running
-        .marshal
-        .get_block(commonware_consensus_height(height))
-        .await
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "block_not_found", format!("no finalized block {height}")))?;
+    let block = s.ledger.running.marshal.get_block(commonware_consensus_height(height)).await.ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "block_not_found", format!("no finalized block {height}"))
+    })?;
     let b = block.inner();
     let h = b.header();
     let st = s.ledger.running.chain.state();
@@ -135,7 +131,11 @@ pub(crate) async fn submit_tx(State(s): AppState, body: Bytes) -> Result<Json<Va
                 SubmitError::AlreadyFinalized(_) => "already_finalized",
                 SubmitError::Full(_) => "mempool_full",
             };
-            let status = if matches!(e, SubmitError::Full(_)) { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::BAD_REQUEST };
+            let status = if matches!(e, SubmitError::Full(_)) {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
             Err(ApiError::new(status, code, e.to_string()))
         }
     }

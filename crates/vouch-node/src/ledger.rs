@@ -5,10 +5,12 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use vouch_chain::net::{self, NetConfig, RunningChain};
-use vouch_chain::spec::{AccountSpec, CONSENSUS_KEY_CONTEXT, ChainSpec, ValidatorSpec, consensus_key, consensus_public_hex};
-use vouch_chain::validator::Timing;
 use vouch_chain::SubmitError;
+use vouch_chain::net::{self, NetConfig, RunningChain};
+use vouch_chain::spec::{
+    AccountSpec, CONSENSUS_KEY_CONTEXT, ChainSpec, ValidatorSpec, consensus_key, consensus_public_hex,
+};
+use vouch_chain::validator::Timing;
 use vouch_codec::tx::{SignedTx, Tx, TxKind};
 use vouch_codec::{Anchor, Digest, domain};
 use vouch_crypto::NodeKey;
@@ -64,11 +66,9 @@ impl Ledger {
     pub fn start(home: &Path, key: &NodeKey, spec: ChainSpec) -> Result<Self, NodeError> {
         let seed = key.derive_seed(CONSENSUS_KEY_CONTEXT);
         let me = consensus_public_hex(&seed);
-        let entry = spec
-            .validators
-            .iter()
-            .find(|v| v.consensus_key == me)
-            .ok_or_else(|| NodeError::Config(format!("this node (consensus key {me}) is not a validator of the chain")))?;
+        let entry = spec.validators.iter().find(|v| v.consensus_key == me).ok_or_else(|| {
+            NodeError::Config(format!("this node (consensus key {me}) is not a validator of the chain"))
+        })?;
         let running = net::spawn(NetConfig {
             spec: spec.clone(),
             signer: consensus_key(&seed),

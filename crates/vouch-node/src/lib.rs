@@ -88,7 +88,10 @@ impl Node {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| NodeError::Bind { addr: config.listen, source })?;
-        let api = format!("http://{}", listener.local_addr().map_err(|source| NodeError::Bind { addr: config.listen, source })?);
+        let api = format!(
+            "http://{}",
+            listener.local_addr().map_err(|source| NodeError::Bind { addr: config.listen, source })?
+        );
         let spec = ledger::load_or_create_spec(home, &key, &api, dev)?;
         let ledger = ledger::Ledger::start(home, &key, spec)?;
         let state = Arc::new(NodeState {

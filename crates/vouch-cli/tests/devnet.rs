@@ -1,0 +1,144 @@
+//! `vouch devnet --nodes 4` with real processes on loopback: a model pushed to one node, inference in signed mode;
+//! receipts settle on every node with the same anchor, which verifies offline against the genesis; one node killed:
+//! inference and settlement continue; restarted: it catches up to the same state root.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{bench_models, http, vouch_bin};
+use serde_json::Value;
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-INT").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
+fn status(addr: SocketAddr) -> Option<Value> {
+    std::net::TcpStream::connect(addr).ok()?;
+    let (code, v) = http(addr, "GET", "/v1/ledger/status", "application/json", b"");
+    (code == 200).then_some(v)
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(secs), "timed out after {secs} s waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn vouch(url: &str, args: &[&str]) -> String {
+    let out = Command::new(vouch_bin()).args(args).env("VOUCH_NODE", url).output().unwrap();
+    assert!(
+        out.status.success(),
+        "vouch {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Infers through `url` and waits for the receipt's anchor; returns the anchored receipt.
+fn infer_settled(url: &str, dir: &Path, input: &Path, tag: &str) -> Value {
+    let path = dir.join(format!("{tag}.json"));
+    vouch(url, &["infer", "mlp", "--input", input.to_str().unwrap(), "-o", path.to_str().unwrap()]);
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let id = r["id"].as_str().unwrap().to_owned();
+    let anchored = vouch(url, &["receipt", "show", &id, "--wait", "--timeout", "60"]);
+    let anchored_path = dir.join(format!("{tag}-anchored.json"));
+    std::fs::write(&anchored_path, &anchored).unwrap();
+    serde_json::from_str(&anchored).unwrap()
+}
+
+#[test]
+fn four_node_devnet_settles_receipts_survives_a_crash_and_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("net");
+    let base: u16 = 21_000 + (std::process::id() % 2_000) as u16 * 4;
+    let devnet = Command::new(vouch_bin())
+        .args(["devnet", "--nodes", "4", "--base-port", &base.to_string(), "--home"])
+        .arg(&home)
+        .env("VOUCH_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = Proc(devnet);
+    let addrs: Vec<SocketAddr> = (0..4).map(|i| SocketAddr::from(([127, 0, 0, 1], base + i))).collect();
+    let urls: Vec<String> = addrs.iter().map(|a| format!("http://{a}")).collect();
+    wait_for("all four nodes to finalize blocks", 90, || {
+        addrs.iter().all(|a| status(*a).is_some_and(|s| s["height"].as_u64().unwrap_or(0) >= 2))
+    });
+
+    let input = dir.path().join("in.json");
+    std::fs::write(
+        &input,
+        serde_json::json!({"x": {"dtype": "f32", "shape": [1, 16], "data": vec![0.25; 16]}}).to_string(),
+    )
+    .unwrap();
+    let model = bench_models().join("mlp_small.onnx");
+    vouch(&urls[2], &["model", "push", model.to_str().unwrap(), "--name", "mlp"]);
+
+    // Signed inference through node 2 settles; every node has the anchoring block with the same hash.
+    let r1 = infer_settled(&urls[2], dir.path(), &input, "r1");
+    let a = &r1["anchor"];
+    let h = a["height"].as_u64().unwrap();
+    for addr in &addrs {
+        wait_for("the anchoring block on every node", 30, || {
+            status(*addr).is_some_and(|s| s["height"].as_u64() >= Some(h))
+        });
+        let (code, b) = http(*addr, "GET", &format!("/v1/ledger/blocks/{h}"), "application/json", b"");
+        assert_eq!(code, 200);
+        assert_eq!(b["hash"], a["block_hash"], "same anchor on {addr}");
+    }
+    let genesis = home.join("genesis.json");
+    let out = vouch(
+        &urls[0],
+        &["verify", "--genesis", genesis.to_str().unwrap(), dir.path().join("r1-anchored.json").to_str().unwrap()],
+    );
+    assert!(out.contains("anchor  settled at height"), "{out}");
+
+    // Kill node 3 hard: inference and settlement continue on the other three.
+    let pid = Command::new("pgrep")
+        .arg("-f")
+        .arg(format!("node run --home {}", home.join("node3").display()))
+        .output()
+        .unwrap();
+    let pid = String::from_utf8(pid.stdout).unwrap();
+    let pid = pid.split_whitespace().next().expect("node 3 is running");
+    assert!(Command::new("kill").args(["-KILL", pid]).status().unwrap().success());
+    let r2 = infer_settled(&urls[2], dir.path(), &input, "r2");
+    assert!(r2["anchor"]["height"].as_u64().unwrap() > h);
+
+    // Restart node 3: it catches up to the same state root as the others.
+    let _node3 = Proc(
+        Command::new(vouch_bin())
+            .args(["node", "run", "--home"])
+            .arg(home.join("node3"))
+            .env("VOUCH_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let target = status(addrs[0]).unwrap()["height"].as_u64().unwrap();
+    wait_for("node 3 to catch up", 90, || {
+        status(addrs[3]).is_some_and(|s| s["height"].as_u64().unwrap_or(0) >= target)
+    });
+    // Compare state roots at one height every node has executed.
+    let roots: Vec<Value> = addrs
+        .iter()
+        .map(|a| {
+            http(*a, "GET", &format!("/v1/ledger/blocks/{target}"), "application/json", b"").1["state_root"].clone()
+        })
+        .collect();
+    assert!(roots[0].is_string(), "{roots:?}");
+    assert!(roots.iter().all(|r| *r == roots[0]), "state roots differ at height {target}: {roots:?}");
+    let st = status(addrs[3]).unwrap();
+    assert!(st["settled_receipts"].as_u64().unwrap() >= 2, "{st}");
+}
