@@ -195,6 +195,32 @@ impl Client {
         r
     }
 
+    /// `POST /v1/ledger/txs`: submits a signed transaction (canonical bytes); returns its id (hex).
+    pub async fn submit_tx(&self, tx: Vec<u8>) -> Result<String, ClientError> {
+        let resp = self
+            .http
+            .post(self.url("/v1/ledger/txs"))
+            .header("content-type", "application/octet-stream")
+            .body(tx)
+            .send()
+            .await
+            .map_err(|e| self.connect_err(e))?;
+        let v: serde_json::Value = Self::json(resp).await?;
+        v["id"].as_str().map(str::to_owned).ok_or_else(|| ClientError::Protocol("no id in the answer".into()))
+    }
+
+    /// `POST /v1/jobs/{job}/execute`: asks an assigned executor to run a ledger job.
+    pub async fn execute(&self, job: &str, req: &crate::ExecuteRequest) -> Result<crate::ExecuteResponse, ClientError> {
+        let resp = self
+            .http
+            .post(self.url(&format!("/v1/jobs/{job}/execute")))
+            .json(req)
+            .send()
+            .await
+            .map_err(|e| self.connect_err(e))?;
+        Self::json(resp).await
+    }
+
     /// `POST /v1/infer`; returns the receipt JSON as the node sent it.
     pub async fn infer(&self, req: &InferRequest) -> Result<serde_json::Value, ClientError> {
         let resp = self.http.post(self.url("/v1/infer")).json(req).send().await.map_err(|e| self.connect_err(e))?;

@@ -110,6 +110,30 @@ pub struct InferRequest {
     /// Verification mode (default `signed`).
     #[serde(default = "default_mode")]
     pub mode: String,
+    /// Executors for `quorum` mode (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<u8>,
+}
+
+/// `POST /v1/jobs/{job}/execute`: an executor assigned by the ledger runs a job's inputs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteRequest {
+    /// The input document (its canonical digest must be the job's input digest).
+    pub inputs: serde_json::Value,
+}
+
+/// An executor's signed result for a ledger job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecuteResponse {
+    /// The executor's node key (hex).
+    pub public_key: String,
+    /// Canonical receipt body bytes (hex): identical for every honest executor of the job.
+    pub body: String,
+    /// The executor's receipt signature over the body's id (hex).
+    pub signature: String,
+    /// The outputs (JSON view).
+    pub outputs: serde_json::Value,
 }
 
 fn default_mode() -> String {

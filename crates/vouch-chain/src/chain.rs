@@ -22,7 +22,8 @@ pub struct TxRecord {
     pub height: u64,
     /// Index in the block.
     pub index: u32,
-    /// Its effects, or why the ledger rejected it (a rejected transaction changes nothing, not even the nonce).
+    /// Its effects, or why its action failed (see `vouch_ledger::State::execute`: a failed action still pays its
+    /// fee and consumes its nonce; a transaction failing signature, nonce or fee checks changes nothing).
     pub result: Result<Vec<Event>, TxError>,
 }
 
@@ -236,7 +237,7 @@ impl Chain {
             if st.txs.contains_key(&id) {
                 continue; // A duplicate of an earlier block's transaction: already recorded.
             }
-            let result = st.ledger.apply(&ctx, &stx);
+            let result = st.ledger.execute(&ctx, &stx);
             st.txs.insert(id, TxRecord { height: h.height, index: index as u32, result });
             done.push(id);
         }

@@ -16,9 +16,12 @@ pub struct InferArgs {
     /// Input document (JSON): {"inputs": {name: tensor}} or {name: tensor}.
     #[arg(long)]
     input: PathBuf,
-    /// Verification mode.
+    /// Verification mode: signed, zk or quorum.
     #[arg(long, default_value = "signed")]
     mode: String,
+    /// Executors in quorum mode (assigned by the ledger, stake-weighted).
+    #[arg(long)]
+    quorum: Option<u8>,
     /// Also write the receipt here.
     #[arg(short, long)]
     output: Option<PathBuf>,
@@ -36,8 +39,9 @@ pub async fn run(cli: &Cli, a: &InferArgs) -> anyhow::Result<Outcome> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let receipt =
-        Client::new(&cli.node).infer(&InferRequest { model: a.model.clone(), inputs, mode: a.mode.clone() }).await;
+    let receipt = Client::new(&cli.node)
+        .infer(&InferRequest { model: a.model.clone(), inputs, mode: a.mode.clone(), quorum: a.quorum })
+        .await;
     spinner.finish_and_clear();
     let receipt = receipt?;
     if let Some(out) = &a.output {

@@ -104,6 +104,35 @@ fn four_node_devnet_settles_receipts_survives_a_crash_and_catches_up() {
     );
     assert!(out.contains("anchor  settled at height"), "{out}");
 
+    // Quorum mode through node 1, which does not have the model (it replicates it from a peer by id): three
+    // executors drawn by the ledger each run and sign; one receipt carries three signatures over one output digest.
+    wait_for("all four nodes registered as executors", 60, || {
+        let (_, nodes) = http(addrs[0], "GET", "/v1/ledger/nodes", "application/json", b"");
+        nodes.as_array().is_some_and(|n| n.len() == 4)
+    });
+    let q = dir.path().join("q.json");
+    vouch(
+        &urls[1],
+        &[
+            "infer",
+            "mlp",
+            "--mode",
+            "quorum",
+            "--quorum",
+            "3",
+            "--input",
+            input.to_str().unwrap(),
+            "-o",
+            q.to_str().unwrap(),
+        ],
+    );
+    let qr: Value = serde_json::from_str(&std::fs::read_to_string(&q).unwrap()).unwrap();
+    assert_eq!(qr["mode"], "quorum");
+    assert_eq!(qr["executors"].as_array().unwrap().len(), 3);
+    assert_eq!(qr["evidence"].as_array().unwrap().len(), 3);
+    let out = vouch(&urls[0], &["verify", q.to_str().unwrap()]);
+    assert_eq!(out.matches("signer").count(), 3, "{out}");
+
     // Kill node 3 hard: inference and settlement continue on the other three.
     let pid = Command::new("pgrep")
         .arg("-f")
@@ -116,7 +145,10 @@ fn four_node_devnet_settles_receipts_survives_a_crash_and_catches_up() {
     let r2 = infer_settled(&urls[2], dir.path(), &input, "r2");
     assert!(r2["anchor"]["height"].as_u64().unwrap() > h);
 
-    // Restart node 3: it catches up to the same state root as the others.
+    // Restart node 3 as a liar (fault injection): it catches up to the same state root as the others.
+    let cfg = home.join("node3").join("config.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{text}fault_flip_outputs = true\n")).unwrap();
     let _node3 = Proc(
         Command::new(vouch_bin())
             .args(["node", "run", "--home"])
@@ -141,4 +173,37 @@ fn four_node_devnet_settles_receipts_survives_a_crash_and_catches_up() {
     assert!(roots.iter().all(|r| *r == roots[0]), "state roots differ at height {target}: {roots:?}");
     let st = status(addrs[3]).unwrap();
     assert!(st["settled_receipts"].as_u64().unwrap() >= 2, "{st}");
+
+    // Quorum jobs until the ledger assigns the liar: the executors disagree, the dispute set re-executes, and the
+    // liar (only the liar) is slashed on every node's ledger.
+    let liar = std::fs::read_to_string(home.join("genesis.json")).unwrap();
+    let spec: Value = serde_json::from_str(&liar).unwrap();
+    let liar_id = spec["validators"][3]["node_id"].as_str().unwrap().to_owned();
+    let mut disputed = false;
+    for attempt in 0..8 {
+        let out = Command::new(vouch_bin())
+            .args(["--json", "infer", "mlp", "--mode", "quorum", "--quorum", "3", "--input", input.to_str().unwrap()])
+            .env("VOUCH_NODE", &urls[0])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            continue; // the liar was not drawn this time
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("quorum_disagreement"), "attempt {attempt}: {err}");
+        disputed = true;
+        break;
+    }
+    assert!(disputed, "the liar was never assigned in 8 quorum jobs");
+    wait_for("the liar to be slashed on every node", 60, || {
+        addrs.iter().all(|a| {
+            let (_, nodes) = http(*a, "GET", "/v1/ledger/nodes", "application/json", b"");
+            nodes.as_array().is_some_and(|ns| {
+                ns.iter().all(|n| {
+                    let slashed = n["slashed"].as_u64().unwrap_or(0);
+                    if n["node"] == liar_id.as_str() { slashed > 0 } else { slashed == 0 }
+                })
+            })
+        })
+    });
 }

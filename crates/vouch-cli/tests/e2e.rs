@@ -157,9 +157,18 @@ fn push_infer_verify_real_models_against_onnxruntime() {
         // Offline verification, with and without the model bytes.
         assert_eq!(run_verify(&node, &receipt_path, &[]).0, 0, "{}: verify", case.name);
         assert_eq!(run_verify(&node, &receipt_path, &["--model", case.path.to_str().unwrap()]).0, 0);
-        // The node keeps it: `receipt show` returns the same receipt.
-        let shown: Value =
-            serde_json::from_str(&node.vouch_ok(&["receipt", "show", saved["id"].as_str().unwrap()])).unwrap();
+        // The node keeps it: `receipt show --wait` returns the same receipt, now with its ledger anchor (the
+        // node is a single-validator chain), and the anchor verifies offline against the node's genesis.
+        let shown = node.vouch_ok(&["receipt", "show", saved["id"].as_str().unwrap(), "--wait"]);
+        let mut shown: Value = serde_json::from_str(&shown).unwrap();
+        assert_eq!(shown["anchor"]["chain"].as_str().map(str::len), Some(64), "{}: anchored", case.name);
+        let anchored = work.path().join(format!("{}-anchored.json", case.name));
+        write_json(&anchored, &shown);
+        let genesis = node.home.join("genesis.json");
+        let (code, out) = run_verify(&node, &anchored, &["--genesis", genesis.to_str().unwrap()]);
+        assert_eq!(code, 0, "{}: anchor verify: {out}", case.name);
+        assert!(out.contains("anchor  settled at height"), "{out}");
+        shown["anchor"] = Value::Null;
         assert_eq!(shown, saved);
         pushed.push((case, model, receipt_path));
     }

@@ -449,6 +449,30 @@ impl State {
         self.accounts.get(a).cloned().unwrap_or_default()
     }
 
+    /// Executes one transaction of a finalized block. Like [`State::apply`], except that a transaction that is
+    /// for this chain, correctly signed, at the sender's next nonce and able to pay its fee is *included* even when
+    /// its action fails: the fee is charged and the nonce consumed, so a failed action never blocks the sender's
+    /// later transactions (the error is still returned). A transaction failing those checks changes nothing.
+    pub fn execute(&mut self, ctx: &BlockCtx, stx: &SignedTx) -> Result<Vec<Event>, TxError> {
+        let err = match self.apply(ctx, stx) {
+            Ok(events) => return Ok(events),
+            Err(e) => e,
+        };
+        let tx = &stx.tx;
+        let sender = self.account(&tx.from);
+        let admissible = !matches!(
+            err,
+            TxError::WrongChain { .. } | TxError::BadSignature | TxError::BadNonce { .. } | TxError::FeeTooLow { .. }
+        ) && tx.nonce == sender.nonce
+            && tx.fee >= self.params.min_fee
+            && sender.balance >= tx.fee;
+        if admissible {
+            self.charge(tx.from, tx.fee, tx.fee);
+            self.accounts.entry(tx.from).or_default().nonce += 1;
+        }
+        Err(err)
+    }
+
     /// Applies one transaction, or rejects it leaving the state unchanged.
     pub fn apply(&mut self, ctx: &BlockCtx, stx: &SignedTx) -> Result<Vec<Event>, TxError> {
         let tx = &stx.tx;

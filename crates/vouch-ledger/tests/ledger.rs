@@ -346,3 +346,33 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn execute_charges_fee_and_consumes_nonce_for_failed_actions_only_when_admissible() {
+    let mut w = World::new(3);
+    let user = w.users[0].clone_key();
+    let from = user.public_key();
+    let ctx = w.ctx();
+    // A transfer beyond the balance: the action fails, but the fee is paid and the nonce used.
+    let before = w.state.accounts[&from].clone();
+    let treasury = w.state.treasury;
+    let supply = w.state.total_supply();
+    let tx = w.sign(&user, TxKind::Transfer { to: [7; 32], amount: FUNDS * 10 });
+    assert!(matches!(w.state.execute(&ctx, &tx), Err(TxError::InsufficientBalance { .. })));
+    assert_eq!(w.state.accounts[&from].nonce, before.nonce + 1);
+    assert_eq!(w.state.accounts[&from].balance, before.balance - 1);
+    assert_eq!(w.state.treasury, treasury + 1);
+    assert_eq!(w.state.total_supply(), supply);
+    *w.nonces.entry(from).or_default() += 1;
+    // The sender's next transaction applies.
+    let ok = w.sign(&user, TxKind::Transfer { to: [7; 32], amount: 5 });
+    w.state.execute(&ctx, &ok).unwrap();
+    *w.nonces.entry(from).or_default() += 1;
+    // A replayed nonce, a bad signature or another chain change nothing.
+    let root = w.state.root();
+    assert!(matches!(w.state.execute(&ctx, &ok), Err(TxError::BadNonce { .. })));
+    let mut forged = w.sign(&user, TxKind::Transfer { to: [7; 32], amount: 5 });
+    forged.signature[3] ^= 1;
+    assert_eq!(w.state.execute(&ctx, &forged), Err(TxError::BadSignature));
+    assert_eq!(w.state.root(), root);
+}

@@ -28,6 +28,9 @@ pub struct NodeConfig {
     pub compile_on_push_max_bytes: u64,
     /// Whether receipts carry the inputs (their digest is always there). Default true.
     pub disclose_inputs: bool,
+    /// Fault injection for tests only: as a quorum executor, flip one bit of the output (a lying node that the
+    /// ledger's dispute process must catch and slash). Default false.
+    pub fault_flip_outputs: bool,
 }
 
 impl Default for NodeConfig {
@@ -40,6 +43,7 @@ impl Default for NodeConfig {
             max_concurrent_inferences: 0,
             compile_on_push_max_bytes: 512 << 20,
             disclose_inputs: true,
+            fault_flip_outputs: false,
         }
     }
 }

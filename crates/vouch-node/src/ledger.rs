@@ -25,6 +25,7 @@ pub(crate) struct Ledger {
     pub running: RunningChain,
     pub spec: ChainSpec,
     next_nonce: Mutex<u64>,
+    registering: Mutex<Option<std::time::Instant>>,
 }
 
 /// Reads `home/genesis.json`, or (with `dev`) writes a single-validator chain with this node funded.
@@ -77,7 +78,7 @@ impl Ledger {
             timing: Timing::default(),
         })
         .map_err(NodeError::Config)?;
-        Ok(Self { running, spec, next_nonce: Mutex::new(0) })
+        Ok(Self { running, spec, next_nonce: Mutex::new(0), registering: Mutex::new(None) })
     }
 
     /// Submits a transaction and gossips it to the other validators.
@@ -87,19 +88,20 @@ impl Ledger {
         Ok(id)
     }
 
-    /// Signs and submits the settlement of a receipt this node issued.
-    pub fn settle(&self, key: &NodeKey, receipt: Digest) -> Result<Digest, SubmitError> {
+    /// Signs a transaction from this node's account (its node key) at its next nonce and submits it.
+    pub fn sign_submit(&self, key: &NodeKey, kind: TxKind) -> Result<Digest, SubmitError> {
         let from = key.public_key();
         let mut next = self.next_nonce.lock().unwrap_or_else(|p| p.into_inner());
         let on_chain = self.running.chain.state().ledger.accounts.get(&from).map_or(0, |a| a.nonce);
         *next = (*next).max(on_chain);
+        let mut last = None;
         for _ in 0..2 {
             let tx = Tx {
                 chain: self.running.chain.chain_id(),
                 from,
                 nonce: *next,
                 fee: self.spec.params.min_fee,
-                kind: TxKind::SettleReceipt { receipt },
+                kind: kind.clone(),
             };
             let signature = key.sign(domain::TX_SIGNATURE, &tx.id().0);
             match self.submit(Bytes::from(SignedTx { tx, signature }.to_bytes())) {
@@ -108,11 +110,57 @@ impl Ledger {
                     return Ok(id);
                 }
                 // The executed chain was behind (still replaying after a restart): retry at the account's nonce.
-                Err(SubmitError::StaleNonce { expected, .. }) => *next = expected,
+                Err(e @ SubmitError::StaleNonce { expected, .. }) => {
+                    *next = expected;
+                    last = Some(e);
+                }
                 Err(e) => return Err(e),
             }
         }
-        Err(SubmitError::StaleNonce { expected: *next, found: *next })
+        Err(last.expect("loop ran"))
+    }
+
+    /// Signs and submits the settlement of a receipt this node issued.
+    pub fn settle(&self, key: &NodeKey, receipt: Digest) -> Result<Digest, SubmitError> {
+        self.sign_submit(key, TxKind::SettleReceipt { receipt })
+    }
+
+    /// Registers this node as an executor (stake from its own account) unless it already is or just tried.
+    pub fn ensure_registered(&self, key: &NodeKey, endpoint: &str) {
+        let me = key.public_key();
+        if self.running.chain.state().ledger.nodes.contains_key(&me) {
+            return;
+        }
+        let mut last = self.registering.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(10)) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        let stake = self.spec.params.min_stake.saturating_mul(10);
+        let kind = TxKind::RegisterNode {
+            node: me,
+            endpoint: endpoint.to_owned(),
+            stake,
+            node_signature: key.sign(domain::NODE_BIND, &me),
+        };
+        match self.sign_submit(key, kind) {
+            Ok(id) => tracing::info!(tx = %id, stake, "ledger.register_node submitted"),
+            Err(e) => tracing::warn!(error = %e, "ledger.register_node failed"),
+        }
+    }
+
+    /// Waits until a transaction is finalized; returns its record.
+    pub async fn wait_tx(&self, id: &Digest, timeout: std::time::Duration) -> Option<vouch_chain::TxRecord> {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(r) = self.running.chain.state().txs.get(id) {
+                return Some(r.clone());
+            }
+            if start.elapsed() > timeout {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// The anchor of a settled receipt, once its settlement is finalized.

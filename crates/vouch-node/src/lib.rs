@@ -9,7 +9,9 @@ mod error;
 mod explorer;
 mod ledger;
 mod metrics;
+mod quorum;
 mod receipts;
+mod replicate;
 mod routes;
 mod zk;
 
@@ -66,6 +68,10 @@ pub(crate) struct NodeState {
     pub started: Instant,
     /// The chain this node validates.
     pub ledger: ledger::Ledger,
+    /// Home directory.
+    pub home: PathBuf,
+    /// This node's API base URL.
+    pub api_url: String,
 }
 
 /// A node bound to its address and ready to serve.
@@ -96,6 +102,8 @@ impl Node {
         let ledger = ledger::Ledger::start(home, &key, spec)?;
         let state = Arc::new(NodeState {
             ledger,
+            home: home.to_owned(),
+            api_url: api.clone(),
             infer_slots: tokio::sync::Semaphore::new(config.inference_slots()),
             metrics: metrics::Metrics::new(),
             config,
@@ -128,8 +136,18 @@ impl Node {
     /// Serves until `shutdown` resolves, then finishes in-flight requests and returns.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), NodeError> {
         let app = routes::router(self.state.clone());
+        // Register (and keep trying to register) this node as an executor on the ledger.
+        let st = self.state.clone();
+        let registrar = tokio::spawn(async move {
+            loop {
+                st.ledger.ensure_registered(&st.key, &st.api_url);
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+        });
         tracing::info!(addr = %self.local_addr(), node = %self.node_id(), "node.serve");
-        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await.map_err(NodeError::Serve)?;
+        let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await.map_err(NodeError::Serve);
+        registrar.abort();
+        served?;
         tracing::info!("node.stopped");
         Ok(())
     }

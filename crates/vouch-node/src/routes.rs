@@ -44,6 +44,7 @@ pub(crate) fn router(state: Arc<NodeState>) -> Router {
         .route("/v1/blobs/{id}", get(download))
         .route("/v1/infer", post(infer))
         .route("/v1/receipts/{id}", get(get_receipt))
+        .route("/v1/jobs/{job}/execute", post(execute_job))
         .route("/v1/verify", post(verify))
         .route("/v1/ledger/status", get(crate::explorer::status))
         .route("/v1/ledger/genesis", get(crate::explorer::genesis))
@@ -255,16 +256,25 @@ async fn download(State(s): AppState, Path(id): Path<String>) -> Result<Response
 async fn infer(State(s): AppState, body: Result<Bytes, BytesRejection>) -> Result<Json<serde_json::Value>, ApiError> {
     let req: InferRequest = parse_body(body)?;
     let mode: Mode = req.mode.parse().map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_mode", e))?;
-    if !matches!(mode, Mode::Signed | Mode::Zk) {
+    if !matches!(mode, Mode::Signed | Mode::Zk | Mode::Quorum) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "mode_unavailable",
-            format!("mode {} is not available on this node yet; it serves: signed, zk", mode.name()),
+            format!("mode {} is not available on this node yet; it serves: signed, zk, quorum", mode.name()),
         ));
     }
-    let st = s.clone();
-    let reference = req.model.clone();
-    let record = blocking(move || Ok(st.hub.resolve(&reference)?)).await?;
+    let record = crate::replicate::ensure_model(&s, &req.model).await?;
+    if mode == Mode::Quorum {
+        let k = req.quorum.unwrap_or(3);
+        if k < 2 {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_quorum",
+                "quorum mode needs at least 2 executors",
+            ));
+        }
+        return Ok(Json(crate::quorum::infer(s, record, req.inputs, k).await?));
+    }
     let inputs = parse_input_doc(&req.inputs, |n| record.inputs.iter().find(|i| i.name == n).map(|i| i.dtype))
         .map_err(|(name, e)| {
             if !name.is_empty() && record.inputs.iter().all(|i| i.name != name) {
@@ -390,10 +400,22 @@ async fn infer_zk(
 
 /// Queues the settlement of a receipt this node issued; the receipt is already durable, so a failure here only
 /// delays its anchor (it is logged, and the inference still succeeds).
-fn settle(s: &NodeState, receipt: Digest) {
+pub(crate) fn settle(s: &NodeState, receipt: Digest) {
     if let Err(e) = s.ledger.settle(&s.key, receipt) {
         tracing::warn!(receipt = %receipt, error = %e, "receipt.settle failed");
     }
+}
+
+async fn execute_job(
+    State(s): AppState,
+    Path(job): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<vouch_api::ExecuteResponse>, ApiError> {
+    let job: Digest = job
+        .parse()
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", "a job id is 64 hex characters"))?;
+    let req: vouch_api::ExecuteRequest = parse_body(body)?;
+    Ok(Json(crate::quorum::execute(s, job, req).await?))
 }
 
 async fn get_receipt(State(s): AppState, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {

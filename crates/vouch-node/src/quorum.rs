@@ -1,0 +1,297 @@
+//! `quorum` mode. The entry node submits a job to the ledger, which assigns K distinct executors (stake-weighted,
+//! seeded by the finalized parent block hash). Each executor re-runs the inputs, signs one deterministic receipt
+//! body (same model, job, time = the job block's timestamp, input and output digests, the assigned executor list)
+//! and submits its result to the ledger itself. Agreement: the entry node returns one receipt with K signatures over
+//! the same id, and the ledger settles and pays. Disagreement: the ledger opens a dispute; the entry node hands the
+//! inputs to the dispute set, whose results decide on the ledger (losers slashed, winners paid).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use vouch_api::{ExecuteRequest, ExecuteResponse, ModelVersion};
+use vouch_codec::receipt::FORMAT_V1;
+use vouch_codec::tensor::{TensorJson, digest_map, map_from_json, map_to_json, parse_input_doc};
+use vouch_codec::tx::{Address, TxKind};
+use vouch_codec::{AgreementRule, Digest, Evidence, Mode, Receipt, ReceiptBody, TensorMap, domain};
+use vouch_engine::ModelInfo;
+use vouch_ledger::{Event, JobStatus};
+
+use crate::{ApiError, NodeState};
+
+const LEDGER_WAIT: Duration = Duration::from_secs(30);
+
+fn err(status: StatusCode, code: &'static str, msg: impl Into<String>) -> ApiError {
+    ApiError::new(status, code, msg)
+}
+
+/// Runs a model on inputs with this node's engine.
+pub(crate) async fn run_model(
+    s: &Arc<NodeState>,
+    record: &ModelVersion,
+    inputs: &TensorMap,
+) -> Result<TensorMap, ApiError> {
+    let _permit = s.infer_slots.acquire().await.map_err(ApiError::internal)?;
+    let st = s.clone();
+    let record = record.clone();
+    let inputs = inputs.clone();
+    tokio::task::spawn_blocking(move || {
+        let path = st.hub.blob_path(&record.id)?;
+        let info = ModelInfo {
+            ir_version: 0,
+            opsets: record.opsets.clone(),
+            producer: record.producer.clone(),
+            inputs: record.inputs.clone(),
+            outputs: record.outputs.clone(),
+            ops: record.ops.clone(),
+        };
+        let model = st.cache.get(record.id, &path, &info, &inputs)?;
+        Ok(model.run(&inputs)?)
+    })
+    .await?
+}
+
+fn parse_inputs(record: &ModelVersion, doc: &serde_json::Value) -> Result<TensorMap, ApiError> {
+    let inputs = parse_input_doc(doc, |n| record.inputs.iter().find(|i| i.name == n).map(|i| i.dtype))
+        .map_err(|(name, e)| err(StatusCode::BAD_REQUEST, "invalid_tensor", format!("input {name:?}: {e}")))?;
+    vouch_engine::validate_inputs(&record.inputs, &inputs)?;
+    Ok(inputs)
+}
+
+/// The body every honest executor of `job` signs for `outputs`.
+fn job_body(
+    s: &NodeState,
+    job: &Digest,
+    record: &ModelVersion,
+    input_digest: Digest,
+    outputs: &TensorMap,
+) -> Option<ReceiptBody> {
+    let st = s.ledger.running.chain.state();
+    let j = st.ledger.jobs.get(job)?;
+    let issued_at_ms = st.headers.get(&j.height)?.timestamp_ms;
+    let executors = if j.status == JobStatus::Disputed { j.dispute_set.clone() } else { j.executors.clone() };
+    Some(ReceiptBody {
+        format: FORMAT_V1,
+        model: record.id,
+        mode: Mode::Quorum,
+        engine: s.cache.engine_id(),
+        job: job.0,
+        issued_at_ms,
+        input_digest,
+        output_digest: digest_map(outputs),
+        executors,
+        rule: AgreementRule::Exact,
+        extensions: vec![],
+    })
+}
+
+/// `POST /v1/jobs/{job}/execute` on an assigned executor.
+pub(crate) async fn execute(s: Arc<NodeState>, job: Digest, req: ExecuteRequest) -> Result<ExecuteResponse, ApiError> {
+    let me = s.key.public_key();
+    // The entry node may be ahead of this one: wait for the job to reach this node's ledger.
+    let start = std::time::Instant::now();
+    let (model, input_digest) = loop {
+        if let Some(j) = s.ledger.running.chain.state().ledger.jobs.get(&job) {
+            let round = if j.status == JobStatus::Disputed { &j.dispute_set } else { &j.executors };
+            if !round.contains(&me) {
+                return Err(err(
+                    StatusCode::FORBIDDEN,
+                    "not_assigned",
+                    format!("this node is not assigned to job {job}"),
+                ));
+            }
+            break (j.model, j.input_digest);
+        }
+        if start.elapsed() > LEDGER_WAIT {
+            return Err(err(StatusCode::NOT_FOUND, "unknown_job", format!("job {job} is not on this node's ledger")));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let record = crate::replicate::ensure_model(&s, &model.to_string()).await?;
+    let inputs = parse_inputs(&record, &req.inputs)?;
+    if digest_map(&inputs) != input_digest {
+        return Err(err(StatusCode::BAD_REQUEST, "input_mismatch", "the inputs do not hash to the job's input digest"));
+    }
+    let mut outputs = run_model(&s, &record, &inputs).await?;
+    if s.config.fault_flip_outputs {
+        flip_first_bit(&mut outputs);
+    }
+    let body = job_body(&s, &job, &record, input_digest, &outputs)
+        .ok_or_else(|| err(StatusCode::CONFLICT, "job_closed", format!("job {job} is no longer open")))?;
+    let signature = s.key.sign(domain::RECEIPT_SIGNATURE, &body.id().0);
+    let kind = TxKind::SubmitResult { job, node: me, body: body.to_bytes(), signature };
+    s.ledger
+        .sign_submit(&s.key, kind)
+        .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", e.to_string()))?;
+    Ok(ExecuteResponse {
+        public_key: hex::encode(me),
+        body: hex::encode(body.to_bytes()),
+        signature: hex::encode(signature),
+        outputs: serde_json::to_value(map_to_json(&outputs)).map_err(ApiError::internal)?,
+    })
+}
+
+/// Fault injection for tests (`fault_flip_outputs`): a lying executor.
+fn flip_first_bit(outputs: &mut TensorMap) {
+    use vouch_codec::{Tensor, TensorData};
+    if let Some(t) = outputs.values_mut().next() {
+        let mut data = t.data().clone();
+        match &mut data {
+            TensorData::F32(v) => v.iter_mut().take(1).for_each(|x| *x = f32::from_bits(x.to_bits() ^ 1)),
+            TensorData::F64(v) => v.iter_mut().take(1).for_each(|x| *x = f64::from_bits(x.to_bits() ^ 1)),
+            TensorData::I64(v) => v.iter_mut().take(1).for_each(|x| *x ^= 1),
+            TensorData::I32(v) => v.iter_mut().take(1).for_each(|x| *x ^= 1),
+            TensorData::I16(v) => v.iter_mut().take(1).for_each(|x| *x ^= 1),
+            _ => {}
+        }
+        if let Ok(flipped) = Tensor::new(t.shape().to_vec(), data) {
+            *t = flipped;
+        }
+    }
+}
+
+/// One executor's answer, checked.
+struct Answer {
+    node: Address,
+    body: ReceiptBody,
+    signature: [u8; 64],
+    outputs: TensorMap,
+}
+
+async fn ask(s: &Arc<NodeState>, node: Address, job: Digest, inputs: &serde_json::Value) -> Result<Answer, String> {
+    let req = ExecuteRequest { inputs: inputs.clone() };
+    let resp = if node == s.key.public_key() {
+        execute(s.clone(), job, req).await.map_err(|e| e.message)?
+    } else {
+        let endpoint = s
+            .ledger
+            .running
+            .chain
+            .state()
+            .ledger
+            .nodes
+            .get(&node)
+            .map(|n| n.endpoint.clone())
+            .ok_or("executor not registered")?;
+        vouch_api::Client::new(&endpoint).execute(&job.to_hex(), &req).await.map_err(|e| e.to_string())?
+    };
+    let pk: [u8; 32] = hex::decode(&resp.public_key).ok().and_then(|v| v.try_into().ok()).ok_or("bad public key")?;
+    if pk != node {
+        return Err("answered by another node".into());
+    }
+    let body_bytes = hex::decode(&resp.body).map_err(|e| e.to_string())?;
+    let mut r = vouch_codec::Reader::new(&body_bytes);
+    let body = ReceiptBody::decode(&mut r).map_err(|e| e.to_string())?;
+    r.finish("receipt body").map_err(|e| e.to_string())?;
+    let signature: [u8; 64] =
+        hex::decode(&resp.signature).ok().and_then(|v| v.try_into().ok()).ok_or("bad signature")?;
+    vouch_crypto::verify(domain::RECEIPT_SIGNATURE, &node, &body.id().0, &signature).map_err(|e| e.to_string())?;
+    let outputs: BTreeMap<String, TensorJson> = serde_json::from_value(resp.outputs).map_err(|e| e.to_string())?;
+    let outputs = map_from_json(&outputs).map_err(|(n, e)| format!("output {n}: {e}"))?;
+    if digest_map(&outputs) != body.output_digest {
+        return Err("outputs do not match the signed digest".into());
+    }
+    Ok(Answer { node, body, signature, outputs })
+}
+
+/// The entry node's side of a quorum inference.
+pub(crate) async fn infer(
+    s: Arc<NodeState>,
+    record: ModelVersion,
+    doc: serde_json::Value,
+    quorum: u8,
+) -> Result<serde_json::Value, ApiError> {
+    let inputs = parse_inputs(&record, &doc)?;
+    let input_digest = digest_map(&inputs);
+    let ledger = &s.ledger;
+    // The model must be on the ledger before a job can name it.
+    if !ledger.running.chain.state().ledger.models.contains_key(&record.id) {
+        let kind = TxKind::RegisterModel {
+            model: record.id,
+            name: format!("{}@{}", record.name, record.version),
+            commitment: vec![],
+        };
+        let id = ledger
+            .sign_submit(&s.key, kind)
+            .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", e.to_string()))?;
+        ledger.wait_tx(&id, LEDGER_WAIT).await;
+    }
+    let kind = TxKind::SubmitJob { model: record.id, input_digest, mode: Mode::Quorum, quorum, fee_per_executor: 10 };
+    let id = ledger
+        .sign_submit(&s.key, kind)
+        .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", e.to_string()))?;
+    let rec = ledger
+        .wait_tx(&id, LEDGER_WAIT)
+        .await
+        .ok_or_else(|| err(StatusCode::GATEWAY_TIMEOUT, "ledger_timeout", "the job was not finalized in time"))?;
+    let events = rec.result.map_err(|e| err(StatusCode::UNPROCESSABLE_ENTITY, "job_rejected", e.to_string()))?;
+    let Some((job, executors)) = events.iter().find_map(|e| match e {
+        Event::JobAssigned { job, executors } => Some((*job, executors.clone())),
+        _ => None,
+    }) else {
+        return Err(ApiError::internal("job finalized without an assignment"));
+    };
+    let answers = futures_util::future::join_all(executors.iter().map(|n| ask(&s, *n, job, &doc))).await;
+    let mut good = vec![];
+    let mut failures = vec![];
+    for (n, a) in executors.iter().zip(answers) {
+        match a {
+            Ok(a) => good.push(a),
+            Err(e) => failures.push(format!("{}: {e}", hex::encode(&n[..8]))),
+        }
+    }
+    let agreed = !good.is_empty() && good.iter().all(|a| a.body.id() == good[0].body.id());
+    if agreed && good.len() == executors.len() {
+        let a0 = &good[0];
+        let receipt = Receipt {
+            body: a0.body.clone(),
+            inputs: s.config.disclose_inputs.then(|| inputs.clone()),
+            outputs: a0.outputs.clone(),
+            evidence: good.iter().map(|a| Evidence::Ed25519 { public_key: a.node, signature: a.signature }).collect(),
+            anchor: None,
+        };
+        s.receipts.put(&receipt).await?;
+        s.metrics.receipts_issued.inc();
+        if receipt.body.executors.contains(&s.key.public_key()) {
+            crate::routes::settle(&s, receipt.id());
+        }
+        return serde_json::to_value(receipt.to_json()).map_err(ApiError::internal);
+    }
+    // Disagreement (or silence): the ledger decides. Hand the inputs to the dispute set once it is drawn.
+    let mut status = JobStatus::Pending;
+    let start = std::time::Instant::now();
+    while start.elapsed() < LEDGER_WAIT {
+        status = ledger.running.chain.state().ledger.jobs.get(&job).map_or(JobStatus::Pending, |j| j.status.clone());
+        if status != JobStatus::Pending {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut resolution = None;
+    if status == JobStatus::Disputed {
+        let set = ledger.running.chain.state().ledger.jobs[&job].dispute_set.clone();
+        let _ = futures_util::future::join_all(set.iter().map(|n| ask(&s, *n, job, &doc))).await;
+        let start = std::time::Instant::now();
+        while start.elapsed() < LEDGER_WAIT {
+            if let Some(JobStatus::Resolved(d)) =
+                ledger.running.chain.state().ledger.jobs.get(&job).map(|j| j.status.clone())
+            {
+                resolution = Some(d);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Err(err(
+        StatusCode::CONFLICT,
+        "quorum_disagreement",
+        format!("the {} executors of job {job} did not agree; the ledger decides by re-execution", executors.len()),
+    )
+    .details(serde_json::json!({
+        "job": job.to_hex(),
+        "answers": good.iter().map(|a| serde_json::json!({"node": hex::encode(a.node), "output_digest": a.body.output_digest.to_hex()})).collect::<Vec<_>>(),
+        "failures": failures,
+        "resolved_output_digest": resolution.map(|d| d.to_hex()),
+    })))
+}
