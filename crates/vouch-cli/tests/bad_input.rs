@@ -181,10 +181,17 @@ fn bad_models_bad_requests_and_dropped_uploads_get_clear_errors() {
         "invalid_mode",
     );
     assert_error(infer(&node, &json!({"model": "mlp_small", "inputs": {"x": [x]}, "mode": "zk"})), 400, "not_zk_model");
-    assert_error(
+    // Quorum mode on a one-node chain: the ledger refuses the job (too few executors) with its reason.
+    let msg = assert_error(
         infer(&node, &json!({"model": "mlp_small", "inputs": {"x": [x]}, "mode": "quorum"})),
+        422,
+        "job_rejected",
+    );
+    assert!(msg.contains("eligible executors for a quorum of 3"), "{msg}");
+    assert_error(
+        infer(&node, &json!({"model": "mlp_small", "inputs": {"x": [x]}, "mode": "quorum", "quorum": 1})),
         400,
-        "mode_unavailable",
+        "invalid_quorum",
     );
 
     // Invalid JSON, a JSON document of the wrong shape, an oversized body.

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bench_models, http, vouch_bin};
+use common::{bench_models, http, try_http, vouch_bin};
 use serde_json::Value;
 
 struct Proc(Child);
@@ -21,8 +21,7 @@ impl Drop for Proc {
 }
 
 fn status(addr: SocketAddr) -> Option<Value> {
-    std::net::TcpStream::connect(addr).ok()?;
-    let (code, v) = http(addr, "GET", "/v1/ledger/status", "application/json", b"");
+    let (code, v) = try_http(addr, "GET", "/v1/ledger/status", "application/json", b"")?;
     (code == 200).then_some(v)
 }
 
@@ -155,11 +154,13 @@ fn four_node_devnet_settles_receipts_survives_a_crash_and_catches_up() {
             .arg(home.join("node3"))
             .env("VOUCH_LOG", "warn")
             .stdout(Stdio::null())
+            .stderr(std::fs::File::create(home.join("node3").join("restart.log")).unwrap())
             .spawn()
             .unwrap(),
     );
     let target = status(addrs[0]).unwrap()["height"].as_u64().unwrap();
-    wait_for("node 3 to catch up", 90, || {
+    let restart_log = home.join("node3").join("restart.log");
+    wait_for(&format!("node 3 to catch up (its log: {})", restart_log.display()), 90, || {
         status(addrs[3]).is_some_and(|s| s["height"].as_u64().unwrap_or(0) >= target)
     });
     // Compare state roots at one height every node has executed.

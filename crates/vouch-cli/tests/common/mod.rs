@@ -106,13 +106,27 @@ impl Drop for NodeProc {
 
 /// One HTTP/1.1 request on a fresh connection; returns the status and the JSON body (or the text as a string).
 pub fn http(addr: SocketAddr, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, serde_json::Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
+    try_http(addr, method, path, content_type, body).unwrap_or_else(|| panic!("no HTTP response from {addr}{path}"))
+}
+
+/// [`http`], or `None` if nothing answers (a node that is starting or stopping).
+pub fn try_http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Option<(u16, serde_json::Value)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", body.len()).ok()?;
     // The server may answer (e.g. 413) and close before reading everything; that is not a test failure.
     let _ = s.write_all(body);
     let mut resp = Vec::new();
     let _ = s.read_to_end(&mut resp);
-    parse_response(&resp)
+    if resp.is_empty() {
+        return None;
+    }
+    Some(parse_response(&resp))
 }
 
 pub fn parse_response(resp: &[u8]) -> (u16, serde_json::Value) {
