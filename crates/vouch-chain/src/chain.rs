@@ -33,9 +33,12 @@ pub enum SubmitError {
     /// Not a signed transaction.
     #[error("malformed transaction: {0}")]
     Malformed(String),
-    /// Wrong chain or bad signature.
+    /// Wrong chain or bad signature: no honest node sends this.
     #[error(transparent)]
-    Invalid(#[from] TxError),
+    Invalid(TxError),
+    /// It would not apply to the current state (beyond balance, unknown job, ...).
+    #[error(transparent)]
+    Rejected(TxError),
     /// The sender already used this nonce.
     #[error("stale nonce: account is at {expected}, transaction has {found}")]
     StaleNonce {
@@ -65,6 +68,8 @@ pub struct ChainState {
     pub txs: HashMap<Digest, TxRecord>,
     /// State root after each executed height.
     pub roots: BTreeMap<u64, Digest>,
+    /// What the end of each block did beyond its transactions (expired jobs, slashes), by height.
+    pub block_events: BTreeMap<u64, Vec<Event>>,
 }
 
 impl ChainState {
@@ -122,6 +127,7 @@ impl Chain {
             headers: BTreeMap::from([(0, *g.header())]),
             txs: HashMap::new(),
             roots: BTreeMap::from([(0, root)]),
+            block_events: BTreeMap::new(),
         };
         Arc::new(Self { genesis, chain_id, state: RwLock::new(state), mempool: Mutex::new(Mempool::default()) })
     }
@@ -154,16 +160,17 @@ impl Chain {
     /// Checks a transaction and queues it for inclusion; returns its id. Idempotent for a pending transaction.
     pub fn submit(&self, bytes: Bytes) -> Result<Digest, SubmitError> {
         let stx = SignedTx::from_bytes(&bytes).map_err(|e| SubmitError::Malformed(e.to_string()))?;
-        check_stateless(&self.chain_id, &stx)?;
+        check_stateless(&self.chain_id, &stx).map_err(SubmitError::Invalid)?;
         let id = stx.tx.id();
         {
             let st = self.state();
             if st.txs.contains_key(&id) {
                 return Err(SubmitError::AlreadyFinalized(id.to_hex()));
             }
-            let next = st.ledger.accounts.get(&stx.tx.from).map_or(0, |a| a.nonce);
-            if stx.tx.nonce < next {
-                return Err(SubmitError::StaleNonce { expected: next, found: stx.tx.nonce });
+            match st.ledger.precheck(&stx) {
+                Ok(()) => {}
+                Err(TxError::BadNonce { expected, found }) => return Err(SubmitError::StaleNonce { expected, found }),
+                Err(e) => return Err(SubmitError::Rejected(e)),
             }
         }
         let mut pool = lock(&self.mempool);
@@ -240,6 +247,10 @@ impl Chain {
             let result = st.ledger.execute(&ctx, &stx);
             st.txs.insert(id, TxRecord { height: h.height, index: index as u32, result });
             done.push(id);
+        }
+        let expired = st.ledger.end_block(h.height);
+        if !expired.is_empty() {
+            st.block_events.insert(h.height, expired);
         }
         st.height = h.height;
         st.headers.insert(h.height, *h);

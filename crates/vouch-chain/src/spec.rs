@@ -46,6 +46,8 @@ pub struct ParamsSpec {
     pub max_quorum: u8,
     /// Longest endpoint.
     pub max_endpoint_len: usize,
+    /// Blocks an executor round has to answer.
+    pub job_timeout_blocks: u64,
 }
 
 impl Default for ParamsSpec {
@@ -57,6 +59,7 @@ impl Default for ParamsSpec {
             slash_bps: p.slash_bps,
             max_quorum: p.max_quorum,
             max_endpoint_len: p.max_endpoint_len,
+            job_timeout_blocks: p.job_timeout_blocks,
         }
     }
 }
@@ -127,6 +130,7 @@ impl ChainSpec {
             slash_bps: p.slash_bps,
             max_quorum: p.max_quorum,
             max_endpoint_len: p.max_endpoint_len,
+            job_timeout_blocks: p.job_timeout_blocks,
         };
         Ok(Genesis { accounts, params, validators })
     }

@@ -34,15 +34,19 @@ async fn main() -> anyhow::Result<()> {
     let base: u16 = arg("--base-port", "7400").parse()?;
     let bin = PathBuf::from(arg("--vouch", "target/release/vouch"));
     let home = tempfile::tempdir()?;
+    let dir = match std::env::var_os("LEDGER_BENCH_HOME") {
+        Some(d) => PathBuf::from(d), // kept afterwards, with each node's log
+        None => home.path().to_owned(),
+    };
     let mut devnet = Command::new(&bin)
         .args(["devnet", "--nodes", "4", "--base-port", &base.to_string(), "--home"])
-        .arg(home.path())
+        .arg(&dir)
         .env("VOUCH_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()?;
     let urls: Vec<String> = (0..4).map(|i| format!("http://127.0.0.1:{}", base + i)).collect();
     let clients: Vec<Client> = urls.iter().map(|u| Client::new(u)).collect();
-    let result = run(&clients, home.path(), n_txs).await;
+    let result = run(&clients, &dir, n_txs).await;
     let _ = Command::new("kill").arg("-INT").arg(devnet.id().to_string()).status();
     let _ = devnet.wait();
     result
@@ -59,6 +63,17 @@ async fn run(clients: &[Client], home: &std::path::Path, n_txs: usize) -> anyhow
         anyhow::ensure!(start.elapsed() < Duration::from_secs(120), "devnet did not start");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Nodes register themselves as executors from their own accounts: wait for that, so the nonces read below are
+    // not consumed concurrently.
+    loop {
+        let nodes: Value = clients[0].get("/v1/ledger/nodes").await?;
+        if nodes.as_array().is_some_and(|n| n.len() == clients.len()) {
+            break;
+        }
+        anyhow::ensure!(start.elapsed() < Duration::from_secs(120), "nodes did not register");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("devnet up after {:.1} s", start.elapsed().as_secs_f64());
     let status: Value = clients[0].get("/v1/ledger/status").await?;
     let chain: [u8; 32] = hex::decode(status["chain_id"].as_str().unwrap())?.try_into().unwrap();
     let keys: Vec<NodeKey> = std::iter::once(home.join("dev-account.key"))
@@ -120,7 +135,10 @@ async fn run(clients: &[Client], home: &std::path::Path, n_txs: usize) -> anyhow
             let mut out = vec![];
             for (id, bytes) in batch {
                 let at = Instant::now();
-                c.submit_tx(bytes).await.expect("submit");
+                if let Err(e) = c.submit_tx(bytes).await {
+                    eprintln!("submit {id}: {e}");
+                    continue;
+                }
                 out.push((id, at));
             }
             out
@@ -131,6 +149,7 @@ async fn run(clients: &[Client], home: &std::path::Path, n_txs: usize) -> anyhow
         submitted.insert(s.0, s.1);
     }
     let submit_s = t0.elapsed().as_secs_f64();
+    eprintln!("submitted {n_txs} in {submit_s:.2} s");
     let seen = follower.await?;
     let last = seen.values().max().copied().unwrap_or(t0);
     let mut lat: Vec<f64> =

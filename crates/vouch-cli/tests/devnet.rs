@@ -25,6 +25,11 @@ fn status(addr: SocketAddr) -> Option<Value> {
     (code == 200).then_some(v)
 }
 
+fn spec_node_id(home: &Path, i: usize) -> Value {
+    let spec: Value = serde_json::from_str(&std::fs::read_to_string(home.join("genesis.json")).unwrap()).unwrap();
+    spec["validators"][i]["node_id"].clone()
+}
+
 fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
@@ -84,8 +89,10 @@ fn four_node_devnet_settles_receipts_survives_a_crash_and_catches_up() {
     let model = bench_models().join("mlp_small.onnx");
     vouch(&urls[2], &["model", "push", model.to_str().unwrap(), "--name", "mlp"]);
 
-    // Signed inference through node 2 settles; every node has the anchoring block with the same hash.
-    let r1 = infer_settled(&urls[2], dir.path(), &input, "r1");
+    // Signed inference through node 0, which does not have the model: it fetches it from a peer by id (checking the
+    // hash), runs it, and the receipt settles; every node has the anchoring block with the same hash.
+    let r1 = infer_settled(&urls[0], dir.path(), &input, "r1");
+    assert_eq!(r1["executors"][0], spec_node_id(&home, 0));
     let a = &r1["anchor"];
     let h = a["height"].as_u64().unwrap();
     for addr in &addrs {

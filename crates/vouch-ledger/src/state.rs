@@ -20,11 +20,20 @@ pub struct Params {
     pub max_quorum: u8,
     /// Longest endpoint string.
     pub max_endpoint_len: usize,
+    /// Blocks an executor round has to answer before its silent members are slashed and the job expires.
+    pub job_timeout_blocks: u64,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Self { min_fee: 1, min_stake: 1_000, slash_bps: 5_000, max_quorum: 16, max_endpoint_len: 256 }
+        Self {
+            min_fee: 1,
+            min_stake: 1_000,
+            slash_bps: 5_000,
+            max_quorum: 16,
+            max_endpoint_len: 256,
+            job_timeout_blocks: 600,
+        }
     }
 }
 
@@ -55,6 +64,7 @@ impl Genesis {
         w.u64(p.slash_bps);
         w.u8(p.max_quorum);
         w.u64(p.max_endpoint_len as u64);
+        w.u64(p.job_timeout_blocks);
         w.len(self.validators.len());
         self.validators.iter().for_each(|v| w.raw(v));
         *blake3::hash(&w.finish()).as_bytes()
@@ -114,6 +124,8 @@ pub enum JobStatus {
     Disputed,
     /// The re-execution majority decided this output digest; liars slashed.
     Resolved(Digest),
+    /// The current round did not answer in time: silent members slashed, answering ones paid, rest refunded.
+    Expired,
 }
 
 /// An inference job.
@@ -141,6 +153,8 @@ pub struct Job {
     pub status: JobStatus,
     /// Height of the block that created it.
     pub height: u64,
+    /// Last height at which the current round (executors, or the dispute set) may answer.
+    pub deadline: u64,
 }
 
 /// What applying a transaction did (beyond balances), for logs, APIs and tests.
@@ -173,6 +187,13 @@ pub enum Event {
         job: Digest,
         /// The majority's output digest.
         output_digest: Digest,
+    },
+    /// A round did not answer in time.
+    JobExpired {
+        /// Job id.
+        job: Digest,
+        /// Members of the round that never answered (slashed).
+        silent: Vec<Address>,
     },
     /// A receipt was settled.
     ReceiptSettled {
@@ -413,6 +434,7 @@ impl State {
             w.u64(j.fee_per_executor);
             w.u64(j.escrow);
             w.u64(j.height);
+            w.u64(j.deadline);
             for set in [&j.executors, &j.dispute_set] {
                 w.len(set.len());
                 set.iter().for_each(|e| w.raw(e));
@@ -434,6 +456,7 @@ impl State {
                     w.u8(3);
                     w.raw(&d.0)
                 }
+                JobStatus::Expired => w.u8(4),
             }
         }
         w.len(self.receipts.len());
@@ -447,6 +470,41 @@ impl State {
 
     fn account(&self, a: &Address) -> Account {
         self.accounts.get(a).cloned().unwrap_or_default()
+    }
+
+    /// The cheap stateful checks a mempool runs before accepting a transaction (no state is cloned or changed):
+    /// stateless validity, a nonce not yet used, the fee, a balance covering fee plus the amount the action moves,
+    /// and, for a result, a known job. Passing does not guarantee the transaction applies (earlier transactions of
+    /// the same block may change the state); failing means it would not apply now.
+    pub fn precheck(&self, stx: &SignedTx) -> Result<(), TxError> {
+        let tx = &stx.tx;
+        check_stateless(&self.chain, stx)?;
+        let sender = self.account(&tx.from);
+        if tx.nonce < sender.nonce {
+            return Err(TxError::BadNonce { expected: sender.nonce, found: tx.nonce });
+        }
+        if tx.fee < self.params.min_fee {
+            return Err(TxError::FeeTooLow { fee: tx.fee, min: self.params.min_fee });
+        }
+        let amount = match &tx.kind {
+            TxKind::Transfer { amount, .. } | TxKind::AddStake { amount, .. } => *amount,
+            TxKind::RegisterNode { stake, .. } => *stake,
+            TxKind::SubmitJob { quorum, fee_per_executor, .. } => {
+                fee_per_executor.checked_mul(u64::from(*quorum)).ok_or(TxError::InvalidAmount)?
+            }
+            TxKind::SubmitResult { job, .. } => {
+                if !self.jobs.contains_key(job) {
+                    return Err(TxError::UnknownJob(job.to_hex()));
+                }
+                0
+            }
+            TxKind::RegisterModel { .. } | TxKind::SettleReceipt { .. } => 0,
+        };
+        let needed = tx.fee.checked_add(amount).ok_or(TxError::InvalidAmount)?;
+        if needed > sender.balance {
+            return Err(TxError::InsufficientBalance { needed, available: sender.balance });
+        }
+        Ok(())
     }
 
     /// Executes one transaction of a finalized block. Like [`State::apply`], except that a transaction that is
@@ -596,6 +654,7 @@ impl State {
                         results: BTreeMap::new(),
                         status: JobStatus::Pending,
                         height: ctx.height,
+                        deadline: ctx.height.saturating_add(self.params.job_timeout_blocks),
                     },
                 );
             }
@@ -613,7 +672,9 @@ impl State {
                 let round = match j.status {
                     JobStatus::Pending => &j.executors,
                     JobStatus::Disputed => &j.dispute_set,
-                    JobStatus::Settled(_) | JobStatus::Resolved(_) => return Err(TxError::JobClosed(job.to_hex())),
+                    JobStatus::Settled(_) | JobStatus::Resolved(_) | JobStatus::Expired => {
+                        return Err(TxError::JobClosed(job.to_hex()));
+                    }
                 };
                 if !round.contains(node) {
                     return Err(TxError::NotAssigned(short(node)));
@@ -643,11 +704,51 @@ impl State {
                 self.charge(tx.from, needed, tx.fee);
                 let j = self.jobs.get_mut(job).expect("checked");
                 j.results.insert(*node, (rid, receipt.output_digest));
-                events.extend(self.progress(*job, &ctx.seed));
+                events.extend(self.progress(*job, &ctx.seed, ctx.height));
             }
         }
         self.accounts.entry(tx.from).or_default().nonce += 1;
         Ok(events)
+    }
+
+    /// Runs after a block's transactions: every open job whose round missed its deadline expires. Its silent members
+    /// lose `slash_bps` of their stake (to the treasury); members that answered are paid; the rest of the escrow goes
+    /// back to the requester. Deterministic: jobs are visited in id order.
+    pub fn end_block(&mut self, height: u64) -> Vec<Event> {
+        let due: Vec<Digest> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| matches!(j.status, JobStatus::Pending | JobStatus::Disputed) && j.deadline < height)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut events = vec![];
+        for id in due {
+            let j = self.jobs[&id].clone();
+            let round = if j.status == JobStatus::Disputed { &j.dispute_set } else { &j.executors };
+            let silent: Vec<Address> = round.iter().filter(|n| !j.results.contains_key(*n)).copied().collect();
+            for n in &silent {
+                if let Some(node) = self.nodes.get_mut(n) {
+                    let amount = (u128::from(node.stake) * u128::from(self.params.slash_bps) / 10_000) as u64;
+                    node.stake -= amount;
+                    node.slashed += amount;
+                    self.treasury += amount;
+                    events.push(Event::Slashed { node: *n, amount });
+                }
+            }
+            // Original executors who answered earn their fee (bounded by what is left in escrow).
+            let mut escrow = j.escrow;
+            for n in j.executors.iter().filter(|n| j.results.contains_key(*n)) {
+                let fee = j.fee_per_executor.min(escrow);
+                escrow -= fee;
+                self.pay(n, fee);
+            }
+            self.accounts.entry(j.requester).or_default().balance += escrow;
+            let jm = self.jobs.get_mut(&id).expect("exists");
+            jm.escrow = 0;
+            jm.status = JobStatus::Expired;
+            events.push(Event::JobExpired { job: id, silent });
+        }
+        events
     }
 
     fn charge(&mut self, from: Address, needed: u64, fee: u64) {
@@ -664,7 +765,7 @@ impl State {
     }
 
     /// Settles or escalates a job once its current round is complete.
-    fn progress(&mut self, job_id: Digest, block_seed: &[u8; 32]) -> Vec<Event> {
+    fn progress(&mut self, job_id: Digest, block_seed: &[u8; 32], block_height: u64) -> Vec<Event> {
         let j = self.jobs[&job_id].clone();
         let mut events = vec![];
         match j.status {
@@ -691,6 +792,7 @@ impl State {
                     let jm = self.jobs.get_mut(&job_id).expect("exists");
                     jm.dispute_set = set.clone();
                     jm.status = JobStatus::Disputed;
+                    jm.deadline = block_height.saturating_add(self.params.job_timeout_blocks);
                     // With no eligible node outside the original set the dispute stays open: nobody independent
                     // is left to decide it.
                     events.push(Event::DisputeOpened { job: job_id, dispute_set: set });

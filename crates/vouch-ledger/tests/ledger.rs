@@ -376,3 +376,36 @@ fn execute_charges_fee_and_consumes_nonce_for_failed_actions_only_when_admissibl
     assert_eq!(w.state.execute(&ctx, &forged), Err(TxError::BadSignature));
     assert_eq!(w.state.root(), root);
 }
+
+#[test]
+fn a_silent_executor_is_slashed_when_the_round_times_out_and_the_job_expires() {
+    let mut w = World::new(4);
+    let supply = w.state.total_supply();
+    let (job, executors) = w.submit_job(3);
+    let relayer = w.users[2].clone_key();
+    for e in &executors[..2] {
+        let tx = w.sign(&relayer, w.result(job, e, 9));
+        w.apply(&tx).unwrap();
+    }
+    let deadline = w.state.jobs[&job].deadline;
+    let requester = w.users[1].public_key();
+    let before = w.state.accounts[&requester].balance;
+    // Not yet due: nothing happens.
+    assert!(w.state.end_block(deadline).is_empty());
+    let events = w.state.end_block(deadline + 1);
+    let silent = executors[2];
+    assert_eq!(events.last(), Some(&Event::JobExpired { job, silent: vec![silent] }));
+    assert!(matches!(events[0], Event::Slashed { node, amount } if node == silent && amount == 5_000));
+    assert_eq!(w.state.jobs[&job].status, JobStatus::Expired);
+    assert_eq!(w.state.nodes[&silent].slashed, 5_000);
+    for e in &executors[..2] {
+        assert_eq!(w.state.nodes[e].slashed, 0);
+    }
+    // The silent executor's share of the escrow goes back to the requester.
+    assert_eq!(w.state.accounts[&requester].balance, before + 100);
+    assert_eq!(w.state.total_supply(), supply);
+    // A late answer is refused, and expiry does not repeat.
+    let late = w.sign(&relayer, w.result(job, &silent, 9));
+    assert_eq!(w.reject(&late), TxError::JobClosed(job.to_hex()));
+    assert!(w.state.end_block(deadline + 2).is_empty());
+}

@@ -127,6 +127,9 @@ pub(crate) async fn submit_tx(State(s): AppState, body: Bytes) -> Result<Json<Va
             let code = match e {
                 SubmitError::Malformed(_) => "malformed_tx",
                 SubmitError::Invalid(_) => "invalid_tx",
+                SubmitError::Rejected(vouch_ledger::TxError::InsufficientBalance { .. }) => "insufficient_balance",
+                SubmitError::Rejected(vouch_ledger::TxError::UnknownJob(_)) => "unknown_job",
+                SubmitError::Rejected(_) => "rejected_tx",
                 SubmitError::StaleNonce { .. } => "stale_nonce",
                 SubmitError::AlreadyFinalized(_) => "already_finalized",
                 SubmitError::Full(_) => "mempool_full",

@@ -1,0 +1,93 @@
+//! Bad transactions through a real node's HTTP API (`POST /v1/ledger/txs`): garbage, oversized, wrongly signed,
+//! for another chain, beyond balance, a result for an unknown job, a replayed transaction and a reused nonce. Each
+//! gets its exact error code and leaves the ledger's state root unchanged; a valid transfer applies.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::NodeProc;
+use serde_json::Value;
+use vouch_codec::tx::{SignedTx, Tx, TxKind};
+use vouch_codec::{Digest, domain};
+use vouch_crypto::NodeKey;
+
+fn post_tx(node: &NodeProc, bytes: &[u8]) -> (u16, Value) {
+    node.http("POST", "/v1/ledger/txs", "application/octet-stream", bytes)
+}
+
+fn status(node: &NodeProc) -> Value {
+    node.http("GET", "/v1/ledger/status", "application/json", b"").1
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn bad_transactions_get_exact_errors_and_change_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(home.path());
+    // The node registers itself as an executor; after that the state is quiet (empty blocks do not change it).
+    wait_for("the node's executor registration", || {
+        node.http("GET", "/v1/ledger/nodes", "application/json", b"").1.as_array().is_some_and(|a| a.len() == 1)
+    });
+    let key = NodeKey::load_or_create(&home.path().join("node.key")).unwrap();
+    let st = status(&node);
+    let chain: [u8; 32] = hex::decode(st["chain_id"].as_str().unwrap()).unwrap().try_into().unwrap();
+    let me = hex::encode(key.public_key());
+    let account = node.http("GET", &format!("/v1/ledger/accounts/{me}"), "application/json", b"").1;
+    let nonce = account["nonce"].as_u64().unwrap();
+    let balance = account["balance"].as_u64().unwrap();
+    let sign = |nonce: u64, chain: [u8; 32], kind: TxKind| {
+        let tx = Tx { chain, from: key.public_key(), nonce, fee: 1, kind };
+        let signature = key.sign(domain::TX_SIGNATURE, &tx.id().0);
+        SignedTx { tx, signature }
+    };
+    let root = || status(&node)["state_root"].clone();
+    let reject = |bytes: &[u8], code: &str| {
+        let before = root();
+        let (s, body) = post_tx(&node, bytes);
+        assert_eq!((s, body["error"]["code"].as_str()), (400, Some(code)), "{body}");
+        assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+        std::thread::sleep(Duration::from_millis(700));
+        assert_eq!(root(), before, "a rejected transaction ({code}) changed the state");
+        body["error"]["message"].as_str().unwrap().to_owned()
+    };
+
+    reject(b"garbage", "malformed_tx");
+    reject(&vec![0u8; vouch_codec::tx::MAX_TX_BYTES + 1], "malformed_tx");
+    let mut forged = sign(nonce, chain, TxKind::Transfer { to: [7; 32], amount: 5 });
+    forged.signature[0] ^= 1;
+    assert_eq!(reject(&forged.to_bytes(), "invalid_tx"), "bad transaction signature");
+    let other_chain = sign(nonce, [9; 32], TxKind::Transfer { to: [7; 32], amount: 5 });
+    assert!(reject(&other_chain.to_bytes(), "invalid_tx").contains("is for chain"));
+    let too_much = sign(nonce, chain, TxKind::Transfer { to: [7; 32], amount: balance });
+    assert!(reject(&too_much.to_bytes(), "insufficient_balance").contains("insufficient balance"));
+    let unknown_job = sign(
+        nonce,
+        chain,
+        TxKind::SubmitResult { job: Digest([3; 32]), node: key.public_key(), body: vec![], signature: [0; 64] },
+    );
+    assert!(reject(&unknown_job.to_bytes(), "unknown_job").contains("unknown job"));
+
+    // A valid transfer applies; replaying it, or reusing its nonce, is refused.
+    let ok = sign(nonce, chain, TxKind::Transfer { to: [7; 32], amount: 5 });
+    let (s, body) = post_tx(&node, &ok.to_bytes());
+    assert_eq!(s, 200, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    wait_for("the transfer to finalize", || {
+        node.http("GET", &format!("/v1/ledger/txs/{id}"), "application/json", b"").0 == 200
+    });
+    let (_, rec) = node.http("GET", &format!("/v1/ledger/txs/{id}"), "application/json", b"");
+    assert_eq!(rec["result"]["ok"], true, "{rec}");
+    let to = node.http("GET", &format!("/v1/ledger/accounts/{}", hex::encode([7u8; 32])), "application/json", b"").1;
+    assert_eq!(to["balance"], 5);
+    reject(&ok.to_bytes(), "already_finalized");
+    let reuse = sign(nonce, chain, TxKind::Transfer { to: [8; 32], amount: 1 });
+    assert!(reject(&reuse.to_bytes(), "stale_nonce").contains("stale nonce"));
+}
