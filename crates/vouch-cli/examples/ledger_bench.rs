@@ -105,7 +105,7 @@ async fn run(clients: &[Client], home: &std::path::Path, n_txs: usize) -> anyhow
         tokio::spawn(async move {
             let mut seen: HashMap<String, Instant> = HashMap::new();
             let mut next = first_height + 1;
-            let deadline = Instant::now() + Duration::from_secs(600);
+            let deadline = Instant::now() + Duration::from_secs(120);
             while seen.len() < n_txs && Instant::now() < deadline {
                 match c.get::<Value>(&format!("/v1/ledger/blocks/{next}")).await {
                     Ok(b) => {
@@ -113,6 +113,8 @@ async fn run(clients: &[Client], home: &std::path::Path, n_txs: usize) -> anyhow
                         for t in b["txs"].as_array().into_iter().flatten() {
                             if t["result"]["ok"] == true {
                                 seen.insert(t["id"].as_str().unwrap_or_default().to_owned(), now);
+                            } else {
+                                eprintln!("tx {} failed: {}", t["id"], t["result"]);
                             }
                         }
                         next += 1;
@@ -157,7 +159,11 @@ async fn run(clients: &[Client], home: &std::path::Path, n_txs: usize) -> anyhow
     lat.sort_by(f64::total_cmp);
     anyhow::ensure!(!lat.is_empty(), "nothing settled");
     let elapsed = last.duration_since(t0).as_secs_f64();
-    println!("submitted {n_txs} txs in {submit_s:.2} s; settled {} in {elapsed:.2} s", seen.len());
+    println!(
+        "submitted {} of {n_txs} txs in {submit_s:.2} s; settled {} in {elapsed:.2} s",
+        submitted.len(),
+        seen.len()
+    );
     println!("settled receipts/s {:.0}", seen.len() as f64 / elapsed);
     println!(
         "finality latency p50 {:.3} s p99 {:.3} s max {:.3} s",

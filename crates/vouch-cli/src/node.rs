@@ -18,6 +18,8 @@ pub enum NodeCommand {
     Status,
     /// Print the resolved configuration.
     Config(HomeArgs),
+    /// Executor nodes on the ledger: stake, slashes, endpoints.
+    Ls,
 }
 
 #[derive(Args)]
@@ -77,6 +79,23 @@ pub async fn run(cli: &Cli, cmd: &NodeCommand) -> anyhow::Result<Outcome> {
                 println!("receipts  {}", s.receipts);
                 println!("cached    {}", s.cached_models);
                 println!("uptime    {}s", s.uptime_s);
+            }
+            Ok(Outcome::Ok)
+        }
+        NodeCommand::Ls => {
+            let nodes: serde_json::Value = vouch_api::Client::new(&cli.node).get("/v1/ledger/nodes").await?;
+            if cli.json {
+                print_json(&nodes)?;
+            } else {
+                for n in nodes.as_array().into_iter().flatten() {
+                    println!(
+                        "{} stake {} slashed {} {}",
+                        n["node"].as_str().unwrap_or("?"),
+                        n["stake"],
+                        n["slashed"],
+                        n["endpoint"].as_str().unwrap_or("")
+                    );
+                }
             }
             Ok(Outcome::Ok)
         }

@@ -138,6 +138,15 @@ fn four_node_devnet_settles_receipts_survives_a_crash_and_catches_up() {
     assert_eq!(qr["evidence"].as_array().unwrap().len(), 3);
     let out = vouch(&urls[0], &["verify", q.to_str().unwrap()]);
     assert_eq!(out.matches("signer").count(), 3, "{out}");
+    // The first assigned executor settles the quorum receipt; its anchor verifies against the genesis.
+    let qa = vouch(&urls[1], &["receipt", "show", qr["id"].as_str().unwrap(), "--wait", "--timeout", "60"]);
+    let qa_path = dir.path().join("q-anchored.json");
+    std::fs::write(&qa_path, &qa).unwrap();
+    let gen_path = home.join("genesis.json");
+    let out = vouch(&urls[2], &["verify", "--genesis", gen_path.to_str().unwrap(), qa_path.to_str().unwrap()]);
+    assert!(out.contains("anchor  settled at height"), "{out}");
+    let ls = vouch(&urls[3], &["node", "ls"]);
+    assert_eq!(ls.lines().count(), 4, "{ls}");
 
     // Kill node 3 hard: inference and settlement continue on the other three.
     let pid = Command::new("pgrep")

@@ -124,6 +124,10 @@ pub(crate) async fn execute(s: Arc<NodeState>, job: Digest, req: ExecuteRequest)
     s.ledger
         .sign_submit(&s.key, kind)
         .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", e.to_string()))?;
+    // The first assigned executor settles the receipt its round signs (so exactly one settlement per receipt).
+    if body.executors.first() == Some(&me) {
+        crate::routes::settle(&s, body.id());
+    }
     Ok(ExecuteResponse {
         public_key: hex::encode(me),
         body: hex::encode(body.to_bytes()),
@@ -253,9 +257,6 @@ pub(crate) async fn infer(
         };
         s.receipts.put(&receipt).await?;
         s.metrics.receipts_issued.inc();
-        if receipt.body.executors.contains(&s.key.public_key()) {
-            crate::routes::settle(&s, receipt.id());
-        }
         return serde_json::to_value(receipt.to_json()).map_err(ApiError::internal);
     }
     // Disagreement (or silence): the ledger decides. Hand the inputs to the dispute set once it is drawn.
