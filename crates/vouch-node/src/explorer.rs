@@ -47,6 +47,14 @@ pub(crate) async fn genesis(State(s): AppState) -> Json<Value> {
 
 /// `GET /v1/ledger/blocks/{height}`.
 pub(crate) async fn block(State(s): AppState, Path(height): Path<u64>) -> Result<Json<Value>, ApiError> {
+    // Only executed blocks: a finalized block the executor has not applied yet has no transaction results.
+    if height > s.ledger.running.chain.state().height {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "block_not_found",
+            format!("block {height} is not finalized and executed yet"),
+        ));
+    }
     let block = s.ledger.running.marshal.get_block(commonware_consensus_height(height)).await.ok_or_else(|| {
         ApiError::new(StatusCode::NOT_FOUND, "block_not_found", format!("no finalized block {height}"))
     })?;
