@@ -81,7 +81,7 @@ fn main() -> ExitCode {
             Command::Node(c) => node::run(&cli, c).await,
             Command::Model(c) => model::run(&cli, c).await,
             Command::Infer(a) => infer::run(&cli, a).await,
-            Command::Verify(a) => verify::run(&cli, a),
+            Command::Verify(a) => verify::run(&cli, a).await,
             Command::Receipt(c) => receipt::run(&cli, c).await,
             Command::Ledger(c) => ledger::run(&cli, c).await,
             Command::Account(c) => ledger::account(&cli, c).await,

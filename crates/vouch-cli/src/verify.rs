@@ -19,11 +19,14 @@ pub struct VerifyArgs {
     /// A chain spec (genesis.json): also check the receipt's ledger anchor against its validator set, offline.
     #[arg(long)]
     genesis: Option<PathBuf>,
+    /// Also check the anchor online: against the chain spec served by `--node`, and that node's finalized block at
+    /// the anchor's height must have the anchored hash.
+    #[arg(long, conflicts_with = "genesis")]
+    online: bool,
 }
 
 /// Checks the anchor of a (signature-valid) receipt against a chain spec.
-fn check_anchor(text: &str, genesis: &std::path::Path) -> anyhow::Result<Result<u64, String>> {
-    let spec = vouch_chain::spec::ChainSpec::load(genesis).map_err(anyhow::Error::msg)?;
+fn check_anchor(text: &str, spec: &vouch_chain::spec::ChainSpec) -> anyhow::Result<Result<u64, String>> {
     let chain_id = spec.genesis().map_err(anyhow::Error::msg)?.chain_id();
     let keys = spec.validator_keys().map_err(anyhow::Error::msg)?;
     let json: vouch_codec::ReceiptJson = serde_json::from_str(text)?;
@@ -52,12 +55,33 @@ fn hash_file(path: &PathBuf) -> anyhow::Result<ModelId> {
     Ok(ModelId::from_blake3(*h.finalize().as_bytes()))
 }
 
-pub fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
+/// The online check: the node's chain spec, and its block at the anchor's height.
+async fn check_online(cli: &Cli, text: &str) -> anyhow::Result<Result<u64, String>> {
+    let client = vouch_api::Client::new(&cli.node);
+    let spec: vouch_chain::spec::ChainSpec = client.get("/v1/ledger/genesis").await?;
+    let height = match check_anchor(text, &spec)? {
+        Ok(h) => h,
+        Err(e) => return Ok(Err(e)),
+    };
+    let json: vouch_codec::ReceiptJson = serde_json::from_str(text)?;
+    let anchor = json.to_receipt().map_err(|e| anyhow::anyhow!("{e}"))?.anchor.expect("checked above");
+    let block: serde_json::Value = client.get(&format!("/v1/ledger/blocks/{height}")).await?;
+    if block["hash"].as_str() != Some(hex::encode(anchor.block_hash).as_str()) {
+        return Ok(Err(format!("anchor: node {} has another block at height {height}", cli.node)));
+    }
+    Ok(Ok(height))
+}
+
+pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
     let text = std::fs::read_to_string(&a.receipt).with_context(|| format!("reading {}", a.receipt.display()))?;
     let model = a.model.as_ref().map(hash_file).transpose()?;
     let verified = vouch_receipt::verify_json(&text, model).map_err(|e| e.to_string());
     let anchored = match (&verified, &a.genesis) {
-        (Ok(_), Some(g)) => Some(check_anchor(&text, g)?),
+        (Ok(_), Some(g)) => {
+            let spec = vouch_chain::spec::ChainSpec::load(g).map_err(anyhow::Error::msg)?;
+            Some(check_anchor(&text, &spec)?)
+        }
+        (Ok(_), None) if a.online => Some(check_online(cli, &text).await?),
         _ => None,
     };
     let verified = match (verified, &anchored) {

@@ -109,6 +109,10 @@ fn four_node_devnet_settles_receipts_survives_a_crash_and_catches_up() {
         &["verify", "--genesis", genesis.to_str().unwrap(), dir.path().join("r1-anchored.json").to_str().unwrap()],
     );
     assert!(out.contains("anchor  settled at height"), "{out}");
+    // Online: against the spec and the block that node 3 serves.
+    let r1_path = dir.path().join("r1-anchored.json");
+    let out = vouch(&urls[3], &["verify", "--online", r1_path.to_str().unwrap()]);
+    assert!(out.contains("anchor  settled at height"), "{out}");
 
     // Quorum mode through node 1, which does not have the model (it replicates it from a peer by id): three
     // executors drawn by the ledger each run and sign; one receipt carries three signatures over one output digest.
