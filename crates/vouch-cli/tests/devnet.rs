@@ -158,9 +158,21 @@ fn four_node_devnet_settles_receipts_survives_a_crash_and_catches_up() {
         .arg(format!("node run --home {}", home.join("node3").display()))
         .output()
         .unwrap();
-    let pid = String::from_utf8(pid.stdout).unwrap();
-    let pid = pid.split_whitespace().next().expect("node 3 is running");
-    assert!(Command::new("kill").args(["-KILL", pid]).status().unwrap().success());
+    let pids = String::from_utf8(pid.stdout).unwrap();
+    let pids: Vec<&str> = pids.split_whitespace().collect();
+    assert!(!pids.is_empty(), "node 3 is running");
+    for pid in &pids {
+        assert!(Command::new("kill").args(["-KILL", pid]).status().unwrap().success());
+    }
+    // SIGKILL is asynchronous: wait until every such process has exited (a zombie holds no files) and the listener
+    // is gone, so the restart below finds the storage unlocked.
+    wait_for("node 3 to exit", 30, || {
+        std::net::TcpStream::connect(addrs[3]).is_err()
+            && pids.iter().all(|pid| {
+                let state = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                !state.contains("State:\tR") && !state.contains("State:\tS") && !state.contains("State:\tD")
+            })
+    });
     let r2 = infer_settled(&urls[2], dir.path(), &input, "r2");
     assert!(r2["anchor"]["height"].as_u64().unwrap() > h);
 
