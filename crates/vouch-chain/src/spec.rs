@@ -32,38 +32,6 @@ pub struct ValidatorSpec {
     pub api: String,
 }
 
-/// Ledger parameters as written in the file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ParamsSpec {
-    /// Smallest fee.
-    pub min_fee: u64,
-    /// Smallest executor stake.
-    pub min_stake: u64,
-    /// Share of stake slashed for a wrong result, basis points.
-    pub slash_bps: u64,
-    /// Largest quorum.
-    pub max_quorum: u8,
-    /// Longest endpoint.
-    pub max_endpoint_len: usize,
-    /// Blocks an executor round has to answer.
-    pub job_timeout_blocks: u64,
-}
-
-impl Default for ParamsSpec {
-    fn default() -> Self {
-        let p = Params::default();
-        Self {
-            min_fee: p.min_fee,
-            min_stake: p.min_stake,
-            slash_bps: p.slash_bps,
-            max_quorum: p.max_quorum,
-            max_endpoint_len: p.max_endpoint_len,
-            job_timeout_blocks: p.job_timeout_blocks,
-        }
-    }
-}
-
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,7 +40,7 @@ pub struct ChainSpec {
     pub accounts: Vec<AccountSpec>,
     /// Parameters.
     #[serde(default)]
-    pub params: ParamsSpec,
+    pub params: Params,
     /// Validators.
     pub validators: Vec<ValidatorSpec>,
 }
@@ -123,16 +91,7 @@ impl ChainSpec {
                 hex32("consensus key", &v.consensus_key)
             })
             .collect::<Result<Vec<_>, String>>()?;
-        let p = &self.params;
-        let params = Params {
-            min_fee: p.min_fee,
-            min_stake: p.min_stake,
-            slash_bps: p.slash_bps,
-            max_quorum: p.max_quorum,
-            max_endpoint_len: p.max_endpoint_len,
-            job_timeout_blocks: p.job_timeout_blocks,
-        };
-        Ok(Genesis { accounts, params, validators })
+        Ok(Genesis { accounts, params: self.params.clone(), validators })
     }
 
     /// The validators' consensus keys as commonware keys.

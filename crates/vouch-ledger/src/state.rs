@@ -7,8 +7,9 @@ use vouch_codec::{Digest, Mode, ModelId, ReceiptBody, Writer, domain};
 
 use crate::assign::select_executors;
 
-/// Economic and safety parameters, fixed at genesis.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Economic and safety parameters, fixed at genesis (the `params` of a chain spec file; missing fields default).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Params {
     /// Smallest fee of any transaction.
     pub min_fee: u64,

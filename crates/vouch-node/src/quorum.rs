@@ -15,7 +15,6 @@ use vouch_codec::receipt::FORMAT_V1;
 use vouch_codec::tensor::{TensorJson, digest_map, map_from_json, map_to_json, parse_input_doc};
 use vouch_codec::tx::{Address, TxKind};
 use vouch_codec::{AgreementRule, Digest, Evidence, Mode, Receipt, ReceiptBody, TensorMap, domain};
-use vouch_engine::ModelInfo;
 use vouch_ledger::{Event, JobStatus};
 
 use crate::{ApiError, NodeState};
@@ -24,32 +23,6 @@ const LEDGER_WAIT: Duration = Duration::from_secs(30);
 
 fn err(status: StatusCode, code: &'static str, msg: impl Into<String>) -> ApiError {
     ApiError::new(status, code, msg)
-}
-
-/// Runs a model on inputs with this node's engine.
-pub(crate) async fn run_model(
-    s: &Arc<NodeState>,
-    record: &ModelVersion,
-    inputs: &TensorMap,
-) -> Result<TensorMap, ApiError> {
-    let _permit = s.infer_slots.acquire().await.map_err(ApiError::internal)?;
-    let st = s.clone();
-    let record = record.clone();
-    let inputs = inputs.clone();
-    tokio::task::spawn_blocking(move || {
-        let path = st.hub.blob_path(&record.id)?;
-        let info = ModelInfo {
-            ir_version: 0,
-            opsets: record.opsets.clone(),
-            producer: record.producer.clone(),
-            inputs: record.inputs.clone(),
-            outputs: record.outputs.clone(),
-            ops: record.ops.clone(),
-        };
-        let model = st.cache.get(record.id, &path, &info, &inputs)?;
-        Ok(model.run(&inputs)?)
-    })
-    .await?
 }
 
 fn parse_inputs(record: &ModelVersion, doc: &serde_json::Value) -> Result<TensorMap, ApiError> {
@@ -113,7 +86,7 @@ pub(crate) async fn execute(s: Arc<NodeState>, job: Digest, req: ExecuteRequest)
     if digest_map(&inputs) != input_digest {
         return Err(err(StatusCode::BAD_REQUEST, "input_mismatch", "the inputs do not hash to the job's input digest"));
     }
-    let mut outputs = run_model(&s, &record, &inputs).await?;
+    let mut outputs = crate::routes::run_model(&s, &record, &inputs).await?;
     if s.config.fault_flip_outputs {
         flip_first_bit(&mut outputs);
     }

@@ -289,9 +289,35 @@ async fn infer(State(s): AppState, body: Result<Bytes, BytesRejection>) -> Resul
         return infer_zk(s, record, inputs).await;
     }
 
+    let outputs = run_model(&s, &record, &inputs).await?;
+    let receipt = vouch_receipt::issue_signed(
+        &s.key,
+        record.id,
+        s.cache.engine_id(),
+        rand::random(),
+        now_ms(),
+        inputs,
+        s.config.disclose_inputs,
+        outputs,
+    );
+    s.receipts.put(&receipt).await?;
+    s.metrics.receipts_issued.inc();
+    settle(&s, receipt.id());
+    Ok(Json(serde_json::to_value(receipt.to_json()).map_err(ApiError::internal)?))
+}
+
+/// Runs a model on inputs with this node's engine (compiled plans cached), on the blocking pool behind the
+/// inference semaphore.
+pub(crate) async fn run_model(
+    s: &Arc<NodeState>,
+    record: &ModelVersion,
+    inputs: &vouch_codec::TensorMap,
+) -> Result<vouch_codec::TensorMap, ApiError> {
     let _permit = s.infer_slots.acquire().await.map_err(ApiError::internal)?;
     let st = s.clone();
-    let receipt = blocking(move || {
+    let record = record.clone();
+    let inputs = inputs.clone();
+    blocking(move || {
         let path = st.hub.blob_path(&record.id)?;
         let info = ModelInfo {
             ir_version: 0,
@@ -306,24 +332,9 @@ async fn infer(State(s): AppState, body: Result<Bytes, BytesRejection>) -> Resul
         let started = Instant::now();
         let outputs = model.run(&inputs)?;
         st.metrics.inference_seconds.observe(started.elapsed().as_secs_f64());
-        let receipt = vouch_receipt::issue_signed(
-            &st.key,
-            record.id,
-            st.cache.engine_id(),
-            rand::random(),
-            now_ms(),
-            inputs,
-            st.config.disclose_inputs,
-            outputs,
-        );
-        Ok(receipt)
+        Ok(outputs)
     })
-    .await?;
-    drop(_permit);
-    s.receipts.put(&receipt).await?;
-    s.metrics.receipts_issued.inc();
-    settle(&s, receipt.id());
-    Ok(Json(serde_json::to_value(receipt.to_json()).map_err(ApiError::internal)?))
+    .await
 }
 
 async fn infer_zk(
