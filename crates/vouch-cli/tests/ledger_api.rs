@@ -59,6 +59,13 @@ fn bad_transactions_get_exact_errors_and_change_nothing() {
         body["error"]["message"].as_str().unwrap().to_owned()
     };
 
+    // The executor endpoint refuses a malformed job id and a malformed body before touching anything.
+    let (code, body) = node.http("POST", "/v1/jobs/nothex/execute", "application/json", b"{}");
+    assert_eq!((code, body["error"]["code"].as_str()), (400, Some("invalid_id")), "{body}");
+    let job = "ab".repeat(32);
+    let (code, body) = node.http("POST", &format!("/v1/jobs/{job}/execute"), "application/json", b"{\"inputs\": ");
+    assert_eq!((code, body["error"]["code"].as_str()), (400, Some("invalid_json")), "{body}");
+
     reject(b"garbage", "malformed_tx");
     reject(&vec![0u8; vouch_codec::tx::MAX_TX_BYTES + 1], "malformed_tx");
     let mut forged = sign(nonce, chain, TxKind::Transfer { to: [7; 32], amount: 5 });
