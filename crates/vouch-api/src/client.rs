@@ -121,6 +121,7 @@ impl Client {
             }
             chunk
         });
+        let tolerance = opts.tolerance.map(|(a, r)| (a.to_string(), r.to_string()));
         let mut query: Vec<(&str, &str)> = vec![];
         if let Some(v) = &opts.version {
             query.push(("version", v));
@@ -134,6 +135,10 @@ impl Client {
             if opts.force {
                 query.push(("force", "true"));
             }
+        }
+        if let Some((abs, rel)) = &tolerance {
+            query.push(("tolerance_abs", abs));
+            query.push(("tolerance_rel", rel));
         }
         let resp = self
             .http
@@ -207,6 +212,13 @@ impl Client {
             .map_err(|e| self.connect_err(e))?;
         let v: serde_json::Value = Self::json(resp).await?;
         v["id"].as_str().map(str::to_owned).ok_or_else(|| ClientError::Protocol("no id in the answer".into()))
+    }
+
+    /// `POST /v1/jobs/prepare`: the unsigned `SubmitJob` of a quorum inference, for the requester to sign.
+    pub async fn prepare_job(&self, req: &crate::PrepareJobRequest) -> Result<crate::PreparedJob, ClientError> {
+        let resp =
+            self.http.post(self.url("/v1/jobs/prepare")).json(req).send().await.map_err(|e| self.connect_err(e))?;
+        Self::json(resp).await
     }
 
     /// `POST /v1/jobs/{job}/execute`: asks an assigned executor to run a ledger job.

@@ -6,7 +6,7 @@
 pub mod client;
 
 use serde::{Deserialize, Serialize};
-use vouch_codec::{ModelId, TensorSpec};
+use vouch_codec::{AgreementRule, ModelId, TensorSpec};
 
 pub use client::{Client, ClientError};
 
@@ -44,6 +44,14 @@ pub struct ModelVersion {
     /// The zk path's quantization, when pushed with `--zk`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zk: Option<ZkInfo>,
+    /// When two executions agree in `quorum` mode: `exact` (the default; integer models, or one engine build) or
+    /// the float model's declared tolerance. Recorded on the ledger with the model.
+    #[serde(default, skip_serializing_if = "is_exact")]
+    pub agreement: AgreementRule,
+}
+
+fn is_exact(r: &AgreementRule) -> bool {
+    *r == AgreementRule::Exact
 }
 
 /// How a model was quantized for the zk path, and how close the integer model is to the float one on the
@@ -88,6 +96,8 @@ pub struct PushOptions {
     pub zk_calibration: Option<String>,
     /// Accept a quantization that changes the argmax on more than 1% of calibration inputs.
     pub force: bool,
+    /// A float model's declared quorum tolerance `(abs, rel)`; `None`: exact agreement.
+    pub tolerance: Option<(f64, f64)>,
 }
 
 /// A repository and its versions.
@@ -113,6 +123,37 @@ pub struct InferRequest {
     /// Executors for `quorum` mode (default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quorum: Option<u8>,
+    /// `quorum` mode: the requester's signed `SubmitJob` transaction (canonical bytes, hex) for this model and these
+    /// inputs. The requester's account pays the executors' fees and the transaction fee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_tx: Option<String>,
+}
+
+/// `POST /v1/jobs/prepare`: the entry node builds the requester's unsigned `SubmitJob` for a quorum inference
+/// (resolving the model, replicating it if needed and recording it on the ledger, digesting the inputs, reading the
+/// account's next nonce and the chain's fee). The requester checks it, signs its id and sends it as `job_tx`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrepareJobRequest {
+    /// `NAME`, `NAME@VERSION` or a model id.
+    pub model: String,
+    /// The input document.
+    pub inputs: serde_json::Value,
+    /// Executors wanted.
+    pub quorum: u8,
+    /// Paid to each honest executor.
+    pub fee_per_executor: u64,
+    /// The paying account (hex public key).
+    pub from: String,
+}
+
+/// Result of `POST /v1/jobs/prepare`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreparedJob {
+    /// Canonical unsigned transaction bytes (hex).
+    pub tx: String,
+    /// The transaction id (hex): sign `VOUCH_TX_V1 || id` with the account key.
+    pub id: String,
 }
 
 /// `POST /v1/jobs/{job}/execute`: an executor assigned by the ledger runs a job's inputs.
@@ -121,6 +162,11 @@ pub struct InferRequest {
 pub struct ExecuteRequest {
     /// The input document (its canonical digest must be the job's input digest).
     pub inputs: serde_json::Value,
+    /// For a model with a tolerance: outputs other executors of the job already signed (JSON output maps, in the
+    /// order they were signed). The executor signs the first one its own output agrees with under the model's
+    /// rule, so honest executors on different hardware sign one digest; with none it signs its own output.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<serde_json::Value>,
 }
 
 /// An executor's signed result for a ledger job.

@@ -157,6 +157,19 @@ impl Chain {
         lock(&self.mempool).len()
     }
 
+    /// The nonce `from`'s next transaction should use: the executed state's, past the contiguous run of `from`'s
+    /// transactions pending in this mempool.
+    pub fn next_nonce(&self, from: &Address) -> u64 {
+        let mut next = self.state().ledger.accounts.get(from).map_or(0, |a| a.nonce);
+        let pool = lock(&self.mempool);
+        let pending: std::collections::BTreeSet<u64> =
+            pool.queue.iter().filter(|(_, _, t)| t.tx.from == *from).map(|(_, _, t)| t.tx.nonce).collect();
+        while pending.contains(&next) {
+            next += 1;
+        }
+        next
+    }
+
     /// Checks a transaction and queues it for inclusion; returns its id. Idempotent for a pending transaction.
     pub fn submit(&self, bytes: Bytes) -> Result<Digest, SubmitError> {
         let stx = SignedTx::from_bytes(&bytes).map_err(|e| SubmitError::Malformed(e.to_string()))?;

@@ -265,8 +265,15 @@ fn scenario(seed: u64) -> Outcome {
             last = w.sign(e, kind);
             sim.submit(i % N, last.clone());
         }
-        let reg_model =
-            w.sign(&users[0], TxKind::RegisterModel { model: model(), name: "m@1".into(), commitment: vec![] });
+        let reg_model = w.sign(
+            &users[0],
+            TxKind::RegisterModel {
+                model: model(),
+                name: "m@1".into(),
+                commitment: vec![],
+                rule: AgreementRule::Exact,
+            },
+        );
         sim.submit(0, reg_model.clone());
         sim.finalized(&last).await;
         sim.finalized(&reg_model).await;

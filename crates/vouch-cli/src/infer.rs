@@ -19,12 +19,54 @@ pub struct InferArgs {
     /// Verification mode: signed, zk or quorum.
     #[arg(long, default_value = "signed")]
     mode: String,
-    /// Executors in quorum mode (assigned by the ledger, stake-weighted).
+    /// Executors in quorum mode (assigned by the ledger, stake-weighted; default 3).
     #[arg(long)]
     quorum: Option<u8>,
+    /// Quorum mode: the account key file that signs the job and pays its fees (`vouch account new FILE` makes one;
+    /// a devnet's funded key is DIR/dev-account.key). Default: $VOUCH_ACCOUNT.
+    #[arg(long, env = "VOUCH_ACCOUNT")]
+    account: Option<PathBuf>,
+    /// Quorum mode: fee paid to each honest executor.
+    #[arg(long, default_value_t = 10)]
+    fee_per_executor: u64,
     /// Also write the receipt here.
     #[arg(short, long)]
     output: Option<PathBuf>,
+}
+
+/// The requester's signed `SubmitJob` (hex). The entry node prepares it (model id, input digest, nonce, fee); this
+/// checks that it is a quorum job from this account with the quorum and executor fee asked for and an ordinary fee,
+/// then signs it.
+async fn job_tx(
+    client: &Client,
+    key: &vouch_crypto::NodeKey,
+    model: &str,
+    doc: &serde_json::Value,
+    quorum: u8,
+    fee_per_executor: u64,
+) -> anyhow::Result<String> {
+    use vouch_codec::tx::{SignedTx, Tx, TxKind};
+    let from = key.public_key();
+    let prepared = client
+        .prepare_job(&vouch_api::PrepareJobRequest {
+            model: model.to_owned(),
+            inputs: doc.clone(),
+            quorum,
+            fee_per_executor,
+            from: hex::encode(from),
+        })
+        .await?;
+    let bytes = hex::decode(&prepared.tx).context("the node sent a malformed transaction")?;
+    let tx = Tx::from_bytes(&bytes).context("the node sent a malformed transaction")?;
+    let genesis: serde_json::Value = client.get("/v1/ledger/genesis").await?;
+    let min_fee = genesis["params"]["min_fee"].as_u64().unwrap_or(1);
+    let asked = matches!(tx.kind, TxKind::SubmitJob { mode: vouch_codec::Mode::Quorum, quorum: q, fee_per_executor: f, .. }
+        if q == quorum && f == fee_per_executor);
+    if tx.from != from || !asked || tx.fee > min_fee || tx.id().to_hex() != prepared.id {
+        anyhow::bail!("the node prepared a different job than asked for; not signing it: {tx:?}");
+    }
+    let signature = key.sign(vouch_codec::domain::TX_SIGNATURE, &tx.id().0);
+    Ok(hex::encode(SignedTx { tx, signature }.to_bytes()))
 }
 
 pub async fn run(cli: &Cli, a: &InferArgs) -> anyhow::Result<Outcome> {
@@ -39,8 +81,18 @@ pub async fn run(cli: &Cli, a: &InferArgs) -> anyhow::Result<Outcome> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let receipt = Client::new(&cli.node)
-        .infer(&InferRequest { model: a.model.clone(), inputs, mode: a.mode.clone(), quorum: a.quorum })
+    let client = Client::new(&cli.node);
+    let job_tx = if a.mode == "quorum" {
+        let Some(key) = &a.account else {
+            anyhow::bail!("quorum mode is paid by the requester: pass --account KEY_FILE (or set VOUCH_ACCOUNT)");
+        };
+        let key = vouch_crypto::NodeKey::load(key).with_context(|| format!("loading {}", key.display()))?;
+        Some(job_tx(&client, &key, &a.model, &inputs, a.quorum.unwrap_or(3), a.fee_per_executor).await?)
+    } else {
+        None
+    };
+    let receipt = client
+        .infer(&InferRequest { model: a.model.clone(), inputs, mode: a.mode.clone(), quorum: a.quorum, job_tx })
         .await;
     spinner.finish_and_clear();
     let receipt = receipt?;

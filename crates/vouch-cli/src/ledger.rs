@@ -31,6 +31,11 @@ pub enum AccountCommand {
         /// Address (hex).
         address: String,
     },
+    /// Creates an account key file (mode 0600) and prints its address; fund it with a transfer.
+    New {
+        /// Where to write the key (refuses to overwrite).
+        file: std::path::PathBuf,
+    },
 }
 
 pub async fn run(cli: &Cli, cmd: &LedgerCommand) -> anyhow::Result<Outcome> {
@@ -57,7 +62,17 @@ pub async fn run(cli: &Cli, cmd: &LedgerCommand) -> anyhow::Result<Outcome> {
 }
 
 pub async fn account(cli: &Cli, cmd: &AccountCommand) -> anyhow::Result<Outcome> {
-    let AccountCommand::Show { address } = cmd;
+    let address = match cmd {
+        AccountCommand::Show { address } => address,
+        AccountCommand::New { file } => {
+            if file.exists() {
+                anyhow::bail!("{} exists; not overwriting a key", file.display());
+            }
+            let key = vouch_crypto::NodeKey::load_or_create(file)?;
+            println!("{}", hex::encode(key.public_key()));
+            return Ok(Outcome::Ok);
+        }
+    };
     let v: Value = Client::new(&cli.node).get(&format!("/v1/ledger/accounts/{address}")).await?;
     print_json(&v)?;
     Ok(Outcome::Ok)

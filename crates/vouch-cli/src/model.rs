@@ -53,6 +53,18 @@ pub struct PushArgs {
     /// Accept a quantization that changes the argmax on more than 1% of the calibration inputs.
     #[arg(long, requires = "zk")]
     force: bool,
+    /// A float model's quorum tolerance, ABS[,REL]: two executions agree when every output element is within
+    /// ABS + REL * |reference| (default: exact, bit for bit). Recorded on the ledger with the model.
+    #[arg(long, value_parser = parse_tolerance)]
+    tolerance: Option<(f64, f64)>,
+}
+
+fn parse_tolerance(s: &str) -> Result<(f64, f64), String> {
+    let (abs, rel) = s.split_once(',').unwrap_or((s, "0"));
+    let num = |v: &str| v.trim().parse::<f64>().map_err(|e| format!("{v:?}: {e}"));
+    let t = (num(abs)?, num(rel)?);
+    vouch_codec::AgreementRule::Tolerance { abs: t.0, rel: t.1 }.check()?;
+    Ok(t)
 }
 
 fn print_version(v: &ModelVersion) {
@@ -79,6 +91,9 @@ fn print_version(v: &ModelVersion) {
             if z.forced { " (forced)" } else { "" }
         );
         println!("zk commit   {}", z.commitment.as_deref().unwrap_or("none yet (the prover has not landed)"));
+    }
+    if let vouch_codec::AgreementRule::Tolerance { abs, rel } = v.agreement {
+        println!("agreement   within {abs:e} + {rel:e} x |reference| (quorum)");
     }
     if !v.ops.is_empty() {
         println!("ops         {}", v.ops.iter().map(|(k, n)| format!("{k}x{n}")).collect::<Vec<_>>().join(" "));
@@ -117,6 +132,7 @@ pub async fn run(cli: &Cli, cmd: &ModelCommand) -> anyhow::Result<Outcome> {
                 description: a.description.clone(),
                 zk_calibration,
                 force: a.force,
+                tolerance: a.tolerance,
             };
             let b = bar.clone();
             let v = client.push(&a.file, &a.name, &opts, move |n| b.set_position(n)).await?;

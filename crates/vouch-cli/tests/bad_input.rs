@@ -10,6 +10,8 @@ use common::{NodeProc, bench_models};
 use prost::Message;
 use serde_json::{Value, json};
 use tract_onnx::pb;
+use vouch_codec::tx::{SignedTx, Tx, TxKind};
+use vouch_codec::{DType, Digest, Mode, domain};
 
 fn assert_error(resp: (u16, Value), status: u16, code: &str) -> String {
     let (s, body) = resp;
@@ -181,18 +183,64 @@ fn bad_models_bad_requests_and_dropped_uploads_get_clear_errors() {
         "invalid_mode",
     );
     assert_error(infer(&node, &json!({"model": "mlp_small", "inputs": {"x": [x]}, "mode": "zk"})), 400, "not_zk_model");
-    // Quorum mode on a one-node chain: the ledger refuses the job (too few executors) with its reason.
+    // Quorum mode is paid by the requester's account: a request without its signed job, with a garbage one, or with
+    // one for other inputs, another quorum or too small a quorum is refused before anything reaches the ledger.
+    let key = vouch_crypto::NodeKey::load(&home.path().join("node.key")).unwrap();
+    let chain: [u8; 32] =
+        hex::decode(node.http("GET", "/v1/ledger/status", "application/json", b"").1["chain_id"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+    let model =
+        node.http("GET", "/v1/models/mlp_small", "application/json", b"").1["id"].as_str().unwrap().parse().unwrap();
+    let doc = json!({"x": [x]});
+    let digest =
+        vouch_codec::tensor::digest_map(&vouch_codec::tensor::parse_input_doc(&doc, |_| Some(DType::F32)).unwrap());
+    let job = |input_digest, quorum| {
+        let kind = TxKind::SubmitJob { model, input_digest, mode: Mode::Quorum, quorum, fee_per_executor: 10 };
+        let tx = Tx { chain, from: key.public_key(), nonce: 0, fee: 1, kind };
+        let signature = key.sign(domain::TX_SIGNATURE, &tx.id().0);
+        hex::encode(SignedTx { tx, signature }.to_bytes())
+    };
+    let quorum = |extra: Value| {
+        let mut body = json!({"model": "mlp_small", "inputs": doc, "mode": "quorum"});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        infer(&node, &body)
+    };
+    assert_error(quorum(json!({})), 400, "job_tx_required");
+    assert_error(quorum(json!({"job_tx": "zz"})), 400, "invalid_job_tx");
+    assert_error(quorum(json!({"job_tx": "00ff"})), 400, "invalid_job_tx");
+    let msg = assert_error(quorum(json!({"job_tx": job(Digest([0; 32]), 3)})), 400, "job_mismatch");
+    assert!(msg.contains("inputs"), "{msg}");
+    let msg = assert_error(quorum(json!({"job_tx": job(digest, 3), "quorum": 2})), 400, "job_mismatch");
+    assert!(msg.contains("3 executors"), "{msg}");
+    assert_error(quorum(json!({"job_tx": job(digest, 1)})), 400, "invalid_quorum");
     let msg = assert_error(
-        infer(&node, &json!({"model": "mlp_small", "inputs": {"x": [x]}, "mode": "quorum"})),
-        422,
-        "job_rejected",
-    );
-    assert!(msg.contains("eligible executors for a quorum of 3"), "{msg}");
-    assert_error(
-        infer(&node, &json!({"model": "mlp_small", "inputs": {"x": [x]}, "mode": "quorum", "quorum": 1})),
+        infer(&node, &json!({"model": "mlp_small", "inputs": doc, "job_tx": job(digest, 3)})),
         400,
-        "invalid_quorum",
+        "invalid_job_tx",
     );
+    assert!(msg.contains("quorum mode"), "{msg}");
+    // A valid job through the CLI (which signs it with --account): a one-node chain has too few executors, and the
+    // ledger's reason comes back.
+    let input = home.path().join("quorum-input.json");
+    std::fs::write(&input, doc.to_string()).unwrap();
+    let key_path = home.path().join("node.key");
+    let out = node.vouch(&[
+        "infer",
+        "mlp_small",
+        "--mode",
+        "quorum",
+        "--input",
+        input.to_str().unwrap(),
+        "--account",
+        key_path.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("job_rejected"), "{err}");
+    assert!(err.contains("eligible executors for a quorum of 3"), "{err}");
+    let out = node.vouch(&["infer", "mlp_small", "--mode", "quorum", "--input", input.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--account"), "{out:?}");
 
     // Invalid JSON, a JSON document of the wrong shape, an oversized body.
     assert_error(node.http("POST", "/v1/infer", "application/json", b"{\"model\": "), 400, "invalid_json");

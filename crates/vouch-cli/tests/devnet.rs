@@ -120,26 +120,49 @@ fn four_node_devnet_settles_receipts_survives_a_crash_and_catches_up() {
         let (_, nodes) = http(addrs[0], "GET", "/v1/ledger/nodes", "application/json", b"");
         nodes.as_array().is_some_and(|n| n.len() == 4)
     });
+    // The requester's account (the devnet's funded dev account) signs the job and pays: the transaction fee plus
+    // the three executors' fees, escrowed when the job is finalized.
+    let account = home.join("dev-account.key");
+    let account = account.to_str().unwrap();
+    let dev_address = vouch_crypto::NodeKey::load(Path::new(account)).unwrap().public_key();
+    let balance = |a: SocketAddr| {
+        let path = format!("/v1/ledger/accounts/{}", hex::encode(dev_address));
+        http(a, "GET", &path, "application/json", b"").1["balance"].as_u64().unwrap()
+    };
+    let before = balance(addrs[1]);
     let q = dir.path().join("q.json");
-    vouch(
-        &urls[1],
-        &[
-            "infer",
-            "mlp",
-            "--mode",
-            "quorum",
-            "--quorum",
-            "3",
-            "--input",
-            input.to_str().unwrap(),
-            "-o",
-            q.to_str().unwrap(),
-        ],
-    );
+    let q_args = ["infer", "mlp", "--mode", "quorum", "--quorum", "3", "--account", account, "--input"];
+    vouch(&urls[1], &[&q_args[..], &[input.to_str().unwrap(), "-o", q.to_str().unwrap()]].concat());
     let qr: Value = serde_json::from_str(&std::fs::read_to_string(&q).unwrap()).unwrap();
     assert_eq!(qr["mode"], "quorum");
     assert_eq!(qr["executors"].as_array().unwrap().len(), 3);
     assert_eq!(qr["evidence"].as_array().unwrap().len(), 3);
+    assert_eq!(qr["rule"]["kind"], "exact", "{qr}");
+    assert_eq!(balance(addrs[1]), before - 1 - 3 * 10, "the requester pays the tx fee and 3 executor fees");
+
+    // The executor endpoint: a node the ledger did not assign refuses, an assigned one refuses other inputs.
+    let job = qr["job"].as_str().unwrap();
+    let assigned: Vec<&str> = qr["executors"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
+    let outsider = (0..4).find(|i| !assigned.contains(&spec_node_id(&home, *i).as_str().unwrap())).unwrap();
+    let insider = (0..4).find(|i| assigned.contains(&spec_node_id(&home, *i).as_str().unwrap())).unwrap();
+    let inputs = serde_json::json!({"inputs": {"x": {"dtype": "f32", "shape": [1, 16], "data": vec![0.25; 16]}}});
+    let (code, body) = http(
+        addrs[outsider],
+        "POST",
+        &format!("/v1/jobs/{job}/execute"),
+        "application/json",
+        inputs.to_string().as_bytes(),
+    );
+    assert_eq!((code, body["error"]["code"].as_str()), (403, Some("not_assigned")), "{body}");
+    let other = serde_json::json!({"inputs": {"x": {"dtype": "f32", "shape": [1, 16], "data": vec![0.5; 16]}}});
+    let (code, body) = http(
+        addrs[insider],
+        "POST",
+        &format!("/v1/jobs/{job}/execute"),
+        "application/json",
+        other.to_string().as_bytes(),
+    );
+    assert_eq!((code, body["error"]["code"].as_str()), (400, Some("input_mismatch")), "{body}");
     let out = vouch(&urls[0], &["verify", q.to_str().unwrap()]);
     assert_eq!(out.matches("signer").count(), 3, "{out}");
     // The first assigned executor settles the quorum receipt; its anchor verifies against the genesis.
@@ -214,6 +237,26 @@ fn four_node_devnet_settles_receipts_survives_a_crash_and_catches_up() {
     let st = status(addrs[3]).unwrap();
     assert!(st["settled_receipts"].as_u64().unwrap() >= 2, "{st}");
 
+    // A float model pushed with a declared tolerance: the liar's flipped low bit is within it, so all four executors
+    // (the liar among them) sign one output digest and the receipt states the rule; nobody is slashed for it.
+    let mnist = bench_models().join("mlp_mnist.onnx");
+    vouch(&urls[2], &["model", "push", mnist.to_str().unwrap(), "--name", "mnist", "--tolerance", "1e-4"]);
+    let mnist_input = dir.path().join("mnist-in.json");
+    let pixels: Vec<f32> = (0..784).map(|i| (i % 17) as f32 / 17.0).collect();
+    std::fs::write(
+        &mnist_input,
+        serde_json::json!({"x": {"dtype": "f32", "shape": [1, 784], "data": pixels}}).to_string(),
+    )
+    .unwrap();
+    let t = dir.path().join("t.json");
+    let t_args = ["infer", "mnist", "--mode", "quorum", "--quorum", "4", "--account", account, "--input"];
+    vouch(&urls[0], &[&t_args[..], &[mnist_input.to_str().unwrap(), "-o", t.to_str().unwrap()]].concat());
+    let tr: Value = serde_json::from_str(&std::fs::read_to_string(&t).unwrap()).unwrap();
+    assert_eq!(tr["rule"], serde_json::json!({"kind": "tolerance", "abs": 1e-4, "rel": 0.0}), "{tr}");
+    assert_eq!(tr["evidence"].as_array().unwrap().len(), 4);
+    let out = vouch(&urls[1], &["verify", t.to_str().unwrap()]);
+    assert_eq!(out.matches("signer").count(), 4, "{out}");
+
     // Quorum jobs until the ledger assigns the liar: the executors disagree, the dispute set re-executes, and the
     // liar (only the liar) is slashed on every node's ledger.
     let liar = std::fs::read_to_string(home.join("genesis.json")).unwrap();
@@ -222,7 +265,8 @@ fn four_node_devnet_settles_receipts_survives_a_crash_and_catches_up() {
     let mut disputed = false;
     for attempt in 0..8 {
         let out = Command::new(vouch_bin())
-            .args(["--json", "infer", "mlp", "--mode", "quorum", "--quorum", "3", "--input", input.to_str().unwrap()])
+            .args([&q_args[..], &[input.to_str().unwrap()]].concat())
+            .arg("--json")
             .env("VOUCH_NODE", &urls[0])
             .output()
             .unwrap();

@@ -66,11 +66,13 @@ impl std::str::FromStr for Mode {
     }
 }
 
-/// When two executions of the model agree (what a quorum compares).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// When two executions of the model agree (what a quorum compares). Equality is bitwise, like the canonical
+/// encoding (so it is an equivalence even for NaN, which [`AgreementRule::check`] refuses anyway).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum AgreementRule {
     /// Bit-exact outputs (integer models, or one engine build).
+    #[default]
     Exact,
     /// Every element within `abs + rel * |reference|`.
     Tolerance {
@@ -79,6 +81,89 @@ pub enum AgreementRule {
         /// Relative tolerance.
         rel: f64,
     },
+}
+
+impl PartialEq for AgreementRule {
+    fn eq(&self, other: &Self) -> bool {
+        match (*self, *other) {
+            (AgreementRule::Exact, AgreementRule::Exact) => true,
+            (AgreementRule::Tolerance { abs: a1, rel: r1 }, AgreementRule::Tolerance { abs: a2, rel: r2 }) => {
+                a1.to_bits() == a2.to_bits() && r1.to_bits() == r2.to_bits()
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for AgreementRule {}
+
+impl AgreementRule {
+    /// Canonical encoding: tag 0 (exact), or tag 1 then the IEEE-754 bits of `abs` and `rel`.
+    pub fn encode(&self, w: &mut Writer) {
+        match *self {
+            AgreementRule::Exact => w.u8(0),
+            AgreementRule::Tolerance { abs, rel } => {
+                w.u8(1);
+                w.u64(abs.to_bits());
+                w.u64(rel.to_bits());
+            }
+        }
+    }
+
+    /// Decodes [`AgreementRule::encode`]'s bytes.
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8("agreement rule")? {
+            0 => Ok(AgreementRule::Exact),
+            1 => {
+                Ok(AgreementRule::Tolerance { abs: f64::from_bits(r.u64("abs")?), rel: f64::from_bits(r.u64("rel")?) })
+            }
+            v => Err(DecodeError::InvalidValue { what: "agreement rule", value: v.into() }),
+        }
+    }
+
+    /// Whether a tolerance is usable: `abs` and `rel` finite, non-negative and not negative zero.
+    pub fn check(&self) -> Result<(), String> {
+        match *self {
+            AgreementRule::Exact => Ok(()),
+            AgreementRule::Tolerance { abs, rel } => {
+                for (name, v) in [("abs", abs), ("rel", rel)] {
+                    if !v.is_finite() || v.is_sign_negative() {
+                        return Err(format!("tolerance {name} must be a finite number >= 0, got {v}"));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether `value` agrees with `reference` under this rule (exact: the same bits).
+    pub fn agrees(&self, reference: f64, value: f64) -> bool {
+        match *self {
+            AgreementRule::Exact => reference.to_bits() == value.to_bits(),
+            AgreementRule::Tolerance { abs, rel } => (value - reference).abs() <= abs + rel * reference.abs(),
+        }
+    }
+
+    /// Whether two output maps agree. Exact: the same canonical digest. Tolerance: the same names, dtypes and
+    /// shapes; float elements within the rule (NaN never agrees), every other element equal.
+    pub fn agrees_on(&self, reference: &TensorMap, value: &TensorMap) -> bool {
+        use crate::tensor::TensorData as D;
+        if *self == AgreementRule::Exact {
+            return tensor::digest_map(reference) == tensor::digest_map(value);
+        }
+        reference.len() == value.len()
+            && reference.iter().zip(value).all(|((rn, r), (vn, v))| {
+                rn == vn
+                    && r.shape() == v.shape()
+                    && match (r.data(), v.data()) {
+                        (D::F32(a), D::F32(b)) => {
+                            a.iter().zip(b).all(|(x, y)| self.agrees(f64::from(*x), f64::from(*y)))
+                        }
+                        (D::F64(a), D::F64(b)) => a.iter().zip(b).all(|(x, y)| self.agrees(*x, *y)),
+                        (a, b) => a == b,
+                    }
+            })
+    }
 }
 
 /// An extension field of the body: a tag and opaque bytes.
@@ -230,14 +315,7 @@ impl ReceiptBody {
         for e in &self.executors {
             w.raw(e);
         }
-        match self.rule {
-            AgreementRule::Exact => w.u8(0),
-            AgreementRule::Tolerance { abs, rel } => {
-                w.u8(1);
-                w.u64(abs.to_bits());
-                w.u64(rel.to_bits());
-            }
-        }
+        self.rule.encode(w);
         w.len(self.extensions.len());
         for e in &self.extensions {
             w.u16(e.tag);
@@ -274,13 +352,7 @@ impl ReceiptBody {
         let output_digest = Digest(r.array("output digest")?);
         let n = r.count("executors")?;
         let executors = (0..n).map(|_| r.array("executor")).collect::<Result<Vec<_>, _>>()?;
-        let rule = match r.u8("agreement rule")? {
-            0 => AgreementRule::Exact,
-            1 => AgreementRule::Tolerance { abs: f64::from_bits(r.u64("abs")?), rel: f64::from_bits(r.u64("rel")?) },
-            v => {
-                return Err(DecodeError::InvalidValue { what: "agreement rule", value: v.into() });
-            }
-        };
+        let rule = AgreementRule::decode(r)?;
         let n = r.count("extensions")?;
         let mut extensions: Vec<Extension> = Vec::with_capacity(n);
         for _ in 0..n {
@@ -675,5 +747,64 @@ mod hex_array {
         let mut out = [0u8; 32];
         hex::decode_to_slice(s, &mut out).map_err(serde::de::Error::custom)?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod agreement_tests {
+    use super::*;
+    use crate::tensor::{Tensor, TensorData};
+
+    fn map(name: &str, data: TensorData) -> TensorMap {
+        let n = match &data {
+            TensorData::F32(v) => v.len(),
+            TensorData::I64(v) => v.len(),
+            _ => unreachable!(),
+        };
+        TensorMap::from([(name.to_owned(), Tensor::new(vec![n as u64], data).unwrap())])
+    }
+
+    #[test]
+    fn tolerance_accepts_close_floats_and_rejects_the_rest() {
+        let rule = AgreementRule::Tolerance { abs: 1e-3, rel: 0.0 };
+        let a = map("y", TensorData::F32(vec![1.0, -2.0]));
+        assert!(rule.agrees_on(&a, &map("y", TensorData::F32(vec![1.0005, -2.0009]))));
+        assert!(!rule.agrees_on(&a, &map("y", TensorData::F32(vec![1.0, -2.002]))), "beyond abs");
+        assert!(!rule.agrees_on(&a, &map("z", TensorData::F32(vec![1.0, -2.0]))), "another name");
+        assert!(!rule.agrees_on(&a, &map("y", TensorData::F32(vec![1.0]))), "another shape");
+        assert!(!rule.agrees_on(&a, &map("y", TensorData::F32(vec![f32::NAN, -2.0]))), "NaN");
+        let rel = AgreementRule::Tolerance { abs: 0.0, rel: 0.01 };
+        let big = map("y", TensorData::F32(vec![1000.0]));
+        assert!(rel.agrees_on(&big, &map("y", TensorData::F32(vec![1009.0]))));
+        assert!(!rel.agrees_on(&big, &map("y", TensorData::F32(vec![1011.0]))));
+        // Integers must be equal under any rule.
+        let i = map("y", TensorData::I64(vec![3]));
+        assert!(!rule.agrees_on(&i, &map("y", TensorData::I64(vec![4]))));
+        assert!(rule.agrees_on(&i, &map("y", TensorData::I64(vec![3]))));
+    }
+
+    #[test]
+    fn exact_means_the_same_bits() {
+        let a = map("y", TensorData::F32(vec![0.0]));
+        assert!(AgreementRule::Exact.agrees_on(&a, &a.clone()));
+        assert!(!AgreementRule::Exact.agrees_on(&a, &map("y", TensorData::F32(vec![-0.0]))));
+        assert!(!AgreementRule::Exact.agrees_on(&a, &map("y", TensorData::F32(vec![f32::from_bits(1)]))));
+    }
+
+    #[test]
+    fn a_rule_round_trips_and_bad_tolerances_are_refused() {
+        for rule in [AgreementRule::Exact, AgreementRule::Tolerance { abs: 1e-4, rel: 1e-3 }] {
+            let mut w = Writer::new();
+            rule.encode(&mut w);
+            let bytes = w.finish();
+            let mut r = Reader::new(&bytes);
+            assert_eq!(AgreementRule::decode(&mut r).unwrap(), rule);
+            assert!(rule.check().is_ok());
+        }
+        let mut r = Reader::new(&[2]);
+        assert!(matches!(AgreementRule::decode(&mut r), Err(DecodeError::InvalidValue { what: "agreement rule", .. })));
+        for (abs, rel) in [(f64::NAN, 0.0), (0.0, f64::INFINITY), (-1.0, 0.0), (-0.0, 0.0)] {
+            assert!(AgreementRule::Tolerance { abs, rel }.check().is_err(), "{abs} {rel}");
+        }
     }
 }

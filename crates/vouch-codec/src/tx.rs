@@ -8,7 +8,7 @@
 use crate::canon::{DecodeError, Reader, Writer};
 use crate::digest::{Digest, domain};
 use crate::model_id::ModelId;
-use crate::receipt::Mode;
+use crate::receipt::{AgreementRule, Mode};
 
 /// Magic bytes of a signed transaction.
 pub const TX_MAGIC: &[u8; 8] = b"VOUCHTX1";
@@ -55,6 +55,9 @@ pub enum TxKind {
         name: String,
         /// The model's zk commitment, if any.
         commitment: Vec<u8>,
+        /// When two executions agree in `quorum` mode: `Exact` (integer models) or the float model's declared
+        /// tolerance. Executors read it from the ledger, never from the requester.
+        rule: AgreementRule,
     },
     /// Asks for an inference; escrows `quorum * fee_per_executor` (tag 5). The ledger assigns the executors.
     SubmitJob {
@@ -144,11 +147,12 @@ impl Tx {
                 w.raw(node);
                 w.u64(*amount);
             }
-            TxKind::RegisterModel { model, name, commitment } => {
+            TxKind::RegisterModel { model, name, commitment, rule } => {
                 w.u8(4);
                 w.bytes(&model.to_cid_bytes());
                 w.str(name);
                 w.bytes(commitment);
+                rule.encode(w);
             }
             TxKind::SubmitJob { model, input_digest, mode, quorum, fee_per_executor } => {
                 w.u8(5);
@@ -194,6 +198,7 @@ impl Tx {
                 model: model(r)?,
                 name: r.str("model name")?.to_owned(),
                 commitment: r.bytes("commitment")?.to_vec(),
+                rule: AgreementRule::decode(r)?,
             },
             5 => TxKind::SubmitJob {
                 model: model(r)?,
@@ -215,6 +220,21 @@ impl Tx {
             v => return Err(DecodeError::InvalidValue { what: "tx kind", value: v.into() }),
         };
         Ok(Self { chain, from, nonce, fee, kind })
+    }
+
+    /// Decodes exactly one unsigned transaction (what a node hands a client to sign) of at most [`MAX_TX_BYTES`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > MAX_TX_BYTES {
+            return Err(DecodeError::TooLarge {
+                what: "transaction",
+                len: bytes.len() as u64,
+                max: MAX_TX_BYTES as u64,
+            });
+        }
+        let mut r = Reader::new(bytes);
+        let tx = Self::decode(&mut r)?;
+        r.finish("transaction")?;
+        Ok(tx)
     }
 
     /// The transaction id (what the sender signs).

@@ -72,28 +72,33 @@ impl NodeKey {
         Self { key: SigningKey::from_bytes(&secret) }
     }
 
+    /// Loads the key at `path` (64 hex characters; the file must not be readable by group or others).
+    pub fn load(path: &Path) -> Result<Self, KeyError> {
+        let io = |source| KeyError::Io { path: path.to_owned(), source };
+        let bytes = fs::read(path).map_err(io)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(KeyError::Permissions { path: path.to_owned(), mode });
+            }
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|_| KeyError::Malformed { path: path.to_owned(), reason: "not UTF-8".into() })?;
+        let mut secret = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut secret).map_err(|e| KeyError::Malformed {
+            path: path.to_owned(),
+            reason: format!("expected 64 hex characters: {e}"),
+        })?;
+        Ok(Self::from_secret(secret))
+    }
+
     /// Loads the key at `path`, creating it (mode 0600, written atomically) if absent.
     pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
         let io = |source| KeyError::Io { path: path.to_owned(), source };
-        match fs::read(path) {
-            Ok(bytes) => {
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    let mode = fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
-                    if mode & 0o077 != 0 {
-                        return Err(KeyError::Permissions { path: path.to_owned(), mode });
-                    }
-                }
-                let text = String::from_utf8(bytes)
-                    .map_err(|_| KeyError::Malformed { path: path.to_owned(), reason: "not UTF-8".into() })?;
-                let mut secret = [0u8; 32];
-                hex::decode_to_slice(text.trim(), &mut secret).map_err(|e| KeyError::Malformed {
-                    path: path.to_owned(),
-                    reason: format!("expected 64 hex characters: {e}"),
-                })?;
-                Ok(Self::from_secret(secret))
-            }
+        match fs::metadata(path) {
+            Ok(_) => Self::load(path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = Self::generate();
                 let dir = path.parent().unwrap_or(Path::new("."));

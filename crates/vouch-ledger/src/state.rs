@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use vouch_codec::tx::{Address, SignedTx, TxKind};
-use vouch_codec::{Digest, Mode, ModelId, ReceiptBody, Writer, domain};
+use vouch_codec::{AgreementRule, Digest, Mode, ModelId, ReceiptBody, Writer, domain};
 
 use crate::assign::select_executors;
 
@@ -112,6 +112,8 @@ pub struct ModelRecord {
     pub name: String,
     /// zk commitment (empty if none).
     pub commitment: Vec<u8>,
+    /// When two executions agree in `quorum` mode (the float model's declared tolerance, or exact).
+    pub rule: AgreementRule,
 }
 
 /// Where a job stands.
@@ -284,6 +286,9 @@ pub enum TxError {
     /// The model id is already registered.
     #[error("model {0} is already registered")]
     ModelExists(String),
+    /// A tolerance that is negative, infinite or NaN.
+    #[error("invalid agreement rule: {0}")]
+    InvalidRule(String),
     /// No such model.
     #[error("unknown model {0}")]
     UnknownModel(String),
@@ -424,6 +429,7 @@ impl State {
             w.raw(&m.owner);
             w.str(&m.name);
             w.bytes(&m.commitment);
+            m.rule.encode(&mut w);
         }
         w.len(self.jobs.len());
         for (id, j) in &self.jobs {
@@ -601,7 +607,7 @@ impl State {
                 self.charge(tx.from, needed, tx.fee);
                 self.nodes.get_mut(node).expect("checked").stake += amount;
             }
-            TxKind::RegisterModel { model, name, commitment } => {
+            TxKind::RegisterModel { model, name, commitment, rule } => {
                 if self.models.contains_key(model) {
                     return Err(TxError::ModelExists(model.to_string()));
                 }
@@ -611,10 +617,13 @@ impl State {
                 if commitment.len() > 1024 {
                     return Err(TxError::TooLong { what: "commitment", len: commitment.len(), max: 1024 });
                 }
+                rule.check().map_err(TxError::InvalidRule)?;
                 let needed = spend(0)?;
                 self.charge(tx.from, needed, tx.fee);
-                self.models
-                    .insert(*model, ModelRecord { owner: tx.from, name: name.clone(), commitment: commitment.clone() });
+                self.models.insert(
+                    *model,
+                    ModelRecord { owner: tx.from, name: name.clone(), commitment: commitment.clone(), rule: *rule },
+                );
             }
             TxKind::SubmitJob { model, input_digest, mode, quorum, fee_per_executor } => {
                 if !self.models.contains_key(model) {

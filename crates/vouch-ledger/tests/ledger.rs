@@ -41,8 +41,15 @@ impl World {
             let tx = w.sign(&w.nodes[i], kind);
             w.apply(&tx).unwrap();
         }
-        let tx =
-            w.sign(&w.users[0], TxKind::RegisterModel { model: model(), name: "m@1.0".into(), commitment: vec![] });
+        let tx = w.sign(
+            &w.users[0],
+            TxKind::RegisterModel {
+                model: model(),
+                name: "m@1.0".into(),
+                commitment: vec![],
+                rule: AgreementRule::Exact,
+            },
+        );
         w.apply(&tx).unwrap();
         w
     }
@@ -250,8 +257,23 @@ fn every_rejection_leaves_the_state_unchanged() {
     // Stake on someone else's node; a model registered twice; a job for an unknown model or too big a quorum.
     let tx = w.sign(&alice, TxKind::AddStake { node: existing, amount: 5 });
     assert!(matches!(w.reject(&tx), TxError::NotOperator(_)));
-    let tx = w.sign(&alice, TxKind::RegisterModel { model: model(), name: "again".into(), commitment: vec![] });
+    let tx = w.sign(
+        &alice,
+        TxKind::RegisterModel { model: model(), name: "again".into(), commitment: vec![], rule: AgreementRule::Exact },
+    );
     assert!(matches!(w.reject(&tx), TxError::ModelExists(_)));
+    // A float model's tolerance must be a finite, non-negative number: NaN, infinity and negatives are refused.
+    for (abs, rel) in [(f64::NAN, 0.0), (1e-3, f64::INFINITY), (-1e-3, 0.0), (0.0, -0.0)] {
+        let other = ModelId::of_bytes(b"float model");
+        let rule = AgreementRule::Tolerance { abs, rel };
+        let tx = w.sign(&alice, TxKind::RegisterModel { model: other, name: "f@1".into(), commitment: vec![], rule });
+        assert!(matches!(w.reject(&tx), TxError::InvalidRule(_)), "abs {abs} rel {rel}");
+    }
+    let float = ModelId::of_bytes(b"float model");
+    let rule = AgreementRule::Tolerance { abs: 1e-4, rel: 1e-3 };
+    let tx = w.sign(&alice, TxKind::RegisterModel { model: float, name: "f@1".into(), commitment: vec![], rule });
+    w.apply(&tx).unwrap();
+    assert_eq!(w.state.models[&float].rule, rule);
     let job = |model, mode, quorum| TxKind::SubmitJob {
         model,
         input_digest: Digest([5; 32]),

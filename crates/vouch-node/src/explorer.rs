@@ -124,32 +124,34 @@ pub(crate) async fn account(State(s): AppState, Path(address): Path<String>) -> 
     let a: Address = hex_id("an address", &address)?;
     let st = s.ledger.running.chain.state();
     let acc = st.ledger.accounts.get(&a).cloned().unwrap_or_default();
-    Ok(Json(json!({"address": address, "balance": acc.balance, "nonce": acc.nonce, "height": st.height})))
+    let height = st.height;
+    drop(st);
+    let next_nonce = s.ledger.running.chain.next_nonce(&a);
+    Ok(Json(json!({"address": address, "balance": acc.balance, "nonce": acc.nonce, "next_nonce": next_nonce,
+                   "height": height})))
 }
 
 /// `POST /v1/ledger/txs`: a signed transaction (canonical bytes).
 pub(crate) async fn submit_tx(State(s): AppState, body: Bytes) -> Result<Json<Value>, ApiError> {
-    match s.ledger.submit(body) {
-        Ok(id) => Ok(Json(json!({"id": id.to_hex()}))),
-        Err(e) => {
-            let code = match e {
-                SubmitError::Malformed(_) => "malformed_tx",
-                SubmitError::Invalid(_) => "invalid_tx",
-                SubmitError::Rejected(vouch_ledger::TxError::InsufficientBalance { .. }) => "insufficient_balance",
-                SubmitError::Rejected(vouch_ledger::TxError::UnknownJob(_)) => "unknown_job",
-                SubmitError::Rejected(_) => "rejected_tx",
-                SubmitError::StaleNonce { .. } => "stale_nonce",
-                SubmitError::AlreadyFinalized(_) => "already_finalized",
-                SubmitError::Full(_) => "mempool_full",
-            };
-            let status = if matches!(e, SubmitError::Full(_)) {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            Err(ApiError::new(status, code, e.to_string()))
-        }
-    }
+    let id = s.ledger.submit(body).map_err(submit_error)?;
+    Ok(Json(json!({"id": id.to_hex()})))
+}
+
+/// The API error for a refused transaction.
+pub(crate) fn submit_error(e: SubmitError) -> ApiError {
+    let code = match e {
+        SubmitError::Malformed(_) => "malformed_tx",
+        SubmitError::Invalid(_) => "invalid_tx",
+        SubmitError::Rejected(vouch_ledger::TxError::InsufficientBalance { .. }) => "insufficient_balance",
+        SubmitError::Rejected(vouch_ledger::TxError::UnknownJob(_)) => "unknown_job",
+        SubmitError::Rejected(_) => "rejected_tx",
+        SubmitError::StaleNonce { .. } => "stale_nonce",
+        SubmitError::AlreadyFinalized(_) => "already_finalized",
+        SubmitError::Full(_) => "mempool_full",
+    };
+    let status =
+        if matches!(e, SubmitError::Full(_)) { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::BAD_REQUEST };
+    ApiError::new(status, code, e.to_string())
 }
 
 /// `GET /v1/ledger/txs/{id}`: where a transaction was finalized and what it did.

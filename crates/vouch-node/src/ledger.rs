@@ -24,7 +24,7 @@ pub const DEV_FUNDS: u64 = 1_000_000_000_000;
 pub(crate) struct Ledger {
     pub running: RunningChain,
     pub spec: ChainSpec,
-    next_nonce: Mutex<u64>,
+    signing: Mutex<()>,
     registering: Mutex<Option<std::time::Instant>>,
 }
 
@@ -78,7 +78,7 @@ impl Ledger {
             timing: Timing::default(),
         })
         .map_err(NodeError::Config)?;
-        Ok(Self { running, spec, next_nonce: Mutex::new(0), registering: Mutex::new(None) })
+        Ok(Self { running, spec, signing: Mutex::new(()), registering: Mutex::new(None) })
     }
 
     /// Submits a transaction and gossips it to the other validators.
@@ -88,32 +88,26 @@ impl Ledger {
         Ok(id)
     }
 
-    /// Signs a transaction from this node's account (its node key) at its next nonce and submits it.
+    /// Signs a transaction from this node's account (its node key) at its next nonce and submits it. The nonce is the
+    /// executed state's past every pending transaction of the account (so a transaction someone else signed with the
+    /// same key and queued first is respected); one signer at a time.
     pub fn sign_submit(&self, key: &NodeKey, kind: TxKind) -> Result<Digest, SubmitError> {
         let from = key.public_key();
-        let mut next = self.next_nonce.lock().unwrap_or_else(|p| p.into_inner());
-        let on_chain = self.running.chain.state().ledger.accounts.get(&from).map_or(0, |a| a.nonce);
-        *next = (*next).max(on_chain);
+        let _one_at_a_time = self.signing.lock().unwrap_or_else(|p| p.into_inner());
         let mut last = None;
         for _ in 0..2 {
             let tx = Tx {
                 chain: self.running.chain.chain_id(),
                 from,
-                nonce: *next,
+                nonce: self.running.chain.next_nonce(&from),
                 fee: self.spec.params.min_fee,
                 kind: kind.clone(),
             };
             let signature = key.sign(domain::TX_SIGNATURE, &tx.id().0);
             match self.submit(Bytes::from(SignedTx { tx, signature }.to_bytes())) {
-                Ok(id) => {
-                    *next += 1;
-                    return Ok(id);
-                }
-                // The executed chain was behind (still replaying after a restart): retry at the account's nonce.
-                Err(e @ SubmitError::StaleNonce { expected, .. }) => {
-                    *next = expected;
-                    last = Some(e);
-                }
+                Ok(id) => return Ok(id),
+                // Executed concurrently between reading the nonce and submitting: once more at the new nonce.
+                Err(e @ SubmitError::StaleNonce { .. }) => last = Some(e),
                 Err(e) => return Err(e),
             }
         }

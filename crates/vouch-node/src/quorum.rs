@@ -10,16 +10,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use vouch_api::{ExecuteRequest, ExecuteResponse, ModelVersion};
+use bytes::Bytes;
+use vouch_api::{ExecuteRequest, ExecuteResponse, ModelVersion, PreparedJob};
 use vouch_codec::receipt::FORMAT_V1;
 use vouch_codec::tensor::{TensorJson, digest_map, map_from_json, map_to_json, parse_input_doc};
-use vouch_codec::tx::{Address, TxKind};
+use vouch_codec::tx::{Address, SignedTx, Tx, TxKind};
 use vouch_codec::{AgreementRule, Digest, Evidence, Mode, Receipt, ReceiptBody, TensorMap, domain};
 use vouch_ledger::{Event, JobStatus};
 
 use crate::{ApiError, NodeState};
 
 const LEDGER_WAIT: Duration = Duration::from_secs(30);
+/// How long an executor waits for a job it is asked about to reach its own ledger (the entry node asks once the job
+/// is finalized on its ledger; an executor lags by a few blocks at most).
+const EXECUTOR_WAIT: Duration = Duration::from_secs(10);
 
 fn err(status: StatusCode, code: &'static str, msg: impl Into<String>) -> ApiError {
     ApiError::new(status, code, msg)
@@ -44,6 +48,7 @@ fn job_body(
     let j = st.ledger.jobs.get(job)?;
     let issued_at_ms = st.headers.get(&j.height)?.timestamp_ms;
     let executors = if j.status == JobStatus::Disputed { j.dispute_set.clone() } else { j.executors.clone() };
+    let rule = st.ledger.models.get(&j.model)?.rule;
     Some(ReceiptBody {
         format: FORMAT_V1,
         model: record.id,
@@ -54,7 +59,7 @@ fn job_body(
         input_digest,
         output_digest: digest_map(outputs),
         executors,
-        rule: AgreementRule::Exact,
+        rule,
         extensions: vec![],
     })
 }
@@ -76,7 +81,7 @@ pub(crate) async fn execute(s: Arc<NodeState>, job: Digest, req: ExecuteRequest)
             }
             break (j.model, j.input_digest);
         }
-        if start.elapsed() > LEDGER_WAIT {
+        if start.elapsed() > EXECUTOR_WAIT {
             return Err(err(StatusCode::NOT_FOUND, "unknown_job", format!("job {job} is not on this node's ledger")));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -89,6 +94,22 @@ pub(crate) async fn execute(s: Arc<NodeState>, job: Digest, req: ExecuteRequest)
     let mut outputs = crate::routes::run_model(&s, &record, &inputs).await?;
     if s.config.fault_flip_outputs {
         flip_first_bit(&mut outputs);
+    }
+    // Under a tolerance, sign the first output another executor signed that this one agrees with (the rule comes from
+    // the ledger, never from the caller), so honest executors on different hardware sign one digest.
+    let rule = model_rule(&s, &model);
+    if rule != AgreementRule::Exact {
+        for (i, c) in req.candidates.iter().enumerate() {
+            let c: BTreeMap<String, TensorJson> = serde_json::from_value(c.clone())
+                .map_err(|e| err(StatusCode::BAD_REQUEST, "invalid_candidate", format!("candidate {i}: {e}")))?;
+            let c = map_from_json(&c).map_err(|(n, e)| {
+                err(StatusCode::BAD_REQUEST, "invalid_candidate", format!("candidate {i}: {n}: {e}"))
+            })?;
+            if rule.agrees_on(&c, &outputs) {
+                outputs = c;
+                break;
+            }
+        }
     }
     let body = job_body(&s, &job, &record, input_digest, &outputs)
         .ok_or_else(|| err(StatusCode::CONFLICT, "job_closed", format!("job {job} is no longer open")))?;
@@ -107,6 +128,11 @@ pub(crate) async fn execute(s: Arc<NodeState>, job: Digest, req: ExecuteRequest)
         signature: hex::encode(signature),
         outputs: serde_json::to_value(map_to_json(&outputs)).map_err(ApiError::internal)?,
     })
+}
+
+/// The model's agreement rule as the ledger records it (exact when unknown).
+fn model_rule(s: &NodeState, model: &vouch_codec::ModelId) -> AgreementRule {
+    s.ledger.running.chain.state().ledger.models.get(model).map_or(AgreementRule::Exact, |m| m.rule)
 }
 
 /// Fault injection for tests (`fault_flip_outputs`): a lying executor.
@@ -136,8 +162,14 @@ struct Answer {
     outputs: TensorMap,
 }
 
-async fn ask(s: &Arc<NodeState>, node: Address, job: Digest, inputs: &serde_json::Value) -> Result<Answer, String> {
-    let req = ExecuteRequest { inputs: inputs.clone() };
+async fn ask(
+    s: &Arc<NodeState>,
+    node: Address,
+    job: Digest,
+    inputs: &serde_json::Value,
+    candidates: Vec<serde_json::Value>,
+) -> Result<Answer, String> {
+    let req = ExecuteRequest { inputs: inputs.clone(), candidates };
     let resp = if node == s.key.public_key() {
         execute(s.clone(), job, req).await.map_err(|e| e.message)?
     } else {
@@ -172,32 +204,146 @@ async fn ask(s: &Arc<NodeState>, node: Address, job: Digest, inputs: &serde_json
     Ok(Answer { node, body, signature, outputs })
 }
 
-/// The entry node's side of a quorum inference.
+/// Asks a round of executors. Exact rule: all at once. Tolerance: one after another, each offered the distinct
+/// outputs signed so far (in order) so it can sign one it agrees with.
+async fn ask_round(
+    s: &Arc<NodeState>,
+    round: &[Address],
+    job: Digest,
+    doc: &serde_json::Value,
+    rule: AgreementRule,
+    mut candidates: Vec<serde_json::Value>,
+) -> Vec<Result<Answer, String>> {
+    if rule == AgreementRule::Exact {
+        return futures_util::future::join_all(round.iter().map(|n| ask(s, *n, job, doc, vec![]))).await;
+    }
+    let mut out = Vec::with_capacity(round.len());
+    for n in round {
+        let a = ask(s, *n, job, doc, candidates.clone()).await;
+        if let Ok(a) = &a {
+            let json = serde_json::to_value(map_to_json(&a.outputs)).unwrap_or_default();
+            if !candidates.contains(&json) {
+                candidates.push(json);
+            }
+        }
+        out.push(a);
+    }
+    out
+}
+
+/// Records a model on the ledger (owner: this node's account) with its agreement rule, unless it is there already.
+/// Returns the transaction id when one was submitted.
+pub(crate) fn register_model(s: &NodeState, record: &ModelVersion) -> Result<Option<Digest>, ApiError> {
+    if s.ledger.running.chain.state().ledger.models.contains_key(&record.id) {
+        return Ok(None);
+    }
+    let kind = TxKind::RegisterModel {
+        model: record.id,
+        name: format!("{}@{}", record.name, record.version),
+        commitment: vec![],
+        rule: record.agreement,
+    };
+    s.ledger
+        .sign_submit(&s.key, kind)
+        .map(Some)
+        .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", e.to_string()))
+}
+
+/// `POST /v1/jobs/prepare`: the requester's unsigned `SubmitJob` for these inputs. The model is resolved (replicated
+/// if needed) and recorded on the ledger first, so the job can name it and the nonce is read after that.
+pub(crate) async fn prepare(s: Arc<NodeState>, req: vouch_api::PrepareJobRequest) -> Result<PreparedJob, ApiError> {
+    let mut from = [0u8; 32];
+    hex::decode_to_slice(&req.from, &mut from)
+        .map_err(|_| err(StatusCode::BAD_REQUEST, "invalid_id", "from is an account address (64 hex characters)"))?;
+    if req.quorum < 2 {
+        return Err(err(StatusCode::BAD_REQUEST, "invalid_quorum", "quorum mode needs at least 2 executors"));
+    }
+    let record = crate::replicate::ensure_model(&s, &req.model).await?;
+    let inputs = parse_inputs(&record, &req.inputs)?;
+    if let Some(id) = register_model(&s, &record)? {
+        s.ledger.wait_tx(&id, LEDGER_WAIT).await;
+    }
+    let chain = &s.ledger.running.chain;
+    let tx = Tx {
+        chain: chain.chain_id(),
+        from,
+        nonce: chain.next_nonce(&from),
+        fee: s.ledger.spec.params.min_fee,
+        kind: TxKind::SubmitJob {
+            model: record.id,
+            input_digest: digest_map(&inputs),
+            mode: Mode::Quorum,
+            quorum: req.quorum,
+            fee_per_executor: req.fee_per_executor,
+        },
+    };
+    Ok(PreparedJob { tx: hex::encode(tx.to_bytes()), id: tx.id().to_hex() })
+}
+
+/// Checks a requester's signed `SubmitJob` against the request: this model, these inputs, quorum mode, and the
+/// quorum asked for (if any). Returns the transaction bytes.
+fn check_job_tx(
+    hex_tx: &str,
+    model: &vouch_codec::ModelId,
+    inputs: &Digest,
+    quorum: Option<u8>,
+) -> Result<(Bytes, SignedTx), ApiError> {
+    let bad = |m: String| err(StatusCode::BAD_REQUEST, "invalid_job_tx", m);
+    let bytes = hex::decode(hex_tx).map_err(|e| bad(format!("job_tx is not hex: {e}")))?;
+    let stx = SignedTx::from_bytes(&bytes).map_err(|e| bad(format!("job_tx: {e}")))?;
+    let TxKind::SubmitJob { model: m, input_digest, mode, quorum: k, .. } = &stx.tx.kind else {
+        return Err(bad("job_tx is not a SubmitJob transaction".into()));
+    };
+    let mismatch = |what: String| err(StatusCode::BAD_REQUEST, "job_mismatch", what);
+    if m != model {
+        return Err(mismatch(format!("job_tx is for model {m}, the request for {model}")));
+    }
+    if input_digest != inputs {
+        return Err(mismatch(format!("job_tx is for inputs {input_digest}, the request's inputs are {inputs}")));
+    }
+    if *mode != Mode::Quorum {
+        return Err(mismatch(format!("job_tx asks for mode {}, not quorum", mode.name())));
+    }
+    if quorum.is_some_and(|q| q != *k) {
+        return Err(mismatch(format!("job_tx asks for {k} executors, the request for {}", quorum.unwrap_or(0))));
+    }
+    Ok((Bytes::from(bytes), stx))
+}
+
+/// The entry node's side of a quorum inference. The requester's account pays: `job_tx` is its signed `SubmitJob`.
 pub(crate) async fn infer(
     s: Arc<NodeState>,
     record: ModelVersion,
     doc: serde_json::Value,
-    quorum: u8,
+    quorum: Option<u8>,
+    job_tx: Option<String>,
 ) -> Result<serde_json::Value, ApiError> {
     let inputs = parse_inputs(&record, &doc)?;
     let input_digest = digest_map(&inputs);
+    let Some(job_tx) = job_tx else {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "job_tx_required",
+            "quorum mode is paid by the requester: send job_tx, a SubmitJob transaction signed by your account \
+             (`vouch infer --mode quorum --account KEY` builds it)",
+        ));
+    };
+    let (job_bytes, stx) = check_job_tx(&job_tx, &record.id, &input_digest, quorum)?;
+    if let TxKind::SubmitJob { quorum: k @ 0..2, .. } = stx.tx.kind {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "invalid_quorum",
+            format!("quorum mode needs at least 2 executors, got {k}"),
+        ));
+    }
     let ledger = &s.ledger;
-    // The model must be on the ledger before a job can name it.
-    if !ledger.running.chain.state().ledger.models.contains_key(&record.id) {
-        let kind = TxKind::RegisterModel {
-            model: record.id,
-            name: format!("{}@{}", record.name, record.version),
-            commitment: vec![],
-        };
-        let id = ledger
-            .sign_submit(&s.key, kind)
-            .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", e.to_string()))?;
+    // The model must be on the ledger, with its agreement rule, before a job can name it (pushing registers it; a
+    // replica of a model pushed elsewhere may still be waiting for that).
+    if let Some(id) = register_model(&s, &record)? {
         ledger.wait_tx(&id, LEDGER_WAIT).await;
     }
-    let kind = TxKind::SubmitJob { model: record.id, input_digest, mode: Mode::Quorum, quorum, fee_per_executor: 10 };
-    let id = ledger
-        .sign_submit(&s.key, kind)
-        .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", e.to_string()))?;
+    let rule = model_rule(&s, &record.id);
+    let id = ledger.submit(job_bytes).map_err(crate::explorer::submit_error)?;
     let rec = ledger
         .wait_tx(&id, LEDGER_WAIT)
         .await
@@ -209,7 +355,7 @@ pub(crate) async fn infer(
     }) else {
         return Err(ApiError::internal("job finalized without an assignment"));
     };
-    let answers = futures_util::future::join_all(executors.iter().map(|n| ask(&s, *n, job, &doc))).await;
+    let answers = ask_round(&s, &executors, job, &doc, rule, vec![]).await;
     let mut good = vec![];
     let mut failures = vec![];
     for (n, a) in executors.iter().zip(answers) {
@@ -245,7 +391,17 @@ pub(crate) async fn infer(
     let mut resolution = None;
     if status == JobStatus::Disputed {
         let set = ledger.running.chain.state().ledger.jobs[&job].dispute_set.clone();
-        let _ = futures_util::future::join_all(set.iter().map(|n| ask(&s, *n, job, &doc))).await;
+        // Under a tolerance the re-executors are offered every distinct output the round signed.
+        let mut offered: Vec<serde_json::Value> = vec![];
+        if rule != AgreementRule::Exact {
+            for a in &good {
+                let json = serde_json::to_value(map_to_json(&a.outputs)).unwrap_or_default();
+                if !offered.contains(&json) {
+                    offered.push(json);
+                }
+            }
+        }
+        let _ = ask_round(&s, &set, job, &doc, rule, offered).await;
         let start = std::time::Instant::now();
         while start.elapsed() < LEDGER_WAIT {
             if let Some(JobStatus::Resolved(d)) =

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use vouch_api::{InferRequest, ModelVersion, NodeStatus, VerifyResponse};
 use vouch_codec::tensor::parse_input_doc;
-use vouch_codec::{Digest, Mode, ModelId};
+use vouch_codec::{AgreementRule, Digest, Mode, ModelId};
 use vouch_engine::{ModelInfo, validate_inputs};
 use vouch_hub::{NewVersion, Version, validate_name};
 
@@ -44,6 +44,7 @@ pub(crate) fn router(state: Arc<NodeState>) -> Router {
         .route("/v1/blobs/{id}", get(download))
         .route("/v1/infer", post(infer))
         .route("/v1/receipts/{id}", get(get_receipt))
+        .route("/v1/jobs/prepare", post(prepare_job))
         .route("/v1/jobs/{job}/execute", post(execute_job))
         .route("/v1/verify", post(verify))
         .route("/v1/ledger/status", get(crate::explorer::status))
@@ -102,7 +103,7 @@ async fn node_status(State(s): AppState) -> Result<Json<NodeStatus>, ApiError> {
         version: env!("CARGO_PKG_VERSION").into(),
         engine: s.cache.engine_id(),
         network: hex::encode(s.ledger.running.chain.chain_id()),
-        modes: vec!["signed".into(), "zk".into()],
+        modes: vec!["signed".into(), "zk".into(), "quorum".into()],
         models,
         receipts,
         cached_models: s.cache.len() as u64,
@@ -123,6 +124,9 @@ struct PushQuery {
     /// Accept a quantization that changes the argmax on more than 1% of calibration inputs.
     #[serde(default)]
     force: bool,
+    /// A float model's quorum tolerance (both or neither).
+    tolerance_abs: Option<f64>,
+    tolerance_rel: Option<f64>,
 }
 
 enum Chunk {
@@ -142,6 +146,18 @@ async fn push(
     if q.zk != q.calibration.is_some() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "zk=true and calibration=ID go together"));
     }
+    let agreement = match (q.tolerance_abs, q.tolerance_rel) {
+        (None, None) => AgreementRule::Exact,
+        (Some(abs), Some(rel)) => AgreementRule::Tolerance { abs, rel },
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "tolerance_abs and tolerance_rel go together",
+            ));
+        }
+    };
+    agreement.check().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_tolerance", e))?;
 
     // The body streams through a bounded channel to a blocking writer that hashes and writes it; only an
     // explicit end marker lets the writer finish, so a dropped connection never yields a blob.
@@ -213,11 +229,16 @@ async fn push(
             producer: info.producer,
             created_at_ms: 0,
             zk,
+            agreement,
         };
         let new = NewVersion { name, version, description: q.description.unwrap_or_default(), template };
         Ok(st.hub.commit(staged, new)?)
     })
     .await?;
+    // Record the model on the ledger (its id, name and agreement rule); finalization is not awaited.
+    if let Err(e) = crate::quorum::register_model(&s, &record) {
+        tracing::warn!(model = %record.id, error = %e.message, "ledger.register_model failed");
+    }
     Ok((StatusCode::CREATED, Json(record)))
 }
 
@@ -265,15 +286,10 @@ async fn infer(State(s): AppState, body: Result<Bytes, BytesRejection>) -> Resul
     }
     let record = crate::replicate::ensure_model(&s, &req.model).await?;
     if mode == Mode::Quorum {
-        let k = req.quorum.unwrap_or(3);
-        if k < 2 {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_quorum",
-                "quorum mode needs at least 2 executors",
-            ));
-        }
-        return Ok(Json(crate::quorum::infer(s, record, req.inputs, k).await?));
+        return Ok(Json(crate::quorum::infer(s, record, req.inputs, req.quorum, req.job_tx).await?));
+    }
+    if req.job_tx.is_some() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_job_tx", "job_tx is for quorum mode"));
     }
     let inputs = parse_input_doc(&req.inputs, |n| record.inputs.iter().find(|i| i.name == n).map(|i| i.dtype))
         .map_err(|(name, e)| {
@@ -415,6 +431,14 @@ pub(crate) fn settle(s: &NodeState, receipt: Digest) {
     if let Err(e) = s.ledger.settle(&s.key, receipt) {
         tracing::warn!(receipt = %receipt, error = %e, "receipt.settle failed");
     }
+}
+
+async fn prepare_job(
+    State(s): AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<vouch_api::PreparedJob>, ApiError> {
+    let req: vouch_api::PrepareJobRequest = parse_body(body)?;
+    Ok(Json(crate::quorum::prepare(s, req).await?))
 }
 
 async fn execute_job(
