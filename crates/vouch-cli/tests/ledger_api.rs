@@ -102,3 +102,42 @@ fn bad_transactions_get_exact_errors_and_change_nothing() {
     let reuse = sign(nonce, chain, TxKind::Transfer { to: [8; 32], amount: 1 });
     assert!(reject(&reuse.to_bytes(), "stale_nonce").contains("stale nonce"));
 }
+
+/// A node that stored a receipt (and the duty to settle it) but never submitted the settlement, as after a crash at
+/// that moment: once restarted, its retry loop settles the receipt and the receipt gets its anchor.
+#[test]
+fn a_settlement_lost_before_submission_is_submitted_again_after_a_restart() {
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config.toml");
+    std::fs::write(&config, "fault_skip_settlement = true\n").unwrap();
+    let node = NodeProc::start(home.path());
+    let model = common::bench_models().join("mlp_small.onnx");
+    node.vouch_ok(&["model", "push", model.to_str().unwrap(), "--name", "mlp"]);
+    let input = home.path().join("in.json");
+    std::fs::write(&input, r#"{"x": {"dtype": "f32", "shape": [1, 16], "data": [0,1,0,1,0,1,0,1,0,1,0,1,0,1,0,1]}}"#)
+        .unwrap();
+    let receipt: Value =
+        serde_json::from_str(&node.vouch_ok(&["--json", "infer", "mlp", "--input", input.to_str().unwrap()])).unwrap();
+    let id = receipt["id"].as_str().unwrap().to_owned();
+    // Blocks keep finalizing, but this receipt is never settled.
+    let h = status(&node)["height"].as_u64().unwrap();
+    wait_for("three more blocks", || status(&node)["height"].as_u64().unwrap() >= h + 3);
+    assert_eq!(status(&node)["settled_receipts"], 0);
+    let (_, r) = node.http("GET", &format!("/v1/receipts/{id}"), "application/json", b"");
+    assert!(r["anchor"].is_null(), "{r}");
+    assert!(node.terminate());
+
+    std::fs::write(&config, "").unwrap();
+    let node = NodeProc::start(home.path());
+    let anchored: Value =
+        serde_json::from_str(&node.vouch_ok(&["--json", "receipt", "show", &id, "--wait", "--timeout", "60"])).unwrap();
+    assert!(anchored["anchor"]["height"].as_u64().unwrap() > 0, "{anchored}");
+    let genesis = home.path().join("genesis.json");
+    let path = home.path().join("anchored.json");
+    std::fs::write(&path, anchored.to_string()).unwrap();
+    let out = node.vouch_ok(&["verify", "--genesis", genesis.to_str().unwrap(), path.to_str().unwrap()]);
+    assert!(out.contains("anchor  settled at height"), "{out}");
+    let (_, metrics) = node.http("GET", "/metrics", "text/plain", b"");
+    let metrics = metrics.as_str().unwrap_or_default();
+    assert!(metrics.contains("settlements_retried_total 1"), "{metrics}");
+}

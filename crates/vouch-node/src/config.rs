@@ -31,6 +31,9 @@ pub struct NodeConfig {
     /// Fault injection for tests only: as a quorum executor, flip one bit of the output (a lying node that the
     /// ledger's dispute process must catch and slash). Default false.
     pub fault_flip_outputs: bool,
+    /// Fault injection for tests only: store receipts and the duty to settle them, but never submit the settlement
+    /// (what a crash between storing a receipt and submitting its settlement leaves behind). Default false.
+    pub fault_skip_settlement: bool,
 }
 
 impl Default for NodeConfig {
@@ -44,6 +47,7 @@ impl Default for NodeConfig {
             compile_on_push_max_bytes: 512 << 20,
             disclose_inputs: true,
             fault_flip_outputs: false,
+            fault_skip_settlement: false,
         }
     }
 }

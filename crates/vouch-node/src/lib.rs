@@ -13,6 +13,7 @@ mod quorum;
 mod receipts;
 mod replicate;
 mod routes;
+mod settlement;
 mod zk;
 
 use std::future::Future;
@@ -72,6 +73,8 @@ pub(crate) struct NodeState {
     pub home: PathBuf,
     /// This node's API base URL.
     pub api_url: String,
+    /// Settlements submitted by this process and when (the retry loop leaves these alone for a while).
+    pub settling: std::sync::Mutex<std::collections::HashMap<vouch_codec::Digest, Instant>>,
 }
 
 /// A node bound to its address and ready to serve.
@@ -114,6 +117,7 @@ impl Node {
             calibrations,
             zk_provers: Default::default(),
             started: Instant::now(),
+            settling: Default::default(),
         });
         Ok(Self { state, listener, home: home.to_owned() })
     }
@@ -139,8 +143,14 @@ impl Node {
         // Register (and keep trying to register) this node as an executor on the ledger.
         let st = self.state.clone();
         let registrar = tokio::spawn(async move {
+            let mut tick = 0u64;
             loop {
                 st.ledger.ensure_registered(&st.key, &st.api_url);
+                // Settlements lost to a crash, a full mempool or a restart are submitted again.
+                if tick.is_multiple_of(3) {
+                    settlement::retry(&st).await;
+                }
+                tick += 1;
                 tokio::time::sleep(std::time::Duration::from_secs(2)).await;
             }
         });

@@ -18,6 +18,7 @@ pub(crate) struct Metrics {
     pub http_requests: Family<HttpLabels, Counter>,
     pub inference_seconds: Histogram,
     pub receipts_issued: Counter,
+    pub settlements_retried: Counter,
     pub upload_bytes: Counter,
     pub download_bytes: Counter,
 }
@@ -31,11 +32,25 @@ impl Metrics {
         registry.register("inference_seconds", "Model execution time per inference", inference_seconds.clone());
         let receipts_issued = Counter::default();
         registry.register("receipts_issued", "Receipts signed and stored", receipts_issued.clone());
+        let settlements_retried = Counter::default();
+        registry.register(
+            "settlements_retried",
+            "Receipt settlements submitted again because the ledger had not recorded them",
+            settlements_retried.clone(),
+        );
         let upload_bytes = Counter::default();
         registry.register("upload_bytes", "Model bytes accepted", upload_bytes.clone());
         let download_bytes = Counter::default();
         registry.register("download_bytes", "Model bytes served", download_bytes.clone());
-        Self { registry, http_requests, inference_seconds, receipts_issued, upload_bytes, download_bytes }
+        Self {
+            registry,
+            http_requests,
+            inference_seconds,
+            receipts_issued,
+            settlements_retried,
+            upload_bytes,
+            download_bytes,
+        }
     }
 
     pub fn render(&self) -> String {

@@ -120,7 +120,8 @@ pub(crate) async fn execute(s: Arc<NodeState>, job: Digest, req: ExecuteRequest)
         .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", e.to_string()))?;
     // The first assigned executor settles the receipt its round signs (so exactly one settlement per receipt).
     if body.executors.first() == Some(&me) {
-        crate::routes::settle(&s, body.id());
+        s.receipts.owe_settlement(body.id()).await?;
+        crate::settlement::settle(&s, body.id());
     }
     Ok(ExecuteResponse {
         public_key: hex::encode(me),
@@ -374,7 +375,7 @@ pub(crate) async fn infer(
             evidence: good.iter().map(|a| Evidence::Ed25519 { public_key: a.node, signature: a.signature }).collect(),
             anchor: None,
         };
-        s.receipts.put(&receipt).await?;
+        s.receipts.put(&receipt, false).await?;
         s.metrics.receipts_issued.inc();
         return serde_json::to_value(receipt.to_json()).map_err(ApiError::internal);
     }

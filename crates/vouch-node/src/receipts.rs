@@ -1,4 +1,5 @@
-//! Receipts issued by this node, by id, in their canonical encoding.
+//! Receipts issued by this node, by id, in their canonical encoding, and the ids this node still has to settle on the
+//! ledger (written in the same transaction as the receipt, removed once the ledger records the settlement).
 //!
 //! Writes go through one writer thread that commits every receipt waiting at that moment in a single durable
 //! (fsynced) redb transaction, and only then answers each request: concurrent requests share one fsync
@@ -7,12 +8,14 @@
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use tokio::sync::oneshot;
 use vouch_codec::{Digest, Receipt};
 use vouch_hub::HubError;
 
 const RECEIPTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("receipts");
+/// Receipt ids this node settles and the ledger has not recorded yet.
+const UNSETTLED: TableDefinition<&[u8; 32], ()> = TableDefinition::new("unsettled");
 /// Most receipts committed in one transaction.
 const MAX_BATCH: usize = 256;
 
@@ -20,7 +23,8 @@ fn db(e: impl std::fmt::Display) -> HubError {
     HubError::Db(e.to_string())
 }
 
-type Pending = (Digest, Vec<u8>, oneshot::Sender<Result<(), String>>);
+/// One write: a receipt's id, its bytes (none: only the settlement duty), whether this node settles it.
+type Pending = (Digest, Option<Vec<u8>>, bool, oneshot::Sender<Result<(), String>>);
 
 pub(crate) struct ReceiptStore {
     db: Arc<Database>,
@@ -31,8 +35,14 @@ fn commit(db: &Database, batch: &[Pending]) -> Result<(), String> {
     let tx = db.begin_write().map_err(|e| e.to_string())?;
     {
         let mut table = tx.open_table(RECEIPTS).map_err(|e| e.to_string())?;
-        for (id, bytes, _) in batch {
-            table.insert(&id.0, bytes.as_slice()).map_err(|e| e.to_string())?;
+        let mut unsettled = tx.open_table(UNSETTLED).map_err(|e| e.to_string())?;
+        for (id, bytes, settle, _) in batch {
+            if let Some(bytes) = bytes {
+                table.insert(&id.0, bytes.as_slice()).map_err(|e| e.to_string())?;
+            }
+            if *settle {
+                unsettled.insert(&id.0, ()).map_err(|e| e.to_string())?;
+            }
         }
     }
     tx.commit().map_err(|e| e.to_string())
@@ -42,6 +52,7 @@ impl ReceiptStore {
     pub fn open(db: Arc<Database>) -> Result<Self, HubError> {
         let tx = db.begin_write().map_err(self::db)?;
         tx.open_table(RECEIPTS).map_err(self::db)?;
+        tx.open_table(UNSETTLED).map_err(self::db)?;
         tx.commit().map_err(self::db)?;
         let (writer, rx) = mpsc::channel::<Pending>();
         let wdb = db.clone();
@@ -61,7 +72,7 @@ impl ReceiptStore {
                     if let Err(e) = &result {
                         tracing::error!(error = %e, n = batch.len(), "receipts.commit failed");
                     }
-                    for (_, _, done) in batch {
+                    for (_, _, _, done) in batch {
                         let _ = done.send(result.clone());
                     }
                 }
@@ -70,11 +81,44 @@ impl ReceiptStore {
         Ok(Self { db, writer })
     }
 
-    /// Stores a receipt durably; resolves once it is committed.
-    pub async fn put(&self, r: &Receipt) -> Result<(), HubError> {
+    async fn write(&self, id: Digest, bytes: Option<Vec<u8>>, settle: bool) -> Result<(), HubError> {
         let (done, wait) = oneshot::channel();
-        self.writer.send((r.id(), r.to_bytes(), done)).map_err(|_| HubError::Db("receipt writer stopped".into()))?;
+        self.writer.send((id, bytes, settle, done)).map_err(|_| HubError::Db("receipt writer stopped".into()))?;
         wait.await.map_err(|_| HubError::Db("receipt writer stopped".into()))?.map_err(HubError::Db)
+    }
+
+    /// Stores a receipt durably; resolves once it is committed. With `settle`, the same transaction records that
+    /// this node owes its settlement.
+    pub async fn put(&self, r: &Receipt, settle: bool) -> Result<(), HubError> {
+        self.write(r.id(), Some(r.to_bytes()), settle).await
+    }
+
+    /// Durably records that this node owes the settlement of a receipt it does not store (a quorum round's).
+    pub async fn owe_settlement(&self, id: Digest) -> Result<(), HubError> {
+        self.write(id, None, true).await
+    }
+
+    /// Up to `limit` receipt ids this node still owes a settlement for.
+    pub fn unsettled(&self, limit: usize) -> Result<Vec<Digest>, HubError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(UNSETTLED).map_err(db)?;
+        let mut out = vec![];
+        for row in table.iter().map_err(db)?.take(limit) {
+            out.push(Digest(*row.map_err(db)?.0.value()));
+        }
+        Ok(out)
+    }
+
+    /// Forgets settlements the ledger has recorded.
+    pub fn settled(&self, ids: &[Digest]) -> Result<(), HubError> {
+        let tx = self.db.begin_write().map_err(db)?;
+        {
+            let mut table = tx.open_table(UNSETTLED).map_err(db)?;
+            for id in ids {
+                table.remove(&id.0).map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)
     }
 
     pub fn get(&self, id: &Digest) -> Result<Option<Receipt>, HubError> {

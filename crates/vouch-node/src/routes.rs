@@ -316,9 +316,9 @@ async fn infer(State(s): AppState, body: Result<Bytes, BytesRejection>) -> Resul
         s.config.disclose_inputs,
         outputs,
     );
-    s.receipts.put(&receipt).await?;
+    s.receipts.put(&receipt, true).await?;
     s.metrics.receipts_issued.inc();
-    settle(&s, receipt.id());
+    crate::settlement::settle(&s, receipt.id());
     Ok(Json(serde_json::to_value(receipt.to_json()).map_err(ApiError::internal)?))
 }
 
@@ -419,18 +419,10 @@ async fn infer_zk(
     })
     .await?;
     drop(_permit);
-    s.receipts.put(&receipt).await?;
+    s.receipts.put(&receipt, true).await?;
     s.metrics.receipts_issued.inc();
-    settle(&s, receipt.id());
+    crate::settlement::settle(&s, receipt.id());
     Ok(Json(serde_json::to_value(receipt.to_json()).map_err(ApiError::internal)?))
-}
-
-/// Queues the settlement of a receipt this node issued; the receipt is already durable, so a failure here only
-/// delays its anchor (it is logged, and the inference still succeeds).
-pub(crate) fn settle(s: &NodeState, receipt: Digest) {
-    if let Err(e) = s.ledger.settle(&s.key, receipt) {
-        tracing::warn!(receipt = %receipt, error = %e, "receipt.settle failed");
-    }
 }
 
 async fn prepare_job(
@@ -466,7 +458,7 @@ async fn get_receipt(State(s): AppState, Path(id): Path<String>) -> Result<Json<
         && let Some(anchor) = s.ledger.anchor(&digest).await
     {
         r.anchor = Some(anchor);
-        s.receipts.put(&r).await?;
+        s.receipts.put(&r, false).await?;
     }
     Ok(Json(serde_json::to_value(r.to_json()).map_err(ApiError::internal)?))
 }
