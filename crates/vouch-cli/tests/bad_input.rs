@@ -296,6 +296,15 @@ fn bad_models_bad_requests_and_dropped_uploads_get_clear_errors() {
         "/v1/verify",
         "/v1/openapi.json",
         "/metrics",
+        "/v1/jobs/prepare",
+        "/v1/jobs/{job}/execute",
+        "/v1/ledger/status",
+        "/v1/ledger/genesis",
+        "/v1/ledger/nodes",
+        "/v1/ledger/blocks/{height}",
+        "/v1/ledger/accounts/{address}",
+        "/v1/ledger/txs",
+        "/v1/ledger/txs/{id}",
     ] {
         assert!(paths.contains_key(route), "{route} missing from the OpenAPI document");
     }
