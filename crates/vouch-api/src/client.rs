@@ -239,6 +239,51 @@ impl Client {
         Self::json(resp).await
     }
 
+    /// `POST /v1/infer` streaming its progress (`Accept: application/x-ndjson`): `progress` sees each progress event
+    /// (for zk, one per layer proof); returns the receipt JSON, or the error event as [`ClientError::Api`].
+    pub async fn infer_with_progress(
+        &self,
+        req: &InferRequest,
+        mut progress: impl FnMut(&serde_json::Value),
+    ) -> Result<serde_json::Value, ClientError> {
+        let resp = self
+            .http
+            .post(self.url("/v1/infer"))
+            .header(reqwest::header::ACCEPT, "application/x-ndjson")
+            .json(req)
+            .send()
+            .await
+            .map_err(|e| self.connect_err(e))?;
+        let resp = Self::check(resp).await?;
+        let mut body = resp.bytes_stream();
+        let mut buf: Vec<u8> = vec![];
+        loop {
+            while let Some(end) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=end).collect();
+                let ev: serde_json::Value = serde_json::from_slice(&line)
+                    .map_err(|e| ClientError::Protocol(format!("malformed progress line: {e}")))?;
+                match ev["event"].as_str() {
+                    Some("progress") => progress(&ev),
+                    Some("receipt") => return Ok(ev["receipt"].clone()),
+                    Some("error") => {
+                        let status = ev["status"]
+                            .as_u64()
+                            .and_then(|s| StatusCode::from_u16(s as u16).ok())
+                            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                        let detail: ErrorDetail = serde_json::from_value(ev["error"].clone())
+                            .map_err(|e| ClientError::Protocol(format!("malformed error event: {e}")))?;
+                        return Err(ClientError::Api { status, detail });
+                    }
+                    _ => return Err(ClientError::Protocol(format!("unknown event {ev}"))),
+                }
+            }
+            match body.next().await {
+                Some(chunk) => buf.extend_from_slice(&chunk.map_err(|e| ClientError::Protocol(e.to_string()))?),
+                None => return Err(ClientError::Protocol("the stream ended without a receipt".into())),
+            }
+        }
+    }
+
     /// `GET /v1/receipts/{id}`.
     pub async fn receipt(&self, id: &str) -> Result<serde_json::Value, ClientError> {
         self.get(&format!("/v1/receipts/{}", urlencode(id))).await

@@ -73,14 +73,6 @@ pub async fn run(cli: &Cli, a: &InferArgs) -> anyhow::Result<Outcome> {
     let text = std::fs::read_to_string(&a.input).with_context(|| format!("reading {}", a.input.display()))?;
     let inputs: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", a.input.display()))?;
-    // Proving takes a moment on big models: show that something is happening (people only, not pipes).
-    let spinner = if a.mode == "zk" && !cli.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        let s = indicatif::ProgressBar::new_spinner().with_message("proving on the node...");
-        s.enable_steady_tick(std::time::Duration::from_millis(100));
-        s
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
     let client = Client::new(&cli.node);
     let job_tx = if a.mode == "quorum" {
         let Some(key) = &a.account else {
@@ -91,11 +83,32 @@ pub async fn run(cli: &Cli, a: &InferArgs) -> anyhow::Result<Outcome> {
     } else {
         None
     };
-    let receipt = client
-        .infer(&InferRequest { model: a.model.clone(), inputs, mode: a.mode.clone(), quorum: a.quorum, job_tx })
-        .await;
-    spinner.finish_and_clear();
-    let receipt = receipt?;
+    let req = InferRequest { model: a.model.clone(), inputs, mode: a.mode.clone(), quorum: a.quorum, job_tx };
+    let receipt = if a.mode == "zk" {
+        // Proving takes a while on big models: the node streams one event per layer proof; people (not --json, not
+        // pipes) see a bar.
+        let bar = if !cli.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            let b = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template("proving {bar:30} {pos}/{len} layer proofs {msg} {elapsed}")
+                    .expect("valid template"),
+            );
+            b.enable_steady_tick(std::time::Duration::from_millis(200));
+            b
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let r = client
+            .infer_with_progress(&req, |ev| {
+                bar.set_length(ev["total"].as_u64().unwrap_or(0));
+                bar.set_position(ev["done"].as_u64().unwrap_or(0));
+                bar.set_message(format!("(layer {}, {} rows)", ev["layer"], ev["rows"]));
+            })
+            .await;
+        bar.finish_and_clear();
+        r?
+    } else {
+        client.infer(&req).await?
+    };
     if let Some(out) = &a.output {
         std::fs::write(out, serde_json::to_string_pretty(&receipt)? + "\n")
             .with_context(|| format!("writing {}", out.display()))?;

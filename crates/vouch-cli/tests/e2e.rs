@@ -96,6 +96,29 @@ fn run_verify(node: &NodeProc, receipt: &Path, extra: &[&str]) -> (i32, String) 
     (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// `POST /v1/infer` with `Accept: application/x-ndjson`; returns the streamed events.
+fn infer_stream(node: &NodeProc, body: &Value) -> Vec<Value> {
+    use std::io::{Read, Write};
+    let body = body.to_string();
+    let mut s = std::net::TcpStream::connect(node.addr).unwrap();
+    write!(
+        s,
+        "POST /v1/infer HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/x-ndjson\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        node.addr,
+        body.len()
+    )
+    .unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let (status, text) = common::parse_response(&resp);
+    assert_eq!(status, 200);
+    let text = match text {
+        Value::String(t) => t,
+        one => one.to_string(),
+    };
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("line {l:?}: {e}"))).collect()
+}
+
 fn write_json(path: &Path, v: &Value) {
     std::fs::write(path, serde_json::to_vec_pretty(v).unwrap()).unwrap();
 }
@@ -391,6 +414,25 @@ fn zk_push_quantizes_with_calibration_and_reports_accuracy() {
             assert!(text.contains("zk      proof verified"), "{text}");
             if i == 0 {
                 zk_tamper(&node, work.path(), &receipt_path);
+                // Streaming: one progress event per layer proof, in order, then the receipt.
+                let events = infer_stream(&node, &json!({"model": name, "inputs": doc, "mode": "zk"}));
+                let (last, progress) = events.split_last().unwrap();
+                assert_eq!(last["event"], "receipt", "{last}");
+                assert_eq!(last["receipt"]["mode"], "zk");
+                let total = progress[0]["total"].as_u64().unwrap();
+                assert!(total >= 1);
+                assert_eq!(progress.len() as u64, total + 1, "{progress:?}");
+                for (k, ev) in progress.iter().enumerate() {
+                    assert_eq!((ev["event"].as_str(), ev["done"].as_u64()), (Some("progress"), Some(k as u64)), "{ev}");
+                }
+                // An error after the stream started is its last event, with the status it would have had.
+                let events = infer_stream(&node, &json!({"model": "no-such-model", "inputs": doc, "mode": "zk"}));
+                assert_eq!(events.len(), 1, "{events:?}");
+                assert_eq!(
+                    (events[0]["event"].as_str(), events[0]["status"].as_u64(), events[0]["error"]["code"].as_str()),
+                    (Some("error"), Some(404), Some("model_not_found")),
+                    "{events:?}"
+                );
             }
         }
     }

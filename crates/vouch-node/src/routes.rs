@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use vouch_api::{InferRequest, ModelVersion, NodeStatus, VerifyResponse};
+use vouch_api::{ErrorDetail, InferRequest, ModelVersion, NodeStatus, VerifyResponse};
 use vouch_codec::tensor::parse_input_doc;
 use vouch_codec::{AgreementRule, Digest, Mode, ModelId};
 use vouch_engine::{ModelInfo, validate_inputs};
@@ -274,7 +274,51 @@ async fn download(State(s): AppState, Path(id): Path<String>) -> Result<Response
         .into_response())
 }
 
-async fn infer(State(s): AppState, body: Result<Bytes, BytesRejection>) -> Result<Json<serde_json::Value>, ApiError> {
+/// Progress events of one inference, for a client that streams them.
+pub(crate) type ProgressTx = tokio::sync::mpsc::UnboundedSender<serde_json::Value>;
+
+/// `POST /v1/infer`. With `Accept: application/x-ndjson` the answer streams: one JSON object per line, progress
+/// events (`{"event": "progress", ...}`; zk proofs report each layer proof) and then exactly one of
+/// `{"event": "receipt", "receipt": ...}` or `{"event": "error", "status": 422, "error": {...}}`.
+async fn infer(
+    State(s): AppState,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let streaming = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|m| m.trim().starts_with("application/x-ndjson")));
+    if !streaming {
+        return Ok(Json(infer_inner(s, body, None).await?).into_response());
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
+    let task = tokio::spawn(infer_inner(s, body, Some(tx.clone())));
+    // The outcome is the last line; the stream ends when every sender is gone.
+    tokio::spawn(async move {
+        let last = match task.await {
+            Ok(Ok(receipt)) => serde_json::json!({"event": "receipt", "receipt": receipt}),
+            Ok(Err(e)) => serde_json::json!({"event": "error", "status": e.status.as_u16(),
+                "error": ErrorDetail { code: e.code.into(), message: e.message, details: e.details }}),
+            Err(e) => serde_json::json!({"event": "error", "status": 500,
+                "error": {"code": "internal", "message": e.to_string()}}),
+        };
+        let _ = tx.send(last);
+    });
+    let lines = futures_util::stream::unfold(rx, |mut rx| async move {
+        let ev = rx.recv().await?;
+        let mut line = serde_json::to_vec(&ev).unwrap_or_default();
+        line.push(b'\n');
+        Some((Ok::<_, std::io::Error>(Bytes::from(line)), rx))
+    });
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(lines)).into_response())
+}
+
+async fn infer_inner(
+    s: Arc<NodeState>,
+    body: Result<Bytes, BytesRejection>,
+    progress: Option<ProgressTx>,
+) -> Result<serde_json::Value, ApiError> {
     let req: InferRequest = parse_body(body)?;
     let mode: Mode = req.mode.parse().map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_mode", e))?;
     if !matches!(mode, Mode::Signed | Mode::Zk | Mode::Quorum) {
@@ -286,7 +330,7 @@ async fn infer(State(s): AppState, body: Result<Bytes, BytesRejection>) -> Resul
     }
     let record = crate::replicate::ensure_model(&s, &req.model).await?;
     if mode == Mode::Quorum {
-        return Ok(Json(crate::quorum::infer(s, record, req.inputs, req.quorum, req.job_tx).await?));
+        return crate::quorum::infer(s, record, req.inputs, req.quorum, req.job_tx).await;
     }
     if req.job_tx.is_some() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_job_tx", "job_tx is for quorum mode"));
@@ -302,7 +346,7 @@ async fn infer(State(s): AppState, body: Result<Bytes, BytesRejection>) -> Resul
         })?;
     validate_inputs(&record.inputs, &inputs)?;
     if mode == Mode::Zk {
-        return infer_zk(s, record, inputs).await;
+        return infer_zk(s, record, inputs, progress).await;
     }
 
     let outputs = run_model(&s, &record, &inputs).await?;
@@ -319,7 +363,7 @@ async fn infer(State(s): AppState, body: Result<Bytes, BytesRejection>) -> Resul
     s.receipts.put(&receipt, true).await?;
     s.metrics.receipts_issued.inc();
     crate::settlement::settle(&s, receipt.id());
-    Ok(Json(serde_json::to_value(receipt.to_json()).map_err(ApiError::internal)?))
+    serde_json::to_value(receipt.to_json()).map_err(ApiError::internal)
 }
 
 /// Runs a model on inputs with this node's engine (compiled plans cached), on the blocking pool behind the
@@ -357,7 +401,8 @@ async fn infer_zk(
     s: Arc<NodeState>,
     record: ModelVersion,
     inputs: vouch_codec::TensorMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    progress: Option<ProgressTx>,
+) -> Result<serde_json::Value, ApiError> {
     let zk = record.zk.clone().ok_or_else(|| {
         ApiError::new(StatusCode::BAD_REQUEST, "not_zk_model", "this model version was not pushed with --zk")
     })?;
@@ -383,8 +428,14 @@ async fn infer_zk(
         };
         let xq = graph.quantize_input(x);
         let _span = tracing::info_span!("zk.prove", model = %record.id).entered();
+        let report = |p: vouch_zk::Progress| {
+            if let Some(tx) = &progress {
+                let _ = tx.send(serde_json::json!({"event": "progress", "stage": "prove", "layer": p.layer,
+                    "done": p.done, "total": p.total, "rows": p.rows}));
+            }
+        };
         let proof = prover
-            .prove(&xq)
+            .prove_with_progress(&xq, report)
             .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "proof_failed", e.to_string()))?;
         let y = proof.activations.last().cloned().unwrap_or_default();
         let shape = |s: &[usize]| s.iter().map(|d| *d as u64).collect::<Vec<u64>>();
@@ -422,7 +473,7 @@ async fn infer_zk(
     s.receipts.put(&receipt, true).await?;
     s.metrics.receipts_issued.inc();
     crate::settlement::settle(&s, receipt.id());
-    Ok(Json(serde_json::to_value(receipt.to_json()).map_err(ApiError::internal)?))
+    serde_json::to_value(receipt.to_json()).map_err(ApiError::internal)
 }
 
 async fn prepare_job(

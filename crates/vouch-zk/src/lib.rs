@@ -422,11 +422,18 @@ impl Prover {
 
     /// Proves the integer execution on the quantized input `x`.
     pub fn prove(&self, x: &[i16]) -> Result<ModelProof, ZkError> {
+        self.prove_with_progress(x, |_| {})
+    }
+
+    /// [`Prover::prove`], reporting each layer proof as it starts and once all are done.
+    pub fn prove_with_progress(&self, x: &[i16], mut progress: impl FnMut(Progress)) -> Result<ModelProof, ZkError> {
         let acts = self.graph.run_all(x).map_err(|e| ZkError::Input(e.to_string()))?;
+        let total = self.layers.iter().filter(|l| l.is_some()).count();
         let mut layers = vec![];
         for (i, prepared) in self.layers.iter().enumerate() {
             // Parameter-free layers (their constants are public structure): the verifier re-executes them.
             let Some(p) = prepared else { continue };
+            progress(Progress { layer: i, done: layers.len(), total, rows: p.rows.rows });
             let mut air = p.rows.air(&acts[i], &acts[i + 1], false);
             air.prep = Some(p.prep.clone());
             let trace = p.rows.trace(&air, &acts[i]);
@@ -435,8 +442,23 @@ impl Prover {
                 .map_err(|e| ZkError::Prove { layer: i, reason: format!("{e:?}") })?;
             layers.push((i as u32, postcard::to_allocvec(&proof).expect("proofs serialize")));
         }
+        progress(Progress { layer: self.layers.len(), done: total, total, rows: 0 });
         Ok(ModelProof { version: PROOF_VERSION, security: SECURITY, activations: acts, layers })
     }
+}
+
+/// Where a proof stands: the STARK of graph layer `layer` (the `done`-th of `total`, `rows` trace rows) is being
+/// proven; `done == total` once all are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Progress {
+    /// Graph layer index.
+    pub layer: usize,
+    /// Layer proofs finished.
+    pub done: usize,
+    /// Layer proofs in all.
+    pub total: usize,
+    /// Trace rows of the layer being proven (outputs of the layer).
+    pub rows: usize,
 }
 
 /// Computes the model's commitment (the verifier keys of its linear layers).
