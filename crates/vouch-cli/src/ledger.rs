@@ -1,5 +1,6 @@
-//! `vouch ledger status`, `vouch ledger nodes`, `vouch account show`.
+//! `vouch ledger status|nodes|block|tx`, `vouch account show|new`, `vouch tx transfer|add-stake|unbond`.
 
+use anyhow::Context;
 use clap::Subcommand;
 use serde_json::Value;
 use vouch_api::Client;
@@ -36,6 +37,116 @@ pub enum AccountCommand {
         /// Where to write the key (refuses to overwrite).
         file: std::path::PathBuf,
     },
+}
+
+/// Options every `vouch tx` command takes.
+#[derive(clap::Args)]
+pub struct TxOpts {
+    /// The sending account's key file (`vouch account new`; a node operator's is the node's `node.key`).
+    #[arg(long, env = "VOUCH_ACCOUNT")]
+    account: std::path::PathBuf,
+    /// Wait until the transaction is finalized and print its result.
+    #[arg(long)]
+    wait: bool,
+}
+
+#[derive(Subcommand)]
+pub enum TxCommand {
+    /// Move tokens to another account.
+    Transfer {
+        /// Recipient address (hex).
+        #[arg(long)]
+        to: String,
+        /// Amount.
+        #[arg(long)]
+        amount: u64,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Lock more stake on a node this account operates.
+    AddStake {
+        /// Node id (hex).
+        #[arg(long)]
+        node_id: String,
+        /// Amount.
+        #[arg(long)]
+        amount: u64,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Start returning stake of a node this account operates (released after the chain's unbonding delay, slashable
+    /// until then).
+    Unbond {
+        /// Node id (hex).
+        #[arg(long)]
+        node_id: String,
+        /// Amount.
+        #[arg(long)]
+        amount: u64,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+}
+
+fn address(what: &str, hex_str: &str) -> anyhow::Result<[u8; 32]> {
+    let mut a = [0u8; 32];
+    hex::decode_to_slice(hex_str, &mut a).map_err(|_| anyhow::anyhow!("{what} is 64 hex characters"))?;
+    Ok(a)
+}
+
+pub async fn tx(cli: &Cli, cmd: &TxCommand) -> anyhow::Result<Outcome> {
+    use vouch_codec::tx::{SignedTx, Tx, TxKind};
+    let (kind, opts) = match cmd {
+        TxCommand::Transfer { to, amount, opts } => {
+            (TxKind::Transfer { to: address("--to", to)?, amount: *amount }, opts)
+        }
+        TxCommand::AddStake { node_id, amount, opts } => {
+            (TxKind::AddStake { node: address("--node-id", node_id)?, amount: *amount }, opts)
+        }
+        TxCommand::Unbond { node_id, amount, opts } => {
+            (TxKind::Unbond { node: address("--node-id", node_id)?, amount: *amount }, opts)
+        }
+    };
+    let key =
+        vouch_crypto::NodeKey::load(&opts.account).with_context(|| format!("loading {}", opts.account.display()))?;
+    let c = Client::new(&cli.node);
+    let status: Value = c.get("/v1/ledger/status").await?;
+    let genesis: Value = c.get("/v1/ledger/genesis").await?;
+    let from = key.public_key();
+    let account: Value = c.get(&format!("/v1/ledger/accounts/{}", hex::encode(from))).await?;
+    let tx = Tx {
+        chain: address("the node's chain id", status["chain_id"].as_str().unwrap_or_default())?,
+        from,
+        nonce: account["next_nonce"].as_u64().context("the node sent no next nonce")?,
+        fee: genesis["params"]["min_fee"].as_u64().unwrap_or(1),
+        kind,
+    };
+    let signature = key.sign(vouch_codec::domain::TX_SIGNATURE, &tx.id().0);
+    let id = c.submit_tx(SignedTx { tx, signature }.to_bytes()).await?;
+    if !opts.wait {
+        if cli.json {
+            print_json(&serde_json::json!({"id": id}))?
+        } else {
+            println!("{id}")
+        }
+        return Ok(Outcome::Ok);
+    }
+    let start = std::time::Instant::now();
+    let record: Value = loop {
+        match c.get::<Value>(&format!("/v1/ledger/txs/{id}")).await {
+            Ok(v) => break v,
+            Err(vouch_api::ClientError::Api { status, .. }) if status == 404 && start.elapsed().as_secs() < 60 => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    print_json(&record)?;
+    if record["result"]["ok"] == Value::Bool(true) {
+        Ok(Outcome::Ok)
+    } else {
+        anyhow::bail!("transaction {id} failed: {}", record["result"]["error"].as_str().unwrap_or("?"))
+    }
 }
 
 pub async fn run(cli: &Cli, cmd: &LedgerCommand) -> anyhow::Result<Outcome> {

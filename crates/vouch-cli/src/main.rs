@@ -50,6 +50,9 @@ enum Command {
     /// Inspect accounts.
     #[command(subcommand)]
     Account(ledger::AccountCommand),
+    /// Sign and submit a ledger transaction from an account key.
+    #[command(subcommand)]
+    Tx(ledger::TxCommand),
     /// Run a local multi-node network (real processes on loopback) until SIGINT.
     Devnet(devnet::DevnetArgs),
 }
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
             Command::Receipt(c) => receipt::run(&cli, c).await,
             Command::Ledger(c) => ledger::run(&cli, c).await,
             Command::Account(c) => ledger::account(&cli, c).await,
+            Command::Tx(c) => ledger::tx(&cli, c).await,
             Command::Devnet(a) => devnet::run(&cli, a).await,
         }
     });

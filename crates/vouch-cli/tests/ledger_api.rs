@@ -141,3 +141,52 @@ fn a_settlement_lost_before_submission_is_submitted_again_after_a_restart() {
     let metrics = metrics.as_str().unwrap_or_default();
     assert!(metrics.contains("settlements_retried_total 1"), "{metrics}");
 }
+
+/// `vouch account new` and `vouch tx transfer|add-stake|unbond`: signed from key files, finalized, visible in the
+/// explorer; a transaction whose action fails reports the ledger's reason and exits non-zero.
+#[test]
+fn tx_commands_move_funds_and_stake() {
+    let home = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(home.path());
+    wait_for("the node's executor registration", || {
+        node.http("GET", "/v1/ledger/nodes", "application/json", b"").1.as_array().is_some_and(|a| a.len() == 1)
+    });
+    let operator = home.path().join("node.key");
+    let op = operator.to_str().unwrap();
+    let me = hex::encode(NodeKey::load(&operator).unwrap().public_key());
+    let alice_key = home.path().join("alice.key");
+    let alice = node.vouch_ok(&["account", "new", alice_key.to_str().unwrap()]).trim().to_owned();
+    assert_eq!(alice.len(), 64);
+    assert!(node.vouch(&["account", "new", alice_key.to_str().unwrap()]).status.code() == Some(2), "no overwrite");
+
+    node.vouch_ok(&["tx", "transfer", "--to", &alice, "--amount", "5000", "--account", op, "--wait"]);
+    let acc = node.http("GET", &format!("/v1/ledger/accounts/{alice}"), "application/json", b"").1;
+    assert_eq!(acc["balance"], 5000, "{acc}");
+
+    let stake = |node: &NodeProc| node.http("GET", "/v1/ledger/nodes", "application/json", b"").1[0].clone();
+    let before = stake(&node)["stake"].as_u64().unwrap();
+    node.vouch_ok(&["tx", "add-stake", "--node-id", &me, "--amount", "100", "--account", op, "--wait"]);
+    assert_eq!(stake(&node)["stake"].as_u64().unwrap(), before + 100);
+    node.vouch_ok(&["tx", "unbond", "--node-id", &me, "--amount", "600", "--account", op, "--wait"]);
+    let n = stake(&node);
+    assert_eq!(n["stake"].as_u64().unwrap(), before - 500, "{n}");
+    assert_eq!(n["unbonding"][0]["amount"], 600, "{n}");
+
+    // Alice does not operate the node: finalized, fee charged, action refused with the ledger's reason.
+    let out = node.vouch(&[
+        "tx",
+        "unbond",
+        "--node-id",
+        &me,
+        "--amount",
+        "1",
+        "--account",
+        alice_key.to_str().unwrap(),
+        "--wait",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("does not operate node"), "{err}");
+    let acc = node.http("GET", &format!("/v1/ledger/accounts/{alice}"), "application/json", b"").1;
+    assert_eq!((acc["balance"].as_u64(), acc["nonce"].as_u64()), (Some(4999), Some(1)), "{acc}");
+}

@@ -84,6 +84,15 @@ pub enum TxKind {
         /// The node's receipt signature (`VOUCH_RECEIPT_V1 || receipt id`).
         signature: [u8; 64],
     },
+    /// Starts returning `amount` of an own node's stake to the sender (tag 8): it leaves the stake at once (so the
+    /// node may fall below the minimum and stop being assigned work), stays slashable, and reaches the sender's
+    /// balance `unbonding_blocks` later.
+    Unbond {
+        /// The node.
+        node: Address,
+        /// Amount.
+        amount: u64,
+    },
     /// Settles a receipt the sender issued (tag 7): the sender is the executing node's identity key, so the signed
     /// transaction is the node's on-ledger statement that it issued the receipt with this id.
     SettleReceipt {
@@ -173,6 +182,11 @@ impl Tx {
                 w.u8(7);
                 w.raw(&receipt.0);
             }
+            TxKind::Unbond { node, amount } => {
+                w.u8(8);
+                w.raw(node);
+                w.u64(*amount);
+            }
         }
     }
 
@@ -217,6 +231,7 @@ impl Tx {
                 signature: r.array("signature")?,
             },
             7 => TxKind::SettleReceipt { receipt: Digest(r.array("receipt id")?) },
+            8 => TxKind::Unbond { node: r.array("node")?, amount: r.u64("amount")? },
             v => return Err(DecodeError::InvalidValue { what: "tx kind", value: v.into() }),
         };
         Ok(Self { chain, from, nonce, fee, kind })

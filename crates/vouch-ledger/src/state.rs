@@ -23,6 +23,9 @@ pub struct Params {
     pub max_endpoint_len: usize,
     /// Blocks an executor round has to answer before its silent members are slashed and the job expires.
     pub job_timeout_blocks: u64,
+    /// Blocks between unbonding stake and its return to the operator; it stays slashable meanwhile, so this should
+    /// exceed two job rounds (a dispute opened just before the unbonding still reaches it).
+    pub unbonding_blocks: u64,
 }
 
 impl Default for Params {
@@ -34,6 +37,7 @@ impl Default for Params {
             max_quorum: 16,
             max_endpoint_len: 256,
             job_timeout_blocks: 600,
+            unbonding_blocks: 1_800,
         }
     }
 }
@@ -66,6 +70,7 @@ impl Genesis {
         w.u8(p.max_quorum);
         w.u64(p.max_endpoint_len as u64);
         w.u64(p.job_timeout_blocks);
+        w.u64(p.unbonding_blocks);
         w.len(self.validators.len());
         self.validators.iter().for_each(|v| w.raw(v));
         *blake3::hash(&w.finish()).as_bytes()
@@ -101,6 +106,33 @@ pub struct NodeRecord {
     pub stake: u64,
     /// Total slashed so far.
     pub slashed: u64,
+    /// Stake on its way back to the operator: (height at which it is released, amount), oldest first. Still
+    /// slashable until released.
+    pub unbonding: Vec<(u64, u64)>,
+}
+
+impl NodeRecord {
+    /// Stake plus what is unbonding: what a slash is a share of.
+    pub fn slashable(&self) -> u64 {
+        self.stake.saturating_add(self.unbonding.iter().map(|(_, a)| *a).sum())
+    }
+
+    /// Takes `bps` basis points of the slashable amount, from the stake first, then from the newest unbonding
+    /// entries; returns the amount taken.
+    fn slash(&mut self, bps: u64) -> u64 {
+        let amount = (u128::from(self.slashable()) * u128::from(bps) / 10_000) as u64;
+        let from_stake = amount.min(self.stake);
+        self.stake -= from_stake;
+        let mut rest = amount - from_stake;
+        for (_, a) in self.unbonding.iter_mut().rev() {
+            let take = rest.min(*a);
+            *a -= take;
+            rest -= take;
+        }
+        self.unbonding.retain(|(_, a)| *a > 0);
+        self.slashed += amount;
+        amount
+    }
 }
 
 /// A registered model.
@@ -202,6 +234,22 @@ pub enum Event {
     ReceiptSettled {
         /// Receipt id.
         receipt: Digest,
+    },
+    /// Stake started unbonding.
+    Unbonding {
+        /// The node.
+        node: Address,
+        /// Amount.
+        amount: u64,
+        /// Height at which it returns to the operator.
+        release_height: u64,
+    },
+    /// Unbonded stake returned to the operator.
+    Unbonded {
+        /// The node.
+        node: Address,
+        /// Amount.
+        amount: u64,
     },
     /// A node lost stake.
     Slashed {
@@ -394,7 +442,7 @@ impl State {
     /// Every token: balances, stakes, escrows and the treasury. Constant across transactions.
     pub fn total_supply(&self) -> u128 {
         self.accounts.values().map(|a| u128::from(a.balance)).sum::<u128>()
-            + self.nodes.values().map(|n| u128::from(n.stake)).sum::<u128>()
+            + self.nodes.values().map(|n| u128::from(n.slashable())).sum::<u128>()
             + self.jobs.values().map(|j| u128::from(j.escrow)).sum::<u128>()
             + u128::from(self.treasury)
     }
@@ -422,6 +470,11 @@ impl State {
             w.str(&n.endpoint);
             w.u64(n.stake);
             w.u64(n.slashed);
+            w.len(n.unbonding.len());
+            for (h, a) in &n.unbonding {
+                w.u64(*h);
+                w.u64(*a);
+            }
         }
         w.len(self.models.len());
         for (id, m) in &self.models {
@@ -505,7 +558,7 @@ impl State {
                 }
                 0
             }
-            TxKind::RegisterModel { .. } | TxKind::SettleReceipt { .. } => 0,
+            TxKind::RegisterModel { .. } | TxKind::SettleReceipt { .. } | TxKind::Unbond { .. } => 0,
         };
         let needed = tx.fee.checked_add(amount).ok_or(TxError::InvalidAmount)?;
         if needed > sender.balance {
@@ -592,7 +645,13 @@ impl State {
                 self.charge(tx.from, needed, tx.fee);
                 self.nodes.insert(
                     *node,
-                    NodeRecord { operator: tx.from, endpoint: endpoint.clone(), stake: *stake, slashed: 0 },
+                    NodeRecord {
+                        operator: tx.from,
+                        endpoint: endpoint.clone(),
+                        stake: *stake,
+                        slashed: 0,
+                        unbonding: vec![],
+                    },
                 );
             }
             TxKind::AddStake { node, amount } => {
@@ -606,6 +665,22 @@ impl State {
                 let needed = spend(*amount)?;
                 self.charge(tx.from, needed, tx.fee);
                 self.nodes.get_mut(node).expect("checked").stake += amount;
+            }
+            TxKind::Unbond { node, amount } => {
+                let n = self.nodes.get(node).ok_or_else(|| TxError::UnknownNode(short(node)))?;
+                if n.operator != tx.from {
+                    return Err(TxError::NotOperator(short(node)));
+                }
+                if *amount == 0 || *amount > n.stake {
+                    return Err(TxError::InvalidAmount);
+                }
+                let needed = spend(0)?;
+                self.charge(tx.from, needed, tx.fee);
+                let release = ctx.height.saturating_add(self.params.unbonding_blocks);
+                let n = self.nodes.get_mut(node).expect("checked");
+                n.stake -= amount;
+                n.unbonding.push((release, *amount));
+                events.push(Event::Unbonding { node: *node, amount: *amount, release_height: release });
             }
             TxKind::RegisterModel { model, name, commitment, rule } => {
                 if self.models.contains_key(model) {
@@ -721,10 +796,35 @@ impl State {
         Ok(events)
     }
 
-    /// Runs after a block's transactions: every open job whose round missed its deadline expires. Its silent members
-    /// lose `slash_bps` of their stake (to the treasury); members that answered are paid; the rest of the escrow goes
-    /// back to the requester. Deterministic: jobs are visited in id order.
+    /// Runs after a block's transactions: unbonded stake due at this height returns to its operators, then every open
+    /// job whose round missed its deadline expires. Its silent members lose `slash_bps` of their stake (to the
+    /// treasury); members that answered are paid; the rest of the escrow goes back to the requester. Deterministic:
+    /// nodes and jobs are visited in id order.
     pub fn end_block(&mut self, height: u64) -> Vec<Event> {
+        let mut events = self.release_unbonded(height);
+        events.extend(self.expire_jobs(height));
+        events
+    }
+
+    /// Returns unbonding stake whose release height has come to its operator.
+    fn release_unbonded(&mut self, height: u64) -> Vec<Event> {
+        let mut events = vec![];
+        let mut payouts = vec![];
+        for (id, n) in self.nodes.iter_mut() {
+            let due: u64 = n.unbonding.iter().filter(|(h, _)| *h <= height).map(|(_, a)| *a).sum();
+            if due > 0 {
+                n.unbonding.retain(|(h, _)| *h > height);
+                payouts.push((n.operator, due));
+                events.push(Event::Unbonded { node: *id, amount: due });
+            }
+        }
+        for (operator, due) in payouts {
+            self.accounts.entry(operator).or_default().balance += due;
+        }
+        events
+    }
+
+    fn expire_jobs(&mut self, height: u64) -> Vec<Event> {
         let due: Vec<Digest> = self
             .jobs
             .iter()
@@ -738,9 +838,7 @@ impl State {
             let silent: Vec<Address> = round.iter().filter(|n| !j.results.contains_key(*n)).copied().collect();
             for n in &silent {
                 if let Some(node) = self.nodes.get_mut(n) {
-                    let amount = (u128::from(node.stake) * u128::from(self.params.slash_bps) / 10_000) as u64;
-                    node.stake -= amount;
-                    node.slashed += amount;
+                    let amount = node.slash(self.params.slash_bps);
                     self.treasury += amount;
                     events.push(Event::Slashed { node: *n, amount });
                 }
@@ -832,9 +930,7 @@ impl State {
                 && *d != winner
             {
                 let node = self.nodes.get_mut(n).expect("executors are registered nodes");
-                let amount = (u128::from(node.stake) * u128::from(self.params.slash_bps) / 10_000) as u64;
-                node.stake -= amount;
-                node.slashed += amount;
+                let amount = node.slash(self.params.slash_bps);
                 slashed_total += amount;
                 events.push(Event::Slashed { node: *n, amount });
             }

@@ -431,3 +431,52 @@ fn a_silent_executor_is_slashed_when_the_round_times_out_and_the_job_expires() {
     assert_eq!(w.reject(&late), TxError::JobClosed(job.to_hex()));
     assert!(w.state.end_block(deadline + 2).is_empty());
 }
+
+#[test]
+fn unbonded_stake_leaves_at_once_stays_slashable_and_returns_after_the_delay() {
+    let mut w = World::new(3);
+    let supply = w.state.total_supply();
+    // All three nodes are drawn for a job before one of them unbonds.
+    let (job, executors) = w.submit_job(3);
+    let node = w.node_key(&executors[0]).clone_key();
+    let id = node.public_key();
+    // Only the operator, only a positive amount up to the stake, only a known node.
+    let stranger = w.users[0].clone_key();
+    let tx = w.sign(&stranger, TxKind::Unbond { node: id, amount: 1 });
+    assert_eq!(w.reject(&tx), TxError::NotOperator(hex::encode(&id[..8])));
+    for amount in [0, 10_001] {
+        let tx = w.sign(&node, TxKind::Unbond { node: id, amount });
+        assert_eq!(w.reject(&tx), TxError::InvalidAmount, "amount {amount}");
+    }
+    let tx = w.sign(&node, TxKind::Unbond { node: [9; 32], amount: 1 });
+    assert!(matches!(w.reject(&tx), TxError::UnknownNode(_)));
+
+    // Unbonding 9,500 of 10,000 takes it below the minimum stake (1,000) at once: no new work.
+    let release = w.height + Params::default().unbonding_blocks;
+    let tx = w.sign(&node, TxKind::Unbond { node: id, amount: 9_500 });
+    assert_eq!(w.apply(&tx).unwrap(), vec![Event::Unbonding { node: id, amount: 9_500, release_height: release }]);
+    assert_eq!((w.state.nodes[&id].stake, w.state.nodes[&id].unbonding.clone()), (500, vec![(release, 9_500)]));
+    assert!(w.state.eligible().iter().all(|(a, _)| *a != id));
+    assert_eq!(w.state.total_supply(), supply);
+
+    // It stays slashable: silent in the job it was drawn for, it loses half of stake plus unbonding (5,000), the
+    // stake first (500), then 4,500 of the unbonding amount.
+    let relayer = w.users[2].clone_key();
+    for e in &executors[1..] {
+        let tx = w.sign(&relayer, w.result(job, e, 9));
+        w.apply(&tx).unwrap();
+    }
+    let deadline = w.state.jobs[&job].deadline;
+    let events = w.state.end_block(deadline + 1);
+    assert!(events.contains(&Event::Slashed { node: id, amount: 5_000 }), "{events:?}");
+    assert_eq!((w.state.nodes[&id].stake, w.state.nodes[&id].unbonding.clone()), (0, vec![(release, 5_000)]));
+    assert_eq!(w.state.total_supply(), supply);
+
+    // Nothing returns before the release height; the rest at the release height.
+    let balance = w.state.accounts[&id].balance;
+    assert!(w.state.end_block(release - 1).iter().all(|e| !matches!(e, Event::Unbonded { .. })));
+    assert_eq!(w.state.end_block(release), vec![Event::Unbonded { node: id, amount: 5_000 }]);
+    assert!(w.state.nodes[&id].unbonding.is_empty());
+    assert_eq!(w.state.accounts[&id].balance, balance + 5_000);
+    assert_eq!(w.state.total_supply(), supply);
+}

@@ -94,6 +94,7 @@ fn kind_name(k: &vouch_codec::tx::TxKind) -> &'static str {
         SubmitJob { .. } => "submit_job",
         SubmitResult { .. } => "submit_result",
         SettleReceipt { .. } => "settle_receipt",
+        Unbond { .. } => "unbond",
     }
 }
 
@@ -112,8 +113,10 @@ pub(crate) async fn nodes(State(s): AppState) -> Json<Value> {
         .nodes
         .iter()
         .map(|(k, n)| {
+            let unbonding: Vec<Value> =
+                n.unbonding.iter().map(|(h, a)| json!({"release_height": h, "amount": a})).collect();
             json!({"node": hex::encode(k), "operator": hex::encode(n.operator), "endpoint": n.endpoint,
-                   "stake": n.stake, "slashed": n.slashed})
+                   "stake": n.stake, "slashed": n.slashed, "unbonding": unbonding})
         })
         .collect();
     Json(json!(nodes))
