@@ -425,30 +425,45 @@ impl Prover {
         self.prove_with_progress(x, |_| {})
     }
 
-    /// [`Prover::prove`], reporting each layer proof as it starts and once all are done.
-    pub fn prove_with_progress(&self, x: &[i16], mut progress: impl FnMut(Progress)) -> Result<ModelProof, ZkError> {
+    /// [`Prover::prove`], reporting progress: one event before the first layer proof (`done == 0`), then one as
+    /// each layer proof finishes (`done` counts up to `total`; events arrive in `done` order). Every activation is
+    /// known before proving starts, so the layers' proofs are independent and run in parallel (each one also
+    /// parallel inside Plonky3).
+    pub fn prove_with_progress(&self, x: &[i16], progress: impl FnMut(Progress) + Send) -> Result<ModelProof, ZkError> {
+        use p3_maybe_rayon::prelude::*;
         let acts = self.graph.run_all(x).map_err(|e| ZkError::Input(e.to_string()))?;
-        let total = self.layers.iter().filter(|l| l.is_some()).count();
-        let mut layers = vec![];
-        for (i, prepared) in self.layers.iter().enumerate() {
-            // Parameter-free layers (their constants are public structure): the verifier re-executes them.
-            let Some(p) = prepared else { continue };
-            progress(Progress { layer: i, done: layers.len(), total, rows: p.rows.rows });
-            let mut air = p.rows.air(&acts[i], &acts[i + 1], false);
-            air.prep = Some(p.prep.clone());
-            let trace = p.rows.trace(&air, &acts[i]);
-            let pv = public_values(i, &acts[i], &acts[i + 1]);
-            let proof = p3_uni_stark::prove_with_preprocessed(&self.cfg, &air, trace, &pv, Some(&p.data))
-                .map_err(|e| ZkError::Prove { layer: i, reason: format!("{e:?}") })?;
-            layers.push((i as u32, postcard::to_allocvec(&proof).expect("proofs serialize")));
+        let todo: Vec<(usize, &PreparedLayer)> =
+            self.layers.iter().enumerate().filter_map(|(i, p)| p.as_ref().map(|p| (i, p))).collect();
+        let total = todo.len();
+        let first = todo.first().map_or((self.layers.len(), 0), |(i, p)| (*i, p.rows.rows));
+        let report = std::sync::Mutex::new((0usize, progress));
+        {
+            let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
+            (r.1)(Progress { layer: first.0, done: 0, total, rows: first.1 });
         }
-        progress(Progress { layer: self.layers.len(), done: total, total, rows: 0 });
+        let layers = todo
+            .par_iter()
+            .map(|&(i, p)| {
+                let mut air = p.rows.air(&acts[i], &acts[i + 1], false);
+                air.prep = Some(p.prep.clone());
+                let trace = p.rows.trace(&air, &acts[i]);
+                let pv = public_values(i, &acts[i], &acts[i + 1]);
+                let proof = p3_uni_stark::prove_with_preprocessed(&self.cfg, &air, trace, &pv, Some(&p.data))
+                    .map_err(|e| ZkError::Prove { layer: i, reason: format!("{e:?}") })?;
+                let bytes = postcard::to_allocvec(&proof).expect("proofs serialize");
+                let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
+                r.0 += 1;
+                let done = r.0;
+                (r.1)(Progress { layer: i, done, total, rows: p.rows.rows });
+                Ok((i as u32, bytes))
+            })
+            .collect::<Result<Vec<_>, ZkError>>()?;
         Ok(ModelProof { version: PROOF_VERSION, security: SECURITY, activations: acts, layers })
     }
 }
 
-/// Where a proof stands: the STARK of graph layer `layer` (the `done`-th of `total`, `rows` trace rows) is being
-/// proven; `done == total` once all are.
+/// Where a proof stands: `done` of `total` layer proofs are finished; `layer` (graph index, `rows` trace rows) is
+/// the one that just finished (or, with `done == 0`, the first one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Progress {
     /// Graph layer index.
