@@ -8,8 +8,10 @@
 
 mod assign;
 mod state;
+mod table;
 
 pub use assign::select_executors;
 pub use state::{
     Account, BlockCtx, Event, Genesis, Job, JobStatus, ModelRecord, NodeRecord, Params, State, TxError, check_stateless,
 };
+pub use table::{LtHash, Table};

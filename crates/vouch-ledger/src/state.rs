@@ -6,6 +6,7 @@ use vouch_codec::tx::{Address, SignedTx, TxKind};
 use vouch_codec::{AgreementRule, Digest, Mode, ModelId, ReceiptBody, Writer, domain};
 
 use crate::assign::select_executors;
+use crate::table::{LtHash, Table};
 
 /// Economic and safety parameters, fixed at genesis (the `params` of a chain spec file; missing fields default).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -393,17 +394,115 @@ pub struct State {
     /// Parameters.
     pub params: Params,
     /// Accounts.
-    pub accounts: BTreeMap<Address, Account>,
+    pub accounts: Table<Address, Account>,
     /// Executors by node key.
-    pub nodes: BTreeMap<Address, NodeRecord>,
+    pub nodes: Table<Address, NodeRecord>,
     /// Models by id.
-    pub models: BTreeMap<ModelId, ModelRecord>,
+    pub models: Table<ModelId, ModelRecord>,
     /// Jobs by id.
-    pub jobs: BTreeMap<Digest, Job>,
+    pub jobs: Table<Digest, Job>,
     /// Fees and unclaimed slashes.
     pub treasury: u64,
     /// Settled receipts: id -> (issuing node, height).
-    pub receipts: BTreeMap<Digest, (Address, u64)>,
+    pub receipts: Table<Digest, (Address, u64)>,
+    /// Multiset hash of every table entry, up to the tables' pending changes.
+    entries: LtHash,
+}
+
+/// One table entry's canonical bytes: a table tag, the key, the value.
+fn account_entry(w: &mut Writer, a: &Address, acc: &Account) {
+    w.u8(1);
+    w.raw(a);
+    w.u64(acc.balance);
+    w.u64(acc.nonce);
+}
+
+fn node_entry(w: &mut Writer, k: &Address, n: &NodeRecord) {
+    w.u8(2);
+    w.raw(k);
+    w.raw(&n.operator);
+    w.str(&n.endpoint);
+    w.u64(n.stake);
+    w.u64(n.slashed);
+    w.len(n.unbonding.len());
+    for (h, a) in &n.unbonding {
+        w.u64(*h);
+        w.u64(*a);
+    }
+}
+
+fn model_entry(w: &mut Writer, id: &ModelId, m: &ModelRecord) {
+    w.u8(3);
+    w.bytes(&id.to_cid_bytes());
+    w.raw(&m.owner);
+    w.str(&m.name);
+    w.bytes(&m.commitment);
+    m.rule.encode(w);
+}
+
+fn job_entry(w: &mut Writer, id: &Digest, j: &Job) {
+    w.u8(4);
+    w.raw(&id.0);
+    w.raw(&j.requester);
+    w.bytes(&j.model.to_cid_bytes());
+    w.raw(&j.input_digest.0);
+    w.u8(j.mode as u8);
+    w.u64(j.fee_per_executor);
+    w.u64(j.escrow);
+    w.u64(j.height);
+    w.u64(j.deadline);
+    for set in [&j.executors, &j.dispute_set] {
+        w.len(set.len());
+        set.iter().for_each(|e| w.raw(e));
+    }
+    w.len(j.results.len());
+    for (n, (r, o)) in &j.results {
+        w.raw(n);
+        w.raw(&r.0);
+        w.raw(&o.0);
+    }
+    match &j.status {
+        JobStatus::Pending => w.u8(0),
+        JobStatus::Settled(d) => {
+            w.u8(1);
+            w.raw(&d.0)
+        }
+        JobStatus::Disputed => w.u8(2),
+        JobStatus::Resolved(d) => {
+            w.u8(3);
+            w.raw(&d.0)
+        }
+        JobStatus::Expired => w.u8(4),
+    }
+}
+
+fn receipt_entry(w: &mut Writer, id: &Digest, r: &(Address, u64)) {
+    w.u8(5);
+    w.raw(&id.0);
+    w.raw(&r.0);
+    w.u64(r.1);
+}
+
+fn entry_hash<K, V>(encode: fn(&mut Writer, &K, &V), k: &K, v: &V) -> LtHash {
+    let mut w = Writer::new();
+    encode(&mut w, k, v);
+    LtHash::of(&w.finish())
+}
+
+/// Folds a table's changes into `acc`: the old entry out, the new one in.
+fn fold<K: Ord + Clone, V: Clone>(acc: &mut LtHash, t: &mut Table<K, V>, encode: fn(&mut Writer, &K, &V)) {
+    for (k, old, new) in t.take_changes() {
+        if let Some(v) = &old {
+            acc.sub(&entry_hash(encode, &k, v));
+        }
+        if let Some(v) = &new {
+            acc.add(&entry_hash(encode, &k, v));
+        }
+    }
+}
+
+fn sum<K: Ord + Clone, V: Clone>(acc: &mut LtHash, t: &Table<K, V>, encode: fn(&mut Writer, &K, &V)) {
+    t.iter().for_each(|(k, v)| acc.add(&entry_hash(encode, k, v)));
 }
 
 /// The checks that need no state: the transaction is for `chain` and its signature verifies. Block
@@ -427,16 +526,71 @@ impl State {
         for (a, b) in &g.accounts {
             accounts.entry(*a).or_insert_with(Account::default).balance += b;
         }
-        Self {
+        let mut state = Self {
             chain: g.chain_id(),
             params: g.params.clone(),
-            accounts,
-            nodes: BTreeMap::new(),
-            models: BTreeMap::new(),
-            jobs: BTreeMap::new(),
+            accounts: Table::from(accounts),
+            nodes: Table::default(),
+            models: Table::default(),
+            jobs: Table::default(),
             treasury: 0,
-            receipts: BTreeMap::new(),
+            receipts: Table::default(),
+            entries: LtHash::default(),
+        };
+        state.entries = state.entries_from_scratch();
+        state
+    }
+
+    /// Folds every table's pending changes into the entry hash (after each transaction and block).
+    fn commit(&mut self) {
+        let mut acc = std::mem::take(&mut self.entries);
+        fold(&mut acc, &mut self.accounts, account_entry);
+        fold(&mut acc, &mut self.nodes, node_entry);
+        fold(&mut acc, &mut self.models, model_entry);
+        fold(&mut acc, &mut self.jobs, job_entry);
+        fold(&mut acc, &mut self.receipts, receipt_entry);
+        self.entries = acc;
+    }
+
+    fn entries_from_scratch(&self) -> LtHash {
+        let mut acc = LtHash::default();
+        sum(&mut acc, &self.accounts, account_entry);
+        sum(&mut acc, &self.nodes, node_entry);
+        sum(&mut acc, &self.models, model_entry);
+        sum(&mut acc, &self.jobs, job_entry);
+        sum(&mut acc, &self.receipts, receipt_entry);
+        acc
+    }
+
+    fn root_of(&self, entries: &LtHash) -> Digest {
+        let mut w = Writer::new();
+        w.raw(&self.chain);
+        w.u64(self.treasury);
+        w.raw(&entries.to_bytes());
+        Digest::of(domain::STATE, &w.finish())
+    }
+
+    /// The state root: `VOUCH_STATE_V1` digest of the chain id, the treasury and the [`LtHash`] of every table
+    /// entry. O(1) after each transaction (the entry hash is maintained incrementally); a state changed directly
+    /// through the tables since is accounted for on the fly.
+    pub fn root(&self) -> Digest {
+        let dirty = self.accounts.is_dirty()
+            || self.nodes.is_dirty()
+            || self.models.is_dirty()
+            || self.jobs.is_dirty()
+            || self.receipts.is_dirty();
+        if dirty {
+            let mut copy = self.clone();
+            copy.commit();
+            return copy.root_of(&copy.entries);
         }
+        self.root_of(&self.entries)
+    }
+
+    /// The state root recomputed from every entry (what [`State::root`] maintains incrementally; for audits and
+    /// tests).
+    pub fn root_from_scratch(&self) -> Digest {
+        self.root_of(&self.entries_from_scratch())
     }
 
     /// Every token: balances, stakes, escrows and the treasury. Constant across transactions.
@@ -450,82 +604,6 @@ impl State {
     /// Nodes eligible for new work: stake at least the minimum.
     pub fn eligible(&self) -> Vec<(Address, u64)> {
         self.nodes.iter().filter(|(_, n)| n.stake >= self.params.min_stake).map(|(k, n)| (*k, n.stake)).collect()
-    }
-
-    /// A digest of the whole state.
-    pub fn root(&self) -> Digest {
-        let mut w = Writer::new();
-        w.raw(&self.chain);
-        w.u64(self.treasury);
-        w.len(self.accounts.len());
-        for (a, acc) in &self.accounts {
-            w.raw(a);
-            w.u64(acc.balance);
-            w.u64(acc.nonce);
-        }
-        w.len(self.nodes.len());
-        for (k, n) in &self.nodes {
-            w.raw(k);
-            w.raw(&n.operator);
-            w.str(&n.endpoint);
-            w.u64(n.stake);
-            w.u64(n.slashed);
-            w.len(n.unbonding.len());
-            for (h, a) in &n.unbonding {
-                w.u64(*h);
-                w.u64(*a);
-            }
-        }
-        w.len(self.models.len());
-        for (id, m) in &self.models {
-            w.bytes(&id.to_cid_bytes());
-            w.raw(&m.owner);
-            w.str(&m.name);
-            w.bytes(&m.commitment);
-            m.rule.encode(&mut w);
-        }
-        w.len(self.jobs.len());
-        for (id, j) in &self.jobs {
-            w.raw(&id.0);
-            w.raw(&j.requester);
-            w.bytes(&j.model.to_cid_bytes());
-            w.raw(&j.input_digest.0);
-            w.u8(j.mode as u8);
-            w.u64(j.fee_per_executor);
-            w.u64(j.escrow);
-            w.u64(j.height);
-            w.u64(j.deadline);
-            for set in [&j.executors, &j.dispute_set] {
-                w.len(set.len());
-                set.iter().for_each(|e| w.raw(e));
-            }
-            w.len(j.results.len());
-            for (n, (r, o)) in &j.results {
-                w.raw(n);
-                w.raw(&r.0);
-                w.raw(&o.0);
-            }
-            match &j.status {
-                JobStatus::Pending => w.u8(0),
-                JobStatus::Settled(d) => {
-                    w.u8(1);
-                    w.raw(&d.0)
-                }
-                JobStatus::Disputed => w.u8(2),
-                JobStatus::Resolved(d) => {
-                    w.u8(3);
-                    w.raw(&d.0)
-                }
-                JobStatus::Expired => w.u8(4),
-            }
-        }
-        w.len(self.receipts.len());
-        for (id, (node, height)) in &self.receipts {
-            w.raw(&id.0);
-            w.raw(node);
-            w.u64(*height);
-        }
-        Digest::of(domain::STATE, &w.finish())
     }
 
     fn account(&self, a: &Address) -> Account {
@@ -586,7 +664,8 @@ impl State {
             && sender.balance >= tx.fee;
         if admissible {
             self.charge(tx.from, tx.fee, tx.fee);
-            self.accounts.entry(tx.from).or_default().nonce += 1;
+            self.accounts.entry_or_default(tx.from).nonce += 1;
+            self.commit();
         }
         Err(err)
     }
@@ -623,7 +702,7 @@ impl State {
                     return Err(TxError::InvalidAmount);
                 }
                 self.charge(tx.from, needed, tx.fee);
-                self.accounts.entry(*to).or_default().balance += amount;
+                self.accounts.entry_or_default(*to).balance += amount;
             }
             TxKind::RegisterNode { node, endpoint, stake, node_signature } => {
                 if self.nodes.contains_key(node) {
@@ -792,7 +871,8 @@ impl State {
                 events.extend(self.progress(*job, &ctx.seed, ctx.height));
             }
         }
-        self.accounts.entry(tx.from).or_default().nonce += 1;
+        self.accounts.entry_or_default(tx.from).nonce += 1;
+        self.commit();
         Ok(events)
     }
 
@@ -803,23 +883,26 @@ impl State {
     pub fn end_block(&mut self, height: u64) -> Vec<Event> {
         let mut events = self.release_unbonded(height);
         events.extend(self.expire_jobs(height));
+        self.commit();
         events
     }
 
     /// Returns unbonding stake whose release height has come to its operator.
     fn release_unbonded(&mut self, height: u64) -> Vec<Event> {
         let mut events = vec![];
-        let mut payouts = vec![];
-        for (id, n) in self.nodes.iter_mut() {
-            let due: u64 = n.unbonding.iter().filter(|(h, _)| *h <= height).map(|(_, a)| *a).sum();
-            if due > 0 {
-                n.unbonding.retain(|(h, _)| *h > height);
-                payouts.push((n.operator, due));
-                events.push(Event::Unbonded { node: *id, amount: due });
-            }
-        }
-        for (operator, due) in payouts {
-            self.accounts.entry(operator).or_default().balance += due;
+        let due: Vec<Address> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.unbonding.iter().any(|(h, _)| *h <= height))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let n = self.nodes.get_mut(&id).expect("listed");
+            let amount: u64 = n.unbonding.iter().filter(|(h, _)| *h <= height).map(|(_, a)| *a).sum();
+            n.unbonding.retain(|(h, _)| *h > height);
+            let operator = n.operator;
+            self.accounts.entry_or_default(operator).balance += amount;
+            events.push(Event::Unbonded { node: id, amount });
         }
         events
     }
@@ -850,7 +933,7 @@ impl State {
                 escrow -= fee;
                 self.pay(n, fee);
             }
-            self.accounts.entry(j.requester).or_default().balance += escrow;
+            self.accounts.entry_or_default(j.requester).balance += escrow;
             let jm = self.jobs.get_mut(&id).expect("exists");
             jm.escrow = 0;
             jm.status = JobStatus::Expired;
@@ -860,7 +943,7 @@ impl State {
     }
 
     fn charge(&mut self, from: Address, needed: u64, fee: u64) {
-        self.accounts.entry(from).or_default().balance -= needed;
+        self.accounts.entry_or_default(from).balance -= needed;
         self.treasury += fee;
     }
 
@@ -869,7 +952,7 @@ impl State {
             return;
         }
         let operator = self.nodes.get(node).map(|n| n.operator).unwrap_or(*node);
-        self.accounts.entry(operator).or_default().balance += amount;
+        self.accounts.entry_or_default(operator).balance += amount;
     }
 
     /// Settles or escalates a job once its current round is complete.
@@ -884,7 +967,7 @@ impl State {
                         self.pay(e, j.fee_per_executor);
                     }
                     let refund = j.escrow - j.fee_per_executor * j.executors.len() as u64;
-                    self.accounts.entry(j.requester).or_default().balance += refund;
+                    self.accounts.entry_or_default(j.requester).balance += refund;
                     let jm = self.jobs.get_mut(&job_id).expect("exists");
                     jm.escrow = 0;
                     jm.status = JobStatus::Settled(first);
@@ -942,7 +1025,7 @@ impl State {
             self.pay(n, j.fee_per_executor);
         }
         let refund = j.escrow - j.fee_per_executor * honest.len() as u64;
-        self.accounts.entry(j.requester).or_default().balance += refund;
+        self.accounts.entry_or_default(j.requester).balance += refund;
         // Slashed stake rewards the re-executors who found the truth; any remainder goes to the treasury.
         let winners: Vec<Address> =
             j.dispute_set.iter().filter(|n| j.results.get(*n).map(|r| r.1) == Some(winner)).copied().collect();

@@ -69,6 +69,7 @@ impl World {
     fn apply(&mut self, tx: &SignedTx) -> Result<Vec<Event>, TxError> {
         let ctx = self.ctx();
         let r = self.state.apply(&ctx, tx);
+        assert_eq!(self.state.root(), self.state.root_from_scratch(), "incremental state root after {r:?}");
         if r.is_ok() {
             *self.nonces.entry(tx.tx.from).or_default() += 1;
         }
@@ -382,6 +383,7 @@ fn execute_charges_fee_and_consumes_nonce_for_failed_actions_only_when_admissibl
     let tx = w.sign(&user, TxKind::Transfer { to: [7; 32], amount: FUNDS * 10 });
     assert!(matches!(w.state.execute(&ctx, &tx), Err(TxError::InsufficientBalance { .. })));
     assert_eq!(w.state.accounts[&from].nonce, before.nonce + 1);
+    assert_eq!(w.state.root(), w.state.root_from_scratch());
     assert_eq!(w.state.accounts[&from].balance, before.balance - 1);
     assert_eq!(w.state.treasury, treasury + 1);
     assert_eq!(w.state.total_supply(), supply);
@@ -419,6 +421,7 @@ fn a_silent_executor_is_slashed_when_the_round_times_out_and_the_job_expires() {
     assert_eq!(events.last(), Some(&Event::JobExpired { job, silent: vec![silent] }));
     assert!(matches!(events[0], Event::Slashed { node, amount } if node == silent && amount == 5_000));
     assert_eq!(w.state.jobs[&job].status, JobStatus::Expired);
+    assert_eq!(w.state.root(), w.state.root_from_scratch());
     assert_eq!(w.state.nodes[&silent].slashed, 5_000);
     for e in &executors[..2] {
         assert_eq!(w.state.nodes[e].slashed, 0);
@@ -469,6 +472,7 @@ fn unbonded_stake_leaves_at_once_stays_slashable_and_returns_after_the_delay() {
     let deadline = w.state.jobs[&job].deadline;
     let events = w.state.end_block(deadline + 1);
     assert!(events.contains(&Event::Slashed { node: id, amount: 5_000 }), "{events:?}");
+    assert_eq!(w.state.root(), w.state.root_from_scratch());
     assert_eq!((w.state.nodes[&id].stake, w.state.nodes[&id].unbonding.clone()), (0, vec![(release, 5_000)]));
     assert_eq!(w.state.total_supply(), supply);
 
@@ -477,6 +481,31 @@ fn unbonded_stake_leaves_at_once_stays_slashable_and_returns_after_the_delay() {
     assert!(w.state.end_block(release - 1).iter().all(|e| !matches!(e, Event::Unbonded { .. })));
     assert_eq!(w.state.end_block(release), vec![Event::Unbonded { node: id, amount: 5_000 }]);
     assert!(w.state.nodes[&id].unbonding.is_empty());
+    assert_eq!(w.state.root(), w.state.root_from_scratch());
     assert_eq!(w.state.accounts[&id].balance, balance + 5_000);
     assert_eq!(w.state.total_supply(), supply);
+}
+
+#[test]
+fn the_incremental_state_root_equals_the_root_from_scratch_and_sees_every_change() {
+    let mut w = World::new(3);
+    let root = w.state.root();
+    assert_eq!(root, w.state.root_from_scratch());
+    // A change made directly through a table (not by a transaction) is seen before it is folded in.
+    let someone = w.users[0].public_key();
+    w.state.accounts.get_mut(&someone).unwrap().balance += 1;
+    assert_ne!(w.state.root(), root);
+    assert_eq!(w.state.root(), w.state.root_from_scratch());
+    w.state.accounts.get_mut(&someone).unwrap().balance -= 1;
+    assert_eq!(w.state.root(), root, "the same state, the same root");
+    // The same entries reached in another order give the same root.
+    let a = World::new(3);
+    let mut b = World::new(3);
+    let (u0, u1) = (b.users[0].clone_key(), b.users[1].clone_key());
+    let t1 = b.sign(&u0, TxKind::Transfer { to: u1.public_key(), amount: 5 });
+    b.apply(&t1).unwrap();
+    let t2 = b.sign(&u1, TxKind::Transfer { to: u0.public_key(), amount: 5 });
+    b.apply(&t2).unwrap();
+    assert_ne!(a.state.root(), b.state.root(), "nonces and fees changed");
+    assert_eq!(b.state.root(), b.state.root_from_scratch());
 }
