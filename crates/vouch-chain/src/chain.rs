@@ -22,9 +22,10 @@ pub struct TxRecord {
     pub height: u64,
     /// Index in the block.
     pub index: u32,
-    /// Its effects, or why its action failed (see `vouch_ledger::State::execute`: a failed action still pays its
-    /// fee and consumes its nonce; a transaction failing signature, nonce or fee checks changes nothing).
-    pub result: Result<Vec<Event>, TxError>,
+    /// Its effects, or why its action failed (the ledger's error, as text; see `vouch_ledger::State::execute`: a
+    /// failed action still pays its fee and consumes its nonce; a transaction failing signature, nonce or fee checks
+    /// changes nothing).
+    pub result: Result<Vec<Event>, String>,
 }
 
 /// Why the mempool refused a transaction.
@@ -105,6 +106,11 @@ pub struct Chain {
     chain_id: [u8; 32],
     state: RwLock<ChainState>,
     mempool: Mutex<Mempool>,
+    /// Height of the snapshot the state was restored from at start, if any.
+    restored: Mutex<Option<u64>>,
+    /// Whether the executor has replayed this validator's own archive after a start (until then the executed state
+    /// is older than what this node already knew, e.g. its own accounts' nonces).
+    replayed: std::sync::atomic::AtomicBool,
 }
 
 /// A handle to a validator's chain.
@@ -129,7 +135,14 @@ impl Chain {
             roots: BTreeMap::from([(0, root)]),
             block_events: BTreeMap::new(),
         };
-        Arc::new(Self { genesis, chain_id, state: RwLock::new(state), mempool: Mutex::new(Mempool::default()) })
+        Arc::new(Self {
+            genesis,
+            chain_id,
+            state: RwLock::new(state),
+            mempool: Mutex::new(Mempool::default()),
+            restored: Mutex::new(None),
+            replayed: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// The genesis.
@@ -145,6 +158,33 @@ impl Chain {
     /// The genesis block.
     pub fn genesis_block(&self) -> Block {
         Block::genesis(self.chain_id)
+    }
+
+    /// Replaces the executed state with a snapshot's (at start, before any block is executed); refused unless the
+    /// snapshot is ahead of the current state.
+    pub fn restore(&self, snapshot: ChainState) -> bool {
+        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if snapshot.height <= st.height {
+            return false;
+        }
+        *lock(&self.restored) = Some(snapshot.height);
+        *st = snapshot;
+        true
+    }
+
+    /// Marks the local replay after a start as done.
+    pub fn mark_replayed(&self) {
+        self.replayed.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the executor has replayed the local archive after a start.
+    pub fn is_replayed(&self) -> bool {
+        self.replayed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Height of the snapshot this chain was restored from at start, if any.
+    pub fn restored_height(&self) -> Option<u64> {
+        *lock(&self.restored)
     }
 
     /// Reads the executed state.
@@ -257,7 +297,7 @@ impl Chain {
             if st.txs.contains_key(&id) {
                 continue; // A duplicate of an earlier block's transaction: already recorded.
             }
-            let result = st.ledger.execute(&ctx, &stx);
+            let result = st.ledger.execute(&ctx, &stx).map_err(|e| e.to_string());
             st.txs.insert(id, TxRecord { height: h.height, index: index as u32, result });
             done.push(id);
         }

@@ -10,6 +10,7 @@ pub mod app;
 pub mod block;
 pub mod chain;
 pub mod net;
+pub mod snapshot;
 pub mod spec;
 pub mod validator;
 

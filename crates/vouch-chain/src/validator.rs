@@ -67,6 +67,8 @@ pub struct Timing {
     pub timeout_retry: Duration,
     /// Most transactions per block.
     pub max_block_txs: usize,
+    /// Executed blocks between local snapshots of the chain state (a restart replays at most this many blocks).
+    pub snapshot_every: u64,
 }
 
 impl Default for Timing {
@@ -76,6 +78,7 @@ impl Default for Timing {
             certification_timeout: Duration::from_millis(2_000),
             timeout_retry: Duration::from_secs(5),
             max_block_txs: 4_096,
+            snapshot_every: 1_024,
         }
     }
 }
@@ -244,8 +247,18 @@ where
     let (finalized_tx, mut finalized_rx) = mpsc::unbounded::<(Digested<Block>, Exact)>();
     let exec_chain = chain.clone();
     let exec_mailbox = mailbox.clone();
-    context.child("executor").spawn(move |_| async move {
-        for h in 1..=processed {
+    let snapshots = format!("{p}-snapshot");
+    let snapshot_every = cfg.timing.snapshot_every.max(1);
+    context.child("executor").spawn(move |ctx| async move {
+        // Start from the newest valid local snapshot, if any, then replay only the blocks after it.
+        if let Some(snap) = crate::snapshot::load(&ctx, &snapshots, &exec_chain).await {
+            let h = snap.height;
+            if exec_chain.restore(snap) {
+                info!(height = h, "restored the chain state from a local snapshot");
+            }
+        }
+        let from = exec_chain.state().height + 1;
+        for h in from..=processed {
             match exec_mailbox.get_block(Height::new(h)).await {
                 Some(b) => {
                     if !exec_chain.execute(b.inner()) {
@@ -258,14 +271,21 @@ where
                 }
             }
         }
-        if processed > 0 {
-            info!(height = processed, "replayed finalized blocks from the local archive");
+        if processed >= from {
+            info!(from, to = processed, "replayed finalized blocks from the local archive");
         }
+        exec_chain.mark_replayed();
         while let Some((block, ack)) = finalized_rx.next().await {
             let h = block.height().get();
             let executed = exec_chain.state().height;
-            if h > executed && !exec_chain.execute(block.inner()) {
-                error!(height = h, executed, "finalized block does not extend the executed chain");
+            if h > executed {
+                if exec_chain.execute(block.inner()) {
+                    if h % snapshot_every == 0 {
+                        crate::snapshot::save(&ctx, &snapshots, &exec_chain).await;
+                    }
+                } else {
+                    error!(height = h, executed, "finalized block does not extend the executed chain");
+                }
             }
             ack.acknowledge();
         }

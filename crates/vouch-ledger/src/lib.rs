@@ -7,6 +7,7 @@
 //! has no I/O, clock or randomness of its own.
 
 mod assign;
+mod snapshot;
 mod state;
 mod table;
 

@@ -410,14 +410,14 @@ pub struct State {
 }
 
 /// One table entry's canonical bytes: a table tag, the key, the value.
-fn account_entry(w: &mut Writer, a: &Address, acc: &Account) {
+pub(crate) fn account_entry(w: &mut Writer, a: &Address, acc: &Account) {
     w.u8(1);
     w.raw(a);
     w.u64(acc.balance);
     w.u64(acc.nonce);
 }
 
-fn node_entry(w: &mut Writer, k: &Address, n: &NodeRecord) {
+pub(crate) fn node_entry(w: &mut Writer, k: &Address, n: &NodeRecord) {
     w.u8(2);
     w.raw(k);
     w.raw(&n.operator);
@@ -431,7 +431,7 @@ fn node_entry(w: &mut Writer, k: &Address, n: &NodeRecord) {
     }
 }
 
-fn model_entry(w: &mut Writer, id: &ModelId, m: &ModelRecord) {
+pub(crate) fn model_entry(w: &mut Writer, id: &ModelId, m: &ModelRecord) {
     w.u8(3);
     w.bytes(&id.to_cid_bytes());
     w.raw(&m.owner);
@@ -440,7 +440,7 @@ fn model_entry(w: &mut Writer, id: &ModelId, m: &ModelRecord) {
     m.rule.encode(w);
 }
 
-fn job_entry(w: &mut Writer, id: &Digest, j: &Job) {
+pub(crate) fn job_entry(w: &mut Writer, id: &Digest, j: &Job) {
     w.u8(4);
     w.raw(&id.0);
     w.raw(&j.requester);
@@ -476,7 +476,7 @@ fn job_entry(w: &mut Writer, id: &Digest, j: &Job) {
     }
 }
 
-fn receipt_entry(w: &mut Writer, id: &Digest, r: &(Address, u64)) {
+pub(crate) fn receipt_entry(w: &mut Writer, id: &Digest, r: &(Address, u64)) {
     w.u8(5);
     w.raw(&id.0);
     w.raw(&r.0);
@@ -541,6 +541,31 @@ impl State {
         state
     }
 
+    /// A state of `base`'s chain (its chain id and parameters) with these tables; the entry hash is recomputed.
+    pub(crate) fn restore(
+        base: &State,
+        accounts: Table<Address, Account>,
+        nodes: Table<Address, NodeRecord>,
+        models: Table<ModelId, ModelRecord>,
+        jobs: Table<Digest, Job>,
+        treasury: u64,
+        receipts: Table<Digest, (Address, u64)>,
+    ) -> State {
+        let mut state = State {
+            chain: base.chain,
+            params: base.params.clone(),
+            accounts,
+            nodes,
+            models,
+            jobs,
+            treasury,
+            receipts,
+            entries: LtHash::default(),
+        };
+        state.entries = state.entries_from_scratch();
+        state
+    }
+
     /// Folds every table's pending changes into the entry hash (after each transaction and block).
     fn commit(&mut self) {
         let mut acc = std::mem::take(&mut self.entries);
@@ -552,7 +577,7 @@ impl State {
         self.entries = acc;
     }
 
-    fn entries_from_scratch(&self) -> LtHash {
+    pub(crate) fn entries_from_scratch(&self) -> LtHash {
         let mut acc = LtHash::default();
         sum(&mut acc, &self.accounts, account_entry);
         sum(&mut acc, &self.nodes, node_entry);

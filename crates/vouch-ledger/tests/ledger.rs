@@ -131,6 +131,30 @@ impl CloneKey for NodeKey {
     }
 }
 
+/// A state survives its snapshot encoding: equal state, equal root; every truncation is refused without a panic.
+fn assert_snapshot_round_trip(state: &State) {
+    let mut w = vouch_codec::Writer::new();
+    state.encode(&mut w);
+    let bytes = w.finish();
+    let mut r = vouch_codec::Reader::new(&bytes);
+    let back = State::decode(&mut r, state).unwrap();
+    r.finish("state").unwrap();
+    assert_eq!(&back, state);
+    assert_eq!(back.root(), state.root());
+    for n in (0..bytes.len()).step_by(7) {
+        assert!(State::decode(&mut vouch_codec::Reader::new(&bytes[..n]), state).is_err(), "prefix {n}");
+    }
+    for ev in [
+        Event::JobAssigned { job: Digest([1; 32]), executors: vec![[2; 32], [3; 32]] },
+        Event::Unbonding { node: [4; 32], amount: 5, release_height: 6 },
+        Event::JobExpired { job: Digest([7; 32]), silent: vec![] },
+    ] {
+        let mut w = vouch_codec::Writer::new();
+        ev.encode(&mut w);
+        assert_eq!(Event::decode(&mut vouch_codec::Reader::new(&w.finish())).unwrap(), ev);
+    }
+}
+
 fn model() -> ModelId {
     ModelId::of_bytes(b"model")
 }
@@ -198,6 +222,7 @@ fn a_lying_executor_is_outvoted_on_re_execution_and_slashed() {
     assert_eq!(w.state.accounts[&liar].balance, FUNDS - 10_000 - 1);
     assert_eq!(w.state.accounts[&executors[0]].balance, FUNDS - 10_000 - 1 + 100);
     assert_eq!(w.state.total_supply(), supply);
+    assert_snapshot_round_trip(&w.state);
 }
 
 #[test]
@@ -473,6 +498,7 @@ fn unbonded_stake_leaves_at_once_stays_slashable_and_returns_after_the_delay() {
     let events = w.state.end_block(deadline + 1);
     assert!(events.contains(&Event::Slashed { node: id, amount: 5_000 }), "{events:?}");
     assert_eq!(w.state.root(), w.state.root_from_scratch());
+    assert_snapshot_round_trip(&w.state);
     assert_eq!((w.state.nodes[&id].stake, w.state.nodes[&id].unbonding.clone()), (0, vec![(release, 5_000)]));
     assert_eq!(w.state.total_supply(), supply);
 

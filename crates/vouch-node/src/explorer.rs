@@ -98,7 +98,7 @@ fn kind_name(k: &vouch_codec::tx::TxKind) -> &'static str {
     }
 }
 
-fn result_json(r: &Result<Vec<vouch_ledger::Event>, vouch_ledger::TxError>) -> Value {
+fn result_json(r: &Result<Vec<vouch_ledger::Event>, String>) -> Value {
     match r {
         Ok(events) => json!({"ok": true, "events": events.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>()}),
         Err(e) => json!({"ok": false, "error": e.to_string()}),

@@ -145,7 +145,11 @@ impl Node {
         let registrar = tokio::spawn(async move {
             let mut tick = 0u64;
             loop {
-                st.ledger.ensure_registered(&st.key, &st.api_url);
+                // Only once the local archive is replayed: before, the node's account looks unregistered and its
+                // nonce stale.
+                if st.ledger.running.chain.is_replayed() {
+                    st.ledger.ensure_registered(&st.key, &st.api_url);
+                }
                 // Settlements lost to a crash, a full mempool or a restart are submitted again.
                 if tick.is_multiple_of(3) {
                     settlement::retry(&st).await;

@@ -13,8 +13,8 @@ use crate::NodeState;
 const RESUBMIT_AFTER: Duration = Duration::from_secs(30);
 /// Most settlements looked at per pass.
 const BATCH: usize = 4096;
-/// The executed chain counts as caught up when its tip is at most this old (a node replaying its archive after a
-/// restart does not know yet which settlements already finalized).
+/// The executed chain counts as caught up once it has replayed its own archive and its tip is at most this old (a
+/// node still replaying or catching up does not know yet which settlements already finalized, nor its nonce).
 const CAUGHT_UP_MS: u64 = 10_000;
 
 /// Submits the settlement of a receipt this node issued. The duty is already durable, so a failure here only delays
@@ -35,8 +35,9 @@ pub(crate) async fn retry(s: &Arc<NodeState>) {
     if s.config.fault_skip_settlement {
         return;
     }
-    let tip_ms = s.ledger.running.chain.state().tip().timestamp_ms;
-    if crate::now_ms().saturating_sub(tip_ms) > CAUGHT_UP_MS {
+    let chain = &s.ledger.running.chain;
+    let tip_ms = chain.state().tip().timestamp_ms;
+    if !chain.is_replayed() || crate::now_ms().saturating_sub(tip_ms) > CAUGHT_UP_MS {
         return;
     }
     let st = s.clone();

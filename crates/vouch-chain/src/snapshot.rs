@@ -1,0 +1,201 @@
+//! Local snapshots of a validator's executed chain, so a restart replays only the blocks after the latest snapshot
+//! instead of the whole chain.
+//!
+//! Every `Timing::snapshot_every` executed blocks the executor writes the [`ChainState`] (ledger state, headers,
+//! roots, transaction index, block events) to a blob of the runtime's storage (partition `{prefix}-snapshot`, one
+//! blob per height, the two newest kept), synced before older ones are removed. A snapshot is
+//! `VOUCHSNAP1 ‖ body ‖ blake3(body)`; at start the newest one that decodes, matches its checksum, is of this chain
+//! and whose recomputed ledger root equals the root recorded for its height is restored, and any other is skipped
+//! with a warning (the node then replays from an older snapshot or from genesis: nothing is lost, blocks stay in
+//! marshal's archive).
+
+use std::collections::{BTreeMap, HashMap};
+
+use commonware_runtime::{Blob, Storage};
+use tracing::{info, warn};
+use vouch_codec::{DecodeError, Digest, Limits, Reader, Writer};
+use vouch_ledger::{Event, State};
+
+use crate::block::Header;
+use crate::chain::{Chain, ChainState, TxRecord};
+
+const MAGIC: &[u8; 10] = b"VOUCHSNAP1";
+/// Snapshots kept.
+const KEEP: usize = 2;
+
+fn events(w: &mut Writer, evs: &[Event]) {
+    w.len(evs.len());
+    evs.iter().for_each(|e| e.encode(w));
+}
+
+fn read_events(r: &mut Reader<'_>) -> Result<Vec<Event>, DecodeError> {
+    let n = r.count("events")?;
+    (0..n).map(|_| Event::decode(r)).collect()
+}
+
+/// The snapshot bytes of an executed chain.
+pub fn encode(st: &ChainState) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u64(st.height);
+    st.ledger.encode(&mut w);
+    w.len(st.headers.len());
+    for h in st.headers.values() {
+        w.raw(&h.parent);
+        w.u64(h.height);
+        w.u64(h.timestamp_ms);
+        w.raw(&h.tx_root);
+    }
+    w.len(st.roots.len());
+    for (h, root) in &st.roots {
+        w.u64(*h);
+        w.raw(&root.0);
+    }
+    // Sorted, so equal states give equal bytes.
+    let mut txs: Vec<(&Digest, &TxRecord)> = st.txs.iter().collect();
+    txs.sort_by_key(|(id, _)| **id);
+    w.len(txs.len());
+    for (id, rec) in txs {
+        w.raw(&id.0);
+        w.u64(rec.height);
+        w.u32(rec.index);
+        match &rec.result {
+            Ok(evs) => {
+                w.u8(0);
+                events(&mut w, evs);
+            }
+            Err(e) => {
+                w.u8(1);
+                w.str(e);
+            }
+        }
+    }
+    w.len(st.block_events.len());
+    for (h, evs) in &st.block_events {
+        w.u64(*h);
+        events(&mut w, evs);
+    }
+    let body = w.finish();
+    let mut out = Vec::with_capacity(MAGIC.len() + body.len() + 32);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&body);
+    out.extend_from_slice(blake3::hash(&body).as_bytes());
+    out
+}
+
+/// Decodes and checks snapshot bytes for `chain`.
+pub fn decode(bytes: &[u8], chain: &Chain) -> Result<ChainState, String> {
+    if bytes.len() < MAGIC.len() + 32 || &bytes[..MAGIC.len()] != MAGIC {
+        return Err("not a snapshot (bad magic or too short)".into());
+    }
+    let (body, sum) = bytes[MAGIC.len()..].split_at(bytes.len() - MAGIC.len() - 32);
+    if blake3::hash(body).as_bytes() != sum {
+        return Err("checksum mismatch".into());
+    }
+    let limits = Limits { max_items: u64::from(u32::MAX), ..Limits::default() };
+    let mut r = Reader::with_limits(body, limits);
+    let st = read(&mut r, chain).map_err(|e| e.to_string())?;
+    r.finish("snapshot").map_err(|e| e.to_string())?;
+    let tip = st.headers.values().next_back().ok_or("no headers")?;
+    if tip.height != st.height
+        || st.headers.get(&0).is_none_or(|g| g.digest() != chain.genesis_block().header().digest())
+    {
+        return Err("headers do not run from this chain's genesis to the snapshot height".into());
+    }
+    if st.roots.get(&st.height) != Some(&st.ledger.root()) {
+        return Err("the ledger does not hash to the root recorded for its height".into());
+    }
+    Ok(st)
+}
+
+fn read(r: &mut Reader<'_>, chain: &Chain) -> Result<ChainState, DecodeError> {
+    let height = r.u64("height")?;
+    let base = chain.state().ledger.clone();
+    let ledger = State::decode(r, &base)?;
+    let n = r.count("headers")?;
+    let mut headers = BTreeMap::new();
+    for _ in 0..n {
+        let h = Header {
+            parent: r.array("parent")?,
+            height: r.u64("height")?,
+            timestamp_ms: r.u64("timestamp")?,
+            tx_root: r.array("tx root")?,
+        };
+        headers.insert(h.height, h);
+    }
+    let n = r.count("roots")?;
+    let mut roots = BTreeMap::new();
+    for _ in 0..n {
+        roots.insert(r.u64("height")?, Digest(r.array("root")?));
+    }
+    let n = r.count("txs")?;
+    let mut txs = HashMap::with_capacity(n);
+    for _ in 0..n {
+        let id = Digest(r.array("tx id")?);
+        let height = r.u64("height")?;
+        let index = r.u32("index")?;
+        let result = match r.u8("result")? {
+            0 => Ok(read_events(r)?),
+            1 => Err(r.str("error")?.to_owned()),
+            v => return Err(DecodeError::InvalidValue { what: "result", value: v.into() }),
+        };
+        txs.insert(id, TxRecord { height, index, result });
+    }
+    let n = r.count("block events")?;
+    let mut block_events = BTreeMap::new();
+    for _ in 0..n {
+        block_events.insert(r.u64("height")?, read_events(r)?);
+    }
+    Ok(ChainState { ledger, height, headers, txs, roots, block_events })
+}
+
+fn blob_name(height: u64) -> Vec<u8> {
+    format!("snapshot-{height:020}").into_bytes()
+}
+
+/// Writes a snapshot of `chain`'s executed state, then removes all but the newest [`KEEP`].
+pub async fn save<E: Storage>(ctx: &E, partition: &str, chain: &Chain) {
+    let (height, bytes) = {
+        let st = chain.state();
+        (st.height, encode(&st))
+    };
+    let name = blob_name(height);
+    let written = async {
+        let (blob, _) = ctx.open(partition, &name).await?;
+        blob.resize(0).await?;
+        blob.write_at(0, bytes.clone(), Default::default()).await?;
+        blob.sync().await
+    }
+    .await;
+    if let Err(e) = written {
+        return warn!(height, error = %e, "snapshot.write failed");
+    }
+    info!(height, bytes = bytes.len(), "snapshot.written");
+    let Ok(mut names) = ctx.scan(partition).await else { return };
+    names.sort();
+    let stale = names.len().saturating_sub(KEEP);
+    for old in &names[..stale] {
+        if let Err(e) = ctx.remove(partition, Some(old)).await {
+            warn!(error = %e, "snapshot.remove failed");
+        }
+    }
+}
+
+/// The newest valid snapshot in `partition`, if any.
+pub async fn load<E: Storage>(ctx: &E, partition: &str, chain: &Chain) -> Option<ChainState> {
+    let mut names = ctx.scan(partition).await.unwrap_or_default();
+    names.sort();
+    for name in names.iter().rev() {
+        let label = String::from_utf8_lossy(name).into_owned();
+        let bytes = async {
+            let (blob, len) = ctx.open(partition, name).await?;
+            let buf = blob.read_at(0, len as usize, Default::default()).await?;
+            Ok::<_, commonware_runtime::Error>(buf.coalesce().as_ref().to_vec())
+        }
+        .await;
+        match bytes.map_err(|e| e.to_string()).and_then(|b| decode(&b, chain)) {
+            Ok(st) => return Some(st),
+            Err(e) => warn!(snapshot = %label, error = %e, "snapshot.skipped"),
+        }
+    }
+    None
+}

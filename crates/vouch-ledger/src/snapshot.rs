@@ -1,0 +1,231 @@
+//! The canonical encoding of a whole [`State`] and of [`Event`]s, for a node's local snapshots (so a restart does
+//! not replay the chain from genesis). Tables are written entry by entry in the same bytes their state-root hashes
+//! cover; decoding rebuilds the tables and recomputes the entry hash from scratch, so a snapshot cannot smuggle in a
+//! root that does not match its entries.
+
+use std::collections::BTreeMap;
+
+use vouch_codec::tx::Address;
+use vouch_codec::{AgreementRule, DecodeError, Digest, Mode, ModelId, Reader, Writer};
+
+use crate::state::{
+    Account, Event, Job, JobStatus, ModelRecord, NodeRecord, State, account_entry, job_entry, model_entry, node_entry,
+    receipt_entry,
+};
+use crate::table::Table;
+
+fn bad(what: &'static str, reason: impl Into<String>) -> DecodeError {
+    DecodeError::NonCanonical { what, reason: reason.into() }
+}
+
+fn tag(r: &mut Reader<'_>, want: u8, what: &'static str) -> Result<(), DecodeError> {
+    let t = r.u8(what)?;
+    if t != want {
+        return Err(bad(what, format!("entry tag {t}, expected {want}")));
+    }
+    Ok(())
+}
+
+fn model_id(r: &mut Reader<'_>) -> Result<ModelId, DecodeError> {
+    ModelId::from_cid_bytes(r.bytes("model id")?).map_err(|e| bad("model id", e.to_string()))
+}
+
+fn addresses(r: &mut Reader<'_>, what: &'static str) -> Result<Vec<Address>, DecodeError> {
+    let n = r.count(what)?;
+    (0..n).map(|_| r.array(what)).collect()
+}
+
+fn table<K: Ord + Clone, V: Clone>(
+    r: &mut Reader<'_>,
+    what: &'static str,
+    mut entry: impl FnMut(&mut Reader<'_>) -> Result<(K, V), DecodeError>,
+) -> Result<Table<K, V>, DecodeError> {
+    let n = r.count(what)?;
+    let mut map = BTreeMap::new();
+    for _ in 0..n {
+        let (k, v) = entry(r)?;
+        if map.insert(k, v).is_some() {
+            return Err(bad(what, "duplicate key"));
+        }
+    }
+    Ok(Table::from(map))
+}
+
+fn write_table<K: Ord + Clone, V: Clone>(w: &mut Writer, t: &Table<K, V>, encode: fn(&mut Writer, &K, &V)) {
+    w.len(t.len());
+    t.iter().for_each(|(k, v)| encode(w, k, v));
+}
+
+impl State {
+    /// Appends the whole state (not its parameters, which come from the genesis).
+    pub fn encode(&self, w: &mut Writer) {
+        w.raw(&self.chain);
+        w.u64(self.treasury);
+        write_table(w, &self.accounts, account_entry);
+        write_table(w, &self.nodes, node_entry);
+        write_table(w, &self.models, model_entry);
+        write_table(w, &self.jobs, job_entry);
+        write_table(w, &self.receipts, receipt_entry);
+    }
+
+    /// Decodes [`State::encode`]'s bytes for the chain of `base` (a state of the same genesis, whose chain id and
+    /// parameters are kept).
+    pub fn decode(r: &mut Reader<'_>, base: &State) -> Result<State, DecodeError> {
+        let chain: [u8; 32] = r.array("chain id")?;
+        if chain != base.chain {
+            return Err(bad("chain id", "the snapshot is of another chain"));
+        }
+        let treasury = r.u64("treasury")?;
+        let accounts = table(r, "accounts", |r| {
+            tag(r, 1, "account")?;
+            Ok((r.array("address")?, Account { balance: r.u64("balance")?, nonce: r.u64("nonce")? }))
+        })?;
+        let nodes = table(r, "nodes", |r| {
+            tag(r, 2, "node")?;
+            let k: Address = r.array("node")?;
+            let operator = r.array("operator")?;
+            let endpoint = r.str("endpoint")?.to_owned();
+            let stake = r.u64("stake")?;
+            let slashed = r.u64("slashed")?;
+            let n = r.count("unbonding")?;
+            let unbonding =
+                (0..n).map(|_| Ok((r.u64("release height")?, r.u64("amount")?))).collect::<Result<_, DecodeError>>()?;
+            Ok((k, NodeRecord { operator, endpoint, stake, slashed, unbonding }))
+        })?;
+        let models = table(r, "models", |r| {
+            tag(r, 3, "model")?;
+            let id = model_id(r)?;
+            let owner = r.array("owner")?;
+            let name = r.str("model name")?.to_owned();
+            let commitment = r.bytes("commitment")?.to_vec();
+            let rule = AgreementRule::decode(r)?;
+            Ok((id, ModelRecord { owner, name, commitment, rule }))
+        })?;
+        let jobs = table(r, "jobs", |r| {
+            tag(r, 4, "job")?;
+            let id = Digest(r.array("job id")?);
+            let requester = r.array("requester")?;
+            let model = model_id(r)?;
+            let input_digest = Digest(r.array("input digest")?);
+            let m = r.u8("mode")?;
+            let mode = Mode::from_u8(m).ok_or(DecodeError::InvalidValue { what: "mode", value: m.into() })?;
+            let fee_per_executor = r.u64("fee")?;
+            let escrow = r.u64("escrow")?;
+            let height = r.u64("height")?;
+            let deadline = r.u64("deadline")?;
+            let executors = addresses(r, "executors")?;
+            let dispute_set = addresses(r, "dispute set")?;
+            let n = r.count("results")?;
+            let mut results = BTreeMap::new();
+            for _ in 0..n {
+                let node: Address = r.array("result node")?;
+                results.insert(node, (Digest(r.array("receipt id")?), Digest(r.array("output digest")?)));
+            }
+            let status = match r.u8("job status")? {
+                0 => JobStatus::Pending,
+                1 => JobStatus::Settled(Digest(r.array("output digest")?)),
+                2 => JobStatus::Disputed,
+                3 => JobStatus::Resolved(Digest(r.array("output digest")?)),
+                4 => JobStatus::Expired,
+                v => return Err(DecodeError::InvalidValue { what: "job status", value: v.into() }),
+            };
+            let job = Job {
+                requester,
+                model,
+                input_digest,
+                mode,
+                fee_per_executor,
+                escrow,
+                executors,
+                dispute_set,
+                results,
+                status,
+                height,
+                deadline,
+            };
+            Ok((id, job))
+        })?;
+        let receipts = table(r, "receipts", |r| {
+            tag(r, 5, "receipt")?;
+            Ok((Digest(r.array("receipt id")?), (r.array("issuer")?, r.u64("height")?)))
+        })?;
+        Ok(State::restore(base, accounts, nodes, models, jobs, treasury, receipts))
+    }
+}
+
+impl Event {
+    /// Canonical bytes (tag, then fields).
+    pub fn encode(&self, w: &mut Writer) {
+        match self {
+            Event::JobAssigned { job, executors } => {
+                w.u8(1);
+                w.raw(&job.0);
+                w.len(executors.len());
+                executors.iter().for_each(|e| w.raw(e));
+            }
+            Event::JobSettled { job, output_digest } => {
+                w.u8(2);
+                w.raw(&job.0);
+                w.raw(&output_digest.0);
+            }
+            Event::DisputeOpened { job, dispute_set } => {
+                w.u8(3);
+                w.raw(&job.0);
+                w.len(dispute_set.len());
+                dispute_set.iter().for_each(|e| w.raw(e));
+            }
+            Event::DisputeResolved { job, output_digest } => {
+                w.u8(4);
+                w.raw(&job.0);
+                w.raw(&output_digest.0);
+            }
+            Event::JobExpired { job, silent } => {
+                w.u8(5);
+                w.raw(&job.0);
+                w.len(silent.len());
+                silent.iter().for_each(|e| w.raw(e));
+            }
+            Event::ReceiptSettled { receipt } => {
+                w.u8(6);
+                w.raw(&receipt.0);
+            }
+            Event::Slashed { node, amount } => {
+                w.u8(7);
+                w.raw(node);
+                w.u64(*amount);
+            }
+            Event::Unbonding { node, amount, release_height } => {
+                w.u8(8);
+                w.raw(node);
+                w.u64(*amount);
+                w.u64(*release_height);
+            }
+            Event::Unbonded { node, amount } => {
+                w.u8(9);
+                w.raw(node);
+                w.u64(*amount);
+            }
+        }
+    }
+
+    /// Decodes [`Event::encode`]'s bytes.
+    pub fn decode(r: &mut Reader<'_>) -> Result<Event, DecodeError> {
+        let job = |r: &mut Reader<'_>| r.array("job id").map(Digest);
+        Ok(match r.u8("event")? {
+            1 => Event::JobAssigned { job: job(r)?, executors: addresses(r, "executors")? },
+            2 => Event::JobSettled { job: job(r)?, output_digest: Digest(r.array("output digest")?) },
+            3 => Event::DisputeOpened { job: job(r)?, dispute_set: addresses(r, "dispute set")? },
+            4 => Event::DisputeResolved { job: job(r)?, output_digest: Digest(r.array("output digest")?) },
+            5 => Event::JobExpired { job: job(r)?, silent: addresses(r, "silent")? },
+            6 => Event::ReceiptSettled { receipt: Digest(r.array("receipt id")?) },
+            7 => Event::Slashed { node: r.array("node")?, amount: r.u64("amount")? },
+            8 => Event::Unbonding {
+                node: r.array("node")?,
+                amount: r.u64("amount")?,
+                release_height: r.u64("release height")?,
+            },
+            9 => Event::Unbonded { node: r.array("node")?, amount: r.u64("amount")? },
+            v => return Err(DecodeError::InvalidValue { what: "event", value: v.into() }),
+        })
+    }
+}
