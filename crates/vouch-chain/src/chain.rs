@@ -85,6 +85,28 @@ impl ChainState {
 pub struct Mempool {
     queue: VecDeque<(Digest, Bytes, SignedTx)>,
     ids: HashSet<Digest>,
+    /// Pending nonces per sender (with multiplicity: two transactions may share a nonce until one is executed).
+    nonces: HashMap<Address, BTreeMap<u64, usize>>,
+}
+
+impl Mempool {
+    fn add_nonce(&mut self, from: Address, nonce: u64) {
+        *self.nonces.entry(from).or_default().entry(nonce).or_default() += 1;
+    }
+}
+
+fn drop_nonce(nonces: &mut HashMap<Address, BTreeMap<u64, usize>>, from: &Address, nonce: u64) {
+    if let Some(set) = nonces.get_mut(from) {
+        if let Some(c) = set.get_mut(&nonce) {
+            *c -= 1;
+            if *c == 0 {
+                set.remove(&nonce);
+            }
+        }
+        if set.is_empty() {
+            nonces.remove(from);
+        }
+    }
 }
 
 impl Mempool {
@@ -202,10 +224,13 @@ impl Chain {
     pub fn next_nonce(&self, from: &Address) -> u64 {
         let mut next = self.state().ledger.accounts.get(from).map_or(0, |a| a.nonce);
         let pool = lock(&self.mempool);
-        let pending: std::collections::BTreeSet<u64> =
-            pool.queue.iter().filter(|(_, _, t)| t.tx.from == *from).map(|(_, _, t)| t.tx.nonce).collect();
-        while pending.contains(&next) {
-            next += 1;
+        if let Some(pending) = pool.nonces.get(from) {
+            for n in pending.range(next..).map(|(n, _)| *n) {
+                if n != next {
+                    break;
+                }
+                next += 1;
+            }
         }
         next
     }
@@ -234,6 +259,7 @@ impl Chain {
             return Err(SubmitError::Full(pool.queue.len()));
         }
         pool.ids.insert(id);
+        pool.add_nonce(stx.tx.from, stx.tx.nonce);
         pool.queue.push_back((id, bytes, stx));
         Ok(id)
     }
@@ -312,12 +338,13 @@ impl Chain {
         // Drop what is now finalized, and what can never apply (nonce already used).
         let mut pool = lock(&self.mempool);
         let done: HashSet<Digest> = done.into_iter().collect();
-        let Mempool { queue, ids } = &mut *pool;
+        let Mempool { queue, ids, nonces } = &mut *pool;
         queue.retain(|(id, _, stx)| {
             let next = st.ledger.accounts.get(&stx.tx.from).map_or(0, |a| a.nonce);
             let keep = !done.contains(id) && stx.tx.nonce >= next;
             if !keep {
                 ids.remove(id);
+                drop_nonce(nonces, &stx.tx.from, stx.tx.nonce);
             }
             keep
         });
