@@ -349,3 +349,23 @@ fn a_crash_mid_upload_leaves_no_partial_model_and_the_node_restarts_cleanly() {
     // The same upload, complete this time, succeeds.
     assert_eq!(push(&node, "half", &mnist).0, 201);
 }
+
+/// A second node on the home of a running one is refused with a clear error (after giving an exiting process a
+/// few seconds), and touches nothing of the first: its in-progress state and its serving are intact.
+#[test]
+fn a_second_node_on_the_same_home_is_refused_and_the_first_keeps_serving() {
+    let home = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(home.path());
+    let models = bench_models();
+    assert_eq!(push(&node, "mlp_small", &std::fs::read(models.join("mlp_small.onnx")).unwrap()).0, 201);
+    let out = std::process::Command::new(common::vouch_bin())
+        .args(["node", "run", "--dev", "--listen", "127.0.0.1:0", "--home"])
+        .arg(home.path())
+        .env("VOUCH_LOG", "warn")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("in use by another process"), "{err}");
+    assert_still_serving(&node);
+}

@@ -194,6 +194,24 @@ impl Hub {
         let blobs = home.join("blobs");
         let tmp = home.join("tmp");
         fs::create_dir_all(&blobs)?;
+        // The database lock comes first: only the process holding it may clean up `tmp/`. A previous process that is
+        // still exiting (a supervisor restarting the node at once) gets a few seconds to let go.
+        let path = home.join("hub.redb");
+        let started = std::time::Instant::now();
+        let db = loop {
+            match Database::create(&path) {
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if started.elapsed().as_secs() < 5 => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                    return Err(HubError::Db(format!(
+                        "{} is in use by another process (is a node already running with this home?)",
+                        path.display()
+                    )));
+                }
+                other => break other?,
+            }
+        };
         if tmp.exists() {
             let removed =
                 fs::read_dir(&tmp)?.filter_map(Result::ok).filter(|e| fs::remove_file(e.path()).is_ok()).count();
@@ -202,7 +220,6 @@ impl Hub {
             }
         }
         fs::create_dir_all(&tmp)?;
-        let db = Database::create(home.join("hub.redb"))?;
         let tx = db.begin_write()?;
         tx.open_table(REPOS)?;
         tx.open_table(VERSIONS)?;
