@@ -60,7 +60,7 @@ impl<E: Clock + Send + Sync + 'static> Application<E> for App {
             if b.height().get() <= executed {
                 break;
             }
-            match check_block_txs(&self.chain.chain_id(), b.inner()) {
+            match check_block_txs(&self.chain, b.inner()) {
                 Ok(txs) => pending.extend(txs),
                 Err(e) => warn!(error = %e, "ancestor holds invalid transactions"),
             }
@@ -90,7 +90,7 @@ impl<E: Clock + Send + Sync + 'static> Application<E> for App {
             warn!(height = block.height().get(), "block timestamp goes backwards");
             return false;
         }
-        match check_block_txs(&self.chain.chain_id(), block.inner()) {
+        match check_block_txs(&self.chain, block.inner()) {
             Ok(_) => true,
             Err(e) => {
                 warn!(height = block.height().get(), error = %e, "rejecting block");

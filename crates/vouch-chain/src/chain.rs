@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use bytes::Bytes;
 use vouch_codec::Digest;
 use vouch_codec::tx::{Address, SignedTx};
-use vouch_ledger::{BlockCtx, Event, Genesis, State, TxError, check_stateless};
+use vouch_ledger::{BlockCtx, Event, Genesis, Signature, State, TxError, check_stateless};
 
 use crate::block::{Block, Header};
 
@@ -121,6 +121,37 @@ impl Mempool {
     }
 }
 
+/// Signatures already verified, by `blake3(tx id ‖ signature)`: a transaction is checked once per node instead of
+/// at submission, gossip, every proposal over it, block verification and execution. Two generations of at most
+/// [`VerifiedCache::GENERATION`] entries bound the memory.
+#[derive(Debug, Default)]
+struct VerifiedCache {
+    current: HashSet<[u8; 32]>,
+    previous: HashSet<[u8; 32]>,
+}
+
+impl VerifiedCache {
+    const GENERATION: usize = 1 << 18;
+
+    fn key(stx: &SignedTx, id: &Digest) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        h.update(&id.0);
+        h.update(&stx.signature);
+        *h.finalize().as_bytes()
+    }
+
+    fn contains(&self, k: &[u8; 32]) -> bool {
+        self.current.contains(k) || self.previous.contains(k)
+    }
+
+    fn insert(&mut self, k: [u8; 32]) {
+        if self.current.len() >= Self::GENERATION {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(k);
+    }
+}
+
 /// State shared by one validator's tasks.
 #[derive(Debug)]
 pub struct Chain {
@@ -130,6 +161,8 @@ pub struct Chain {
     mempool: Mutex<Mempool>,
     /// Height of the snapshot the state was restored from at start, if any.
     restored: Mutex<Option<u64>>,
+    /// Signatures verified so far.
+    verified: Mutex<VerifiedCache>,
     /// Whether the executor has replayed this validator's own archive after a start (until then the executed state
     /// is older than what this node already knew, e.g. its own accounts' nonces).
     replayed: std::sync::atomic::AtomicBool,
@@ -163,6 +196,7 @@ impl Chain {
             state: RwLock::new(state),
             mempool: Mutex::new(Mempool::default()),
             restored: Mutex::new(None),
+            verified: Mutex::new(VerifiedCache::default()),
             replayed: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -235,17 +269,33 @@ impl Chain {
         next
     }
 
+    /// [`check_stateless`] through the cache of verified signatures: each (transaction, signature) pair is verified
+    /// once.
+    pub fn check_tx(&self, stx: &SignedTx, id: &Digest) -> Result<(), TxError> {
+        let key = VerifiedCache::key(stx, id);
+        if stx.tx.chain == self.chain_id && lock(&self.verified).contains(&key) {
+            return Ok(());
+        }
+        check_stateless(&self.chain_id, stx)?;
+        lock(&self.verified).insert(key);
+        Ok(())
+    }
+
     /// Checks a transaction and queues it for inclusion; returns its id. Idempotent for a pending transaction.
     pub fn submit(&self, bytes: Bytes) -> Result<Digest, SubmitError> {
         let stx = SignedTx::from_bytes(&bytes).map_err(|e| SubmitError::Malformed(e.to_string()))?;
-        check_stateless(&self.chain_id, &stx).map_err(SubmitError::Invalid)?;
         let id = stx.tx.id();
+        // Already pending (e.g. our own transaction coming back through gossip): nothing to check again.
+        if lock(&self.mempool).ids.contains(&id) {
+            return Ok(id);
+        }
+        self.check_tx(&stx, &id).map_err(SubmitError::Invalid)?;
         {
             let st = self.state();
             if st.txs.contains_key(&id) {
                 return Err(SubmitError::AlreadyFinalized(id.to_hex()));
             }
-            match st.ledger.precheck(&stx) {
+            match st.ledger.precheck_with(&stx, Signature::Verified) {
                 Ok(()) => {}
                 Err(TxError::BadNonce { expected, found }) => return Err(SubmitError::StaleNonce { expected, found }),
                 Err(e) => return Err(SubmitError::Rejected(e)),
@@ -323,7 +373,9 @@ impl Chain {
             if st.txs.contains_key(&id) {
                 continue; // A duplicate of an earlier block's transaction: already recorded.
             }
-            let result = st.ledger.execute(&ctx, &stx).map_err(|e| e.to_string());
+            // A signature this node verified before is not verified again; any other is (and a bad one fails).
+            let sig = if self.check_tx(&stx, &id).is_ok() { Signature::Verified } else { Signature::Unchecked };
+            let result = st.ledger.execute_with(&ctx, &stx, sig).map_err(|e| e.to_string());
             st.txs.insert(id, TxRecord { height: h.height, index: index as u32, result });
             done.push(id);
         }
@@ -354,13 +406,14 @@ impl Chain {
 
 /// Decodes the transactions of a block the way validators check them before voting: every transaction must decode,
 /// be for this chain, carry a valid signature, and appear once.
-pub fn check_block_txs(chain_id: &[u8; 32], block: &Block) -> Result<Vec<SignedTx>, String> {
+pub fn check_block_txs(chain: &Chain, block: &Block) -> Result<Vec<SignedTx>, String> {
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(block.txs().len());
     for (i, bytes) in block.txs().iter().enumerate() {
         let stx = SignedTx::from_bytes(bytes).map_err(|e| format!("tx {i}: {e}"))?;
-        check_stateless(chain_id, &stx).map_err(|e| format!("tx {i}: {e}"))?;
-        if !seen.insert(stx.tx.id()) {
+        let id = stx.tx.id();
+        chain.check_tx(&stx, &id).map_err(|e| format!("tx {i}: {e}"))?;
+        if !seen.insert(id) {
             return Err(format!("tx {i} appears twice"));
         }
         out.push(stx);

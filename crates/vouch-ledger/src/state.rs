@@ -505,6 +505,16 @@ fn sum<K: Ord + Clone, V: Clone>(acc: &mut LtHash, t: &Table<K, V>, encode: fn(&
     t.iter().for_each(|(k, v)| acc.add(&entry_hash(encode, k, v)));
 }
 
+/// Whether a transaction's signature was already verified (with [`check_stateless`]) by the caller, e.g. through a
+/// cache of verified (id, signature) pairs. `Verified` skips only the signature check; the chain id is still checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signature {
+    /// Verify it.
+    Unchecked,
+    /// The caller verified it for exactly this transaction id and signature.
+    Verified,
+}
+
 /// The checks that need no state: the transaction is for `chain` and its signature verifies. Block
 /// validators run these before voting; [`State::apply`] runs them again.
 pub fn check_stateless(chain: &[u8; 32], stx: &SignedTx) -> Result<(), TxError> {
@@ -640,8 +650,13 @@ impl State {
     /// and, for a result, a known job. Passing does not guarantee the transaction applies (earlier transactions of
     /// the same block may change the state); failing means it would not apply now.
     pub fn precheck(&self, stx: &SignedTx) -> Result<(), TxError> {
+        self.precheck_with(stx, Signature::Unchecked)
+    }
+
+    /// [`State::precheck`], trusting `sig` about the signature.
+    pub fn precheck_with(&self, stx: &SignedTx, sig: Signature) -> Result<(), TxError> {
         let tx = &stx.tx;
-        check_stateless(&self.chain, stx)?;
+        self.check_signed(stx, sig)?;
         let sender = self.account(&tx.from);
         if tx.nonce < sender.nonce {
             return Err(TxError::BadNonce { expected: sender.nonce, found: tx.nonce });
@@ -675,7 +690,12 @@ impl State {
     /// its action fails: the fee is charged and the nonce consumed, so a failed action never blocks the sender's
     /// later transactions (the error is still returned). A transaction failing those checks changes nothing.
     pub fn execute(&mut self, ctx: &BlockCtx, stx: &SignedTx) -> Result<Vec<Event>, TxError> {
-        let err = match self.apply(ctx, stx) {
+        self.execute_with(ctx, stx, Signature::Unchecked)
+    }
+
+    /// [`State::execute`], trusting `sig` about the signature.
+    pub fn execute_with(&mut self, ctx: &BlockCtx, stx: &SignedTx, sig: Signature) -> Result<Vec<Event>, TxError> {
+        let err = match self.apply_with(ctx, stx, sig) {
             Ok(events) => return Ok(events),
             Err(e) => e,
         };
@@ -697,8 +717,25 @@ impl State {
 
     /// Applies one transaction, or rejects it leaving the state unchanged.
     pub fn apply(&mut self, ctx: &BlockCtx, stx: &SignedTx) -> Result<Vec<Event>, TxError> {
+        self.apply_with(ctx, stx, Signature::Unchecked)
+    }
+
+    /// The stateless checks, the signature's only when `sig` says it is unchecked.
+    fn check_signed(&self, stx: &SignedTx, sig: Signature) -> Result<(), TxError> {
+        match sig {
+            Signature::Unchecked => check_stateless(&self.chain, stx),
+            Signature::Verified if stx.tx.chain != self.chain => Err(TxError::WrongChain {
+                expected: hex::encode(self.chain),
+                found: hex::encode(stx.tx.chain),
+            }),
+            Signature::Verified => Ok(()),
+        }
+    }
+
+    /// [`State::apply`], trusting `sig` about the signature.
+    pub fn apply_with(&mut self, ctx: &BlockCtx, stx: &SignedTx, sig: Signature) -> Result<Vec<Event>, TxError> {
         let tx = &stx.tx;
-        check_stateless(&self.chain, stx)?;
+        self.check_signed(stx, sig)?;
         let id = tx.id();
         let sender = self.account(&tx.from);
         if tx.nonce != sender.nonce {
