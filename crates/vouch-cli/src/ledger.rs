@@ -64,28 +64,23 @@ pub enum TxCommand {
         opts: TxOpts,
     },
     /// Lock more stake on a node this account operates.
-    AddStake {
-        /// Node id (hex).
-        #[arg(long)]
-        node_id: String,
-        /// Amount.
-        #[arg(long)]
-        amount: u64,
-        #[command(flatten)]
-        opts: TxOpts,
-    },
+    AddStake(StakeArgs),
     /// Start returning stake of a node this account operates (released after the chain's unbonding delay, slashable
     /// until then).
-    Unbond {
-        /// Node id (hex).
-        #[arg(long)]
-        node_id: String,
-        /// Amount.
-        #[arg(long)]
-        amount: u64,
-        #[command(flatten)]
-        opts: TxOpts,
-    },
+    Unbond(StakeArgs),
+}
+
+/// A node and an amount of stake.
+#[derive(clap::Args)]
+pub struct StakeArgs {
+    /// Node id (hex).
+    #[arg(long)]
+    node_id: String,
+    /// Amount.
+    #[arg(long)]
+    amount: u64,
+    #[command(flatten)]
+    opts: TxOpts,
 }
 
 fn address(what: &str, hex_str: &str) -> anyhow::Result<[u8; 32]> {
@@ -100,12 +95,10 @@ pub async fn tx(cli: &Cli, cmd: &TxCommand) -> anyhow::Result<Outcome> {
         TxCommand::Transfer { to, amount, opts } => {
             (TxKind::Transfer { to: address("--to", to)?, amount: *amount }, opts)
         }
-        TxCommand::AddStake { node_id, amount, opts } => {
-            (TxKind::AddStake { node: address("--node-id", node_id)?, amount: *amount }, opts)
+        TxCommand::AddStake(a) => {
+            (TxKind::AddStake { node: address("--node-id", &a.node_id)?, amount: a.amount }, &a.opts)
         }
-        TxCommand::Unbond { node_id, amount, opts } => {
-            (TxKind::Unbond { node: address("--node-id", node_id)?, amount: *amount }, opts)
-        }
+        TxCommand::Unbond(a) => (TxKind::Unbond { node: address("--node-id", &a.node_id)?, amount: a.amount }, &a.opts),
     };
     let key =
         vouch_crypto::NodeKey::load(&opts.account).with_context(|| format!("loading {}", opts.account.display()))?;

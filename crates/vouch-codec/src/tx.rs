@@ -125,6 +125,14 @@ pub struct SignedTx {
     pub signature: [u8; 64],
 }
 
+/// Refuses more than [`MAX_TX_BYTES`] before decoding anything.
+fn check_size(bytes: &[u8]) -> Result<(), DecodeError> {
+    if bytes.len() > MAX_TX_BYTES {
+        return Err(DecodeError::TooLarge { what: "transaction", len: bytes.len() as u64, max: MAX_TX_BYTES as u64 });
+    }
+    Ok(())
+}
+
 impl Tx {
     /// Canonical body bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -239,13 +247,7 @@ impl Tx {
 
     /// Decodes exactly one unsigned transaction (what a node hands a client to sign) of at most [`MAX_TX_BYTES`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        if bytes.len() > MAX_TX_BYTES {
-            return Err(DecodeError::TooLarge {
-                what: "transaction",
-                len: bytes.len() as u64,
-                max: MAX_TX_BYTES as u64,
-            });
-        }
+        check_size(bytes)?;
         let mut r = Reader::new(bytes);
         let tx = Self::decode(&mut r)?;
         r.finish("transaction")?;
@@ -270,13 +272,7 @@ impl SignedTx {
 
     /// Decodes exactly one signed transaction of at most [`MAX_TX_BYTES`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        if bytes.len() > MAX_TX_BYTES {
-            return Err(DecodeError::TooLarge {
-                what: "transaction",
-                len: bytes.len() as u64,
-                max: MAX_TX_BYTES as u64,
-            });
-        }
+        check_size(bytes)?;
         let mut r = Reader::new(bytes);
         if r.take(TX_MAGIC.len(), "tx magic")? != TX_MAGIC {
             return Err(DecodeError::NonCanonical { what: "transaction", reason: "bad magic bytes".into() });

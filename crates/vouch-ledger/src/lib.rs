@@ -13,6 +13,7 @@ mod table;
 
 pub use assign::select_executors;
 pub use state::{
-    Account, BlockCtx, Event, Genesis, Job, JobStatus, ModelRecord, NodeRecord, Params, Signature, State, TxError, check_stateless,
+    Account, BlockCtx, Event, Genesis, Job, JobStatus, ModelRecord, NodeRecord, Params, Signature, State, TxError,
+    check_stateless,
 };
 pub use table::{LtHash, Table};

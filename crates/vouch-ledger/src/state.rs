@@ -724,10 +724,9 @@ impl State {
     fn check_signed(&self, stx: &SignedTx, sig: Signature) -> Result<(), TxError> {
         match sig {
             Signature::Unchecked => check_stateless(&self.chain, stx),
-            Signature::Verified if stx.tx.chain != self.chain => Err(TxError::WrongChain {
-                expected: hex::encode(self.chain),
-                found: hex::encode(stx.tx.chain),
-            }),
+            Signature::Verified if stx.tx.chain != self.chain => {
+                Err(TxError::WrongChain { expected: hex::encode(self.chain), found: hex::encode(stx.tx.chain) })
+            }
             Signature::Verified => Ok(()),
         }
     }
