@@ -11,6 +11,7 @@ use vouch_codec::tx::{Address, SignedTx};
 use vouch_ledger::{BlockCtx, Event, Genesis, Signature, State, TxError, check_stateless};
 
 use crate::block::{Block, Header};
+use crate::index::TxIndex;
 
 /// Most transactions held in one mempool.
 pub const MAX_MEMPOOL: usize = 200_000;
@@ -163,9 +164,20 @@ pub struct Chain {
     restored: Mutex<Option<u64>>,
     /// Signatures verified so far.
     verified: Mutex<VerifiedCache>,
+    /// The on-disk transaction index, if this chain has one.
+    index: Option<Index>,
     /// Whether the executor has replayed this validator's own archive after a start (until then the executed state
     /// is older than what this node already knew, e.g. its own accounts' nonces).
     replayed: std::sync::atomic::AtomicBool,
+}
+
+/// A chain's on-disk transaction index and how many recent blocks' records stay in memory.
+#[derive(Debug)]
+struct Index {
+    db: TxIndex,
+    recent_blocks: u64,
+    /// A write failed: stop evicting from memory.
+    failed: std::sync::atomic::AtomicBool,
 }
 
 /// A handle to a validator's chain.
@@ -178,6 +190,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Chain {
     /// The chain at genesis.
     pub fn new(genesis: Genesis) -> ChainHandle {
+        Self::build(genesis, None)
+    }
+
+    /// The chain at genesis, with an on-disk transaction index: memory keeps the records of the last `recent_blocks`
+    /// blocks (at least 1), the index all of them.
+    pub fn with_index(genesis: Genesis, index: TxIndex, recent_blocks: u64) -> ChainHandle {
+        let index = Index { db: index, recent_blocks: recent_blocks.max(1), failed: Default::default() };
+        Self::build(genesis, Some(index))
+    }
+
+    fn build(genesis: Genesis, index: Option<Index>) -> ChainHandle {
         let chain_id = genesis.chain_id();
         let ledger = State::genesis(&genesis);
         let g = Block::genesis(chain_id);
@@ -197,6 +220,7 @@ impl Chain {
             mempool: Mutex::new(Mempool::default()),
             restored: Mutex::new(None),
             verified: Mutex::new(VerifiedCache::default()),
+            index,
             replayed: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -291,10 +315,10 @@ impl Chain {
         }
         self.check_tx(&stx, &id).map_err(SubmitError::Invalid)?;
         {
-            let st = self.state();
-            if st.txs.contains_key(&id) {
+            if self.is_finalized(&id) {
                 return Err(SubmitError::AlreadyFinalized(id.to_hex()));
             }
+            let st = self.state();
             match st.ledger.precheck_with(&stx, Signature::Verified) {
                 Ok(()) => {}
                 Err(TxError::BadNonce { expected, found }) => return Err(SubmitError::StaleNonce { expected, found }),
@@ -370,8 +394,11 @@ impl Chain {
             // supermajority) still executes deterministically, skipping what does not decode.
             let Ok(stx) = SignedTx::from_bytes(bytes) else { continue };
             let id = stx.tx.id();
-            if st.txs.contains_key(&id) {
-                continue; // A duplicate of an earlier block's transaction: already recorded.
+            // A duplicate of an earlier transaction (or of one earlier in this block): already recorded. Memory holds
+            // only what this run executed; after a restart the index already holds the records of the blocks being
+            // replayed, so there only a record of an earlier height is a duplicate.
+            if st.txs.contains_key(&id) || self.indexed_before(&id, h.height) {
+                continue;
             }
             // A signature this node verified before is not verified again; any other is (and a bad one fails).
             let sig = if self.check_tx(&stx, &id).is_ok() { Signature::Verified } else { Signature::Unchecked };
@@ -387,6 +414,18 @@ impl Chain {
         st.headers.insert(h.height, *h);
         let root = st.ledger.root();
         st.roots.insert(h.height, root);
+        let new_records: Vec<(Digest, TxRecord)> = match &self.index {
+            Some(_) => done.iter().map(|id| (*id, st.txs[id].clone())).collect(),
+            None => vec![],
+        };
+        // With an index, memory keeps only the recent blocks' records (all of them are in the index by then).
+        if let Some(ix) = &self.index
+            && h.height.is_multiple_of(ix.recent_blocks)
+            && !ix.failed.load(std::sync::atomic::Ordering::Acquire)
+        {
+            let cutoff = h.height.saturating_sub(ix.recent_blocks);
+            st.txs.retain(|_, r| r.height > cutoff);
+        }
         // Drop what is now finalized, and what can never apply (nonce already used).
         let mut pool = lock(&self.mempool);
         let done: HashSet<Digest> = done.into_iter().collect();
@@ -400,7 +439,47 @@ impl Chain {
             }
             keep
         });
+        drop(pool);
+        drop(st);
+        if let Some(ix) = &self.index
+            && let Err(e) = ix.db.put(&new_records)
+        {
+            // Keep every record in memory from now on rather than lose any.
+            tracing::error!(height = h.height, error = %e, "txindex.write failed; records stay in memory");
+            ix.failed.store(true, std::sync::atomic::Ordering::Release);
+        }
         true
+    }
+
+    fn indexed(&self, id: &Digest) -> bool {
+        self.index.as_ref().is_some_and(|ix| matches!(ix.db.get(id), Ok(Some(_))))
+    }
+
+    fn indexed_before(&self, id: &Digest, height: u64) -> bool {
+        self.index.as_ref().is_some_and(|ix| matches!(ix.db.get(id), Ok(Some(r)) if r.height < height))
+    }
+
+    /// Where a finalized transaction landed and what it did (recent ones from memory, older ones from the index).
+    pub fn tx_record(&self, id: &Digest) -> Option<TxRecord> {
+        if let Some(r) = self.state().txs.get(id) {
+            return Some(r.clone());
+        }
+        self.index.as_ref().and_then(|ix| ix.db.get(id).ok().flatten())
+    }
+
+    /// Whether a transaction is finalized.
+    pub fn is_finalized(&self, id: &Digest) -> bool {
+        self.state().txs.contains_key(id) || self.indexed(id)
+    }
+
+    /// Finalized transactions recorded.
+    pub fn finalized_count(&self) -> u64 {
+        match &self.index {
+            Some(ix) if !ix.failed.load(std::sync::atomic::Ordering::Acquire) => {
+                ix.db.len().unwrap_or(0).max(self.state().txs.len() as u64)
+            }
+            _ => self.state().txs.len() as u64,
+        }
     }
 }
 

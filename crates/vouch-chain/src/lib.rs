@@ -9,6 +9,7 @@ pub mod anchor;
 pub mod app;
 pub mod block;
 pub mod chain;
+pub mod index;
 pub mod net;
 pub mod snapshot;
 pub mod spec;

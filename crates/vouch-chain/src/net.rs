@@ -23,6 +23,9 @@ use crate::spec::ChainSpec;
 use crate::validator::{self, Channels, Config, NAMESPACE, Timing, channel};
 use commonware_consensus::marshal::{core::Mailbox, standard::Standard};
 
+/// Blocks whose transaction records a node keeps in memory (older ones are read from its on-disk index).
+pub const RECENT_BLOCKS: u64 = 1_024;
+
 /// What a node needs to run its validator.
 pub struct NetConfig {
     /// The chain.
@@ -57,8 +60,9 @@ pub fn spawn(cfg: NetConfig) -> Result<RunningChain, String> {
     }
     let peers: Vec<(ed25519::PublicKey, SocketAddr)> =
         keys.iter().cloned().zip(cfg.spec.validators.iter().map(|v| v.p2p)).collect();
-    let chain = Chain::new(genesis);
     std::fs::create_dir_all(&cfg.storage).map_err(|e| format!("{}: {e}", cfg.storage.display()))?;
+    let index = crate::index::TxIndex::open(&cfg.storage.join("txindex.redb"))?;
+    let chain = Chain::with_index(genesis, index, RECENT_BLOCKS);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let thread_chain = chain.clone();
     std::thread::Builder::new()

@@ -56,18 +56,7 @@ pub fn encode(st: &ChainState) -> Vec<u8> {
     w.len(txs.len());
     for (id, rec) in txs {
         w.raw(&id.0);
-        w.u64(rec.height);
-        w.u32(rec.index);
-        match &rec.result {
-            Ok(evs) => {
-                w.u8(0);
-                events(&mut w, evs);
-            }
-            Err(e) => {
-                w.u8(1);
-                w.str(e);
-            }
-        }
+        crate::index::encode_record(&mut w, rec);
     }
     w.len(st.block_events.len());
     for (h, evs) in &st.block_events {
@@ -131,14 +120,7 @@ fn read(r: &mut Reader<'_>, chain: &Chain) -> Result<ChainState, DecodeError> {
     let mut txs = HashMap::with_capacity(n);
     for _ in 0..n {
         let id = Digest(r.array("tx id")?);
-        let height = r.u64("height")?;
-        let index = r.u32("index")?;
-        let result = match r.u8("result")? {
-            0 => Ok(read_events(r)?),
-            1 => Err(r.str("error")?.to_owned()),
-            v => return Err(DecodeError::InvalidValue { what: "result", value: v.into() }),
-        };
-        txs.insert(id, TxRecord { height, index, result });
+        txs.insert(id, crate::index::decode_record(r)?);
     }
     let n = r.count("block events")?;
     let mut block_events = BTreeMap::new();

@@ -25,6 +25,8 @@ fn hex_id(what: &'static str, s: &str) -> Result<[u8; 32], ApiError> {
 /// `GET /v1/ledger/status`.
 pub(crate) async fn status(State(s): AppState) -> Json<Value> {
     let chain = &s.ledger.running.chain;
+    // Before taking the state lock: the count reads the state itself.
+    let finalized_txs = chain.finalized_count();
     let st = chain.state();
     let tip = st.tip();
     Json(json!({
@@ -34,7 +36,7 @@ pub(crate) async fn status(State(s): AppState) -> Json<Value> {
         "last_block_time_ms": tip.timestamp_ms,
         "state_root": st.roots.get(&st.height).map(|r| r.to_hex()),
         "validators": s.ledger.spec.validators,
-        "finalized_txs": st.txs.len(),
+        "finalized_txs": finalized_txs,
         "mempool": chain.mempool_len(),
         "settled_receipts": st.ledger.receipts.len(),
     }))
@@ -60,7 +62,7 @@ pub(crate) async fn block(State(s): AppState, Path(height): Path<u64>) -> Result
     })?;
     let b = block.inner();
     let h = b.header();
-    let st = s.ledger.running.chain.state();
+    // Each record lookup takes the state lock itself: none is held here.
     let txs: Vec<Value> = b
         .txs()
         .iter()
@@ -68,15 +70,17 @@ pub(crate) async fn block(State(s): AppState, Path(height): Path<u64>) -> Result
             Ok(stx) => {
                 let id = stx.tx.id();
                 json!({"id": id.to_hex(), "from": hex::encode(stx.tx.from), "nonce": stx.tx.nonce,
-                       "kind": kind_name(&stx.tx.kind), "result": st.txs.get(&id).map(|r| result_json(&r.result))})
+                       "kind": kind_name(&stx.tx.kind),
+                       "result": s.ledger.running.chain.tx_record(&id).map(|r| result_json(&r.result))})
             }
             Err(e) => json!({"malformed": e.to_string()}),
         })
         .collect();
+    let state_root = s.ledger.running.chain.state().roots.get(&h.height).map(|r| r.to_hex());
     Ok(Json(json!({
         "height": h.height, "hash": hex::encode(h.digest()), "parent": hex::encode(h.parent),
         "timestamp_ms": h.timestamp_ms, "tx_root": hex::encode(h.tx_root),
-        "state_root": st.roots.get(&h.height).map(|r| r.to_hex()), "txs": txs,
+        "state_root": state_root, "txs": txs,
     })))
 }
 
@@ -160,8 +164,7 @@ pub(crate) fn submit_error(e: SubmitError) -> ApiError {
 /// `GET /v1/ledger/txs/{id}`: where a transaction was finalized and what it did.
 pub(crate) async fn tx(State(s): AppState, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let d = Digest(hex_id("a transaction id", &id)?);
-    let st = s.ledger.running.chain.state();
-    match st.txs.get(&d) {
+    match s.ledger.running.chain.tx_record(&d) {
         Some(r) => Ok(Json(json!({"id": id, "height": r.height, "index": r.index, "result": result_json(&r.result)}))),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "tx_not_found", format!("transaction {id} is not finalized"))),
     }

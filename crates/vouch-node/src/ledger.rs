@@ -147,8 +147,8 @@ impl Ledger {
     pub async fn wait_tx(&self, id: &Digest, timeout: std::time::Duration) -> Option<vouch_chain::TxRecord> {
         let start = std::time::Instant::now();
         loop {
-            if let Some(r) = self.running.chain.state().txs.get(id) {
-                return Some(r.clone());
+            if let Some(r) = self.running.chain.tx_record(id) {
+                return Some(r);
             }
             if start.elapsed() > timeout {
                 return None;
