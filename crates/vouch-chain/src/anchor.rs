@@ -113,10 +113,10 @@ pub async fn build(
     marshal: &Mailbox<Scheme, Standard<Block>>,
     receipt: &Digest,
 ) -> Option<Anchor> {
-    let (height, tip, headers) = {
+    let (height, tip) = {
         let st = chain.state();
         let (_, height) = *st.ledger.receipts.get(receipt)?;
-        (height, st.height, st.headers.range(height..).map(|(_, h)| *h).collect::<Vec<_>>())
+        (height, st.height)
     };
     let block = marshal.get_block(Height::new(height)).await?;
     let (index, tx) = block.inner().txs().iter().enumerate().find(|(_, b)| {
@@ -124,11 +124,14 @@ pub async fn build(
             .is_ok_and(|s| matches!(s.tx.kind, TxKind::SettleReceipt { receipt: r } if r == *receipt))
     })?;
     let inclusion = block.inner().inclusion_proof(index as u32)?;
-    // The block's own certificate, or (if it was finalized implicitly as an ancestor) the next one above it.
+    // The block's own certificate, or (if it was finalized implicitly as an ancestor) the next one above it, with the
+    // headers in between (read from marshal's archive, so this works for receipts settled long ago too).
+    let mut headers = vec![*block.inner().header()];
     for h in height..=tip {
+        if h > height {
+            headers.push(*marshal.get_block(Height::new(h)).await?.inner().header());
+        }
         if let Some(fin) = marshal.get_finalization(Height::new(h)).await {
-            let header_chain: Vec<u8> =
-                headers.iter().take((h - height + 1) as usize).flat_map(|hd| hd.to_bytes()).collect();
             return Some(Anchor {
                 chain: chain.chain_id(),
                 height,
@@ -136,7 +139,7 @@ pub async fn build(
                 tx_index: index as u32,
                 tx: tx.to_vec(),
                 inclusion,
-                headers: header_chain,
+                headers: headers.iter().flat_map(|hd| hd.to_bytes()).collect(),
                 certificate: fin.encode().to_vec(),
             });
         }

@@ -64,11 +64,12 @@ pub struct ChainState {
     pub ledger: State,
     /// Height of the last executed block.
     pub height: u64,
-    /// Finalized headers by height (genesis included).
+    /// Finalized headers by height: the genesis and, with an index, only the recent ones (older ones are in
+    /// marshal's archive).
     pub headers: BTreeMap<u64, Header>,
     /// Every finalized transaction by id.
     pub txs: HashMap<Digest, TxRecord>,
-    /// State root after each executed height.
+    /// State root after each executed height (with an index, only the recent ones: see [`Chain::root_at`]).
     pub roots: BTreeMap<u64, Digest>,
     /// What the end of each block did beyond its transactions (expired jobs, slashes), by height.
     pub block_events: BTreeMap<u64, Vec<Event>>,
@@ -418,13 +419,16 @@ impl Chain {
             Some(_) => done.iter().map(|id| (*id, st.txs[id].clone())).collect(),
             None => vec![],
         };
-        // With an index, memory keeps only the recent blocks' records (all of them are in the index by then).
+        // With an index, memory keeps only the recent blocks' records, headers and roots (the genesis header stays):
+        // older records and roots are in the index by then, older headers in marshal's archive.
         if let Some(ix) = &self.index
             && h.height.is_multiple_of(ix.recent_blocks)
             && !ix.failed.load(std::sync::atomic::Ordering::Acquire)
         {
             let cutoff = h.height.saturating_sub(ix.recent_blocks);
             st.txs.retain(|_, r| r.height > cutoff);
+            st.headers.retain(|height, _| *height == 0 || *height > cutoff);
+            st.roots.retain(|height, _| *height > cutoff);
         }
         // Drop what is now finalized, and what can never apply (nonce already used).
         let mut pool = lock(&self.mempool);
@@ -442,7 +446,7 @@ impl Chain {
         drop(pool);
         drop(st);
         if let Some(ix) = &self.index
-            && let Err(e) = ix.db.put(&new_records)
+            && let Err(e) = ix.db.put(h.height, &root, &new_records)
         {
             // Keep every record in memory from now on rather than lose any.
             tracing::error!(height = h.height, error = %e, "txindex.write failed; records stay in memory");
@@ -465,6 +469,14 @@ impl Chain {
             return Some(r.clone());
         }
         self.index.as_ref().and_then(|ix| ix.db.get(id).ok().flatten())
+    }
+
+    /// The state root after `height` (recent ones from memory, older ones from the index).
+    pub fn root_at(&self, height: u64) -> Option<Digest> {
+        if let Some(r) = self.state().roots.get(&height) {
+            return Some(*r);
+        }
+        self.index.as_ref().and_then(|ix| ix.db.root(height).ok().flatten())
     }
 
     /// Whether a transaction is finalized.

@@ -1,8 +1,8 @@
-//! The on-disk transaction index of a node: every finalized transaction's block height, index and result, by id, in
-//! a redb database next to the chain storage. The executed chain keeps only the records of its recent blocks in
-//! memory (and in its snapshots); older ones are read from here, so memory and snapshots stay bounded as the chain
-//! grows. Records are written once per block in one durable transaction; replaying a block after a restart writes
-//! the same records again.
+//! The on-disk index of a node: every finalized transaction's block height, index and result by id, and the state
+//! root after every height, in a redb database next to the chain storage. The executed chain keeps only its recent
+//! blocks' records, headers and roots in memory (and in its snapshots); older records and roots are read from here
+//! and older headers from marshal's block archive, so memory and snapshots stay bounded as the chain grows. Each
+//! block is written in one durable transaction; replaying a block after a restart writes the same values again.
 
 use std::path::Path;
 
@@ -13,6 +13,8 @@ use vouch_ledger::Event;
 use crate::chain::TxRecord;
 
 const TXS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("txs");
+/// State root after each height.
+const ROOTS: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("roots");
 
 /// A redb-backed map from transaction id to [`TxRecord`].
 #[derive(Debug)]
@@ -61,17 +63,16 @@ impl TxIndex {
         let db = Database::create(path).map_err(db_err)?;
         let tx = db.begin_write().map_err(db_err)?;
         tx.open_table(TXS).map_err(db_err)?;
+        tx.open_table(ROOTS).map_err(db_err)?;
         tx.commit().map_err(db_err)?;
         Ok(Self { db })
     }
 
-    /// Writes one block's records durably.
-    pub fn put(&self, records: &[(Digest, TxRecord)]) -> Result<(), String> {
-        if records.is_empty() {
-            return Ok(());
-        }
+    /// Writes one block's state root and transaction records durably.
+    pub fn put(&self, height: u64, root: &Digest, records: &[(Digest, TxRecord)]) -> Result<(), String> {
         let tx = self.db.begin_write().map_err(db_err)?;
         {
+            tx.open_table(ROOTS).map_err(db_err)?.insert(height, &root.0).map_err(db_err)?;
             let mut t = tx.open_table(TXS).map_err(db_err)?;
             for (id, rec) in records {
                 let mut w = Writer::new();
@@ -90,6 +91,13 @@ impl TxIndex {
         let limits = Limits { max_items: u64::from(u32::MAX), ..Limits::default() };
         let mut r = Reader::with_limits(v.value(), limits);
         decode_record(&mut r).map(Some).map_err(db_err)
+    }
+
+    /// The state root after `height`.
+    pub fn root(&self, height: u64) -> Result<Option<Digest>, String> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = tx.open_table(ROOTS).map_err(db_err)?;
+        Ok(t.get(height).map_err(db_err)?.map(|v| Digest(*v.value())))
     }
 
     /// Records stored.

@@ -1,5 +1,5 @@
-//! A chain with an on-disk transaction index keeps only its recent blocks' records in memory; older ones are served
-//! from the index, a resubmitted old transaction is still refused as finalized, a block that includes it again does
+//! A chain with an on-disk index keeps only its recent blocks' records, headers and roots in memory; older records
+//! and roots are served from the index, a resubmitted old transaction is still refused as finalized, a block that includes it again does
 //! not overwrite its record, and the index survives reopening.
 
 use bytes::Bytes;
@@ -32,13 +32,21 @@ fn old_records_move_to_the_index_and_stay_authoritative() {
     let mut parent = chain.genesis_block().header().digest();
     let mut ids = vec![];
     let mut blocks = vec![];
+    let mut roots = vec![];
     for h in 1..=6u64 {
         let stx = tx(h - 1);
         ids.push(stx.tx.id());
         let block = Block::new(parent, h, h, vec![Bytes::from(stx.to_bytes())]);
         assert!(chain.execute(&block));
+        roots.push(chain.root_at(h).unwrap());
         parent = block.header().digest();
         blocks.push(block);
+    }
+    // Memory keeps the genesis header and the recent ones; every height's root is still served (older from the index).
+    let headers: Vec<u64> = chain.state().headers.keys().copied().collect();
+    assert_eq!(headers, vec![0, 5, 6]);
+    for h in 1..=6u64 {
+        assert_eq!(chain.root_at(h), Some(roots[h as usize - 1]), "root at {h}");
     }
     let root = chain.state().ledger.root();
     // Memory holds the last two blocks' records (evicted every 2 blocks), the index all six.

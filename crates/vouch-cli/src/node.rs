@@ -88,12 +88,8 @@ pub async fn run(cli: &Cli, cmd: &NodeCommand) -> anyhow::Result<Outcome> {
                 print_json(&nodes)?;
             } else {
                 for n in nodes.as_array().into_iter().flatten() {
-                    let unbonding: u64 = n["unbonding"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|u| u["amount"].as_u64())
-                        .sum();
+                    let unbonding: u64 =
+                        n["unbonding"].as_array().into_iter().flatten().filter_map(|u| u["amount"].as_u64()).sum();
                     println!(
                         "{} stake {} unbonding {} slashed {} {}",
                         n["node"].as_str().unwrap_or("?"),

@@ -76,7 +76,7 @@ pub(crate) async fn block(State(s): AppState, Path(height): Path<u64>) -> Result
             Err(e) => json!({"malformed": e.to_string()}),
         })
         .collect();
-    let state_root = s.ledger.running.chain.state().roots.get(&h.height).map(|r| r.to_hex());
+    let state_root = s.ledger.running.chain.root_at(h.height).map(|r| r.to_hex());
     Ok(Json(json!({
         "height": h.height, "hash": hex::encode(h.digest()), "parent": hex::encode(h.parent),
         "timestamp_ms": h.timestamp_ms, "tx_root": hex::encode(h.tx_root),

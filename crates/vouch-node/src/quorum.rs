@@ -36,17 +36,33 @@ fn parse_inputs(record: &ModelVersion, doc: &serde_json::Value) -> Result<Tensor
     Ok(inputs)
 }
 
+/// The timestamp of the finalized block at `height` (recent ones from memory, older ones from marshal's archive).
+async fn block_time(s: &NodeState, height: u64) -> Option<u64> {
+    let recent = s.ledger.running.chain.state().headers.get(&height).map(|h| h.timestamp_ms);
+    match recent {
+        Some(t) => Some(t),
+        None => s
+            .ledger
+            .running
+            .marshal
+            .get_block(vouch_chain::validator::Height::new(height))
+            .await
+            .map(|b| b.inner().header().timestamp_ms),
+    }
+}
+
 /// The body every honest executor of `job` signs for `outputs`.
-fn job_body(
+async fn job_body(
     s: &NodeState,
     job: &Digest,
     record: &ModelVersion,
     input_digest: Digest,
     outputs: &TensorMap,
 ) -> Option<ReceiptBody> {
+    let job_height = s.ledger.running.chain.state().ledger.jobs.get(job)?.height;
+    let issued_at_ms = block_time(s, job_height).await?;
     let st = s.ledger.running.chain.state();
     let j = st.ledger.jobs.get(job)?;
-    let issued_at_ms = st.headers.get(&j.height)?.timestamp_ms;
     let executors = if j.status == JobStatus::Disputed { j.dispute_set.clone() } else { j.executors.clone() };
     let rule = st.ledger.models.get(&j.model)?.rule;
     Some(ReceiptBody {
@@ -112,6 +128,7 @@ pub(crate) async fn execute(s: Arc<NodeState>, job: Digest, req: ExecuteRequest)
         }
     }
     let body = job_body(&s, &job, &record, input_digest, &outputs)
+        .await
         .ok_or_else(|| err(StatusCode::CONFLICT, "job_closed", format!("job {job} is no longer open")))?;
     let signature = s.key.sign(domain::RECEIPT_SIGNATURE, &body.id().0);
     let kind = TxKind::SubmitResult { job, node: me, body: body.to_bytes(), signature };
