@@ -471,6 +471,11 @@ impl Chain {
         self.index.as_ref().and_then(|ix| ix.db.get(id).ok().flatten())
     }
 
+    /// Whether this chain keeps an on-disk index.
+    pub fn has_index(&self) -> bool {
+        self.index.is_some()
+    }
+
     /// The state root after `height` (recent ones from memory, older ones from the index).
     pub fn root_at(&self, height: u64) -> Option<Digest> {
         if let Some(r) = self.state().roots.get(&height) {

@@ -33,8 +33,9 @@ fn read_events(r: &mut Reader<'_>) -> Result<Vec<Event>, DecodeError> {
     (0..n).map(|_| Event::decode(r)).collect()
 }
 
-/// The snapshot bytes of an executed chain.
-pub fn encode(st: &ChainState) -> Vec<u8> {
+/// The snapshot bytes of an executed chain (with `txs`, the in-memory transaction records too: a chain with an
+/// on-disk index leaves them out, since the index has them all).
+pub fn encode_with(st: &ChainState, txs: bool) -> Vec<u8> {
     let mut w = Writer::new();
     w.u64(st.height);
     st.ledger.encode(&mut w);
@@ -51,7 +52,7 @@ pub fn encode(st: &ChainState) -> Vec<u8> {
         w.raw(&root.0);
     }
     // Sorted, so equal states give equal bytes.
-    let mut txs: Vec<(&Digest, &TxRecord)> = st.txs.iter().collect();
+    let mut txs: Vec<(&Digest, &TxRecord)> = if txs { st.txs.iter().collect() } else { vec![] };
     txs.sort_by_key(|(id, _)| **id);
     w.len(txs.len());
     for (id, rec) in txs {
@@ -69,6 +70,11 @@ pub fn encode(st: &ChainState) -> Vec<u8> {
     out.extend_from_slice(&body);
     out.extend_from_slice(blake3::hash(&body).as_bytes());
     out
+}
+
+/// [`encode_with`], transaction records included.
+pub fn encode(st: &ChainState) -> Vec<u8> {
+    encode_with(st, true)
 }
 
 /// Decodes and checks snapshot bytes for `chain`.
@@ -138,7 +144,7 @@ fn blob_name(height: u64) -> Vec<u8> {
 pub async fn save<E: Storage>(ctx: &E, partition: &str, chain: &Chain) {
     let (height, bytes) = {
         let st = chain.state();
-        (st.height, encode(&st))
+        (st.height, encode_with(&st, !chain.has_index()))
     };
     let name = blob_name(height);
     let written = async {

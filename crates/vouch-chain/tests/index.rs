@@ -64,11 +64,14 @@ fn old_records_move_to_the_index_and_stay_authoritative() {
     let block = Block::new(parent, 7, 7, vec![old]);
     assert!(chain.execute(&block));
     assert_eq!(chain.tx_record(&ids[0]).unwrap(), first);
+    // A snapshot of a chain with an index leaves the transaction records out (the index has them).
+    let snap = vouch_chain::snapshot::encode_with(&chain.state(), false);
+    let root7 = chain.state().ledger.root();
     drop(chain);
 
     // A restart replays the same blocks over the index that already records them: they execute again (they are not
     // mistaken for duplicates), reaching the same state.
-    let again = Chain::with_index(genesis, TxIndex::open(&path).unwrap(), 2);
+    let again = Chain::with_index(genesis.clone(), TxIndex::open(&path).unwrap(), 2);
     for b in &blocks {
         assert!(again.execute(b));
     }
@@ -76,6 +79,16 @@ fn old_records_move_to_the_index_and_stay_authoritative() {
     assert_eq!(again.state().ledger.accounts[&alice.public_key()].nonce, 6);
     assert_eq!(again.tx_record(&ids[0]).unwrap(), first);
     drop(again);
+
+    // Restored from that snapshot over the index: the same state, and the records are still served.
+    let restored = Chain::with_index(genesis.clone(), TxIndex::open(&path).unwrap(), 2);
+    let st = vouch_chain::snapshot::decode(&snap, &restored).unwrap();
+    assert!(st.txs.is_empty());
+    assert!(restored.restore(st));
+    assert_eq!((restored.state().height, restored.state().ledger.root()), (7, root7));
+    assert_eq!(restored.tx_record(&ids[0]).unwrap(), first);
+    assert!(restored.is_finalized(&ids[5]));
+    drop(restored);
 
     // Reopened: the records are there.
     let reopened = TxIndex::open(&path).unwrap();
