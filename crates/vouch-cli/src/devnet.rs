@@ -25,6 +25,9 @@ pub struct DevnetArgs {
     /// HTTP port of the first node (p2p ports start at this + 100).
     #[arg(long, default_value_t = 7100)]
     base_port: u16,
+    /// Executed blocks between the nodes' local snapshots (default: the node's, 1,024).
+    #[arg(long)]
+    snapshot_every: Option<u64>,
 }
 
 pub async fn run(_cli: &Cli, a: &DevnetArgs) -> anyhow::Result<Outcome> {
@@ -48,7 +51,11 @@ pub async fn run(_cli: &Cli, a: &DevnetArgs) -> anyhow::Result<Outcome> {
             api: format!("http://127.0.0.1:{http}"),
         });
         accounts.push(AccountSpec { address: hex::encode(key.public_key()), balance: DEVNET_FUNDS });
-        std::fs::write(dir.join("config.toml"), format!("listen = \"127.0.0.1:{http}\"\n"))?;
+        let mut config = format!("listen = \"127.0.0.1:{http}\"\n");
+        if let Some(n) = a.snapshot_every {
+            config.push_str(&format!("snapshot_every_blocks = {n}\n"));
+        }
+        std::fs::write(dir.join("config.toml"), config)?;
     }
     let spec = ChainSpec { accounts, params: Default::default(), validators };
     let text = serde_json::to_string_pretty(&spec)?;

@@ -67,7 +67,7 @@ fn four_node_devnet_settles_receipts_survives_a_crash_and_catches_up() {
     let home = dir.path().join("net");
     let base: u16 = 21_000 + (std::process::id() % 2_000) as u16 * 4;
     let devnet = Command::new(vouch_bin())
-        .args(["devnet", "--nodes", "4", "--base-port", &base.to_string(), "--home"])
+        .args(["devnet", "--nodes", "4", "--snapshot-every", "4", "--base-port", &base.to_string(), "--home"])
         .arg(&home)
         .env("VOUCH_LOG", "warn")
         .stdout(Stdio::null())
@@ -175,7 +175,10 @@ fn four_node_devnet_settles_receipts_survives_a_crash_and_catches_up() {
     let ls = vouch(&urls[3], &["node", "ls"]);
     assert_eq!(ls.lines().count(), 4, "{ls}");
 
-    // Kill node 3 hard: inference and settlement continue on the other three.
+    // Kill node 3 hard (after its first local snapshots): inference and settlement continue on the other three.
+    wait_for("node 3 past its first snapshots", 60, || {
+        status(addrs[3]).is_some_and(|s| s["height"].as_u64().unwrap_or(0) >= 9)
+    });
     let pid = Command::new("pgrep")
         .arg("-f")
         .arg(format!("node run --home {}", home.join("node3").display()))
@@ -236,6 +239,8 @@ fn four_node_devnet_settles_receipts_survives_a_crash_and_catches_up() {
     assert!(roots.iter().all(|r| *r == roots[0]), "state roots differ at height {target}: {roots:?}");
     let st = status(addrs[3]).unwrap();
     assert!(st["settled_receipts"].as_u64().unwrap() >= 2, "{st}");
+    // It started from its newest local snapshot (every 4 blocks) and replayed only the blocks after it.
+    assert!(st["restored_from_snapshot"].as_u64().is_some_and(|h| h >= 8), "{st}");
 
     // A float model pushed with a declared tolerance: the liar's flipped low bit is within it, so all four executors
     // (the liar among them) sign one output digest and the receipt states the rule; nobody is slashed for it.

@@ -31,6 +31,8 @@ pub struct NodeConfig {
     /// Fault injection for tests only: as a quorum executor, flip one bit of the output (a lying node that the
     /// ledger's dispute process must catch and slash). Default false.
     pub fault_flip_outputs: bool,
+    /// Executed blocks between local snapshots of the chain state (a restart replays at most this many blocks).
+    pub snapshot_every_blocks: u64,
     /// Fault injection for tests only: store receipts and the duty to settle them, but never submit the settlement
     /// (what a crash between storing a receipt and submitting its settlement leaves behind). Default false.
     pub fault_skip_settlement: bool,
@@ -46,6 +48,7 @@ impl Default for NodeConfig {
             max_concurrent_inferences: 0,
             compile_on_push_max_bytes: 512 << 20,
             disclose_inputs: true,
+            snapshot_every_blocks: 1_024,
             fault_flip_outputs: false,
             fault_skip_settlement: false,
         }

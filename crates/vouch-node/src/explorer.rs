@@ -39,6 +39,7 @@ pub(crate) async fn status(State(s): AppState) -> Json<Value> {
         "finalized_txs": finalized_txs,
         "mempool": chain.mempool_len(),
         "settled_receipts": st.ledger.receipts.len(),
+        "restored_from_snapshot": chain.restored_height(),
     }))
 }
 

@@ -64,7 +64,7 @@ pub(crate) fn load_or_create_spec(home: &Path, key: &NodeKey, api: &str, dev: bo
 
 impl Ledger {
     /// Starts this node's validator for `spec`.
-    pub fn start(home: &Path, key: &NodeKey, spec: ChainSpec) -> Result<Self, NodeError> {
+    pub fn start(home: &Path, key: &NodeKey, spec: ChainSpec, snapshot_every: u64) -> Result<Self, NodeError> {
         let seed = key.derive_seed(CONSENSUS_KEY_CONTEXT);
         let me = consensus_public_hex(&seed);
         let entry = spec.validators.iter().find(|v| v.consensus_key == me).ok_or_else(|| {
@@ -75,7 +75,7 @@ impl Ledger {
             signer: consensus_key(&seed),
             p2p_listen: entry.p2p,
             storage: home.join("chain"),
-            timing: Timing::default(),
+            timing: Timing { snapshot_every, ..Timing::default() },
         })
         .map_err(NodeError::Config)?;
         Ok(Self { running, spec, signing: Mutex::new(()), registering: Mutex::new(None) })

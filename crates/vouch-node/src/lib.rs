@@ -102,7 +102,7 @@ impl Node {
             listener.local_addr().map_err(|source| NodeError::Bind { addr: config.listen, source })?
         );
         let spec = ledger::load_or_create_spec(home, &key, &api, dev)?;
-        let ledger = ledger::Ledger::start(home, &key, spec)?;
+        let ledger = ledger::Ledger::start(home, &key, spec, config.snapshot_every_blocks)?;
         let state = Arc::new(NodeState {
             ledger,
             home: home.to_owned(),
