@@ -1,8 +1,9 @@
 //! Local snapshots of a validator's executed chain, so a restart replays only the blocks after the latest snapshot
 //! instead of the whole chain.
 //!
-//! Every `Timing::snapshot_every` executed blocks the executor writes the [`ChainState`] (ledger state, headers,
-//! roots, transaction index, block events) to a blob of the runtime's storage (partition `{prefix}-snapshot`, one
+//! Every `Timing::snapshot_every` executed blocks the executor takes the [`ChainState`] (ledger state, headers,
+//! roots, block events, and the transaction records unless the chain has an on-disk index) and a background task
+//! writes it to a blob of the runtime's storage (partition `{prefix}-snapshot`, one
 //! blob per height, the two newest kept), synced before older ones are removed. A snapshot is
 //! `VOUCHSNAP1 ‖ body ‖ blake3(body)`; at start the newest one that decodes, matches its checksum, is of this chain
 //! and whose recomputed ledger root equals the root recorded for its height is restored, and any other is skipped
@@ -140,12 +141,14 @@ fn blob_name(height: u64) -> Vec<u8> {
     format!("snapshot-{height:020}").into_bytes()
 }
 
-/// Writes a snapshot of `chain`'s executed state, then removes all but the newest [`KEEP`].
-pub async fn save<E: Storage>(ctx: &E, partition: &str, chain: &Chain) {
-    let (height, bytes) = {
-        let st = chain.state();
-        (st.height, encode_with(&st, !chain.has_index()))
-    };
+/// The height and bytes of a snapshot of `chain`'s executed state (taken under its read lock).
+pub fn take(chain: &Chain) -> (u64, Vec<u8>) {
+    let st = chain.state();
+    (st.height, encode_with(&st, !chain.has_index()))
+}
+
+/// Writes snapshot bytes taken at `height` (synced), then removes all but the newest [`KEEP`].
+pub async fn write<E: Storage>(ctx: &E, partition: &str, height: u64, bytes: Vec<u8>) {
     let name = blob_name(height);
     let written = async {
         let (blob, _) = ctx.open(partition, &name).await?;

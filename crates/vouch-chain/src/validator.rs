@@ -249,6 +249,7 @@ where
     let exec_mailbox = mailbox.clone();
     let snapshots = format!("{p}-snapshot");
     let snapshot_every = cfg.timing.snapshot_every.max(1);
+    let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     context.child("executor").spawn(move |ctx| async move {
         // Start from the newest valid local snapshot, if any, then replay only the blocks after it.
         if let Some(snap) = crate::snapshot::load(&ctx, &snapshots, &exec_chain).await {
@@ -280,8 +281,15 @@ where
             let executed = exec_chain.state().height;
             if h > executed {
                 if exec_chain.execute(block.inner()) {
-                    if h % snapshot_every == 0 {
-                        crate::snapshot::save(&ctx, &snapshots, &exec_chain).await;
+                    // Taken here (consistent with this height), written in the background so execution goes on; a
+                    // snapshot due while the previous one is still being written is skipped.
+                    if h % snapshot_every == 0 && !writing.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                        let (height, bytes) = crate::snapshot::take(&exec_chain);
+                        let (part, done) = (snapshots.clone(), writing.clone());
+                        ctx.child("snapshot").spawn(move |c| async move {
+                            crate::snapshot::write(&c, &part, height, bytes).await;
+                            done.store(false, std::sync::atomic::Ordering::Release);
+                        });
                     }
                 } else {
                     error!(height = h, executed, "finalized block does not extend the executed chain");
