@@ -281,9 +281,20 @@ impl Chain {
     /// The nonce `from`'s next transaction should use: the executed state's, past the contiguous run of `from`'s
     /// transactions pending in this mempool.
     pub fn next_nonce(&self, from: &Address) -> u64 {
-        let mut next = self.state().ledger.accounts.get(from).map_or(0, |a| a.nonce);
+        self.next_free_nonce(from, 0)
+    }
+
+    /// The first nonce of `from` at or above `start` (and the executed nonce) that no pending transaction uses: a
+    /// signer that tracks its own next nonce passes it as `start`, so the search is O(log pending) instead of a walk
+    /// over its whole pending run.
+    pub fn next_free_nonce(&self, from: &Address, start: u64) -> u64 {
+        let executed = self.state().ledger.accounts.get(from).map_or(0, |a| a.nonce);
         let pool = lock(&self.mempool);
-        if let Some(pending) = pool.nonces.get(from) {
+        let pending = pool.nonces.get(from);
+        // A start past a nonce nothing pending uses would leave a gap no block can fill: walk from the executed one.
+        let gap = start > executed && !pending.is_some_and(|p| p.contains_key(&(start - 1)));
+        let mut next = if gap { executed } else { executed.max(start) };
+        if let Some(pending) = pending {
             for n in pending.range(next..).map(|(n, _)| *n) {
                 if n != next {
                     break;

@@ -39,6 +39,11 @@ fn next_nonce_counts_the_contiguous_pending_run_and_follows_execution() {
     chain.submit(tx(&bob, 0)).unwrap();
     assert_eq!(chain.next_nonce(&a), 2);
     assert_eq!(chain.next_nonce(&bob.public_key()), 1);
+    // A signer's own next nonce as the start: taken as is when the nonce before it is pending, walked from the
+    // executed nonce when it would leave a gap.
+    assert_eq!(chain.next_free_nonce(&a, 2), 2);
+    assert_eq!(chain.next_free_nonce(&a, 4), 4, "3 is pending, so 4 leaves no gap");
+    assert_eq!(chain.next_free_nonce(&a, 6), 2, "nothing pending at 5: a gap");
     // Resubmitting a pending transaction changes nothing.
     chain.submit(t1.clone()).unwrap();
     assert_eq!(chain.next_nonce(&a), 2);

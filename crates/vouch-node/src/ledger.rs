@@ -24,7 +24,8 @@ pub const DEV_FUNDS: u64 = 1_000_000_000_000;
 pub(crate) struct Ledger {
     pub running: RunningChain,
     pub spec: ChainSpec,
-    signing: Mutex<()>,
+    /// One signer at a time, and the nonce after the last one it used.
+    signing: Mutex<u64>,
     registering: Mutex<Option<std::time::Instant>>,
 }
 
@@ -78,7 +79,7 @@ impl Ledger {
             timing: Timing { snapshot_every, ..Timing::default() },
         })
         .map_err(NodeError::Config)?;
-        Ok(Self { running, spec, signing: Mutex::new(()), registering: Mutex::new(None) })
+        Ok(Self { running, spec, signing: Mutex::new(0), registering: Mutex::new(None) })
     }
 
     /// Submits a transaction and gossips it to the other validators.
@@ -89,23 +90,28 @@ impl Ledger {
     }
 
     /// Signs a transaction from this node's account (its node key) at its next nonce and submits it. The nonce is the
-    /// executed state's past every pending transaction of the account (so a transaction someone else signed with the
-    /// same key and queued first is respected); one signer at a time.
+    /// first free one from the last this signer used (or the executed one), skipping any a pending transaction of the
+    /// account already uses (so a transaction someone else signed with the same key and queued first is respected);
+    /// one signer at a time.
     pub fn sign_submit(&self, key: &NodeKey, kind: TxKind) -> Result<Digest, SubmitError> {
         let from = key.public_key();
-        let _one_at_a_time = self.signing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = self.signing.lock().unwrap_or_else(|p| p.into_inner());
         let mut last = None;
         for _ in 0..2 {
+            let nonce = self.running.chain.next_free_nonce(&from, *next);
             let tx = Tx {
                 chain: self.running.chain.chain_id(),
                 from,
-                nonce: self.running.chain.next_nonce(&from),
+                nonce,
                 fee: self.spec.params.min_fee,
                 kind: kind.clone(),
             };
             let signature = key.sign(domain::TX_SIGNATURE, &tx.id().0);
             match self.submit(Bytes::from(SignedTx { tx, signature }.to_bytes())) {
-                Ok(id) => return Ok(id),
+                Ok(id) => {
+                    *next = nonce + 1;
+                    return Ok(id);
+                }
                 // Executed concurrently between reading the nonce and submitting: once more at the new nonce.
                 Err(e @ SubmitError::StaleNonce { .. }) => last = Some(e),
                 Err(e) => return Err(e),
