@@ -58,3 +58,34 @@ fn next_nonce_counts_the_contiguous_pending_run_and_follows_execution() {
     assert_eq!(chain.next_nonce(&a), 4, "2 and 3 pending now");
     assert_eq!(chain.mempool_len(), 3);
 }
+
+/// The verified-signature cache is keyed by the signature too: once a transaction's valid signature is cached, the
+/// same transaction with a forged signature is still verified (and refused), at submission and in a block.
+#[test]
+fn a_cached_signature_does_not_vouch_for_a_forged_one() {
+    let alice = NodeKey::from_secret([1; 32]);
+    let genesis =
+        Genesis { accounts: vec![(alice.public_key(), 1_000)], params: Params::default(), validators: vec![] };
+    let chain = Chain::new(genesis);
+    let tx = Tx {
+        chain: chain.chain_id(),
+        from: alice.public_key(),
+        nonce: 0,
+        fee: 1,
+        kind: TxKind::Transfer { to: [9; 32], amount: 1 },
+    };
+    let signature = alice.sign(domain::TX_SIGNATURE, &tx.id().0);
+    let good = SignedTx { tx: tx.clone(), signature };
+    let mut forged = good.clone();
+    forged.signature[0] ^= 1;
+    let id = tx.id();
+    assert!(chain.check_tx(&good, &id).is_ok());
+    assert!(chain.check_tx(&good, &id).is_ok(), "cached");
+    assert_eq!(chain.check_tx(&forged, &id), Err(vouch_ledger::TxError::BadSignature));
+    // In a block, the forged copy does not execute: the nonce stays unused and its record says why.
+    let parent = chain.genesis_block().header().digest();
+    let block = vouch_chain::Block::new(parent, 1, 1, vec![Bytes::from(forged.to_bytes())]);
+    assert!(chain.execute(&block));
+    assert_eq!(chain.state().ledger.accounts[&alice.public_key()].nonce, 0);
+    assert_eq!(chain.tx_record(&id).unwrap().result, Err("bad transaction signature".to_owned()));
+}

@@ -535,3 +535,27 @@ fn the_incremental_state_root_equals_the_root_from_scratch_and_sees_every_change
     assert_ne!(a.state.root(), b.state.root(), "nonces and fees changed");
     assert_eq!(b.state.root(), b.state.root_from_scratch());
 }
+
+/// `Signature::Verified` skips only the signature check: the chain id, nonce and balance are still checked, and
+/// without the hint a forged signature is refused.
+#[test]
+fn a_verified_hint_skips_only_the_signature_check() {
+    use vouch_ledger::Signature;
+    let mut w = World::new(1);
+    let alice = w.users[0].clone_key();
+    let mut forged = w.sign(&alice, TxKind::Transfer { to: [3; 32], amount: 7 });
+    forged.signature[0] ^= 1;
+    let ctx = w.ctx();
+    let before = w.state.clone();
+    assert_eq!(w.state.apply_with(&ctx, &forged, Signature::Unchecked), Err(TxError::BadSignature));
+    assert_eq!(w.state, before);
+    let mut other_chain = w.sign(&alice, TxKind::Transfer { to: [3; 32], amount: 7 });
+    other_chain.tx.chain = [9; 32];
+    assert!(matches!(w.state.apply_with(&ctx, &other_chain, Signature::Verified), Err(TxError::WrongChain { .. })));
+    let too_much = w.sign(&alice, TxKind::Transfer { to: [3; 32], amount: FUNDS * 2 });
+    assert!(matches!(
+        w.state.apply_with(&ctx, &too_much, Signature::Verified),
+        Err(TxError::InsufficientBalance { .. })
+    ));
+    assert_eq!(w.state, before);
+}
