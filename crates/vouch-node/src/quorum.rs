@@ -111,22 +111,8 @@ pub(crate) async fn execute(s: Arc<NodeState>, job: Digest, req: ExecuteRequest)
     if s.config.fault_flip_outputs {
         flip_first_bit(&mut outputs);
     }
-    // Under a tolerance, sign the first output another executor signed that this one agrees with (the rule comes from
-    // the ledger, never from the caller), so honest executors on different hardware sign one digest.
-    let rule = model_rule(&s, &model);
-    if rule != AgreementRule::Exact {
-        for (i, c) in req.candidates.iter().enumerate() {
-            let c: BTreeMap<String, TensorJson> = serde_json::from_value(c.clone())
-                .map_err(|e| err(StatusCode::BAD_REQUEST, "invalid_candidate", format!("candidate {i}: {e}")))?;
-            let c = map_from_json(&c).map_err(|(n, e)| {
-                err(StatusCode::BAD_REQUEST, "invalid_candidate", format!("candidate {i}: {n}: {e}"))
-            })?;
-            if rule.agrees_on(&c, &outputs) {
-                outputs = c;
-                break;
-            }
-        }
-    }
+    // The rule comes from the ledger, never from the caller.
+    let outputs = choose_output(model_rule(&s, &model), outputs, &req.candidates)?;
     let body = job_body(&s, &job, &record, input_digest, &outputs)
         .await
         .ok_or_else(|| err(StatusCode::CONFLICT, "job_closed", format!("job {job} is no longer open")))?;
@@ -146,6 +132,29 @@ pub(crate) async fn execute(s: Arc<NodeState>, job: Digest, req: ExecuteRequest)
         signature: hex::encode(signature),
         outputs: serde_json::to_value(map_to_json(&outputs)).map_err(ApiError::internal)?,
     })
+}
+
+/// What an executor signs: under a tolerance, the first output another executor of the round signed that its own
+/// `outputs` agree with (so honest executors on different hardware sign one digest); otherwise, and always under
+/// the exact rule, its own outputs. A candidate that is not an output map is refused.
+fn choose_output(
+    rule: AgreementRule,
+    outputs: TensorMap,
+    candidates: &[serde_json::Value],
+) -> Result<TensorMap, ApiError> {
+    if rule == AgreementRule::Exact {
+        return Ok(outputs);
+    }
+    for (i, c) in candidates.iter().enumerate() {
+        let c: BTreeMap<String, TensorJson> = serde_json::from_value(c.clone())
+            .map_err(|e| err(StatusCode::BAD_REQUEST, "invalid_candidate", format!("candidate {i}: {e}")))?;
+        let c = map_from_json(&c)
+            .map_err(|(n, e)| err(StatusCode::BAD_REQUEST, "invalid_candidate", format!("candidate {i}: {n}: {e}")))?;
+        if rule.agrees_on(&c, &outputs) {
+            return Ok(c);
+        }
+    }
+    Ok(outputs)
 }
 
 /// The model's agreement rule as the ledger records it (exact when unknown).
@@ -442,4 +451,39 @@ pub(crate) async fn infer(
         "failures": failures,
         "resolved_output_digest": resolution.map(|d| d.to_hex()),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vouch_codec::{Tensor, TensorData};
+
+    fn out(v: &[f32]) -> TensorMap {
+        TensorMap::from([("y".to_owned(), Tensor::new(vec![v.len() as u64], TensorData::F32(v.to_vec())).unwrap())])
+    }
+
+    fn json(m: &TensorMap) -> serde_json::Value {
+        serde_json::to_value(map_to_json(m)).unwrap()
+    }
+
+    #[test]
+    fn an_executor_signs_the_first_candidate_within_tolerance_or_else_its_own_output() {
+        let tol = AgreementRule::Tolerance { abs: 1e-3, rel: 0.0 };
+        let own = out(&[1.0, 2.0]);
+        let far = out(&[1.5, 2.0]);
+        let near = out(&[1.0004, 2.0]);
+        let nearer = out(&[1.0, 2.0001]);
+        // The first agreeing candidate in the offered order, not the closest.
+        let chosen = choose_output(tol, own.clone(), &[json(&far), json(&near), json(&nearer)]).unwrap();
+        assert_eq!(chosen, near);
+        // Nothing within tolerance: its own output (which then disagrees, and the ledger opens a dispute).
+        assert_eq!(choose_output(tol, own.clone(), &[json(&far)]).unwrap(), own);
+        assert_eq!(choose_output(tol, own.clone(), &[]).unwrap(), own);
+        // The exact rule never adopts another output, however close.
+        assert_eq!(choose_output(AgreementRule::Exact, own.clone(), &[json(&nearer)]).unwrap(), own);
+        // A candidate that is not an output map is refused with its position.
+        let e = choose_output(tol, own, &[json(&far), serde_json::json!({"y": "nope"})]).unwrap_err();
+        assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "invalid_candidate"));
+        assert!(e.message.starts_with("candidate 1"), "{}", e.message);
+    }
 }
