@@ -167,6 +167,10 @@ pub struct ExecuteRequest {
     /// rule, so honest executors on different hardware sign one digest; with none it signs its own output.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<serde_json::Value>,
+    /// The asking node's ledger height when it asked (the job, or its dispute, is executed there): the executor
+    /// first waits until its own ledger reaches it, so it judges its assignment on the same round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_height: Option<u64>,
 }
 
 /// An executor's signed result for a ledger job.

@@ -66,8 +66,12 @@ fn bad_transactions_get_exact_errors_and_change_nothing() {
     let (code, body) = node.http("POST", &format!("/v1/jobs/{job}/execute"), "application/json", b"{\"inputs\": ");
     assert_eq!((code, body["error"]["code"].as_str()), (400, Some("invalid_json")), "{body}");
     // A well-formed request for a job no ledger has: refused once the node has waited for it to arrive.
-    let inputs = br#"{"inputs": {"x": {"dtype": "f32", "shape": [1, 16], "data": [0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}}}"#;
-    let (code, body) = node.http("POST", &format!("/v1/jobs/{job}/execute"), "application/json", inputs);
+    // With the asking node's height (already reached here), at once.
+    let h = status(&node)["height"].as_u64().unwrap();
+    let inputs = format!(
+        r#"{{"inputs": {{"x": {{"dtype": "f32", "shape": [1, 16], "data": [0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}}}}, "min_height": {h}}}"#
+    );
+    let (code, body) = node.http("POST", &format!("/v1/jobs/{job}/execute"), "application/json", inputs.as_bytes());
     assert_eq!((code, body["error"]["code"].as_str()), (404, Some("unknown_job")), "{body}");
 
     reject(b"garbage", "malformed_tx");

@@ -21,9 +21,10 @@ use vouch_ledger::{Event, JobStatus};
 use crate::{ApiError, NodeState};
 
 const LEDGER_WAIT: Duration = Duration::from_secs(30);
-/// How long an executor waits for a job it is asked about to reach its own ledger (the entry node asks once the job
-/// is finalized on its ledger; an executor lags by a few blocks at most).
+/// How long an executor waits for a job it is asked about to reach its own ledger when the request names no height.
 const EXECUTOR_WAIT: Duration = Duration::from_secs(10);
+/// How long an executor waits for its ledger to reach the height the request names.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(60);
 
 fn err(status: StatusCode, code: &'static str, msg: impl Into<String>) -> ApiError {
     ApiError::new(status, code, msg)
@@ -83,9 +84,25 @@ async fn job_body(
 /// `POST /v1/jobs/{job}/execute` on an assigned executor.
 pub(crate) async fn execute(s: Arc<NodeState>, job: Digest, req: ExecuteRequest) -> Result<ExecuteResponse, ApiError> {
     let me = s.key.public_key();
-    // The entry node may be ahead of this one: wait for the job to reach this node's ledger.
+    // The entry node may be ahead of this one: first wait until this node's ledger reaches the height the entry node
+    // saw (so a dispute opened there is open here too), then for the job itself.
     let start = std::time::Instant::now();
     let (model, input_digest) = loop {
+        let height = s.ledger.running.chain.state().height;
+        if req.min_height.is_some_and(|m| height < m) {
+            if start.elapsed() > CATCH_UP_WAIT {
+                return Err(err(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ledger_behind",
+                    format!(
+                        "this node's ledger is at height {height}, the request needs {}",
+                        req.min_height.unwrap_or(0)
+                    ),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
         if let Some(j) = s.ledger.running.chain.state().ledger.jobs.get(&job) {
             let round = if j.status == JobStatus::Disputed { &j.dispute_set } else { &j.executors };
             if !round.contains(&me) {
@@ -97,7 +114,7 @@ pub(crate) async fn execute(s: Arc<NodeState>, job: Digest, req: ExecuteRequest)
             }
             break (j.model, j.input_digest);
         }
-        if start.elapsed() > EXECUTOR_WAIT {
+        if req.min_height.is_some() || start.elapsed() > EXECUTOR_WAIT {
             return Err(err(StatusCode::NOT_FOUND, "unknown_job", format!("job {job} is not on this node's ledger")));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -196,7 +213,8 @@ async fn ask(
     inputs: &serde_json::Value,
     candidates: Vec<serde_json::Value>,
 ) -> Result<Answer, String> {
-    let req = ExecuteRequest { inputs: inputs.clone(), candidates };
+    let min_height = Some(s.ledger.running.chain.state().height);
+    let req = ExecuteRequest { inputs: inputs.clone(), candidates, min_height };
     let resp = if node == s.key.public_key() {
         execute(s.clone(), job, req).await.map_err(|e| e.message)?
     } else {
