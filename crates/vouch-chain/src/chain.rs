@@ -327,13 +327,20 @@ impl Chain {
         }
         self.check_tx(&stx, &id).map_err(SubmitError::Invalid)?;
         {
-            if self.is_finalized(&id) {
+            let st = self.state();
+            if st.txs.contains_key(&id) {
                 return Err(SubmitError::AlreadyFinalized(id.to_hex()));
             }
-            let st = self.state();
             match st.ledger.precheck_with(&stx, Signature::Verified) {
                 Ok(()) => {}
-                Err(TxError::BadNonce { expected, found }) => return Err(SubmitError::StaleNonce { expected, found }),
+                // A finalized transaction's nonce is used, so only here can it be an older one in the index.
+                Err(TxError::BadNonce { expected, found }) => {
+                    drop(st);
+                    if self.indexed(&id) {
+                        return Err(SubmitError::AlreadyFinalized(id.to_hex()));
+                    }
+                    return Err(SubmitError::StaleNonce { expected, found });
+                }
                 Err(e) => return Err(SubmitError::Rejected(e)),
             }
         }
@@ -406,15 +413,21 @@ impl Chain {
             // supermajority) still executes deterministically, skipping what does not decode.
             let Ok(stx) = SignedTx::from_bytes(bytes) else { continue };
             let id = stx.tx.id();
-            // A duplicate of an earlier transaction (or of one earlier in this block): already recorded. Memory holds
-            // only what this run executed; after a restart the index already holds the records of the blocks being
-            // replayed, so there only a record of an earlier height is a duplicate.
-            if st.txs.contains_key(&id) || self.indexed_before(&id, h.height) {
+            // A duplicate of an earlier transaction (or of one earlier in this block): already recorded.
+            if st.txs.contains_key(&id) {
                 continue;
             }
             // A signature this node verified before is not verified again; any other is (and a bad one fails).
             let sig = if self.check_tx(&stx, &id).is_ok() { Signature::Verified } else { Signature::Unchecked };
-            let result = st.ledger.execute_with(&ctx, &stx, sig).map_err(|e| e.to_string());
+            let result = st.ledger.execute_with(&ctx, &stx, sig);
+            // A transaction finalized in an earlier block always fails its nonce check (changing nothing), so only then
+            // can it be a duplicate whose record, no longer in memory, is in the index and must not be overwritten.
+            // (After a restart the index also holds the records of the blocks being replayed: those are of this very
+            // height and execute normally.)
+            if matches!(result, Err(TxError::BadNonce { .. })) && self.indexed_before(&id, h.height) {
+                continue;
+            }
+            let result = result.map_err(|e| e.to_string());
             st.txs.insert(id, TxRecord { height: h.height, index: index as u32, result });
             done.push(id);
         }

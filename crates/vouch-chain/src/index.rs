@@ -33,8 +33,7 @@ pub(crate) fn encode_record(w: &mut Writer, r: &TxRecord) {
     match &r.result {
         Ok(evs) => {
             w.u8(0);
-            w.len(evs.len());
-            evs.iter().for_each(|e| e.encode(w));
+            Event::encode_list(w, evs);
         }
         Err(e) => {
             w.u8(1);
@@ -47,10 +46,7 @@ pub(crate) fn decode_record(r: &mut Reader<'_>) -> Result<TxRecord, vouch_codec:
     let height = r.u64("height")?;
     let index = r.u32("index")?;
     let result = match r.u8("result")? {
-        0 => {
-            let n = r.count("events")?;
-            Ok((0..n).map(|_| Event::decode(r)).collect::<Result<Vec<_>, _>>()?)
-        }
+        0 => Ok(Event::decode_list(r)?),
         1 => Err(r.str("error")?.to_owned()),
         v => return Err(vouch_codec::DecodeError::InvalidValue { what: "result", value: v.into() }),
     };

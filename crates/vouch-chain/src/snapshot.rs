@@ -24,16 +24,6 @@ const MAGIC: &[u8; 10] = b"VOUCHSNAP1";
 /// Snapshots kept.
 const KEEP: usize = 2;
 
-fn events(w: &mut Writer, evs: &[Event]) {
-    w.len(evs.len());
-    evs.iter().for_each(|e| e.encode(w));
-}
-
-fn read_events(r: &mut Reader<'_>) -> Result<Vec<Event>, DecodeError> {
-    let n = r.count("events")?;
-    (0..n).map(|_| Event::decode(r)).collect()
-}
-
 /// The snapshot bytes of an executed chain (with `txs`, the in-memory transaction records too: a chain with an
 /// on-disk index leaves them out, since the index has them all).
 pub fn encode_with(st: &ChainState, txs: bool) -> Vec<u8> {
@@ -63,7 +53,7 @@ pub fn encode_with(st: &ChainState, txs: bool) -> Vec<u8> {
     w.len(st.block_events.len());
     for (h, evs) in &st.block_events {
         w.u64(*h);
-        events(&mut w, evs);
+        Event::encode_list(&mut w, evs);
     }
     let body = w.finish();
     let mut out = Vec::with_capacity(MAGIC.len() + body.len() + 32);
@@ -132,7 +122,7 @@ fn read(r: &mut Reader<'_>, chain: &Chain) -> Result<ChainState, DecodeError> {
     let n = r.count("block events")?;
     let mut block_events = BTreeMap::new();
     for _ in 0..n {
-        block_events.insert(r.u64("height")?, read_events(r)?);
+        block_events.insert(r.u64("height")?, Event::decode_list(r)?);
     }
     Ok(ChainState { ledger, height, headers, txs, roots, block_events })
 }

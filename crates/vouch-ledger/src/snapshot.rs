@@ -208,6 +208,18 @@ impl Event {
         }
     }
 
+    /// A counted list of events.
+    pub fn encode_list(w: &mut Writer, events: &[Event]) {
+        w.len(events.len());
+        events.iter().for_each(|e| e.encode(w));
+    }
+
+    /// Decodes [`Event::encode_list`]'s bytes.
+    pub fn decode_list(r: &mut Reader<'_>) -> Result<Vec<Event>, DecodeError> {
+        let n = r.count("events")?;
+        (0..n).map(|_| Event::decode(r)).collect()
+    }
+
     /// Decodes [`Event::encode`]'s bytes.
     pub fn decode(r: &mut Reader<'_>) -> Result<Event, DecodeError> {
         let job = |r: &mut Reader<'_>| r.array("job id").map(Digest);

@@ -249,6 +249,14 @@ async fn ask(
     Ok(Answer { node, body, signature, outputs })
 }
 
+/// Adds `outputs` to the candidates offered to the next executors, unless an identical one is there.
+fn offer(candidates: &mut Vec<serde_json::Value>, outputs: &TensorMap) {
+    let json = serde_json::to_value(map_to_json(outputs)).unwrap_or_default();
+    if !candidates.contains(&json) {
+        candidates.push(json);
+    }
+}
+
 /// Asks a round of executors. Exact rule: all at once. Tolerance: one after another, each offered the distinct
 /// outputs signed so far (in order) so it can sign one it agrees with.
 async fn ask_round(
@@ -266,10 +274,7 @@ async fn ask_round(
     for n in round {
         let a = ask(s, *n, job, doc, candidates.clone()).await;
         if let Ok(a) = &a {
-            let json = serde_json::to_value(map_to_json(&a.outputs)).unwrap_or_default();
-            if !candidates.contains(&json) {
-                candidates.push(json);
-            }
+            offer(&mut candidates, &a.outputs);
         }
         out.push(a);
     }
@@ -439,12 +444,7 @@ pub(crate) async fn infer(
         // Under a tolerance the re-executors are offered every distinct output the round signed.
         let mut offered: Vec<serde_json::Value> = vec![];
         if rule != AgreementRule::Exact {
-            for a in &good {
-                let json = serde_json::to_value(map_to_json(&a.outputs)).unwrap_or_default();
-                if !offered.contains(&json) {
-                    offered.push(json);
-                }
-            }
+            good.iter().for_each(|a| offer(&mut offered, &a.outputs));
         }
         let _ = ask_round(&s, &set, job, &doc, rule, offered).await;
         let start = std::time::Instant::now();
