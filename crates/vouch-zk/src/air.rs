@@ -3,7 +3,7 @@
 //!
 //! - Preprocessed (committed once per model, the model's zk commitment): `w[0..K]`, `b`, `M` per row.
 //! - Periodic (public, evaluated by the verifier): the row's input taps `x[0..K]` and its output `y`.
-//! - Main: `v = acc * M`; `q` as `QB` bits offset by `2^(QB-1)`; the remainder as `S` bits; clamp flags
+//! - Main ([`Rq`]): `v = acc * M`; `q` as `QB` bits offset by `2^(QB-1)`; the remainder as `S` bits; clamp flags
 //!   `hi`, `lo`; `d` (`DB` bits) and `e` (16 bits) proving the clamp case.
 //!
 //! Every quantity stays below 2^63 in magnitude, so each field identity in Goldilocks (p ~ 2^64) is an integer
@@ -22,11 +22,10 @@ pub const QMAX: i64 = 32767;
 /// Bits of the `e` range check (`QMAX - q` in the in-range case).
 pub const EB: usize = 16;
 
-/// Shape and public data of one layer's AIR.
-#[derive(Clone, Debug)]
-pub struct LayerAir {
-    /// Taps per output.
-    pub k: usize,
+/// The requantization and clamp gadget, `y = clamp(floor((acc * M + 2^(S-1)) / 2^S), LO, QMAX)`, shared by the
+/// public-activation layer ([`LayerAir`]) and the hidden one (`private::LinearAir`).
+#[derive(Clone, Copy, Debug)]
+pub struct Rq {
     /// Requantization shift.
     pub shift: u32,
     /// Bits of the offset quotient.
@@ -35,15 +34,11 @@ pub struct LayerAir {
     pub db: usize,
     /// Lower clamp (0 with a fused ReLU, else -32767).
     pub lo: i64,
-    /// Periodic columns: `k` tap columns, then `y`.
-    pub periodic: Vec<Vec<Val>>,
-    /// Preprocessed rows (`w[0..k]`, `b`, `M`); `None` on the verifier's side.
-    pub prep: Option<RowMajorMatrix<Val>>,
 }
 
-/// Column offsets of the main trace.
+/// Column offsets of the requantization gadget.
 pub struct Cols {
-    /// `v`.
+    /// `v = acc * M`.
     pub v: usize,
     /// First bit of `q + 2^(qb-1)`.
     pub q: usize,
@@ -57,22 +52,127 @@ pub struct Cols {
     pub d: usize,
     /// First bit of `e`.
     pub e: usize,
-    /// Width.
-    pub width: usize,
+    /// One past the last column.
+    pub end: usize,
 }
 
-impl LayerAir {
-    /// Main column layout.
-    pub fn cols(&self) -> Cols {
-        let v = 0;
-        let q = 1;
+fn bits<AB: AirBuilder>(b: &mut AB, row: &[AB::Var], start: usize, n: usize) -> AB::Expr {
+    let mut acc = AB::Expr::ZERO;
+    let mut pow = AB::Expr::ONE;
+    for i in 0..n {
+        let bit: AB::Expr = row[start + i].into();
+        b.assert_bool(bit.clone());
+        acc += bit * pow.clone();
+        pow = pow.clone() + pow;
+    }
+    acc
+}
+
+/// Writes `v`'s low `n` bits from `start`.
+pub fn put_bits(row: &mut [Val], start: usize, n: usize, v: u128) {
+    for i in 0..n {
+        row[start + i] = Val::from_bool((v >> i) & 1 == 1);
+    }
+}
+
+impl Rq {
+    /// The gadget for a shift and a lower clamp: `|acc * M| < 2^62`, so `|q| < 2^(63-S)`.
+    pub fn new(shift: u32, lo: i64) -> Self {
+        let qb = 64 - shift as usize;
+        Self { shift, qb, db: qb + 1, lo }
+    }
+
+    /// Column offsets from `base`.
+    pub fn cols(&self, base: usize) -> Cols {
+        let v = base;
+        let q = v + 1;
         let rem = q + self.qb;
         let hi = rem + self.shift as usize;
         let lo = hi + 1;
         let d = lo + 1;
         let e = d + self.db;
-        Cols { v, q, rem, hi, lo, d, e, width: e + EB }
+        Cols { v, q, rem, hi, lo, d, e, end: e + EB }
     }
+
+    /// Constrains the gadget's columns (from `base`) to prove `y` is the requantized, clamped `acc * mult`.
+    pub fn eval<AB: AirBuilder<F = Val>>(
+        &self,
+        b: &mut AB,
+        row: &[AB::Var],
+        base: usize,
+        acc: AB::Expr,
+        mult: AB::Expr,
+        y: AB::Expr,
+    ) {
+        let c = self.cols(base);
+        let v: AB::Expr = row[c.v].into();
+        b.assert_eq(v.clone(), acc * mult);
+
+        // v + 2^(S-1) = q * 2^S + rem, q = Q - 2^(qb-1), Q < 2^qb, rem < 2^S
+        let q = bits(b, row, c.q, self.qb) - AB::Expr::from(fe(1i64 << (self.qb - 1)));
+        let rem = bits(b, row, c.rem, self.shift as usize);
+        let half = if self.shift == 0 { 0 } else { 1i64 << (self.shift - 1) };
+        b.assert_eq(v + AB::Expr::from(fe(half)), q.clone() * AB::Expr::from(fe(1i64 << self.shift)) + rem);
+
+        // Clamp to [LO, QMAX].
+        let hi: AB::Expr = row[c.hi].into();
+        let lo: AB::Expr = row[c.lo].into();
+        b.assert_bool(hi.clone());
+        b.assert_bool(lo.clone());
+        b.assert_zero(hi.clone() * lo.clone());
+        let mid = AB::Expr::ONE - hi.clone() - lo.clone();
+        let (qmax, lo_v) = (AB::Expr::from(fe(QMAX)), AB::Expr::from(fe(self.lo)));
+        b.assert_zero(hi.clone() * (y.clone() - qmax.clone()));
+        b.assert_zero(lo.clone() * (y.clone() - lo_v.clone()));
+        b.assert_zero(mid.clone() * (y - q.clone()));
+        let d = bits(b, row, c.d, self.db);
+        let e = bits(b, row, c.e, EB);
+        b.assert_eq(
+            d,
+            hi * (q.clone() - qmax.clone() - AB::Expr::ONE)
+                + lo * (lo_v.clone() - AB::Expr::ONE - q.clone())
+                + mid.clone() * (q.clone() - lo_v),
+        );
+        b.assert_eq(e, mid * (qmax - q));
+    }
+
+    /// Fills the gadget's columns (from `base`) for `acc * mult`; returns `y`.
+    pub fn fill(&self, row: &mut [Val], base: usize, acc: i64, mult: i64) -> i64 {
+        let c = self.cols(base);
+        let v = i128::from(acc) * i128::from(mult);
+        let half = if self.shift == 0 { 0 } else { 1i128 << (self.shift - 1) };
+        let q = (v + half) >> self.shift;
+        let rem = (v + half) - (q << self.shift);
+        row[c.v] = fe(v as i64);
+        put_bits(row, c.q, self.qb, (q + (1i128 << (self.qb - 1))) as u128);
+        put_bits(row, c.rem, self.shift as usize, rem as u128);
+        let (hi, lo) = (q > i128::from(QMAX), q < i128::from(self.lo));
+        row[c.hi] = Val::from_bool(hi);
+        row[c.lo] = Val::from_bool(lo);
+        let d = if hi {
+            q - i128::from(QMAX) - 1
+        } else if lo {
+            i128::from(self.lo) - 1 - q
+        } else {
+            q - i128::from(self.lo)
+        };
+        put_bits(row, c.d, self.db, d as u128);
+        put_bits(row, c.e, EB, if hi || lo { 0 } else { (i128::from(QMAX) - q) as u128 });
+        q.clamp(i128::from(self.lo), i128::from(QMAX)) as i64
+    }
+}
+
+/// Shape and public data of one layer's AIR.
+#[derive(Clone, Debug)]
+pub struct LayerAir {
+    /// Taps per output.
+    pub k: usize,
+    /// The requantization gadget.
+    pub rq: Rq,
+    /// Periodic columns: `k` tap columns, then `y`.
+    pub periodic: Vec<Vec<Val>>,
+    /// Preprocessed rows (`w[0..k]`, `b`, `M`); `None` on the verifier's side.
+    pub prep: Option<RowMajorMatrix<Val>>,
 }
 
 /// A signed integer as a field element.
@@ -82,7 +182,7 @@ pub fn fe(v: i64) -> Val {
 
 impl BaseAir<Val> for LayerAir {
     fn width(&self) -> usize {
-        self.cols().width
+        self.rq.cols(0).end
     }
     fn preprocessed_width(&self) -> usize {
         self.k + 2
@@ -107,60 +207,18 @@ impl BaseAir<Val> for LayerAir {
     }
 }
 
-fn bits<AB: AirBuilder>(b: &mut AB, row: &[AB::Var], start: usize, n: usize) -> AB::Expr {
-    let mut acc = AB::Expr::ZERO;
-    let mut pow = AB::Expr::ONE;
-    for i in 0..n {
-        let bit: AB::Expr = row[start + i].into();
-        b.assert_bool(bit.clone());
-        acc += bit * pow.clone();
-        pow = pow.clone() + pow;
-    }
-    acc
-}
-
 impl<AB: AirBuilder<F = Val>> Air<AB> for LayerAir {
     fn eval(&self, b: &mut AB) {
-        let c = self.cols();
         let main = b.main();
         let row: Vec<AB::Var> = main.current_slice().to_vec();
         let prep: Vec<AB::Var> = b.preprocessed().current_slice().to_vec();
         let per: Vec<AB::Expr> = b.periodic_values().iter().map(|p| (*p).into()).collect();
 
-        // v = (b + sum w x) * M
+        // acc = b + sum w x
         let mut acc: AB::Expr = prep[self.k].into();
         for t in 0..self.k {
             acc += prep[t].into() * per[t].clone();
         }
-        let v: AB::Expr = row[c.v].into();
-        b.assert_eq(v.clone(), acc * prep[self.k + 1].into());
-
-        // v + 2^(S-1) = q * 2^S + rem, q = Q - 2^(qb-1), Q < 2^qb, rem < 2^S
-        let q = bits(b, &row, c.q, self.qb) - AB::Expr::from(fe(1i64 << (self.qb - 1)));
-        let rem = bits(b, &row, c.rem, self.shift as usize);
-        let half = if self.shift == 0 { 0 } else { 1i64 << (self.shift - 1) };
-        b.assert_eq(v + AB::Expr::from(fe(half)), q.clone() * AB::Expr::from(fe(1i64 << self.shift)) + rem);
-
-        // Clamp to [LO, QMAX].
-        let hi: AB::Expr = row[c.hi].into();
-        let lo: AB::Expr = row[c.lo].into();
-        b.assert_bool(hi.clone());
-        b.assert_bool(lo.clone());
-        b.assert_zero(hi.clone() * lo.clone());
-        let mid = AB::Expr::ONE - hi.clone() - lo.clone();
-        let y = per[self.k].clone();
-        let (qmax, lo_v) = (AB::Expr::from(fe(QMAX)), AB::Expr::from(fe(self.lo)));
-        b.assert_zero(hi.clone() * (y.clone() - qmax.clone()));
-        b.assert_zero(lo.clone() * (y.clone() - lo_v.clone()));
-        b.assert_zero(mid.clone() * (y - q.clone()));
-        let d = bits(b, &row, c.d, self.db);
-        let e = bits(b, &row, c.e, EB);
-        b.assert_eq(
-            d,
-            hi * (q.clone() - qmax.clone() - AB::Expr::ONE)
-                + lo * (lo_v.clone() - AB::Expr::ONE - q.clone())
-                + mid.clone() * (q.clone() - lo_v),
-        );
-        b.assert_eq(e, mid * (qmax - q));
+        self.rq.eval(b, &row, 0, acc, prep[self.k + 1].into(), per[self.k].clone());
     }
 }

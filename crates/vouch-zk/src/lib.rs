@@ -11,6 +11,7 @@
 //! usual conjectured FRI estimate (see [`SECURITY`]). No trusted setup. Weights are bound, not hidden.
 
 pub mod air;
+pub mod private;
 
 use p3_challenger::DuplexChallenger;
 use p3_commit::ExtensionMmcs;
@@ -25,7 +26,7 @@ use p3_symmetric::{PaddingFreeSponge, TruncatedPermutation};
 use p3_uni_stark::{PreprocessedVerifierKey, Proof, StarkConfig};
 use vouch_quant::{QGraph, QLayer};
 
-use crate::air::{EB, LayerAir, QMAX, fe};
+use crate::air::{LayerAir, QMAX, fe};
 
 /// The base field.
 pub type Val = Goldilocks;
@@ -34,7 +35,7 @@ type Hash = PaddingFreeSponge<Perm, 8, 4, 4>;
 type Compress = TruncatedPermutation<Perm, 2, 4, 8>;
 type ValMmcs =
     MerkleTreeMmcs<<Val as p3_field::Field>::Packing, <Val as p3_field::Field>::Packing, Hash, Compress, 2, 4>;
-type Challenge = BinomialExtensionField<Val, 2>;
+pub(crate) type Challenge = BinomialExtensionField<Val, 2>;
 type ChallengeMmcs = ExtensionMmcs<Val, Challenge, ValMmcs>;
 type Challenger = DuplexChallenger<Val, Perm, 8, 4>;
 type Pcs = TwoAdicFriPcs<Val, Radix2DitParallel<Val>, ValMmcs, ChallengeMmcs>;
@@ -130,12 +131,19 @@ pub enum ZkError {
         /// The verifier's error.
         reason: String,
     },
+    /// The batch proof (private input) does not verify.
+    #[error("proof does not verify: {reason}")]
+    Proof {
+        /// The verifier's error.
+        reason: String,
+    },
     /// The commitment does not match the model structure.
     #[error("model commitment mismatch: {0}")]
     Commitment(String),
 }
 
 /// One linear layer's rows: taps, weights, bias and multiplier per output.
+#[derive(Clone, Debug)]
 struct LinearRows {
     k: usize,
     lo: i64,
@@ -206,9 +214,8 @@ fn height(rows: usize) -> usize {
 }
 
 impl LinearRows {
-    /// Bits of the offset quotient: |v| < 2^62 so |q| < 2^(63-S).
-    fn qb(&self) -> usize {
-        64 - self.shift as usize
+    fn rq(&self) -> air::Rq {
+        air::Rq::new(self.shift, self.lo)
     }
 
     fn air(&self, x: &[i16], y: &[i16], with_params: bool) -> LayerAir {
@@ -245,52 +252,26 @@ impl LinearRows {
             }
             RowMajorMatrix::new(vals, self.k + 2)
         });
-        LayerAir { k: self.k, shift: self.shift, qb: self.qb(), db: self.qb() + 1, lo: self.lo, periodic, prep }
+        LayerAir { k: self.k, rq: self.rq(), periodic, prep }
     }
 
     fn trace(&self, air: &LayerAir, x: &[i16]) -> RowMajorMatrix<Val> {
-        let c = air.cols();
+        let width = air.rq.cols(0).end;
         let h = height(self.rows);
-        let mut vals = vec![Val::ZERO; h * c.width];
-        let put_bits = |row: &mut [Val], start: usize, n: usize, v: u128| {
-            for i in 0..n {
-                row[start + i] = Val::from_bool((v >> i) & 1 == 1);
-            }
-        };
-        for r in 0..h {
-            let row = &mut vals[r * c.width..(r + 1) * c.width];
-            let (acc, mult) = if r < self.rows {
-                let acc = self.bias[r]
-                    + (0..self.k)
-                        .map(|t| {
-                            self.w[r * self.k + t] * self.taps[r * self.k + t].map(|i| i64::from(x[i])).unwrap_or(0)
-                        })
-                        .sum::<i64>();
-                (acc, self.mult[r])
-            } else {
-                (0, 0)
-            };
-            let v = i128::from(acc) * i128::from(mult);
-            let half = if self.shift == 0 { 0 } else { 1i128 << (self.shift - 1) };
-            let q = (v + half) >> self.shift;
-            let rem = (v + half) - (q << self.shift);
-            row[c.v] = fe(v as i64);
-            put_bits(row, c.q, air.qb, (q + (1i128 << (air.qb - 1))) as u128);
-            put_bits(row, c.rem, self.shift as usize, rem as u128);
-            let (hi, lo) = (q > i128::from(QMAX), q < i128::from(self.lo));
-            row[c.hi] = Val::from_bool(hi);
-            row[c.lo] = Val::from_bool(lo);
-            let d = if hi {
-                q - i128::from(QMAX) - 1
-            } else if lo {
-                i128::from(self.lo) - 1 - q
-            } else {
-                q - i128::from(self.lo)
-            };
-            put_bits(row, c.d, air.db, d as u128);
-            put_bits(row, c.e, EB, if hi || lo { 0 } else { (i128::from(QMAX) - q) as u128 });
+        let mut vals = vec![Val::ZERO; h * width];
+        for (r, row) in vals.chunks_mut(width).enumerate() {
+            let (acc, mult) = if r < self.rows { (self.acc(r, x), self.mult[r]) } else { (0, 0) };
+            air.rq.fill(row, 0, acc, mult);
         }
-        RowMajorMatrix::new(vals, c.width)
+        RowMajorMatrix::new(vals, width)
+    }
+
+    /// Row `r`'s accumulator `b + sum w x`.
+    fn acc(&self, r: usize, x: &[i16]) -> i64 {
+        self.bias[r]
+            + (0..self.k)
+                .map(|t| self.w[r * self.k + t] * self.taps[r * self.k + t].map(|i| i64::from(x[i])).unwrap_or(0))
+                .sum::<i64>()
     }
 }
 
@@ -609,23 +590,27 @@ impl Evidence {
     }
 }
 
-/// Verifies receipt evidence: `commitment` and `evidence` bytes, the quantized input and output.
-pub fn verify_evidence(commitment: &[u8], evidence: &[u8], x: &[i16], y: &[i16]) -> Result<usize, ZkError> {
-    let c = ModelCommitment::from_bytes(commitment)?;
-    let e: Evidence = postcard::from_bytes(evidence).map_err(|e| ZkError::Malformed(e.to_string()))?;
-    if e.structure.layers.len() + 1 != e.structure.shapes.len() || e.structure.scales.len() != e.structure.shapes.len()
-    {
+/// Refuses a structure that is inconsistent or would make a verifier allocate without bound.
+fn check_structure_limits(s: &QGraph) -> Result<(), ZkError> {
+    if s.layers.len() + 1 != s.shapes.len() || s.scales.len() != s.shapes.len() {
         return Err(ZkError::Malformed("inconsistent structure".into()));
     }
     // Bound the work a hostile receipt can ask of a verifier before anything is allocated.
-    let too_big = e.structure.layers.len() > 256
-        || e.structure
-            .shapes
+    let too_big = s.layers.len() > 256
+        || s.shapes
             .iter()
             .any(|s| s.len() > 8 || s.iter().try_fold(1usize, |a, d| a.checked_mul(*d)).is_none_or(|n| n > 1 << 22));
     if too_big {
         return Err(ZkError::Malformed("structure exceeds the verifier's limits".into()));
     }
+    Ok(())
+}
+
+/// Verifies receipt evidence: `commitment` and `evidence` bytes, the quantized input and output.
+pub fn verify_evidence(commitment: &[u8], evidence: &[u8], x: &[i16], y: &[i16]) -> Result<usize, ZkError> {
+    let c = ModelCommitment::from_bytes(commitment)?;
+    let e: Evidence = postcard::from_bytes(evidence).map_err(|e| ZkError::Malformed(e.to_string()))?;
+    check_structure_limits(&e.structure)?;
     verify(&e.structure, &c, x, y, &e.proof)?;
     Ok(e.proof.layers.len())
 }
