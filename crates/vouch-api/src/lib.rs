@@ -74,6 +74,13 @@ pub struct ZkInfo {
     pub forced: bool,
     /// The model's zk commitment; `None` until the prover lands.
     pub commitment: Option<String>,
+    /// The model's commitment for private-input proofs (hex); `None` when a layer is not supported there yet
+    /// (`private_unsupported` names it) or for versions pushed before private inputs existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_commitment: Option<String>,
+    /// Why private-input proofs are unavailable for this model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_unsupported: Option<String>,
 }
 
 /// Result of `POST /v1/calibrations`.
@@ -127,6 +134,18 @@ pub struct InferRequest {
     /// inputs. The requester's account pays the executors' fees and the transaction fee.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_tx: Option<String>,
+    /// `zk` mode: keep the input private. The receipt then carries a commitment to the quantized input (salted
+    /// with `salt`, which the requester keeps) instead of the input, and the proof hides every activation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_input: Option<PrivateInput>,
+}
+
+/// A private input's opening secret, chosen by the requester.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivateInput {
+    /// 64 hex characters: 4 little-endian u64s, each below the Goldilocks prime (`2^64 - 2^32 + 1`).
+    pub salt: String,
 }
 
 /// `POST /v1/jobs/prepare`: the entry node builds the requester's unsigned `SubmitJob` for a quorum inference

@@ -32,6 +32,22 @@ pub struct InferArgs {
     /// Also write the receipt here.
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// zk mode: keep the input private. The receipt carries a salted commitment to the input instead of the input,
+    /// and the proof hides every activation. The salt is drawn here and printed; with the input file it opens the
+    /// commitment later (`vouch verify RECEIPT --input FILE --salt HEX`).
+    #[arg(long)]
+    private_input: bool,
+}
+
+/// The single f32 input of an input document.
+pub fn single_f32_input(doc: &serde_json::Value) -> anyhow::Result<Vec<f32>> {
+    let map = vouch_codec::tensor::parse_input_doc(doc, |_| Some(vouch_codec::DType::F32))
+        .map_err(|(n, e)| anyhow::anyhow!("input {n:?}: {e}"))?;
+    let mut it = map.values();
+    match (it.next().map(|t| t.data()), it.next()) {
+        (Some(vouch_codec::TensorData::F32(v)), None) => Ok(v.clone()),
+        _ => anyhow::bail!("a private input is one f32 tensor"),
+    }
 }
 
 /// The requester's signed `SubmitJob` (hex). The entry node prepares it (model id, input digest, nonce, fee); this
@@ -83,7 +99,14 @@ pub async fn run(cli: &Cli, a: &InferArgs) -> anyhow::Result<Outcome> {
     } else {
         None
     };
-    let req = InferRequest { model: a.model.clone(), inputs, mode: a.mode.clone(), quorum: a.quorum, job_tx };
+    if a.private_input && a.mode != "zk" {
+        anyhow::bail!("--private-input is for --mode zk");
+    }
+    let salt = a.private_input.then(vouch_zk::private::Salt::random);
+    let x = if a.private_input { Some(single_f32_input(&inputs)?) } else { None };
+    let private_input = salt.map(|s| vouch_api::PrivateInput { salt: s.to_hex() });
+    let req =
+        InferRequest { model: a.model.clone(), inputs, mode: a.mode.clone(), quorum: a.quorum, job_tx, private_input };
     let receipt = if a.mode == "zk" {
         // Proving takes a while on big models: the node streams one event per layer proof; people (not --json, not
         // pipes) see a bar.
@@ -109,6 +132,18 @@ pub async fn run(cli: &Cli, a: &InferArgs) -> anyhow::Result<Outcome> {
     } else {
         client.infer(&req).await?
     };
+    if let (Some(salt), Some(x)) = (&salt, &x) {
+        // The node must have proven this input: its commitment, with the salt drawn here, is the receipt's.
+        let r: ReceiptJson = serde_json::from_value(receipt.clone()).context("the node sent a malformed receipt")?;
+        let r = r.to_receipt().map_err(|e| anyhow::anyhow!("the node sent a malformed receipt: {e}"))?;
+        vouch_receipt::check_private_opening(&r, x, salt)
+            .map_err(|e| anyhow::anyhow!("the node's receipt is not about your input: {e}"))?;
+        eprintln!(
+            "private input: the receipt commits to your input; open it later with --input {} --salt {}",
+            a.input.display(),
+            salt.to_hex()
+        );
+    }
     if let Some(out) = &a.output {
         std::fs::write(out, serde_json::to_string_pretty(&receipt)? + "\n")
             .with_context(|| format!("writing {}", out.display()))?;

@@ -23,6 +23,12 @@ pub struct VerifyArgs {
     /// the anchor's height must have the anchored hash.
     #[arg(long, conflicts_with = "genesis")]
     online: bool,
+    /// A private-input receipt: also check that this input document, with `--salt`, opens its input commitment.
+    #[arg(long, requires = "salt")]
+    input: Option<PathBuf>,
+    /// The salt `vouch infer --private-input` printed.
+    #[arg(long, requires = "input")]
+    salt: Option<String>,
 }
 
 /// Checks the anchor of a (signature-valid) receipt against a chain spec.
@@ -75,7 +81,19 @@ async fn check_online(cli: &Cli, text: &str) -> anyhow::Result<Result<u64, Strin
 pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
     let text = std::fs::read_to_string(&a.receipt).with_context(|| format!("reading {}", a.receipt.display()))?;
     let model = a.model.as_ref().map(hash_file).transpose()?;
-    let verified = vouch_receipt::verify_json(&text, model).map_err(|e| e.to_string());
+    let mut verified = vouch_receipt::verify_json(&text, model).map_err(|e| e.to_string());
+    if let (Ok(_), Some(input), Some(salt)) = (&verified, &a.input, &a.salt) {
+        let doc: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?,
+        )?;
+        let x = crate::infer::single_f32_input(&doc)?;
+        let salt = vouch_zk::private::Salt::from_hex(salt).map_err(|e| anyhow::anyhow!("--salt: {e}"))?;
+        let json: vouch_codec::ReceiptJson = serde_json::from_str(&text)?;
+        let receipt = json.to_receipt().map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Err(e) = vouch_receipt::check_private_opening(&receipt, &x, &salt) {
+            verified = Err(e.to_string());
+        }
+    }
     let anchored = match (&verified, &a.genesis) {
         (Ok(_), Some(g)) => {
             let spec = vouch_chain::spec::ChainSpec::load(g).map_err(anyhow::Error::msg)?;
@@ -95,6 +113,7 @@ pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
                     "valid": true, "id": v.id.to_hex(), "model": v.model, "mode": v.mode.name(),
                     "signers": v.signers.iter().map(hex::encode).collect::<Vec<_>>(), "model_checked": v.model_checked,
                     "zk_layers": v.zk_layers, "anchor_height": anchored.and_then(Result::ok),
+                    "private_input": v.private_input, "input_opened": a.input.is_some(),
                 }))?;
             } else {
                 println!("valid: receipt {}", v.id);
@@ -108,8 +127,16 @@ pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
                         "  anchor  settled at height {h}, finalization certificate verified against the genesis validators"
                     );
                 }
-                if let Some(n) = v.zk_layers {
-                    println!("  zk      proof verified ({n} layer STARKs, {})", vouch_zk_system());
+                match (&v.private_input, v.zk_layers) {
+                    (Some(c), _) => {
+                        println!("  zk      private-input proof verified ({})", vouch_zk_private_system());
+                        println!(
+                            "  input   private, committed as {c}{}",
+                            if a.input.is_some() { " (opened with the input and salt given)" } else { "" }
+                        );
+                    }
+                    (None, Some(n)) => println!("  zk      proof verified ({n} layer STARKs, {})", vouch_zk_system()),
+                    (None, None) => {}
                 }
             }
             Ok(Outcome::Ok)
@@ -123,6 +150,10 @@ pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
             Ok(Outcome::Invalid)
         }
     }
+}
+
+fn vouch_zk_private_system() -> &'static str {
+    "one Plonky3 batch STARK over Goldilocks with a hiding PCS, FRI blowup 4, 54 queries, 8 grinding bits"
 }
 
 fn vouch_zk_system() -> &'static str {

@@ -335,6 +335,20 @@ async fn infer_inner(
     if req.job_tx.is_some() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_job_tx", "job_tx is for quorum mode"));
     }
+    let private = match (&req.private_input, mode) {
+        (None, _) => None,
+        (Some(p), Mode::Zk) => Some(
+            vouch_zk::private::Salt::from_hex(&p.salt)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_private_input", e.to_string()))?,
+        ),
+        (Some(_), _) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_private_input",
+                "private_input is for zk mode",
+            ));
+        }
+    };
     let inputs = parse_input_doc(&req.inputs, |n| record.inputs.iter().find(|i| i.name == n).map(|i| i.dtype))
         .map_err(|(name, e)| {
             if !name.is_empty() && record.inputs.iter().all(|i| i.name != name) {
@@ -346,7 +360,7 @@ async fn infer_inner(
         })?;
     validate_inputs(&record.inputs, &inputs)?;
     if mode == Mode::Zk {
-        return infer_zk(s, record, inputs, progress).await;
+        return infer_zk(s, record, inputs, private, progress).await;
     }
 
     let outputs = run_model(&s, &record, &inputs).await?;
@@ -401,6 +415,7 @@ async fn infer_zk(
     s: Arc<NodeState>,
     record: ModelVersion,
     inputs: vouch_codec::TensorMap,
+    private: Option<vouch_zk::private::Salt>,
     progress: Option<ProgressTx>,
 ) -> Result<serde_json::Value, ApiError> {
     let zk = record.zk.clone().ok_or_else(|| {
@@ -427,7 +442,10 @@ async fn infer_zk(
             return Err(ApiError::new(StatusCode::BAD_REQUEST, "dtype_mismatch", "the zk path takes an f32 input"));
         };
         let xq = graph.quantize_input(x);
-        let _span = tracing::info_span!("zk.prove", model = %record.id).entered();
+        let _span = tracing::info_span!("zk.prove", model = %record.id, private = private.is_some()).entered();
+        if let Some(salt) = private {
+            return prove_private(&st, &prover, &record, &xq, &salt, progress.as_ref());
+        }
         let report = |p: vouch_zk::Progress| {
             if let Some(tx) = &progress {
                 let _ = tx.send(serde_json::json!({"event": "progress", "stage": "prove", "layer": p.layer,
@@ -474,6 +492,58 @@ async fn infer_zk(
     s.metrics.receipts_issued.inc();
     crate::settlement::settle(&s, receipt.id());
     serde_json::to_value(receipt.to_json()).map_err(ApiError::internal)
+}
+
+/// A private-input zk receipt: one hiding batch proof; the input never leaves this function.
+fn prove_private(
+    st: &NodeState,
+    prover: &vouch_zk::Prover,
+    record: &ModelVersion,
+    xq: &[i16],
+    salt: &vouch_zk::private::Salt,
+    progress: Option<&ProgressTx>,
+) -> Result<vouch_receipt::Receipt, ApiError> {
+    let private = prover
+        .private()
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "private_input_unsupported", e.to_string()))?;
+    let commitment = private.commitment().to_bytes();
+    let recorded = record.zk.as_ref().and_then(|z| z.private_commitment.as_deref());
+    if recorded.is_some_and(|c| c != hex::encode(&commitment)) {
+        return Err(ApiError::internal("the private-input commitment recomputed here is not the recorded one"));
+    }
+    let send = |done: usize| {
+        if let Some(tx) = progress {
+            let _ = tx.send(serde_json::json!({"event": "progress", "stage": "prove", "layer": 0,
+                "done": done, "total": 1, "rows": 0}));
+        }
+    };
+    send(0);
+    let (y, proof) = private
+        .prove(xq, salt)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "proof_failed", e.to_string()))?;
+    send(1);
+    let graph = prover.graph();
+    let input = proof.input;
+    let shape = graph.shapes.last().expect("output shape").iter().map(|d| *d as u64).collect::<Vec<u64>>();
+    let mut qout = vouch_codec::TensorMap::new();
+    let out_name = record.outputs.first().map(|o| o.name.clone()).unwrap_or_else(|| "y".into());
+    qout.insert(
+        out_name,
+        vouch_codec::Tensor::new(shape, vouch_codec::TensorData::I16(y)).map_err(ApiError::internal)?,
+    );
+    let evidence =
+        vouch_zk::private::PrivateEvidence { structure: vouch_zk::public_structure(graph), proof }.to_bytes();
+    Ok(vouch_receipt::issue_zk_private(
+        &st.key,
+        record.id,
+        vouch_zk::private::PRIVATE_SYSTEM.into(),
+        rand::random(),
+        now_ms(),
+        input,
+        qout,
+        commitment,
+        evidence,
+    ))
 }
 
 async fn prepare_job(

@@ -144,6 +144,8 @@ pub(crate) fn quantize_model(
         mean_abs_error: report.mean_abs_error,
         forced: !report.acceptable(),
         commitment: Some(hex::encode(prover.commitment().to_bytes())),
+        private_commitment: prover.private().ok().map(|p| hex::encode(p.commitment().to_bytes())),
+        private_unsupported: prover.private().err().map(|e| e.to_string()),
     };
     Ok((info, prover))
 }

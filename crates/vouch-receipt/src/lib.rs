@@ -109,6 +109,9 @@ pub enum ReceiptError {
     /// The proof's commitment is not the one the receipt body records.
     #[error("zk commitment mismatch: the proof opens against another commitment than the receipt records")]
     ZkCommitmentMismatch,
+    /// The input and salt given do not open the receipt's private input commitment.
+    #[error("private input mismatch: the input and salt given do not open the receipt's input commitment")]
+    PrivateInputMismatch,
     /// The receipt's tensors are not a zk statement (one int16 input, one int16 output).
     #[error("zk receipt tensors: {0}")]
     ZkTensors(String),
@@ -135,8 +138,10 @@ pub struct Verified {
     pub signers: Vec<[u8; 32]>,
     /// Whether the model bytes were checked too.
     pub model_checked: bool,
-    /// For a zk proof: the number of layer proofs verified.
+    /// For a zk proof: the number of layer proofs verified (1 for a private-input proof: one batch STARK).
     pub zk_layers: Option<usize>,
+    /// For a private-input zk proof: the commitment (hex) to the input the proof is about.
+    pub private_input: Option<String>,
 }
 
 /// The engine string receipts issued by this build carry.
@@ -176,6 +181,23 @@ fn signed_by(
     outputs: TensorMap,
     extensions: Vec<vouch_codec::Extension>,
 ) -> Receipt {
+    let input_digest = digest_map(&inputs);
+    signed_over(key, mode, model, engine, job, issued_at_ms, input_digest, Some(inputs), outputs, extensions)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn signed_over(
+    key: &NodeKey,
+    mode: Mode,
+    model: ModelId,
+    engine: String,
+    job: [u8; 32],
+    issued_at_ms: u64,
+    input_digest: Digest,
+    inputs: Option<TensorMap>,
+    outputs: TensorMap,
+    extensions: Vec<vouch_codec::Extension>,
+) -> Receipt {
     let body = ReceiptBody {
         format: FORMAT_V1,
         model,
@@ -183,7 +205,7 @@ fn signed_by(
         engine,
         job,
         issued_at_ms,
-        input_digest: digest_map(&inputs),
+        input_digest,
         output_digest: digest_map(&outputs),
         executors: vec![key.public_key()],
         rule: AgreementRule::Exact,
@@ -192,11 +214,80 @@ fn signed_by(
     let signature = key.sign(domain::RECEIPT_SIGNATURE, &body.id().0);
     Receipt {
         body,
-        inputs: Some(inputs),
+        inputs,
         outputs,
         evidence: vec![Evidence::Ed25519 { public_key: key.public_key(), signature }],
         anchor: None,
     }
+}
+
+/// Body extension tag recording the commitment to a private input (32 bytes), the public statement of a
+/// private-input zk proof.
+pub const EXT_ZK_INPUT_COMMITMENT: u16 = 0x0002;
+
+/// The input digest of a private-input receipt: a digest of the input commitment (the input itself is never
+/// hashed where anyone could test guesses against it).
+pub fn private_input_digest(c: &vouch_zk::private::InputCommitment) -> Digest {
+    Digest(*blake3::Hasher::new_derive_key("VOUCH_PRIVATE_INPUT_DIGEST_V1").update(&c.to_bytes()).finalize().as_bytes())
+}
+
+/// Builds a private-input `zk`-mode receipt: no input, the input commitment, the quantized output, the executor's
+/// signature and the proof.
+#[allow(clippy::too_many_arguments)]
+pub fn issue_zk_private(
+    key: &NodeKey,
+    model: ModelId,
+    engine: String,
+    job: [u8; 32],
+    issued_at_ms: u64,
+    input: vouch_zk::private::InputCommitment,
+    outputs: TensorMap,
+    commitment: Vec<u8>,
+    evidence: Vec<u8>,
+) -> Receipt {
+    let exts = vec![
+        vouch_codec::Extension { tag: EXT_ZK_COMMITMENT, value: blake3::hash(&commitment).as_bytes().to_vec() },
+        vouch_codec::Extension { tag: EXT_ZK_INPUT_COMMITMENT, value: input.to_bytes().to_vec() },
+    ];
+    let digest = private_input_digest(&input);
+    let mut r = signed_over(key, Mode::Zk, model, engine, job, issued_at_ms, digest, None, outputs, exts);
+    r.evidence.push(Evidence::ZkProof {
+        system: vouch_zk::private::PRIVATE_SYSTEM.into(),
+        commitment,
+        proof: evidence,
+    });
+    r
+}
+
+/// Checks that a private-input receipt's input commitment opens to the float input `x` with `salt` (the requester
+/// keeps both): `x` is quantized with the input scale of the model structure the proof carries.
+pub fn check_private_opening(receipt: &Receipt, x: &[f32], salt: &vouch_zk::private::Salt) -> Result<(), ReceiptError> {
+    let ext = receipt
+        .body
+        .extensions
+        .iter()
+        .find(|e| e.tag == EXT_ZK_INPUT_COMMITMENT)
+        .ok_or_else(|| ReceiptError::ZkTensors("the receipt has no private input commitment".into()))?;
+    let stated = vouch_zk::private::InputCommitment::from_bytes(&ext.value)
+        .map_err(|e| ReceiptError::ZkTensors(e.to_string()))?;
+    let structure = receipt
+        .evidence
+        .iter()
+        .find_map(|e| match e {
+            Evidence::ZkProof { system, proof, .. } if system == vouch_zk::private::PRIVATE_SYSTEM => {
+                vouch_zk::private::PrivateEvidence::from_bytes(proof).ok().map(|e| e.structure)
+            }
+            _ => None,
+        })
+        .ok_or(ReceiptError::ZkProofMissing)?;
+    let expected: usize = structure.shapes.first().map(|s| s.iter().product()).unwrap_or(0);
+    if x.len() != expected {
+        return Err(ReceiptError::ZkTensors(format!("the input has {} values, the model takes {expected}", x.len())));
+    }
+    if vouch_zk::private::commit_input(&structure.quantize_input(x), salt) != stated {
+        return Err(ReceiptError::PrivateInputMismatch);
+    }
+    Ok(())
 }
 
 /// Body extension tag recording `blake3(zk commitment)`, so the executor's signature binds the model id to
@@ -233,18 +324,36 @@ fn single_i16(map: &TensorMap, what: &str) -> Result<Vec<i16>, ReceiptError> {
     }
 }
 
-fn check_zk(receipt: &Receipt, system: &str, commitment: &[u8], proof: &[u8]) -> Result<usize, ReceiptError> {
-    if system != vouch_zk::SYSTEM {
+/// What a verified zk proof established: its layer proofs, and the private input's commitment if any.
+type ZkChecked = (usize, Option<String>);
+
+fn check_zk(receipt: &Receipt, system: &str, commitment: &[u8], proof: &[u8]) -> Result<ZkChecked, ReceiptError> {
+    if system != vouch_zk::SYSTEM && system != vouch_zk::private::PRIVATE_SYSTEM {
         return Err(ReceiptError::UnsupportedEvidence { kind: format!("zk_proof ({system})") });
     }
     let recorded = receipt.body.extensions.iter().find(|e| e.tag == EXT_ZK_COMMITMENT);
     if recorded.map(|e| e.value.as_slice()) != Some(blake3::hash(commitment).as_bytes().as_slice()) {
         return Err(ReceiptError::ZkCommitmentMismatch);
     }
+    if system == vouch_zk::private::PRIVATE_SYSTEM {
+        let ext = receipt.body.extensions.iter().find(|e| e.tag == EXT_ZK_INPUT_COMMITMENT).ok_or_else(|| {
+            ReceiptError::ZkTensors("a private-input proof needs the input commitment in the receipt body".into())
+        })?;
+        let input = vouch_zk::private::InputCommitment::from_bytes(&ext.value)
+            .map_err(|e| ReceiptError::ZkTensors(e.to_string()))?;
+        if receipt.body.input_digest != private_input_digest(&input) {
+            return Err(ReceiptError::ZkTensors("the input digest is not the input commitment's".into()));
+        }
+        let y = single_i16(&receipt.outputs, "output")?;
+        vouch_zk::private::verify_private_evidence(commitment, proof, &input, &y)
+            .map_err(|e| ReceiptError::ZkProofInvalid { reason: e.to_string() })?;
+        return Ok((1, Some(input.to_hex())));
+    }
     let inputs = receipt.inputs.as_ref().ok_or_else(|| ReceiptError::ZkTensors("the input is not disclosed".into()))?;
     let x = single_i16(inputs, "input")?;
     let y = single_i16(&receipt.outputs, "output")?;
     vouch_zk::verify_evidence(commitment, proof, &x, &y)
+        .map(|n| (n, None))
         .map_err(|e| ReceiptError::ZkProofInvalid { reason: e.to_string() })
 }
 
@@ -308,13 +417,13 @@ pub fn verify(receipt: &Receipt, opts: &VerifyOptions) -> Result<Verified, Recei
         Mode::Signed | Mode::Quorum | Mode::Zk => check_signatures(receipt, &id)?,
         Mode::Tee => return Err(ReceiptError::UnsupportedEvidence { kind: "tee_quote".into() }),
     };
-    let mut zk_layers = None;
+    let mut zk = None;
     for ev in &receipt.evidence {
         if let Evidence::ZkProof { system, commitment, proof } = ev {
-            zk_layers = Some(check_zk(receipt, system, commitment, proof)?);
+            zk = Some(check_zk(receipt, system, commitment, proof)?);
         }
     }
-    if body.mode == Mode::Zk && zk_layers.is_none() {
+    if body.mode == Mode::Zk && zk.is_none() {
         return Err(ReceiptError::ZkProofMissing);
     }
     if let Some(actual) = opts.model_bytes_id
@@ -328,7 +437,8 @@ pub fn verify(receipt: &Receipt, opts: &VerifyOptions) -> Result<Verified, Recei
         mode: body.mode,
         signers,
         model_checked: opts.model_bytes_id.is_some(),
-        zk_layers,
+        zk_layers: zk.as_ref().map(|z| z.0),
+        private_input: zk.and_then(|z| z.1),
     })
 }
 

@@ -356,6 +356,8 @@ pub struct Prover {
     cfg: Config,
     layers: Vec<Option<PreparedLayer>>,
     commitment: ModelCommitment,
+    /// The private-input prover, set up on first use.
+    private: std::sync::OnceLock<Result<private::PrivateProver, ZkError>>,
 }
 
 struct PreparedLayer {
@@ -388,7 +390,7 @@ impl Prover {
             structure: structure_digest(&public_structure(&graph)),
             layers: commits,
         };
-        Ok(Self { graph, cfg, layers, commitment })
+        Ok(Self { graph, cfg, layers, commitment, private: std::sync::OnceLock::new() })
     }
 
     /// The model's commitment.
@@ -399,6 +401,12 @@ impl Prover {
     /// The quantized graph.
     pub fn graph(&self) -> &QGraph {
         &self.graph
+    }
+
+    /// The private-input prover for this model (its setup commits the model once, on first use); an error
+    /// names the first layer private-input proofs do not support yet.
+    pub fn private(&self) -> Result<&private::PrivateProver, ZkError> {
+        self.private.get_or_init(|| private::PrivateProver::new(self.graph.clone())).as_ref().map_err(Clone::clone)
     }
 
     /// Proves the integer execution on the quantized input `x`.

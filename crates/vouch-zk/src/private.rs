@@ -69,7 +69,7 @@ pub const PRIVATE_SYSTEM: &str = "vouch-zk/plonky3-0.8-goldilocks-private-v1";
 const RANDOM_CODEWORDS: usize = 4;
 /// Smallest instance height: the hiding PCS needs `2 * (extension degree * opening points + queries)` = 116
 /// random rows per committed trace, so every trace is at least this tall.
-const MIN_HEIGHT: usize = 256;
+const MIN_HEIGHT: usize = 128;
 
 /// The hiding configuration. `seed` makes its randomness deterministic: only for the model setup, whose
 /// preprocessed columns are public and must commit the same way on every machine. Proofs use fresh OS randomness.
@@ -223,11 +223,34 @@ fn hex_32(s: &str) -> Option<[u8; 32]> {
 
 #[derive(Clone, Debug)]
 enum Inst {
-    Input { n: usize },
-    Sponge { n: usize },
-    Linear { layer: usize, rows: LinearRows, bus_in: usize, bus_out: usize, dense: bool },
-    Relu { layer: usize, n: usize, bus_in: usize, bus_out: usize },
-    Output { n: usize, bus: usize },
+    /// The input, 4 lanes per row. It provides bus `a0g` (one message per row of 4 lanes) and, when some reader
+    /// takes single elements (`elementwise`), bus `a0`.
+    Input {
+        n: usize,
+        elementwise: bool,
+    },
+    Sponge {
+        n: usize,
+    },
+    /// `grouped`: a Dense layer on the input, reading it 4 lanes per lookup from `a0g`.
+    Linear {
+        layer: usize,
+        rows: LinearRows,
+        bus_in: usize,
+        bus_out: usize,
+        dense: bool,
+        grouped: bool,
+    },
+    Relu {
+        layer: usize,
+        n: usize,
+        bus_in: usize,
+        bus_out: usize,
+    },
+    Output {
+        n: usize,
+        bus: usize,
+    },
 }
 
 fn height(rows: usize) -> usize {
@@ -241,7 +264,8 @@ fn blocks(n: usize) -> usize {
 impl Inst {
     fn height(&self) -> usize {
         match self {
-            Inst::Input { n } | Inst::Output { n, .. } | Inst::Relu { n, .. } => height(*n),
+            Inst::Input { n, .. } => height(blocks(*n)),
+            Inst::Output { n, .. } | Inst::Relu { n, .. } => height(*n),
             Inst::Sponge { n } => height(blocks(*n) + 1),
             Inst::Linear { rows, .. } => height(rows.rows),
         }
@@ -311,8 +335,10 @@ fn pool_rows(layer: &QLayer, shape: &[usize]) -> Option<LinearRows> {
 /// The instances proving `g` (a full graph or its public structure).
 fn plan(g: &QGraph) -> Result<Vec<Inst>, ZkError> {
     let n: usize = g.shapes[0].iter().product();
-    let mut insts = vec![Inst::Input { n }, Inst::Sponge { n }];
+    let mut insts = vec![Inst::Input { n, elementwise: false }, Inst::Sponge { n }];
     let mut bus = 0;
+    // Whether every value on the current bus is known to be non-negative (a ReLU on it is the identity).
+    let mut nonneg = false;
     for (i, layer) in g.layers.iter().enumerate() {
         let unsupported = || ZkError::UnsupportedLayer { layer: i, kind: kind(layer) };
         let (rows, dense) = match layer {
@@ -321,7 +347,10 @@ fn plan(g: &QGraph) -> Result<Vec<Inst>, ZkError> {
                 (linear_rows(layer, &g.shapes[i]).ok_or_else(unsupported)?, matches!(layer, QLayer::Dense { .. }))
             }
             QLayer::AvgPool { .. } => (pool_rows(layer, &g.shapes[i]).ok_or_else(unsupported)?, false),
+            // The quantizer fuses ReLU into the preceding linear layer's clamp and keeps the no-op layer.
+            QLayer::Relu if nonneg => continue,
             QLayer::Relu => {
+                nonneg = true;
                 let n = g.shapes[i].iter().product();
                 insts.push(Inst::Relu { layer: i, n, bus_in: bus, bus_out: bus + 1 });
                 bus += 1;
@@ -329,10 +358,19 @@ fn plan(g: &QGraph) -> Result<Vec<Inst>, ZkError> {
             }
             _ => return Err(unsupported()),
         };
-        insts.push(Inst::Linear { layer: i, rows, bus_in: bus, bus_out: bus + 1, dense });
+        nonneg = rows.lo >= 0;
+        let grouped = dense && bus == 0;
+        insts.push(Inst::Linear { layer: i, rows, bus_in: bus, bus_out: bus + 1, dense, grouped });
         bus += 1;
     }
     insts.push(Inst::Output { n: g.shapes.last().map(|s| s.iter().product()).unwrap_or(0), bus });
+    let elementwise = insts.iter().any(|i| match i {
+        Inst::Linear { bus_in, grouped, .. } => *bus_in == 0 && !grouped,
+        Inst::Relu { bus_in, .. } => *bus_in == 0,
+        Inst::Output { bus, .. } => *bus == 0,
+        Inst::Input { .. } | Inst::Sponge { .. } => false,
+    });
+    insts[0] = Inst::Input { n, elementwise };
     Ok(insts)
 }
 
@@ -348,6 +386,9 @@ fn bus(b: usize) -> String {
     format!("a{b}")
 }
 
+/// The input's 4-lane groups: `(group index, x[4g..4g+4])`.
+const GROUP_BUS: &str = "a0g";
+
 /// One instance of the batch.
 #[derive(Clone)]
 pub struct PrivAir {
@@ -358,26 +399,29 @@ pub struct PrivAir {
 
 #[derive(Clone)]
 enum AirKind {
-    /// main: `x`, 16 bits of `x + 32767`, 16 bits of `32767 - x`, multiplicity. prep: index.
-    Input,
-    /// main: one Poseidon2 permutation per row. prep: first, absorb, last, idx[4], real[4].
+    /// main: `x[4]`, per lane 16 bits of `x + 32767` and 16 of `32767 - x`, the group multiplicity, then
+    /// (elementwise) 4 lane multiplicities. prep: row, real[4].
+    Input { elementwise: bool },
+    /// main: one Poseidon2 permutation per row. prep: first, absorb, last, block index.
     Sponge { p2: Box<P2Air>, n: usize },
     /// main: `x[0..k]`, the [`Rq`] gadget, `y`, multiplicity. prep: `w[0..k]`, `b`, `M`, out index, real,
     /// then (not dense) tap indices `[0..k]`.
-    Linear { k: usize, rq: Rq, dense: bool, bus_in: usize, bus_out: usize },
+    Linear { k: usize, rq: Rq, dense: bool, grouped: bool, bus_in: usize, bus_out: usize },
     /// main: `x`, `s`, 16 bits of `s x + (1 - s)(-x - 1)`, `y = s x`, multiplicity. prep: index, real.
     Relu { bus_in: usize, bus_out: usize },
     /// main: `y`. prep: index, real. periodic: the claimed output.
     Output { bus: usize, claimed: Vec<Vec<Val>> },
 }
 
-const IN_W: usize = 34;
-const SP_PREP: usize = 11;
+/// Input lanes' range bits start here; the group multiplicity follows them.
+const IN_BITS: usize = 4;
+const IN_MG: usize = IN_BITS + 4 * 32;
+const SP_PREP: usize = 4;
 
 impl BaseAir<Val> for PrivAir {
     fn width(&self) -> usize {
         match &self.kind {
-            AirKind::Input => IN_W,
+            AirKind::Input { elementwise } => IN_MG + 1 + if *elementwise { 4 } else { 0 },
             AirKind::Sponge { .. } => P2_COLS,
             AirKind::Linear { k, rq, .. } => rq.cols(*k).end + 2,
             AirKind::Relu { .. } => 20,
@@ -386,7 +430,7 @@ impl BaseAir<Val> for PrivAir {
     }
     fn preprocessed_width(&self) -> usize {
         match &self.kind {
-            AirKind::Input => 1,
+            AirKind::Input { .. } => 5,
             AirKind::Sponge { .. } => SP_PREP,
             AirKind::Linear { k, dense, .. } => k + 4 + if *dense { 0 } else { *k },
             AirKind::Relu { .. } | AirKind::Output { .. } => 2,
@@ -436,16 +480,26 @@ fn bits_value<AB: AirBuilder>(b: &mut AB, row: &[AB::Var], start: usize, n: usiz
 impl<AB: AirBuilder<F = Val> + InteractionBuilder> Air<AB> for PrivAir {
     fn eval(&self, b: &mut AB) {
         match &self.kind {
-            AirKind::Input => {
+            AirKind::Input { elementwise } => {
                 let row: Vec<AB::Var> = b.main().current_slice().to_vec();
-                let idx: AB::Expr = b.preprocessed().current_slice()[0].into();
-                let x: AB::Expr = row[0].into();
+                let p: Vec<AB::Var> = b.preprocessed().current_slice().to_vec();
                 let qmax = AB::Expr::from(fe(crate::air::QMAX));
-                let up = bits_value(b, &row, 1, 16);
-                b.assert_eq(up, x.clone() + qmax.clone());
-                let down = bits_value(b, &row, 17, 16);
-                b.assert_eq(down, qmax - x.clone());
-                b.push_interaction(&bus(0), [idx, x], Count::provided(-row[33].into()));
+                let four = AB::Expr::from(Val::from_u64(4));
+                for j in 0..4 {
+                    let x: AB::Expr = row[j].into();
+                    let up = bits_value(b, &row, IN_BITS + 32 * j, 16);
+                    b.assert_eq(up, x.clone() + qmax.clone());
+                    let down = bits_value(b, &row, IN_BITS + 32 * j + 16, 16);
+                    b.assert_eq(down, qmax.clone() - x.clone());
+                    // Lanes past the input's end are zero.
+                    b.assert_zero((AB::Expr::ONE - p[1 + j].into()) * x.clone());
+                    if *elementwise {
+                        let idx = p[0].into() * four.clone() + AB::Expr::from(Val::from_u64(j as u64));
+                        b.push_interaction(&bus(0), [idx, x], Count::provided(-row[IN_MG + 1 + j].into()));
+                    }
+                }
+                let msg: Vec<AB::Expr> = std::iter::once(p[0].into()).chain((0..4).map(|j| row[j].into())).collect();
+                b.push_interaction(GROUP_BUS, msg, Count::provided(-row[IN_MG].into()));
             }
             AirKind::Sponge { p2, n } => {
                 p2.eval(b);
@@ -455,6 +509,9 @@ impl<AB: AirBuilder<F = Val> + InteractionBuilder> Air<AB> for PrivAir {
                 let prep = b.preprocessed();
                 let (p, pn): (Vec<AB::Var>, Vec<AB::Var>) = (prep.current_slice().to_vec(), prep.next_slice().to_vec());
                 let (first, absorb, last): (AB::Expr, AB::Expr, AB::Expr) = (p[0].into(), p[1].into(), p[2].into());
+                // The absorbed block is the input's group (zero past its end).
+                let msg: Vec<AB::Expr> = std::iter::once(p[3].into()).chain((0..4).map(|j| row[j].into())).collect();
+                b.push_interaction(GROUP_BUS, msg, Count::bounded(absorb, 1));
                 let out = &row[P2_COLS - 8..];
                 let pv: Vec<AB::Expr> = b.public_values().iter().map(|v| (*v).into()).collect();
                 let iv = sponge_iv(*n);
@@ -463,15 +520,11 @@ impl<AB: AirBuilder<F = Val> + InteractionBuilder> Air<AB> for PrivAir {
                     b.assert_zero(first.clone() * (row[4 + j].into() - AB::Expr::from(iv[j])));
                     // Each absorbing row carries the previous row's capacity.
                     b.assert_zero(pn[1].into() * (next[4 + j].into() - out[4 + j].into()));
-                    // Padding lanes of the last block are zero.
-                    let real: AB::Expr = p[7 + j].into();
-                    b.assert_zero((absorb.clone() - real.clone()) * row[j].into());
                     // The commitment is the last absorbing row's rate.
                     b.assert_zero(last.clone() * (out[j].into() - pv[j].clone()));
-                    b.push_interaction(&bus(0), [p[3 + j].into(), row[j].into()], Count::bounded(real, 1));
                 }
             }
-            AirKind::Linear { k, rq, dense, bus_in, bus_out } => {
+            AirKind::Linear { k, rq, dense, grouped, bus_in, bus_out } => {
                 let row: Vec<AB::Var> = b.main().current_slice().to_vec();
                 let p: Vec<AB::Var> = b.preprocessed().current_slice().to_vec();
                 let k = *k;
@@ -483,9 +536,19 @@ impl<AB: AirBuilder<F = Val> + InteractionBuilder> Air<AB> for PrivAir {
                 let y: AB::Expr = row[y_col].into();
                 rq.eval(b, &row, k, acc, p[k + 1].into(), y.clone());
                 let (out_idx, real): (AB::Expr, AB::Expr) = (p[k + 2].into(), p[k + 3].into());
-                for t in 0..k {
-                    let idx = if *dense { AB::Expr::from(Val::from_u64(t as u64)) } else { p[k + 4 + t].into() };
-                    b.push_interaction(&bus(*bus_in), [idx, row[t].into()], Count::bounded(real.clone(), 1));
+                if *grouped {
+                    for j in 0..k.div_ceil(4) {
+                        let lane = |t: usize| if t < k { row[t].into() } else { AB::Expr::ZERO };
+                        let msg: Vec<AB::Expr> = std::iter::once(AB::Expr::from(Val::from_u64(j as u64)))
+                            .chain((4 * j..4 * j + 4).map(lane))
+                            .collect();
+                        b.push_interaction(GROUP_BUS, msg, Count::bounded(real.clone(), 1));
+                    }
+                } else {
+                    for t in 0..k {
+                        let idx = if *dense { AB::Expr::from(Val::from_u64(t as u64)) } else { p[k + 4 + t].into() };
+                        b.push_interaction(&bus(*bus_in), [idx, row[t].into()], Count::bounded(real.clone(), 1));
+                    }
                 }
                 b.push_interaction(&bus(*bus_out), [out_idx, y], Count::provided(-row[y_col + 1].into()));
             }
@@ -521,7 +584,11 @@ fn air_for(inst: &Inst, claimed: &[i16], with_prep: bool) -> PrivAir {
     let col = |v: Vec<Val>, w: usize| with_prep.then(|| RowMajorMatrix::new(v, w));
     let idx = |r: usize| Val::from_u64(r as u64);
     match inst {
-        Inst::Input { .. } => PrivAir { kind: AirKind::Input, prep: col((0..h).map(idx).collect(), 1) },
+        Inst::Input { n, elementwise } => {
+            let prep =
+                (0..h).flat_map(|r| std::iter::once(idx(r)).chain((0..4).map(move |j| Val::from_bool(4 * r + j < *n))));
+            PrivAir { kind: AirKind::Input { elementwise: *elementwise }, prep: col(prep.collect(), 5) }
+        }
         Inst::Sponge { n } => {
             let prep = with_prep.then(|| {
                 let r_last = blocks(*n);
@@ -529,15 +596,13 @@ fn air_for(inst: &Inst, claimed: &[i16], with_prep: bool) -> PrivAir {
                 for r in 0..h {
                     let absorb = (1..=r_last).contains(&r);
                     v.extend([r == 0, absorb, r == r_last].map(Val::from_bool));
-                    let lane = |j: usize| (4 * r.saturating_sub(1) + j, absorb && 4 * (r - 1) + j < *n);
-                    v.extend((0..4).map(|j| if lane(j).1 { idx(lane(j).0) } else { Val::ZERO }));
-                    v.extend((0..4).map(|j| Val::from_bool(lane(j).1)));
+                    v.push(if absorb { idx(r - 1) } else { Val::ZERO });
                 }
                 RowMajorMatrix::new(v, SP_PREP)
             });
             PrivAir { kind: AirKind::Sponge { p2: Box::new(P2Air::new(p2_constants())), n: *n }, prep }
         }
-        Inst::Linear { rows: lr, bus_in, bus_out, dense, .. } => {
+        Inst::Linear { rows: lr, bus_in, bus_out, dense, grouped, .. } => {
             let k = lr.k;
             let width = k + 4 + if *dense { 0 } else { k };
             let prep = with_prep.then(|| {
@@ -557,7 +622,14 @@ fn air_for(inst: &Inst, claimed: &[i16], with_prep: bool) -> PrivAir {
                 }
                 RowMajorMatrix::new(v, width)
             });
-            let kind = AirKind::Linear { k, rq: lr.rq(), dense: *dense, bus_in: *bus_in, bus_out: *bus_out };
+            let kind = AirKind::Linear {
+                k,
+                rq: lr.rq(),
+                dense: *dense,
+                grouped: *grouped,
+                bus_in: *bus_in,
+                bus_out: *bus_out,
+            };
             PrivAir { kind, prep }
         }
         Inst::Relu { n, bus_in, bus_out, .. } => {
@@ -675,9 +747,13 @@ impl PrivateProver {
             }
         }
         let mut reads: Vec<Vec<u64>> = buses.iter().map(|b| vec![0; b.len()]).collect();
+        let mut group_reads = vec![0u64; blocks(x.len())];
         for inst in &self.insts {
             match inst {
-                Inst::Sponge { n } => reads[0][..*n].iter_mut().for_each(|m| *m += 1),
+                Inst::Sponge { .. } => group_reads.iter_mut().for_each(|m| *m += 1),
+                Inst::Linear { rows, grouped: true, .. } => {
+                    group_reads[..rows.k.div_ceil(4)].iter_mut().for_each(|m| *m += rows.rows as u64)
+                }
                 Inst::Linear { rows, bus_in, .. } => {
                     for t in &rows.taps {
                         reads[*bus_in][t.unwrap_or(0)] += 1;
@@ -689,8 +765,12 @@ impl PrivateProver {
                 Inst::Input { .. } => {}
             }
         }
-        let traces: Vec<RowMajorMatrix<Val>> =
-            self.insts.iter().zip(&self.airs).map(|(inst, air)| trace(inst, air, &buses, &reads, x, salt)).collect();
+        let traces: Vec<RowMajorMatrix<Val>> = self
+            .insts
+            .iter()
+            .zip(&self.airs)
+            .map(|(inst, air)| trace(inst, air, &buses, &reads, &group_reads, x, salt))
+            .collect();
         let mut airs = self.airs.clone();
         if let (Some(inst), Some(last)) = (self.insts.last(), airs.last_mut()) {
             last.kind = air_for(inst, &y, false).kind;
@@ -713,6 +793,7 @@ fn trace(
     air: &PrivAir,
     buses: &[&[i16]],
     reads: &[Vec<u64>],
+    group_reads: &[u64],
     x: &[i16],
     salt: &Salt,
 ) -> RowMajorMatrix<Val> {
@@ -720,13 +801,19 @@ fn trace(
     let w = air.width();
     let mut v = vec![Val::ZERO; h * w];
     match inst {
-        Inst::Input { n } => {
+        Inst::Input { n, elementwise } => {
             for (r, row) in v.chunks_mut(w).enumerate() {
-                let xi = if r < *n { i64::from(x[r]) } else { 0 };
-                row[0] = fe(xi);
-                put_bits(row, 1, 16, (xi + crate::air::QMAX) as u128);
-                put_bits(row, 17, 16, (crate::air::QMAX - xi) as u128);
-                row[33] = Val::from_u64(if r < *n { reads[0][r] } else { 0 });
+                for j in 0..4 {
+                    let e = 4 * r + j;
+                    let xi = if e < *n { i64::from(x[e]) } else { 0 };
+                    row[j] = fe(xi);
+                    put_bits(row, IN_BITS + 32 * j, 16, (xi + crate::air::QMAX) as u128);
+                    put_bits(row, IN_BITS + 32 * j + 16, 16, (crate::air::QMAX - xi) as u128);
+                    if *elementwise && e < *n {
+                        row[IN_MG + 1 + j] = Val::from_u64(reads[0][e]);
+                    }
+                }
+                row[IN_MG] = Val::from_u64(group_reads.get(r).copied().unwrap_or(0));
             }
         }
         Inst::Sponge { .. } => {
@@ -844,6 +931,10 @@ impl PrivateEvidence {
     pub fn to_bytes(&self) -> Vec<u8> {
         postcard::to_allocvec(self).expect("evidence serializes")
     }
+    /// Parses evidence bytes.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, ZkError> {
+        postcard::from_bytes(b).map_err(|e| ZkError::Malformed(e.to_string()))
+    }
 }
 
 /// Verifies private-input receipt evidence against the model's private commitment, the input commitment and the
@@ -855,7 +946,7 @@ pub fn verify_private_evidence(
     y: &[i16],
 ) -> Result<(), ZkError> {
     let c = PrivateCommitment::from_bytes(commitment)?;
-    let e: PrivateEvidence = postcard::from_bytes(evidence).map_err(|e| ZkError::Malformed(e.to_string()))?;
+    let e = PrivateEvidence::from_bytes(evidence)?;
     crate::check_structure_limits(&e.structure)?;
     verify_private(&e.structure, &c, input, y, &e.proof)
 }

@@ -1,5 +1,5 @@
-//! Private-input proofs: honest proofs verify for the bench models and hide the input behind its commitment;
-//! every tampering is rejected with its reason.
+//! Private-input proofs: honest proofs verify for the bench models with the input behind its commitment; every
+//! tampering is rejected with its reason; garbage never panics the verifier.
 
 use std::path::PathBuf;
 
@@ -14,12 +14,20 @@ fn bench(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/models").join(format!("{name}.onnx"))
 }
 
-fn model(name: &str) -> (QGraph, Vec<i16>) {
+fn model_with(name: &str, calibration_scale: f32) -> (QGraph, Vec<i16>) {
     let g = parse(&std::fs::read(bench(name)).unwrap()).unwrap();
     let n: usize = g.shapes[0].iter().product();
-    let (q, _) = quantize(&g, &vouch_quant::seeded_inputs(n, 16, 1)).unwrap();
+    let calib: Vec<Vec<f32>> = vouch_quant::seeded_inputs(n, 16, 1)
+        .into_iter()
+        .map(|v| v.into_iter().map(|a| a * calibration_scale).collect())
+        .collect();
+    let (q, _) = quantize(&g, &calib).unwrap();
     let x = q.quantize_input(&vouch_quant::seeded_inputs(n, 1, 9)[0]);
     (q, x)
+}
+
+fn model(name: &str) -> (QGraph, Vec<i16>) {
+    model_with(name, 1.0)
 }
 
 #[test]
@@ -30,10 +38,117 @@ fn honest_private_proofs_verify_for_the_bench_models() {
         let salt = Salt::random();
         let (y, proof) = prover.prove(&x, &salt).unwrap();
         assert_eq!(y, q.run(&x).unwrap(), "{name}: the proven output is the executor's");
-        assert_eq!(proof.input, commit_input(&x, &salt));
+        assert_eq!(proof.input, commit_input(&x, &salt), "{name}: the proof is about the committed input");
         let structure = vouch_zk::public_structure(&q);
-        let proof = PrivateProof::from_bytes(&proof.to_bytes()).unwrap();
-        verify_private(&structure, prover.commitment(), &proof.input, &y, &proof)
+        let evidence = PrivateEvidence { structure, proof }.to_bytes();
+        let commitment = prover.commitment().to_bytes();
+        verify_private_evidence(&commitment, &evidence, &commit_input(&x, &salt), &y)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
+}
+
+#[test]
+fn the_input_commitment_hides_and_binds() {
+    let x: Vec<i16> = (0..16).map(|i| i * 100 - 700).collect();
+    let (s1, s2) = (Salt::random(), Salt::random());
+    assert_ne!(s1, s2);
+    // Deterministic in (input, salt); another salt or another input gives another commitment.
+    assert_eq!(commit_input(&x, &s1), commit_input(&x, &s1));
+    assert_ne!(commit_input(&x, &s1), commit_input(&x, &s2));
+    let mut x2 = x.clone();
+    x2[15] += 1;
+    assert_ne!(commit_input(&x, &s1), commit_input(&x2, &s1));
+    // One element longer (a zero in the last block's padding lane) is another input.
+    let mut x3 = x.clone();
+    x3.push(0);
+    assert_ne!(commit_input(&x, &s1), commit_input(&x3, &s1));
+    // Hex round trips; a non-canonical salt is refused.
+    assert_eq!(Salt::from_hex(&s1.to_hex()).unwrap(), s1);
+    assert!(matches!(Salt::from_hex(&"ff".repeat(32)), Err(ZkError::Input(_))));
+    assert!(matches!(Salt::from_hex("00"), Err(ZkError::Input(_))));
+    let c = commit_input(&x, &s1);
+    assert_eq!(InputCommitment::from_bytes(&c.to_bytes()).unwrap(), c);
+    assert!(matches!(InputCommitment::from_bytes(&[0xff; 32]), Err(ZkError::Malformed(_))));
+}
+
+#[test]
+fn tampering_is_rejected_with_its_reason() {
+    let (q, x) = model("mlp_small");
+    let prover = PrivateProver::new(q.clone()).unwrap();
+    let salt = Salt::random();
+    let (y, p) = prover.prove(&x, &salt).unwrap();
+    let c = prover.commitment().clone();
+    let s = vouch_zk::public_structure(&q);
+    let input = commit_input(&x, &salt);
+    verify_private(&s, &c, &input, &y, &p).unwrap();
+
+    // Another output.
+    let mut y2 = y.clone();
+    y2[0] = y2[0].wrapping_add(1);
+    assert!(matches!(verify_private(&s, &c, &input, &y2, &p), Err(ZkError::Proof { .. })));
+    // An output of another length.
+    assert_eq!(verify_private(&s, &c, &input, &y[1..], &p), Err(ZkError::PublicMismatch("output")));
+    // Another input commitment claimed.
+    let other = commit_input(&x, &Salt::random());
+    assert_eq!(verify_private(&s, &c, &other, &y, &p), Err(ZkError::PublicMismatch("input commitment")));
+    // The proof replayed as a proof about another input (its stated commitment swapped too).
+    let mut replay = p.clone();
+    replay.input = other;
+    assert!(matches!(verify_private(&s, &c, &other, &y, &replay), Err(ZkError::Proof { .. })));
+    // Another model's commitment: same structure, other weights.
+    let (q_other, _) = model_with("mlp_small", 3.0);
+    let c_other = PrivateProver::new(q_other.clone()).unwrap().commitment().clone();
+    assert_ne!(c_other.preprocessed, c.preprocessed);
+    let mut c_swapped = c_other.clone();
+    c_swapped.structure = c.structure;
+    assert!(matches!(verify_private(&s, &c_swapped, &input, &y, &p), Err(ZkError::Proof { .. })));
+    // Another structure than the committed one.
+    let (q_lenet, _) = model("lenet_small");
+    assert!(matches!(
+        verify_private(&vouch_zk::public_structure(&q_lenet), &c, &input, &y, &p),
+        Err(ZkError::Commitment(_))
+    ));
+    // A header for other parameters.
+    let mut h = p.clone();
+    h.security.num_queries -= 1;
+    assert!(matches!(verify_private(&s, &c, &input, &y, &h), Err(ZkError::Header(_))));
+    let mut h = p.clone();
+    h.version += 1;
+    assert!(matches!(verify_private(&s, &c, &input, &y, &h), Err(ZkError::Header(_))));
+
+    // One byte changed anywhere in the STARK (commitments, opened values, FRI, grinding witness): rejected,
+    // never accepted, never a panic.
+    let n = p.stark.len();
+    for i in (0..n).step_by(n / 97 + 1).chain([n - 1]) {
+        let mut t = p.clone();
+        t.stark[i] ^= 0x01;
+        let r = verify_private(&s, &c, &input, &y, &t);
+        assert!(matches!(r, Err(ZkError::Proof { .. } | ZkError::Malformed(_))), "byte {i} of {n}: {r:?}");
+    }
+    // Truncated or garbage proofs.
+    for cut in [0, 1, n / 2, n - 1] {
+        let mut t = p.clone();
+        t.stark.truncate(cut);
+        assert!(matches!(verify_private(&s, &c, &input, &y, &t), Err(ZkError::Malformed(_) | ZkError::Proof { .. })));
+    }
+    let mut t = p.clone();
+    t.stark = (0..n).map(|i| (i * 31 % 251) as u8).collect();
+    assert!(matches!(verify_private(&s, &c, &input, &y, &t), Err(ZkError::Malformed(_) | ZkError::Proof { .. })));
+    assert!(matches!(PrivateProof::from_bytes(&[1, 2, 3]), Err(ZkError::Malformed(_))));
+    assert!(matches!(verify_private_evidence(&c.to_bytes(), b"garbage", &input, &y), Err(ZkError::Malformed(_))));
+    assert!(matches!(verify_private_evidence(b"garbage", &[], &input, &y), Err(ZkError::Commitment(_))));
+}
+
+#[test]
+fn proofs_are_randomized_and_the_setup_is_deterministic() {
+    let (q, x) = model("mlp_small");
+    let prover = PrivateProver::new(q.clone()).unwrap();
+    let salt = Salt::random();
+    let (_, a) = prover.prove(&x, &salt).unwrap();
+    let (_, b) = prover.prove(&x, &salt).unwrap();
+    // The same statement proven twice: the hiding PCS salts and masks every commitment differently.
+    assert_eq!(a.input, b.input);
+    assert_ne!(a.stark, b.stark);
+    // The setup is deterministic, so anyone recomputes the model's commitment from the model.
+    assert_eq!(PrivateProver::new(q.clone()).unwrap().commitment(), prover.commitment());
 }
