@@ -502,7 +502,7 @@ fn prove_private(
     xq: &[i16],
     salt: &vouch_zk::private::Salt,
     progress: Option<&ProgressTx>,
-) -> Result<vouch_receipt::Receipt, ApiError> {
+) -> Result<vouch_codec::Receipt, ApiError> {
     let private = prover
         .private()
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "private_input_unsupported", e.to_string()))?;

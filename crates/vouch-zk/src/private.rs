@@ -46,7 +46,7 @@ use crate::air::{Rq, fe, put_bits};
 use crate::{Challenge, LinearRows, PROOF_VERSION, SECURITY, Security, Val, ZkError, linear_rows, structure_digest};
 
 type Perm = p3_goldilocks::Poseidon2Goldilocks<8>;
-type Hash = PaddingFreeSponge<Perm, 8, 4, 4>;
+type Hash = PaddingFreeSponge<p3_goldilocks::Poseidon2Goldilocks<12>, 12, 8, 4>;
 type Compress = TruncatedPermutation<Perm, 2, 4, 8>;
 type HMmcs = MerkleTreeHidingMmcs<
     <Val as p3_field::Field>::Packing,
@@ -79,7 +79,8 @@ pub fn hiding_config(seed: Option<&str>) -> HidingConfig {
         None => rand010::make_rng(),
     };
     let perm = default_goldilocks_poseidon2_8();
-    let mmcs = |label| HMmcs::new(Hash::new(perm.clone()), Compress::new(perm.clone()), 0, rng(label));
+    let leaf = p3_goldilocks::default_goldilocks_poseidon2_12();
+    let mmcs = |label| HMmcs::new(Hash::new(leaf.clone()), Compress::new(perm.clone()), 0, rng(label));
     let fri = FriParameters {
         log_blowup: SECURITY.log_blowup,
         log_final_poly_len: 0,
@@ -247,10 +248,47 @@ enum Inst {
         bus_in: usize,
         bus_out: usize,
     },
+    /// A linear layer with more than [`CHUNK`] taps per output: `c` taps per row, an accumulator running over
+    /// each output's rows; the last row of each output sends `(output, acc)` to its [`Inst::Requant`] on bus
+    /// `c{bus_out}`. Rows stay narrow, so proofs and verification stay small for wide layers.
+    Mac {
+        rows: std::sync::Arc<LinearRows>,
+        c: usize,
+        bus_in: usize,
+        bus_out: usize,
+        grouped: bool,
+    },
+    /// The requantization of a [`Inst::Mac`] layer's accumulators: one row per output; provides `bus_out`.
+    Requant {
+        layer: usize,
+        rows: std::sync::Arc<LinearRows>,
+        bus_out: usize,
+    },
     Output {
         n: usize,
         bus: usize,
     },
+}
+
+/// Most taps per row of a linear layer.
+const CHUNK: usize = 128;
+
+/// Taps per row for `k` taps per output (a multiple of 4 when read in input groups).
+fn chunk_width(k: usize, grouped: bool) -> usize {
+    let c = k.div_ceil(k.div_ceil(CHUNK));
+    if grouped { c.next_multiple_of(4) } else { c }
+}
+
+/// The row of output `o`, chunk `ch`, slot `t`: its tap's (weight, key) (a dead slot past the last tap reads key 0
+/// with weight 0).
+fn mac_tap(lr: &LinearRows, c: usize, o: usize, ch: usize, t: usize) -> (i64, usize) {
+    let tt = ch * c + t;
+    if tt < lr.k { (lr.w[o * lr.k + tt], lr.taps[o * lr.k + tt].unwrap_or(0)) } else { (0, 0) }
+}
+
+/// The group key of message `l` of chunk `ch` (0 for a dead group).
+fn mac_group(lr: &LinearRows, c: usize, ch: usize, l: usize) -> usize {
+    if ch * c + 4 * l < lr.k { ch * c / 4 + l } else { 0 }
 }
 
 fn height(rows: usize) -> usize {
@@ -268,6 +306,8 @@ impl Inst {
             Inst::Output { n, .. } | Inst::Relu { n, .. } => height(*n),
             Inst::Sponge { n } => height(blocks(*n) + 1),
             Inst::Linear { rows, .. } => height(rows.rows),
+            Inst::Requant { rows, .. } => height(rows.rows),
+            Inst::Mac { rows, c, .. } => height(rows.rows * rows.k.div_ceil(*c)),
         }
     }
 }
@@ -360,15 +400,22 @@ fn plan(g: &QGraph) -> Result<Vec<Inst>, ZkError> {
         };
         nonneg = rows.lo >= 0;
         let grouped = dense && bus == 0;
-        insts.push(Inst::Linear { layer: i, rows, bus_in: bus, bus_out: bus + 1, dense, grouped });
+        if rows.k > CHUNK {
+            let rows = std::sync::Arc::new(rows);
+            let c = chunk_width(rows.k, grouped);
+            insts.push(Inst::Mac { rows: rows.clone(), c, bus_in: bus, bus_out: bus + 1, grouped });
+            insts.push(Inst::Requant { layer: i, rows, bus_out: bus + 1 });
+        } else {
+            insts.push(Inst::Linear { layer: i, rows, bus_in: bus, bus_out: bus + 1, dense, grouped });
+        }
         bus += 1;
     }
     insts.push(Inst::Output { n: g.shapes.last().map(|s| s.iter().product()).unwrap_or(0), bus });
     let elementwise = insts.iter().any(|i| match i {
-        Inst::Linear { bus_in, grouped, .. } => *bus_in == 0 && !grouped,
+        Inst::Linear { bus_in, grouped, .. } | Inst::Mac { bus_in, grouped, .. } => *bus_in == 0 && !grouped,
         Inst::Relu { bus_in, .. } => *bus_in == 0,
         Inst::Output { bus, .. } => *bus == 0,
-        Inst::Input { .. } | Inst::Sponge { .. } => false,
+        Inst::Input { .. } | Inst::Sponge { .. } | Inst::Requant { .. } => false,
     });
     insts[0] = Inst::Input { n, elementwise };
     Ok(insts)
@@ -384,6 +431,11 @@ pub fn supports(g: &QGraph) -> Result<(), ZkError> {
 
 fn bus(b: usize) -> String {
     format!("a{b}")
+}
+
+/// The accumulators of the linear layer providing bus `b`: `(output, acc)`.
+fn acc_bus(b: usize) -> String {
+    format!("c{b}")
 }
 
 /// The input's 4-lane groups: `(group index, x[4g..4g+4])`.
@@ -409,6 +461,11 @@ enum AirKind {
     Linear { k: usize, rq: Rq, dense: bool, grouped: bool, bus_in: usize, bus_out: usize },
     /// main: `x`, `s`, 16 bits of `s x + (1 - s)(-x - 1)`, `y = s x`, multiplicity. prep: index, real.
     Relu { bus_in: usize, bus_out: usize },
+    /// main: `x[0..c]`, `acc`. prep: `w[0..c]`, keys (`c` tap keys, or `c/4` group keys), out index, first,
+    /// last, real.
+    Mac { c: usize, grouped: bool, bus_in: usize, bus_out: usize },
+    /// main: `acc`, the [`Rq`] gadget, `y`, multiplicity. prep: `b`, `M`, index, real.
+    Requant { rq: Rq, bus_out: usize },
     /// main: `y`. prep: index, real. periodic: the claimed output.
     Output { bus: usize, claimed: Vec<Vec<Val>> },
 }
@@ -425,6 +482,8 @@ impl BaseAir<Val> for PrivAir {
             AirKind::Sponge { .. } => P2_COLS,
             AirKind::Linear { k, rq, .. } => rq.cols(*k).end + 2,
             AirKind::Relu { .. } => 20,
+            AirKind::Mac { c, .. } => c + 1,
+            AirKind::Requant { rq, .. } => rq.cols(1).end + 2,
             AirKind::Output { .. } => 1,
         }
     }
@@ -434,6 +493,8 @@ impl BaseAir<Val> for PrivAir {
             AirKind::Sponge { .. } => SP_PREP,
             AirKind::Linear { k, dense, .. } => k + 4 + if *dense { 0 } else { *k },
             AirKind::Relu { .. } | AirKind::Output { .. } => 2,
+            AirKind::Mac { c, grouped, .. } => c + if *grouped { c / 4 } else { *c } + 4,
+            AirKind::Requant { .. } => 4,
         }
     }
     fn preprocessed_trace(&self) -> Option<RowMajorMatrix<Val>> {
@@ -454,12 +515,17 @@ impl BaseAir<Val> for PrivAir {
     fn main_next_row_columns(&self) -> Vec<usize> {
         match &self.kind {
             AirKind::Sponge { .. } => (4..8).collect(),
+            AirKind::Mac { c, .. } => (0..=*c).collect(),
             _ => vec![],
         }
     }
     fn preprocessed_next_row_columns(&self) -> Vec<usize> {
         match &self.kind {
             AirKind::Sponge { .. } => vec![1],
+            AirKind::Mac { c, grouped, .. } => {
+                let first = c + if *grouped { c / 4 } else { *c } + 1;
+                (0..*c).chain([first]).collect()
+            }
             _ => vec![],
         }
     }
@@ -565,6 +631,47 @@ impl<AB: AirBuilder<F = Val> + InteractionBuilder> Air<AB> for PrivAir {
                 b.push_interaction(&bus(*bus_in), [idx.clone(), x], Count::bounded(real, 1));
                 b.push_interaction(&bus(*bus_out), [idx, y], Count::provided(-row[19].into()));
             }
+            AirKind::Mac { c, grouped, bus_in, bus_out } => {
+                let c = *c;
+                let main = b.main();
+                let (row, next): (Vec<AB::Var>, Vec<AB::Var>) =
+                    (main.current_slice().to_vec(), main.next_slice().to_vec());
+                let prep = b.preprocessed();
+                let (p, pn): (Vec<AB::Var>, Vec<AB::Var>) = (prep.current_slice().to_vec(), prep.next_slice().to_vec());
+                let keys = if *grouped { c / 4 } else { c };
+                let (out_idx, first, last, real) = (p[c + keys], p[c + keys + 1], p[c + keys + 2], p[c + keys + 3]);
+                let dot =
+                    |w: &[AB::Var], x: &[AB::Var]| (0..c).fold(AB::Expr::ZERO, |a, t| a + w[t].into() * x[t].into());
+                // An output's first row starts the sum; each following row adds to the previous row's sum.
+                b.assert_zero(first.into() * (row[c].into() - dot(&p, &row)));
+                let next_first: AB::Expr = pn[c + keys + 1].into();
+                b.assert_zero((AB::Expr::ONE - next_first) * (next[c].into() - row[c].into() - dot(&pn, &next)));
+                if *grouped {
+                    for l in 0..c / 4 {
+                        let msg: Vec<AB::Expr> =
+                            std::iter::once(p[c + l].into()).chain((4 * l..4 * l + 4).map(|t| row[t].into())).collect();
+                        b.push_interaction(GROUP_BUS, msg, Count::bounded(real.into(), 1));
+                    }
+                } else {
+                    for t in 0..c {
+                        b.push_interaction(
+                            &bus(*bus_in),
+                            [p[c + t].into(), row[t].into()],
+                            Count::bounded(real.into(), 1),
+                        );
+                    }
+                }
+                b.push_interaction(&acc_bus(*bus_out), [out_idx.into(), row[c].into()], Count::bounded(last.into(), 1));
+            }
+            AirKind::Requant { rq, bus_out } => {
+                let row: Vec<AB::Var> = b.main().current_slice().to_vec();
+                let p: Vec<AB::Var> = b.preprocessed().current_slice().to_vec();
+                let y_col = rq.cols(1).end;
+                let y: AB::Expr = row[y_col].into();
+                rq.eval(b, &row, 1, row[0].into() + p[0].into(), p[1].into(), y.clone());
+                b.push_interaction(&acc_bus(*bus_out), [p[2].into(), row[0].into()], Count::bounded(-p[3].into(), 1));
+                b.push_interaction(&bus(*bus_out), [p[2].into(), y], Count::provided(-row[y_col + 1].into()));
+            }
             AirKind::Output { bus: bn, .. } => {
                 let y: AB::Expr = b.main().current_slice()[0].into();
                 let p: Vec<AB::Var> = b.preprocessed().current_slice().to_vec();
@@ -635,6 +742,42 @@ fn air_for(inst: &Inst, claimed: &[i16], with_prep: bool) -> PrivAir {
         Inst::Relu { n, bus_in, bus_out, .. } => {
             let prep = col((0..h).flat_map(|r| [idx(r), Val::from_bool(r < *n)]).collect(), 2);
             PrivAir { kind: AirKind::Relu { bus_in: *bus_in, bus_out: *bus_out }, prep }
+        }
+        Inst::Mac { rows: lr, c, bus_in, bus_out, grouped } => {
+            let (c, n_c) = (*c, lr.k.div_ceil(*c));
+            let keys = if *grouped { c / 4 } else { c };
+            let prep = with_prep.then(|| {
+                let mut v = Vec::with_capacity(h * (c + keys + 4));
+                for r in 0..h {
+                    let (o, ch) = (r / n_c, r % n_c);
+                    if o < lr.rows {
+                        v.extend((0..c).map(|t| fe(mac_tap(lr, c, o, ch, t).0)));
+                        if *grouped {
+                            v.extend((0..keys).map(|l| idx(mac_group(lr, c, ch, l))));
+                        } else {
+                            v.extend((0..c).map(|t| idx(mac_tap(lr, c, o, ch, t).1)));
+                        }
+                        v.extend([idx(o), Val::from_bool(ch == 0), Val::from_bool(ch + 1 == n_c), Val::ONE]);
+                    } else {
+                        // Padding rows: each its own empty sum.
+                        v.extend(std::iter::repeat_n(Val::ZERO, c + keys));
+                        v.extend([Val::ZERO, Val::ONE, Val::ZERO, Val::ZERO]);
+                    }
+                }
+                RowMajorMatrix::new(v, c + keys + 4)
+            });
+            PrivAir { kind: AirKind::Mac { c, grouped: *grouped, bus_in: *bus_in, bus_out: *bus_out }, prep }
+        }
+        Inst::Requant { rows: lr, bus_out, .. } => {
+            let prep = with_prep.then(|| {
+                let row = |r: usize| {
+                    let real = r < lr.rows;
+                    let (b, m) = if real { (lr.bias[r], lr.mult[r]) } else { (0, 0) };
+                    [fe(b), fe(m), idx(r), Val::from_bool(real)]
+                };
+                RowMajorMatrix::new((0..h).flat_map(row).collect(), 4)
+            });
+            PrivAir { kind: AirKind::Requant { rq: lr.rq(), bus_out: *bus_out }, prep }
         }
         Inst::Output { n, bus } => {
             let claimed = vec![(0..h).map(|r| if r < *n { fe(i64::from(claimed[r])) } else { Val::ZERO }).collect()];
@@ -742,7 +885,7 @@ impl PrivateProver {
         // Bus values and the number of reads of each element.
         let mut buses: Vec<&[i16]> = vec![&acts[0]];
         for inst in &self.insts {
-            if let Inst::Linear { layer, .. } | Inst::Relu { layer, .. } = inst {
+            if let Inst::Linear { layer, .. } | Inst::Relu { layer, .. } | Inst::Requant { layer, .. } = inst {
                 buses.push(&acts[layer + 1]);
             }
         }
@@ -762,7 +905,18 @@ impl PrivateProver {
                 Inst::Output { n, bus } | Inst::Relu { n, bus_in: bus, .. } => {
                     reads[*bus][..*n].iter_mut().for_each(|m| *m += 1)
                 }
-                Inst::Input { .. } => {}
+                Inst::Mac { rows: lr, c, bus_in, grouped, .. } => {
+                    for o in 0..lr.rows {
+                        for ch in 0..lr.k.div_ceil(*c) {
+                            if *grouped {
+                                (0..c / 4).for_each(|l| group_reads[mac_group(lr, *c, ch, l)] += 1);
+                            } else {
+                                (0..*c).for_each(|t| reads[*bus_in][mac_tap(lr, *c, o, ch, t).1] += 1);
+                            }
+                        }
+                    }
+                }
+                Inst::Input { .. } | Inst::Requant { .. } => {}
             }
         }
         let traces: Vec<RowMajorMatrix<Val>> = self
@@ -850,6 +1004,44 @@ fn trace(
                 put_bits(row, 2, 16, if s { xi } else { -xi - 1 } as u128);
                 row[18] = fe(if s { xi } else { 0 });
                 row[19] = Val::from_u64(if r < *n { reads[*bus_out][r] } else { 0 });
+            }
+        }
+        Inst::Mac { rows: lr, c, bus_in, grouped, .. } => {
+            let (c, n_c, xin) = (*c, lr.k.div_ceil(*c), buses[*bus_in]);
+            let lane = |e: usize| xin.get(e).map(|v| i64::from(*v)).unwrap_or(0);
+            let mut acc = 0i64;
+            for (r, row) in v.chunks_mut(w).enumerate().take(lr.rows * n_c) {
+                let (o, ch) = (r / n_c, r % n_c);
+                if ch == 0 {
+                    acc = 0;
+                }
+                for t in 0..c {
+                    let (wt, key) = mac_tap(lr, c, o, ch, t);
+                    let xv = if *grouped {
+                        let g = mac_group(lr, c, ch, t / 4);
+                        lane(4 * g + t % 4)
+                    } else {
+                        lane(key)
+                    };
+                    row[t] = fe(xv);
+                    acc += wt * xv;
+                }
+                row[c] = fe(acc);
+            }
+        }
+        Inst::Requant { rows: lr, bus_out, .. } => {
+            let rq = lr.rq();
+            let y_col = rq.cols(1).end;
+            let xin = buses[*bus_out - 1];
+            for (r, row) in v.chunks_mut(w).enumerate() {
+                if r < lr.rows {
+                    let acc = lr.acc(r, xin) - lr.bias[r];
+                    row[0] = fe(acc);
+                    row[y_col] = fe(rq.fill(row, 1, acc + lr.bias[r], lr.mult[r]));
+                    row[y_col + 1] = Val::from_u64(reads[*bus_out][r]);
+                } else {
+                    rq.fill(row, 1, 0, 0);
+                }
             }
         }
         Inst::Output { n, bus } => {
