@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Proving benchmark of BENCHMARKS.md: for each bench model, EZKL (../shared/bench/ezkl_reference.py, pip ezkl)
-# and vouch-zk (crates/vouch-zk/examples/zk_bench.rs), one after the other in the same run on the same machine.
+# and vouch-zk (crates/vouch-zk/examples/zk_bench.rs: the public-activation proof, then the private-input proof), one
+# after the other in the same run on the same machine.
 # Peak memory is each process's peak RSS (/usr/bin/time -v for EZKL, VmHWM for vouch). Prints JSON lines.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,5 +16,6 @@ for m in ${MODELS:-mlp_small mlp_mnist lenet_small}; do
   rss_kb=$(grep "Maximum resident" "$work/$m.time" | awk '{print $6}')
   echo "{\"ezkl\": \"$(echo "$ezkl_out" | sed 's/"/\\"/g')\", \"ezkl_peak_rss_mib\": $((rss_kb / 1024))}"
   "${CARGO_TARGET_DIR:-$root/target}/release/examples/zk_bench" "$models" "$m"
+  "${CARGO_TARGET_DIR:-$root/target}/release/examples/zk_bench" "$models" "$m" private
 done
 rm -rf "$work"

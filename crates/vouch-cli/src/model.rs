@@ -91,6 +91,15 @@ fn print_version(v: &ModelVersion) {
             if z.forced { " (forced)" } else { "" }
         );
         println!("zk commit   {}", z.commitment.as_deref().unwrap_or("none yet (the prover has not landed)"));
+        // Receipts bind blake3 of the private commitment (body extension 0x0001): print that.
+        match (&z.private_commitment, &z.private_unsupported) {
+            (Some(c), _) => println!(
+                "zk private  --private-input supported, commitment blake3 {}",
+                hex::decode(c).map(|b| blake3::hash(&b).to_hex().to_string()).unwrap_or_else(|_| c.clone())
+            ),
+            (None, Some(why)) => println!("zk private  --private-input not supported: {why}"),
+            (None, None) => {}
+        }
     }
     if let vouch_codec::AgreementRule::Tolerance { abs, rel } = v.agreement {
         println!("agreement   within {abs:e} + {rel:e} x |reference| (quorum)");

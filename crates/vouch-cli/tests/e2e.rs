@@ -206,6 +206,89 @@ fn push_infer_verify_real_models_against_onnxruntime() {
     assert!(node.terminate(), "node exits cleanly on SIGTERM");
 }
 
+/// `--private-input`: the receipt carries the input's commitment instead of the input, proves the same output
+/// as the public proof, verifies offline, and opens to the requester's input and salt only.
+fn zk_private(node: &NodeProc, dir: &Path, model: &str, input: &Path, other_doc: &Value, expected: &[i16]) {
+    let other_path = dir.join(format!("{model}.private-other-input.json"));
+    write_json(&other_path, other_doc);
+    let other_input = other_path.as_path();
+    let receipt_path = dir.join(format!("{model}.private.receipt.json"));
+    let out = node.vouch(&[
+        "--json",
+        "infer",
+        model,
+        "--input",
+        input.to_str().unwrap(),
+        "--mode",
+        "zk",
+        "--private-input",
+        "-o",
+        receipt_path.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let receipt: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(receipt["mode"], "zk");
+    assert!(receipt.get("inputs").is_none_or(Value::is_null), "a private input is not in the receipt: {receipt}");
+    let text = receipt.to_string();
+    let out_t = receipt["outputs"].as_object().unwrap().values().next().unwrap();
+    let proven: Vec<i16> = out_t["data"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as i16).collect();
+    assert_eq!(proven, expected, "{model}: the private proof proves the integer executor's output");
+    // The CLI checked the opening itself and printed the salt.
+    let salt = stderr.split("--salt ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or_else(|| {
+        panic!("no salt printed: {stderr}");
+    });
+    assert_eq!(salt.len(), 64, "{stderr}");
+    assert!(!text.contains(salt), "the salt is not in the receipt");
+
+    let (code, out) = run_verify(node, &receipt_path, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("private-input proof verified") && out.contains("input   private, committed as"), "{out}");
+    let (code, out) = run_verify(node, &receipt_path, &["--input", input.to_str().unwrap(), "--salt", salt]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("opened with the input and salt given"), "{out}");
+    // Another salt, or another input, does not open the commitment.
+    let other_salt = format!("{}{}", if salt.starts_with('0') { "1" } else { "0" }, &salt[1..]);
+    let (code, out) = run_verify(node, &receipt_path, &["--input", input.to_str().unwrap(), "--salt", &other_salt]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("private input mismatch"), "{out}");
+    let (code, out) = run_verify(node, &receipt_path, &["--input", other_input.to_str().unwrap(), "--salt", salt]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("private input mismatch"), "{out}");
+
+    // Tampering: one proof byte, a truncated proof, the input commitment in the signed body.
+    let valid = receipt;
+    let check = |name: &str, v: &Value, reason: &str| {
+        let p = dir.join(format!("zk-private-tampered-{name}.json"));
+        write_json(&p, v);
+        let (code, out) = run_verify(node, &p, &[]);
+        assert_eq!(code, 1, "{name}: {out}");
+        assert!(out.contains(reason), "{name}: expected {reason:?} in {out:?}");
+    };
+    let zk_ix = valid["evidence"].as_array().unwrap().iter().position(|e| e["kind"] == "zk_proof").unwrap();
+    let proof = valid["evidence"][zk_ix]["proof"].as_str().unwrap().to_owned();
+    let mut v = valid.clone();
+    let at = (proof.len() * 2 / 3) & !1;
+    let byte = if &proof[at..at + 2] == "00" { "01" } else { "00" };
+    v["evidence"][zk_ix]["proof"] = json!(format!("{}{byte}{}", &proof[..at], &proof[at + 2..]));
+    check("proof-byte", &v, "zk proof invalid");
+    let mut v = valid.clone();
+    v["evidence"][zk_ix]["proof"] = json!(&proof[..(proof.len() / 2) & !1]);
+    check("truncated", &v, "zk proof invalid");
+
+    // The node refuses a private input outside zk mode, or a salt that is not 4 field elements.
+    let doc: Value = serde_json::from_slice(&std::fs::read(input).unwrap()).unwrap();
+    for (mode, salt) in [("signed", "00".repeat(32)), ("zk", "zz".repeat(32)), ("zk", "ff".repeat(32))] {
+        let events =
+            infer_stream(node, &json!({"model": model, "inputs": doc, "mode": mode, "private_input": {"salt": salt}}));
+        assert_eq!(
+            (events[0]["status"].as_u64(), events[0]["error"]["code"].as_str()),
+            (Some(400), Some("invalid_private_input")),
+            "{mode} {salt}: {events:?}"
+        );
+    }
+}
+
 fn zk_tamper(node: &NodeProc, dir: &Path, receipt: &Path) {
     let valid: Value = serde_json::from_slice(&std::fs::read(receipt).unwrap()).unwrap();
     let check = |name: &str, v: &Value, reason: &str| {
@@ -413,6 +496,7 @@ fn zk_push_quantizes_with_calibration_and_reports_accuracy() {
             assert_eq!(code, 0, "{text}");
             assert!(text.contains("zk      proof verified"), "{text}");
             if i == 0 {
+                zk_private(&node, work.path(), &name, &input, &calib[1], &expected);
                 zk_tamper(&node, work.path(), &receipt_path);
                 // Streaming: one progress event per layer proof, in order, then the receipt.
                 let events = infer_stream(&node, &json!({"model": name, "inputs": doc, "mode": "zk"}));

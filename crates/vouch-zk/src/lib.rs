@@ -608,7 +608,36 @@ fn check_structure_limits(s: &QGraph) -> Result<(), ZkError> {
         || s.shapes
             .iter()
             .any(|s| s.len() > 8 || s.iter().try_fold(1usize, |a, d| a.checked_mul(*d)).is_none_or(|n| n > 1 << 22));
-    if too_big {
+    // Every linear layer's taps (outputs x taps per output) are materialized by the verifier: bound them too.
+    let geo_ok = |g: &vouch_quant::Pool| {
+        g.kernel.iter().all(|k| (1..=64).contains(k))
+            && g.stride.iter().all(|k| (1..=64).contains(k))
+            && g.pads.iter().all(|p| *p <= 64)
+    };
+    let taps_ok = s.layers.iter().zip(&s.shapes).all(|(l, shape)| {
+        let n_in: usize = shape.iter().product();
+        // outputs x taps per output, for a window layer with `per` taps per channel window
+        let windows = |c: usize, geo: &vouch_quant::Pool, per: usize| {
+            shape.len() == 4
+                && geo_ok(geo)
+                && geo.out_hw(shape[2], shape[3]).is_some_and(|(oh, ow)| {
+                    c.checked_mul(oh * ow).and_then(|r| r.checked_mul(per)).is_some_and(|t| t <= 1 << 26)
+                })
+        };
+        match l {
+            QLayer::Dense { input, output, .. } => {
+                *input == n_in && input.checked_mul(*output).is_some_and(|t| t <= 1 << 26)
+            }
+            QLayer::Conv { ic, oc, geo, .. } => {
+                geo_ok(geo) && ic.checked_mul(geo.kernel[0] * geo.kernel[1]).is_some_and(|k| windows(*oc, geo, k))
+            }
+            QLayer::MaxPool(geo) | QLayer::AvgPool { geo, .. } => {
+                geo_ok(geo) && windows(shape.get(1).copied().unwrap_or(0), geo, geo.kernel[0] * geo.kernel[1])
+            }
+            _ => true,
+        }
+    });
+    if too_big || !taps_ok {
         return Err(ZkError::Malformed("structure exceeds the verifier's limits".into()));
     }
     Ok(())

@@ -152,3 +152,26 @@ fn proofs_are_randomized_and_the_setup_is_deterministic() {
     // The setup is deterministic, so anyone recomputes the model's commitment from the model.
     assert_eq!(PrivateProver::new(q.clone()).unwrap().commitment(), prover.commitment());
 }
+
+#[test]
+fn a_hostile_structure_is_refused_before_any_work() {
+    let (q, x) = model("lenet_small");
+    let input = commit_input(&x, &Salt::random());
+    let proof = PrivateProof { version: vouch_zk::PROOF_VERSION, security: vouch_zk::SECURITY, input, stark: vec![] };
+    let commitment = vouch_zk::private::PrivateCommitment {
+        version: vouch_zk::PROOF_VERSION,
+        structure: [0; 32],
+        preprocessed: vec![],
+    };
+    let mut s = vouch_zk::public_structure(&q);
+    // A kernel that would make the verifier materialize billions of taps.
+    if let vouch_quant::QLayer::Conv { geo, .. } = &mut s.layers[0] {
+        geo.kernel = [1 << 20, 1 << 20];
+        geo.pads = [1 << 20; 4];
+    }
+    let ev = PrivateEvidence { structure: s, proof }.to_bytes();
+    assert_eq!(
+        verify_private_evidence(&commitment.to_bytes(), &ev, &input, &[0; 10]),
+        Err(ZkError::Malformed("structure exceeds the verifier's limits".into()))
+    );
+}
