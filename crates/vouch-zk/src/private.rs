@@ -128,8 +128,8 @@ fn sponge_states(x: &[i16], salt: [Val; 4]) -> (Vec<[Val; 8]>, [Val; 8]) {
     perm.permute_mut(&mut state);
     for block in x.chunks(4) {
         let mut next = state;
-        for j in 0..4 {
-            next[j] = block.get(j).map(|v| fe(i64::from(*v))).unwrap_or(Val::ZERO);
+        for (j, lane) in next.iter_mut().take(4).enumerate() {
+            *lane = block.get(j).map(|v| fe(i64::from(*v))).unwrap_or(Val::ZERO);
         }
         inputs.push(next);
         state = next;
@@ -1015,7 +1015,7 @@ fn trace(
                 if ch == 0 {
                     acc = 0;
                 }
-                for t in 0..c {
+                for (t, cell) in row.iter_mut().take(c).enumerate() {
                     let (wt, key) = mac_tap(lr, c, o, ch, t);
                     let xv = if *grouped {
                         let g = mac_group(lr, c, ch, t / 4);
@@ -1023,7 +1023,7 @@ fn trace(
                     } else {
                         lane(key)
                     };
-                    row[t] = fe(xv);
+                    *cell = fe(xv);
                     acc += wt * xv;
                 }
                 row[c] = fe(acc);
