@@ -258,6 +258,13 @@ enum Inst {
         bus_out: usize,
         grouped: bool,
     },
+    /// Max pooling: one row per output, its window's taps (`rows.w` is 1 on a valid tap, 0 on padding).
+    MaxPool {
+        layer: usize,
+        rows: LinearRows,
+        bus_in: usize,
+        bus_out: usize,
+    },
     /// The requantization of a [`Inst::Mac`] layer's accumulators: one row per output; provides `bus_out`.
     Requant {
         layer: usize,
@@ -305,7 +312,7 @@ impl Inst {
             Inst::Input { n, .. } => height(blocks(*n)),
             Inst::Output { n, .. } | Inst::Relu { n, .. } => height(*n),
             Inst::Sponge { n } => height(blocks(*n) + 1),
-            Inst::Linear { rows, .. } => height(rows.rows),
+            Inst::Linear { rows, .. } | Inst::MaxPool { rows, .. } => height(rows.rows),
             Inst::Requant { rows, .. } => height(rows.rows),
             Inst::Mac { rows, c, .. } => height(rows.rows * rows.k.div_ceil(*c)),
         }
@@ -387,6 +394,16 @@ fn plan(g: &QGraph) -> Result<Vec<Inst>, ZkError> {
                 (linear_rows(layer, &g.shapes[i]).ok_or_else(unsupported)?, matches!(layer, QLayer::Dense { .. }))
             }
             QLayer::AvgPool { .. } => (pool_rows(layer, &g.shapes[i]).ok_or_else(unsupported)?, false),
+            // The max of non-negative values (or 0 for an empty window) is non-negative: `nonneg` carries over.
+            QLayer::MaxPool(geo) => {
+                // The window taps, as average pooling lays them out (its requantization unused).
+                let any = vec![vouch_quant::Requant { mult: 0, shift: 0 }; geo.kernel[0] * geo.kernel[1]];
+                let rows = pool_rows(&QLayer::AvgPool { geo: geo.clone(), rq_by_count: any }, &g.shapes[i])
+                    .ok_or_else(unsupported)?;
+                insts.push(Inst::MaxPool { layer: i, rows, bus_in: bus, bus_out: bus + 1 });
+                bus += 1;
+                continue;
+            }
             // The quantizer fuses ReLU into the preceding linear layer's clamp and keeps the no-op layer.
             QLayer::Relu if nonneg => continue,
             QLayer::Relu => {
@@ -413,7 +430,7 @@ fn plan(g: &QGraph) -> Result<Vec<Inst>, ZkError> {
     insts.push(Inst::Output { n: g.shapes.last().map(|s| s.iter().product()).unwrap_or(0), bus });
     let elementwise = insts.iter().any(|i| match i {
         Inst::Linear { bus_in, grouped, .. } | Inst::Mac { bus_in, grouped, .. } => *bus_in == 0 && !grouped,
-        Inst::Relu { bus_in, .. } => *bus_in == 0,
+        Inst::Relu { bus_in, .. } | Inst::MaxPool { bus_in, .. } => *bus_in == 0,
         Inst::Output { bus, .. } => *bus == 0,
         Inst::Input { .. } | Inst::Sponge { .. } | Inst::Requant { .. } => false,
     });
@@ -464,6 +481,9 @@ enum AirKind {
     /// main: `x[0..c]`, `acc`. prep: `w[0..c]`, keys (`c` tap keys, or `c/4` group keys), out index, first,
     /// last, real.
     Mac { c: usize, grouped: bool, bus_in: usize, bus_out: usize },
+    /// main: `x[0..k]`, one-hot `s[0..k]`, per tap 16 bits of `live (y - x)`, `y`, multiplicity. prep: tap keys
+    /// `[0..k]`, live `[0..k]`, index, any (the window has a valid tap).
+    MaxPool { k: usize, bus_in: usize, bus_out: usize },
     /// main: `acc`, the [`Rq`] gadget, `y`, multiplicity. prep: `b`, `M`, index, real.
     Requant { rq: Rq, bus_out: usize },
     /// main: `y`. prep: index, real. periodic: the claimed output.
@@ -482,6 +502,7 @@ impl BaseAir<Val> for PrivAir {
             AirKind::Sponge { .. } => P2_COLS,
             AirKind::Linear { k, rq, .. } => rq.cols(*k).end + 2,
             AirKind::Relu { .. } => 20,
+            AirKind::MaxPool { k, .. } => 18 * k + 2,
             AirKind::Mac { c, .. } => c + 1,
             AirKind::Requant { rq, .. } => rq.cols(1).end + 2,
             AirKind::Output { .. } => 1,
@@ -493,6 +514,7 @@ impl BaseAir<Val> for PrivAir {
             AirKind::Sponge { .. } => SP_PREP,
             AirKind::Linear { k, dense, .. } => k + 4 + if *dense { 0 } else { *k },
             AirKind::Relu { .. } | AirKind::Output { .. } => 2,
+            AirKind::MaxPool { k, .. } => 2 * k + 2,
             AirKind::Mac { c, grouped, .. } => c + if *grouped { c / 4 } else { *c } + 4,
             AirKind::Requant { .. } => 4,
         }
@@ -618,6 +640,29 @@ impl<AB: AirBuilder<F = Val> + InteractionBuilder> Air<AB> for PrivAir {
                 }
                 b.push_interaction(&bus(*bus_out), [out_idx, y], Count::provided(-row[y_col + 1].into()));
             }
+            AirKind::MaxPool { k, bus_in, bus_out } => {
+                let k = *k;
+                let row: Vec<AB::Var> = b.main().current_slice().to_vec();
+                let p: Vec<AB::Var> = b.preprocessed().current_slice().to_vec();
+                let y: AB::Expr = row[18 * k].into();
+                let (mut picked, mut chosen) = (AB::Expr::ZERO, AB::Expr::ZERO);
+                for t in 0..k {
+                    let (x, sel, live): (AB::Expr, AB::Expr, AB::Expr) =
+                        (row[t].into(), row[k + t].into(), p[k + t].into());
+                    // y is at least every valid tap ...
+                    let d = bits_value(b, &row, 2 * k + 16 * t, 16);
+                    b.assert_eq(d, live.clone() * (y.clone() - x.clone()));
+                    // ... and equals one of them (one-hot over valid taps; none for an empty window, y = 0).
+                    b.assert_bool(sel.clone());
+                    b.assert_zero(sel.clone() * (AB::Expr::ONE - live.clone()));
+                    picked += sel.clone();
+                    chosen += sel * x.clone();
+                    b.push_interaction(&bus(*bus_in), [p[t].into(), x], Count::bounded(live, 1));
+                }
+                b.assert_eq(picked, p[2 * k + 1].into());
+                b.assert_eq(y.clone(), chosen);
+                b.push_interaction(&bus(*bus_out), [p[2 * k].into(), y], Count::provided(-row[18 * k + 1].into()));
+            }
             AirKind::Relu { bus_in, bus_out } => {
                 let row: Vec<AB::Var> = b.main().current_slice().to_vec();
                 let p: Vec<AB::Var> = b.preprocessed().current_slice().to_vec();
@@ -738,6 +783,21 @@ fn air_for(inst: &Inst, claimed: &[i16], with_prep: bool) -> PrivAir {
                 bus_out: *bus_out,
             };
             PrivAir { kind, prep }
+        }
+        Inst::MaxPool { rows: lr, bus_in, bus_out, .. } => {
+            let k = lr.k;
+            let prep = with_prep.then(|| {
+                let mut v = Vec::with_capacity(h * (2 * k + 2));
+                for r in 0..h {
+                    let real = r < lr.rows;
+                    let tap = |t: usize| if real { lr.taps[r * k + t] } else { None };
+                    v.extend((0..k).map(|t| idx(tap(t).unwrap_or(0))));
+                    v.extend((0..k).map(|t| Val::from_bool(tap(t).is_some())));
+                    v.extend([idx(r), Val::from_bool((0..k).any(|t| tap(t).is_some()))]);
+                }
+                RowMajorMatrix::new(v, 2 * k + 2)
+            });
+            PrivAir { kind: AirKind::MaxPool { k, bus_in: *bus_in, bus_out: *bus_out }, prep }
         }
         Inst::Relu { n, bus_in, bus_out, .. } => {
             let prep = col((0..h).flat_map(|r| [idx(r), Val::from_bool(r < *n)]).collect(), 2);
@@ -885,7 +945,11 @@ impl PrivateProver {
         // Bus values and the number of reads of each element.
         let mut buses: Vec<&[i16]> = vec![&acts[0]];
         for inst in &self.insts {
-            if let Inst::Linear { layer, .. } | Inst::Relu { layer, .. } | Inst::Requant { layer, .. } = inst {
+            if let Inst::Linear { layer, .. }
+            | Inst::Relu { layer, .. }
+            | Inst::Requant { layer, .. }
+            | Inst::MaxPool { layer, .. } = inst
+            {
                 buses.push(&acts[layer + 1]);
             }
         }
@@ -914,6 +978,11 @@ impl PrivateProver {
                                 (0..*c).for_each(|t| reads[*bus_in][mac_tap(lr, *c, o, ch, t).1] += 1);
                             }
                         }
+                    }
+                }
+                Inst::MaxPool { rows, bus_in, .. } => {
+                    for t in rows.taps.iter().flatten() {
+                        reads[*bus_in][*t] += 1;
                     }
                 }
                 Inst::Input { .. } | Inst::Requant { .. } => {}
@@ -993,6 +1062,22 @@ fn trace(
                 } else {
                     rq.fill(row, k, 0, 0);
                 }
+            }
+        }
+        Inst::MaxPool { rows: lr, bus_in, bus_out, .. } => {
+            let (k, xin) = (lr.k, buses[*bus_in]);
+            for (r, row) in v.chunks_mut(w).enumerate().take(lr.rows) {
+                let taps = &lr.taps[r * k..(r + 1) * k];
+                let best = taps.iter().enumerate().filter_map(|(t, i)| i.map(|i| (t, xin[i]))).max_by_key(|(_, v)| *v);
+                let y = best.map(|(_, v)| i64::from(v)).unwrap_or(0);
+                for (t, tap) in taps.iter().enumerate() {
+                    let x = tap.map(|i| i64::from(xin[i])).unwrap_or(0);
+                    row[t] = fe(x);
+                    row[k + t] = Val::from_bool(best.is_some_and(|(bt, _)| bt == t));
+                    put_bits(row, 2 * k + 16 * t, 16, if tap.is_some() { (y - x) as u128 } else { 0 });
+                }
+                row[18 * k] = fe(y);
+                row[18 * k + 1] = Val::from_u64(reads[*bus_out][r]);
             }
         }
         Inst::Relu { n, bus_in, bus_out, .. } => {

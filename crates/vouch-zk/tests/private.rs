@@ -175,3 +175,86 @@ fn a_hostile_structure_is_refused_before_any_work() {
         Err(ZkError::Malformed("structure exceeds the verifier's limits".into()))
     );
 }
+
+mod random_layers {
+    use proptest::prelude::*;
+    use vouch_quant::{FloatGraph, FloatLayer, quantize};
+    use vouch_zk::ZkError;
+    use vouch_zk::private::{PrivateProver, Salt, commit_input, verify_private};
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+        /// Random small Dense(+ReLU) layers, some wider than one 32-tap row (chunked, grouped input reads):
+        /// honest private proofs verify; the same proof claiming an output one unit off is rejected.
+        #[test]
+        fn honest_private_proofs_verify_and_other_outputs_are_rejected(
+            (inp, out, relu, w, b, xs, bump) in (1usize..48, 1usize..6, any::<bool>()).prop_flat_map(|(i, o, r)| (
+                Just(i), Just(o), Just(r),
+                prop::collection::vec(-1.0f32..1.0, i * o),
+                prop::collection::vec(-0.5f32..0.5, o),
+                prop::collection::vec(prop::collection::vec(-1.0f32..1.0, i), 1..4),
+                (0..o, prop_oneof![Just(-1i16), Just(1i16)]),
+            ))
+        ) {
+            let mut layers = vec![FloatLayer::Dense { w, b, input: inp, output: out }];
+            let mut shapes = vec![vec![1, inp], vec![1, out]];
+            if relu {
+                layers.push(FloatLayer::Relu);
+                shapes.push(vec![1, out]);
+            }
+            let g = FloatGraph { input: "x".into(), output: "y".into(), shapes, layers };
+            let (q, _) = quantize(&g, &xs).unwrap();
+            let prover = PrivateProver::new(q.clone()).unwrap();
+            let x = q.quantize_input(&xs[0]);
+            let salt = Salt::random();
+            let (y, p) = prover.prove(&x, &salt).unwrap();
+            prop_assert_eq!(&y, &q.run(&x).unwrap());
+            let s = vouch_zk::public_structure(&q);
+            let input = commit_input(&x, &salt);
+            prop_assert_eq!(verify_private(&s, prover.commitment(), &input, &y, &p), Ok(()));
+            let (ix, delta) = bump;
+            let mut y2 = y.clone();
+            y2[ix] = if y2[ix] >= 32767 { 32766 } else if y2[ix] <= -32767 { -32766 } else { y2[ix] + delta };
+            let r = verify_private(&s, prover.commitment(), &input, &y2, &p);
+            prop_assert!(matches!(r, Err(ZkError::Proof { .. })), "another output accepted: {:?}", r);
+        }
+    }
+}
+
+/// A small CNN with what the bench models lack: a ReLU on the input itself (its own instance), a padded
+/// MaxPool (windows with invalid taps), a Conv with padding, then Flatten and Dense.
+#[test]
+fn a_cnn_with_maxpool_and_a_standalone_relu_proves_and_verifies() {
+    use vouch_quant::{FloatGraph, FloatLayer, Pool};
+    let mut rng = 7u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    };
+    let conv = Pool { kernel: [3, 3], stride: [1, 1], pads: [1, 1, 1, 1] };
+    let pool = Pool { kernel: [2, 2], stride: [2, 2], pads: [0, 0, 1, 1] };
+    let layers = vec![
+        FloatLayer::Relu,
+        FloatLayer::Conv { w: (0..2 * 9).map(|_| next()).collect(), b: vec![0.1, -0.2], ic: 1, oc: 2, geo: conv },
+        FloatLayer::MaxPool(pool),
+        FloatLayer::Reshape(vec![1, 18]),
+        FloatLayer::Dense { w: (0..18 * 3).map(|_| next()).collect(), b: vec![0.0, 0.1, -0.1], input: 18, output: 3 },
+    ];
+    let shapes = vec![vec![1, 1, 5, 5], vec![1, 1, 5, 5], vec![1, 2, 5, 5], vec![1, 2, 3, 3], vec![1, 18], vec![1, 3]];
+    let g = FloatGraph { input: "x".into(), output: "y".into(), shapes, layers };
+    let xs: Vec<Vec<f32>> = (0..8).map(|_| (0..25).map(|_| next()).collect()).collect();
+    let (q, _) = vouch_quant::quantize(&g, &xs).unwrap();
+    let prover = PrivateProver::new(q.clone()).unwrap();
+    let x = q.quantize_input(&xs[3]);
+    let salt = Salt::random();
+    let (y, p) = prover.prove(&x, &salt).unwrap();
+    assert_eq!(y, q.run(&x).unwrap());
+    let s = vouch_zk::public_structure(&q);
+    let input = commit_input(&x, &salt);
+    verify_private(&s, prover.commitment(), &input, &y, &p).unwrap();
+    let mut y2 = y.clone();
+    y2[2] = if y2[2] >= 32767 { 32766 } else { y2[2] + 1 };
+    assert!(matches!(verify_private(&s, prover.commitment(), &input, &y2, &p), Err(ZkError::Proof { .. })));
+}
