@@ -56,7 +56,8 @@ pub struct Cols {
     pub end: usize,
 }
 
-fn bits<AB: AirBuilder>(b: &mut AB, row: &[AB::Var], start: usize, n: usize) -> AB::Expr {
+/// Constrains `n` boolean columns from `start` and returns the number they spell (least significant first).
+pub fn bits<AB: AirBuilder>(b: &mut AB, row: &[AB::Var], start: usize, n: usize) -> AB::Expr {
     let mut acc = AB::Expr::ZERO;
     let mut pow = AB::Expr::ONE;
     for i in 0..n {

@@ -328,12 +328,17 @@ impl ModelCommitment {
     }
     /// Parses commitment bytes.
     pub fn from_bytes(b: &[u8]) -> Result<Self, ZkError> {
-        let c: Self = postcard::from_bytes(b).map_err(|e| ZkError::Commitment(e.to_string()))?;
-        if c.version != PROOF_VERSION {
-            return Err(ZkError::Header(format!("commitment version {}", c.version)));
-        }
-        Ok(c)
+        decode_commitment(b, |c: &Self| c.version)
     }
+}
+
+/// Decodes a commitment and checks its format version.
+fn decode_commitment<T: serde::de::DeserializeOwned>(b: &[u8], version: impl Fn(&T) -> u16) -> Result<T, ZkError> {
+    let c: T = postcard::from_bytes(b).map_err(|e| ZkError::Commitment(e.to_string()))?;
+    if version(&c) != PROOF_VERSION {
+        return Err(ZkError::Header(format!("commitment version {}", version(&c))));
+    }
+    Ok(c)
 }
 
 type Vk = PreprocessedVerifierKey<Config>;

@@ -42,7 +42,7 @@ use rand010::SeedableRng;
 use rand010::rngs::StdRng;
 use vouch_quant::{QGraph, QLayer};
 
-use crate::air::{Rq, fe, put_bits};
+use crate::air::{Rq, bits, fe, put_bits};
 use crate::{Challenge, LinearRows, PROOF_VERSION, SECURITY, Security, Val, ZkError, linear_rows, structure_digest};
 
 type Perm = p3_goldilocks::Poseidon2Goldilocks<8>;
@@ -553,18 +553,6 @@ impl BaseAir<Val> for PrivAir {
     }
 }
 
-fn bits_value<AB: AirBuilder>(b: &mut AB, row: &[AB::Var], start: usize, n: usize) -> AB::Expr {
-    let mut acc = AB::Expr::ZERO;
-    let mut pow = AB::Expr::ONE;
-    for i in 0..n {
-        let bit: AB::Expr = row[start + i].into();
-        b.assert_bool(bit.clone());
-        acc += bit * pow.clone();
-        pow = pow.clone() + pow;
-    }
-    acc
-}
-
 impl<AB: AirBuilder<F = Val> + InteractionBuilder> Air<AB> for PrivAir {
     fn eval(&self, b: &mut AB) {
         match &self.kind {
@@ -575,9 +563,9 @@ impl<AB: AirBuilder<F = Val> + InteractionBuilder> Air<AB> for PrivAir {
                 let four = AB::Expr::from(Val::from_u64(4));
                 for j in 0..4 {
                     let x: AB::Expr = row[j].into();
-                    let up = bits_value(b, &row, IN_BITS + 32 * j, 16);
+                    let up = bits(b, &row, IN_BITS + 32 * j, 16);
                     b.assert_eq(up, x.clone() + qmax.clone());
-                    let down = bits_value(b, &row, IN_BITS + 32 * j + 16, 16);
+                    let down = bits(b, &row, IN_BITS + 32 * j + 16, 16);
                     b.assert_eq(down, qmax.clone() - x.clone());
                     // Lanes past the input's end are zero.
                     b.assert_zero((AB::Expr::ONE - p[1 + j].into()) * x.clone());
@@ -650,7 +638,7 @@ impl<AB: AirBuilder<F = Val> + InteractionBuilder> Air<AB> for PrivAir {
                     let (x, sel, live): (AB::Expr, AB::Expr, AB::Expr) =
                         (row[t].into(), row[k + t].into(), p[k + t].into());
                     // y is at least every valid tap ...
-                    let d = bits_value(b, &row, 2 * k + 16 * t, 16);
+                    let d = bits(b, &row, 2 * k + 16 * t, 16);
                     b.assert_eq(d, live.clone() * (y.clone() - x.clone()));
                     // ... and equals one of them (one-hot over valid taps; none for an empty window, y = 0).
                     b.assert_bool(sel.clone());
@@ -670,7 +658,7 @@ impl<AB: AirBuilder<F = Val> + InteractionBuilder> Air<AB> for PrivAir {
                 b.assert_bool(s.clone());
                 b.assert_eq(y.clone(), s.clone() * x.clone());
                 // s = 1 exactly when x >= 0: the chosen side's value is in [0, 2^16).
-                let t = bits_value(b, &row, 2, 16);
+                let t = bits(b, &row, 2, 16);
                 b.assert_eq(t, s.clone() * x.clone() + (AB::Expr::ONE - s) * (-x.clone() - AB::Expr::ONE));
                 let (idx, real): (AB::Expr, AB::Expr) = (p[0].into(), p[1].into());
                 b.push_interaction(&bus(*bus_in), [idx.clone(), x], Count::bounded(real, 1));
@@ -870,11 +858,7 @@ impl PrivateCommitment {
     }
     /// Parses commitment bytes.
     pub fn from_bytes(b: &[u8]) -> Result<Self, ZkError> {
-        let c: Self = postcard::from_bytes(b).map_err(|e| ZkError::Commitment(e.to_string()))?;
-        if c.version != PROOF_VERSION {
-            return Err(ZkError::Header(format!("commitment version {}", c.version)));
-        }
-        Ok(c)
+        crate::decode_commitment(b, |c: &Self| c.version)
     }
 }
 

@@ -176,9 +176,11 @@ fn a_hostile_structure_is_refused_before_any_work() {
     );
 }
 
+mod common;
+
 mod random_layers {
     use proptest::prelude::*;
-    use vouch_quant::{FloatGraph, FloatLayer, quantize};
+    use vouch_quant::quantize;
     use vouch_zk::ZkError;
     use vouch_zk::private::{PrivateProver, Salt, commit_input, verify_private};
 
@@ -187,22 +189,7 @@ mod random_layers {
         /// Random small Dense(+ReLU) layers, some wider than one 32-tap row (chunked, grouped input reads):
         /// honest private proofs verify; the same proof claiming an output one unit off is rejected.
         #[test]
-        fn honest_private_proofs_verify_and_other_outputs_are_rejected(
-            (inp, out, relu, w, b, xs, bump) in (1usize..48, 1usize..6, any::<bool>()).prop_flat_map(|(i, o, r)| (
-                Just(i), Just(o), Just(r),
-                prop::collection::vec(-1.0f32..1.0, i * o),
-                prop::collection::vec(-0.5f32..0.5, o),
-                prop::collection::vec(prop::collection::vec(-1.0f32..1.0, i), 1..4),
-                (0..o, prop_oneof![Just(-1i16), Just(1i16)]),
-            ))
-        ) {
-            let mut layers = vec![FloatLayer::Dense { w, b, input: inp, output: out }];
-            let mut shapes = vec![vec![1, inp], vec![1, out]];
-            if relu {
-                layers.push(FloatLayer::Relu);
-                shapes.push(vec![1, out]);
-            }
-            let g = FloatGraph { input: "x".into(), output: "y".into(), shapes, layers };
+        fn honest_private_proofs_verify_and_other_outputs_are_rejected((g, xs, bump) in super::common::dense_case(48)) {
             let (q, _) = quantize(&g, &xs).unwrap();
             let prover = PrivateProver::new(q.clone()).unwrap();
             let x = q.quantize_input(&xs[0]);

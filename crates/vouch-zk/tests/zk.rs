@@ -106,9 +106,11 @@ fn tampering_is_rejected_with_its_reason() {
     assert!(matches!(verify(&q, &c, &x, &y, &forged), Err(ZkError::Header(_))));
 }
 
+mod common;
+
 mod random_layers {
     use proptest::prelude::*;
-    use vouch_quant::{FloatGraph, FloatLayer, quantize};
+    use vouch_quant::quantize;
     use vouch_zk::{ZkError, commit, prove, verify};
 
     proptest! {
@@ -116,22 +118,8 @@ mod random_layers {
         /// Random small Dense(+ReLU) layers: honest proofs verify; a perturbed output (the witness the
         /// prover would need for a wrong answer) is rejected by the layer's STARK.
         #[test]
-        fn honest_proofs_verify_and_perturbed_outputs_are_rejected(
-            (inp, out, relu, w, b, xs, bump) in (1usize..10, 1usize..6, any::<bool>()).prop_flat_map(|(i, o, r)| (
-                Just(i), Just(o), Just(r),
-                prop::collection::vec(-1.0f32..1.0, i * o),
-                prop::collection::vec(-0.5f32..0.5, o),
-                prop::collection::vec(prop::collection::vec(-1.0f32..1.0, i), 1..4),
-                (0..o, prop_oneof![Just(-1i16), Just(1i16)]),
-            ))
-        ) {
-            let mut layers = vec![FloatLayer::Dense { w, b, input: inp, output: out }];
-            let mut shapes = vec![vec![1, inp], vec![1, out]];
-            if relu {
-                layers.push(FloatLayer::Relu);
-                shapes.push(vec![1, out]);
-            }
-            let g = FloatGraph { input: "x".into(), output: "y".into(), shapes, layers };
+        fn honest_proofs_verify_and_perturbed_outputs_are_rejected((g, xs, bump) in super::common::dense_case(10)) {
+            let relu = g.layers.len() == 2;
             let (q, _) = quantize(&g, &xs).unwrap();
             let c = commit(&q).unwrap();
             let x = q.quantize_input(&xs[0]);
