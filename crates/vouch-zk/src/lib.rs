@@ -73,7 +73,13 @@ impl Security {
 pub fn config() -> Config {
     let perm = default_goldilocks_poseidon2_8();
     let mmcs = ValMmcs::new(Hash::new(perm.clone()), Compress::new(perm.clone()), 0);
-    let fri = FriParameters {
+    let fri = fri_parameters(ChallengeMmcs::new(mmcs.clone()));
+    Config::new(Pcs::new(Radix2DitParallel::default(), mmcs, fri), Challenger::new(perm))
+}
+
+/// FRI with [`SECURITY`]'s blowup, queries and grinding (both proof systems).
+pub(crate) fn fri_parameters<M>(mmcs: M) -> FriParameters<M> {
+    FriParameters {
         log_blowup: SECURITY.log_blowup,
         log_final_poly_len: 0,
         max_log_arity: 1,
@@ -81,9 +87,8 @@ pub fn config() -> Config {
         batch_proof_of_work_bits: 0,
         commit_proof_of_work_bits: 0,
         query_proof_of_work_bits: SECURITY.query_pow_bits,
-        mmcs: ChallengeMmcs::new(mmcs.clone()),
-    };
-    Config::new(Pcs::new(Radix2DitParallel::default(), mmcs, fri), Challenger::new(perm))
+        mmcs,
+    }
 }
 
 /// Why proving or verifying failed.

@@ -28,7 +28,7 @@ use p3_challenger::DuplexChallenger;
 use p3_commit::ExtensionMmcs;
 use p3_dft::Radix2DitParallel;
 use p3_field::{PrimeCharacteristicRing, PrimeField64};
-use p3_fri::{FriParameters, HidingFriPcs};
+use p3_fri::HidingFriPcs;
 use p3_goldilocks::{
     GOLDILOCKS_POSEIDON2_RC_8_EXTERNAL_FINAL, GOLDILOCKS_POSEIDON2_RC_8_EXTERNAL_INITIAL,
     GOLDILOCKS_POSEIDON2_RC_8_INTERNAL, GenericPoseidon2LinearLayersGoldilocks, default_goldilocks_poseidon2_8,
@@ -81,16 +81,7 @@ pub fn hiding_config(seed: Option<&str>) -> HidingConfig {
     let perm = default_goldilocks_poseidon2_8();
     let leaf = p3_goldilocks::default_goldilocks_poseidon2_12();
     let mmcs = |label| HMmcs::new(Hash::new(leaf.clone()), Compress::new(perm.clone()), 0, rng(label));
-    let fri = FriParameters {
-        log_blowup: SECURITY.log_blowup,
-        log_final_poly_len: 0,
-        max_log_arity: 1,
-        num_queries: SECURITY.num_queries,
-        batch_proof_of_work_bits: 0,
-        commit_proof_of_work_bits: 0,
-        query_proof_of_work_bits: SECURITY.query_pow_bits,
-        mmcs: HChallengeMmcs::new(mmcs("fri")),
-    };
+    let fri = crate::fri_parameters(HChallengeMmcs::new(mmcs("fri")));
     let pcs = HPcs::new(Radix2DitParallel::default(), mmcs("trace"), fri, RANDOM_CODEWORDS, rng("pcs"));
     HidingConfig::new(pcs, DuplexChallenger::new(perm))
 }
