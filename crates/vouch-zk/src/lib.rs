@@ -661,3 +661,53 @@ pub fn verify_evidence(commitment: &[u8], evidence: &[u8], x: &[i16], y: &[i16])
     verify(&e.structure, &c, x, y, &e.proof)?;
     Ok(e.proof.layers.len())
 }
+
+#[cfg(test)]
+mod security_tests {
+    use p3_field::coset::TwoAdicMultiplicativeCoset;
+    use p3_uni_stark::{AirLayout, OpeningShape, Proof, StarkSecurityParams};
+
+    use super::*;
+
+    /// Plonky3's own calculator (conjectured regime: FRI queries and grinding, DEEP-ALI, composition, the
+    /// batched openings, the hash's collision resistance) on every layer proof of two bench models: at least
+    /// 100 bits, as the proof header and docs state.
+    #[test]
+    fn plonky3_conjectures_at_least_100_bits_for_every_layer_proof() {
+        let perm = default_goldilocks_poseidon2_8();
+        let mmcs = ValMmcs::new(Hash::new(perm.clone()), Compress::new(perm), 0);
+        let fri = fri_parameters(ChallengeMmcs::new(mmcs));
+        for name in ["mlp_small", "lenet_small"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/bench/models")
+                .join(format!("{name}.onnx"));
+            let g = vouch_quant::parse(&std::fs::read(path).unwrap()).unwrap();
+            let n: usize = g.shapes[0].iter().product();
+            let (q, _) = vouch_quant::quantize(&g, &vouch_quant::seeded_inputs(n, 8, 1)).unwrap();
+            let x = q.quantize_input(&vouch_quant::seeded_inputs(n, 1, 2)[0]);
+            let proof = prove(&q, &x).unwrap();
+            let acts = &proof.activations;
+            for (i, bytes) in &proof.layers {
+                let i = *i as usize;
+                let lr = linear_rows(&q.layers[i], &q.shapes[i]).unwrap();
+                let air = lr.air(&acts[i], &acts[i + 1], false);
+                let stark: Proof<Config> = postcard::from_bytes(bytes).unwrap();
+                let log_h = height(lr.rows).trailing_zeros() as usize;
+                let params = StarkSecurityParams::from_air::<Val, Challenge, _>(
+                    fri.security_regime(),
+                    &air,
+                    AirLayout::from_air::<Val>(&air),
+                    TwoAdicMultiplicativeCoset::new(Val::ONE, log_h).unwrap(),
+                    128, // Goldilocks^2 challenges
+                    128, // Poseidon2 with a 4 x 64-bit digest
+                    1,   // no next-row openings
+                    OpeningShape::new(),
+                    fri.grinding_sites(),
+                );
+                let bits = stark.conjectured_security(&params).security_bits;
+                assert!(bits >= 100, "{name} layer {i}: {bits} conjectured bits");
+                eprintln!("{name} layer {i}: {bits} conjectured bits");
+            }
+        }
+    }
+}
