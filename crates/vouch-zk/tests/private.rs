@@ -245,3 +245,30 @@ fn a_cnn_with_maxpool_and_a_standalone_relu_proves_and_verifies() {
     y2[2] = if y2[2] == i16::MAX { 32766 } else { y2[2] + 1 };
     assert!(matches!(verify_private(&s, prover.commitment(), &input, &y2, &p), Err(ZkError::Proof { .. })));
 }
+
+#[test]
+fn a_layer_without_a_private_instance_is_refused_by_name() {
+    use vouch_quant::{FloatGraph, FloatLayer};
+    let g = FloatGraph {
+        input: "x".into(),
+        output: "y".into(),
+        shapes: vec![vec![1, 4], vec![1, 3], vec![1, 3]],
+        layers: vec![
+            FloatLayer::Dense {
+                w: (0..12).map(|i| i as f32 / 12.0 - 0.5).collect(),
+                b: vec![0.0; 3],
+                input: 4,
+                output: 3,
+            },
+            FloatLayer::Softmax,
+        ],
+    };
+    let xs: Vec<Vec<f32>> = vouch_quant::seeded_inputs(4, 4, 3);
+    let (q, _) = quantize(&g, &xs).unwrap();
+    assert_eq!(PrivateProver::new(q.clone()).err(), Some(ZkError::UnsupportedLayer { layer: 1, kind: "Softmax" }));
+    assert!(vouch_zk::private::supports(&q).is_err());
+    // The public-activation proof still covers it.
+    let x = q.quantize_input(&xs[0]);
+    let p = vouch_zk::prove(&q, &x).unwrap();
+    vouch_zk::verify(&q, &vouch_zk::commit(&q).unwrap(), &x, &q.run(&x).unwrap(), &p).unwrap();
+}
