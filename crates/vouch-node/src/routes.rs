@@ -208,8 +208,9 @@ async fn push(
         }
         let zk = match &q.calibration {
             Some(c) => {
-                let (info, prover) =
+                let (mut info, prover) =
                     crate::zk::quantize_model(staged.path(), staged.size, &st.calibrations, c, q.force)?;
+                crate::zk::record_private(&mut info, &prover);
                 st.zk_provers.lock().unwrap_or_else(|p| p.into_inner()).insert(staged.id, Arc::new(prover));
                 Some(info)
             }
@@ -463,16 +464,7 @@ async fn infer_zk(
             vouch_codec::Tensor::new(shape(&graph.shapes[0]), vouch_codec::TensorData::I16(xq))
                 .map_err(ApiError::internal)?,
         );
-        let mut qout = vouch_codec::TensorMap::new();
-        let out_name = record.outputs.first().map(|o| o.name.clone()).unwrap_or_else(|| "y".into());
-        qout.insert(
-            out_name,
-            vouch_codec::Tensor::new(
-                shape(graph.shapes.last().expect("output shape")),
-                vouch_codec::TensorData::I16(y),
-            )
-            .map_err(ApiError::internal)?,
-        );
+        let qout = zk_output(&record, graph, y)?;
         let evidence = vouch_zk::Evidence { structure: vouch_zk::public_structure(graph), proof }.to_bytes();
         Ok(vouch_receipt::issue_zk(
             &st.key,
@@ -492,6 +484,19 @@ async fn infer_zk(
     s.metrics.receipts_issued.inc();
     crate::settlement::settle(&s, receipt.id());
     serde_json::to_value(receipt.to_json()).map_err(ApiError::internal)
+}
+
+/// A zk receipt's output: the proven int16 tensor, under the model's output name.
+fn zk_output(
+    record: &ModelVersion,
+    graph: &vouch_quant::QGraph,
+    y: Vec<i16>,
+) -> Result<vouch_codec::TensorMap, ApiError> {
+    let shape = graph.shapes.last().expect("output shape").iter().map(|d| *d as u64).collect();
+    let name = record.outputs.first().map(|o| o.name.clone()).unwrap_or_else(|| "y".into());
+    let mut out = vouch_codec::TensorMap::new();
+    out.insert(name, vouch_codec::Tensor::new(shape, vouch_codec::TensorData::I16(y)).map_err(ApiError::internal)?);
+    Ok(out)
 }
 
 /// A private-input zk receipt: one hiding batch proof; the input never leaves this function.
@@ -524,13 +529,7 @@ fn prove_private(
     send(1);
     let graph = prover.graph();
     let input = proof.input;
-    let shape = graph.shapes.last().expect("output shape").iter().map(|d| *d as u64).collect::<Vec<u64>>();
-    let mut qout = vouch_codec::TensorMap::new();
-    let out_name = record.outputs.first().map(|o| o.name.clone()).unwrap_or_else(|| "y".into());
-    qout.insert(
-        out_name,
-        vouch_codec::Tensor::new(shape, vouch_codec::TensorData::I16(y)).map_err(ApiError::internal)?,
-    );
+    let qout = zk_output(record, graph, y)?;
     let evidence =
         vouch_zk::private::PrivateEvidence { structure: vouch_zk::public_structure(graph), proof }.to_bytes();
     Ok(vouch_receipt::issue_zk_private(

@@ -81,6 +81,15 @@ fn quant_error(e: QuantError) -> ApiError {
     }
 }
 
+/// Records the private-input commitment (or why there is none) at push. Not part of [`quantize_model`]: a node
+/// that re-quantizes a model to serve public zk proofs should not pay the private setup.
+pub(crate) fn record_private(info: &mut ZkInfo, prover: &vouch_zk::Prover) {
+    match prover.private() {
+        Ok(p) => info.private_commitment = Some(hex::encode(p.commitment().to_bytes())),
+        Err(e) => info.private_unsupported = Some(e.to_string()),
+    }
+}
+
 /// Quantizes the model file at `path` with calibration set `calibration`; refuses a quantization that
 /// changes the argmax on more than 1% of the calibration inputs unless `force`.
 pub(crate) fn quantize_model(
@@ -144,8 +153,8 @@ pub(crate) fn quantize_model(
         mean_abs_error: report.mean_abs_error,
         forced: !report.acceptable(),
         commitment: Some(hex::encode(prover.commitment().to_bytes())),
-        private_commitment: prover.private().ok().map(|p| hex::encode(p.commitment().to_bytes())),
-        private_unsupported: prover.private().err().map(|e| e.to_string()),
+        private_commitment: None,
+        private_unsupported: None,
     };
     Ok((info, prover))
 }

@@ -34,28 +34,34 @@ fn main() {
     let setup_s = t.elapsed().as_secs_f64();
     let x = q.quantize_input(&inputs(n, 1, 9)[0]);
     // Proof time with the model committed once (as a node does at push), best of 3.
-    let mut prove_s = f64::MAX;
-    let mut p = None;
-    for _ in 0..3 {
-        let t = Instant::now();
-        p = Some(prover.prove(&x).unwrap());
-        prove_s = prove_s.min(t.elapsed().as_secs_f64());
-    }
-    let p = p.unwrap();
+    let (prove_s, p) = best_of(3, || prover.prove(&x).unwrap());
     let y = q.run(&x).unwrap();
     let bytes = p.to_bytes();
     // Verify from bytes, best of 5.
-    let mut verify_s = f64::MAX;
-    for _ in 0..5 {
-        let t = Instant::now();
+    let (verify_s, ()) = best_of(5, || {
         let p2 = vouch_zk::ModelProof::from_bytes(&bytes).unwrap();
         vouch_zk::verify(&q, &c, &x, &y, &p2).unwrap();
-        verify_s = verify_s.min(t.elapsed().as_secs_f64());
+    });
+    print_result(&format!("\"model\":\"{name}\""), setup_s, prove_s, verify_s, bytes.len(), &report);
+}
+
+/// The best time of `n` runs of `f`, and the last run's result.
+fn best_of<T>(n: usize, mut f: impl FnMut() -> T) -> (f64, T) {
+    let mut best = f64::MAX;
+    let mut out = None;
+    for _ in 0..n {
+        let t = Instant::now();
+        out = Some(f());
+        best = best.min(t.elapsed().as_secs_f64());
     }
+    (best, out.expect("n > 0"))
+}
+
+fn print_result(head: &str, setup_s: f64, prove_s: f64, verify_s: f64, bytes: usize, report: &vouch_quant::Report) {
     println!(
-        "{{\"model\":\"{name}\",\"commit_s\":{setup_s:.3},\"prove_s\":{prove_s:.3},\"verify_ms\":{:.1},\"proof_kb\":{:.0},\"peak_rss_mib\":{:.0},\"weight_bits\":{},\"argmax_agreement\":{}}}",
+        "{{{head},\"commit_s\":{setup_s:.3},\"prove_s\":{prove_s:.3},\"verify_ms\":{:.1},\"proof_kb\":{:.0},\"peak_rss_mib\":{:.0},\"weight_bits\":{},\"argmax_agreement\":{}}}",
         verify_s * 1e3,
-        bytes.len() as f64 / 1024.0,
+        bytes as f64 / 1024.0,
         peak_rss_mib(),
         report.weight_bits,
         report.argmax_agreement
@@ -68,29 +74,13 @@ fn private(name: &str, q: &vouch_quant::QGraph, report: &vouch_quant::Report, x:
     let prover = PrivateProver::new(q.clone()).unwrap();
     let setup_s = t.elapsed().as_secs_f64();
     let x = q.quantize_input(x);
-    let mut prove_s = f64::MAX;
-    let mut out = None;
-    for _ in 0..3 {
-        let t = Instant::now();
-        out = Some(prover.prove(&x, &Salt::random()).unwrap());
-        prove_s = prove_s.min(t.elapsed().as_secs_f64());
-    }
-    let (y, p) = out.unwrap();
+    let (prove_s, (y, p)) = best_of(3, || prover.prove(&x, &Salt::random()).unwrap());
     let bytes = p.to_bytes();
     let structure = vouch_zk::public_structure(q);
-    let mut verify_s = f64::MAX;
-    for _ in 0..5 {
-        let t = Instant::now();
+    let (verify_s, ()) = best_of(5, || {
         let p2 = PrivateProof::from_bytes(&bytes).unwrap();
         verify_private(&structure, prover.commitment(), &p2.input, &y, &p2).unwrap();
-        verify_s = verify_s.min(t.elapsed().as_secs_f64());
-    }
-    println!(
-        "{{\"model\":\"{name}\",\"mode\":\"private\",\"commit_s\":{setup_s:.3},\"prove_s\":{prove_s:.3},\"verify_ms\":{:.1},\"proof_kb\":{:.0},\"peak_rss_mib\":{:.0},\"weight_bits\":{},\"argmax_agreement\":{}}}",
-        verify_s * 1e3,
-        bytes.len() as f64 / 1024.0,
-        peak_rss_mib(),
-        report.weight_bits,
-        report.argmax_agreement
-    );
+    });
+    let head = format!("\"model\":\"{name}\",\"mode\":\"private\"");
+    print_result(&head, setup_s, prove_s, verify_s, bytes.len(), report);
 }
