@@ -36,6 +36,9 @@ pub struct NodeConfig {
     /// Fault injection for tests only: store receipts and the duty to settle them, but never submit the settlement
     /// (what a crash between storing a receipt and submitting its settlement leaves behind). Default false.
     pub fault_skip_settlement: bool,
+    /// Fault injection for tests only: claim a zk output one unit off what was proven (what a prover bug that
+    /// yields an unverifiable proof looks like), so the self-check before issuing must refuse it. Default false.
+    pub fault_corrupt_proofs: bool,
 }
 
 impl Default for NodeConfig {
@@ -51,6 +54,7 @@ impl Default for NodeConfig {
             snapshot_every_blocks: 1_024,
             fault_flip_outputs: false,
             fault_skip_settlement: false,
+            fault_corrupt_proofs: false,
         }
     }
 }

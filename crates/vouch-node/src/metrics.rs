@@ -21,6 +21,8 @@ pub(crate) struct Metrics {
     pub settlements_retried: Counter,
     pub upload_bytes: Counter,
     pub download_bytes: Counter,
+    pub proof_self_checks_failed: Counter,
+    pub proof_self_check_seconds: Histogram,
 }
 
 impl Metrics {
@@ -42,6 +44,18 @@ impl Metrics {
         registry.register("upload_bytes", "Model bytes accepted", upload_bytes.clone());
         let download_bytes = Counter::default();
         registry.register("download_bytes", "Model bytes served", download_bytes.clone());
+        let proof_self_checks_failed = Counter::default();
+        registry.register(
+            "proof_self_checks_failed",
+            "Proofs this node produced that its own verifier rejected (no receipt issued)",
+            proof_self_checks_failed.clone(),
+        );
+        let proof_self_check_seconds = Histogram::new(exponential_buckets(0.000_1, 2.0, 20));
+        registry.register(
+            "proof_self_check_seconds",
+            "Verification of each produced zk receipt before it is issued",
+            proof_self_check_seconds.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -50,6 +64,8 @@ impl Metrics {
             settlements_retried,
             upload_bytes,
             download_bytes,
+            proof_self_checks_failed,
+            proof_self_check_seconds,
         }
     }
 

@@ -456,6 +456,12 @@ async fn infer_zk(
         let proof = prover
             .prove_with_progress(&xq, report)
             .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "proof_failed", e.to_string()))?;
+        let mut proof = proof;
+        if st.config.fault_corrupt_proofs
+            && let Some(last) = proof.activations.last_mut()
+        {
+            crate::zk::corrupt(last);
+        }
         let y = proof.activations.last().cloned().unwrap_or_default();
         let shape = |s: &[usize]| s.iter().map(|d| *d as u64).collect::<Vec<u64>>();
         let mut qin = vouch_codec::TensorMap::new();
@@ -466,7 +472,7 @@ async fn infer_zk(
         );
         let qout = zk_output(&record, graph, y)?;
         let evidence = vouch_zk::Evidence { structure: vouch_zk::public_structure(graph), proof }.to_bytes();
-        Ok(vouch_receipt::issue_zk(
+        let receipt = vouch_receipt::issue_zk(
             &st.key,
             record.id,
             vouch_zk::SYSTEM.into(),
@@ -476,7 +482,9 @@ async fn infer_zk(
             qout,
             commitment,
             evidence,
-        ))
+        );
+        crate::zk::self_check(&st.metrics, &receipt, graph)?;
+        Ok(receipt)
     })
     .await?;
     drop(_permit);
@@ -523,16 +531,19 @@ fn prove_private(
         }
     };
     send(0);
-    let (y, proof) = private
+    let (mut y, proof) = private
         .prove(xq, salt)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "proof_failed", e.to_string()))?;
+    if st.config.fault_corrupt_proofs {
+        crate::zk::corrupt(&mut y);
+    }
     send(1);
     let graph = prover.graph();
     let input = proof.input;
     let qout = zk_output(record, graph, y)?;
     let evidence =
         vouch_zk::private::PrivateEvidence { structure: vouch_zk::public_structure(graph), proof }.to_bytes();
-    Ok(vouch_receipt::issue_zk_private(
+    let receipt = vouch_receipt::issue_zk_private(
         &st.key,
         record.id,
         vouch_zk::private::PRIVATE_SYSTEM.into(),
@@ -542,7 +553,9 @@ fn prove_private(
         qout,
         commitment,
         evidence,
-    ))
+    );
+    crate::zk::self_check(&st.metrics, &receipt, graph)?;
+    Ok(receipt)
 }
 
 async fn prepare_job(

@@ -158,3 +158,34 @@ pub(crate) fn quantize_model(
     };
     Ok((info, prover))
 }
+
+/// Verifies a zk receipt this node is about to issue with the offline verifier (`vouch verify`'s checks), so the
+/// node never hands out a proof it could not verify itself. A failure is a bug in the prover for this model's
+/// shape: it answers `500 proof_self_check_failed` naming the failing instance or layer, counts it and logs the
+/// model and its shapes; the caller stores nothing.
+pub(crate) fn self_check(
+    metrics: &crate::metrics::Metrics,
+    receipt: &vouch_codec::Receipt,
+    graph: &vouch_quant::QGraph,
+) -> Result<(), ApiError> {
+    let started = std::time::Instant::now();
+    let checked = vouch_receipt::verify(receipt, &vouch_receipt::VerifyOptions::default());
+    metrics.proof_self_check_seconds.observe(started.elapsed().as_secs_f64());
+    let Err(e) = checked else { return Ok(()) };
+    metrics.proof_self_checks_failed.inc();
+    let model = receipt.body.model.to_string();
+    tracing::error!(%model, shapes = ?graph.shapes, error = %e, "zk.self_check: a produced proof does not verify; no receipt issued");
+    Err(ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "proof_self_check_failed",
+        format!("the proof this node produced does not verify, so no receipt was issued: {e}"),
+    )
+    .details(serde_json::json!({ "model": model, "reason": e.to_string(), "shapes": graph.shapes })))
+}
+
+/// `y` with its first element one unit off (`fault_corrupt_proofs`).
+pub(crate) fn corrupt(y: &mut [i16]) {
+    if let Some(v) = y.first_mut() {
+        *v = if *v == i16::MAX { *v - 1 } else { *v + 1 };
+    }
+}

@@ -137,10 +137,12 @@ pub enum ZkError {
         reason: String,
     },
     /// The batch proof (private input) does not verify.
-    #[error("proof does not verify: {reason}")]
+    #[error("proof does not verify{}: {reason}", .instance.as_ref().map(|i| format!(" ({i})")).unwrap_or_default())]
     Proof {
         /// The verifier's error.
         reason: String,
+        /// The instance whose constraints fail, when the verifier can tell (`instance 2: linear, layer 0, ...`).
+        instance: Option<String>,
     },
     /// The commitment does not match the model structure.
     #[error("model commitment mismatch: {0}")]

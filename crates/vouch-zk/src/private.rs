@@ -23,7 +23,7 @@ use std::borrow::Cow;
 
 use p3_air::{Air, AirBuilder, BaseAir, WindowAccess};
 use p3_batch_stark::common::{GlobalPreprocessed, PreprocessedInstanceMeta};
-use p3_batch_stark::{BatchProof, ProverData, StarkInstance};
+use p3_batch_stark::{BatchProof, BatchVerificationError, ProverData, StarkInstance, VerificationError};
 use p3_challenger::DuplexChallenger;
 use p3_commit::ExtensionMmcs;
 use p3_dft::Radix2DitParallel;
@@ -243,6 +243,7 @@ enum Inst {
     /// each output's rows; the last row of each output sends `(output, acc)` to its [`Inst::Requant`] on bus
     /// `c{bus_out}`. Rows stay narrow, so proofs and verification stay small for wide layers.
     Mac {
+        layer: usize,
         rows: std::sync::Arc<LinearRows>,
         c: usize,
         bus_in: usize,
@@ -310,6 +311,29 @@ impl Inst {
     }
 }
 
+impl Inst {
+    /// What the instance proves, for error messages and logs.
+    fn describe(&self) -> String {
+        match self {
+            Inst::Input { n, .. } => format!("input range, {n} elements"),
+            Inst::Sponge { n } => format!("input commitment sponge, {n} elements"),
+            Inst::Linear { layer, rows, dense, .. } => {
+                let kind = if *dense { "dense" } else { "linear" };
+                format!("{kind}, layer {layer}, {} outputs of {} taps", rows.rows, rows.k)
+            }
+            Inst::Mac { layer, rows, c, .. } => {
+                format!("multiply-accumulate, layer {layer}, {} outputs of {} taps in rows of {c}", rows.rows, rows.k)
+            }
+            Inst::Requant { layer, rows, .. } => format!("requantization, layer {layer}, {} outputs", rows.rows),
+            Inst::Relu { layer, n, .. } => format!("relu, layer {layer}, {n} elements"),
+            Inst::MaxPool { layer, rows, .. } => {
+                format!("max pool, layer {layer}, {} outputs of {} taps", rows.rows, rows.k)
+            }
+            Inst::Output { n, .. } => format!("output, {n} elements"),
+        }
+    }
+}
+
 fn kind(l: &QLayer) -> &'static str {
     match l {
         QLayer::Dense { .. } => "Dense",
@@ -370,6 +394,19 @@ fn pool_rows(layer: &QLayer, shape: &[usize]) -> Option<LinearRows> {
     Some(lr)
 }
 
+/// Gives every padded tap weight 0. A padded tap reads bus key 0 (the lookup needs some element of the bus), so
+/// the constraint `acc = b + sum w x` sees `x[0]` there: only a zero weight keeps that equal to the executor's
+/// sum, which skips padding. (The public proofs give padded taps the periodic value 0 instead, so their
+/// commitments keep the layer's weights as they are.)
+fn zero_padded_taps(mut lr: LinearRows) -> LinearRows {
+    for (w, tap) in lr.w.iter_mut().zip(&lr.taps) {
+        if tap.is_none() {
+            *w = 0;
+        }
+    }
+    lr
+}
+
 /// The instances proving `g` (a full graph or its public structure).
 fn plan(g: &QGraph) -> Result<Vec<Inst>, ZkError> {
     let n: usize = g.shapes[0].iter().product();
@@ -381,9 +418,10 @@ fn plan(g: &QGraph) -> Result<Vec<Inst>, ZkError> {
         let unsupported = || ZkError::UnsupportedLayer { layer: i, kind: kind(layer) };
         let (rows, dense) = match layer {
             QLayer::Reshape(_) => continue,
-            QLayer::Dense { .. } | QLayer::Conv { .. } => {
-                (linear_rows(layer, &g.shapes[i]).ok_or_else(unsupported)?, matches!(layer, QLayer::Dense { .. }))
-            }
+            QLayer::Dense { .. } | QLayer::Conv { .. } => (
+                linear_rows(layer, &g.shapes[i]).map(zero_padded_taps).ok_or_else(unsupported)?,
+                matches!(layer, QLayer::Dense { .. }),
+            ),
             QLayer::AvgPool { .. } => (pool_rows(layer, &g.shapes[i]).ok_or_else(unsupported)?, false),
             // The max of non-negative values (or 0 for an empty window) is non-negative: `nonneg` carries over.
             QLayer::MaxPool(geo) => {
@@ -411,7 +449,7 @@ fn plan(g: &QGraph) -> Result<Vec<Inst>, ZkError> {
         if rows.k > CHUNK {
             let rows = std::sync::Arc::new(rows);
             let c = chunk_width(rows.k, grouped);
-            insts.push(Inst::Mac { rows: rows.clone(), c, bus_in: bus, bus_out: bus + 1, grouped });
+            insts.push(Inst::Mac { layer: i, rows: rows.clone(), c, bus_in: bus, bus_out: bus + 1, grouped });
             insts.push(Inst::Requant { layer: i, rows, bus_out: bus + 1 });
         } else {
             insts.push(Inst::Linear { layer: i, rows, bus_in: bus, bus_out: bus + 1, dense, grouped });
@@ -782,7 +820,7 @@ fn air_for(inst: &Inst, claimed: &[i16], with_prep: bool) -> PrivAir {
             let prep = col((0..h).flat_map(|r| [idx(r), Val::from_bool(r < *n)]).collect(), 2);
             PrivAir { kind: AirKind::Relu { bus_in: *bus_in, bus_out: *bus_out }, prep }
         }
-        Inst::Mac { rows: lr, c, bus_in, bus_out, grouped } => {
+        Inst::Mac { rows: lr, c, bus_in, bus_out, grouped, .. } => {
             let (c, n_c) = (*c, lr.k.div_ceil(*c));
             let keys = if *grouped { c / 4 } else { c };
             let prep = with_prep.then(|| {
@@ -1145,7 +1183,8 @@ pub fn verify_private(
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // Lookups and layout from the AIRs alone (they carry no preprocessed trace, so nothing is committed here);
         // the preprocessed commitment is the model's.
-        let mut data = ProverData::from_airs_and_degrees(&cfg, &airs, &degrees).map_err(|e| format!("{e:?}"))?;
+        let mut data =
+            ProverData::from_airs_and_degrees(&cfg, &airs, &degrees).map_err(|e| (format!("{e:?}"), None))?;
         data.common.preprocessed = Some(GlobalPreprocessed {
             commitment: pre_commit,
             instances: airs
@@ -1160,12 +1199,21 @@ pub fn verify_private(
         });
         let pvs: Vec<Vec<Val>> =
             insts.iter().map(|i| if matches!(i, Inst::Sponge { .. }) { input.elems() } else { vec![] }).collect();
-        p3_batch_stark::verify_batch(&cfg, &airs, &stark, &pvs, &data.common).map_err(|e| format!("{e:?}"))
+        p3_batch_stark::verify_batch(&cfg, &airs, &stark, &pvs, &data.common).map_err(|e| {
+            // The batch verifier reports which instance's constraints fail at the out-of-domain point.
+            let instance = match &e {
+                BatchVerificationError::Verification(VerificationError::OodEvaluationMismatch { index: Some(i) }) => {
+                    insts.get(*i).map(|inst| format!("instance {i}: {}", inst.describe()))
+                }
+                _ => None,
+            };
+            (format!("{e:?}"), instance)
+        })
     }));
     match r {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(reason)) => Err(ZkError::Proof { reason }),
-        Err(_) => Err(ZkError::Proof { reason: "verifier rejected a malformed proof".into() }),
+        Ok(Err((reason, instance))) => Err(ZkError::Proof { reason, instance }),
+        Err(_) => Err(ZkError::Proof { reason: "verifier rejected a malformed proof".into(), instance: None }),
     }
 }
 

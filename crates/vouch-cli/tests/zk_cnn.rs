@@ -1,0 +1,214 @@
+//! A CNN none of the other tests has, through a real node and the real CLI: three input channels, a padded
+//! convolution on the input itself, a padded strided convolution, MaxPool, Flatten and Dense. Private-input and
+//! public zk receipts verify offline; a node whose prover yields an unverifiable proof (`fault_corrupt_proofs`)
+//! issues no receipt and answers `500 proof_self_check_failed`, naming the failing instance.
+
+mod common;
+
+use std::path::Path;
+
+use common::{NodeProc, Rng};
+use prost::Message;
+use serde_json::{Value, json};
+use tract_onnx::pb;
+
+const C: usize = 3;
+const H: usize = 12;
+const W: usize = 12;
+
+fn value_info(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
+    use pb::tensor_shape_proto::{Dimension, dimension::Value as D};
+    pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: 1,
+                shape: Some(pb::TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|d| Dimension { value: Some(D::DimValue(*d)), ..Default::default() })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn ints(name: &str, v: &[i64]) -> pb::AttributeProto {
+    pb::AttributeProto { name: name.into(), r#type: 7, ints: v.to_vec(), ..Default::default() }
+}
+
+fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<pb::AttributeProto>) -> pb::NodeProto {
+    pb::NodeProto {
+        op_type: op.into(),
+        input: inputs.iter().map(|s| (*s).into()).collect(),
+        output: vec![output.into()],
+        attribute,
+        ..Default::default()
+    }
+}
+
+/// `1x3x12x12 -> Conv(3->4, 3x3, pad 1) -> Relu -> Conv(4->6, 3x3, pad 1, stride 2) -> Relu -> MaxPool(2x2, stride 2)
+/// -> Flatten (54) -> Gemm(10)`, seeded weights.
+fn cnn() -> Vec<u8> {
+    let mut rng = Rng::new(0xC44);
+    let mut tensor = |name: &str, dims: &[i64], fan_in: usize| {
+        let n: i64 = dims.iter().product();
+        let scale = 1.5 / (fan_in as f64).sqrt();
+        pb::TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: 1,
+            float_data: (0..n).map(|_| (rng.unit() * scale) as f32).collect(),
+            ..Default::default()
+        }
+    };
+    let initializer = vec![
+        tensor("w1", &[4, 3, 3, 3], 27),
+        tensor("b1", &[4], 27),
+        tensor("w2", &[6, 4, 3, 3], 36),
+        tensor("b2", &[6], 36),
+        tensor("w3", &[10, 54], 54),
+        tensor("b3", &[10], 54),
+    ];
+    let conv = |stride: i64| {
+        vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1]), ints("strides", &[stride, stride])]
+    };
+    let nodes = vec![
+        node("Conv", &["x", "w1", "b1"], "c1", conv(1)),
+        node("Relu", &["c1"], "r1", vec![]),
+        node("Conv", &["r1", "w2", "b2"], "c2", conv(2)),
+        node("Relu", &["c2"], "r2", vec![]),
+        node("MaxPool", &["r2"], "p", vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])]),
+        node("Flatten", &["p"], "f", vec![]),
+        node(
+            "Gemm",
+            &["f", "w3", "b3"],
+            "y",
+            vec![pb::AttributeProto { name: "transB".into(), r#type: 2, i: 1, ..Default::default() }],
+        ),
+    ];
+    pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
+        graph: Some(pb::GraphProto {
+            name: "cnn".into(),
+            node: nodes,
+            initializer,
+            input: vec![value_info("x", &[1, C as i64, H as i64, W as i64])],
+            output: vec![value_info("y", &[1, 10])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+fn input_doc(seed: u64) -> Value {
+    let mut rng = Rng::new(seed);
+    let data: Vec<f32> = (0..C * H * W).map(|_| rng.unit() as f32).collect();
+    json!({"inputs": {"x": {"dtype": "f32", "shape": [1, C, H, W], "data": data}}})
+}
+
+fn write_json(path: &Path, v: &Value) {
+    std::fs::write(path, serde_json::to_vec_pretty(v).unwrap()).unwrap();
+}
+
+/// Pushes the CNN with `--zk` and a calibration set; returns the model file's path.
+fn push(node: &NodeProc, dir: &Path) -> std::path::PathBuf {
+    let model = dir.join("cnn.onnx");
+    std::fs::write(&model, cnn()).unwrap();
+    let calib = dir.join("cnn.calib.json");
+    write_json(&calib, &Value::Array((0..24).map(|i| input_doc(100 + i)).collect()));
+    let pushed: Value = serde_json::from_str(&node.vouch_ok(&[
+        "--json",
+        "model",
+        "push",
+        model.to_str().unwrap(),
+        "--name",
+        "cnn",
+        "--zk",
+        "--calibration",
+        calib.to_str().unwrap(),
+        "--force",
+    ]))
+    .unwrap();
+    assert!(pushed["zk"]["private_commitment"].as_str().is_some_and(|c| !c.is_empty()), "{pushed}");
+    model
+}
+
+#[test]
+fn a_multichannel_strided_padded_cnn_gets_private_and_public_receipts_that_verify() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(home.path());
+    let model = push(&node, dir.path());
+    for seed in [3, 4] {
+        let input = dir.path().join(format!("in{seed}.json"));
+        write_json(&input, &input_doc(seed));
+        for (mode, extra) in [("private", &["--private-input"][..]), ("public", &[][..])] {
+            let receipt = dir.path().join(format!("{mode}{seed}.receipt.json"));
+            let mut args = vec!["infer", "cnn", "--input", input.to_str().unwrap(), "--mode", "zk"];
+            args.extend_from_slice(extra);
+            args.extend_from_slice(&["-o", receipt.to_str().unwrap()]);
+            let out = node.vouch(&args);
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "{mode} {seed}: {stderr}");
+            let mut verify = vec!["verify", receipt.to_str().unwrap(), "--model", model.to_str().unwrap()];
+            let salt;
+            if mode == "private" {
+                salt = stderr
+                    .split("--salt ")
+                    .nth(1)
+                    .and_then(|s| s.split_whitespace().next())
+                    .unwrap_or_else(|| panic!("no salt printed: {stderr}"))
+                    .to_owned();
+                verify.extend_from_slice(&["--input", input.to_str().unwrap(), "--salt", &salt]);
+            }
+            let out = node.vouch(&verify);
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(0), "{mode} {seed}: {text}");
+            let expected = if mode == "private" { "private-input proof verified" } else { "zk      proof verified" };
+            assert!(text.contains(expected), "{mode} {seed}: {text}");
+        }
+    }
+    let (_, status) = node.http("GET", "/v1/node", "application/json", b"");
+    assert_eq!(status["receipts"], 4, "{status}");
+}
+
+#[test]
+fn a_proof_that_fails_the_self_check_is_never_issued() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("config.toml"), "fault_corrupt_proofs = true\n").unwrap();
+    let node = NodeProc::start(home.path());
+    push(&node, dir.path());
+    let doc = input_doc(3);
+    let salt = "00".repeat(32);
+    for (mode, body, failing) in [
+        (
+            "private",
+            json!({"model": "cnn", "inputs": doc["inputs"], "mode": "zk", "private_input": {"salt": salt}}),
+            // The batch verifier names the instance whose constraints fail: the one binding the claimed output.
+            ": output, 10 elements",
+        ),
+        // The public proof's last layer is the Gemm (layer 6 of the quantized chain: Conv, Relu, Conv, Relu, MaxPool, Flatten, Gemm); its STARK refuses the output.
+        ("public", json!({"model": "cnn", "inputs": doc["inputs"], "mode": "zk"}), "layer 6:"),
+    ] {
+        let (status, body) = node.http("POST", "/v1/infer", "application/json", body.to_string().as_bytes());
+        assert_eq!(status, 500, "{mode}: {body}");
+        assert_eq!(body["error"]["code"], "proof_self_check_failed", "{mode}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(failing), "{mode}: the failing part is named: {message}");
+        assert!(body["error"]["details"]["model"].as_str().is_some_and(|m| m.starts_with('b')), "{body}");
+    }
+    // Nothing was stored, and both failures were counted.
+    let (_, status) = node.http("GET", "/v1/node", "application/json", b"");
+    assert_eq!(status["receipts"], 0, "{status}");
+    let (_, metrics) = node.http("GET", "/metrics", "text/plain", b"");
+    let metrics = metrics.as_str().unwrap().to_owned();
+    assert!(metrics.lines().any(|l| l == "vouch_proof_self_checks_failed_total 2"), "{metrics}");
+    assert!(metrics.lines().any(|l| l == "vouch_receipts_issued_total 0"), "{metrics}");
+}
