@@ -41,7 +41,7 @@ pub enum AnchorError {
     BrokenHeaderChain(u64),
     /// The Merkle path does not place the transaction in the block.
     #[error("settling transaction is not in the anchored block: {0}")]
-    NotIncluded(String),
+    NotIncluded(crate::block::InclusionError),
     /// The settling transaction is malformed, unsigned or not a settlement of this receipt by its executor.
     #[error("settling transaction: {0}")]
     BadSettlement(String),

@@ -119,12 +119,25 @@ impl Block {
     }
 }
 
+/// Why a transaction is not shown to be in a block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InclusionError {
+    /// The Merkle path does not decode.
+    #[error("bad Merkle path: {0}")]
+    BadPath(String),
+    /// The path does not lead from the transaction to the root.
+    #[error("{0}")]
+    NotIncluded(String),
+}
+
 /// Checks that `tx` is transaction `index` under `tx_root`, given the encoded Merkle path.
-pub fn verify_inclusion(tx: &[u8], index: u32, tx_root: &[u8; 32], proof: &[u8]) -> Result<(), String> {
+pub fn verify_inclusion(tx: &[u8], index: u32, tx_root: &[u8; 32], proof: &[u8]) -> Result<(), InclusionError> {
     let proof = bmt::Proof::<sha256::Digest>::decode_cfg(Bytes::copy_from_slice(proof), &1)
-        .map_err(|e| format!("bad Merkle path: {e}"))?;
+        .map_err(|e| InclusionError::BadPath(e.to_string()))?;
     let root = sha256::Digest::from(*tx_root);
-    proof.verify_element_inclusion::<Sha256>(&tx_leaf(tx), index, &root).map_err(|e| e.to_string())
+    proof
+        .verify_element_inclusion::<Sha256>(&tx_leaf(tx), index, &root)
+        .map_err(|e| InclusionError::NotIncluded(e.to_string()))
 }
 
 impl Write for Block {

@@ -1,33 +1,27 @@
 //! What a validator knows about the chain: the executed ledger state, the index of settled transactions, the
 //! finalized headers, and the mempool. Shared between the consensus application (which proposes from the mempool),
-//! the executor (which applies finalized blocks in order) and the node's API.
+//! the executor (which applies finalized blocks in order) and the node.
+//!
+//! The node sees the chain through a facade: queries that copy out what they answer ([`Chain::job`],
+//! [`Chain::model`], [`Chain::account`], [`Chain::tip`], ...) and waits ([`Chain::wait_height`],
+//! [`Chain::wait_tx`], [`Chain::wait_job`]) woken by a watch channel the executor feeds after each block, so nothing
+//! outside this crate holds the state lock or polls it in a sleep loop.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use bytes::Bytes;
-use vouch_codec::Digest;
 use vouch_codec::tx::{Address, SignedTx};
-use vouch_ledger::{BlockCtx, Event, Genesis, Signature, State, TxError, check_stateless};
+use vouch_codec::{AgreementRule, Digest, ModelId};
+use vouch_ledger::{
+    Account, BlockCtx, Event, Genesis, Job, ModelRecord, NodeRecord, Signature, State, TxError, check_stateless,
+};
 
 use crate::block::{Block, Header};
 use crate::index::TxIndex;
-
-/// Most transactions held in one mempool.
-pub const MAX_MEMPOOL: usize = 200_000;
-
-/// Where a finalized transaction landed and what it did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TxRecord {
-    /// Height of its block.
-    pub height: u64,
-    /// Index in the block.
-    pub index: u32,
-    /// Its effects, or why its action failed (the ledger's error, as text; see `vouch_ledger::State::execute`: a
-    /// failed action still pays its fee and consumes its nonce; a transaction failing signature, nonce or fee checks
-    /// changes nothing).
-    pub result: Result<Vec<Event>, String>,
-}
+use crate::mempool::Mempool;
+use crate::record::TxRecord;
+use crate::sigcache::VerifiedCache;
 
 /// Why the mempool refused a transaction.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,78 +76,6 @@ impl ChainState {
     }
 }
 
-/// Pending transactions in arrival order.
-#[derive(Debug, Default)]
-pub struct Mempool {
-    queue: VecDeque<(Digest, Bytes, SignedTx)>,
-    ids: HashSet<Digest>,
-    /// Pending nonces per sender (with multiplicity: two transactions may share a nonce until one is executed).
-    nonces: HashMap<Address, BTreeMap<u64, usize>>,
-}
-
-impl Mempool {
-    fn add_nonce(&mut self, from: Address, nonce: u64) {
-        *self.nonces.entry(from).or_default().entry(nonce).or_default() += 1;
-    }
-}
-
-fn drop_nonce(nonces: &mut HashMap<Address, BTreeMap<u64, usize>>, from: &Address, nonce: u64) {
-    if let Some(set) = nonces.get_mut(from) {
-        if let Some(c) = set.get_mut(&nonce) {
-            *c -= 1;
-            if *c == 0 {
-                set.remove(&nonce);
-            }
-        }
-        if set.is_empty() {
-            nonces.remove(from);
-        }
-    }
-}
-
-impl Mempool {
-    /// Number of pending transactions.
-    pub fn len(&self) -> usize {
-        self.queue.len()
-    }
-
-    /// Whether nothing is pending.
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-}
-
-/// Signatures already verified, by `blake3(tx id ‖ signature)`: a transaction is checked once per node instead of
-/// at submission, gossip, every proposal over it, block verification and execution. Two generations of at most
-/// [`VerifiedCache::GENERATION`] entries bound the memory.
-#[derive(Debug, Default)]
-struct VerifiedCache {
-    current: HashSet<[u8; 32]>,
-    previous: HashSet<[u8; 32]>,
-}
-
-impl VerifiedCache {
-    const GENERATION: usize = 1 << 18;
-
-    fn key(stx: &SignedTx, id: &Digest) -> [u8; 32] {
-        let mut h = blake3::Hasher::new();
-        h.update(&id.0);
-        h.update(&stx.signature);
-        *h.finalize().as_bytes()
-    }
-
-    fn contains(&self, k: &[u8; 32]) -> bool {
-        self.current.contains(k) || self.previous.contains(k)
-    }
-
-    fn insert(&mut self, k: [u8; 32]) {
-        if self.current.len() >= Self::GENERATION {
-            self.previous = std::mem::take(&mut self.current);
-        }
-        self.current.insert(k);
-    }
-}
-
 /// State shared by one validator's tasks.
 #[derive(Debug)]
 pub struct Chain {
@@ -170,6 +92,8 @@ pub struct Chain {
     /// Whether the executor has replayed this validator's own archive after a start (until then the executed state
     /// is older than what this node already knew, e.g. its own accounts' nonces).
     replayed: std::sync::atomic::AtomicBool,
+    /// The executed height, published after each block (and after a restore): what the waits wake on.
+    executed: tokio::sync::watch::Sender<u64>,
 }
 
 /// A chain's on-disk transaction index and how many recent blocks' records stay in memory.
@@ -223,6 +147,7 @@ impl Chain {
             verified: Mutex::new(VerifiedCache::default()),
             index,
             replayed: std::sync::atomic::AtomicBool::new(false),
+            executed: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -249,13 +174,18 @@ impl Chain {
             return false;
         }
         *lock(&self.restored) = Some(snapshot.height);
+        let height = snapshot.height;
         *st = snapshot;
+        drop(st);
+        self.executed.send_replace(height);
         true
     }
 
     /// Marks the local replay after a start as done.
     pub fn mark_replayed(&self) {
         self.replayed.store(true, std::sync::atomic::Ordering::Release);
+        // Waiters that also care about the replay (e.g. the node's nonce) look again.
+        self.executed.send_modify(|_| {});
     }
 
     /// Whether the executor has replayed the local archive after a start.
@@ -268,10 +198,121 @@ impl Chain {
         *lock(&self.restored)
     }
 
-    /// Reads the executed state.
+    /// Reads the whole executed state (the executor, snapshots, the consensus application and tests; the node uses
+    /// the queries below, which copy out what they answer and never hold the lock across an await).
     pub fn state(&self) -> RwLockReadGuard<'_, ChainState> {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }
+
+    // ---- queries ----
+
+    /// Height of the last executed block.
+    pub fn height(&self) -> u64 {
+        self.state().height
+    }
+
+    /// The last executed header.
+    pub fn tip(&self) -> Header {
+        *self.state().tip()
+    }
+
+    /// A recent executed header (older ones are in marshal's archive).
+    pub fn recent_header(&self, height: u64) -> Option<Header> {
+        self.state().headers.get(&height).copied()
+    }
+
+    /// The state root after the last executed block.
+    pub fn state_root(&self) -> Digest {
+        let st = self.state();
+        st.roots.get(&st.height).copied().unwrap_or_else(|| st.ledger.root())
+    }
+
+    /// A job.
+    pub fn job(&self, id: &Digest) -> Option<Job> {
+        self.state().ledger.jobs.get(id).cloned()
+    }
+
+    /// A model on the ledger.
+    pub fn model(&self, id: &ModelId) -> Option<ModelRecord> {
+        self.state().ledger.models.get(id).cloned()
+    }
+
+    /// A model's agreement rule as the ledger records it (exact when the model is unknown).
+    pub fn rule(&self, model: &ModelId) -> AgreementRule {
+        self.state().ledger.models.get(model).map_or(AgreementRule::Exact, |m| m.rule)
+    }
+
+    /// An account (empty if it never received anything).
+    pub fn account(&self, address: &Address) -> Account {
+        self.state().ledger.accounts.get(address).cloned().unwrap_or_default()
+    }
+
+    /// A registered executor node.
+    pub fn node(&self, key: &Address) -> Option<NodeRecord> {
+        self.state().ledger.nodes.get(key).cloned()
+    }
+
+    /// Every registered executor node, by key.
+    pub fn nodes(&self) -> Vec<(Address, NodeRecord)> {
+        self.state().ledger.nodes.iter().map(|(k, n)| (*k, n.clone())).collect()
+    }
+
+    /// Where a receipt's settlement landed: the issuing node and the height, once settled.
+    pub fn settlement(&self, receipt: &Digest) -> Option<(Address, u64)> {
+        self.state().ledger.receipts.get(receipt).copied()
+    }
+
+    /// Which of `receipts` the ledger has settled.
+    pub fn settled(&self, receipts: &[Digest]) -> Vec<bool> {
+        let st = self.state();
+        receipts.iter().map(|id| st.ledger.receipts.contains_key(id)).collect()
+    }
+
+    /// Receipts settled so far.
+    pub fn settled_count(&self) -> usize {
+        self.state().ledger.receipts.len()
+    }
+
+    // ---- waits ----
+
+    /// A receiver of the executed height, for callers that wait on several things at once.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.executed.subscribe()
+    }
+
+    /// Resolves once the executed chain is at `height` or above.
+    pub async fn wait_height(&self, height: u64) -> u64 {
+        let mut rx = self.executed.subscribe();
+        // The sender lives as long as the chain, which outlives this borrow.
+        rx.wait_for(|h| *h >= height).await.map_or(height, |h| *h)
+    }
+
+    /// Resolves once `f` answers something for the executed state: checked now, then after each executed block.
+    pub async fn wait_for<T>(&self, mut f: impl FnMut(&Self) -> Option<T>) -> T {
+        let mut rx = self.executed.subscribe();
+        loop {
+            rx.borrow_and_update();
+            if let Some(v) = f(self) {
+                return v;
+            }
+            if rx.changed().await.is_err() {
+                // The sender lives in the chain, which outlives this borrow: this cannot happen.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Resolves with a transaction's record once it is finalized and executed.
+    pub async fn wait_tx(&self, id: &Digest) -> TxRecord {
+        self.wait_for(|c| c.tx_record(id)).await
+    }
+
+    /// Resolves with job `id` once it exists and `pred` holds for it.
+    pub async fn wait_job(&self, id: &Digest, pred: impl Fn(&Job) -> bool) -> Job {
+        self.wait_for(|c| c.job(id).filter(|j| pred(j))).await
+    }
+
+    // ---- mempool ----
 
     /// Number of pending transactions.
     pub fn mempool_len(&self) -> usize {
@@ -289,20 +330,7 @@ impl Chain {
     /// over its whole pending run.
     pub fn next_free_nonce(&self, from: &Address, start: u64) -> u64 {
         let executed = self.state().ledger.accounts.get(from).map_or(0, |a| a.nonce);
-        let pool = lock(&self.mempool);
-        let pending = pool.nonces.get(from);
-        // A start past a nonce nothing pending uses would leave a gap no block can fill: walk from the executed one.
-        let gap = start > executed && !pending.is_some_and(|p| p.contains_key(&(start - 1)));
-        let mut next = if gap { executed } else { executed.max(start) };
-        if let Some(pending) = pending {
-            for n in pending.range(next..).map(|(n, _)| *n) {
-                if n != next {
-                    break;
-                }
-                next += 1;
-            }
-        }
-        next
+        lock(&self.mempool).next_free_nonce(from, executed, start)
     }
 
     /// [`check_stateless`] through the cache of verified signatures: each (transaction, signature) pair is verified
@@ -322,7 +350,7 @@ impl Chain {
         let stx = SignedTx::from_bytes(&bytes).map_err(|e| SubmitError::Malformed(e.to_string()))?;
         let id = stx.tx.id();
         // Already pending (e.g. our own transaction coming back through gossip): nothing to check again.
-        if lock(&self.mempool).ids.contains(&id) {
+        if lock(&self.mempool).contains(&id) {
             return Ok(id);
         }
         self.check_tx(&stx, &id).map_err(SubmitError::Invalid)?;
@@ -345,15 +373,9 @@ impl Chain {
             }
         }
         let mut pool = lock(&self.mempool);
-        if pool.ids.contains(&id) {
-            return Ok(id);
+        if !pool.insert(id, bytes, stx) {
+            return Err(SubmitError::Full(pool.len()));
         }
-        if pool.queue.len() >= MAX_MEMPOOL {
-            return Err(SubmitError::Full(pool.queue.len()));
-        }
-        pool.ids.insert(id);
-        pool.add_nonce(stx.tx.from, stx.tx.nonce);
-        pool.queue.push_back((id, bytes, stx));
         Ok(id)
     }
 
@@ -362,42 +384,22 @@ impl Chain {
     pub fn select(&self, pending: &[SignedTx], max: usize) -> Vec<Bytes> {
         let st = self.state();
         let pending_ids: HashSet<Digest> = pending.iter().map(|t| t.tx.id()).collect();
-        let mut next: HashMap<Address, u64> = HashMap::new();
         let nonce_of = |a: &Address| st.ledger.accounts.get(a).map_or(0, |a| a.nonce);
+        let mut next: HashMap<Address, u64> = HashMap::new();
         for t in pending {
             let n = next.entry(t.tx.from).or_insert_with(|| nonce_of(&t.tx.from));
             if t.tx.nonce == *n {
                 *n += 1;
             }
         }
-        let pool = lock(&self.mempool);
-        // Candidates by sender, ordered by nonce, so out-of-order arrivals still chain.
-        let mut by_sender: BTreeMap<Address, BTreeMap<u64, (usize, &Bytes)>> = BTreeMap::new();
-        for (i, (id, bytes, stx)) in pool.queue.iter().enumerate() {
-            if pending_ids.contains(id) || st.txs.contains_key(id) {
-                continue;
-            }
-            by_sender.entry(stx.tx.from).or_default().entry(stx.tx.nonce).or_insert((i, bytes));
-        }
-        let mut chosen: Vec<(usize, Bytes)> = vec![];
-        for (from, txs) in by_sender {
-            let mut n = *next.entry(from).or_insert_with(|| nonce_of(&from));
-            for (nonce, (i, bytes)) in txs {
-                if nonce != n {
-                    if nonce < n {
-                        continue;
-                    }
-                    break;
-                }
-                chosen.push((i, bytes.clone()));
-                n += 1;
-            }
-        }
-        // Oldest first, so a flood from one sender does not starve the others.
-        chosen.sort_by_key(|(i, _)| *i);
-        chosen.truncate(max);
-        chosen.into_iter().map(|(_, b)| b).collect()
+        lock(&self.mempool).select(
+            |from| *next.entry(*from).or_insert_with(|| nonce_of(from)),
+            |id| pending_ids.contains(id) || st.txs.contains_key(id),
+            max,
+        )
     }
+
+    // ---- execution ----
 
     /// Executes the next finalized block; returns false (and changes nothing) if it is not the next height.
     pub fn execute(&self, block: &Block) -> bool {
@@ -455,19 +457,8 @@ impl Chain {
             st.roots.retain(|height, _| *height > cutoff);
         }
         // Drop what is now finalized, and what can never apply (nonce already used).
-        let mut pool = lock(&self.mempool);
         let done: HashSet<Digest> = done.into_iter().collect();
-        let Mempool { queue, ids, nonces } = &mut *pool;
-        queue.retain(|(id, _, stx)| {
-            let next = st.ledger.accounts.get(&stx.tx.from).map_or(0, |a| a.nonce);
-            let keep = !done.contains(id) && stx.tx.nonce >= next;
-            if !keep {
-                ids.remove(id);
-                drop_nonce(nonces, &stx.tx.from, stx.tx.nonce);
-            }
-            keep
-        });
-        drop(pool);
+        lock(&self.mempool).prune(&done, |from| st.ledger.accounts.get(from).map_or(0, |a| a.nonce));
         drop(st);
         if let Some(ix) = &self.index
             && let Err(e) = ix.db.put(h.height, &root, &new_records)
@@ -476,6 +467,7 @@ impl Chain {
             tracing::error!(height = h.height, error = %e, "txindex.write failed; records stay in memory");
             ix.failed.store(true, std::sync::atomic::Ordering::Release);
         }
+        self.executed.send_replace(h.height);
         true
     }
 
@@ -524,17 +516,41 @@ impl Chain {
     }
 }
 
+/// Why a block's transactions are refused before voting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockTxError {
+    /// A transaction does not decode.
+    #[error("tx {index}: {reason}")]
+    Malformed {
+        /// Its index in the block.
+        index: usize,
+        /// The decoder's error.
+        reason: String,
+    },
+    /// A transaction is for another chain or carries a bad signature.
+    #[error("tx {index}: {error}")]
+    Invalid {
+        /// Its index in the block.
+        index: usize,
+        /// The ledger's error.
+        error: TxError,
+    },
+    /// A transaction appears twice.
+    #[error("tx {0} appears twice")]
+    Duplicate(usize),
+}
+
 /// Decodes the transactions of a block the way validators check them before voting: every transaction must decode,
 /// be for this chain, carry a valid signature, and appear once.
-pub fn check_block_txs(chain: &Chain, block: &Block) -> Result<Vec<SignedTx>, String> {
+pub fn check_block_txs(chain: &Chain, block: &Block) -> Result<Vec<SignedTx>, BlockTxError> {
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(block.txs().len());
-    for (i, bytes) in block.txs().iter().enumerate() {
-        let stx = SignedTx::from_bytes(bytes).map_err(|e| format!("tx {i}: {e}"))?;
+    for (index, bytes) in block.txs().iter().enumerate() {
+        let stx = SignedTx::from_bytes(bytes).map_err(|e| BlockTxError::Malformed { index, reason: e.to_string() })?;
         let id = stx.tx.id();
-        chain.check_tx(&stx, &id).map_err(|e| format!("tx {i}: {e}"))?;
+        chain.check_tx(&stx, &id).map_err(|error| BlockTxError::Invalid { index, error })?;
         if !seen.insert(id) {
-            return Err(format!("tx {i} appears twice"));
+            return Err(BlockTxError::Duplicate(index));
         }
         out.push(stx);
     }

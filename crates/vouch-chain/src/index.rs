@@ -7,10 +7,9 @@
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
-use vouch_codec::{Digest, Limits, Reader, Writer};
-use vouch_ledger::Event;
+use vouch_codec::{DecodeError, Digest, Limits, Reader, Writer};
 
-use crate::chain::TxRecord;
+use crate::record::TxRecord;
 
 const TXS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("txs");
 /// State root after each height.
@@ -22,88 +21,80 @@ pub struct TxIndex {
     db: Database,
 }
 
-fn db_err(e: impl std::fmt::Display) -> String {
-    format!("transaction index: {e}")
+/// Why the index could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// The database failed.
+    #[error("transaction index: {0}")]
+    Db(#[from] redb::Error),
+    /// A stored record does not decode.
+    #[error("transaction index: {0}")]
+    Decode(#[from] DecodeError),
 }
 
-/// A record's bytes: height, index, then `0 ‖ events` or `1 ‖ error text`.
-pub(crate) fn encode_record(w: &mut Writer, r: &TxRecord) {
-    w.u64(r.height);
-    w.u32(r.index);
-    match &r.result {
-        Ok(evs) => {
-            w.u8(0);
-            Event::encode_list(w, evs);
+/// Each of redb's error types into [`IndexError::Db`].
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for IndexError {
+            fn from(e: $t) -> Self {
+                Self::Db(e.into())
+            }
         }
-        Err(e) => {
-            w.u8(1);
-            w.str(e);
-        }
-    }
+    )*};
 }
-
-pub(crate) fn decode_record(r: &mut Reader<'_>) -> Result<TxRecord, vouch_codec::DecodeError> {
-    let height = r.u64("height")?;
-    let index = r.u32("index")?;
-    let result = match r.u8("result")? {
-        0 => Ok(Event::decode_list(r)?),
-        1 => Err(r.str("error")?.to_owned()),
-        v => return Err(vouch_codec::DecodeError::InvalidValue { what: "result", value: v.into() }),
-    };
-    Ok(TxRecord { height, index, result })
-}
+from_redb!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
 
 impl TxIndex {
     /// Opens (creating) the index at `path`.
-    pub fn open(path: &Path) -> Result<Self, String> {
-        let db = Database::create(path).map_err(db_err)?;
-        let tx = db.begin_write().map_err(db_err)?;
-        tx.open_table(TXS).map_err(db_err)?;
-        tx.open_table(ROOTS).map_err(db_err)?;
-        tx.commit().map_err(db_err)?;
+    pub fn open(path: &Path) -> Result<Self, IndexError> {
+        let db = Database::create(path)?;
+        let tx = db.begin_write()?;
+        tx.open_table(TXS)?;
+        tx.open_table(ROOTS)?;
+        tx.commit()?;
         Ok(Self { db })
     }
 
     /// Writes one block's state root and transaction records durably.
-    pub fn put(&self, height: u64, root: &Digest, records: &[(Digest, TxRecord)]) -> Result<(), String> {
-        let tx = self.db.begin_write().map_err(db_err)?;
+    pub fn put(&self, height: u64, root: &Digest, records: &[(Digest, TxRecord)]) -> Result<(), IndexError> {
+        let tx = self.db.begin_write()?;
         {
-            tx.open_table(ROOTS).map_err(db_err)?.insert(height, &root.0).map_err(db_err)?;
-            let mut t = tx.open_table(TXS).map_err(db_err)?;
+            tx.open_table(ROOTS)?.insert(height, &root.0)?;
+            let mut t = tx.open_table(TXS)?;
             for (id, rec) in records {
                 let mut w = Writer::new();
-                encode_record(&mut w, rec);
-                t.insert(&id.0, w.finish().as_slice()).map_err(db_err)?;
+                rec.encode(&mut w);
+                t.insert(&id.0, w.finish().as_slice())?;
             }
         }
-        tx.commit().map_err(db_err)
+        Ok(tx.commit()?)
     }
 
     /// A record by transaction id.
-    pub fn get(&self, id: &Digest) -> Result<Option<TxRecord>, String> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let t = tx.open_table(TXS).map_err(db_err)?;
-        let Some(v) = t.get(&id.0).map_err(db_err)? else { return Ok(None) };
+    pub fn get(&self, id: &Digest) -> Result<Option<TxRecord>, IndexError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(TXS)?;
+        let Some(v) = t.get(&id.0)? else { return Ok(None) };
         let limits = Limits { max_items: u64::from(u32::MAX), ..Limits::default() };
         let mut r = Reader::with_limits(v.value(), limits);
-        decode_record(&mut r).map(Some).map_err(db_err)
+        Ok(Some(TxRecord::decode(&mut r)?))
     }
 
     /// The state root after `height`.
-    pub fn root(&self, height: u64) -> Result<Option<Digest>, String> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let t = tx.open_table(ROOTS).map_err(db_err)?;
-        Ok(t.get(height).map_err(db_err)?.map(|v| Digest(*v.value())))
+    pub fn root(&self, height: u64) -> Result<Option<Digest>, IndexError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(ROOTS)?;
+        Ok(t.get(height)?.map(|v| Digest(*v.value())))
     }
 
     /// Records stored.
-    pub fn len(&self) -> Result<u64, String> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        tx.open_table(TXS).map_err(db_err)?.len().map_err(db_err)
+    pub fn len(&self) -> Result<u64, IndexError> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(TXS)?.len()?)
     }
 
     /// Whether nothing is stored.
-    pub fn is_empty(&self) -> Result<bool, String> {
+    pub fn is_empty(&self) -> Result<bool, IndexError> {
         Ok(self.len()? == 0)
     }
 }

@@ -10,10 +10,14 @@ pub mod app;
 pub mod block;
 pub mod chain;
 pub mod index;
+pub mod mempool;
 pub mod net;
+pub mod record;
+mod sigcache;
 pub mod snapshot;
 pub mod spec;
 pub mod validator;
 
 pub use block::{Block, Header};
-pub use chain::{Chain, ChainHandle, ChainState, SubmitError, TxRecord};
+pub use chain::{Chain, ChainHandle, ChainState, SubmitError};
+pub use record::TxRecord;

@@ -20,7 +20,7 @@ use crate::app::Scheme;
 use crate::block::{Block, MAX_BLOCK_BYTES};
 use crate::chain::{Chain, ChainHandle};
 use crate::spec::ChainSpec;
-use crate::validator::{self, Channels, Config, NAMESPACE, Timing, channel};
+use crate::validator::{self, Channels, Config, NAMESPACE, StartError, Timing, channel};
 use commonware_consensus::marshal::{core::Mailbox, standard::Standard};
 
 /// Blocks whose transaction records a node keeps in memory (older ones are read from its on-disk index).
@@ -51,16 +51,17 @@ pub struct RunningChain {
 }
 
 /// Starts the validator thread; returns once the validator is wired (peers connect in the background).
-pub fn spawn(cfg: NetConfig) -> Result<RunningChain, String> {
+pub fn spawn(cfg: NetConfig) -> Result<RunningChain, StartError> {
     let genesis = cfg.spec.genesis()?;
     let keys = cfg.spec.validator_keys()?;
     let me = cfg.signer.public_key();
     if !keys.contains(&me) {
-        return Err(format!("this node's consensus key {me} is not a validator of the chain spec"));
+        return Err(StartError::NotAValidator(me.to_string()));
     }
     let peers: Vec<(ed25519::PublicKey, SocketAddr)> =
         keys.iter().cloned().zip(cfg.spec.validators.iter().map(|v| v.p2p)).collect();
-    std::fs::create_dir_all(&cfg.storage).map_err(|e| format!("{}: {e}", cfg.storage.display()))?;
+    std::fs::create_dir_all(&cfg.storage)
+        .map_err(|source| StartError::Storage { path: cfg.storage.clone(), source })?;
     let index = crate::index::TxIndex::open(&cfg.storage.join("txindex.redb"))?;
     let chain = Chain::with_index(genesis, index, RECENT_BLOCKS);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -115,7 +116,7 @@ pub fn spawn(cfg: NetConfig) -> Result<RunningChain, String> {
                 }
             });
         })
-        .map_err(|e| format!("spawning the chain thread: {e}"))?;
-    let (gossip, marshal) = ready_rx.recv().map_err(|_| "the chain thread stopped while starting".to_string())??;
+        .map_err(StartError::Thread)?;
+    let (gossip, marshal) = ready_rx.recv().map_err(|_| StartError::Stopped)??;
     Ok(RunningChain { chain, gossip, marshal })
 }

@@ -18,7 +18,8 @@ use vouch_codec::{DecodeError, Digest, Limits, Reader, Writer};
 use vouch_ledger::{Event, State};
 
 use crate::block::Header;
-use crate::chain::{Chain, ChainState, TxRecord};
+use crate::chain::{Chain, ChainState};
+use crate::record::TxRecord;
 
 const MAGIC: &[u8; 10] = b"VOUCHSNAP1";
 /// Snapshots kept.
@@ -48,7 +49,7 @@ pub fn encode_with(st: &ChainState, txs: bool) -> Vec<u8> {
     w.len(txs.len());
     for (id, rec) in txs {
         w.raw(&id.0);
-        crate::index::encode_record(&mut w, rec);
+        rec.encode(&mut w);
     }
     w.len(st.block_events.len());
     for (h, evs) in &st.block_events {
@@ -68,27 +69,47 @@ pub fn encode(st: &ChainState) -> Vec<u8> {
     encode_with(st, true)
 }
 
+/// Why snapshot bytes are refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// Too short or without the magic.
+    #[error("not a snapshot (bad magic or too short)")]
+    NotASnapshot,
+    /// The body does not hash to the stored checksum.
+    #[error("checksum mismatch")]
+    ChecksumMismatch,
+    /// The body does not decode.
+    #[error("snapshot body: {0}")]
+    Decode(#[from] DecodeError),
+    /// The headers are empty, or do not run from this chain's genesis to the snapshot height.
+    #[error("headers do not run from this chain's genesis to the snapshot height")]
+    ForeignHeaders,
+    /// The ledger does not hash to the root recorded for its height.
+    #[error("the ledger does not hash to the root recorded for its height")]
+    RootMismatch,
+}
+
 /// Decodes and checks snapshot bytes for `chain`.
-pub fn decode(bytes: &[u8], chain: &Chain) -> Result<ChainState, String> {
+pub fn decode(bytes: &[u8], chain: &Chain) -> Result<ChainState, SnapshotError> {
     if bytes.len() < MAGIC.len() + 32 || &bytes[..MAGIC.len()] != MAGIC {
-        return Err("not a snapshot (bad magic or too short)".into());
+        return Err(SnapshotError::NotASnapshot);
     }
     let (body, sum) = bytes[MAGIC.len()..].split_at(bytes.len() - MAGIC.len() - 32);
     if blake3::hash(body).as_bytes() != sum {
-        return Err("checksum mismatch".into());
+        return Err(SnapshotError::ChecksumMismatch);
     }
     let limits = Limits { max_items: u64::from(u32::MAX), ..Limits::default() };
     let mut r = Reader::with_limits(body, limits);
-    let st = read(&mut r, chain).map_err(|e| e.to_string())?;
-    r.finish("snapshot").map_err(|e| e.to_string())?;
-    let tip = st.headers.values().next_back().ok_or("no headers")?;
+    let st = read(&mut r, chain)?;
+    r.finish("snapshot")?;
+    let tip = st.headers.values().next_back().ok_or(SnapshotError::ForeignHeaders)?;
     if tip.height != st.height
         || st.headers.get(&0).is_none_or(|g| g.digest() != chain.genesis_block().header().digest())
     {
-        return Err("headers do not run from this chain's genesis to the snapshot height".into());
+        return Err(SnapshotError::ForeignHeaders);
     }
     if st.roots.get(&st.height) != Some(&st.ledger.root()) {
-        return Err("the ledger does not hash to the root recorded for its height".into());
+        return Err(SnapshotError::RootMismatch);
     }
     Ok(st)
 }
@@ -117,7 +138,7 @@ fn read(r: &mut Reader<'_>, chain: &Chain) -> Result<ChainState, DecodeError> {
     let mut txs = HashMap::with_capacity(n);
     for _ in 0..n {
         let id = Digest(r.array("tx id")?);
-        txs.insert(id, crate::index::decode_record(r)?);
+        txs.insert(id, TxRecord::decode(r)?);
     }
     let n = r.count("block events")?;
     let mut block_events = BTreeMap::new();
@@ -173,9 +194,12 @@ pub async fn load<E: Storage>(ctx: &E, partition: &str, chain: &Chain) -> Option
             Ok::<_, commonware_runtime::Error>(buf.coalesce().as_ref().to_vec())
         }
         .await;
-        match bytes.map_err(|e| e.to_string()).and_then(|b| decode(&b, chain)) {
-            Ok(st) => return Some(st),
-            Err(e) => warn!(snapshot = %label, error = %e, "snapshot.skipped"),
+        match bytes {
+            Ok(b) => match decode(&b, chain) {
+                Ok(st) => return Some(st),
+                Err(e) => warn!(snapshot = %label, error = %e, "snapshot.skipped"),
+            },
+            Err(e) => warn!(snapshot = %label, error = %e, "snapshot.skipped: unreadable"),
         }
     }
     None

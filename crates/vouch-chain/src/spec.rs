@@ -45,9 +45,44 @@ pub struct ChainSpec {
     pub validators: Vec<ValidatorSpec>,
 }
 
-fn hex32(what: &str, s: &str) -> Result<[u8; 32], String> {
-    let v = hex::decode(s).map_err(|e| format!("{what} {s:?}: {e}"))?;
-    v.try_into().map_err(|_| format!("{what} {s:?}: not 32 bytes"))
+/// Why a chain spec is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not a chain spec.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: serde_json::Error,
+    },
+    /// No validators.
+    #[error("the chain spec lists no validators")]
+    NoValidators,
+    /// A key or address is not 32 bytes of hex, or not a valid public key.
+    #[error("{what} {value:?}: {reason}")]
+    BadKey {
+        /// Which field.
+        what: &'static str,
+        /// Its value.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn hex32(what: &'static str, s: &str) -> Result<[u8; 32], SpecError> {
+    let bad = |reason: String| SpecError::BadKey { what, value: s.to_owned(), reason };
+    let v = hex::decode(s).map_err(|e| bad(e.to_string()))?;
+    v.try_into().map_err(|_| bad("not 32 bytes".into()))
 }
 
 /// Context of the consensus key derived from a node key (`NodeKey::derive_seed`): a separate key, so consensus and
@@ -66,23 +101,24 @@ pub fn consensus_public_hex(seed: &[u8; 32]) -> String {
 
 impl ChainSpec {
     /// Reads and checks a spec file.
-    pub fn load(path: &std::path::Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let spec: Self = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn load(path: &std::path::Path) -> Result<Self, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Io { path: path.to_owned(), source })?;
+        let spec: Self =
+            serde_json::from_str(&text).map_err(|source| SpecError::Json { path: path.to_owned(), source })?;
         spec.genesis()?;
         Ok(spec)
     }
 
     /// The ledger genesis.
-    pub fn genesis(&self) -> Result<Genesis, String> {
+    pub fn genesis(&self) -> Result<Genesis, SpecError> {
         if self.validators.is_empty() {
-            return Err("the chain spec lists no validators".into());
+            return Err(SpecError::NoValidators);
         }
         let accounts = self
             .accounts
             .iter()
             .map(|a| Ok((hex32("account", &a.address)?, a.balance)))
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, SpecError>>()?;
         let validators = self
             .validators
             .iter()
@@ -90,18 +126,21 @@ impl ChainSpec {
                 hex32("node id", &v.node_id)?;
                 hex32("consensus key", &v.consensus_key)
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, SpecError>>()?;
         Ok(Genesis { accounts, params: self.params.clone(), validators })
     }
 
     /// The validators' consensus keys as commonware keys.
-    pub fn validator_keys(&self) -> Result<Vec<ed25519::PublicKey>, String> {
+    pub fn validator_keys(&self) -> Result<Vec<ed25519::PublicKey>, SpecError> {
         self.validators
             .iter()
             .map(|v| {
                 let b = hex32("consensus key", &v.consensus_key)?;
-                ed25519::PublicKey::decode(bytes::Bytes::copy_from_slice(&b))
-                    .map_err(|e| format!("consensus key {}: {e}", v.consensus_key))
+                ed25519::PublicKey::decode(bytes::Bytes::copy_from_slice(&b)).map_err(|e| SpecError::BadKey {
+                    what: "consensus key",
+                    value: v.consensus_key.clone(),
+                    reason: e.to_string(),
+                })
             })
             .collect()
     }

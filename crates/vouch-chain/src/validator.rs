@@ -153,13 +153,52 @@ fn archive_config<C>(p: &str, what: &str, page_cache: &CacheRef, codec_config: C
     }
 }
 
+/// Why a validator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// This node's consensus key is not in the validator set.
+    #[error("this node's consensus key {0} is not a validator of the chain spec")]
+    NotAValidator(String),
+    /// Fewer channel pairs than [`channel::ALL`].
+    #[error("missing p2p channel")]
+    MissingChannel,
+    /// A block or certificate archive could not be opened.
+    #[error("{what} archive: {source}")]
+    Archive {
+        /// Which archive.
+        what: &'static str,
+        /// The cause.
+        source: commonware_storage::archive::Error,
+    },
+    /// The chain spec is invalid.
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
+    /// The transaction index could not be opened.
+    #[error(transparent)]
+    Index(#[from] crate::index::IndexError),
+    /// The storage directory could not be created.
+    #[error("{path}: {source}")]
+    Storage {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The chain thread could not be spawned.
+    #[error("spawning the chain thread: {0}")]
+    Thread(std::io::Error),
+    /// The chain thread stopped while starting.
+    #[error("the chain thread stopped while starting")]
+    Stopped,
+}
+
 /// Starts a validator on `context` with the six channel pairs of [`channel::ALL`].
 pub async fn start<E, P, B, S, R>(
     context: E,
     chain: ChainHandle,
     cfg: Config<P, B>,
     channels: Channels<S, R>,
-) -> Result<Validator, String>
+) -> Result<Validator, StartError>
 where
     E: Spawner + Metrics + Clock + Storage + rand_core::CryptoRng,
     P: Provider<PublicKey = ed25519::PublicKey>,
@@ -170,9 +209,9 @@ where
     use commonware_cryptography::Signer as _;
     let me = cfg.signer.public_key();
     let scheme = Scheme::signer(NAMESPACE, cfg.validators.clone(), cfg.signer.clone())
-        .ok_or("this node's key is not in the validator set")?;
+        .ok_or_else(|| StartError::NotAValidator(me.to_string()))?;
     let mut pairs = channels.pairs.into_iter();
-    let mut next = || pairs.next().ok_or_else(|| "missing p2p channel".to_string());
+    let mut next = || pairs.next().ok_or(StartError::MissingChannel);
     let (votes, certs, resolver_net, backfill, blocks, txs) = (next()?, next()?, next()?, next()?, next()?, next()?);
     let p = cfg.partition.clone();
     let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(256));
@@ -209,11 +248,11 @@ where
         archive_config(&p, "finalizations", &page_cache, Scheme::certificate_codec_config_unbounded()),
     )
     .await
-    .map_err(|e| format!("finalizations archive: {e}"))?;
+    .map_err(|source| StartError::Archive { what: "finalizations", source })?;
     let finalized_blocks =
         immutable::Archive::init(context.child("blocks"), archive_config(&p, "blocks", &page_cache, ()))
             .await
-            .map_err(|e| format!("blocks archive: {e}"))?;
+            .map_err(|source| StartError::Archive { what: "blocks", source })?;
 
     let genesis = chain.genesis_block();
     let genesis_digest = genesis.digest();

@@ -35,25 +35,26 @@ fn link() -> Link {
 /// A snapshot of one validator's chain decodes to the same bytes, is refused by another chain, and any tampering is
 /// caught with its reason.
 fn snapshot_checks(chain: &Chain, other_validator: &Chain) {
-    use vouch_chain::snapshot;
+    use vouch_chain::snapshot::{self, SnapshotError};
     let bytes = snapshot::encode(&chain.state());
     let back = snapshot::decode(&bytes, other_validator).expect("a snapshot of the same chain decodes");
     assert_eq!(snapshot::encode(&back), bytes);
     let mut flipped = bytes.clone();
     flipped[40] ^= 1;
-    assert_eq!(snapshot::decode(&flipped, chain).unwrap_err(), "checksum mismatch");
-    assert!(snapshot::decode(&bytes[..bytes.len() - 1], chain).unwrap_err().contains("checksum"));
-    assert!(snapshot::decode(b"garbage", chain).unwrap_err().contains("not a snapshot"));
+    assert_eq!(snapshot::decode(&flipped, chain).unwrap_err(), SnapshotError::ChecksumMismatch);
+    assert_eq!(snapshot::decode(&bytes[..bytes.len() - 1], chain).unwrap_err(), SnapshotError::ChecksumMismatch);
+    assert_eq!(snapshot::decode(b"garbage", chain).unwrap_err(), SnapshotError::NotASnapshot);
     // A body with a consistent checksum but a ledger that does not match its recorded root.
     let mut st = chain.state().clone();
     let someone = *st.ledger.accounts.keys().next().unwrap();
     st.ledger.accounts.get_mut(&someone).unwrap().balance += 1;
-    assert!(snapshot::decode(&snapshot::encode(&st), chain).unwrap_err().contains("does not hash to the root"));
+    assert_eq!(snapshot::decode(&snapshot::encode(&st), chain).unwrap_err(), SnapshotError::RootMismatch);
     // Another chain (other genesis) refuses it.
     let mut g = chain.genesis().clone();
     g.params.min_fee += 1;
     let stranger = Chain::new(g);
-    assert!(snapshot::decode(&bytes, &stranger).unwrap_err().contains("another chain"));
+    let e = snapshot::decode(&bytes, &stranger).unwrap_err();
+    assert!(matches!(&e, SnapshotError::Decode(d) if d.to_string().contains("another chain")), "{e}");
 }
 
 fn model() -> ModelId {

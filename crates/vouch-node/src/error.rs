@@ -1,4 +1,9 @@
-//! API errors: a status, a stable code and a message, always as `{"error": {"code", "message", "details"}}`.
+//! API errors: one [`Code`] enum lists every error the HTTP API answers with (its status, its stable code string and
+//! what it means); an [`ApiError`] is a code, a message and optional structured details, always answered as
+//! `{"error": {"code", "message", "details"}}`. Each crate's error converts into it in one place (the `From`
+//! implementations below), so services return typed errors and handlers never pick codes.
+//!
+//! `/v1/openapi.json` lists every code (`components.schemas.ErrorCode`); a test checks the two agree.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -7,13 +12,117 @@ use vouch_api::{ErrorBody, ErrorDetail};
 use vouch_engine::{EngineError, InputError, InspectError};
 use vouch_hub::HubError;
 
+macro_rules! codes {
+    ($($variant:ident = ($status:ident, $code:literal, $meaning:literal),)*) => {
+        /// Every error code of the HTTP API.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code {
+            $(#[doc = $meaning] $variant,)*
+        }
+
+        impl Code {
+            /// Every code, in the order of the table.
+            pub const ALL: &'static [Code] = &[$(Code::$variant),*];
+
+            /// The stable code string clients match on.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $code,)* }
+            }
+
+            /// The HTTP status it is answered with.
+            pub fn status(self) -> StatusCode {
+                match self { $(Code::$variant => StatusCode::$status,)* }
+            }
+
+            /// What it means (the OpenAPI document says the same).
+            pub fn meaning(self) -> &'static str {
+                match self { $(Code::$variant => $meaning,)* }
+            }
+        }
+    };
+}
+
+codes! {
+    // Requests that cannot be read.
+    InvalidJson = (BAD_REQUEST, "invalid_json", "The body is not the JSON document the endpoint takes."),
+    InvalidBody = (BAD_REQUEST, "invalid_body", "The request body could not be read."),
+    PayloadTooLarge = (PAYLOAD_TOO_LARGE, "payload_too_large", "The body or model exceeds the node's size limit."),
+    InvalidQuery = (BAD_REQUEST, "invalid_query", "The query string is invalid or its parameters do not go together."),
+    InvalidId = (BAD_REQUEST, "invalid_id", "An id, address or hash in the path or body is malformed."),
+    NotFound = (NOT_FOUND, "not_found", "No such endpoint."),
+    MethodNotAllowed = (METHOD_NOT_ALLOWED, "method_not_allowed", "The endpoint does not take this method."),
+    // Hub.
+    InvalidName = (BAD_REQUEST, "invalid_name", "A model name outside the allowed characters or length."),
+    InvalidVersion = (BAD_REQUEST, "invalid_version", "A version that is not MAJOR.MINOR."),
+    VersionExists = (CONFLICT, "version_exists", "The model already has this version."),
+    EmptyUpload = (BAD_REQUEST, "empty_upload", "An upload without bytes."),
+    UploadInterrupted = (BAD_REQUEST, "upload_interrupted", "The upload ended before all bytes arrived; nothing was stored."),
+    ModelNotFound = (NOT_FOUND, "model_not_found", "No model by this name, name@version or id, here or on any peer."),
+    InvalidModel = (UNPROCESSABLE_ENTITY, "invalid_model", "The file is not a well-formed ONNX model."),
+    UnsupportedOperator = (UNPROCESSABLE_ENTITY, "unsupported_operator", "The model uses operators the engine does not run."),
+    ExternalData = (UNPROCESSABLE_ENTITY, "external_data", "The model refers to weights outside the file."),
+    UnsupportedType = (UNPROCESSABLE_ENTITY, "unsupported_type", "The model has an input or output type the node does not serve."),
+    ModelNotRunnable = (UNPROCESSABLE_ENTITY, "model_not_runnable", "The engine cannot compile the model."),
+    InvalidTolerance = (BAD_REQUEST, "invalid_tolerance", "A quorum tolerance that is negative or not finite."),
+    PeerError = (BAD_GATEWAY, "peer_error", "A peer failed to serve a model this node replicates, or served other bytes."),
+    // Inference.
+    InvalidMode = (BAD_REQUEST, "invalid_mode", "An unknown verification mode."),
+    ModeUnavailable = (BAD_REQUEST, "mode_unavailable", "A mode this node does not serve yet."),
+    InvalidTensor = (BAD_REQUEST, "invalid_tensor", "An input tensor document that does not parse."),
+    UnknownInput = (BAD_REQUEST, "unknown_input", "An input the model does not declare."),
+    MissingInput = (BAD_REQUEST, "missing_input", "A declared input is missing."),
+    DtypeMismatch = (BAD_REQUEST, "dtype_mismatch", "An input of another element type than the model declares."),
+    ShapeMismatch = (BAD_REQUEST, "shape_mismatch", "An input of another rank or size than the model declares."),
+    InferenceFailed = (UNPROCESSABLE_ENTITY, "inference_failed", "The engine failed on these inputs."),
+    EngineFault = (UNPROCESSABLE_ENTITY, "engine_fault", "The engine crashed on these inputs (contained; the node keeps serving)."),
+    ReceiptNotFound = (NOT_FOUND, "receipt_not_found", "No receipt by this id on this node."),
+    // Zero-knowledge path.
+    InvalidCalibration = (BAD_REQUEST, "invalid_calibration", "A calibration set that is not a non-empty array of input documents for the model."),
+    CalibrationNotFound = (NOT_FOUND, "calibration_not_found", "No calibration set by this id."),
+    UnsupportedZkOperator = (UNPROCESSABLE_ENTITY, "unsupported_zk_operator", "The model uses an operator outside the zk op set."),
+    UnsupportedZkModel = (UNPROCESSABLE_ENTITY, "unsupported_zk_model", "The model cannot be quantized or committed for proofs."),
+    QuantizationRejected = (UNPROCESSABLE_ENTITY, "quantization_rejected", "Quantization changes the argmax on more than 1% of calibration inputs (push with force to accept)."),
+    NotZkModel = (BAD_REQUEST, "not_zk_model", "zk mode on a model version not pushed for the zk path."),
+    InvalidPrivateInput = (BAD_REQUEST, "invalid_private_input", "A private input outside zk mode, or a salt that is not 4 canonical field elements."),
+    PrivateInputUnsupported = (UNPROCESSABLE_ENTITY, "private_input_unsupported", "The model has a layer private-input proofs do not cover."),
+    ProofFailed = (UNPROCESSABLE_ENTITY, "proof_failed", "The prover failed on this input."),
+    ProofSelfCheckFailed = (INTERNAL_SERVER_ERROR, "proof_self_check_failed", "The node's own verifier rejected the proof it produced; no receipt was issued (a prover bug for this model's shape)."),
+    ZkCommitmentOutdated = (CONFLICT, "zk_commitment_outdated", "The model version's recorded zk commitment was made by an older prover; push the model again as a new version."),
+    // Quorum.
+    JobTxRequired = (BAD_REQUEST, "job_tx_required", "Quorum mode without the requester's signed SubmitJob transaction."),
+    InvalidJobTx = (BAD_REQUEST, "invalid_job_tx", "A job transaction that does not decode, is not a SubmitJob, or is sent outside quorum mode."),
+    JobMismatch = (BAD_REQUEST, "job_mismatch", "The job transaction is for another model, other inputs, another mode or another quorum."),
+    InvalidQuorum = (BAD_REQUEST, "invalid_quorum", "A quorum below 2 executors."),
+    JobRejected = (UNPROCESSABLE_ENTITY, "job_rejected", "The ledger refused the job; the message says why."),
+    InputMismatch = (BAD_REQUEST, "input_mismatch", "The inputs do not hash to the job's input digest."),
+    InvalidCandidate = (BAD_REQUEST, "invalid_candidate", "An offered candidate output that is not an output map."),
+    NotAssigned = (FORBIDDEN, "not_assigned", "This node is not assigned to the job."),
+    UnknownJob = (NOT_FOUND, "unknown_job", "The job is not on this node's ledger (an executor asked about it)."),
+    JobClosed = (CONFLICT, "job_closed", "The job is no longer open."),
+    QuorumDisagreement = (CONFLICT, "quorum_disagreement", "The executors did not agree; the ledger decides by re-execution (details name the answers)."),
+    // Ledger.
+    MalformedTx = (BAD_REQUEST, "malformed_tx", "Bytes that are not a signed transaction."),
+    InvalidTx = (BAD_REQUEST, "invalid_tx", "A transaction for another chain or with a bad signature."),
+    InsufficientBalance = (BAD_REQUEST, "insufficient_balance", "The sender cannot pay the amount and fee."),
+    TxUnknownJob = (BAD_REQUEST, "unknown_job", "A transaction naming a job the ledger does not have."),
+    RejectedTx = (BAD_REQUEST, "rejected_tx", "A transaction that would not apply to the current state; the message says why."),
+    StaleNonce = (BAD_REQUEST, "stale_nonce", "The sender already used this nonce."),
+    AlreadyFinalized = (BAD_REQUEST, "already_finalized", "The transaction is already finalized."),
+    MempoolFull = (SERVICE_UNAVAILABLE, "mempool_full", "The node's mempool is full; retry later."),
+    BlockNotFound = (NOT_FOUND, "block_not_found", "No finalized and executed block at this height."),
+    TxNotFound = (NOT_FOUND, "tx_not_found", "The transaction is not finalized."),
+    LedgerUnavailable = (SERVICE_UNAVAILABLE, "ledger_unavailable", "The node could not submit to its ledger."),
+    LedgerBehind = (SERVICE_UNAVAILABLE, "ledger_behind", "This node's ledger has not reached the height the request needs."),
+    LedgerTimeout = (GATEWAY_TIMEOUT, "ledger_timeout", "The ledger did not finalize in time."),
+    // Anything else.
+    Internal = (INTERNAL_SERVER_ERROR, "internal", "A failure inside the node (storage, a worker task); logged."),
+}
+
 /// An error answered to an API client.
 #[derive(Debug)]
 pub struct ApiError {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// Stable code.
-    pub code: &'static str,
+    /// The code (and through it the status).
+    pub code: Code,
     /// Message.
     pub message: String,
     /// Structured details.
@@ -22,40 +131,49 @@ pub struct ApiError {
 
 impl ApiError {
     /// A new error.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: None }
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), details: None }
     }
     /// With details.
     pub fn details(mut self, d: serde_json::Value) -> Self {
         self.details = Some(d);
         self
     }
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+    /// An internal failure: logged, answered as `500 internal`.
     pub(crate) fn internal(msg: impl std::fmt::Display) -> Self {
         tracing::error!(error = %msg, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", msg.to_string())
+        Self::new(Code::Internal, msg.to_string())
+    }
+    /// The JSON error document.
+    pub(crate) fn body(self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail { code: self.code.as_str().into(), message: self.message, details: self.details },
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            ErrorBody { error: ErrorDetail { code: self.code.into(), message: self.message, details: self.details } };
-        (self.status, Json(body)).into_response()
+        (self.status(), Json(self.body())).into_response()
     }
 }
 
 impl From<HubError> for ApiError {
     fn from(e: HubError) -> Self {
-        let (status, code) = match &e {
-            HubError::NotFound(_) => (StatusCode::NOT_FOUND, "model_not_found"),
-            HubError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
-            HubError::InvalidVersion(_) => (StatusCode::BAD_REQUEST, "invalid_version"),
-            HubError::VersionExists { .. } => (StatusCode::CONFLICT, "version_exists"),
-            HubError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            HubError::Empty => (StatusCode::BAD_REQUEST, "empty_upload"),
+        let code = match &e {
+            HubError::NotFound(_) => Code::ModelNotFound,
+            HubError::InvalidName(_) => Code::InvalidName,
+            HubError::InvalidVersion(_) => Code::InvalidVersion,
+            HubError::VersionExists { .. } => Code::VersionExists,
+            HubError::TooLarge { .. } => Code::PayloadTooLarge,
+            HubError::Empty => Code::EmptyUpload,
             HubError::Io(_) | HubError::Db(_) => return ApiError::internal(e),
         };
-        ApiError::new(status, code, e.to_string())
+        ApiError::new(code, e.to_string())
     }
 }
 
@@ -63,38 +181,111 @@ impl From<InspectError> for ApiError {
     fn from(e: InspectError) -> Self {
         let code = match &e {
             InspectError::Io(_) => return ApiError::internal(e),
-            InspectError::UnsupportedOps { .. } => "unsupported_operator",
-            InspectError::ExternalData { .. } => "external_data",
-            InspectError::UnsupportedType { .. } => "unsupported_type",
-            InspectError::Malformed(_) | InspectError::Truncated { .. } => "invalid_model",
+            InspectError::UnsupportedOps { .. } => Code::UnsupportedOperator,
+            InspectError::ExternalData { .. } => Code::ExternalData,
+            InspectError::UnsupportedType { .. } => Code::UnsupportedType,
+            InspectError::Malformed(_) | InspectError::Truncated { .. } => Code::InvalidModel,
         };
         let details = match &e {
             InspectError::UnsupportedOps { ops } => Some(serde_json::json!({ "ops": ops })),
             _ => None,
         };
-        ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, code, message: e.to_string(), details }
+        ApiError { code, message: e.to_string(), details }
     }
 }
 
 impl From<InputError> for ApiError {
     fn from(e: InputError) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())
+        let code = match &e {
+            InputError::Unknown { .. } => Code::UnknownInput,
+            InputError::Missing { .. } => Code::MissingInput,
+            InputError::DType { .. } => Code::DtypeMismatch,
+            InputError::Rank { .. } | InputError::Dim { .. } | InputError::Symbol { .. } => Code::ShapeMismatch,
+        };
+        ApiError::new(code, e.to_string())
     }
 }
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         let code = match &e {
-            EngineError::Compile(_) => "model_not_runnable",
-            EngineError::Run(_) | EngineError::Tensor { .. } => "inference_failed",
-            EngineError::Panic(_) => "engine_fault",
+            EngineError::Compile(_) => Code::ModelNotRunnable,
+            EngineError::Run(_) | EngineError::Tensor { .. } => Code::InferenceFailed,
+            EngineError::Panic(_) => Code::EngineFault,
         };
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
+        ApiError::new(code, e.to_string())
+    }
+}
+
+impl From<vouch_quant::QuantError> for ApiError {
+    fn from(e: vouch_quant::QuantError) -> Self {
+        use vouch_quant::QuantError;
+        match &e {
+            QuantError::UnsupportedOp { op, .. } => {
+                ApiError::new(Code::UnsupportedZkOperator, e.to_string()).details(serde_json::json!({ "op": op }))
+            }
+            QuantError::InputSize { .. } | QuantError::Calibration(_) => {
+                ApiError::new(Code::InvalidCalibration, e.to_string())
+            }
+            _ => ApiError::new(Code::UnsupportedZkModel, e.to_string()),
+        }
+    }
+}
+
+impl From<vouch_chain::SubmitError> for ApiError {
+    fn from(e: vouch_chain::SubmitError) -> Self {
+        use vouch_chain::SubmitError;
+        let code = match &e {
+            SubmitError::Malformed(_) => Code::MalformedTx,
+            SubmitError::Invalid(_) => Code::InvalidTx,
+            SubmitError::Rejected(vouch_ledger::TxError::InsufficientBalance { .. }) => Code::InsufficientBalance,
+            SubmitError::Rejected(vouch_ledger::TxError::UnknownJob(_)) => Code::TxUnknownJob,
+            SubmitError::Rejected(_) => Code::RejectedTx,
+            SubmitError::StaleNonce { .. } => Code::StaleNonce,
+            SubmitError::AlreadyFinalized(_) => Code::AlreadyFinalized,
+            SubmitError::Full(_) => Code::MempoolFull,
+        };
+        ApiError::new(code, e.to_string())
     }
 }
 
 impl From<tokio::task::JoinError> for ApiError {
     fn from(e: tokio::task::JoinError) -> Self {
         ApiError::internal(format!("worker task failed: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::Code;
+
+    /// `/v1/openapi.json` lists exactly the codes of [`Code`], each with its status.
+    #[test]
+    fn every_error_code_is_in_the_openapi_document_and_nothing_else() {
+        let doc: serde_json::Value = serde_json::from_str(crate::api::OPENAPI).expect("the OpenAPI document parses");
+        let listed = doc["components"]["schemas"]["ErrorCode"]["x-codes"].as_array().expect("ErrorCode x-codes");
+        let mut documented: BTreeMap<(String, u64), String> = BTreeMap::new();
+        for c in listed {
+            let key = (c["code"].as_str().unwrap().to_owned(), c["status"].as_u64().unwrap());
+            assert!(
+                documented.insert(key.clone(), c["meaning"].as_str().unwrap().to_owned()).is_none(),
+                "{key:?} twice"
+            );
+        }
+        let from_enum: BTreeMap<(String, u64), String> = Code::ALL
+            .iter()
+            .map(|c| ((c.as_str().to_owned(), u64::from(c.status().as_u16())), c.meaning().to_owned()))
+            .collect();
+        assert_eq!(documented, from_enum, "the OpenAPI document and the Code enum disagree");
+        // The schema's enum of code strings is the same set.
+        let strings: std::collections::BTreeSet<&str> = doc["components"]["schemas"]["ErrorCode"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(strings, Code::ALL.iter().map(|c| c.as_str()).collect());
     }
 }

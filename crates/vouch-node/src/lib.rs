@@ -3,18 +3,16 @@
 //! [`Node::start`] opens the home directory (key, hub, receipts), binds the listener and serves
 //! `/v1` until the shutdown future resolves. Inference runs on tokio's blocking pool behind a semaphore
 //! sized to the machine, on models compiled once by the engine cache.
+//!
+//! Two layers: [`api`] holds the HTTP handlers (parse the request, call a service, answer its result or its
+//! [`ApiError`]); `service` holds what the node does (models, inference and receipts, zk proving, quorum, the
+//! node's seat on the chain, settlement). Services never call handlers.
 
+mod api;
 pub mod config;
 mod error;
-mod explorer;
-mod ledger;
 mod metrics;
-mod quorum;
-mod receipts;
-mod replicate;
-mod routes;
-mod settlement;
-mod zk;
+mod service;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -54,27 +52,34 @@ pub enum NodeError {
     Config(String),
 }
 
-/// Shared state of a running node.
+/// Shared state of a running node: the services handlers call.
 pub(crate) struct NodeState {
     pub config: NodeConfig,
     pub key: NodeKey,
     pub hub: Hub,
     pub cache: ModelCache,
-    pub receipts: receipts::ReceiptStore,
-    pub calibrations: zk::Calibrations,
+    pub receipts: service::receipts::ReceiptStore,
+    pub calibrations: service::zk::Calibrations,
     /// Provers of zk models, parameters committed (a pure function of model and calibration; rebuilt on a miss).
-    pub zk_provers: std::sync::Mutex<std::collections::HashMap<vouch_codec::ModelId, Arc<vouch_zk::Prover>>>,
+    pub provers: service::zk::Provers,
     pub metrics: metrics::Metrics,
     pub infer_slots: tokio::sync::Semaphore,
     pub started: Instant,
     /// The chain this node validates.
-    pub ledger: ledger::Ledger,
+    pub chain: service::chain::NodeChain,
     /// Home directory.
     pub home: PathBuf,
     /// This node's API base URL.
     pub api_url: String,
     /// Settlements submitted by this process and when (the retry loop leaves these alone for a while).
     pub settling: std::sync::Mutex<std::collections::HashMap<vouch_codec::Digest, Instant>>,
+}
+
+impl NodeState {
+    /// The issuer of this node's receipts (its key, its engine's name).
+    pub fn issuer(&self) -> vouch_receipt::Issuer<'_> {
+        vouch_receipt::Issuer::new(&self.key, self.cache.engine_id())
+    }
 }
 
 /// A node bound to its address and ready to serve.
@@ -91,8 +96,8 @@ impl Node {
         std::fs::create_dir_all(home).map_err(|e| NodeError::Config(format!("creating {}: {e}", home.display())))?;
         let key = NodeKey::load_or_create(&home.join("node.key"))?;
         let hub = Hub::open(home)?;
-        let receipts = receipts::ReceiptStore::open(hub.database())?;
-        let calibrations = zk::Calibrations::open(hub.database())?;
+        let receipts = service::receipts::ReceiptStore::open(hub.database())?;
+        let calibrations = service::zk::Calibrations::open(hub.database())?;
         let cache = ModelCache::new(Arc::new(TractEngine), config.model_cache_capacity());
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -101,10 +106,11 @@ impl Node {
             "http://{}",
             listener.local_addr().map_err(|source| NodeError::Bind { addr: config.listen, source })?
         );
-        let spec = ledger::load_or_create_spec(home, &key, &api, dev)?;
-        let ledger = ledger::Ledger::start(home, &key, spec, config.snapshot_every_blocks)?;
+        let spec = service::chain::load_or_create_spec(home, &key, &api, dev)?;
+        let chain = service::chain::NodeChain::start(home, &key, spec, config.snapshot_every_blocks)?;
         let state = Arc::new(NodeState {
-            ledger,
+            chain,
+            provers: service::zk::Provers::new(config.model_cache_capacity()),
             home: home.to_owned(),
             api_url: api.clone(),
             infer_slots: tokio::sync::Semaphore::new(config.inference_slots()),
@@ -115,7 +121,6 @@ impl Node {
             cache,
             receipts,
             calibrations,
-            zk_provers: Default::default(),
             started: Instant::now(),
             settling: Default::default(),
         });
@@ -139,23 +144,21 @@ impl Node {
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests and returns.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), NodeError> {
-        let app = routes::router(self.state.clone());
+        let app = api::router(self.state.clone());
         // Register (and keep trying to register) this node as an executor on the ledger.
         let st = self.state.clone();
         let registrar = tokio::spawn(async move {
-            let mut tick = 0u64;
-            loop {
-                // Only once the local archive is replayed: before, the node's account looks unregistered and its
-                // nonce stale.
-                if st.ledger.running.chain.is_replayed() {
-                    st.ledger.ensure_registered(&st.key, &st.api_url);
-                }
+            // Only once the local archive is replayed: before, the node's account looks unregistered and its nonce
+            // stale.
+            st.chain.chain().wait_for(|c| c.is_replayed().then_some(())).await;
+            let mut ticks = tokio::time::interval(std::time::Duration::from_secs(2));
+            for tick in 0u64.. {
+                ticks.tick().await;
+                st.chain.ensure_registered(&st.key, &st.api_url);
                 // Settlements lost to a crash, a full mempool or a restart are submitted again.
                 if tick.is_multiple_of(3) {
-                    settlement::retry(&st).await;
+                    service::settlement::retry(&st).await;
                 }
-                tick += 1;
-                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
             }
         });
         tracing::info!(addr = %self.local_addr(), node = %self.node_id(), "node.serve");

@@ -1,5 +1,8 @@
 //! Building, signing and offline verification of Vouch inference receipts.
 //!
+//! [`Issuer`] builds and signs every receipt body a node issues (one place for the format, the engine string, the
+//! clock and the executor key).
+//!
 //! [`verify`] checks, in order: the format version, that the disclosed outputs (and inputs) hash to the
 //! digests in the body, that the stated id is the id of the body, that the evidence proves the body for its
 //! mode, and, when given the model bytes, that they are the model the receipt names. Each failure is its own
@@ -7,10 +10,11 @@
 
 use vouch_codec::receipt::{FORMAT_V1, ReceiptJsonError};
 use vouch_codec::tensor::digest_map;
-use vouch_codec::{
-    AgreementRule, Digest, Evidence, Mode, ModelId, Receipt, ReceiptBody, ReceiptJson, TensorMap, domain,
-};
-use vouch_crypto::NodeKey;
+use vouch_codec::{Digest, Evidence, Mode, ModelId, Receipt, ReceiptJson, TensorMap, domain};
+
+mod issue;
+
+pub use issue::{Issuer, ZkProof, system_clock_ms};
 
 /// Why a receipt is invalid.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -149,78 +153,6 @@ pub fn engine_name(engine: &str, version: &str) -> String {
     format!("{engine} {version}")
 }
 
-/// Builds and signs a `signed`-mode receipt.
-#[allow(clippy::too_many_arguments)]
-pub fn issue_signed(
-    key: &NodeKey,
-    model: ModelId,
-    engine: String,
-    job: [u8; 32],
-    issued_at_ms: u64,
-    inputs: TensorMap,
-    disclose_inputs: bool,
-    outputs: TensorMap,
-) -> Receipt {
-    let mut r = signed_by(key, Mode::Signed, model, engine, job, issued_at_ms, inputs, outputs, vec![]);
-    if !disclose_inputs {
-        r.inputs = None;
-    }
-    r
-}
-
-/// A receipt of one executor in `mode`, its body signed by `key`, the inputs disclosed.
-#[allow(clippy::too_many_arguments)]
-fn signed_by(
-    key: &NodeKey,
-    mode: Mode,
-    model: ModelId,
-    engine: String,
-    job: [u8; 32],
-    issued_at_ms: u64,
-    inputs: TensorMap,
-    outputs: TensorMap,
-    extensions: Vec<vouch_codec::Extension>,
-) -> Receipt {
-    let input_digest = digest_map(&inputs);
-    signed_over(key, mode, model, engine, job, issued_at_ms, input_digest, Some(inputs), outputs, extensions)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn signed_over(
-    key: &NodeKey,
-    mode: Mode,
-    model: ModelId,
-    engine: String,
-    job: [u8; 32],
-    issued_at_ms: u64,
-    input_digest: Digest,
-    inputs: Option<TensorMap>,
-    outputs: TensorMap,
-    extensions: Vec<vouch_codec::Extension>,
-) -> Receipt {
-    let body = ReceiptBody {
-        format: FORMAT_V1,
-        model,
-        mode,
-        engine,
-        job,
-        issued_at_ms,
-        input_digest,
-        output_digest: digest_map(&outputs),
-        executors: vec![key.public_key()],
-        rule: AgreementRule::Exact,
-        extensions,
-    };
-    let signature = key.sign(domain::RECEIPT_SIGNATURE, &body.id().0);
-    Receipt {
-        body,
-        inputs,
-        outputs,
-        evidence: vec![Evidence::Ed25519 { public_key: key.public_key(), signature }],
-        anchor: None,
-    }
-}
-
 /// Body extension tag recording the commitment to a private input (32 bytes), the public statement of a
 /// private-input zk proof.
 pub const EXT_ZK_INPUT_COMMITMENT: u16 = 0x0002;
@@ -229,34 +161,6 @@ pub const EXT_ZK_INPUT_COMMITMENT: u16 = 0x0002;
 /// hashed where anyone could test guesses against it).
 pub fn private_input_digest(c: &vouch_zk::private::InputCommitment) -> Digest {
     Digest(*blake3::Hasher::new_derive_key("VOUCH_PRIVATE_INPUT_DIGEST_V1").update(&c.to_bytes()).finalize().as_bytes())
-}
-
-/// Builds a private-input `zk`-mode receipt: no input, the input commitment, the quantized output, the executor's
-/// signature and the proof.
-#[allow(clippy::too_many_arguments)]
-pub fn issue_zk_private(
-    key: &NodeKey,
-    model: ModelId,
-    engine: String,
-    job: [u8; 32],
-    issued_at_ms: u64,
-    input: vouch_zk::private::InputCommitment,
-    outputs: TensorMap,
-    commitment: Vec<u8>,
-    evidence: Vec<u8>,
-) -> Receipt {
-    let exts = vec![
-        vouch_codec::Extension { tag: EXT_ZK_COMMITMENT, value: blake3::hash(&commitment).as_bytes().to_vec() },
-        vouch_codec::Extension { tag: EXT_ZK_INPUT_COMMITMENT, value: input.to_bytes().to_vec() },
-    ];
-    let digest = private_input_digest(&input);
-    let mut r = signed_over(key, Mode::Zk, model, engine, job, issued_at_ms, digest, None, outputs, exts);
-    r.evidence.push(Evidence::ZkProof {
-        system: vouch_zk::private::PRIVATE_SYSTEM.into(),
-        commitment,
-        proof: evidence,
-    });
-    r
 }
 
 /// Checks that a private-input receipt's input commitment opens to the float input `x` with `salt` (the requester
@@ -293,25 +197,6 @@ pub fn check_private_opening(receipt: &Receipt, x: &[f32], salt: &vouch_zk::priv
 /// Body extension tag recording `blake3(zk commitment)`, so the executor's signature binds the model id to
 /// the commitment its proof opens against.
 pub const EXT_ZK_COMMITMENT: u16 = 0x0001;
-
-/// Builds a `zk`-mode receipt: the quantized input and output, the executor's signature, and the proof.
-#[allow(clippy::too_many_arguments)]
-pub fn issue_zk(
-    key: &NodeKey,
-    model: ModelId,
-    engine: String,
-    job: [u8; 32],
-    issued_at_ms: u64,
-    inputs: TensorMap,
-    outputs: TensorMap,
-    commitment: Vec<u8>,
-    evidence: Vec<u8>,
-) -> Receipt {
-    let ext = vouch_codec::Extension { tag: EXT_ZK_COMMITMENT, value: blake3::hash(&commitment).as_bytes().to_vec() };
-    let mut r = signed_by(key, Mode::Zk, model, engine, job, issued_at_ms, inputs, outputs, vec![ext]);
-    r.evidence.push(Evidence::ZkProof { system: vouch_zk::SYSTEM.into(), commitment, proof: evidence });
-    r
-}
 
 fn single_i16(map: &TensorMap, what: &str) -> Result<Vec<i16>, ReceiptError> {
     let mut it = map.values();

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use vouch_codec::receipt::FORMAT_V1;
 use vouch_codec::{Evidence, Extension, Mode, ModelId, Receipt, ReceiptJson, Tensor, TensorData, TensorMap, domain};
 use vouch_crypto::NodeKey;
-use vouch_receipt::{ReceiptError, VerifyOptions, issue_signed, verify, verify_json};
+use vouch_receipt::{Issuer, ReceiptError, VerifyOptions, verify, verify_json};
 
 fn key() -> NodeKey {
     NodeKey::from_secret([7; 32])
@@ -27,12 +27,9 @@ fn tensors() -> (TensorMap, TensorMap) {
 
 fn valid() -> Receipt {
     let (inputs, outputs) = tensors();
-    issue_signed(
-        &key(),
+    Issuer::new(&key(), "tract-onnx 0.23.9").with_clock(|| 1_764_000_000_000).signed(
         ModelId::of_bytes(b"model"),
-        "tract-onnx 0.23.9".into(),
         [9; 32],
-        1_764_000_000_000,
         inputs,
         true,
         outputs,
@@ -198,7 +195,7 @@ proptest! {
         outputs in prop::collection::btree_map("[a-z]{1,4}", tensor_strategy(), 0..4),
         inputs in prop::collection::btree_map("[a-z]{1,4}", tensor_strategy(), 0..3),
     ) {
-        let r = issue_signed(&key(), ModelId::of_bytes(b"m"), "e".into(), [1; 32], 5, inputs, true, outputs);
+        let r = Issuer::new(&key(), "e").with_clock(|| 5).signed(ModelId::of_bytes(b"m"), [1; 32], inputs, true, outputs);
         let bytes = r.to_bytes();
         let back = Receipt::from_bytes(&bytes).unwrap();
         prop_assert_eq!(back.to_bytes(), bytes.clone());

@@ -9,16 +9,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use bytes::Bytes;
 use vouch_api::{ExecuteRequest, ExecuteResponse, ModelVersion, PreparedJob};
-use vouch_codec::receipt::FORMAT_V1;
-use vouch_codec::tensor::{TensorJson, digest_map, map_from_json, map_to_json, parse_input_doc};
+use vouch_codec::tensor::{TensorJson, digest_map, map_from_json, map_to_json};
 use vouch_codec::tx::{Address, SignedTx, Tx, TxKind};
 use vouch_codec::{AgreementRule, Digest, Evidence, Mode, Receipt, ReceiptBody, TensorMap, domain};
 use vouch_ledger::{Event, JobStatus};
 
-use crate::{ApiError, NodeState};
+use crate::NodeState;
+use crate::error::{ApiError, Code};
+use crate::service::inference::{self, Settle, parse_inputs, run_model};
+use crate::service::{models, replicate};
 
 const LEDGER_WAIT: Duration = Duration::from_secs(30);
 /// How long an executor waits for a job it is asked about to reach its own ledger when the request names no height.
@@ -26,30 +27,37 @@ const EXECUTOR_WAIT: Duration = Duration::from_secs(10);
 /// How long an executor waits for its ledger to reach the height the request names.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(60);
 
-fn err(status: StatusCode, code: &'static str, msg: impl Into<String>) -> ApiError {
-    ApiError::new(status, code, msg)
+/// An executor's signed result: the body every honest executor of the round signs, its signature, the outputs.
+pub(crate) struct Executed {
+    pub body: ReceiptBody,
+    pub signature: [u8; 64],
+    pub outputs: TensorMap,
 }
 
-fn parse_inputs(record: &ModelVersion, doc: &serde_json::Value) -> Result<TensorMap, ApiError> {
-    let inputs = parse_input_doc(doc, |n| record.inputs.iter().find(|i| i.name == n).map(|i| i.dtype))
-        .map_err(|(name, e)| err(StatusCode::BAD_REQUEST, "invalid_tensor", format!("input {name:?}: {e}")))?;
-    vouch_engine::validate_inputs(&record.inputs, &inputs)?;
-    Ok(inputs)
-}
-
-/// The timestamp of the finalized block at `height` (recent ones from memory, older ones from marshal's archive).
-async fn block_time(s: &NodeState, height: u64) -> Option<u64> {
-    let recent = s.ledger.running.chain.state().headers.get(&height).map(|h| h.timestamp_ms);
-    match recent {
-        Some(t) => Some(t),
-        None => s
-            .ledger
-            .running
-            .marshal
-            .get_block(vouch_chain::validator::Height::new(height))
-            .await
-            .map(|b| b.inner().header().timestamp_ms),
+impl Executed {
+    /// The wire form (`POST /v1/jobs/{job}/execute`).
+    pub fn to_response(&self, me: &Address) -> Result<ExecuteResponse, ApiError> {
+        Ok(ExecuteResponse {
+            public_key: hex::encode(me),
+            body: hex::encode(self.body.to_bytes()),
+            signature: hex::encode(self.signature),
+            outputs: serde_json::to_value(map_to_json(&self.outputs)).map_err(ApiError::internal)?,
+        })
     }
+}
+
+/// Parses the candidates an asking node offers (JSON output maps), refusing a malformed one with its position.
+pub(crate) fn parse_candidates(candidates: &[serde_json::Value]) -> Result<Vec<TensorMap>, ApiError> {
+    candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let c: BTreeMap<String, TensorJson> = serde_json::from_value(c.clone())
+                .map_err(|e| ApiError::new(Code::InvalidCandidate, format!("candidate {i}: {e}")))?;
+            map_from_json(&c)
+                .map_err(|(n, e)| ApiError::new(Code::InvalidCandidate, format!("candidate {i}: {n}: {e}")))
+        })
+        .collect()
 }
 
 /// The body every honest executor of `job` signs for `outputs`.
@@ -60,123 +68,79 @@ async fn job_body(
     input_digest: Digest,
     outputs: &TensorMap,
 ) -> Option<ReceiptBody> {
-    let job_height = s.ledger.running.chain.state().ledger.jobs.get(job)?.height;
-    let issued_at_ms = block_time(s, job_height).await?;
-    let st = s.ledger.running.chain.state();
-    let j = st.ledger.jobs.get(job)?;
+    let chain = s.chain.chain();
+    let j = chain.job(job)?;
+    let issued_at_ms = s.chain.block_time(j.height).await?;
+    // The round may have moved on (a dispute opened) while the block time was read.
+    let j = chain.job(job)?;
     let executors = if j.status == JobStatus::Disputed { j.dispute_set.clone() } else { j.executors.clone() };
-    let rule = st.ledger.models.get(&j.model)?.rule;
-    Some(ReceiptBody {
-        format: FORMAT_V1,
-        model: record.id,
-        mode: Mode::Quorum,
-        engine: s.cache.engine_id(),
-        job: job.0,
-        issued_at_ms,
-        input_digest,
-        output_digest: digest_map(outputs),
-        executors,
-        rule,
-        extensions: vec![],
-    })
+    let rule = chain.model(&j.model)?.rule;
+    Some(s.issuer().quorum_body(record.id, job.0, issued_at_ms, input_digest, outputs, executors, rule))
 }
 
-/// `POST /v1/jobs/{job}/execute` on an assigned executor.
-pub(crate) async fn execute(s: Arc<NodeState>, job: Digest, req: ExecuteRequest) -> Result<ExecuteResponse, ApiError> {
+/// `POST /v1/jobs/{job}/execute` on an assigned executor (or the entry node's own share, called directly).
+pub(crate) async fn execute(
+    s: Arc<NodeState>,
+    job: Digest,
+    inputs: &serde_json::Value,
+    candidates: &[TensorMap],
+    min_height: Option<u64>,
+) -> Result<Executed, ApiError> {
     let me = s.key.public_key();
+    let chain = s.chain.chain();
     // The entry node may be ahead of this one: first wait until this node's ledger reaches the height the entry node
     // saw (so a dispute opened there is open here too), then for the job itself.
-    let start = std::time::Instant::now();
-    let (model, input_digest) = loop {
-        let height = s.ledger.running.chain.state().height;
-        if req.min_height.is_some_and(|m| height < m) {
-            if start.elapsed() > CATCH_UP_WAIT {
-                return Err(err(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ledger_behind",
-                    format!(
-                        "this node's ledger is at height {height}, the request needs {}",
-                        req.min_height.unwrap_or(0)
-                    ),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        }
-        if let Some(j) = s.ledger.running.chain.state().ledger.jobs.get(&job) {
-            let round = if j.status == JobStatus::Disputed { &j.dispute_set } else { &j.executors };
-            if !round.contains(&me) {
-                return Err(err(
-                    StatusCode::FORBIDDEN,
-                    "not_assigned",
-                    format!("this node is not assigned to job {job}"),
-                ));
-            }
-            break (j.model, j.input_digest);
-        }
-        if req.min_height.is_some() || start.elapsed() > EXECUTOR_WAIT {
-            return Err(err(StatusCode::NOT_FOUND, "unknown_job", format!("job {job} is not on this node's ledger")));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let record = crate::replicate::ensure_model(&s, &model.to_string()).await?;
-    let inputs = parse_inputs(&record, &req.inputs)?;
-    if digest_map(&inputs) != input_digest {
-        return Err(err(StatusCode::BAD_REQUEST, "input_mismatch", "the inputs do not hash to the job's input digest"));
+    if let Some(m) = min_height
+        && !s.chain.wait_height(m, CATCH_UP_WAIT).await
+    {
+        return Err(ApiError::new(
+            Code::LedgerBehind,
+            format!("this node's ledger is at height {}, the request needs {m}", chain.height()),
+        ));
     }
-    let mut outputs = crate::routes::run_model(&s, &record, &inputs).await?;
+    let unknown = || ApiError::new(Code::UnknownJob, format!("job {job} is not on this node's ledger"));
+    let j = match chain.job(&job) {
+        Some(j) => j,
+        None if min_height.is_some() => return Err(unknown()),
+        None => s.chain.wait_job(&job, |_| true, EXECUTOR_WAIT).await.ok_or_else(unknown)?,
+    };
+    let round = if j.status == JobStatus::Disputed { &j.dispute_set } else { &j.executors };
+    if !round.contains(&me) {
+        return Err(ApiError::new(Code::NotAssigned, format!("this node is not assigned to job {job}")));
+    }
+    let record = replicate::ensure_model(&s, &j.model.to_string()).await?;
+    let inputs = parse_inputs(&record, inputs)?;
+    if digest_map(&inputs) != j.input_digest {
+        return Err(ApiError::new(Code::InputMismatch, "the inputs do not hash to the job's input digest"));
+    }
+    let mut outputs = run_model(&s, &record, &inputs).await?;
     if s.config.fault_flip_outputs {
         flip_first_bit(&mut outputs);
     }
     // The rule comes from the ledger, never from the caller.
-    let outputs = choose_output(model_rule(&s, &model), outputs, &req.candidates)?;
-    let body = job_body(&s, &job, &record, input_digest, &outputs)
+    let outputs = choose_output(chain.rule(&j.model), outputs, candidates);
+    let body = job_body(&s, &job, &record, j.input_digest, &outputs)
         .await
-        .ok_or_else(|| err(StatusCode::CONFLICT, "job_closed", format!("job {job} is no longer open")))?;
-    let signature = s.key.sign(domain::RECEIPT_SIGNATURE, &body.id().0);
+        .ok_or_else(|| ApiError::new(Code::JobClosed, format!("job {job} is no longer open")))?;
+    let signature = s.issuer().sign(&body);
     let kind = TxKind::SubmitResult { job, node: me, body: body.to_bytes(), signature };
-    s.ledger
-        .sign_submit(&s.key, kind)
-        .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", e.to_string()))?;
+    s.chain.sign_submit(&s.key, kind).map_err(|e| ApiError::new(Code::LedgerUnavailable, e.to_string()))?;
     // The first assigned executor settles the receipt its round signs (so exactly one settlement per receipt).
     if body.executors.first() == Some(&me) {
         s.receipts.owe_settlement(body.id()).await?;
-        crate::settlement::settle(&s, body.id());
+        crate::service::settlement::settle(&s, body.id());
     }
-    Ok(ExecuteResponse {
-        public_key: hex::encode(me),
-        body: hex::encode(body.to_bytes()),
-        signature: hex::encode(signature),
-        outputs: serde_json::to_value(map_to_json(&outputs)).map_err(ApiError::internal)?,
-    })
+    Ok(Executed { body, signature, outputs })
 }
 
 /// What an executor signs: under a tolerance, the first output another executor of the round signed that its own
 /// `outputs` agree with (so honest executors on different hardware sign one digest); otherwise, and always under
-/// the exact rule, its own outputs. A candidate that is not an output map is refused.
-fn choose_output(
-    rule: AgreementRule,
-    outputs: TensorMap,
-    candidates: &[serde_json::Value],
-) -> Result<TensorMap, ApiError> {
+/// the exact rule, its own outputs.
+fn choose_output(rule: AgreementRule, outputs: TensorMap, candidates: &[TensorMap]) -> TensorMap {
     if rule == AgreementRule::Exact {
-        return Ok(outputs);
+        return outputs;
     }
-    for (i, c) in candidates.iter().enumerate() {
-        let c: BTreeMap<String, TensorJson> = serde_json::from_value(c.clone())
-            .map_err(|e| err(StatusCode::BAD_REQUEST, "invalid_candidate", format!("candidate {i}: {e}")))?;
-        let c = map_from_json(&c)
-            .map_err(|(n, e)| err(StatusCode::BAD_REQUEST, "invalid_candidate", format!("candidate {i}: {n}: {e}")))?;
-        if rule.agrees_on(&c, &outputs) {
-            return Ok(c);
-        }
-    }
-    Ok(outputs)
-}
-
-/// The model's agreement rule as the ledger records it (exact when unknown).
-fn model_rule(s: &NodeState, model: &vouch_codec::ModelId) -> AgreementRule {
-    s.ledger.running.chain.state().ledger.models.get(model).map_or(AgreementRule::Exact, |m| m.rule)
+    candidates.iter().find(|c| rule.agrees_on(c, &outputs)).cloned().unwrap_or(outputs)
 }
 
 /// Fault injection for tests (`fault_flip_outputs`): a lying executor.
@@ -206,30 +170,27 @@ struct Answer {
     outputs: TensorMap,
 }
 
+/// Asks one executor of `job`: this node directly, another over HTTP (its answer checked: its key, its signature over
+/// the body, the outputs against the signed digest).
 async fn ask(
     s: &Arc<NodeState>,
     node: Address,
     job: Digest,
     inputs: &serde_json::Value,
-    candidates: Vec<serde_json::Value>,
+    candidates: &[TensorMap],
 ) -> Result<Answer, String> {
-    let min_height = Some(s.ledger.running.chain.state().height);
+    let min_height = Some(s.chain.chain().height());
+    if node == s.key.public_key() {
+        let e = execute(s.clone(), job, inputs, candidates, min_height).await.map_err(|e| e.message)?;
+        return Ok(Answer { node, body: e.body, signature: e.signature, outputs: e.outputs });
+    }
+    let candidates = candidates
+        .iter()
+        .map(|c| serde_json::to_value(map_to_json(c)).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
     let req = ExecuteRequest { inputs: inputs.clone(), candidates, min_height };
-    let resp = if node == s.key.public_key() {
-        execute(s.clone(), job, req).await.map_err(|e| e.message)?
-    } else {
-        let endpoint = s
-            .ledger
-            .running
-            .chain
-            .state()
-            .ledger
-            .nodes
-            .get(&node)
-            .map(|n| n.endpoint.clone())
-            .ok_or("executor not registered")?;
-        vouch_api::Client::new(&endpoint).execute(&job.to_hex(), &req).await.map_err(|e| e.to_string())?
-    };
+    let endpoint = s.chain.chain().node(&node).map(|n| n.endpoint).ok_or("executor not registered")?;
+    let resp = vouch_api::Client::new(&endpoint).execute(&job.to_hex(), &req).await.map_err(|e| e.to_string())?;
     let pk: [u8; 32] = hex::decode(&resp.public_key).ok().and_then(|v| v.try_into().ok()).ok_or("bad public key")?;
     if pk != node {
         return Err("answered by another node".into());
@@ -250,10 +211,10 @@ async fn ask(
 }
 
 /// Adds `outputs` to the candidates offered to the next executors, unless an identical one is there.
-fn offer(candidates: &mut Vec<serde_json::Value>, outputs: &TensorMap) {
-    let json = serde_json::to_value(map_to_json(outputs)).unwrap_or_default();
-    if !candidates.contains(&json) {
-        candidates.push(json);
+fn offer(candidates: &mut Vec<TensorMap>, outputs: &TensorMap) {
+    let d = digest_map(outputs);
+    if !candidates.iter().any(|c| digest_map(c) == d) {
+        candidates.push(outputs.clone());
     }
 }
 
@@ -265,14 +226,14 @@ async fn ask_round(
     job: Digest,
     doc: &serde_json::Value,
     rule: AgreementRule,
-    mut candidates: Vec<serde_json::Value>,
+    mut candidates: Vec<TensorMap>,
 ) -> Vec<Result<Answer, String>> {
     if rule == AgreementRule::Exact {
-        return futures_util::future::join_all(round.iter().map(|n| ask(s, *n, job, doc, vec![]))).await;
+        return futures_util::future::join_all(round.iter().map(|n| ask(s, *n, job, doc, &[]))).await;
     }
     let mut out = Vec::with_capacity(round.len());
     for n in round {
-        let a = ask(s, *n, job, doc, candidates.clone()).await;
+        let a = ask(s, *n, job, doc, &candidates).await;
         if let Ok(a) = &a {
             offer(&mut candidates, &a.outputs);
         }
@@ -281,44 +242,26 @@ async fn ask_round(
     out
 }
 
-/// Records a model on the ledger (owner: this node's account) with its agreement rule, unless it is there already.
-/// Returns the transaction id when one was submitted.
-pub(crate) fn register_model(s: &NodeState, record: &ModelVersion) -> Result<Option<Digest>, ApiError> {
-    if s.ledger.running.chain.state().ledger.models.contains_key(&record.id) {
-        return Ok(None);
-    }
-    let kind = TxKind::RegisterModel {
-        model: record.id,
-        name: format!("{}@{}", record.name, record.version),
-        commitment: vec![],
-        rule: record.agreement,
-    };
-    s.ledger
-        .sign_submit(&s.key, kind)
-        .map(Some)
-        .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", e.to_string()))
-}
-
 /// `POST /v1/jobs/prepare`: the requester's unsigned `SubmitJob` for these inputs. The model is resolved (replicated
 /// if needed) and recorded on the ledger first, so the job can name it and the nonce is read after that.
 pub(crate) async fn prepare(s: Arc<NodeState>, req: vouch_api::PrepareJobRequest) -> Result<PreparedJob, ApiError> {
     let mut from = [0u8; 32];
     hex::decode_to_slice(&req.from, &mut from)
-        .map_err(|_| err(StatusCode::BAD_REQUEST, "invalid_id", "from is an account address (64 hex characters)"))?;
+        .map_err(|_| ApiError::new(Code::InvalidId, "from is an account address (64 hex characters)"))?;
     if req.quorum < 2 {
-        return Err(err(StatusCode::BAD_REQUEST, "invalid_quorum", "quorum mode needs at least 2 executors"));
+        return Err(ApiError::new(Code::InvalidQuorum, "quorum mode needs at least 2 executors"));
     }
-    let record = crate::replicate::ensure_model(&s, &req.model).await?;
+    let record = replicate::ensure_model(&s, &req.model).await?;
     let inputs = parse_inputs(&record, &req.inputs)?;
-    if let Some(id) = register_model(&s, &record)? {
-        s.ledger.wait_tx(&id, LEDGER_WAIT).await;
+    if let Some(id) = models::register(&s, &record)? {
+        s.chain.wait_tx(&id, LEDGER_WAIT).await;
     }
-    let chain = &s.ledger.running.chain;
+    let chain = s.chain.chain();
     let tx = Tx {
         chain: chain.chain_id(),
         from,
         nonce: chain.next_nonce(&from),
-        fee: s.ledger.spec.params.min_fee,
+        fee: s.chain.spec.params.min_fee,
         kind: TxKind::SubmitJob {
             model: record.id,
             input_digest: digest_map(&inputs),
@@ -338,13 +281,13 @@ fn check_job_tx(
     inputs: &Digest,
     quorum: Option<u8>,
 ) -> Result<(Bytes, SignedTx), ApiError> {
-    let bad = |m: String| err(StatusCode::BAD_REQUEST, "invalid_job_tx", m);
+    let bad = |m: String| ApiError::new(Code::InvalidJobTx, m);
     let bytes = hex::decode(hex_tx).map_err(|e| bad(format!("job_tx is not hex: {e}")))?;
     let stx = SignedTx::from_bytes(&bytes).map_err(|e| bad(format!("job_tx: {e}")))?;
     let TxKind::SubmitJob { model: m, input_digest, mode, quorum: k, .. } = &stx.tx.kind else {
         return Err(bad("job_tx is not a SubmitJob transaction".into()));
     };
-    let mismatch = |what: String| err(StatusCode::BAD_REQUEST, "job_mismatch", what);
+    let mismatch = |what: String| ApiError::new(Code::JobMismatch, what);
     if m != model {
         return Err(mismatch(format!("job_tx is for model {m}, the request for {model}")));
     }
@@ -367,38 +310,33 @@ pub(crate) async fn infer(
     doc: serde_json::Value,
     quorum: Option<u8>,
     job_tx: Option<String>,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<Receipt, ApiError> {
     let inputs = parse_inputs(&record, &doc)?;
     let input_digest = digest_map(&inputs);
     let Some(job_tx) = job_tx else {
-        return Err(err(
-            StatusCode::BAD_REQUEST,
-            "job_tx_required",
+        return Err(ApiError::new(
+            Code::JobTxRequired,
             "quorum mode is paid by the requester: send job_tx, a SubmitJob transaction signed by your account \
              (`vouch infer --mode quorum --account KEY` builds it)",
         ));
     };
     let (job_bytes, stx) = check_job_tx(&job_tx, &record.id, &input_digest, quorum)?;
     if let TxKind::SubmitJob { quorum: k @ 0..2, .. } = stx.tx.kind {
-        return Err(err(
-            StatusCode::BAD_REQUEST,
-            "invalid_quorum",
-            format!("quorum mode needs at least 2 executors, got {k}"),
-        ));
+        return Err(ApiError::new(Code::InvalidQuorum, format!("quorum mode needs at least 2 executors, got {k}")));
     }
-    let ledger = &s.ledger;
     // The model must be on the ledger, with its agreement rule, before a job can name it (pushing registers it; a
     // replica of a model pushed elsewhere may still be waiting for that).
-    if let Some(id) = register_model(&s, &record)? {
-        ledger.wait_tx(&id, LEDGER_WAIT).await;
+    if let Some(id) = models::register(&s, &record)? {
+        s.chain.wait_tx(&id, LEDGER_WAIT).await;
     }
-    let rule = model_rule(&s, &record.id);
-    let id = ledger.submit(job_bytes).map_err(crate::explorer::submit_error)?;
-    let rec = ledger
+    let rule = s.chain.chain().rule(&record.id);
+    let id = s.chain.submit(job_bytes)?;
+    let rec = s
+        .chain
         .wait_tx(&id, LEDGER_WAIT)
         .await
-        .ok_or_else(|| err(StatusCode::GATEWAY_TIMEOUT, "ledger_timeout", "the job was not finalized in time"))?;
-    let events = rec.result.map_err(|e| err(StatusCode::UNPROCESSABLE_ENTITY, "job_rejected", e.to_string()))?;
+        .ok_or_else(|| ApiError::new(Code::LedgerTimeout, "the job was not finalized in time"))?;
+    let events = rec.result.map_err(|e| ApiError::new(Code::JobRejected, e))?;
     let Some((job, executors)) = events.iter().find_map(|e| match e {
         Event::JobAssigned { job, executors } => Some((*job, executors.clone())),
         _ => None,
@@ -424,43 +362,25 @@ pub(crate) async fn infer(
             evidence: good.iter().map(|a| Evidence::Ed25519 { public_key: a.node, signature: a.signature }).collect(),
             anchor: None,
         };
-        s.receipts.put(&receipt, false).await?;
-        s.metrics.receipts_issued.inc();
-        return serde_json::to_value(receipt.to_json()).map_err(ApiError::internal);
+        return inference::finish(&s, receipt, Settle::ByExecutor).await;
     }
     // Disagreement (or silence): the ledger decides. Hand the inputs to the dispute set once it is drawn.
-    let mut status = JobStatus::Pending;
-    let start = std::time::Instant::now();
-    while start.elapsed() < LEDGER_WAIT {
-        status = ledger.running.chain.state().ledger.jobs.get(&job).map_or(JobStatus::Pending, |j| j.status.clone());
-        if status != JobStatus::Pending {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let decided = s.chain.wait_job(&job, |j| j.status != JobStatus::Pending, LEDGER_WAIT).await;
     let mut resolution = None;
-    if status == JobStatus::Disputed {
-        let set = ledger.running.chain.state().ledger.jobs[&job].dispute_set.clone();
+    if let Some(j) = decided.filter(|j| j.status == JobStatus::Disputed) {
         // Under a tolerance the re-executors are offered every distinct output the round signed.
-        let mut offered: Vec<serde_json::Value> = vec![];
+        let mut offered = vec![];
         if rule != AgreementRule::Exact {
             good.iter().for_each(|a| offer(&mut offered, &a.outputs));
         }
-        let _ = ask_round(&s, &set, job, &doc, rule, offered).await;
-        let start = std::time::Instant::now();
-        while start.elapsed() < LEDGER_WAIT {
-            if let Some(JobStatus::Resolved(d)) =
-                ledger.running.chain.state().ledger.jobs.get(&job).map(|j| j.status.clone())
-            {
-                resolution = Some(d);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = ask_round(&s, &j.dispute_set, job, &doc, rule, offered).await;
+        let resolved = s.chain.wait_job(&job, |j| matches!(j.status, JobStatus::Resolved(_)), LEDGER_WAIT).await;
+        if let Some(JobStatus::Resolved(d)) = resolved.map(|j| j.status) {
+            resolution = Some(d);
         }
     }
-    Err(err(
-        StatusCode::CONFLICT,
-        "quorum_disagreement",
+    Err(ApiError::new(
+        Code::QuorumDisagreement,
         format!("the {} executors of job {job} did not agree; the ledger decides by re-execution", executors.len()),
     )
     .details(serde_json::json!({
@@ -491,17 +411,18 @@ mod tests {
         let far = out(&[1.5, 2.0]);
         let near = out(&[1.0004, 2.0]);
         let nearer = out(&[1.0, 2.0001]);
+        let offered = |c: &[&TensorMap]| parse_candidates(&c.iter().map(|m| json(m)).collect::<Vec<_>>()).unwrap();
         // The first agreeing candidate in the offered order, not the closest.
-        let chosen = choose_output(tol, own.clone(), &[json(&far), json(&near), json(&nearer)]).unwrap();
+        let chosen = choose_output(tol, own.clone(), &offered(&[&far, &near, &nearer]));
         assert_eq!(chosen, near);
         // Nothing within tolerance: its own output (which then disagrees, and the ledger opens a dispute).
-        assert_eq!(choose_output(tol, own.clone(), &[json(&far)]).unwrap(), own);
-        assert_eq!(choose_output(tol, own.clone(), &[]).unwrap(), own);
+        assert_eq!(choose_output(tol, own.clone(), &offered(&[&far])), own);
+        assert_eq!(choose_output(tol, own.clone(), &[]), own);
         // The exact rule never adopts another output, however close.
-        assert_eq!(choose_output(AgreementRule::Exact, own.clone(), &[json(&nearer)]).unwrap(), own);
+        assert_eq!(choose_output(AgreementRule::Exact, own.clone(), &offered(&[&nearer])), own);
         // A candidate that is not an output map is refused with its position.
-        let e = choose_output(tol, own, &[json(&far), serde_json::json!({"y": "nope"})]).unwrap_err();
-        assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "invalid_candidate"));
+        let e = parse_candidates(&[json(&far), serde_json::json!({"y": "nope"})]).unwrap_err();
+        assert_eq!((e.status(), e.code), (axum::http::StatusCode::BAD_REQUEST, Code::InvalidCandidate));
         assert!(e.message.starts_with("candidate 1"), "{}", e.message);
     }
 }

@@ -24,7 +24,7 @@ pub(crate) fn settle(s: &NodeState, receipt: Digest) {
         return;
     }
     s.settling.lock().unwrap_or_else(|p| p.into_inner()).insert(receipt, Instant::now());
-    if let Err(e) = s.ledger.settle(&s.key, receipt) {
+    if let Err(e) = s.chain.settle(&s.key, receipt) {
         tracing::warn!(receipt = %receipt, error = %e, "receipt.settle failed");
     }
 }
@@ -35,9 +35,8 @@ pub(crate) async fn retry(s: &Arc<NodeState>) {
     if s.config.fault_skip_settlement {
         return;
     }
-    let chain = &s.ledger.running.chain;
-    let tip_ms = chain.state().tip().timestamp_ms;
-    if !chain.is_replayed() || crate::now_ms().saturating_sub(tip_ms) > CAUGHT_UP_MS {
+    let chain = s.chain.chain();
+    if !chain.is_replayed() || crate::now_ms().saturating_sub(chain.tip().timestamp_ms) > CAUGHT_UP_MS {
         return;
     }
     let st = s.clone();
@@ -46,10 +45,11 @@ pub(crate) async fn retry(s: &Arc<NodeState>) {
         Ok(Err(e)) => return tracing::warn!(error = %e, "receipt.settle_retry: reading the duties failed"),
         Err(_) => return,
     };
-    let (done, open): (Vec<Digest>, Vec<Digest>) = {
-        let chain = s.ledger.running.chain.state();
-        owed.into_iter().partition(|id| chain.ledger.receipts.contains_key(id))
-    };
+    let settled = chain.settled(&owed);
+    let (mut done, mut open) = (vec![], vec![]);
+    for (id, settled) in owed.into_iter().zip(settled) {
+        if settled { done.push(id) } else { open.push(id) }
+    }
     if !done.is_empty() {
         let st = s.clone();
         let n = done.len();
@@ -60,9 +60,14 @@ pub(crate) async fn retry(s: &Arc<NodeState>) {
         }
     }
     let due: Vec<Digest> = {
-        let chain = s.ledger.running.chain.state();
         let mut settling = s.settling.lock().unwrap_or_else(|p| p.into_inner());
-        settling.retain(|id, _| !chain.ledger.receipts.contains_key(id));
+        // Forget the submissions the ledger has recorded.
+        let ids: Vec<Digest> = settling.keys().copied().collect();
+        for (id, settled) in ids.iter().zip(chain.settled(&ids)) {
+            if settled {
+                settling.remove(id);
+            }
+        }
         open.iter().filter(|id| settling.get(*id).is_none_or(|t| t.elapsed() > RESUBMIT_AFTER)).copied().collect()
     };
     for id in due {

@@ -4,11 +4,11 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use axum::http::StatusCode;
 use vouch_api::{Client, ModelVersion};
 use vouch_hub::{HubError, NewVersion, Version};
 
-use crate::{ApiError, NodeState};
+use crate::NodeState;
+use crate::error::{ApiError, Code};
 
 /// The local model for `reference`, fetched from a peer first if this node does not have it.
 pub(crate) async fn ensure_model(s: &Arc<NodeState>, reference: &str) -> Result<ModelVersion, ApiError> {
@@ -21,7 +21,7 @@ pub(crate) async fn ensure_model(s: &Arc<NodeState>, reference: &str) -> Result<
     }
     let me = format!("http://{}", s.config.listen);
     let mut tried = vec![];
-    for peer in s.ledger.spec.validators.iter().map(|v| v.api.clone()).filter(|a| *a != me && *a != s.api_url) {
+    for peer in s.chain.spec.validators.iter().map(|v| v.api.clone()).filter(|a| *a != me && *a != s.api_url) {
         match fetch_from(s, &peer, reference).await {
             Ok(v) => {
                 tracing::info!(model = %v.id, peer = %peer, "hub.replicated");
@@ -31,8 +31,7 @@ pub(crate) async fn ensure_model(s: &Arc<NodeState>, reference: &str) -> Result<
         }
     }
     Err(ApiError::new(
-        StatusCode::NOT_FOUND,
-        "model_not_found",
+        Code::ModelNotFound,
         format!(
             "no model {reference:?} here or on any peer ({})",
             if tried.is_empty() { "no peers".into() } else { tried.join("; ") }
@@ -41,7 +40,7 @@ pub(crate) async fn ensure_model(s: &Arc<NodeState>, reference: &str) -> Result<
 }
 
 async fn fetch_from(s: &Arc<NodeState>, peer: &str, reference: &str) -> Result<ModelVersion, ApiError> {
-    let bad = |what: String| ApiError::new(StatusCode::BAD_GATEWAY, "peer_error", what);
+    let bad = |what: String| ApiError::new(Code::PeerError, what);
     let client = Client::new(peer);
     let remote = client.show(reference).await.map_err(|e| bad(e.to_string()))?;
     if remote.size > s.config.max_model_bytes {
@@ -64,7 +63,7 @@ async fn fetch_from(s: &Arc<NodeState>, peer: &str, reference: &str) -> Result<M
         }
         let staged = up.finish()?;
         if staged.id != remote.id {
-            return Err(ApiError::new(StatusCode::BAD_GATEWAY, "peer_error", "replicated bytes changed on disk"));
+            return Err(ApiError::new(Code::PeerError, "replicated bytes changed on disk"));
         }
         let info = vouch_engine::inspect(staged.path())?;
         let version: Option<Version> = remote.version.parse().ok();

@@ -1,19 +1,22 @@
-//! The node's seat on the chain: its validator (on its own thread), settlement of the receipts it issues, anchors,
-//! and the ledger's JSON views.
+//! The node's seat on the chain: its validator (on its own thread), transactions it signs and submits (settlements,
+//! registration, models), anchors, blocks from the archive, and bounded waits on the chain facade
+//! ([`vouch_chain::Chain`]'s queries and waits; nothing here polls).
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use bytes::Bytes;
-use vouch_chain::SubmitError;
 use vouch_chain::net::{self, NetConfig, RunningChain};
 use vouch_chain::spec::{
     AccountSpec, CONSENSUS_KEY_CONTEXT, ChainSpec, ValidatorSpec, consensus_key, consensus_public_hex,
 };
 use vouch_chain::validator::Timing;
+use vouch_chain::{Block, Chain, SubmitError, TxRecord};
 use vouch_codec::tx::{SignedTx, Tx, TxKind};
 use vouch_codec::{Anchor, Digest, domain};
 use vouch_crypto::NodeKey;
+use vouch_ledger::Job;
 
 use crate::NodeError;
 
@@ -21,8 +24,8 @@ use crate::NodeError;
 pub const DEV_FUNDS: u64 = 1_000_000_000_000;
 
 /// A node's chain.
-pub(crate) struct Ledger {
-    pub running: RunningChain,
+pub(crate) struct NodeChain {
+    running: RunningChain,
     pub spec: ChainSpec,
     /// One signer at a time, and the nonce after the last one it used.
     signing: Mutex<u64>,
@@ -33,7 +36,7 @@ pub(crate) struct Ledger {
 pub(crate) fn load_or_create_spec(home: &Path, key: &NodeKey, api: &str, dev: bool) -> Result<ChainSpec, NodeError> {
     let path = home.join("genesis.json");
     if path.exists() {
-        return ChainSpec::load(&path).map_err(NodeError::Config);
+        return ChainSpec::load(&path).map_err(|e| NodeError::Config(e.to_string()));
     }
     if !dev {
         return Err(NodeError::Config(format!(
@@ -63,7 +66,7 @@ pub(crate) fn load_or_create_spec(home: &Path, key: &NodeKey, api: &str, dev: bo
     Ok(spec)
 }
 
-impl Ledger {
+impl NodeChain {
     /// Starts this node's validator for `spec`.
     pub fn start(home: &Path, key: &NodeKey, spec: ChainSpec, snapshot_every: u64) -> Result<Self, NodeError> {
         let seed = key.derive_seed(CONSENSUS_KEY_CONTEXT);
@@ -78,8 +81,13 @@ impl Ledger {
             storage: home.join("chain"),
             timing: Timing { snapshot_every, ..Timing::default() },
         })
-        .map_err(NodeError::Config)?;
+        .map_err(|e| NodeError::Config(e.to_string()))?;
         Ok(Self { running, spec, signing: Mutex::new(0), registering: Mutex::new(None) })
+    }
+
+    /// The executed chain: queries and waits.
+    pub fn chain(&self) -> &Chain {
+        &self.running.chain
     }
 
     /// Submits a transaction and gossips it to the other validators.
@@ -128,7 +136,7 @@ impl Ledger {
     /// Registers this node as an executor (stake from its own account) unless it already is or just tried.
     pub fn ensure_registered(&self, key: &NodeKey, endpoint: &str) {
         let me = key.public_key();
-        if self.running.chain.state().ledger.nodes.contains_key(&me) {
+        if self.running.chain.node(&me).is_some() {
             return;
         }
         let mut last = self.registering.lock().unwrap_or_else(|p| p.into_inner());
@@ -149,22 +157,37 @@ impl Ledger {
         }
     }
 
-    /// Waits until a transaction is finalized; returns its record.
-    pub async fn wait_tx(&self, id: &Digest, timeout: std::time::Duration) -> Option<vouch_chain::TxRecord> {
-        let start = std::time::Instant::now();
-        loop {
-            if let Some(r) = self.running.chain.tx_record(id) {
-                return Some(r);
-            }
-            if start.elapsed() > timeout {
-                return None;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+    /// A transaction's record once it is finalized, or `None` after `timeout`.
+    pub async fn wait_tx(&self, id: &Digest, timeout: Duration) -> Option<TxRecord> {
+        tokio::time::timeout(timeout, self.running.chain.wait_tx(id)).await.ok()
+    }
+
+    /// Whether the executed chain reached `height` within `timeout`.
+    pub async fn wait_height(&self, height: u64, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.running.chain.wait_height(height)).await.is_ok()
+    }
+
+    /// Job `id` once it exists and `pred` holds for it, or `None` after `timeout`.
+    pub async fn wait_job(&self, id: &Digest, pred: impl Fn(&Job) -> bool, timeout: Duration) -> Option<Job> {
+        tokio::time::timeout(timeout, self.running.chain.wait_job(id, pred)).await.ok()
     }
 
     /// The anchor of a settled receipt, once its settlement is finalized.
     pub async fn anchor(&self, receipt: &Digest) -> Option<Anchor> {
         vouch_chain::anchor::build(&self.running.chain, &self.running.marshal, receipt).await
+    }
+
+    /// A finalized block from marshal's archive.
+    pub async fn block(&self, height: u64) -> Option<Block> {
+        let block = self.running.marshal.get_block(vouch_chain::validator::Height::new(height)).await?;
+        Some(block.inner().clone())
+    }
+
+    /// The timestamp of the finalized block at `height` (recent ones from memory, older ones from the archive).
+    pub async fn block_time(&self, height: u64) -> Option<u64> {
+        match self.running.chain.recent_header(height) {
+            Some(h) => Some(h.timestamp_ms),
+            None => self.block(height).await.map(|b| b.header().timestamp_ms),
+        }
     }
 }

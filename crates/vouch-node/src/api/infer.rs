@@ -1,0 +1,88 @@
+//! Inference, receipts and verification.
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use vouch_api::{InferRequest, VerifyResponse};
+use vouch_codec::Digest;
+
+use super::{AppState, hex_id, parse_body};
+use crate::error::{ApiError, Code};
+use crate::service::{blocking, inference};
+
+/// `POST /v1/infer`. With `Accept: application/x-ndjson` the answer streams: one JSON object per line, progress
+/// events (`{"event": "progress", ...}`; zk proofs report each layer proof) and then exactly one of
+/// `{"event": "receipt", "receipt": ...}` or `{"event": "error", "status": 422, "error": {...}}`.
+pub(super) async fn infer(
+    State(s): AppState,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let streaming = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|m| m.trim().starts_with("application/x-ndjson")));
+    if !streaming {
+        let req: InferRequest = parse_body(body)?;
+        let receipt = inference::infer(s, req, None).await?;
+        return Ok(Json(receipt.to_json()).into_response());
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
+    let progress = tx.clone();
+    let task = tokio::spawn(async move {
+        let req: InferRequest = parse_body(body)?;
+        inference::infer(s, req, Some(progress)).await
+    });
+    // The outcome is the last line; the stream ends when every sender is gone.
+    tokio::spawn(async move {
+        let last = match task.await {
+            Ok(Ok(receipt)) => serde_json::json!({"event": "receipt", "receipt": receipt.to_json()}),
+            Ok(Err(e)) => serde_json::json!({"event": "error", "status": e.status().as_u16(), "error": e.body().error}),
+            Err(e) => serde_json::json!({"event": "error", "status": 500,
+                "error": {"code": Code::Internal.as_str(), "message": e.to_string()}}),
+        };
+        let _ = tx.send(last);
+    });
+    let lines = futures_util::stream::unfold(rx, |mut rx| async move {
+        let ev = rx.recv().await?;
+        let mut line = serde_json::to_vec(&ev).unwrap_or_default();
+        line.push(b'\n');
+        Some((Ok::<_, std::io::Error>(Bytes::from(line)), rx))
+    });
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(lines)).into_response())
+}
+
+/// `GET /v1/receipts/{id}`: a stored receipt, with its ledger anchor once the settlement is finalized (the anchor is
+/// stored with it the first time it is found).
+pub(super) async fn get_receipt(
+    State(s): AppState,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let digest = Digest(hex_id("a receipt id", &id)?);
+    let st = s.clone();
+    let receipt = blocking(move || Ok(st.receipts.get(&digest)?)).await?;
+    let Some(mut r) = receipt else {
+        return Err(ApiError::new(Code::ReceiptNotFound, format!("no receipt {id}")));
+    };
+    if r.anchor.is_none()
+        && let Some(anchor) = s.chain.anchor(&digest).await
+    {
+        r.anchor = Some(anchor);
+        s.receipts.put(&r, false).await?;
+    }
+    Ok(Json(serde_json::to_value(r.to_json()).map_err(ApiError::internal)?))
+}
+
+/// `POST /v1/verify`: the offline verifier, run by the node on a receipt's JSON.
+pub(super) async fn verify(body: Result<Bytes, BytesRejection>) -> Result<Json<VerifyResponse>, ApiError> {
+    let value: serde_json::Value = parse_body(body)?;
+    let text = value.to_string();
+    let resp = match vouch_receipt::verify_json(&text, None) {
+        Ok(v) => VerifyResponse { valid: true, id: Some(v.id.to_hex()), reason: None },
+        Err(e) => VerifyResponse { valid: false, id: None, reason: Some(e.to_string()) },
+    };
+    Ok(Json(resp))
+}

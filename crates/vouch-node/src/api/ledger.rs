@@ -1,0 +1,134 @@
+//! Explorer-friendly JSON views of the ledger: status, blocks, transactions, accounts, executor nodes; and
+//! transaction submission.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use vouch_codec::Digest;
+use vouch_codec::tx::Address;
+
+use super::{AppState, hex_id};
+use crate::error::{ApiError, Code};
+
+/// `GET /v1/ledger/status`.
+pub(super) async fn status(State(s): AppState) -> Json<Value> {
+    let chain = s.chain.chain();
+    let finalized_txs = chain.finalized_count();
+    let tip = chain.tip();
+    Json(json!({
+        "chain_id": hex::encode(chain.chain_id()),
+        "height": tip.height,
+        "last_block_hash": hex::encode(tip.digest()),
+        "last_block_time_ms": tip.timestamp_ms,
+        "state_root": chain.root_at(tip.height).map(|r| r.to_hex()),
+        "validators": s.chain.spec.validators,
+        "finalized_txs": finalized_txs,
+        "mempool": chain.mempool_len(),
+        "settled_receipts": chain.settled_count(),
+        "restored_from_snapshot": chain.restored_height(),
+    }))
+}
+
+/// `GET /v1/ledger/genesis`: the chain spec.
+pub(super) async fn genesis(State(s): AppState) -> Json<Value> {
+    Json(serde_json::to_value(&s.chain.spec).unwrap_or(Value::Null))
+}
+
+/// `GET /v1/ledger/blocks/{height}`.
+pub(super) async fn block(State(s): AppState, Path(height): Path<u64>) -> Result<Json<Value>, ApiError> {
+    let chain = s.chain.chain();
+    // Only executed blocks: a finalized block the executor has not applied yet has no transaction results.
+    if height > chain.height() {
+        return Err(ApiError::new(Code::BlockNotFound, format!("block {height} is not finalized and executed yet")));
+    }
+    let b = s
+        .chain
+        .block(height)
+        .await
+        .ok_or_else(|| ApiError::new(Code::BlockNotFound, format!("no finalized block {height}")))?;
+    let h = b.header();
+    let txs: Vec<Value> = b
+        .txs()
+        .iter()
+        .map(|t| match vouch_codec::tx::SignedTx::from_bytes(t) {
+            Ok(stx) => {
+                let id = stx.tx.id();
+                json!({"id": id.to_hex(), "from": hex::encode(stx.tx.from), "nonce": stx.tx.nonce,
+                       "kind": kind_name(&stx.tx.kind),
+                       "result": chain.tx_record(&id).map(|r| result_json(&r.result))})
+            }
+            Err(e) => json!({"malformed": e.to_string()}),
+        })
+        .collect();
+    let state_root = chain.root_at(h.height).map(|r| r.to_hex());
+    Ok(Json(json!({
+        "height": h.height, "hash": hex::encode(h.digest()), "parent": hex::encode(h.parent),
+        "timestamp_ms": h.timestamp_ms, "tx_root": hex::encode(h.tx_root),
+        "state_root": state_root, "txs": txs,
+    })))
+}
+
+fn kind_name(k: &vouch_codec::tx::TxKind) -> &'static str {
+    use vouch_codec::tx::TxKind::*;
+    match k {
+        Transfer { .. } => "transfer",
+        RegisterNode { .. } => "register_node",
+        AddStake { .. } => "add_stake",
+        RegisterModel { .. } => "register_model",
+        SubmitJob { .. } => "submit_job",
+        SubmitResult { .. } => "submit_result",
+        SettleReceipt { .. } => "settle_receipt",
+        Unbond { .. } => "unbond",
+    }
+}
+
+fn result_json(r: &Result<Vec<vouch_ledger::Event>, String>) -> Value {
+    match r {
+        Ok(events) => json!({"ok": true, "events": events.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>()}),
+        Err(e) => json!({"ok": false, "error": e.to_string()}),
+    }
+}
+
+/// `GET /v1/ledger/nodes`: executor nodes with stake and slashes.
+pub(super) async fn nodes(State(s): AppState) -> Json<Value> {
+    let nodes: Vec<Value> = s
+        .chain
+        .chain()
+        .nodes()
+        .iter()
+        .map(|(k, n)| {
+            let unbonding: Vec<Value> =
+                n.unbonding.iter().map(|(h, a)| json!({"release_height": h, "amount": a})).collect();
+            json!({"node": hex::encode(k), "operator": hex::encode(n.operator), "endpoint": n.endpoint,
+                   "stake": n.stake, "slashed": n.slashed, "unbonding": unbonding})
+        })
+        .collect();
+    Json(json!(nodes))
+}
+
+/// `GET /v1/ledger/accounts/{address}`.
+pub(super) async fn account(State(s): AppState, Path(address): Path<String>) -> Result<Json<Value>, ApiError> {
+    let a: Address = hex_id("an address", &address)?;
+    let chain = s.chain.chain();
+    let height = chain.height();
+    let acc = chain.account(&a);
+    let next_nonce = chain.next_nonce(&a);
+    Ok(Json(json!({"address": address, "balance": acc.balance, "nonce": acc.nonce, "next_nonce": next_nonce,
+                   "height": height})))
+}
+
+/// `POST /v1/ledger/txs`: a signed transaction (canonical bytes).
+pub(super) async fn submit_tx(State(s): AppState, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let id = s.chain.submit(body)?;
+    Ok(Json(json!({"id": id.to_hex()})))
+}
+
+/// `GET /v1/ledger/txs/{id}`: where a transaction was finalized and what it did.
+pub(super) async fn tx(State(s): AppState, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let d = Digest(hex_id("a transaction id", &id)?);
+    match s.chain.chain().tx_record(&d) {
+        Some(r) => Ok(Json(json!({"id": id, "height": r.height, "index": r.index, "result": result_json(&r.result)}))),
+        None => Err(ApiError::new(Code::TxNotFound, format!("transaction {id} is not finalized"))),
+    }
+}

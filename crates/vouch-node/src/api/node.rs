@@ -1,0 +1,33 @@
+//! The node itself: status and metrics.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use vouch_api::NodeStatus;
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::service::blocking;
+
+/// `GET /v1/node`.
+pub(super) async fn status(State(s): AppState) -> Result<Json<NodeStatus>, ApiError> {
+    let st = s.clone();
+    let (models, receipts) = blocking(move || Ok((st.hub.version_count()?, st.receipts.count()?))).await?;
+    Ok(Json(NodeStatus {
+        node_id: hex::encode(s.key.public_key()),
+        version: env!("CARGO_PKG_VERSION").into(),
+        engine: s.cache.engine_id(),
+        network: hex::encode(s.chain.chain().chain_id()),
+        modes: vec!["signed".into(), "zk".into(), "quorum".into()],
+        models,
+        receipts,
+        cached_models: s.cache.len() as u64,
+        uptime_s: s.started.elapsed().as_secs(),
+    }))
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+pub(super) async fn metrics(State(s): AppState) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.render())
+}
