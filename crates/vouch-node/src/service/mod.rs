@@ -2,6 +2,7 @@
 //! of every mode, zk proving, the quorum protocol, the node's seat on the chain, settlement and the receipt store.
 
 pub(crate) mod chain;
+pub(crate) mod execution;
 pub(crate) mod inference;
 pub(crate) mod models;
 pub(crate) mod quorum;

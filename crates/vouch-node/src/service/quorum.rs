@@ -18,7 +18,7 @@ use vouch_ledger::{Event, JobStatus};
 
 use crate::NodeState;
 use crate::error::{ApiError, Code};
-use crate::service::inference::{self, Settle, parse_inputs, run_model};
+use crate::service::execution::{self, Settle, parse_inputs, run_model};
 use crate::service::{models, replicate};
 
 const LEDGER_WAIT: Duration = Duration::from_secs(30);
@@ -362,7 +362,7 @@ pub(crate) async fn infer(
             evidence: good.iter().map(|a| Evidence::Ed25519 { public_key: a.node, signature: a.signature }).collect(),
             anchor: None,
         };
-        return inference::finish(&s, receipt, Settle::ByExecutor).await;
+        return execution::finish(&s, receipt, Settle::ByExecutor).await;
     }
     // Disagreement (or silence): the ledger decides. Hand the inputs to the dispute set once it is drawn.
     let decided = s.chain.wait_job(&job, |j| j.status != JobStatus::Pending, LEDGER_WAIT).await;

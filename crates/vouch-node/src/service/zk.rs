@@ -14,7 +14,7 @@ use vouch_quant::QGraph;
 
 use crate::NodeState;
 use crate::error::{ApiError, Code};
-use crate::service::inference::ProgressTx;
+use crate::service::execution::ProgressTx;
 
 /// hex id -> canonical JSON of the calibration set.
 const CALIBRATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("calibrations");
