@@ -6,14 +6,23 @@
 //! gives the same [`State::root`] on every node. Replication (consensus, p2p, storage) wraps this crate; it
 //! has no I/O, clock or randomness of its own.
 
+//!
+//! Layout: `types.rs` (parameters, genesis, records, events), `error.rs` ([`TxError`]), `state.rs` ([`State`] and
+//! the checks every transaction passes), `tx/` (one file per transaction family: accounts, staking, models,
+//! receipts, jobs and disputes), `entries.rs` (canonical table entries and the state root), `snapshot.rs` (the
+//! state's byte encoding), `assign.rs` (stake-weighted executor selection), `table.rs` (change-tracking maps).
+
 mod assign;
+mod entries;
+mod error;
 mod snapshot;
 mod state;
 mod table;
+mod tx;
+mod types;
 
 pub use assign::select_executors;
-pub use state::{
-    Account, BlockCtx, Event, Genesis, Job, JobStatus, ModelRecord, NodeRecord, Params, Signature, State, TxError,
-    check_stateless,
-};
+pub use error::TxError;
+pub use state::{Signature, State, check_stateless};
 pub use table::{LtHash, Table};
+pub use types::{Account, BlockCtx, Event, Genesis, Job, JobStatus, ModelRecord, NodeRecord, Params};

@@ -8,11 +8,10 @@ use std::collections::BTreeMap;
 use vouch_codec::tx::Address;
 use vouch_codec::{AgreementRule, DecodeError, Digest, Mode, ModelId, Reader, Writer};
 
-use crate::state::{
-    Account, Event, Job, JobStatus, ModelRecord, NodeRecord, State, account_entry, job_entry, model_entry, node_entry,
-    receipt_entry,
-};
+use crate::entries::{account_entry, job_entry, model_entry, node_entry, receipt_entry};
+use crate::state::State;
 use crate::table::Table;
+use crate::types::{Account, Event, Job, JobStatus, ModelRecord, NodeRecord};
 
 fn bad(what: &'static str, reason: impl Into<String>) -> DecodeError {
     DecodeError::NonCanonical { what, reason: reason.into() }

@@ -1,0 +1,260 @@
+//! The ledger's records: parameters and genesis, accounts, executor nodes, models, jobs, and the events a
+//! transaction emits.
+
+use std::collections::BTreeMap;
+
+use vouch_codec::tx::Address;
+use vouch_codec::{AgreementRule, Digest, Mode, ModelId, Writer};
+
+/// Economic and safety parameters, fixed at genesis (the `params` of a chain spec file; missing fields default).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Params {
+    /// Smallest fee of any transaction.
+    pub min_fee: u64,
+    /// Smallest stake of an executor eligible for jobs.
+    pub min_stake: u64,
+    /// Share of stake slashed for a wrong result, in basis points.
+    pub slash_bps: u64,
+    /// Largest quorum a job may ask for.
+    pub max_quorum: u8,
+    /// Longest endpoint string.
+    pub max_endpoint_len: usize,
+    /// Blocks an executor round has to answer before its silent members are slashed and the job expires.
+    pub job_timeout_blocks: u64,
+    /// Blocks between unbonding stake and its return to the operator; it stays slashable meanwhile, so this should
+    /// exceed two job rounds (a dispute opened just before the unbonding still reaches it).
+    pub unbonding_blocks: u64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            min_fee: 1,
+            min_stake: 1_000,
+            slash_bps: 5_000,
+            max_quorum: 16,
+            max_endpoint_len: 256,
+            job_timeout_blocks: 600,
+            unbonding_blocks: 1_800,
+        }
+    }
+}
+
+/// The initial state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Genesis {
+    /// Funded accounts.
+    pub accounts: Vec<(Address, u64)>,
+    /// Parameters.
+    pub params: Params,
+    /// Consensus (ed25519) public keys of the validators, in any order; the chain id commits to them.
+    pub validators: Vec<[u8; 32]>,
+}
+
+impl Genesis {
+    /// The chain id: the hash of the genesis, which every transaction commits to.
+    pub fn chain_id(&self) -> [u8; 32] {
+        let mut w = Writer::new();
+        w.raw(b"VOUCH_GENESIS_V1");
+        w.len(self.accounts.len());
+        for (a, b) in &self.accounts {
+            w.raw(a);
+            w.u64(*b);
+        }
+        let p = &self.params;
+        w.u64(p.min_fee);
+        w.u64(p.min_stake);
+        w.u64(p.slash_bps);
+        w.u8(p.max_quorum);
+        w.u64(p.max_endpoint_len as u64);
+        w.u64(p.job_timeout_blocks);
+        w.u64(p.unbonding_blocks);
+        w.len(self.validators.len());
+        self.validators.iter().for_each(|v| w.raw(v));
+        *blake3::hash(&w.finish()).as_bytes()
+    }
+}
+
+/// Where a transaction is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockCtx {
+    /// Block height.
+    pub height: u64,
+    /// A value no proposer controls alone (the previous finalized block's hash): seeds executor selection.
+    pub seed: [u8; 32],
+}
+
+/// An account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Account {
+    /// Spendable balance.
+    pub balance: u64,
+    /// Next nonce.
+    pub nonce: u64,
+}
+
+/// A registered executor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// Operating account (pays stake, receives fees).
+    pub operator: Address,
+    /// API endpoint.
+    pub endpoint: String,
+    /// Locked stake.
+    pub stake: u64,
+    /// Total slashed so far.
+    pub slashed: u64,
+    /// Stake on its way back to the operator: (height at which it is released, amount), oldest first. Still
+    /// slashable until released.
+    pub unbonding: Vec<(u64, u64)>,
+}
+
+impl NodeRecord {
+    /// Stake plus what is unbonding: what a slash is a share of.
+    pub fn slashable(&self) -> u64 {
+        self.stake.saturating_add(self.unbonding.iter().map(|(_, a)| *a).sum())
+    }
+
+    /// Takes `bps` basis points of the slashable amount, from the stake first, then from the newest unbonding
+    /// entries; returns the amount taken.
+    pub(crate) fn slash(&mut self, bps: u64) -> u64 {
+        let amount = (u128::from(self.slashable()) * u128::from(bps) / 10_000) as u64;
+        let from_stake = amount.min(self.stake);
+        self.stake -= from_stake;
+        let mut rest = amount - from_stake;
+        for (_, a) in self.unbonding.iter_mut().rev() {
+            let take = rest.min(*a);
+            *a -= take;
+            rest -= take;
+        }
+        self.unbonding.retain(|(_, a)| *a > 0);
+        self.slashed += amount;
+        amount
+    }
+}
+
+/// A registered model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRecord {
+    /// Owner account.
+    pub owner: Address,
+    /// `name@version`.
+    pub name: String,
+    /// zk commitment (empty if none).
+    pub commitment: Vec<u8>,
+    /// When two executions agree in `quorum` mode (the float model's declared tolerance, or exact).
+    pub rule: AgreementRule,
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobStatus {
+    /// Waiting for the assigned executors.
+    Pending,
+    /// Every executor agreed on this output digest; fees paid.
+    Settled(Digest),
+    /// Executors disagreed; a larger set re-executes.
+    Disputed,
+    /// The re-execution majority decided this output digest; liars slashed.
+    Resolved(Digest),
+    /// The current round did not answer in time: silent members slashed, answering ones paid, rest refunded.
+    Expired,
+}
+
+/// An inference job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// Who pays.
+    pub requester: Address,
+    /// The model.
+    pub model: ModelId,
+    /// Digest of the inputs.
+    pub input_digest: Digest,
+    /// Mode.
+    pub mode: Mode,
+    /// Fee per honest executor.
+    pub fee_per_executor: u64,
+    /// Escrow left.
+    pub escrow: u64,
+    /// Assigned executors.
+    pub executors: Vec<Address>,
+    /// Re-executors, once disputed.
+    pub dispute_set: Vec<Address>,
+    /// Results: node -> (receipt id, output digest).
+    pub results: BTreeMap<Address, (Digest, Digest)>,
+    /// Status.
+    pub status: JobStatus,
+    /// Height of the block that created it.
+    pub height: u64,
+    /// Last height at which the current round (executors, or the dispute set) may answer.
+    pub deadline: u64,
+}
+
+/// What applying a transaction did (beyond balances), for logs, APIs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A job was created and assigned.
+    JobAssigned {
+        /// Job id.
+        job: Digest,
+        /// Executors.
+        executors: Vec<Address>,
+    },
+    /// All executors agreed.
+    JobSettled {
+        /// Job id.
+        job: Digest,
+        /// The agreed output digest.
+        output_digest: Digest,
+    },
+    /// Executors disagreed; re-execution assigned.
+    DisputeOpened {
+        /// Job id.
+        job: Digest,
+        /// Re-executors.
+        dispute_set: Vec<Address>,
+    },
+    /// A dispute was decided.
+    DisputeResolved {
+        /// Job id.
+        job: Digest,
+        /// The majority's output digest.
+        output_digest: Digest,
+    },
+    /// A round did not answer in time.
+    JobExpired {
+        /// Job id.
+        job: Digest,
+        /// Members of the round that never answered (slashed).
+        silent: Vec<Address>,
+    },
+    /// A receipt was settled.
+    ReceiptSettled {
+        /// Receipt id.
+        receipt: Digest,
+    },
+    /// Stake started unbonding.
+    Unbonding {
+        /// The node.
+        node: Address,
+        /// Amount.
+        amount: u64,
+        /// Height at which it returns to the operator.
+        release_height: u64,
+    },
+    /// Unbonded stake returned to the operator.
+    Unbonded {
+        /// The node.
+        node: Address,
+        /// Amount.
+        amount: u64,
+    },
+    /// A node lost stake.
+    Slashed {
+        /// The node.
+        node: Address,
+        /// Amount.
+        amount: u64,
+    },
+}
