@@ -1,19 +1,13 @@
-//! The AIR of one linear layer (Dense or Conv): one trace row per output,
-//! `y = clamp(floor(((b + sum_t w_t x_t) * M + 2^(S-1)) / 2^S), LO, 32767)`.
-//!
-//! - Preprocessed (committed once per model, the model's zk commitment): `w[0..K]`, `b`, `M` per row.
-//! - Periodic (public, evaluated by the verifier): the row's input taps `x[0..K]` and its output `y`.
-//! - Main ([`Rq`]): `v = acc * M`; `q` as `QB` bits offset by `2^(QB-1)`; the remainder as `S` bits; clamp flags
-//!   `hi`, `lo`; `d` (`DB` bits) and `e` (16 bits) proving the clamp case.
+//! The gadgets both proof systems' AIRs share: bit decompositions, and the requantization-and-clamp gadget [`Rq`],
+//! `y = clamp(floor((acc * M + 2^(S-1)) / 2^S), LO, 32767)`, whose main columns are `v = acc * M`; `q` as `QB` bits
+//! offset by `2^(QB-1)`; the remainder as `S` bits; clamp flags `hi`, `lo`; `d` (`DB` bits) and `e` (16 bits)
+//! proving the clamp case.
 //!
 //! Every quantity stays below 2^63 in magnitude, so each field identity in Goldilocks (p ~ 2^64) is an integer
 //! identity: the trace proves exactly the integer executor's arithmetic.
 
-use std::borrow::Cow;
-
-use p3_air::{Air, AirBuilder, BaseAir, WindowAccess};
+use p3_air::AirBuilder;
 use p3_field::PrimeCharacteristicRing;
-use p3_matrix::dense::RowMajorMatrix;
 
 use crate::Val;
 
@@ -23,7 +17,7 @@ pub const QMAX: i64 = 32767;
 pub const EB: usize = 16;
 
 /// The requantization and clamp gadget, `y = clamp(floor((acc * M + 2^(S-1)) / 2^S), LO, QMAX)`, shared by the
-/// public-activation layer ([`LayerAir`]) and the hidden one (`private::LinearAir`).
+/// public layer AIR and the private linear and requantization instances.
 #[derive(Clone, Copy, Debug)]
 pub struct Rq {
     /// Requantization shift.
@@ -163,63 +157,7 @@ impl Rq {
     }
 }
 
-/// Shape and public data of one layer's AIR.
-#[derive(Clone, Debug)]
-pub struct LayerAir {
-    /// Taps per output.
-    pub k: usize,
-    /// The requantization gadget.
-    pub rq: Rq,
-    /// Periodic columns: `k` tap columns, then `y`.
-    pub periodic: Vec<Vec<Val>>,
-    /// Preprocessed rows (`w[0..k]`, `b`, `M`); `None` on the verifier's side.
-    pub prep: Option<RowMajorMatrix<Val>>,
-}
-
 /// A signed integer as a field element.
 pub fn fe(v: i64) -> Val {
     if v >= 0 { Val::from_u64(v as u64) } else { -Val::from_u64(v.unsigned_abs()) }
-}
-
-impl BaseAir<Val> for LayerAir {
-    fn width(&self) -> usize {
-        self.rq.cols(0).end
-    }
-    fn preprocessed_width(&self) -> usize {
-        self.k + 2
-    }
-    fn preprocessed_trace(&self) -> Option<RowMajorMatrix<Val>> {
-        self.prep.clone()
-    }
-    fn num_periodic_columns(&self) -> usize {
-        self.periodic.len()
-    }
-    fn periodic_columns(&self) -> Cow<'_, [Vec<Val>]> {
-        Cow::Borrowed(&self.periodic)
-    }
-    fn num_public_values(&self) -> usize {
-        4
-    }
-    fn main_next_row_columns(&self) -> Vec<usize> {
-        vec![]
-    }
-    fn preprocessed_next_row_columns(&self) -> Vec<usize> {
-        vec![]
-    }
-}
-
-impl<AB: AirBuilder<F = Val>> Air<AB> for LayerAir {
-    fn eval(&self, b: &mut AB) {
-        let main = b.main();
-        let row: Vec<AB::Var> = main.current_slice().to_vec();
-        let prep: Vec<AB::Var> = b.preprocessed().current_slice().to_vec();
-        let per: Vec<AB::Expr> = b.periodic_values().iter().map(|p| (*p).into()).collect();
-
-        // acc = b + sum w x
-        let mut acc: AB::Expr = prep[self.k].into();
-        for t in 0..self.k {
-            acc += prep[t].into() * per[t].clone();
-        }
-        self.rq.eval(b, &row, 0, acc, prep[self.k + 1].into(), per[self.k].clone());
-    }
 }

@@ -1,0 +1,91 @@
+//! What every instance of the batch is: the [`Instance`] trait (its shape, preprocessed columns, constraints and bus
+//! interactions, trace), the witness traces are generated from, and the buses that link instances.
+//!
+//! Buses carry `(index, value)` messages: bus `a{b}` holds activation `b` (the input is `a0`), `a0g` the input's
+//! 4-lane groups `(group, x[4g..4g+4])`, `c{b}` the accumulators of a chunked linear layer `(output, acc)`. The
+//! instance producing a bus provides each element with a hidden multiplicity (how often it is read); readers look
+//! their taps up.
+
+use p3_air::AirBuilder;
+use p3_lookup::InteractionBuilder;
+use p3_matrix::dense::RowMajorMatrix;
+
+use super::commit::Salt;
+use super::config::MIN_HEIGHT;
+use crate::Val;
+
+/// One instance of the batch STARK.
+pub(crate) trait Instance {
+    /// What it proves, for errors and logs.
+    fn describe(&self) -> String;
+    /// Trace rows it uses (the trace is [`height`] of this).
+    fn rows(&self) -> usize;
+    /// Main trace width.
+    fn width(&self) -> usize;
+    /// Preprocessed width.
+    fn prep_width(&self) -> usize;
+    /// The preprocessed columns (public: committed once per model), `h` rows, row-major.
+    fn preprocessed(&self, h: usize) -> Vec<Val>;
+    /// Main and preprocessed columns also read on the next row.
+    fn next_row_columns(&self) -> (Vec<usize>, Vec<usize>) {
+        (vec![], vec![])
+    }
+    /// Constraints and bus interactions.
+    fn eval<AB: AirBuilder<F = Val> + InteractionBuilder>(&self, b: &mut AB);
+    /// Counts the bus elements it reads.
+    fn count_reads(&self, _reads: &mut Reads) {}
+    /// The graph layer whose output this instance provides on its bus, if it provides one.
+    fn provides(&self) -> Option<usize> {
+        None
+    }
+    /// The main trace, `h` rows.
+    fn trace(&self, w: &Witness<'_>, h: usize) -> RowMajorMatrix<Val>;
+}
+
+/// The trace height for `rows` rows: a power of two, at least [`MIN_HEIGHT`].
+pub(crate) fn height(rows: usize) -> usize {
+    rows.next_power_of_two().max(MIN_HEIGHT)
+}
+
+/// Rows of 4 input lanes for `n` elements.
+pub(crate) fn blocks(n: usize) -> usize {
+    n.div_ceil(4)
+}
+
+/// Activation bus `b`.
+pub(crate) fn bus(b: usize) -> String {
+    format!("a{b}")
+}
+
+/// The accumulators of the chunked linear layer providing bus `b`: `(output, acc)`.
+pub(crate) fn acc_bus(b: usize) -> String {
+    format!("c{b}")
+}
+
+/// The input's 4-lane groups: `(group index, x[4g..4g+4])`.
+pub(crate) const GROUP_BUS: &str = "a0g";
+
+/// How often each element of each bus is read (the providers' multiplicities).
+pub(crate) struct Reads {
+    /// Per activation bus, per element.
+    pub bus: Vec<Vec<u64>>,
+    /// Per input group.
+    pub groups: Vec<u64>,
+}
+
+/// What the traces are generated from.
+pub(crate) struct Witness<'a> {
+    /// Every activation bus's values, in bus order (the input first).
+    pub buses: Vec<&'a [i16]>,
+    /// Reads of every bus element.
+    pub reads: Reads,
+    /// The input.
+    pub x: &'a [i16],
+    /// The commitment's salt.
+    pub salt: &'a Salt,
+}
+
+/// A zeroed `h x width` trace.
+pub(crate) fn zeros(h: usize, width: usize) -> Vec<Val> {
+    vec![<Val as p3_field::PrimeCharacteristicRing>::ZERO; h * width]
+}

@@ -1,0 +1,20 @@
+//! One file per instance of the batch STARK, each with its column layout, constraints, preprocessed columns and
+//! trace behind [`Instance`](super::instance::Instance).
+
+mod input;
+mod linear;
+mod mac;
+mod maxpool;
+mod output;
+mod relu;
+mod requant;
+mod sponge;
+
+pub(crate) use input::Input;
+pub(crate) use linear::Linear;
+pub(crate) use mac::Mac;
+pub(crate) use maxpool::MaxPool;
+pub(crate) use output::Output;
+pub(crate) use relu::Relu;
+pub(crate) use requant::Requant;
+pub(crate) use sponge::Sponge;

@@ -1,0 +1,92 @@
+//! A ReLU on values that may be negative: one row per element, `y = s x` with `s = 1` exactly when `x >= 0`
+//! (proven by a 16-bit range check of the chosen side). A ReLU after a fused clamp is not an instance: the plan
+//! aliases its bus.
+
+use p3_air::{AirBuilder, WindowAccess};
+use p3_field::PrimeCharacteristicRing;
+use p3_lookup::{Count, InteractionBuilder};
+use p3_matrix::dense::RowMajorMatrix;
+
+use crate::Val;
+use crate::gadget::{bits, fe, put_bits};
+use crate::private::instance::{Instance, Reads, Witness, bus, zeros};
+
+/// The ReLU instance of graph layer `layer`.
+#[derive(Clone, Debug)]
+pub(crate) struct Relu {
+    pub layer: usize,
+    pub n: usize,
+    pub bus_in: usize,
+    pub bus_out: usize,
+}
+
+/// Main columns: `x`, the sign `s`, 16 bits of `s x + (1 - s)(-x - 1)`, `y = s x`, its multiplicity.
+struct Cols;
+
+impl Cols {
+    const X: usize = 0;
+    const S: usize = 1;
+    const BITS: usize = 2;
+    const Y: usize = 18;
+    const MULT: usize = 19;
+    const WIDTH: usize = 20;
+}
+
+/// Preprocessed columns: the element index, whether the row is an element.
+struct Prep;
+
+impl Prep {
+    const INDEX: usize = 0;
+    const REAL: usize = 1;
+    const WIDTH: usize = 2;
+}
+
+impl Instance for Relu {
+    fn describe(&self) -> String {
+        format!("relu, layer {}, {} elements", self.layer, self.n)
+    }
+    fn rows(&self) -> usize {
+        self.n
+    }
+    fn width(&self) -> usize {
+        Cols::WIDTH
+    }
+    fn prep_width(&self) -> usize {
+        Prep::WIDTH
+    }
+    fn preprocessed(&self, h: usize) -> Vec<Val> {
+        (0..h).flat_map(|r| [Val::from_u64(r as u64), Val::from_bool(r < self.n)]).collect()
+    }
+    fn eval<AB: AirBuilder<F = Val> + InteractionBuilder>(&self, b: &mut AB) {
+        let row: Vec<AB::Var> = b.main().current_slice().to_vec();
+        let p: Vec<AB::Var> = b.preprocessed().current_slice().to_vec();
+        let (x, s, y): (AB::Expr, AB::Expr, AB::Expr) = (row[Cols::X].into(), row[Cols::S].into(), row[Cols::Y].into());
+        b.assert_bool(s.clone());
+        b.assert_eq(y.clone(), s.clone() * x.clone());
+        // s = 1 exactly when x >= 0: the chosen side's value is in [0, 2^16).
+        let t = bits(b, &row, Cols::BITS, 16);
+        b.assert_eq(t, s.clone() * x.clone() + (AB::Expr::ONE - s) * (-x.clone() - AB::Expr::ONE));
+        let (idx, real): (AB::Expr, AB::Expr) = (p[Prep::INDEX].into(), p[Prep::REAL].into());
+        b.push_interaction(&bus(self.bus_in), [idx.clone(), x], Count::bounded(real, 1));
+        b.push_interaction(&bus(self.bus_out), [idx, y], Count::provided(-row[Cols::MULT].into()));
+    }
+    fn count_reads(&self, reads: &mut Reads) {
+        reads.bus[self.bus_in][..self.n].iter_mut().for_each(|m| *m += 1);
+    }
+    fn provides(&self) -> Option<usize> {
+        Some(self.layer)
+    }
+    fn trace(&self, w: &Witness<'_>, h: usize) -> RowMajorMatrix<Val> {
+        let mut v = zeros(h, Cols::WIDTH);
+        for (r, row) in v.chunks_mut(Cols::WIDTH).enumerate() {
+            let xi = if r < self.n { i64::from(w.buses[self.bus_in][r]) } else { 0 };
+            let s = xi >= 0;
+            row[Cols::X] = fe(xi);
+            row[Cols::S] = Val::from_bool(s);
+            put_bits(row, Cols::BITS, 16, if s { xi } else { -xi - 1 } as u128);
+            row[Cols::Y] = fe(if s { xi } else { 0 });
+            row[Cols::MULT] = Val::from_u64(if r < self.n { w.reads.bus[self.bus_out][r] } else { 0 });
+        }
+        RowMajorMatrix::new(v, Cols::WIDTH)
+    }
+}

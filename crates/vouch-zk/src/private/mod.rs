@@ -1,0 +1,284 @@
+//! Zero-knowledge proofs of inference on a private input.
+//!
+//! Statement: for the public output `y` and the public input commitment `C`, there are an int16 input `x` and
+//! a salt `s` with `C = commit_input(x, s)` such that the committed model's integer executor maps `x` to `y`.
+//!
+//! One batch STARK (`p3-batch-stark`) proves the whole model over a hiding PCS ([`config`]: salted Merkle leaves,
+//! randomized traces and quotient). Every activation, the input and the salt live only in hidden main traces.
+//! Instances are linked by LogUp buses ([`instance`]): the instance producing an activation provides
+//! `(index, value)` with a hidden multiplicity; every reader looks its taps up. The [`plan`] picks the instances:
+//!
+//! | instance (`instances/`) | rows | proves |
+//! |---|---|---|
+//! | input | 4 input elements per row | each is in `[-32767, 32767]`; provides the 4-lane groups (and single elements when a reader needs them) |
+//! | sponge | one Poseidon2 permutation per row | `C` is the overwrite-mode sponge of `(s, x)` (`p3-poseidon2-air`) ([`commit`]) |
+//! | linear (Dense, Conv, AveragePool; at most 128 taps) | one per output | `y = clamp(requant(b + sum w x))` (the [`Rq`](crate::gadget::Rq) gadget), taps looked up |
+//! | mac + requant (more than 128 taps) | up to 128 taps per row, an accumulator over each output's rows | the last row sends `(output, acc)` to a requant instance that provides the activation |
+//! | relu (when the values may be negative) | one per element | `y = max(x, 0)` with a sign bit and a 16-bit range check |
+//! | maxpool | one per output | `y` is at least every valid tap (16-bit range checks) and equals one of them (one-hot selector) |
+//! | output | one per element | the last activation equals the public `y` |
+//!
+//! Weights, biases, multipliers, tap indices and selectors are preprocessed columns: bound by the model's
+//! [`PrivateCommitment`], not hidden (models are public on the hub). Reshape/Flatten only rename a bus; a ReLU after
+//! a fused clamp is an alias. Affine constants, lookup tables and Softmax are refused with the layer named.
+
+mod air;
+mod commit;
+pub mod config;
+mod instance;
+mod instances;
+mod plan;
+
+use p3_air::BaseAir;
+use p3_batch_stark::common::{GlobalPreprocessed, PreprocessedInstanceMeta};
+use p3_batch_stark::{BatchProof, BatchVerificationError, ProverData, StarkInstance, VerificationError};
+use p3_matrix::dense::RowMajorMatrix;
+use vouch_quant::QGraph;
+
+use crate::ZkError;
+use crate::config::{PROOF_VERSION, SECURITY, Security, Val};
+use crate::structure::{public_structure, structure_digest};
+pub use air::PrivAir;
+pub use commit::{InputCommitment, Salt, commit_input};
+pub use config::{HidingConfig, hiding_config};
+use instance::{Reads, Witness};
+
+/// Proof system name recorded in receipts for private-input proofs.
+pub const PRIVATE_SYSTEM: &str = "vouch-zk/plonky3-0.8-goldilocks-private-v1";
+
+/// Whether private-input proofs support every layer of `g`.
+pub fn supports(g: &QGraph) -> Result<(), ZkError> {
+    plan::plan(g).map(|_| ())
+}
+
+/// Degree bits of each instance's extended (hiding) trace.
+fn ext_degree_bits(airs: &[PrivAir]) -> Vec<usize> {
+    airs.iter().map(|a| a.inst.height().trailing_zeros() as usize + 1).collect()
+}
+
+/// The public values of each instance: the input commitment for the sponge, none for the others.
+fn public_values(airs: &[PrivAir], input: &InputCommitment) -> Vec<Vec<Val>> {
+    airs.iter().map(|a| if a.num_public_values() > 0 { input.elems() } else { vec![] }).collect()
+}
+
+/// The model's commitment for private-input proofs: the digest of its public structure and the global
+/// commitment to every instance's preprocessed columns (weights, biases, multipliers, indices, selectors).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PrivateCommitment {
+    /// Format version.
+    pub version: u16,
+    /// Digest of the public structure.
+    pub structure: [u8; 32],
+    /// Serialized preprocessed commitment (a Merkle cap).
+    pub preprocessed: Vec<u8>,
+}
+
+impl PrivateCommitment {
+    /// Canonical bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("commitments serialize")
+    }
+    /// Parses commitment bytes.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, ZkError> {
+        crate::structure::decode_commitment(b, |c: &Self| c.version)
+    }
+}
+
+/// A private-input proof.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PrivateProof {
+    /// Format version.
+    pub version: u16,
+    /// Parameters the proof was made with.
+    pub security: Security,
+    /// The commitment to the input the proof is about.
+    pub input: InputCommitment,
+    /// The postcard-encoded batch STARK.
+    pub stark: Vec<u8>,
+}
+
+impl PrivateProof {
+    /// Serialized bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("proofs serialize")
+    }
+    /// Parses proof bytes (never panics on garbage).
+    pub fn from_bytes(b: &[u8]) -> Result<Self, ZkError> {
+        postcard::from_bytes(b).map_err(|e| ZkError::Malformed(e.to_string()))
+    }
+}
+
+/// A model ready for private-input proofs: its preprocessed columns committed once.
+pub struct PrivateProver {
+    graph: QGraph,
+    airs: Vec<PrivAir>,
+    data: ProverData<HidingConfig>,
+    commitment: PrivateCommitment,
+}
+
+/// Deterministic randomness of the setup (it salts the public preprocessed columns' Merkle leaves).
+const SETUP_SEED: &str = "VOUCH_ZK_PRIVATE_SETUP_V1";
+
+impl PrivateProver {
+    /// Plans the model's instances and commits their preprocessed columns.
+    pub fn new(graph: QGraph) -> Result<Self, ZkError> {
+        let n_out = graph.shapes.last().map(|s| s.iter().product()).unwrap_or(0);
+        let airs: Vec<PrivAir> =
+            plan::plan(&graph)?.iter().map(|a| a.with_preprocessed().claiming(&vec![0; n_out])).collect();
+        let cfg = hiding_config(Some(SETUP_SEED));
+        let data = ProverData::from_airs_and_degrees(&cfg, &airs, &ext_degree_bits(&airs))
+            .map_err(|e| ZkError::Prove { layer: 0, reason: format!("setup: {e:?}") })?;
+        let pre =
+            data.common.preprocessed.as_ref().ok_or_else(|| ZkError::Commitment("no preprocessed data".into()))?;
+        let commitment = PrivateCommitment {
+            version: PROOF_VERSION,
+            structure: structure_digest(&public_structure(&graph)),
+            preprocessed: postcard::to_allocvec(&pre.commitment).expect("commitments serialize"),
+        };
+        Ok(Self { graph, airs, data, commitment })
+    }
+
+    /// The model's private-input commitment.
+    pub fn commitment(&self) -> &PrivateCommitment {
+        &self.commitment
+    }
+
+    /// Every instance's trace for input `x` and `salt`, with the output; for the prover and its tests.
+    fn traces(&self, x: &[i16], salt: &Salt) -> Result<(Vec<i16>, Vec<RowMajorMatrix<Val>>), ZkError> {
+        let acts = self.graph.run_all(x).map_err(|e| ZkError::Input(e.to_string()))?;
+        let y = acts.last().cloned().unwrap_or_default();
+        // Bus values (the input, then each instance's provided activation) and the reads of each element.
+        let buses: Vec<&[i16]> = std::iter::once(acts[0].as_slice())
+            .chain(self.airs.iter().filter_map(|a| a.inst.provides()).map(|layer| acts[layer + 1].as_slice()))
+            .collect();
+        let mut reads =
+            Reads { bus: buses.iter().map(|b| vec![0; b.len()]).collect(), groups: vec![0; x.len().div_ceil(4)] };
+        self.airs.iter().for_each(|a| a.inst.count_reads(&mut reads));
+        let witness = Witness { buses, reads, x, salt };
+        Ok((y, self.airs.iter().map(|a| a.inst.trace(&witness)).collect()))
+    }
+
+    /// Proves that the model maps the input `x`, committed with `salt`, to its output. Returns the output too.
+    pub fn prove(&self, x: &[i16], salt: &Salt) -> Result<(Vec<i16>, PrivateProof), ZkError> {
+        let (y, traces) = self.traces(x, salt)?;
+        self.prove_traces(&y, &traces, salt, x)
+    }
+
+    fn prove_traces(
+        &self,
+        y: &[i16],
+        traces: &[RowMajorMatrix<Val>],
+        salt: &Salt,
+        x: &[i16],
+    ) -> Result<(Vec<i16>, PrivateProof), ZkError> {
+        let airs: Vec<PrivAir> = self.airs.iter().map(|a| a.claiming(y)).collect();
+        let input = commit_input(x, salt);
+        let pvs = public_values(&airs, &input);
+        let refs: Vec<&RowMajorMatrix<Val>> = traces.iter().collect();
+        let instances = StarkInstance::new_multiple(&airs, &refs, &pvs);
+        let cfg = hiding_config(None);
+        let proof = p3_batch_stark::prove_batch(&cfg, &instances, &self.data)
+            .map_err(|e| ZkError::Prove { layer: 0, reason: format!("{e:?}") })?;
+        let stark = postcard::to_allocvec(&proof).expect("proofs serialize");
+        Ok((y.to_vec(), PrivateProof { version: PROOF_VERSION, security: SECURITY, input, stark }))
+    }
+}
+
+/// Verifies that `proof` shows the model with public structure `g`, committed as `commitment`, maps the input
+/// committed as `input` to `y`.
+pub fn verify_private(
+    g: &QGraph,
+    commitment: &PrivateCommitment,
+    input: &InputCommitment,
+    y: &[i16],
+    proof: &PrivateProof,
+) -> Result<(), ZkError> {
+    if proof.version != PROOF_VERSION || proof.security != SECURITY {
+        return Err(ZkError::Header(format!("version {} {:?}", proof.version, proof.security)));
+    }
+    if commitment.structure != structure_digest(&public_structure(g)) {
+        return Err(ZkError::Commitment("the structure is not the committed model's".into()));
+    }
+    if proof.input != *input {
+        return Err(ZkError::PublicMismatch("input commitment"));
+    }
+    let planned = plan::plan(g)?;
+    let n_out: usize = g.shapes.last().map(|s| s.iter().product()).unwrap_or(0);
+    if y.len() != n_out {
+        return Err(ZkError::PublicMismatch("output"));
+    }
+    let airs: Vec<PrivAir> = planned.iter().map(|a| a.claiming(y)).collect();
+    let cfg = hiding_config(Some("VOUCH_ZK_VERIFY"));
+    let degrees = ext_degree_bits(&airs);
+    let stark: BatchProof<HidingConfig> =
+        postcard::from_bytes(&proof.stark).map_err(|e| ZkError::Malformed(format!("stark: {e}")))?;
+    let pre_commit = postcard::from_bytes(&commitment.preprocessed).map_err(|e| ZkError::Commitment(e.to_string()))?;
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // Lookups and layout from the AIRs alone (they carry no preprocessed trace, so nothing is committed here);
+        // the preprocessed commitment is the model's.
+        let mut data =
+            ProverData::from_airs_and_degrees(&cfg, &airs, &degrees).map_err(|e| (format!("{e:?}"), None))?;
+        data.common.preprocessed = Some(GlobalPreprocessed {
+            commitment: pre_commit,
+            instances: airs
+                .iter()
+                .zip(&degrees)
+                .enumerate()
+                .map(|(i, (a, d))| {
+                    Some(PreprocessedInstanceMeta { matrix_index: i, width: a.preprocessed_width(), degree_bits: *d })
+                })
+                .collect(),
+            matrix_to_instance: (0..airs.len()).collect(),
+        });
+        let pvs = public_values(&airs, input);
+        p3_batch_stark::verify_batch(&cfg, &airs, &stark, &pvs, &data.common).map_err(|e| {
+            // The batch verifier reports which instance's constraints fail at the out-of-domain point.
+            let instance = match &e {
+                BatchVerificationError::Verification(VerificationError::OodEvaluationMismatch { index: Some(i) }) => {
+                    airs.get(*i).map(|a| format!("instance {i}: {}", a.inst.describe()))
+                }
+                _ => None,
+            };
+            (format!("{e:?}"), instance)
+        })
+    }));
+    match r {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err((reason, instance))) => Err(ZkError::Proof { reason, instance }),
+        Err(_) => Err(ZkError::Proof { reason: "verifier rejected a malformed proof".into(), instance: None }),
+    }
+}
+
+/// What a private-input receipt's zk evidence carries: the public structure and the proof.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PrivateEvidence {
+    /// Public structure of the model (no linear parameters).
+    pub structure: QGraph,
+    /// The proof.
+    pub proof: PrivateProof,
+}
+
+impl PrivateEvidence {
+    /// Serialized bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("evidence serializes")
+    }
+    /// Parses evidence bytes.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, ZkError> {
+        postcard::from_bytes(b).map_err(|e| ZkError::Malformed(e.to_string()))
+    }
+}
+
+/// Verifies private-input receipt evidence against the model's private commitment, the input commitment and the
+/// output.
+pub fn verify_private_evidence(
+    commitment: &[u8],
+    evidence: &[u8],
+    input: &InputCommitment,
+    y: &[i16],
+) -> Result<(), ZkError> {
+    let c = PrivateCommitment::from_bytes(commitment)?;
+    let e = PrivateEvidence::from_bytes(evidence)?;
+    crate::structure::check_structure_limits(&e.structure)?;
+    verify_private(&e.structure, &c, input, y, &e.proof)
+}

@@ -1,0 +1,159 @@
+//! The plan: which instances prove a model, and which bus each reads and provides. Reshape/Flatten only rename a
+//! bus; a ReLU on values a fused clamp already made non-negative is an alias; Dense, Conv and AveragePool are
+//! linear instances (chunked when wider than [`CHUNK`] taps); MaxPool and other ReLUs have their own. Layers
+//! without an instance (affine constants, lookup tables, Softmax) are refused by name.
+
+use std::sync::Arc;
+
+use vouch_quant::{QGraph, QLayer};
+
+use super::air::{Inst, PrivAir};
+use super::instances::{Input, Linear, Mac, MaxPool, Output, Relu, Requant, Sponge};
+use crate::ZkError;
+use crate::rows::{LinearRows, linear_rows};
+
+/// Most taps per row of a linear layer.
+pub(crate) const CHUNK: usize = 128;
+
+/// Taps per row for `k` taps per output (a multiple of 4 when read in input groups).
+fn chunk_width(k: usize, grouped: bool) -> usize {
+    let c = k.div_ceil(k.div_ceil(CHUNK));
+    if grouped { c.next_multiple_of(4) } else { c }
+}
+
+fn kind(l: &QLayer) -> &'static str {
+    match l {
+        QLayer::Dense { .. } => "Dense",
+        QLayer::Conv { .. } => "Conv",
+        QLayer::Relu => "Relu",
+        QLayer::MaxPool(_) => "MaxPool",
+        QLayer::AvgPool { .. } => "AveragePool",
+        QLayer::Affine { .. } => "Affine",
+        QLayer::Lookup { .. } => "Lookup",
+        QLayer::Softmax { .. } => "Softmax",
+        QLayer::Reshape(_) => "Reshape",
+    }
+}
+
+/// Average pooling as a linear layer: weight 1 on each valid tap, the requantization of the window's tap count.
+fn pool_rows(layer: &QLayer, shape: &[usize]) -> Option<LinearRows> {
+    let QLayer::AvgPool { geo, rq_by_count } = layer else { return None };
+    let (c, h, w) = (*shape.get(1)?, *shape.get(2)?, *shape.get(3)?);
+    let (oh, ow) = geo.out_hw(h, w)?;
+    let k = geo.kernel[0] * geo.kernel[1];
+    let rows = c * oh * ow;
+    let mut lr = LinearRows {
+        k,
+        lo: -crate::gadget::QMAX,
+        shift: 0,
+        rows,
+        taps: Vec::with_capacity(rows * k),
+        w: Vec::with_capacity(rows * k),
+        bias: vec![0; rows],
+        mult: Vec::with_capacity(rows),
+    };
+    let mut shift = None;
+    for ch in 0..c {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut count = 0;
+                for ky in 0..geo.kernel[0] {
+                    for kx in 0..geo.kernel[1] {
+                        let t = geo.tap(h, w, oy, ox, ky, kx).map(|t| ch * h * w + t);
+                        count += usize::from(t.is_some());
+                        lr.w.push(i64::from(t.is_some()));
+                        lr.taps.push(t);
+                    }
+                }
+                let rq = if count == 0 {
+                    vouch_quant::Requant { mult: 0, shift: 0 }
+                } else {
+                    *rq_by_count.get(count - 1)?
+                };
+                if count > 0 && *shift.get_or_insert(rq.shift) != rq.shift {
+                    return None;
+                }
+                lr.mult.push(rq.mult);
+            }
+        }
+    }
+    lr.shift = shift.unwrap_or(0);
+    Some(lr)
+}
+
+/// Gives every padded tap weight 0. A padded tap reads bus key 0 (the lookup needs some element of the bus), so
+/// the constraint `acc = b + sum w x` sees `x[0]` there: only a zero weight keeps that equal to the executor's
+/// sum, which skips padding. (The public proofs give padded taps the periodic value 0 instead, so their
+/// commitments keep the layer's weights as they are.)
+fn zero_padded_taps(mut lr: LinearRows) -> LinearRows {
+    for (w, tap) in lr.w.iter_mut().zip(&lr.taps) {
+        if tap.is_none() {
+            *w = 0;
+        }
+    }
+    lr
+}
+
+/// The instances proving `g` (a full graph or its public structure), in batch order.
+pub(crate) fn plan(g: &QGraph) -> Result<Vec<PrivAir>, ZkError> {
+    let n: usize = g.shapes[0].iter().product();
+    let mut insts = vec![Inst::Input(Input { n, elementwise: false }), Inst::Sponge(Sponge::new(n))];
+    let mut bus = 0;
+    // Whether every value on the current bus is known to be non-negative (a ReLU on it is the identity).
+    let mut nonneg = false;
+    for (i, layer) in g.layers.iter().enumerate() {
+        let unsupported = || ZkError::UnsupportedLayer { layer: i, kind: kind(layer) };
+        let (rows, dense) = match layer {
+            QLayer::Reshape(_) => continue,
+            QLayer::Dense { .. } | QLayer::Conv { .. } => (
+                linear_rows(layer, &g.shapes[i]).map(zero_padded_taps).ok_or_else(unsupported)?,
+                matches!(layer, QLayer::Dense { .. }),
+            ),
+            QLayer::AvgPool { .. } => (pool_rows(layer, &g.shapes[i]).ok_or_else(unsupported)?, false),
+            // The max of non-negative values (or 0 for an empty window) is non-negative: `nonneg` carries over.
+            QLayer::MaxPool(geo) => {
+                // The window taps, as average pooling lays them out (its requantization unused).
+                let any = vec![vouch_quant::Requant { mult: 0, shift: 0 }; geo.kernel[0] * geo.kernel[1]];
+                let rows = pool_rows(&QLayer::AvgPool { geo: geo.clone(), rq_by_count: any }, &g.shapes[i])
+                    .ok_or_else(unsupported)?;
+                insts.push(Inst::MaxPool(MaxPool { layer: i, rows: Arc::new(rows), bus_in: bus, bus_out: bus + 1 }));
+                bus += 1;
+                continue;
+            }
+            // The quantizer fuses ReLU into the preceding linear layer's clamp and keeps the no-op layer.
+            QLayer::Relu if nonneg => continue,
+            QLayer::Relu => {
+                nonneg = true;
+                let n = g.shapes[i].iter().product();
+                insts.push(Inst::Relu(Relu { layer: i, n, bus_in: bus, bus_out: bus + 1 }));
+                bus += 1;
+                continue;
+            }
+            _ => return Err(unsupported()),
+        };
+        nonneg = rows.lo >= 0;
+        let grouped = dense && bus == 0;
+        let rows = Arc::new(rows);
+        if rows.k > CHUNK {
+            let c = chunk_width(rows.k, grouped);
+            insts.push(Inst::Mac(Mac { layer: i, rows: rows.clone(), c, bus_in: bus, bus_out: bus + 1, grouped }));
+            insts.push(Inst::Requant(Requant { layer: i, rows, bus_out: bus + 1 }));
+        } else {
+            insts.push(Inst::Linear(Linear { layer: i, rows, bus_in: bus, bus_out: bus + 1, dense, grouped }));
+        }
+        bus += 1;
+    }
+    let n_out = g.shapes.last().map(|s| s.iter().product()).unwrap_or(0);
+    insts.push(Inst::Output(Output { n: n_out, bus, claimed: vec![] }));
+    // The input provides single elements only when some instance reads bus 0 element by element.
+    let elementwise = insts.iter().any(|i| match i {
+        Inst::Linear(l) => l.bus_in == 0 && !l.grouped,
+        Inst::Mac(m) => m.bus_in == 0 && !m.grouped,
+        Inst::Relu(r) => r.bus_in == 0,
+        Inst::MaxPool(m) => m.bus_in == 0,
+        Inst::Output(o) => o.bus == 0,
+        Inst::Input(_) | Inst::Sponge(_) | Inst::Requant(_) => false,
+    });
+    insts[0] = Inst::Input(Input { n, elementwise });
+    Ok(insts.into_iter().map(|inst| PrivAir { inst, prep: None }).collect())
+}
