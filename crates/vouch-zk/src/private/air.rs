@@ -60,6 +60,10 @@ impl Inst {
     fn width(&self) -> usize {
         dispatch!(self, i => i.width())
     }
+    #[cfg(test)]
+    pub fn proven_column(&self) -> usize {
+        dispatch!(self, i => i.proven_column())
+    }
     fn prep_width(&self) -> usize {
         dispatch!(self, i => i.prep_width())
     }

@@ -40,6 +40,10 @@ pub(crate) trait Instance {
     }
     /// The main trace, `h` rows.
     fn trace(&self, w: &Witness<'_>, h: usize) -> RowMajorMatrix<Val>;
+    /// The main column holding what the instance proves on a row (its output `y`, the input lane, the running sum,
+    /// the permutation's input): what the negative tests perturb.
+    #[cfg(test)]
+    fn proven_column(&self) -> usize;
 }
 
 /// The trace height for `rows` rows: a power of two, at least [`MIN_HEIGHT`].

@@ -184,6 +184,9 @@ impl PrivateProver {
     }
 }
 
+#[cfg(test)]
+mod tests;
+
 /// Verifies that `proof` shows the model with public structure `g`, committed as `commitment`, maps the input
 /// committed as `input` to `y`.
 pub fn verify_private(

@@ -94,6 +94,10 @@ impl Instance for Input {
             std::iter::once(p[Prep::ROW].into()).chain((0..4).map(|j| row[Cols::x(j)].into())).collect();
         b.push_interaction(GROUP_BUS, msg, Count::provided(-row[Cols::GROUP_MULT].into()));
     }
+    #[cfg(test)]
+    fn proven_column(&self) -> usize {
+        Cols::x(0)
+    }
     fn trace(&self, w: &Witness<'_>, h: usize) -> RowMajorMatrix<Val> {
         let width = self.width();
         let mut v = zeros(h, width);

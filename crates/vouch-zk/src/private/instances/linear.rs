@@ -166,6 +166,10 @@ impl Instance for Linear {
     fn provides(&self) -> Option<usize> {
         Some(self.layer)
     }
+    #[cfg(test)]
+    fn proven_column(&self) -> usize {
+        self.cols().y()
+    }
     fn trace(&self, w: &Witness<'_>, h: usize) -> RowMajorMatrix<Val> {
         let (c, lr, k) = (self.cols(), &self.rows, self.rows.k);
         let xin = w.buses[self.bus_in];

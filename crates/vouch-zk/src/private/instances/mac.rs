@@ -189,6 +189,10 @@ impl Instance for Mac {
             }
         }
     }
+    #[cfg(test)]
+    fn proven_column(&self) -> usize {
+        Cols { c: self.c }.acc()
+    }
     fn trace(&self, w: &Witness<'_>, h: usize) -> RowMajorMatrix<Val> {
         let (lr, c, n_c) = (&self.rows, self.c, self.chunks());
         let col = Cols { c };

@@ -130,6 +130,10 @@ impl Instance for MaxPool {
     fn provides(&self) -> Option<usize> {
         Some(self.layer)
     }
+    #[cfg(test)]
+    fn proven_column(&self) -> usize {
+        Cols { k: self.rows.k }.y()
+    }
     fn trace(&self, w: &Witness<'_>, h: usize) -> RowMajorMatrix<Val> {
         let (lr, k) = (&self.rows, self.rows.k);
         let c = Cols { k };

@@ -72,6 +72,10 @@ impl Instance for Output {
     fn count_reads(&self, reads: &mut Reads) {
         reads.bus[self.bus][..self.n].iter_mut().for_each(|m| *m += 1);
     }
+    #[cfg(test)]
+    fn proven_column(&self) -> usize {
+        Cols::Y
+    }
     fn trace(&self, w: &Witness<'_>, h: usize) -> RowMajorMatrix<Val> {
         let mut v = zeros(h, Cols::WIDTH);
         for (r, row) in v.chunks_mut(Cols::WIDTH).enumerate().take(self.n) {

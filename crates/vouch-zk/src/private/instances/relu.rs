@@ -76,6 +76,10 @@ impl Instance for Relu {
     fn provides(&self) -> Option<usize> {
         Some(self.layer)
     }
+    #[cfg(test)]
+    fn proven_column(&self) -> usize {
+        Cols::Y
+    }
     fn trace(&self, w: &Witness<'_>, h: usize) -> RowMajorMatrix<Val> {
         let mut v = zeros(h, Cols::WIDTH);
         for (r, row) in v.chunks_mut(Cols::WIDTH).enumerate() {

@@ -92,6 +92,10 @@ impl Instance for Requant {
     fn provides(&self) -> Option<usize> {
         Some(self.layer)
     }
+    #[cfg(test)]
+    fn proven_column(&self) -> usize {
+        Cols { rq: self.rows.rq() }.y()
+    }
     fn trace(&self, w: &Witness<'_>, h: usize) -> RowMajorMatrix<Val> {
         let (lr, c) = (&self.rows, Cols { rq: self.rows.rq() });
         let xin = w.buses[self.bus_out - 1];
