@@ -11,6 +11,7 @@ use commonware_codec::{
 use commonware_consensus::types::Height;
 use commonware_cryptography::{Digestible, Hasher, Sha256, sha256};
 use commonware_storage::bmt;
+use vouch_codec::{Canonical, DecodeError, Reader, Writer};
 
 /// Domain tag of block digests.
 const BLOCK_DOMAIN: &[u8] = b"VOUCH_BLOCK_V1";
@@ -157,6 +158,36 @@ impl EncodeSize for Block {
     }
 }
 
+/// A header's 80 bytes: parent, height and timestamp (big-endian, as the digest hashes them), transaction root.
+impl Canonical for Header {
+    const WHAT: &'static str = "block header";
+
+    fn encode(&self, w: &mut Writer) {
+        w.raw(&self.to_bytes());
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self::from_bytes(&r.array::<80>("block header")?))
+    }
+}
+
+/// A block's bytes are its commonware-codec encoding (what consensus and marshal carry and archive): parent,
+/// varint height and timestamp, the length-prefixed transactions. It is never embedded in another encoding, so it
+/// takes the rest of the reader.
+impl Canonical for Block {
+    const WHAT: &'static str = "block";
+
+    fn encode(&self, w: &mut Writer) {
+        w.raw(&commonware_codec::Encode::encode(self));
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let bytes = r.take(r.remaining(), "block")?;
+        <Block as commonware_codec::Decode>::decode_cfg(Bytes::copy_from_slice(bytes), &())
+            .map_err(|e| DecodeError::NonCanonical { what: "block", reason: e.to_string() })
+    }
+}
+
 impl Read for Block {
     type Cfg = ();
 
@@ -196,14 +227,25 @@ mod tests {
     use super::*;
     use commonware_codec::{DecodeExt, Encode};
 
+    fn cw_encode(b: &Block) -> bytes::Bytes {
+        Encode::encode(b)
+    }
+
+    fn cw_decode(b: bytes::Bytes) -> Result<Block, CodecError> {
+        <Block as DecodeExt<()>>::decode(b)
+    }
+
     #[test]
     fn round_trip_and_inclusion() {
         let txs: Vec<Bytes> = (0..5u8).map(|i| Bytes::from(vec![i; 10 + i as usize])).collect();
         let b = Block::new([7; 32], 3, 1_000, txs.clone());
-        let enc = b.encode();
-        let back = Block::decode(enc.clone()).unwrap();
+        let enc = cw_encode(&b);
+        let back = cw_decode(enc.clone()).unwrap();
         assert_eq!(back, b);
-        assert_eq!(back.encode(), enc);
+        assert_eq!(cw_encode(&back), enc);
+        // The canonical bytes are the commonware encoding.
+        assert_eq!(b.to_canonical(), enc.to_vec());
+        assert_eq!(Block::from_canonical(&enc).unwrap(), b);
         assert_eq!(Header::from_bytes(&b.header().to_bytes()), *b.header());
         for i in 0..5u32 {
             let p = b.inclusion_proof(i).unwrap();
@@ -229,9 +271,10 @@ mod tests {
     #[test]
     fn rejects_oversized_and_trailing_input() {
         let b = Block::new([1; 32], 1, 5, vec![Bytes::from(vec![0u8; vouch_codec::tx::MAX_TX_BYTES + 1])]);
-        assert!(Block::decode(b.encode()).is_err());
-        let mut enc = Block::new([1; 32], 1, 5, vec![]).encode().to_vec();
+        assert!(cw_decode(cw_encode(&b)).is_err());
+        let mut enc = cw_encode(&Block::new([1; 32], 1, 5, vec![])).to_vec();
         enc.push(0);
-        assert!(Block::decode(Bytes::from(enc)).is_err());
+        assert!(cw_decode(Bytes::from(enc.clone())).is_err());
+        assert!(Block::from_canonical(&enc).is_err());
     }
 }

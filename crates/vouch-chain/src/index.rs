@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
-use vouch_codec::{DecodeError, Digest, Limits, Reader, Writer};
+use vouch_codec::{Canonical, DecodeError, Digest, Limits, Reader, Writer};
 
 use crate::record::TxRecord;
 

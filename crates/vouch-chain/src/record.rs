@@ -1,6 +1,6 @@
 //! What a finalized transaction did, and that record's bytes (the on-disk index and snapshots store it).
 
-use vouch_codec::{DecodeError, Reader, Writer};
+use vouch_codec::{Canonical, DecodeError, Reader, Writer};
 use vouch_ledger::Event;
 
 /// Where a finalized transaction landed and what it did.
@@ -16,9 +16,11 @@ pub struct TxRecord {
     pub result: Result<Vec<Event>, String>,
 }
 
-impl TxRecord {
-    /// The record's bytes: height, index, then `0 ‖ events` or `1 ‖ error text`.
-    pub fn encode(&self, w: &mut Writer) {
+/// Height, index, then `0 ‖ events` or `1 ‖ error text`.
+impl Canonical for TxRecord {
+    const WHAT: &'static str = "transaction record";
+
+    fn encode(&self, w: &mut Writer) {
         w.u64(self.height);
         w.u32(self.index);
         match &self.result {
@@ -33,8 +35,7 @@ impl TxRecord {
         }
     }
 
-    /// Reads a record written by [`TxRecord::encode`].
-    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let height = r.u64("height")?;
         let index = r.u32("index")?;
         let result = match r.u8("result")? {

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use commonware_runtime::{Blob, Storage};
 use tracing::{info, warn};
-use vouch_codec::{DecodeError, Digest, Limits, Reader, Writer};
+use vouch_codec::{Canonical, DecodeError, Digest, Limits, Reader, Writer};
 use vouch_ledger::{Event, State};
 
 use crate::block::Header;

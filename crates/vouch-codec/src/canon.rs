@@ -1,5 +1,6 @@
-//! The canonical byte encoding primitives: little-endian integers, `u32`-length-prefixed byte strings,
-//! and a bounded reader that never panics or over-allocates on hostile input.
+//! The canonical byte encoding: the [`Canonical`] trait every hashed or signed structure implements, and its
+//! primitives (little-endian integers, `u32`-length-prefixed byte strings, a bounded reader that never panics or
+//! over-allocates on hostile input).
 
 use thiserror::Error;
 
@@ -222,6 +223,36 @@ impl<'a> Reader<'a> {
             1 => Ok(true),
             v => Err(DecodeError::InvalidValue { what, value: v.into() }),
         }
+    }
+}
+
+/// The one canonical byte encoding of a structure: the bytes that are hashed and signed. Every hashed or signed
+/// structure of Vouch implements it: receipt bodies, receipts, anchors, agreement rules and tensors here;
+/// transactions ([`crate::tx`]); the ledger's genesis, records and events; the chain's headers, blocks and
+/// transaction records. JSON is a view of the same values and is never hashed.
+pub trait Canonical: Sized {
+    /// What decoding errors call it.
+    const WHAT: &'static str;
+
+    /// Appends the canonical bytes.
+    fn encode(&self, w: &mut Writer);
+
+    /// Reads one value (bounded by the reader's limits; never panics on hostile input).
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
+
+    /// The canonical bytes.
+    fn to_canonical(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.encode(&mut w);
+        w.finish()
+    }
+
+    /// Decodes exactly one value from `bytes` (default limits).
+    fn from_canonical(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let v = Self::decode(&mut r)?;
+        r.finish(Self::WHAT)?;
+        Ok(v)
     }
 }
 

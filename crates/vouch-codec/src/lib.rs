@@ -1,9 +1,13 @@
-//! Vouch's core types (tensors, model ids, receipts) and their one canonical, versioned byte encoding.
+//! Vouch's core types (tensors, model ids, receipts, transactions) and their one canonical, versioned byte
+//! encoding.
 //!
-//! Everything that is hashed or signed in Vouch is encoded here, and only here. The encoding is
-//! little-endian, length-prefixed and versioned; JSON is a view over the same values (see
-//! [`receipt::ReceiptJson`] and [`tensor::TensorJson`]). Golden fixtures in `tests/golden` pin the bytes:
-//! changing one is a deliberate format change.
+//! Every structure that is hashed or signed implements [`Canonical`] with this crate's [`Writer`] and [`Reader`]:
+//! the ones here, and in other crates the ledger's genesis, records and events (`vouch-ledger`) and the chain's
+//! headers, blocks and transaction records (`vouch-chain`; a block's bytes are also its commonware-codec encoding,
+//! which consensus needs). The encoding is little-endian, length-prefixed and versioned; JSON is a view over the
+//! same values (see [`receipt::ReceiptJson`] and [`tensor::TensorJson`]). The zk artefacts that receipts carry
+//! (structure, commitments, proofs) are `vouch-zk`'s own postcard bytes, opaque here. Golden fixtures pin the bytes
+//! (`vouch-receipt`, `vouch-chain` and `vouch-zk` tests): changing one is a deliberate format change.
 
 pub mod canon;
 pub mod digest;
@@ -13,7 +17,7 @@ pub mod signature;
 pub mod tensor;
 pub mod tx;
 
-pub use canon::{DecodeError, Limits, Reader, Writer};
+pub use canon::{Canonical, DecodeError, Limits, Reader, Writer};
 pub use digest::{Digest, domain};
 pub use model_id::{ModelId, ModelIdError};
 pub use receipt::{AgreementRule, Anchor, Evidence, Extension, Mode, Receipt, ReceiptBody, ReceiptJson};

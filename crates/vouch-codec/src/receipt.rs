@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::canon::{DecodeError, Reader, Writer};
+use crate::canon::{Canonical, DecodeError, Reader, Writer};
 use crate::digest::{Digest, domain};
 use crate::model_id::ModelId;
 use crate::tensor::{self, TensorJson, TensorMap};
@@ -97,9 +97,11 @@ impl PartialEq for AgreementRule {
 
 impl Eq for AgreementRule {}
 
-impl AgreementRule {
-    /// Canonical encoding: tag 0 (exact), or tag 1 then the IEEE-754 bits of `abs` and `rel`.
-    pub fn encode(&self, w: &mut Writer) {
+/// Tag 0 (exact), or tag 1 then the IEEE-754 bits of `abs` and `rel`.
+impl Canonical for AgreementRule {
+    const WHAT: &'static str = "agreement rule";
+
+    fn encode(&self, w: &mut Writer) {
         match *self {
             AgreementRule::Exact => w.u8(0),
             AgreementRule::Tolerance { abs, rel } => {
@@ -110,8 +112,7 @@ impl AgreementRule {
         }
     }
 
-    /// Decodes [`AgreementRule::encode`]'s bytes.
-    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         match r.u8("agreement rule")? {
             0 => Ok(AgreementRule::Exact),
             1 => {
@@ -120,7 +121,9 @@ impl AgreementRule {
             v => Err(DecodeError::InvalidValue { what: "agreement rule", value: v.into() }),
         }
     }
+}
 
+impl AgreementRule {
     /// Whether a tolerance is usable: `abs` and `rel` finite, non-negative and not negative zero.
     pub fn check(&self) -> Result<(), String> {
         match *self {
@@ -300,9 +303,12 @@ pub struct Receipt {
     pub anchor: Option<Anchor>,
 }
 
-impl ReceiptBody {
-    /// Appends the canonical encoding.
-    pub fn encode(&self, w: &mut Writer) {
+/// Format, model id (CID bytes), mode, engine, job, issue time, input and output digests, executors, rule, and the
+/// tag-ordered extensions.
+impl Canonical for ReceiptBody {
+    const WHAT: &'static str = "receipt body";
+
+    fn encode(&self, w: &mut Writer) {
         w.u16(self.format);
         w.bytes(&self.model.to_cid_bytes());
         w.u8(self.mode as u8);
@@ -323,20 +329,7 @@ impl ReceiptBody {
         }
     }
 
-    /// The canonical bytes.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        self.encode(&mut w);
-        w.finish()
-    }
-
-    /// The receipt id.
-    pub fn id(&self) -> Digest {
-        Digest::of(domain::RECEIPT_ID, &self.to_bytes())
-    }
-
-    /// Decodes a canonical body (the whole of `r`'s input).
-    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let format = r.u16("receipt format")?;
         if format != FORMAT_V1 {
             return Err(DecodeError::UnknownVersion { what: "receipt", found: format, supported: FORMAT_V1 });
@@ -381,6 +374,18 @@ impl ReceiptBody {
     }
 }
 
+impl ReceiptBody {
+    /// The canonical bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.to_canonical()
+    }
+
+    /// The receipt id.
+    pub fn id(&self) -> Digest {
+        Digest::of(domain::RECEIPT_ID, &self.to_bytes())
+    }
+}
+
 impl Evidence {
     fn encode_payload(&self) -> Vec<u8> {
         let mut w = Writer::new();
@@ -422,7 +427,11 @@ impl Evidence {
     }
 }
 
-impl Anchor {
+/// Chain, height, block hash, transaction index, then the transaction, Merkle path, headers and certificate as byte
+/// strings.
+impl Canonical for Anchor {
+    const WHAT: &'static str = "anchor";
+
     fn encode(&self, w: &mut Writer) {
         w.raw(&self.chain);
         w.u64(self.height);
@@ -455,16 +464,30 @@ impl Receipt {
 
     /// The canonical bytes of the whole receipt.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::new();
+        self.to_canonical()
+    }
+
+    /// Decodes a canonical receipt, requiring the input to be exactly one receipt.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::from_canonical(bytes)
+    }
+}
+
+/// `"VOUCHRCT"`, format, length-prefixed body, outputs, optional inputs, evidence (tag and length-prefixed payload
+/// each), optional length-prefixed anchor.
+impl Canonical for Receipt {
+    const WHAT: &'static str = "receipt";
+
+    fn encode(&self, w: &mut Writer) {
         w.raw(MAGIC);
         w.u16(self.body.format);
         w.bytes(&self.body.to_bytes());
-        tensor::encode_map(&self.outputs, &mut w);
+        tensor::encode_map(&self.outputs, w);
         match &self.inputs {
             None => w.u8(0),
             Some(m) => {
                 w.u8(1);
-                tensor::encode_map(m, &mut w);
+                tensor::encode_map(m, w);
             }
         }
         w.len(self.evidence.len());
@@ -481,12 +504,9 @@ impl Receipt {
                 w.bytes(&aw.finish());
             }
         }
-        w.finish()
     }
 
-    /// Decodes a canonical receipt, requiring the input to be exactly one receipt.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let magic = r.take(MAGIC.len(), "receipt magic")?;
         if magic != MAGIC {
             return Err(DecodeError::NonCanonical { what: "receipt", reason: "bad magic bytes".into() });
@@ -498,8 +518,8 @@ impl Receipt {
         let mut br = Reader::with_limits(r.bytes("receipt body")?, r.limits);
         let body = ReceiptBody::decode(&mut br)?;
         br.finish("receipt body")?;
-        let outputs = tensor::decode_map(&mut r)?;
-        let inputs = if r.bool("inputs present")? { Some(tensor::decode_map(&mut r)?) } else { None };
+        let outputs = tensor::decode_map(r)?;
+        let inputs = if r.bool("inputs present")? { Some(tensor::decode_map(r)?) } else { None };
         let n = r.count("evidence")?;
         let mut evidence = Vec::with_capacity(n);
         for _ in 0..n {
@@ -515,10 +535,11 @@ impl Receipt {
         } else {
             None
         };
-        r.finish("receipt")?;
         Ok(Self { body, inputs, outputs, evidence, anchor })
     }
+}
 
+impl Receipt {
     /// The JSON view.
     pub fn to_json(&self) -> ReceiptJson {
         let b = &self.body;

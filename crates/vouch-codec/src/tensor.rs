@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::canon::{DecodeError, Reader, Writer};
+use crate::canon::{Canonical, DecodeError, Reader, Writer};
 use crate::digest::{Digest, domain};
 
 /// Named tensors, ordered by name (the canonical order).
@@ -250,98 +250,6 @@ impl Tensor {
         (self.shape, self.data)
     }
 
-    /// Appends the canonical encoding.
-    pub fn encode(&self, w: &mut Writer) {
-        w.u8(self.dtype() as u8);
-        w.u8(u8::try_from(self.shape.len()).expect("rank bounded by Limits::max_rank"));
-        for d in &self.shape {
-            w.u64(*d);
-        }
-        match &self.data {
-            TensorData::F32(v) => {
-                v.iter().for_each(|x| w.u32(if x.is_nan() { CANONICAL_NAN_F32 } else { x.to_bits() }))
-            }
-            TensorData::F64(v) => {
-                v.iter().for_each(|x| w.u64(if x.is_nan() { CANONICAL_NAN_F64 } else { x.to_bits() }))
-            }
-            TensorData::I8(v) => v.iter().for_each(|x| w.raw(&x.to_le_bytes())),
-            TensorData::I16(v) => v.iter().for_each(|x| w.raw(&x.to_le_bytes())),
-            TensorData::I32(v) => v.iter().for_each(|x| w.raw(&x.to_le_bytes())),
-            TensorData::I64(v) => v.iter().for_each(|x| w.raw(&x.to_le_bytes())),
-            TensorData::U8(v) => w.raw(v),
-            TensorData::U16(v) => v.iter().for_each(|x| w.u16(*x)),
-            TensorData::U32(v) => v.iter().for_each(|x| w.u32(*x)),
-            TensorData::U64(v) => v.iter().for_each(|x| w.u64(*x)),
-            TensorData::Bool(v) => v.iter().for_each(|x| w.u8(u8::from(*x))),
-            TensorData::String(v) => v.iter().for_each(|s| w.str(s)),
-        }
-    }
-
-    /// Decodes one canonical tensor.
-    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let code = r.u8("tensor dtype")?;
-        let dtype = DType::from_onnx(code.into())
-            .ok_or(DecodeError::InvalidValue { what: "tensor dtype", value: code.into() })?;
-        let rank = u64::from(r.u8("tensor rank")?);
-        if rank > r.limits.max_rank {
-            return Err(DecodeError::TooLarge { what: "tensor rank", len: rank, max: r.limits.max_rank });
-        }
-        let shape = (0..rank).map(|_| r.u64("tensor dim")).collect::<Result<Vec<_>, _>>()?;
-        let max = r.limits.max_tensor_elements.min(MAX_ELEMENTS);
-        let n = shape
-            .iter()
-            .try_fold(1u64, |acc, d| acc.checked_mul(*d))
-            .filter(|n| *n <= max)
-            .ok_or(DecodeError::TooLarge { what: "tensor elements", len: u64::MAX, max })? as usize;
-        fn fixed<'a, const N: usize, T>(
-            r: &mut Reader<'a>,
-            n: usize,
-            f: impl Fn([u8; N]) -> T,
-        ) -> Result<Vec<T>, DecodeError> {
-            let bytes = r.take(n.saturating_mul(N), "tensor data")?;
-            Ok(bytes.chunks_exact(N).map(|c| f(c.try_into().expect("exact chunk"))).collect())
-        }
-        let data = match dtype {
-            DType::F32 => TensorData::F32(fixed(r, n, f32::from_le_bytes)?),
-            DType::F64 => TensorData::F64(fixed(r, n, f64::from_le_bytes)?),
-            DType::I8 => TensorData::I8(fixed(r, n, i8::from_le_bytes)?),
-            DType::I16 => TensorData::I16(fixed(r, n, i16::from_le_bytes)?),
-            DType::I32 => TensorData::I32(fixed(r, n, i32::from_le_bytes)?),
-            DType::I64 => TensorData::I64(fixed(r, n, i64::from_le_bytes)?),
-            DType::U8 => TensorData::U8(fixed(r, n, u8::from_le_bytes)?),
-            DType::U16 => TensorData::U16(fixed(r, n, u16::from_le_bytes)?),
-            DType::U32 => TensorData::U32(fixed(r, n, u32::from_le_bytes)?),
-            DType::U64 => TensorData::U64(fixed(r, n, u64::from_le_bytes)?),
-            DType::Bool => {
-                let bytes = r.take(n, "tensor data")?;
-                let mut v = Vec::with_capacity(n);
-                for b in bytes {
-                    match b {
-                        0 => v.push(false),
-                        1 => v.push(true),
-                        other => {
-                            return Err(DecodeError::InvalidValue { what: "bool element", value: (*other).into() });
-                        }
-                    }
-                }
-                TensorData::Bool(v)
-            }
-            DType::String => {
-                // Each string costs at least its 4-byte length prefix, which bounds `n` by the input.
-                if n.saturating_mul(4) > r.remaining() {
-                    return Err(DecodeError::UnexpectedEnd {
-                        what: "string tensor",
-                        needed: n * 4,
-                        remaining: r.remaining(),
-                    });
-                }
-                let v = (0..n).map(|_| r.str("string element").map(str::to_owned)).collect::<Result<_, _>>()?;
-                TensorData::String(v)
-            }
-        };
-        Ok(Self { shape, data })
-    }
-
     /// The JSON view.
     pub fn to_json(&self) -> TensorJson {
         fn float_value(x: f64) -> Value {
@@ -504,6 +412,102 @@ impl Tensor {
                 Self::from_json_values(dtype, vec![], std::slice::from_ref(other))
             }
         }
+    }
+}
+
+/// Dtype (ONNX code), rank, dims, then the elements little-endian (every NaN as the canonical quiet NaN; strings
+/// length-prefixed).
+impl Canonical for Tensor {
+    const WHAT: &'static str = "tensor";
+
+    fn encode(&self, w: &mut Writer) {
+        w.u8(self.dtype() as u8);
+        w.u8(u8::try_from(self.shape.len()).expect("rank bounded by Limits::max_rank"));
+        for d in &self.shape {
+            w.u64(*d);
+        }
+        match &self.data {
+            TensorData::F32(v) => {
+                v.iter().for_each(|x| w.u32(if x.is_nan() { CANONICAL_NAN_F32 } else { x.to_bits() }))
+            }
+            TensorData::F64(v) => {
+                v.iter().for_each(|x| w.u64(if x.is_nan() { CANONICAL_NAN_F64 } else { x.to_bits() }))
+            }
+            TensorData::I8(v) => v.iter().for_each(|x| w.raw(&x.to_le_bytes())),
+            TensorData::I16(v) => v.iter().for_each(|x| w.raw(&x.to_le_bytes())),
+            TensorData::I32(v) => v.iter().for_each(|x| w.raw(&x.to_le_bytes())),
+            TensorData::I64(v) => v.iter().for_each(|x| w.raw(&x.to_le_bytes())),
+            TensorData::U8(v) => w.raw(v),
+            TensorData::U16(v) => v.iter().for_each(|x| w.u16(*x)),
+            TensorData::U32(v) => v.iter().for_each(|x| w.u32(*x)),
+            TensorData::U64(v) => v.iter().for_each(|x| w.u64(*x)),
+            TensorData::Bool(v) => v.iter().for_each(|x| w.u8(u8::from(*x))),
+            TensorData::String(v) => v.iter().for_each(|s| w.str(s)),
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let code = r.u8("tensor dtype")?;
+        let dtype = DType::from_onnx(code.into())
+            .ok_or(DecodeError::InvalidValue { what: "tensor dtype", value: code.into() })?;
+        let rank = u64::from(r.u8("tensor rank")?);
+        if rank > r.limits.max_rank {
+            return Err(DecodeError::TooLarge { what: "tensor rank", len: rank, max: r.limits.max_rank });
+        }
+        let shape = (0..rank).map(|_| r.u64("tensor dim")).collect::<Result<Vec<_>, _>>()?;
+        let max = r.limits.max_tensor_elements.min(MAX_ELEMENTS);
+        let n = shape
+            .iter()
+            .try_fold(1u64, |acc, d| acc.checked_mul(*d))
+            .filter(|n| *n <= max)
+            .ok_or(DecodeError::TooLarge { what: "tensor elements", len: u64::MAX, max })? as usize;
+        fn fixed<'a, const N: usize, T>(
+            r: &mut Reader<'a>,
+            n: usize,
+            f: impl Fn([u8; N]) -> T,
+        ) -> Result<Vec<T>, DecodeError> {
+            let bytes = r.take(n.saturating_mul(N), "tensor data")?;
+            Ok(bytes.chunks_exact(N).map(|c| f(c.try_into().expect("exact chunk"))).collect())
+        }
+        let data = match dtype {
+            DType::F32 => TensorData::F32(fixed(r, n, f32::from_le_bytes)?),
+            DType::F64 => TensorData::F64(fixed(r, n, f64::from_le_bytes)?),
+            DType::I8 => TensorData::I8(fixed(r, n, i8::from_le_bytes)?),
+            DType::I16 => TensorData::I16(fixed(r, n, i16::from_le_bytes)?),
+            DType::I32 => TensorData::I32(fixed(r, n, i32::from_le_bytes)?),
+            DType::I64 => TensorData::I64(fixed(r, n, i64::from_le_bytes)?),
+            DType::U8 => TensorData::U8(fixed(r, n, u8::from_le_bytes)?),
+            DType::U16 => TensorData::U16(fixed(r, n, u16::from_le_bytes)?),
+            DType::U32 => TensorData::U32(fixed(r, n, u32::from_le_bytes)?),
+            DType::U64 => TensorData::U64(fixed(r, n, u64::from_le_bytes)?),
+            DType::Bool => {
+                let bytes = r.take(n, "tensor data")?;
+                let mut v = Vec::with_capacity(n);
+                for b in bytes {
+                    match b {
+                        0 => v.push(false),
+                        1 => v.push(true),
+                        other => {
+                            return Err(DecodeError::InvalidValue { what: "bool element", value: (*other).into() });
+                        }
+                    }
+                }
+                TensorData::Bool(v)
+            }
+            DType::String => {
+                // Each string costs at least its 4-byte length prefix, which bounds `n` by the input.
+                if n.saturating_mul(4) > r.remaining() {
+                    return Err(DecodeError::UnexpectedEnd {
+                        what: "string tensor",
+                        needed: n * 4,
+                        remaining: r.remaining(),
+                    });
+                }
+                let v = (0..n).map(|_| r.str("string element").map(str::to_owned)).collect::<Result<_, _>>()?;
+                TensorData::String(v)
+            }
+        };
+        Ok(Self { shape, data })
     }
 }
 

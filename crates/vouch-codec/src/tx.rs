@@ -5,7 +5,7 @@
 //! hash), so a transaction signed for one network is invalid on every other; the sender's nonce makes each
 //! one usable once.
 
-use crate::canon::{DecodeError, Reader, Writer};
+use crate::canon::{Canonical, DecodeError, Reader, Writer};
 use crate::digest::{Digest, domain};
 use crate::model_id::ModelId;
 use crate::receipt::{AgreementRule, Mode};
@@ -133,13 +133,9 @@ fn check_size(bytes: &[u8]) -> Result<(), DecodeError> {
     Ok(())
 }
 
-impl Tx {
-    /// Canonical body bytes.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        self.encode(&mut w);
-        w.finish()
-    }
+/// Chain, sender, nonce, fee, then the kind's tag and fields.
+impl Canonical for Tx {
+    const WHAT: &'static str = "transaction";
 
     fn encode(&self, w: &mut Writer) {
         w.raw(&self.chain);
@@ -244,14 +240,18 @@ impl Tx {
         };
         Ok(Self { chain, from, nonce, fee, kind })
     }
+}
+
+impl Tx {
+    /// Canonical body bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.to_canonical()
+    }
 
     /// Decodes exactly one unsigned transaction (what a node hands a client to sign) of at most [`MAX_TX_BYTES`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         check_size(bytes)?;
-        let mut r = Reader::new(bytes);
-        let tx = Self::decode(&mut r)?;
-        r.finish("transaction")?;
-        Ok(tx)
+        Self::from_canonical(bytes)
     }
 
     /// The transaction id (what the sender signs).
@@ -260,26 +260,35 @@ impl Tx {
     }
 }
 
+/// The magic, the transaction, its signature.
+impl Canonical for SignedTx {
+    const WHAT: &'static str = "transaction";
+
+    fn encode(&self, w: &mut Writer) {
+        w.raw(TX_MAGIC);
+        self.tx.encode(w);
+        w.raw(&self.signature);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        if r.take(TX_MAGIC.len(), "tx magic")? != TX_MAGIC {
+            return Err(DecodeError::NonCanonical { what: "transaction", reason: "bad magic bytes".into() });
+        }
+        let tx = Tx::decode(r)?;
+        let signature = r.array("tx signature")?;
+        Ok(Self { tx, signature })
+    }
+}
+
 impl SignedTx {
     /// Canonical bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.raw(TX_MAGIC);
-        self.tx.encode(&mut w);
-        w.raw(&self.signature);
-        w.finish()
+        self.to_canonical()
     }
 
     /// Decodes exactly one signed transaction of at most [`MAX_TX_BYTES`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         check_size(bytes)?;
-        let mut r = Reader::new(bytes);
-        if r.take(TX_MAGIC.len(), "tx magic")? != TX_MAGIC {
-            return Err(DecodeError::NonCanonical { what: "transaction", reason: "bad magic bytes".into() });
-        }
-        let tx = Tx::decode(&mut r)?;
-        let signature = r.array("tx signature")?;
-        r.finish("transaction")?;
-        Ok(Self { tx, signature })
+        Self::from_canonical(bytes)
     }
 }

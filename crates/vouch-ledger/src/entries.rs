@@ -1,8 +1,11 @@
 //! The state root: every table entry's canonical bytes (a table tag, the key, the value), folded into an
 //! [`LtHash`] incrementally after each transaction and block, and digested with the chain id and the treasury.
+//! (Entries are encoded from borrowed `(key, value)` pairs by one function per table, with the canonical
+//! [`Writer`], rather than through [`Canonical`] on an owned entry type: the fold runs for every changed entry of
+//! every transaction, and must not clone jobs to hash them. `State::decode` in `snapshot.rs` reads them back.)
 
 use vouch_codec::tx::Address;
-use vouch_codec::{Digest, ModelId, Writer, domain};
+use vouch_codec::{Canonical, Digest, ModelId, Writer, domain};
 
 use crate::state::State;
 use crate::table::{LtHash, Table};

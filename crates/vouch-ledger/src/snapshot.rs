@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use vouch_codec::tx::Address;
-use vouch_codec::{AgreementRule, DecodeError, Digest, Mode, ModelId, Reader, Writer};
+use vouch_codec::{AgreementRule, Canonical, DecodeError, Digest, Mode, ModelId, Reader, Writer};
 
 use crate::entries::{account_entry, job_entry, model_entry, node_entry, receipt_entry};
 use crate::state::State;
@@ -152,9 +152,11 @@ impl State {
     }
 }
 
-impl Event {
-    /// Canonical bytes (tag, then fields).
-    pub fn encode(&self, w: &mut Writer) {
+/// The event's tag, then its fields.
+impl Canonical for Event {
+    const WHAT: &'static str = "event";
+
+    fn encode(&self, w: &mut Writer) {
         match self {
             Event::JobAssigned { job, executors } => {
                 w.u8(1);
@@ -207,20 +209,7 @@ impl Event {
         }
     }
 
-    /// A counted list of events.
-    pub fn encode_list(w: &mut Writer, events: &[Event]) {
-        w.len(events.len());
-        events.iter().for_each(|e| e.encode(w));
-    }
-
-    /// Decodes [`Event::encode_list`]'s bytes.
-    pub fn decode_list(r: &mut Reader<'_>) -> Result<Vec<Event>, DecodeError> {
-        let n = r.count("events")?;
-        (0..n).map(|_| Event::decode(r)).collect()
-    }
-
-    /// Decodes [`Event::encode`]'s bytes.
-    pub fn decode(r: &mut Reader<'_>) -> Result<Event, DecodeError> {
+    fn decode(r: &mut Reader<'_>) -> Result<Event, DecodeError> {
         let job = |r: &mut Reader<'_>| r.array("job id").map(Digest);
         Ok(match r.u8("event")? {
             1 => Event::JobAssigned { job: job(r)?, executors: addresses(r, "executors")? },
@@ -238,5 +227,19 @@ impl Event {
             9 => Event::Unbonded { node: r.array("node")?, amount: r.u64("amount")? },
             v => return Err(DecodeError::InvalidValue { what: "event", value: v.into() }),
         })
+    }
+}
+
+impl Event {
+    /// A counted list of events.
+    pub fn encode_list(w: &mut Writer, events: &[Event]) {
+        w.len(events.len());
+        events.iter().for_each(|e| e.encode(w));
+    }
+
+    /// Decodes [`Event::encode_list`]'s bytes.
+    pub fn decode_list(r: &mut Reader<'_>) -> Result<Vec<Event>, DecodeError> {
+        let n = r.count("events")?;
+        (0..n).map(|_| Event::decode(r)).collect()
     }
 }

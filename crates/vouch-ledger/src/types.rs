@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use vouch_codec::tx::Address;
-use vouch_codec::{AgreementRule, Digest, Mode, ModelId, Writer};
+use vouch_codec::{AgreementRule, Canonical, DecodeError, Digest, Mode, ModelId, Reader, Writer};
 
 /// Economic and safety parameters, fixed at genesis (the `params` of a chain spec file; missing fields default).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -53,10 +53,21 @@ pub struct Genesis {
 }
 
 impl Genesis {
-    /// The chain id: the hash of the genesis, which every transaction commits to.
+    /// The chain id: the hash of the genesis's canonical bytes, which every transaction commits to.
     pub fn chain_id(&self) -> [u8; 32] {
-        let mut w = Writer::new();
-        w.raw(b"VOUCH_GENESIS_V1");
+        *blake3::hash(&self.to_canonical()).as_bytes()
+    }
+}
+
+/// Magic of a genesis's canonical bytes.
+const GENESIS_MAGIC: &[u8; 16] = b"VOUCH_GENESIS_V1";
+
+/// `VOUCH_GENESIS_V1`, the funded accounts, the parameters, the validators' consensus keys.
+impl Canonical for Genesis {
+    const WHAT: &'static str = "genesis";
+
+    fn encode(&self, w: &mut Writer) {
+        w.raw(GENESIS_MAGIC);
         w.len(self.accounts.len());
         for (a, b) in &self.accounts {
             w.raw(a);
@@ -72,7 +83,28 @@ impl Genesis {
         w.u64(p.unbonding_blocks);
         w.len(self.validators.len());
         self.validators.iter().for_each(|v| w.raw(v));
-        *blake3::hash(&w.finish()).as_bytes()
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        if r.take(GENESIS_MAGIC.len(), "genesis magic")? != GENESIS_MAGIC {
+            return Err(DecodeError::NonCanonical { what: "genesis", reason: "bad magic bytes".into() });
+        }
+        let n = r.count("genesis accounts")?;
+        let accounts =
+            (0..n).map(|_| Ok((r.array("account")?, r.u64("balance")?))).collect::<Result<Vec<_>, DecodeError>>()?;
+        let params = Params {
+            min_fee: r.u64("min fee")?,
+            min_stake: r.u64("min stake")?,
+            slash_bps: r.u64("slash bps")?,
+            max_quorum: r.u8("max quorum")?,
+            max_endpoint_len: usize::try_from(r.u64("max endpoint length")?)
+                .map_err(|_| DecodeError::InvalidValue { what: "max endpoint length", value: u64::MAX })?,
+            job_timeout_blocks: r.u64("job timeout")?,
+            unbonding_blocks: r.u64("unbonding blocks")?,
+        };
+        let n = r.count("validators")?;
+        let validators = (0..n).map(|_| r.array("validator")).collect::<Result<Vec<_>, DecodeError>>()?;
+        Ok(Self { accounts, params, validators })
     }
 }
 

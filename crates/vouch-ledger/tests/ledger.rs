@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use vouch_codec::tx::{Address, SignedTx, Tx, TxKind};
-use vouch_codec::{AgreementRule, Digest, Mode, ModelId, ReceiptBody, domain};
+use vouch_codec::{AgreementRule, Canonical, Digest, Mode, ModelId, ReceiptBody, domain};
 use vouch_crypto::NodeKey;
 use vouch_ledger::{BlockCtx, Event, Genesis, JobStatus, Params, State, TxError};
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use vouch_codec::tx::Address;
-use vouch_codec::{Digest, Mode, ModelId, ReceiptBody, domain};
+use vouch_codec::{Canonical, Digest, Mode, ModelId, ReceiptBody, domain};
 
 use crate::assign::select_executors;
 use crate::error::TxError;

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use vouch_api::{ExecuteRequest, ExecuteResponse, ModelVersion, PreparedJob};
 use vouch_codec::tensor::{TensorJson, digest_map, map_from_json, map_to_json};
 use vouch_codec::tx::{Address, SignedTx, Tx, TxKind};
-use vouch_codec::{AgreementRule, Digest, Evidence, Mode, Receipt, ReceiptBody, TensorMap, domain};
+use vouch_codec::{AgreementRule, Canonical, Digest, Evidence, Mode, Receipt, ReceiptBody, TensorMap, domain};
 use vouch_ledger::{Event, JobStatus};
 
 use crate::NodeState;
