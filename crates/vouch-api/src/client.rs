@@ -140,16 +140,16 @@ impl Client {
             query.push(("tolerance_abs", abs));
             query.push(("tolerance_rel", rel));
         }
-        let resp = self
+        let mut req = self
             .http
             .post(self.url(&format!("/v1/models/{}/versions", urlencode(name))))
             .query(&query)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .header(reqwest::header::CONTENT_LENGTH, len)
-            .body(reqwest::Body::wrap_stream(stream))
-            .send()
-            .await
-            .map_err(|e| self.connect_err(e))?;
+            .header(reqwest::header::CONTENT_LENGTH, len);
+        if let Some(auth) = &opts.auth {
+            req = req.header("x-vouch-account", &auth.account).header("x-vouch-signature", &auth.signature);
+        }
+        let resp = req.body(reqwest::Body::wrap_stream(stream)).send().await.map_err(|e| self.connect_err(e))?;
         Self::json(resp).await
     }
 

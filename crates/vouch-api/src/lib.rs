@@ -48,6 +48,9 @@ pub struct ModelVersion {
     /// the float model's declared tolerance. Recorded on the ledger with the model.
     #[serde(default, skip_serializing_if = "is_exact")]
     pub agreement: AgreementRule,
+    /// The account that owns the repository (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 fn is_exact(r: &AgreementRule) -> bool {
@@ -105,6 +108,17 @@ pub struct PushOptions {
     pub force: bool,
     /// A float model's declared quorum tolerance `(abs, rel)`; `None`: exact agreement.
     pub tolerance: Option<(f64, f64)>,
+    /// The pushing account and its signature over `vouch_codec::push_message` (domain `VOUCH_PUSH_V1`).
+    pub auth: Option<PushAuth>,
+}
+
+/// An account's signed push: headers `x-vouch-account` and `x-vouch-signature`.
+#[derive(Debug, Clone)]
+pub struct PushAuth {
+    /// The account address (hex ed25519 public key).
+    pub account: String,
+    /// The signature (hex).
+    pub signature: String,
 }
 
 /// A repository and its versions.
@@ -112,6 +126,9 @@ pub struct PushOptions {
 pub struct ModelRepo {
     /// Repository name.
     pub name: String,
+    /// The account that owns the name (hex); only its signed pushes add versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// Versions, oldest first.
     pub versions: Vec<ModelVersion>,
 }

@@ -85,10 +85,10 @@ pub async fn run(_cli: &Cli, a: &DevnetArgs) -> anyhow::Result<Outcome> {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting node {i}"))?;
-        println!("node {i} {} (p2p {}, home {})", v.api, v.p2p, dir.display());
+        crate::out!("node {i} {} (p2p {}, home {})", v.api, v.p2p, dir.display());
         children.push(child);
     }
-    println!(
+    crate::out!(
         "devnet of {} nodes running; genesis {}; dev account key {}",
         a.nodes,
         home.join("genesis.json").display(),

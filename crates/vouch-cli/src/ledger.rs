@@ -120,7 +120,7 @@ pub async fn tx(cli: &Cli, cmd: &TxCommand) -> anyhow::Result<Outcome> {
         if cli.json {
             print_json(&serde_json::json!({"id": id}))?
         } else {
-            println!("{id}")
+            crate::out!("{id}")
         }
         return Ok(Outcome::Ok);
     }
@@ -153,13 +153,17 @@ pub async fn run(cli: &Cli, cmd: &LedgerCommand) -> anyhow::Result<Outcome> {
     if cli.json || !matches!(cmd, LedgerCommand::Status) {
         print_json(&v)?;
     } else {
-        println!("chain       {}", v["chain_id"].as_str().unwrap_or("?"));
-        println!("height      {}", v["height"]);
-        println!("last block  {}", v["last_block_hash"].as_str().unwrap_or("?"));
-        println!("state root  {}", v["state_root"].as_str().unwrap_or("?"));
-        println!("receipts    {} settled", v["settled_receipts"]);
+        crate::out!("chain       {}", v["chain_id"].as_str().unwrap_or("?"));
+        crate::out!("height      {}", v["height"]);
+        crate::out!("last block  {}", v["last_block_hash"].as_str().unwrap_or("?"));
+        crate::out!("state root  {}", v["state_root"].as_str().unwrap_or("?"));
+        crate::out!("receipts    {} settled", v["settled_receipts"]);
         for val in v["validators"].as_array().into_iter().flatten() {
-            println!("validator   {} {}", val["node_id"].as_str().unwrap_or("?"), val["api"].as_str().unwrap_or("?"));
+            crate::out!(
+                "validator   {} {}",
+                val["node_id"].as_str().unwrap_or("?"),
+                val["api"].as_str().unwrap_or("?")
+            );
         }
     }
     Ok(Outcome::Ok)
@@ -173,7 +177,7 @@ pub async fn account(cli: &Cli, cmd: &AccountCommand) -> anyhow::Result<Outcome>
                 anyhow::bail!("{} exists; not overwriting a key", file.display());
             }
             let key = vouch_crypto::NodeKey::load_or_create(file)?;
-            println!("{}", hex::encode(key.public_key()));
+            crate::out!("{}", hex::encode(key.public_key()));
             return Ok(Outcome::Ok);
         }
     };

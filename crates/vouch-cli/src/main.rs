@@ -2,6 +2,14 @@
 //!
 //! Exit codes: 0 success, 1 verification failed (`vouch verify`), 2 usage or any other error.
 
+/// `println!` for what the user reads: never panics when stdout's reader has gone away (`vouch verify r.json |
+/// head -1`); later output is dropped and the command still exits with its own status.
+#[macro_export]
+macro_rules! out {
+    () => { $crate::write_out(format_args!("")) };
+    ($($t:tt)*) => { $crate::write_out(format_args!($($t)*)) };
+}
+
 mod devnet;
 mod infer;
 mod ledger;
@@ -102,9 +110,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// Set once stdout's reader has closed the pipe: nothing more is written.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes one line to stdout (see [`out!`]). A closed pipe stops further output quietly; any other write error is
+/// reported once on stderr.
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.write_all(b"\n")).and_then(|()| stdout.flush()) {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: writing to stdout: {e}");
+        }
+    }
+}
+
 /// Prints a value as pretty JSON.
 pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    out!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 

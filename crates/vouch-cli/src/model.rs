@@ -57,6 +57,37 @@ pub struct PushArgs {
     /// ABS + REL * |reference| (default: exact, bit for bit). Recorded on the ledger with the model.
     #[arg(long, value_parser = parse_tolerance)]
     tolerance: Option<(f64, f64)>,
+    /// The account key file that signs the push (a name belongs to the account whose push created it). Default:
+    /// $VOUCH_ACCOUNT, else the local node's key ($VOUCH_HOME/node.key), else an unsigned push (taken only by a node
+    /// configured with `unsigned_pushes`).
+    #[arg(long, env = "VOUCH_ACCOUNT")]
+    account: Option<PathBuf>,
+    /// The node home whose key signs when no --account is given.
+    #[arg(long, env = "VOUCH_HOME", hide = true)]
+    home: Option<PathBuf>,
+}
+
+/// Signs a push of `file` as `name` (at `version`) with the account key `--account`, or the local node's key.
+fn push_auth(a: &PushArgs) -> anyhow::Result<Option<vouch_api::PushAuth>> {
+    let key_file = match &a.account {
+        Some(k) => k.clone(),
+        None => {
+            let local = a.home.clone().unwrap_or_else(crate::default_home).join("node.key");
+            if !local.exists() {
+                return Ok(None);
+            }
+            local
+        }
+    };
+    let key = vouch_crypto::NodeKey::load(&key_file).with_context(|| format!("loading {}", key_file.display()))?;
+    // The id of the bytes, hashed while streaming the file (never all in memory).
+    let mut hasher = blake3::Hasher::new();
+    let mut f = std::fs::File::open(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    std::io::copy(&mut f, &mut hasher).with_context(|| format!("reading {}", a.file.display()))?;
+    let id = vouch_codec::ModelId::from_blake3(*hasher.finalize().as_bytes());
+    let message = vouch_codec::push_message(&a.name, a.version.as_deref(), &id);
+    let signature = key.sign(vouch_codec::domain::PUSH_SIGNATURE, &message);
+    Ok(Some(vouch_api::PushAuth { account: hex::encode(key.public_key()), signature: hex::encode(signature) }))
 }
 
 fn parse_tolerance(s: &str) -> Result<(f64, f64), String> {
@@ -68,20 +99,20 @@ fn parse_tolerance(s: &str) -> Result<(f64, f64), String> {
 }
 
 fn print_version(v: &ModelVersion) {
-    println!("id          {}", v.id);
-    println!("name        {}@{}", v.name, v.version);
-    println!("size        {} bytes", v.size);
+    crate::out!("id          {}", v.id);
+    crate::out!("name        {}@{}", v.name, v.version);
+    crate::out!("size        {} bytes", v.size);
     if !v.description.is_empty() {
-        println!("description {}", v.description);
+        crate::out!("description {}", v.description);
     }
     for i in &v.inputs {
-        println!("input       {}", i.describe());
+        crate::out!("input       {}", i.describe());
     }
     for o in &v.outputs {
-        println!("output      {}", o.describe());
+        crate::out!("output      {}", o.describe());
     }
     if let Some(z) = &v.zk {
-        println!(
+        crate::out!(
             "zk          int{} weights, argmax agreement {:.2}% on {} calibration inputs, max abs error {:.3e}, mean abs error {:.3e}{}",
             z.weight_bits,
             z.argmax_agreement * 100.0,
@@ -90,22 +121,22 @@ fn print_version(v: &ModelVersion) {
             z.mean_abs_error,
             if z.forced { " (forced)" } else { "" }
         );
-        println!("zk commit   {}", z.commitment.as_deref().unwrap_or("none yet (the prover has not landed)"));
+        crate::out!("zk commit   {}", z.commitment.as_deref().unwrap_or("none yet (the prover has not landed)"));
         // Receipts bind blake3 of the private commitment (body extension 0x0001): print that.
         match (&z.private_commitment, &z.private_unsupported) {
-            (Some(c), _) => println!(
+            (Some(c), _) => crate::out!(
                 "zk private  --private-input supported, commitment blake3 {}",
                 hex::decode(c).map(|b| blake3::hash(&b).to_hex().to_string()).unwrap_or_else(|_| c.clone())
             ),
-            (None, Some(why)) => println!("zk private  --private-input not supported: {why}"),
+            (None, Some(why)) => crate::out!("zk private  --private-input not supported: {why}"),
             (None, None) => {}
         }
     }
     if let vouch_codec::AgreementRule::Tolerance { abs, rel } = v.agreement {
-        println!("agreement   within {abs:e} + {rel:e} x |reference| (quorum)");
+        crate::out!("agreement   within {abs:e} + {rel:e} x |reference| (quorum)");
     }
     if !v.ops.is_empty() {
-        println!("ops         {}", v.ops.iter().map(|(k, n)| format!("{k}x{n}")).collect::<Vec<_>>().join(" "));
+        crate::out!("ops         {}", v.ops.iter().map(|(k, n)| format!("{k}x{n}")).collect::<Vec<_>>().join(" "));
     }
 }
 
@@ -142,11 +173,12 @@ pub async fn run(cli: &Cli, cmd: &ModelCommand) -> anyhow::Result<Outcome> {
                 zk_calibration,
                 force: a.force,
                 tolerance: a.tolerance,
+                auth: push_auth(a)?,
             };
             let b = bar.clone();
             let v = client.push(&a.file, &a.name, &opts, move |n| b.set_position(n)).await?;
             bar.finish_and_clear();
-            if cli.json { print_json(&v)? } else { println!("{}", v.id) }
+            if cli.json { print_json(&v)? } else { crate::out!("{}", v.id) }
         }
         ModelCommand::Ls => {
             let repos = client.list().await?;
@@ -155,7 +187,7 @@ pub async fn run(cli: &Cli, cmd: &ModelCommand) -> anyhow::Result<Outcome> {
             } else {
                 for r in &repos {
                     for v in &r.versions {
-                        println!("{:<24} {:<8} {:>12}  {}", r.name, v.version, v.size, v.id);
+                        crate::out!("{:<24} {:<8} {:>12}  {}", r.name, v.version, v.size, v.id);
                     }
                 }
             }
@@ -170,7 +202,7 @@ pub async fn run(cli: &Cli, cmd: &ModelCommand) -> anyhow::Result<Outcome> {
             if cli.json {
                 print_json(&serde_json::json!({"id": id, "size": n, "path": output}))?;
             } else {
-                println!("{n} bytes -> {} (hash checked)", output.display());
+                crate::out!("{n} bytes -> {} (hash checked)", output.display());
             }
         }
     }

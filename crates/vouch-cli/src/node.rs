@@ -71,14 +71,14 @@ pub async fn run(cli: &Cli, cmd: &NodeCommand) -> anyhow::Result<Outcome> {
             if cli.json {
                 print_json(&s)?;
             } else {
-                println!("node      {}", s.node_id);
-                println!("version   {} ({})", s.version, s.engine);
-                println!("network   {}", s.network);
-                println!("modes     {}", s.modes.join(", "));
-                println!("models    {}", s.models);
-                println!("receipts  {}", s.receipts);
-                println!("cached    {}", s.cached_models);
-                println!("uptime    {}s", s.uptime_s);
+                crate::out!("node      {}", s.node_id);
+                crate::out!("version   {} ({})", s.version, s.engine);
+                crate::out!("network   {}", s.network);
+                crate::out!("modes     {}", s.modes.join(", "));
+                crate::out!("models    {}", s.models);
+                crate::out!("receipts  {}", s.receipts);
+                crate::out!("cached    {}", s.cached_models);
+                crate::out!("uptime    {}s", s.uptime_s);
             }
             Ok(Outcome::Ok)
         }
@@ -90,7 +90,7 @@ pub async fn run(cli: &Cli, cmd: &NodeCommand) -> anyhow::Result<Outcome> {
                 for n in nodes.as_array().into_iter().flatten() {
                     let unbonding: u64 =
                         n["unbonding"].as_array().into_iter().flatten().filter_map(|u| u["amount"].as_u64()).sum();
-                    println!(
+                    crate::out!(
                         "{} stake {} unbonding {} slashed {} {}",
                         n["node"].as_str().unwrap_or("?"),
                         n["stake"],
@@ -107,7 +107,7 @@ pub async fn run(cli: &Cli, cmd: &NodeCommand) -> anyhow::Result<Outcome> {
             if cli.json {
                 print_json(&config)?
             } else {
-                print!("{}", config.to_toml())
+                crate::out!("{}", config.to_toml().trim_end_matches('\n'))
             }
             Ok(Outcome::Ok)
         }

@@ -116,26 +116,28 @@ pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
                     "private_input": v.private_input, "input_opened": a.input.is_some(),
                 }))?;
             } else {
-                println!("valid: receipt {}", v.id);
-                println!("  model   {}{}", v.model, if v.model_checked { " (file bytes checked)" } else { "" });
-                println!("  mode    {}", v.mode.name());
+                crate::out!("valid: receipt {}", v.id);
+                crate::out!("  model   {}{}", v.model, if v.model_checked { " (file bytes checked)" } else { "" });
+                crate::out!("  mode    {}", v.mode.name());
                 for s in &v.signers {
-                    println!("  signer  {}", hex::encode(s));
+                    crate::out!("  signer  {}", hex::encode(s));
                 }
                 if let Some(Ok(h)) = anchored {
-                    println!(
+                    crate::out!(
                         "  anchor  settled at height {h}, finalization certificate verified against the genesis validators"
                     );
                 }
                 match (&v.private_input, v.zk_layers) {
                     (Some(c), _) => {
-                        println!("  zk      private-input proof verified ({})", vouch_zk_private_system());
-                        println!(
+                        crate::out!("  zk      private-input proof verified ({})", vouch_zk_private_system());
+                        crate::out!(
                             "  input   private, committed as {c}{}",
                             if a.input.is_some() { " (opened with the input and salt given)" } else { "" }
                         );
                     }
-                    (None, Some(n)) => println!("  zk      proof verified ({n} layer STARKs, {})", vouch_zk_system()),
+                    (None, Some(n)) => {
+                        crate::out!("  zk      proof verified ({n} layer STARKs, {})", vouch_zk_system())
+                    }
                     (None, None) => {}
                 }
             }
@@ -145,7 +147,7 @@ pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
             if cli.json {
                 print_json(&serde_json::json!({"valid": false, "reason": e.to_string()}))?;
             } else {
-                println!("invalid: {e}");
+                crate::out!("invalid: {e}");
             }
             Ok(Outcome::Invalid)
         }

@@ -77,6 +77,11 @@ fn one_node_model(op: &str, external_weight: bool) -> Vec<u8> {
     model.encode_to_vec()
 }
 
+/// Raw HTTP pushes carry no account signature: the node under test takes unsigned pushes.
+fn take_unsigned_pushes(home: &std::path::Path) {
+    std::fs::write(home.join("config.toml"), "unsigned_pushes = true\n").unwrap();
+}
+
 fn push(node: &NodeProc, name: &str, bytes: &[u8]) -> (u16, Value) {
     node.http("POST", &format!("/v1/models/{name}/versions"), "application/octet-stream", bytes)
 }
@@ -96,7 +101,13 @@ fn assert_still_serving(node: &NodeProc) {
 fn bad_models_bad_requests_and_dropped_uploads_get_clear_errors() {
     let home = tempfile::tempdir().unwrap();
     // Small limits so oversized bodies are cheap to send.
-    std::fs::write(home.path().join("config.toml"), "max_request_bytes = 65536\nmax_model_bytes = 2000000\n").unwrap();
+    // Raw HTTP pushes here carry no account signature: this node takes unsigned pushes (tests/access.rs covers
+    // ownership).
+    std::fs::write(
+        home.path().join("config.toml"),
+        "max_request_bytes = 65536\nmax_model_bytes = 2000000\nunsigned_pushes = true\n",
+    )
+    .unwrap();
     let node = NodeProc::start(home.path());
     let models = bench_models();
     let mnist = std::fs::read(models.join("mlp_mnist.onnx")).unwrap();
@@ -328,6 +339,7 @@ fn a_crash_mid_upload_leaves_no_partial_model_and_the_node_restarts_cleanly() {
     let home = tempfile::tempdir().unwrap();
     let models = bench_models();
     let mnist = std::fs::read(models.join("mlp_mnist.onnx")).unwrap();
+    take_unsigned_pushes(home.path());
     let node = NodeProc::start(home.path());
     assert_eq!(push(&node, "mlp_small", &std::fs::read(models.join("mlp_small.onnx")).unwrap()).0, 201);
     // Start an upload, send part of it, and kill the node while it waits for the rest.
@@ -340,6 +352,7 @@ fn a_crash_mid_upload_leaves_no_partial_model_and_the_node_restarts_cleanly() {
     node.kill_hard();
     drop(s);
 
+    take_unsigned_pushes(home.path());
     let node = NodeProc::start(home.path());
     assert_eq!(std::fs::read_dir(home.path().join("tmp")).unwrap().count(), 0, "restart clears interrupted uploads");
     let (_, repos) = node.http("GET", "/v1/models", "text/plain", b"");
@@ -355,6 +368,7 @@ fn a_crash_mid_upload_leaves_no_partial_model_and_the_node_restarts_cleanly() {
 #[test]
 fn a_second_node_on_the_same_home_is_refused_and_the_first_keeps_serving() {
     let home = tempfile::tempdir().unwrap();
+    take_unsigned_pushes(home.path());
     let node = NodeProc::start(home.path());
     let models = bench_models();
     assert_eq!(push(&node, "mlp_small", &std::fs::read(models.join("mlp_small.onnx")).unwrap()).0, 201);

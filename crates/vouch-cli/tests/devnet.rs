@@ -87,7 +87,11 @@ fn four_node_devnet_settles_receipts_survives_a_crash_and_catches_up() {
     )
     .unwrap();
     let model = bench_models().join("mlp_small.onnx");
-    vouch(&urls[2], &["model", "push", model.to_str().unwrap(), "--name", "mlp"]);
+    let dev_key = home.join("dev-account.key");
+    vouch(
+        &urls[2],
+        &["model", "push", model.to_str().unwrap(), "--name", "mlp", "--account", dev_key.to_str().unwrap()],
+    );
 
     // Signed inference through node 0, which does not have the model: it fetches it from a peer by id (checking the
     // hash), runs it, and the receipt settles; every node has the anchoring block with the same hash.
@@ -245,7 +249,20 @@ fn four_node_devnet_settles_receipts_survives_a_crash_and_catches_up() {
     // A float model pushed with a declared tolerance: the liar's flipped low bit is within it, so all four executors
     // (the liar among them) sign one output digest and the receipt states the rule; nobody is slashed for it.
     let mnist = bench_models().join("mlp_mnist.onnx");
-    vouch(&urls[2], &["model", "push", mnist.to_str().unwrap(), "--name", "mnist", "--tolerance", "1e-4"]);
+    vouch(
+        &urls[2],
+        &[
+            "model",
+            "push",
+            mnist.to_str().unwrap(),
+            "--name",
+            "mnist",
+            "--tolerance",
+            "1e-4",
+            "--account",
+            dev_key.to_str().unwrap(),
+        ],
+    );
     let mnist_input = dir.path().join("mnist-in.json");
     let pixels: Vec<f32> = (0..784).map(|i| (i % 17) as f32 / 17.0).collect();
     std::fs::write(

@@ -84,7 +84,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_tensor_elements: 1 << 28, max_bytes: 1 << 30, max_items: 1 << 16, max_rank: 16 }
+        Self {
+            max_tensor_elements: crate::tensor::MAX_ELEMENTS,
+            max_bytes: 1 << 30,
+            max_items: 1 << 16,
+            max_rank: crate::tensor::MAX_RANK as u64,
+        }
     }
 }
 

@@ -24,6 +24,8 @@ pub mod domain {
     pub const ASSIGN: &str = "VOUCH_ASSIGN_V1";
     /// The ledger state root.
     pub const STATE: &str = "VOUCH_STATE_V1";
+    /// An account's signature over a model push ([`crate::push_message`]).
+    pub const PUSH_SIGNATURE: &str = "VOUCH_PUSH_V1";
 }
 
 /// A 32-byte digest.

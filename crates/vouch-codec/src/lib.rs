@@ -23,3 +23,13 @@ pub use model_id::{ModelId, ModelIdError};
 pub use receipt::{AgreementRule, Anchor, Evidence, Extension, Mode, Receipt, ReceiptBody, ReceiptJson};
 pub use signature::{Dim, TensorSpec};
 pub use tensor::{DType, Tensor, TensorData, TensorError, TensorMap};
+
+/// What an account signs to push a model version: the repository name, the version asked for (empty for "next"),
+/// and the model id of the bytes. A model name belongs to the account whose signed push created it.
+pub fn push_message(name: &str, version: Option<&str>, model: &ModelId) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.str(name);
+    w.str(version.unwrap_or(""));
+    w.bytes(&model.to_cid_bytes());
+    w.finish()
+}

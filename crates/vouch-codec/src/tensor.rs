@@ -186,6 +186,14 @@ pub enum TensorError {
         /// The shape.
         shape: Vec<u64>,
     },
+    /// More dimensions than any tensor may have.
+    #[error("rank {rank} is above the limit of {max} dimensions")]
+    RankTooLarge {
+        /// The rank given.
+        rank: usize,
+        /// The limit.
+        max: usize,
+    },
     /// An unknown dtype name.
     #[error("unknown dtype {0:?} (expected one of f32, f64, i64, i32, i16, i8, u64, u32, u16, u8, bool, string)")]
     UnknownDType(String),
@@ -217,8 +225,20 @@ pub struct Tensor {
 /// Largest element count of any tensor built from untrusted input.
 pub const MAX_ELEMENTS: u64 = 1 << 28;
 
-fn element_count(shape: &[u64]) -> Option<u64> {
-    shape.iter().try_fold(1u64, |acc, d| acc.checked_mul(*d)).filter(|n| *n <= MAX_ELEMENTS)
+/// Largest rank of any tensor. One limit for building, encoding, decoding and validating tensors, so a tensor that
+/// was accepted can always be encoded and read back.
+pub const MAX_RANK: usize = 16;
+
+/// The element count of `shape`, if its rank and count are within [`MAX_RANK`] and [`MAX_ELEMENTS`].
+fn element_count(shape: &[u64]) -> Result<u64, TensorError> {
+    if shape.len() > MAX_RANK {
+        return Err(TensorError::RankTooLarge { rank: shape.len(), max: MAX_RANK });
+    }
+    shape
+        .iter()
+        .try_fold(1u64, |acc, d| acc.checked_mul(*d))
+        .filter(|n| *n <= MAX_ELEMENTS)
+        .ok_or_else(|| TensorError::ShapeTooLarge { shape: shape.to_vec() })
 }
 
 const CANONICAL_NAN_F32: u32 = 0x7fc0_0000;
@@ -227,7 +247,7 @@ const CANONICAL_NAN_F64: u64 = 0x7ff8_0000_0000_0000;
 impl Tensor {
     /// A tensor, checking that the data length matches the shape.
     pub fn new(shape: Vec<u64>, data: TensorData) -> Result<Self, TensorError> {
-        let expected = element_count(&shape).ok_or_else(|| TensorError::ShapeTooLarge { shape: shape.clone() })?;
+        let expected = element_count(&shape)?;
         if expected != data.len() as u64 {
             return Err(TensorError::ElementCount { shape, expected, found: data.len() });
         }
@@ -292,7 +312,7 @@ impl Tensor {
 
     /// Builds a tensor of `dtype` and `shape` from flat JSON values.
     pub fn from_json_values(dtype: DType, shape: Vec<u64>, values: &[Value]) -> Result<Self, TensorError> {
-        let expected = element_count(&shape).ok_or_else(|| TensorError::ShapeTooLarge { shape: shape.clone() })?;
+        let expected = element_count(&shape)?;
         if expected != values.len() as u64 {
             return Err(TensorError::ElementCount { shape, expected, found: values.len() });
         }
@@ -422,7 +442,8 @@ impl Canonical for Tensor {
 
     fn encode(&self, w: &mut Writer) {
         w.u8(self.dtype() as u8);
-        w.u8(u8::try_from(self.shape.len()).expect("rank bounded by Limits::max_rank"));
+        // `Tensor::new` bounds the rank by MAX_RANK (16), so it fits a byte.
+        w.u8(self.shape.len() as u8);
         for d in &self.shape {
             w.u64(*d);
         }

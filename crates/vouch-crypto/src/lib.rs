@@ -104,8 +104,15 @@ impl NodeKey {
                 let dir = path.parent().unwrap_or(Path::new("."));
                 fs::create_dir_all(dir).map_err(io)?;
                 let tmp = path.with_extension("tmp");
+                // A temp file left by anyone (perhaps world-readable, perhaps a link) is removed, and the key goes
+                // to a file this call creates itself with mode 0600 (`create_new` fails rather than reuse one).
+                match fs::remove_file(&tmp) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io(e)),
+                }
                 let mut opts = fs::OpenOptions::new();
-                opts.write(true).create(true).truncate(true);
+                opts.write(true).create_new(true);
                 #[cfg(unix)]
                 {
                     use std::os::unix::fs::OpenOptionsExt;
@@ -182,6 +189,30 @@ mod tests {
         NodeKey::load_or_create(&path).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(NodeKey::load_or_create(&path), Err(KeyError::Permissions { mode: 0o644, .. })));
+    }
+
+    /// A world-readable `node.tmp` left behind (or planted) before the key is created does not make the key readable:
+    /// the key is written to a file created fresh with mode 0600. A temp path that is a symlink to another file is
+    /// replaced, not followed.
+    #[cfg(unix)]
+    #[test]
+    fn a_preexisting_temp_file_never_leaks_the_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        let tmp = dir.path().join("node.tmp");
+        fs::write(&tmp, b"planted").unwrap();
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).unwrap();
+        NodeKey::load_or_create(&path).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        // A symlink at the temp path: the target is left untouched.
+        let other = dir.path().join("other");
+        fs::write(&other, b"untouched").unwrap();
+        let path2 = dir.path().join("second.key");
+        std::os::unix::fs::symlink(&other, dir.path().join("second.tmp")).unwrap();
+        NodeKey::load_or_create(&path2).unwrap();
+        assert_eq!(fs::read(&other).unwrap(), b"untouched");
+        assert_eq!(fs::symlink_metadata(&path2).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

@@ -59,6 +59,14 @@ pub enum HubError {
     /// Nothing under that reference.
     #[error("no model {0:?}")]
     NotFound(String),
+    /// The name belongs to another account.
+    #[error("the name {name:?} belongs to account {owner}; a new version needs that account's signature")]
+    NameOwned {
+        /// The name.
+        name: String,
+        /// Its owner (hex).
+        owner: String,
+    },
 }
 
 macro_rules! db_err {
@@ -181,6 +189,10 @@ pub struct NewVersion {
     pub description: String,
     /// The rest of the record (signature, ops...), filled in by the caller's inspection.
     pub template: ModelVersion,
+    /// The account pushing it: it owns a new name; an existing name must be its own.
+    pub owner: [u8; 32],
+    /// Who owns names recorded before names had owners (the node's own account).
+    pub legacy_owner: [u8; 32],
 }
 
 fn now_ms() -> u64 {
@@ -259,6 +271,17 @@ impl Hub {
         let _span = tracing::info_span!("hub.put", name = %new.name, id = %staged.id).entered();
         let tx = self.db.begin_write()?;
         let record = {
+            // The name's owner: the account whose push created it (names from before owners: the node's account).
+            let owner = match tx.open_table(REPOS)?.get(new.name.as_str())? {
+                Some(v) if v.value().len() == 32 => v.value().try_into().ok(),
+                Some(_) => Some(new.legacy_owner),
+                None => None,
+            };
+            if let Some(owner) = owner
+                && owner != new.owner
+            {
+                return Err(HubError::NameOwned { name: new.name, owner: hex::encode(owner) });
+            }
             let mut versions = tx.open_table(VERSIONS)?;
             let existing = Self::versions_in(&versions, &new.name)?;
             let version = match new.version {
@@ -290,6 +313,7 @@ impl Hub {
                 size: staged.size,
                 description: new.description,
                 created_at_ms: now_ms(),
+                owner: Some(hex::encode(new.owner)),
                 ..new.template
             };
             let key = format!("{}@{}", record.name, record.version);
@@ -301,7 +325,7 @@ impl Hub {
             };
             refs.push(key);
             ids.insert(staged.id.digest().as_slice(), serde_json::to_vec(&refs)?.as_slice())?;
-            tx.open_table(REPOS)?.insert(record.name.as_str(), &[][..])?;
+            tx.open_table(REPOS)?.insert(record.name.as_str(), &new.owner[..])?;
             record
         };
         tx.commit()?;
@@ -333,9 +357,11 @@ impl Hub {
         let versions = tx.open_table(VERSIONS)?;
         let mut out = vec![];
         for entry in repos.iter()? {
-            let name = entry?.0.value().to_owned();
+            let (k, v) = entry?;
+            let name = k.value().to_owned();
+            let owner = (v.value().len() == 32).then(|| hex::encode(v.value()));
             let versions = Self::versions_in(&versions, &name)?;
-            out.push(ModelRepo { name, versions });
+            out.push(ModelRepo { name, owner, versions });
         }
         Ok(out)
     }

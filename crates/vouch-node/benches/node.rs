@@ -162,7 +162,12 @@ fn main() {
     let node = rt
         .block_on(vouch_node::Node::start(
             home.path(),
-            vouch_node::NodeConfig { listen: "127.0.0.1:0".parse().unwrap(), ..Default::default() },
+            // The bench pushes unsigned through the client: its node takes that, as a private node may.
+            vouch_node::NodeConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                unsigned_pushes: true,
+                ..Default::default()
+            },
             true,
         ))
         .unwrap();

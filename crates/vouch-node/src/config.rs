@@ -26,6 +26,25 @@ pub struct NodeConfig {
     /// Models up to this size are compiled at push, so one the engine cannot run is refused at once.
     /// Default 512 MiB.
     pub compile_on_push_max_bytes: u64,
+    /// Connections served at once (more wait in the listen backlog). Default 1024.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers, and that an idle kept-alive connection stays open.
+    /// Default 10.
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may go without a byte before the request fails. Default 30.
+    pub body_timeout_secs: u64,
+    /// Model uploads received at once (more are answered `503 busy`). Default 16.
+    pub max_concurrent_uploads: usize,
+    /// Whether model pushes without an account signature are taken, as the node's own account's (for a private node
+    /// whose only client is its operator). Default false: every push is signed by the account that owns the name.
+    pub unsigned_pushes: bool,
+    /// Who may use the node: `open` (anyone; clients told apart by address) or `api_keys` (requests that make the
+    /// node work or spend need `Authorization: Bearer KEY` from `api_keys`). Default `open`.
+    pub access: crate::service::access::AccessMode,
+    /// API keys, as `[[api_keys]]` tables with `name` and `key`.
+    pub api_keys: Vec<crate::service::access::ApiKey>,
+    /// Per-client request rate and quotas (`[quotas]`).
+    pub quotas: crate::service::access::Quotas,
     /// Whether receipts carry the inputs (their digest is always there). Default true.
     pub disclose_inputs: bool,
     /// Fault injection for tests only: as a quorum executor, flip one bit of the output (a lying node that the
@@ -50,6 +69,14 @@ impl Default for NodeConfig {
             model_cache: 16,
             max_concurrent_inferences: 0,
             compile_on_push_max_bytes: 512 << 20,
+            max_connections: 1024,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            max_concurrent_uploads: 16,
+            unsigned_pushes: false,
+            access: Default::default(),
+            api_keys: vec![],
+            quotas: Default::default(),
             disclose_inputs: true,
             snapshot_every_blocks: 1_024,
             fault_flip_outputs: false,

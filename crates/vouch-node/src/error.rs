@@ -51,12 +51,18 @@ codes! {
     InvalidId = (BAD_REQUEST, "invalid_id", "An id, address or hash in the path or body is malformed."),
     NotFound = (NOT_FOUND, "not_found", "No such endpoint."),
     MethodNotAllowed = (METHOD_NOT_ALLOWED, "method_not_allowed", "The endpoint does not take this method."),
+    Busy = (SERVICE_UNAVAILABLE, "busy", "The node is at its limit for this kind of work (uploads in progress); retry later."),
+    RateLimited = (TOO_MANY_REQUESTS, "rate_limited", "The client is over its request rate or quota; the message says which and when to retry."),
+    Unauthorized = (UNAUTHORIZED, "unauthorized", "The node takes requests with an API key only, and none or an unknown one was given."),
     // Hub.
     InvalidName = (BAD_REQUEST, "invalid_name", "A model name outside the allowed characters or length."),
     InvalidVersion = (BAD_REQUEST, "invalid_version", "A version that is not MAJOR.MINOR."),
     VersionExists = (CONFLICT, "version_exists", "The model already has this version."),
     EmptyUpload = (BAD_REQUEST, "empty_upload", "An upload without bytes."),
     UploadInterrupted = (BAD_REQUEST, "upload_interrupted", "The upload ended before all bytes arrived; nothing was stored."),
+    UploadTimeout = (REQUEST_TIMEOUT, "upload_timeout", "The upload sent no bytes for the idle timeout; nothing was stored."),
+    NameOwned = (FORBIDDEN, "name_owned", "The model name belongs to another account; a new version needs that account's signature."),
+    InvalidSignature = (BAD_REQUEST, "invalid_signature", "A push signature that does not verify for the account, name and model given."),
     ModelNotFound = (NOT_FOUND, "model_not_found", "No model by this name, name@version or id, here or on any peer."),
     InvalidModel = (UNPROCESSABLE_ENTITY, "invalid_model", "The file is not a well-formed ONNX model."),
     UnsupportedOperator = (UNPROCESSABLE_ENTITY, "unsupported_operator", "The model uses operators the engine does not run."),
@@ -171,6 +177,10 @@ impl From<HubError> for ApiError {
             HubError::VersionExists { .. } => Code::VersionExists,
             HubError::TooLarge { .. } => Code::PayloadTooLarge,
             HubError::Empty => Code::EmptyUpload,
+            HubError::NameOwned { owner, .. } => {
+                let owner = owner.clone();
+                return ApiError::new(Code::NameOwned, e.to_string()).details(serde_json::json!({ "owner": owner }));
+            }
             HubError::Io(_) | HubError::Db(_) => return ApiError::internal(e),
         };
         ApiError::new(code, e.to_string())
@@ -261,9 +271,35 @@ mod tests {
 
     use super::Code;
 
-    /// `/v1/openapi.json` lists exactly the codes of [`Code`], each with its status.
+    /// `/v1/openapi.json` lists exactly the codes of [`Code`], each with its status. With `VOUCH_UPDATE_OPENAPI=1`
+    /// the document's `ErrorCode` schema is rewritten from the enum first.
     #[test]
     fn every_error_code_is_in_the_openapi_document_and_nothing_else() {
+        if std::env::var_os("VOUCH_UPDATE_OPENAPI").is_some() {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api/openapi.json");
+            let mut doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let mut strings: Vec<&str> = vec![];
+            for c in Code::ALL {
+                if !strings.contains(&c.as_str()) {
+                    strings.push(c.as_str());
+                }
+            }
+            let codes: Vec<serde_json::Value> = Code::ALL
+                .iter()
+                .map(|c| serde_json::json!({"code": c.as_str(), "status": c.status().as_u16(), "meaning": c.meaning()}))
+                .collect();
+            let schema = &mut doc["components"]["schemas"]["ErrorCode"];
+            schema["enum"] = serde_json::json!(strings);
+            schema["x-codes"] = serde_json::json!(codes);
+            // The document's own layout: one space per level.
+            let mut out = vec![];
+            let fmt = serde_json::ser::PrettyFormatter::with_indent(b" ");
+            serde::Serialize::serialize(&doc, &mut serde_json::Serializer::with_formatter(&mut out, fmt)).unwrap();
+            out.push(b'\n');
+            std::fs::write(&path, out).unwrap();
+            eprintln!("rewrote {}: build again to serve it", path.display());
+            return;
+        }
         let doc: serde_json::Value = serde_json::from_str(crate::api::OPENAPI).expect("the OpenAPI document parses");
         let listed = doc["components"]["schemas"]["ErrorCode"]["x-codes"].as_array().expect("ErrorCode x-codes");
         let mut documented: BTreeMap<(String, u64), String> = BTreeMap::new();

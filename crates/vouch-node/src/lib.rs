@@ -64,6 +64,10 @@ pub(crate) struct NodeState {
     pub provers: service::zk::Provers,
     pub metrics: metrics::Metrics,
     pub infer_slots: tokio::sync::Semaphore,
+    /// Model uploads in progress (a slot each).
+    pub upload_slots: tokio::sync::Semaphore,
+    /// Who may use the node, and each client's usage.
+    pub access: service::access::Access,
     pub started: Instant,
     /// The chain this node validates.
     pub chain: service::chain::NodeChain,
@@ -114,6 +118,8 @@ impl Node {
             home: home.to_owned(),
             api_url: api.clone(),
             infer_slots: tokio::sync::Semaphore::new(config.inference_slots()),
+            upload_slots: tokio::sync::Semaphore::new(config.max_concurrent_uploads.max(1)),
+            access: service::access::Access::new(config.access, config.api_keys.clone(), config.quotas),
             metrics: metrics::Metrics::new(),
             config,
             key,
@@ -162,7 +168,13 @@ impl Node {
             }
         });
         tracing::info!(addr = %self.local_addr(), node = %self.node_id(), "node.serve");
-        let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await.map_err(NodeError::Serve);
+        let c = &self.state.config;
+        let limits = api::serve::ConnLimits {
+            max_connections: c.max_connections,
+            header_timeout: std::time::Duration::from_secs(c.header_timeout_secs.max(1)),
+            drain: std::time::Duration::from_secs(10),
+        };
+        let served = api::serve::serve(self.listener, app, limits, shutdown).await.map_err(NodeError::Serve);
         registrar.abort();
         served?;
         tracing::info!("node.stopped");

@@ -104,6 +104,9 @@ pub enum ReceiptError {
     /// A zk-mode receipt without a proof.
     #[error("zk receipt carries no proof")]
     ZkProofMissing,
+    /// The same evidence twice (a signer's signature, or a second proof): refused before any of it is checked.
+    #[error("duplicate evidence: {0}")]
+    DuplicateEvidence(String),
     /// The zk proof does not verify.
     #[error("zk proof invalid: {reason}")]
     ZkProofInvalid {
@@ -345,6 +348,9 @@ fn check_signatures(receipt: &Receipt, id: &Digest) -> Result<Vec<[u8; 32]>, Rec
     if receipt.evidence.is_empty() {
         return Err(ReceiptError::NoEvidence);
     }
+    if receipt.evidence.iter().filter(|e| matches!(e, Evidence::ZkProof { .. })).count() > 1 {
+        return Err(ReceiptError::DuplicateEvidence("more than one zk proof".into()));
+    }
     if body.mode == Mode::Zk && !receipt.evidence.iter().any(|e| matches!(e, Evidence::ZkProof { .. })) {
         return Err(ReceiptError::ZkProofMissing);
     }
@@ -355,11 +361,15 @@ fn check_signatures(receipt: &Receipt, id: &Digest) -> Result<Vec<[u8; 32]>, Rec
                 if !body.executors.contains(public_key) {
                     return Err(ReceiptError::SignerNotExecutor { signer: hex::encode(public_key) });
                 }
+                if signers.contains(public_key) {
+                    return Err(ReceiptError::DuplicateEvidence(format!(
+                        "two signatures by {}",
+                        hex::encode(public_key)
+                    )));
+                }
                 vouch_crypto::verify(domain::RECEIPT_SIGNATURE, public_key, &id.0, signature)
                     .map_err(|_| ReceiptError::BadSignature { signer: hex::encode(public_key) })?;
-                if !signers.contains(public_key) {
-                    signers.push(*public_key);
-                }
+                signers.push(*public_key);
             }
             // Checked by the caller against the receipt's tensors.
             Evidence::ZkProof { .. } if body.mode == Mode::Zk => {}

@@ -62,7 +62,14 @@ impl NodeProc {
 
     /// Runs the CLI against this node.
     pub fn vouch(&self, args: &[&str]) -> Output {
-        Command::new(vouch_bin()).args(args).env("VOUCH_NODE", &self.url).output().expect("run vouch")
+        // VOUCH_HOME: pushes are signed with this node's own key, as its operator's would be.
+        Command::new(vouch_bin())
+            .args(args)
+            .env("VOUCH_NODE", &self.url)
+            .env("VOUCH_HOME", &self.home)
+            .env_remove("VOUCH_ACCOUNT")
+            .output()
+            .expect("run vouch")
     }
 
     /// Runs the CLI and requires success; returns stdout.

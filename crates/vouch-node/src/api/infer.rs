@@ -1,16 +1,17 @@
 //! Inference, receipts and verification.
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use vouch_api::{InferRequest, VerifyResponse};
 use vouch_codec::Digest;
 
 use super::{AppState, hex_id, parse_body};
 use crate::error::{ApiError, Code};
+use crate::service::access::{ClientId, Spend};
 use crate::service::{blocking, inference};
 
 /// `POST /v1/infer`. With `Accept: application/x-ndjson` the answer streams: one JSON object per line, progress
@@ -18,9 +19,12 @@ use crate::service::{blocking, inference};
 /// `{"event": "receipt", "receipt": ...}` or `{"event": "error", "status": 422, "error": {...}}`.
 pub(super) async fn infer(
     State(s): AppState,
+    Extension(client): Extension<ClientId>,
     headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    // Every receipt costs the node a settlement: charged against the client's quota before any work.
+    s.access.charge(&client, Spend::Receipt)?;
     let streaming = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -76,13 +80,23 @@ pub(super) async fn get_receipt(
     Ok(Json(serde_json::to_value(r.to_json()).map_err(ApiError::internal)?))
 }
 
-/// `POST /v1/verify`: the offline verifier, run by the node on a receipt's JSON.
-pub(super) async fn verify(body: Result<Bytes, BytesRejection>) -> Result<Json<VerifyResponse>, ApiError> {
+/// `POST /v1/verify`: the offline verifier, run by the node on a receipt's JSON (its body limit is
+/// [`MAX_VERIFY_BYTES`]); the work runs on the blocking pool behind the inference slots, never on the async workers.
+pub(super) async fn verify(
+    State(s): AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<VerifyResponse>, ApiError> {
     let value: serde_json::Value = parse_body(body)?;
-    let text = value.to_string();
-    let resp = match vouch_receipt::verify_json(&text, None) {
-        Ok(v) => VerifyResponse { valid: true, id: Some(v.id.to_hex()), reason: None },
-        Err(e) => VerifyResponse { valid: false, id: None, reason: Some(e.to_string()) },
-    };
+    let _permit = s.infer_slots.acquire().await.map_err(ApiError::internal)?;
+    let resp = blocking(move || {
+        Ok(match vouch_receipt::verify_json(&value.to_string(), None) {
+            Ok(v) => VerifyResponse { valid: true, id: Some(v.id.to_hex()), reason: None },
+            Err(e) => VerifyResponse { valid: false, id: None, reason: Some(e.to_string()) },
+        })
+    })
+    .await?;
     Ok(Json(resp))
 }
+
+/// Largest receipt `POST /v1/verify` takes (a private-input zk receipt of the bench models is 1-2 MiB).
+pub(super) const MAX_VERIFY_BYTES: usize = 16 << 20;

@@ -5,6 +5,7 @@ mod jobs;
 mod ledger;
 mod models;
 mod node;
+pub(crate) mod serve;
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ pub(crate) const OPENAPI: &str = include_str!("openapi.json");
 
 pub(crate) fn router(state: Arc<NodeState>) -> Router {
     let json_limit = state.config.max_request_bytes;
+    let body_timeout = std::time::Duration::from_secs(state.config.body_timeout_secs.max(1));
     Router::new()
         .route("/v1/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
         .route("/v1/node", get(node::status))
@@ -45,7 +47,7 @@ pub(crate) fn router(state: Arc<NodeState>) -> Router {
         .route("/v1/receipts/{id}", get(infer::get_receipt))
         .route("/v1/jobs/prepare", post(jobs::prepare))
         .route("/v1/jobs/{job}/execute", post(jobs::execute))
-        .route("/v1/verify", post(infer::verify))
+        .route("/v1/verify", post(infer::verify).layer(DefaultBodyLimit::max(infer::MAX_VERIFY_BYTES)))
         .route("/v1/ledger/status", get(ledger::status))
         .route("/v1/ledger/genesis", get(ledger::genesis))
         .route("/v1/ledger/blocks/{height}", get(ledger::block))
@@ -60,6 +62,9 @@ pub(crate) fn router(state: Arc<NodeState>) -> Router {
             ApiError::new(Code::MethodNotAllowed, "method not allowed on this endpoint")
         })
         .layer(DefaultBodyLimit::max(json_limit))
+        // A body that stops arriving fails its request instead of holding it open.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_timeout))
+        .layer(middleware::from_fn_with_state(state.clone(), admit))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::new(Code::Internal, "the request handler failed").into_response()
@@ -75,6 +80,32 @@ async fn count_requests(State(s): AppState, req: Request, next: Next) -> Respons
     let resp = next.run(req).await;
     s.metrics.http_requests.get_or_create(&HttpLabels { route, method, status: resp.status().as_u16() }).inc();
     resp
+}
+
+/// Tells the client of a request (its API key's name, or its address), refuses it without a key where the node
+/// needs one, takes it from the client's rate budget, and leaves the client in the request for quota charges.
+async fn admit(State(s): AppState, mut req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    // The requests that make the node work or spend; reads and the executor protocol between nodes (checked
+    // against the ledger's assignment) are open.
+    let path = req.uri().path();
+    let keyed = req.method() == axum::http::Method::POST && !path.ends_with("/execute");
+    let client = match s.access.identify(bearer, peer, keyed).and_then(|c| s.access.request(&c).map(|()| c)) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    req.extensions_mut().insert(client);
+    next.run(req).await
 }
 
 /// Parses a JSON body ourselves so every failure is our error envelope, with 413 for oversized bodies.

@@ -1,18 +1,19 @@
 //! Models: push (streamed upload), list, show, download, calibration sets.
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use vouch_api::ModelVersion;
 use vouch_codec::{AgreementRule, ModelId};
 use vouch_hub::{Version, validate_name};
 
-use super::{AppState, parse_body};
+use super::{AppState, hex_id, parse_body};
 use crate::error::{ApiError, Code};
+use crate::service::access::{ClientId, Spend};
 use crate::service::{blocking, models};
 
 #[derive(Deserialize)]
@@ -38,9 +39,19 @@ pub(super) async fn push(
     State(s): AppState,
     Path(name): Path<String>,
     query: Result<Query<PushQuery>, QueryRejection>,
+    Extension(client): Extension<ClientId>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<ModelVersion>), ApiError> {
     let Query(q) = query.map_err(|e| ApiError::new(Code::InvalidQuery, e.body_text()))?;
+    let pusher = pusher(&headers)?;
+    s.access.charge(&client, Spend::Push)?;
+    // The declared size is charged before a byte is stored; without one, the size received is charged below.
+    let declared: Option<u64> =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    if let Some(n) = declared {
+        s.access.charge(&client, Spend::Bytes(n))?;
+    }
     validate_name(&name)?;
     let version = q.version.as_deref().map(str::parse::<Version>).transpose()?;
     if q.zk != q.calibration.is_some() {
@@ -53,23 +64,45 @@ pub(super) async fn push(
     };
     agreement.check().map_err(|e| ApiError::new(Code::InvalidTolerance, e))?;
     let staged = models::receive(&s, body.into_data_stream()).await?;
+    if declared.is_none() {
+        s.access.charge(&client, Spend::Bytes(staged.size))?;
+    }
     let opts = models::PushOptions {
         version,
         description: q.description.unwrap_or_default(),
         calibration: q.calibration,
         force: q.force,
         agreement,
+        pusher,
     };
     let record = models::commit(&s, name, staged, opts).await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
 
+/// The pushing account from headers `x-vouch-account` and `x-vouch-signature` (both or neither).
+fn pusher(headers: &HeaderMap) -> Result<models::Pusher, ApiError> {
+    let get = |h: &str| headers.get(h).map(|v| v.to_str().unwrap_or_default().to_owned());
+    match (get("x-vouch-account"), get("x-vouch-signature")) {
+        (None, None) => Ok(models::Pusher::Unsigned),
+        (Some(a), Some(sig)) => {
+            let account = hex_id("x-vouch-account", &a)?;
+            let mut signature = [0u8; 64];
+            hex::decode_to_slice(sig.trim(), &mut signature)
+                .map_err(|_| ApiError::new(Code::InvalidSignature, "x-vouch-signature is 128 hex characters"))?;
+            Ok(models::Pusher::Signed { account, signature })
+        }
+        _ => Err(ApiError::new(Code::InvalidSignature, "x-vouch-account and x-vouch-signature go together")),
+    }
+}
+
 /// `POST /v1/calibrations`: a calibration set (a JSON array of input documents), stored by content id.
 pub(super) async fn upload_calibration(
     State(s): AppState,
+    Extension(client): Extension<ClientId>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<vouch_api::CalibrationRef>), ApiError> {
     let docs: serde_json::Value = parse_body(body)?;
+    s.access.charge(&client, Spend::Calibration)?;
     let (id, samples) = blocking(move || s.calibrations.put(&docs)).await?;
     Ok((StatusCode::CREATED, Json(vouch_api::CalibrationRef { id, samples })))
 }

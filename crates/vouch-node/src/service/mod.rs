@@ -1,6 +1,7 @@
 //! What the node does, behind the HTTP handlers: models (upload, commit, replication), inference and the receipt
 //! of every mode, zk proving, the quorum protocol, the node's seat on the chain, settlement and the receipt store.
 
+pub(crate) mod access;
 pub(crate) mod chain;
 pub(crate) mod execution;
 pub(crate) mod inference;

@@ -26,6 +26,9 @@ const LEDGER_WAIT: Duration = Duration::from_secs(30);
 const EXECUTOR_WAIT: Duration = Duration::from_secs(10);
 /// How long an executor waits for its ledger to reach the height the request names.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(60);
+/// The furthest ahead of this node's tip a request's height may be for the executor to wait for it (an honest entry
+/// node is at most a few blocks ahead; a node far behind answers at once and catches up meanwhile).
+const MAX_HEIGHT_AHEAD: u64 = 256;
 
 /// An executor's signed result: the body every honest executor of the round signs, its signature, the outputs.
 pub(crate) struct Executed {
@@ -90,6 +93,18 @@ pub(crate) async fn execute(
     let chain = s.chain.chain();
     // The entry node may be ahead of this one: first wait until this node's ledger reaches the height the entry node
     // saw (so a dispute opened there is open here too), then for the job itself.
+    if let Some(m) = min_height
+        && m > chain.height().saturating_add(MAX_HEIGHT_AHEAD)
+    {
+        return Err(ApiError::new(
+            Code::LedgerBehind,
+            format!(
+                "this node's ledger is at height {}, the request needs {m}: more than {MAX_HEIGHT_AHEAD} blocks ahead, \
+                 not waited for",
+                chain.height()
+            ),
+        ));
+    }
     if let Some(m) = min_height
         && !s.chain.wait_height(m, CATCH_UP_WAIT).await
     {

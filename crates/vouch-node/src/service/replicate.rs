@@ -77,7 +77,21 @@ async fn fetch_from(s: &Arc<NodeState>, peer: &str, reference: &str) -> Result<M
             zk: None,
             ..remote.clone()
         };
-        let new = NewVersion { name: remote.name.clone(), version, description: remote.description.clone(), template };
+        // The name's owner on the validator it came from (a validator of the same chain).
+        let owner = remote
+            .owner
+            .as_deref()
+            .and_then(|o| hex::decode(o).ok())
+            .and_then(|o| <[u8; 32]>::try_from(o).ok())
+            .unwrap_or_else(|| st.key.public_key());
+        let new = NewVersion {
+            name: remote.name.clone(),
+            version,
+            description: remote.description.clone(),
+            template,
+            owner,
+            legacy_owner: st.key.public_key(),
+        };
         match st.hub.commit(staged, new) {
             Ok(v) => Ok(v),
             // Replicated concurrently by another request: use that copy.
