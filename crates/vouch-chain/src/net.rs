@@ -94,8 +94,8 @@ pub fn spawn(cfg: NetConfig) -> Result<RunningChain, StartError> {
                 let map: Map<ed25519::PublicKey, Address> =
                     Map::from_iter_dedup(peers.iter().map(|(k, a)| (k.clone(), Address::Symmetric(*a))));
                 let _ = oracle.track(0, map);
-                let pairs =
-                    channel::ALL.iter().map(|c| network.register(*c, Quota::per_second(NZU32!(100_000)))).collect();
+                let rate = |c: u64| std::num::NonZeroU32::new(channel::rate(c)).unwrap_or(NZU32!(1));
+                let pairs = channel::ALL.iter().map(|c| network.register(*c, Quota::per_second(rate(*c)))).collect();
                 network.start();
                 let vcfg = Config {
                     signer: cfg.signer.clone(),

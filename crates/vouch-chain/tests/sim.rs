@@ -12,7 +12,7 @@ use commonware_cryptography::{Signer as _, ed25519};
 use commonware_p2p::simulated::{self, Link, Oracle};
 use commonware_runtime::deterministic::{self, Context};
 use commonware_runtime::{Clock as _, Handle, Quota, Runner as _, Spawner as _, Supervisor as _};
-use commonware_utils::{NZU32, NZUsize, ordered::Set, probability};
+use commonware_utils::{NZUsize, ordered::Set, probability};
 use futures::channel::{mpsc, oneshot};
 use vouch_chain::anchor::{self, AnchorError};
 use vouch_chain::app::Scheme;
@@ -179,7 +179,12 @@ impl Sim {
         let control = self.oracle.control(self.pks[i].clone());
         let mut pairs = vec![];
         for c in channel::ALL {
-            pairs.push(control.register(c, Quota::per_second(NZU32!(100_000))).await.unwrap());
+            pairs.push(
+                control
+                    .register(c, Quota::per_second(std::num::NonZeroU32::new(channel::rate(c)).unwrap()))
+                    .await
+                    .unwrap(),
+            );
         }
         let chain = Chain::new(self.genesis.clone());
         let cfg = Config {
@@ -487,7 +492,10 @@ fn garbage_from_a_byzantine_peer_is_dropped_and_the_peer_blocked() {
         let control = sim.oracle.control(sim.pks[3].clone());
         let mut senders = vec![];
         for c in channel::ALL {
-            let (s, _r) = control.register(c, Quota::per_second(NZU32!(100_000))).await.unwrap();
+            let (s, _r) = control
+                .register(c, Quota::per_second(std::num::NonZeroU32::new(channel::rate(c)).unwrap()))
+                .await
+                .unwrap();
             senders.push((s, _r));
         }
         let honest: Vec<Pk> = sim.pks[..3].to_vec();

@@ -153,7 +153,7 @@ pub async fn run(cli: &Cli, a: &InferArgs) -> anyhow::Result<Outcome> {
     } else {
         let r: ReceiptJson = serde_json::from_value(receipt).context("the node sent a malformed receipt")?;
         for (name, t) in &r.outputs {
-            crate::out!("{name}: {} {:?} {}", t.dtype, t.shape, t.data);
+            crate::out!("{name}: {} {:?} {}", t.dtype, t.shape, t.data.to_value());
         }
         eprintln!("receipt {}", r.id);
     }

@@ -7,7 +7,7 @@ fn main() {
     let path = std::path::PathBuf::from(std::env::args().nth(1).expect("usage: profile_model MODEL [ITERS]"));
     let iters: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let info = inspect(&path).unwrap();
-    let model = TractEngine.compile(&path, &info, None).unwrap();
+    let model = TractEngine::default().compile(&path, &info, None).unwrap();
     let inputs = info
         .inputs
         .iter()

@@ -44,7 +44,7 @@ pub fn run_case(dir: &Path) -> Result<(), String> {
     let model = dir.join("model.onnx");
     let info = inspect(&model).map_err(|e| e.to_string())?;
     let id = ModelId::of_bytes(&std::fs::read(&model).map_err(|e| e.to_string())?);
-    let cache = ModelCache::new(Arc::new(TractEngine), NonZeroUsize::new(4).expect("4 > 0"));
+    let cache = ModelCache::new(Arc::new(TractEngine::default()), NonZeroUsize::new(4).expect("4 > 0"));
     let mut sets: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| e.to_string())?
         .filter_map(Result::ok)

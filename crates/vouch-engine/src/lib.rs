@@ -19,7 +19,7 @@ use vouch_codec::TensorMap;
 
 pub use cache::ModelCache;
 pub use inspect::{InspectError, ModelInfo, inspect};
-pub use tract::TractEngine;
+pub use tract::{DEFAULT_MAX_ELEMENTS, TractEngine};
 pub use validate::{InputError, validate_inputs};
 
 /// Inference failures.
@@ -41,6 +41,17 @@ pub enum EngineError {
         name: String,
         /// What is wrong.
         reason: String,
+    },
+    /// A tensor of the run would exceed the engine's element limit (refused before it is allocated when its size
+    /// follows from the input shapes or the op's inputs).
+    #[error("node {node:?} would produce {elements} elements, above this node's limit of {max}")]
+    TooLarge {
+        /// The model node.
+        node: String,
+        /// Its output's element count.
+        elements: u64,
+        /// The limit.
+        max: u64,
     },
 }
 

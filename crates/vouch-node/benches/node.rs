@@ -57,7 +57,7 @@ fn threads() -> usize {
 
 fn in_process(path: &Path) -> (Stats, f64) {
     let info = inspect(path).unwrap();
-    let model = TractEngine.compile(path, &info, None).unwrap();
+    let model = TractEngine::default().compile(path, &info, None).unwrap();
     let inputs = input_for(&info);
     for _ in 0..50 {
         model.run(&inputs).unwrap();

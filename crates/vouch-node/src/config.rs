@@ -45,6 +45,9 @@ pub struct NodeConfig {
     pub api_keys: Vec<crate::service::access::ApiKey>,
     /// Per-client request rate and quotas (`[quotas]`).
     pub quotas: crate::service::access::Quotas,
+    /// Largest tensor a model run may produce, elements: a run that would make a larger one is refused (before the
+    /// allocation when the size follows from the input shapes). Default 64 Mi.
+    pub max_tensor_elements: u64,
     /// Whether receipts carry the inputs (their digest is always there). Default true.
     pub disclose_inputs: bool,
     /// Fault injection for tests only: as a quorum executor, flip one bit of the output (a lying node that the
@@ -74,6 +77,7 @@ impl Default for NodeConfig {
             body_timeout_secs: 30,
             max_concurrent_uploads: 16,
             unsigned_pushes: false,
+            max_tensor_elements: vouch_engine::DEFAULT_MAX_ELEMENTS,
             access: Default::default(),
             api_keys: vec![],
             quotas: Default::default(),

@@ -81,6 +81,7 @@ codes! {
     ShapeMismatch = (BAD_REQUEST, "shape_mismatch", "An input of another rank or size than the model declares."),
     InferenceFailed = (UNPROCESSABLE_ENTITY, "inference_failed", "The engine failed on these inputs."),
     EngineFault = (UNPROCESSABLE_ENTITY, "engine_fault", "The engine crashed on these inputs (contained; the node keeps serving)."),
+    OutputTooLarge = (UNPROCESSABLE_ENTITY, "output_too_large", "A tensor of the run would exceed the node's element limit; refused before it is allocated where its size can be known."),
     ReceiptNotFound = (NOT_FOUND, "receipt_not_found", "No receipt by this id on this node."),
     // Zero-knowledge path.
     InvalidCalibration = (BAD_REQUEST, "invalid_calibration", "A calibration set that is not a non-empty array of input documents for the model."),
@@ -222,6 +223,7 @@ impl From<EngineError> for ApiError {
             EngineError::Compile(_) => Code::ModelNotRunnable,
             EngineError::Run(_) | EngineError::Tensor { .. } => Code::InferenceFailed,
             EngineError::Panic(_) => Code::EngineFault,
+            EngineError::TooLarge { .. } => Code::OutputTooLarge,
         };
         ApiError::new(code, e.to_string())
     }

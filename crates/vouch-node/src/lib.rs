@@ -102,7 +102,10 @@ impl Node {
         let hub = Hub::open(home)?;
         let receipts = service::receipts::ReceiptStore::open(hub.database())?;
         let calibrations = service::zk::Calibrations::open(hub.database())?;
-        let cache = ModelCache::new(Arc::new(TractEngine), config.model_cache_capacity());
+        let cache = ModelCache::new(
+            Arc::new(TractEngine::with_max_elements(config.max_tensor_elements)),
+            config.model_cache_capacity(),
+        );
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| NodeError::Bind { addr: config.listen, source })?;

@@ -24,7 +24,7 @@ fn float_chain_matches_tract_on_the_bench_models() {
         let path = bench(name);
         let g = parse(&std::fs::read(&path).unwrap()).unwrap();
         let info = inspect(&path).unwrap();
-        let model = TractEngine.compile(&path, &info, None).unwrap();
+        let model = TractEngine::default().compile(&path, &info, None).unwrap();
         let n: usize = g.shapes[0].iter().product();
         for x in inputs(n, 5, 1) {
             let shape: Vec<u64> = g.shapes[0].iter().map(|d| *d as u64).collect();
