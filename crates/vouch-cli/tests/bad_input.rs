@@ -23,23 +23,7 @@ fn assert_error(resp: (u16, Value), status: u16, code: &str) -> String {
 }
 
 fn value_info(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
-    use pb::tensor_shape_proto::{Dimension, dimension::Value as D};
-    pb::ValueInfoProto {
-        name: name.into(),
-        r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: 1,
-                shape: Some(pb::TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|d| Dimension { value: Some(D::DimValue(*d)), ..Default::default() })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    common::onnx::value_info(name, common::onnx::FLOAT, Some(dims))
 }
 
 /// A one-node ONNX model `y = OP(x)`, optionally with a weight tensor stored as external data.

@@ -7,48 +7,13 @@ mod common;
 
 use std::path::Path;
 
+use common::onnx::{FLOAT, floats, int, ints, model, node, value_info};
 use common::{NodeProc, Rng};
-use prost::Message;
 use serde_json::{Value, json};
-use tract_onnx::pb;
 
 const C: usize = 3;
 const H: usize = 12;
 const W: usize = 12;
-
-fn value_info(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
-    use pb::tensor_shape_proto::{Dimension, dimension::Value as D};
-    pb::ValueInfoProto {
-        name: name.into(),
-        r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: 1,
-                shape: Some(pb::TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|d| Dimension { value: Some(D::DimValue(*d)), ..Default::default() })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn ints(name: &str, v: &[i64]) -> pb::AttributeProto {
-    pb::AttributeProto { name: name.into(), r#type: 7, ints: v.to_vec(), ..Default::default() }
-}
-
-fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<pb::AttributeProto>) -> pb::NodeProto {
-    pb::NodeProto {
-        op_type: op.into(),
-        input: inputs.iter().map(|s| (*s).into()).collect(),
-        output: vec![output.into()],
-        attribute,
-        ..Default::default()
-    }
-}
 
 /// `1x3x12x12 -> Conv(3->4, 3x3, pad 1) -> Relu -> Conv(4->6, 3x3, pad 1, stride 2) -> Relu -> MaxPool(2x2, stride 2)
 /// -> Flatten (54) -> Gemm(10)`, seeded weights.
@@ -57,13 +22,7 @@ fn cnn() -> Vec<u8> {
     let mut tensor = |name: &str, dims: &[i64], fan_in: usize| {
         let n: i64 = dims.iter().product();
         let scale = 1.5 / (fan_in as f64).sqrt();
-        pb::TensorProto {
-            name: name.into(),
-            dims: dims.to_vec(),
-            data_type: 1,
-            float_data: (0..n).map(|_| (rng.unit() * scale) as f32).collect(),
-            ..Default::default()
-        }
+        floats(name, dims, (0..n).map(|_| (rng.unit() * scale) as f32).collect())
     };
     let initializer = vec![
         tensor("w1", &[4, 3, 3, 3], 27),
@@ -83,27 +42,10 @@ fn cnn() -> Vec<u8> {
         node("Relu", &["c2"], "r2", vec![]),
         node("MaxPool", &["r2"], "p", vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])]),
         node("Flatten", &["p"], "f", vec![]),
-        node(
-            "Gemm",
-            &["f", "w3", "b3"],
-            "y",
-            vec![pb::AttributeProto { name: "transB".into(), r#type: 2, i: 1, ..Default::default() }],
-        ),
+        node("Gemm", &["f", "w3", "b3"], "y", vec![int("transB", 1)]),
     ];
-    pb::ModelProto {
-        ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
-        graph: Some(pb::GraphProto {
-            name: "cnn".into(),
-            node: nodes,
-            initializer,
-            input: vec![value_info("x", &[1, C as i64, H as i64, W as i64])],
-            output: vec![value_info("y", &[1, 10])],
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-    .encode_to_vec()
+    let input = value_info("x", FLOAT, Some(&[1, C as i64, H as i64, W as i64]));
+    model(nodes, initializer, vec![input], vec![value_info("y", FLOAT, Some(&[1, 10]))])
 }
 
 fn input_doc(seed: u64) -> Value {

@@ -1,6 +1,8 @@
 //! Test harness: real `vouch node run` processes on loopback, the real `vouch` CLI, raw HTTP.
 #![allow(dead_code)]
 
+pub mod onnx;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
