@@ -15,6 +15,18 @@ struct Const {
     data: Vec<f32>,
 }
 
+/// Largest element count of any tensor or activation the zk path takes from a model file.
+const MAX_VOLUME: usize = 1 << 28;
+
+/// The element count of `dims`, refused (never overflowing) above [`MAX_VOLUME`]: every size a hostile file states
+/// is checked before anything is sized by it.
+fn volume(dims: &[usize]) -> Result<usize, QuantError> {
+    dims.iter()
+        .try_fold(1usize, |n, d| n.checked_mul(*d))
+        .filter(|n| *n <= MAX_VOLUME)
+        .ok_or_else(|| QuantError::Malformed(format!("shape {dims:?} is too large")))
+}
+
 fn tensor_f32(t: &pb::TensorProto) -> Result<Const, QuantError> {
     let dims: Vec<usize> = t
         .dims
@@ -22,7 +34,7 @@ fn tensor_f32(t: &pb::TensorProto) -> Result<Const, QuantError> {
         .map(|d| usize::try_from(*d))
         .collect::<Result<_, _>>()
         .map_err(|_| QuantError::Malformed(format!("negative dim in {}", t.name)))?;
-    let n: usize = dims.iter().product();
+    let n = volume(&dims)?;
     let data: Vec<f32> = match t.data_type {
         1 if !t.raw_data.is_empty() => {
             t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect()
@@ -205,7 +217,7 @@ pub fn parse(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
             }
         };
         let shape = g.shapes.last().expect("input shape").clone();
-        let elems: usize = shape.iter().product();
+        let elems = volume(&shape)?;
         let mut new_shape = shape.clone();
         let mut was_open_dense = false;
         let layers_before = g.layers.len();
@@ -369,7 +381,7 @@ pub fn parse(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
             }
             "Flatten" => {
                 let axis = attr_int(node, "axis", 1).rem_euclid(shape.len() as i64 + 1) as usize;
-                let outer: usize = shape[..axis].iter().product();
+                let outer = volume(&shape[..axis])?;
                 new_shape = vec![outer, elems / outer.max(1)];
                 g.layers.push(FloatLayer::Reshape(new_shape.clone()));
             }
@@ -381,13 +393,14 @@ pub fn parse(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
                         *d = *shape.get(i).ok_or_else(|| cx.unsupported("0 beyond the input rank"))? as i64;
                     }
                 }
-                let known: i64 = dims.iter().filter(|d| **d > 0).product();
+                let known: Vec<usize> = dims.iter().filter(|d| **d > 0).map(|d| *d as usize).collect();
+                let known = volume(&known).map_err(|_| cx.unsupported(format!("target shape {dims:?}")))?;
                 let unknown = dims.iter().filter(|d| **d < 0).count();
                 if unknown > 1 || known == 0 {
                     return Err(cx.unsupported(format!("target shape {dims:?}")));
                 }
-                new_shape = dims.iter().map(|d| if *d < 0 { elems / known as usize } else { *d as usize }).collect();
-                if new_shape.iter().product::<usize>() != elems {
+                new_shape = dims.iter().map(|d| if *d < 0 { elems / known } else { *d as usize }).collect();
+                if volume(&new_shape).ok() != Some(elems) {
                     return Err(cx.unsupported(format!("cannot reshape {shape:?} to {new_shape:?}")));
                 }
                 g.layers.push(FloatLayer::Reshape(new_shape.clone()));
@@ -424,7 +437,7 @@ fn broadcast(data: &[f32], from: &[usize], to: &[usize]) -> Option<Vec<f32>> {
     if from.iter().zip(to).any(|(f, t)| *f != 1 && f != t) {
         return None;
     }
-    let n: usize = to.iter().product();
+    let n = volume(to).ok()?;
     let mut out = Vec::with_capacity(n);
     for flat in 0..n {
         let mut rem = flat;

@@ -319,12 +319,16 @@ impl Evidence {
     pub fn to_bytes(&self) -> Vec<u8> {
         postcard::to_allocvec(self).expect("evidence serializes")
     }
+    /// Parses evidence bytes (never panics on garbage).
+    pub fn from_bytes(b: &[u8]) -> Result<Self, ZkError> {
+        postcard::from_bytes(b).map_err(|e| ZkError::Malformed(e.to_string()))
+    }
 }
 
 /// Verifies receipt evidence: `commitment` and `evidence` bytes, the quantized input and output.
 pub fn verify_evidence(commitment: &[u8], evidence: &[u8], x: &[i16], y: &[i16]) -> Result<usize, ZkError> {
     let c = ModelCommitment::from_bytes(commitment)?;
-    let e: Evidence = postcard::from_bytes(evidence).map_err(|e| ZkError::Malformed(e.to_string()))?;
+    let e = Evidence::from_bytes(evidence)?;
     check_structure_limits(&e.structure)?;
     verify(&e.structure, &c, x, y, &e.proof)?;
     Ok(e.proof.layers.len())
