@@ -4,6 +4,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+bash scripts/setup-system.sh
 bash scripts/setup-test-env.sh
 # Property tests draw from a fixed seed so every run checks the same cases (override to explore).
 export PROPTEST_RNG_SEED=${PROPTEST_RNG_SEED:-20261125}

@@ -162,7 +162,7 @@ impl Client {
 
     /// `GET /v1/models`.
     pub async fn list(&self) -> Result<Vec<ModelRepo>, ClientError> {
-        self.get("/v1/models").await
+        Ok(self.get::<crate::ModelList>("/v1/models").await?.repos)
     }
 
     /// `GET /v1/models/{ref}`: `NAME`, `NAME@VERSION` or an id.
@@ -280,6 +280,57 @@ impl Client {
             match body.next().await {
                 Some(chunk) => buf.extend_from_slice(&chunk.map_err(|e| ClientError::Protocol(e.to_string()))?),
                 None => return Err(ClientError::Protocol("the stream ended without a receipt".into())),
+            }
+        }
+    }
+
+    /// POSTs a JSON body and returns the JSON answer (e.g. `/v1/chat/completions`). Errors in OpenAI's shape
+    /// (`{"error": {"message", "type", "param", "code"}}`) come back as [`ClientError::Api`] like the node's own.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, ClientError> {
+        let resp = self.http.post(self.url(path)).json(body).send().await.map_err(|e| self.connect_err(e))?;
+        Self::json(resp).await
+    }
+
+    /// POSTs a JSON body to a server-sent-events endpoint (`stream: true`): `on_event` gets each `data:` event's JSON
+    /// in order until `data: [DONE]`. An `{"error": ...}` event ends the stream as [`ClientError::Api`].
+    pub async fn post_sse(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        mut on_event: impl FnMut(serde_json::Value),
+    ) -> Result<(), ClientError> {
+        let resp = self.http.post(self.url(path)).json(body).send().await.map_err(|e| self.connect_err(e))?;
+        let resp = Self::check(resp).await?;
+        let mut stream = resp.bytes_stream();
+        let mut buf: Vec<u8> = vec![];
+        loop {
+            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+                let event: Vec<u8> = buf.drain(..end + 2).collect();
+                let text = String::from_utf8_lossy(&event);
+                let data: String = text
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                if data.is_empty() {
+                    continue;
+                }
+                if data == "[DONE]" {
+                    return Ok(());
+                }
+                let v: serde_json::Value = serde_json::from_str(&data)
+                    .map_err(|e| ClientError::Protocol(format!("malformed event {data:?}: {e}")))?;
+                if v.get("error").is_some() && v.get("choices").is_none() {
+                    let detail: ErrorDetail = serde_json::from_value(v["error"].clone())
+                        .map_err(|e| ClientError::Protocol(format!("malformed error event: {e}")))?;
+                    return Err(ClientError::Api { status: StatusCode::INTERNAL_SERVER_ERROR, detail });
+                }
+                on_event(v);
+            }
+            match stream.next().await {
+                Some(chunk) => buf.extend_from_slice(&chunk.map_err(|e| ClientError::Protocol(e.to_string()))?),
+                None => return Err(ClientError::Protocol("the stream ended without [DONE]".into())),
             }
         }
     }

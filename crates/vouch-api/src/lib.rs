@@ -51,6 +51,60 @@ pub struct ModelVersion {
     /// The account that owns the repository (hex).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// What a GGUF language model is (format `gguf`), from its header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmInfo>,
+}
+
+/// A GGUF language model's header facts, recorded at push.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmInfo {
+    /// `general.architecture` (`llama`, `qwen2`, `gemma3`...).
+    pub architecture: String,
+    /// `general.name`, if the file has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_name: Option<String>,
+    /// Parameters (elements of every tensor).
+    pub parameters: u64,
+    /// The context the model was trained for, tokens.
+    pub context_length: u64,
+    /// Tensors per storage type (`Q4_K`, `F32`...).
+    pub tensor_types: std::collections::BTreeMap<String, u64>,
+    /// Tokenizer kind (`gpt2`, `llama`...).
+    pub tokenizer: String,
+    /// Tokens in the vocabulary.
+    pub vocab_size: u64,
+    /// The chat template inside the file (Jinja), if any; without one the architecture's turn format is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_template: Option<String>,
+}
+
+/// `GET /v1/models`: the OpenAI model list (`object`, `data`) and the hub's repositories with their versions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelList {
+    /// Always `list`.
+    pub object: String,
+    /// One entry per model version, as the OpenAI API lists models (`id` is `name@version`).
+    pub data: Vec<ListedModel>,
+    /// Repositories and their versions.
+    pub repos: Vec<ModelRepo>,
+}
+
+/// An OpenAI model entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListedModel {
+    /// `name@version`: what `model` takes in requests (so does the bare name, for the latest version).
+    pub id: String,
+    /// Always `model`.
+    pub object: String,
+    /// Push time, seconds since the Unix epoch.
+    pub created: u64,
+    /// The owning account (hex), or `vouch`.
+    pub owned_by: String,
+    /// The content id.
+    pub model_id: ModelId,
+    /// `onnx` or `gguf`.
+    pub format: String,
 }
 
 fn is_exact(r: &AgreementRule) -> bool {

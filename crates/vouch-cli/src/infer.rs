@@ -53,7 +53,7 @@ pub fn single_f32_input(doc: &serde_json::Value) -> anyhow::Result<Vec<f32>> {
 /// The requester's signed `SubmitJob` (hex). The entry node prepares it (model id, input digest, nonce, fee); this
 /// checks that it is a quorum job from this account with the quorum and executor fee asked for and an ordinary fee,
 /// then signs it.
-async fn job_tx(
+pub(crate) async fn job_tx(
     client: &Client,
     key: &vouch_crypto::NodeKey,
     model: &str,

@@ -10,6 +10,7 @@ macro_rules! out {
     ($($t:tt)*) => { $crate::write_out(format_args!($($t)*)) };
 }
 
+mod chat;
 mod devnet;
 mod infer;
 mod ledger;
@@ -47,6 +48,10 @@ enum Command {
     Model(model::ModelCommand),
     /// Run a model and print its outputs (with --json: the receipt).
     Infer(infer::InferArgs),
+    /// Chat with a GGUF language model (streams the answer, saves the receipt); interactive without a prompt.
+    Chat(chat::ChatArgs),
+    /// Continue a text with a GGUF language model (streams the answer, saves the receipt).
+    Complete(chat::CompleteArgs),
     /// Verify a receipt offline: exit 0 valid, 1 invalid, 2 usage error.
     Verify(verify::VerifyArgs),
     /// Show stored receipts.
@@ -92,6 +97,8 @@ fn main() -> ExitCode {
             Command::Node(c) => node::run(&cli, c).await,
             Command::Model(c) => model::run(&cli, c).await,
             Command::Infer(a) => infer::run(&cli, a).await,
+            Command::Chat(a) => chat::chat(&cli, a).await,
+            Command::Complete(a) => chat::complete(&cli, a).await,
             Command::Verify(a) => verify::run(&cli, a).await,
             Command::Receipt(c) => receipt::run(&cli, c).await,
             Command::Ledger(c) => ledger::run(&cli, c).await,

@@ -102,6 +102,7 @@ fn print_version(v: &ModelVersion) {
     crate::out!("id          {}", v.id);
     crate::out!("name        {}@{}", v.name, v.version);
     crate::out!("size        {} bytes", v.size);
+    crate::out!("format      {}", v.format);
     if !v.description.is_empty() {
         crate::out!("description {}", v.description);
     }
@@ -110,6 +111,24 @@ fn print_version(v: &ModelVersion) {
     }
     for o in &v.outputs {
         crate::out!("output      {}", o.describe());
+    }
+    if let Some(l) = &v.llm {
+        crate::out!(
+            "llm         {} ({}), {:.1}M parameters, context {} tokens",
+            l.architecture,
+            l.model_name.as_deref().unwrap_or("unnamed"),
+            l.parameters as f64 / 1e6,
+            l.context_length
+        );
+        crate::out!(
+            "tensors     {}",
+            l.tensor_types.iter().map(|(k, n)| format!("{k}x{n}")).collect::<Vec<_>>().join(" ")
+        );
+        crate::out!("tokenizer   {}, vocabulary of {} tokens", l.tokenizer, l.vocab_size);
+        match &l.chat_template {
+            Some(t) => crate::out!("template    chat template in the file ({} bytes)", t.len()),
+            None => crate::out!("template    no chat template in the file: the architecture's turn format is used"),
+        }
     }
     if let Some(z) = &v.zk {
         crate::out!(

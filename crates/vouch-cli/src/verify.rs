@@ -29,6 +29,73 @@ pub struct VerifyArgs {
     /// The salt `vouch infer --private-input` printed.
     #[arg(long, requires = "input")]
     salt: Option<String>,
+    /// A language-model answer as the client received it (an OpenAI chat or completion response JSON, e.g. from
+    /// `vouch chat --response`): also check, with `--model FILE.gguf`'s tokenizer, that its text is exactly what the
+    /// receipt's output tokens say.
+    #[arg(long, requires = "model")]
+    response: Option<PathBuf>,
+}
+
+/// Checks that a response's text, finish reason and token counts are the receipt's: the tokens detokenized with the
+/// model's own vocabulary, cut at the request's stop strings. Returns the number of completion tokens.
+fn check_response(
+    receipt: &vouch_codec::Receipt,
+    model: &PathBuf,
+    response: &serde_json::Value,
+) -> anyhow::Result<Result<usize, String>> {
+    use vouch_llm::LlmEngine;
+    let (tokens, finish) = match vouch_llm::request::from_outputs(&receipt.outputs) {
+        Ok(t) => t,
+        Err(e) => return Ok(Err(format!("response: the receipt is not a completion ({e})"))),
+    };
+    let Some(inputs) = &receipt.inputs else {
+        return Ok(Err("response: the receipt does not carry its request".into()));
+    };
+    let request = match vouch_llm::request::Completion::from_inputs(inputs) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(format!("response: {e}"))),
+    };
+    let vocab =
+        vouch_llm::LlamaEngine::new().load_vocab(model).map_err(|e| anyhow::anyhow!("{}: {e}", model.display()))?;
+    let mut pieces = Vec::with_capacity(tokens.len());
+    for &t in &tokens {
+        match vocab.piece(t) {
+            Ok(_) if vocab.is_end(t) => {}
+            Ok(p) => pieces.push(p),
+            Err(e) => return Ok(Err(format!("response: output {e}"))),
+        }
+    }
+    let text = vouch_llm::text::render(pieces.iter().map(Vec::as_slice), &request.params.stop);
+    let choice = &response["choices"][0];
+    let Some(said) = choice["message"]["content"].as_str().or_else(|| choice["text"].as_str()) else {
+        return Ok(Err("response: no choices[0].message.content or choices[0].text".into()));
+    };
+    if said != text {
+        let at = said.bytes().zip(text.bytes()).take_while(|(a, b)| a == b).count();
+        return Ok(Err(format!(
+            "response: its text differs from the receipt's tokens at byte {at}: the response has {:?}, the tokens say {:?}",
+            said.get(at..).map(|s| s.chars().take(24).collect::<String>()).unwrap_or_default(),
+            text.get(at..).map(|s| s.chars().take(24).collect::<String>()).unwrap_or_default(),
+        )));
+    }
+    if let Some(f) = choice["finish_reason"].as_str()
+        && f != finish.name()
+    {
+        return Ok(Err(format!("response: finish_reason {f:?}, the receipt says {:?}", finish.name())));
+    }
+    for (field, n) in [("completion_tokens", tokens.len()), ("prompt_tokens", request.prompt.len())] {
+        if let Some(u) = response["usage"][field].as_u64()
+            && u != n as u64
+        {
+            return Ok(Err(format!("response: usage.{field} is {u}, the receipt has {n}")));
+        }
+    }
+    if let Some(id) = response["vouch"]["receipt_id"].as_str()
+        && id != receipt.id().to_hex()
+    {
+        return Ok(Err(format!("response: it names receipt {id}, not this one")));
+    }
+    Ok(Ok(tokens.len()))
 }
 
 /// Checks the anchor of a (signature-valid) receipt against a chain spec.
@@ -94,6 +161,20 @@ pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
             verified = Err(e.to_string());
         }
     }
+    let mut response_tokens = None;
+    if let (Ok(_), Some(path)) = (&verified, &a.response) {
+        let response: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        )
+        .with_context(|| format!("{} is not JSON", path.display()))?;
+        let json: vouch_codec::ReceiptJson = serde_json::from_str(&text)?;
+        let receipt = json.to_receipt().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let model = a.model.as_ref().expect("clap: --response requires --model");
+        match check_response(&receipt, model, &response)? {
+            Ok(n) => response_tokens = Some(n),
+            Err(e) => verified = Err(e),
+        }
+    }
     let anchored = match (&verified, &a.genesis) {
         (Ok(_), Some(g)) => {
             let spec = vouch_chain::spec::ChainSpec::load(g).map_err(anyhow::Error::msg)?;
@@ -114,6 +195,7 @@ pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
                     "signers": v.signers.iter().map(hex::encode).collect::<Vec<_>>(), "model_checked": v.model_checked,
                     "zk_layers": v.zk_layers, "anchor_height": anchored.and_then(Result::ok),
                     "private_input": v.private_input, "input_opened": a.input.is_some(),
+                    "response_tokens": response_tokens,
                 }))?;
             } else {
                 crate::out!("valid: receipt {}", v.id);
@@ -121,6 +203,11 @@ pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
                 crate::out!("  mode    {}", v.mode.name());
                 for s in &v.signers {
                     crate::out!("  signer  {}", hex::encode(s));
+                }
+                if let Some(n) = response_tokens {
+                    crate::out!(
+                        "  text    the response is exactly the receipt's {n} output tokens, detokenized by the model"
+                    );
                 }
                 if let Some(Ok(h)) = anchored {
                     crate::out!(

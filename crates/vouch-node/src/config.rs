@@ -48,6 +48,16 @@ pub struct NodeConfig {
     /// Largest tensor a model run may produce, elements: a run that would make a larger one is refused (before the
     /// allocation when the size follows from the input shapes). Default 64 Mi.
     pub max_tensor_elements: u64,
+    /// Language-model generations run at once (more wait in the queue); 0 = one per core. Default 0.
+    pub llm_parallel: usize,
+    /// Language-model requests that may wait for a place; beyond, `429 queue_full` with `Retry-After`. Default 16.
+    pub llm_queue: usize,
+    /// Threads the running generations share (each gets its share when it starts); 0 = every core. Default 0.
+    pub llm_threads: usize,
+    /// Language models kept loaded (memory-mapped). Default 2.
+    pub llm_model_cache: usize,
+    /// Longest prompt plus completion, tokens (also bounded by each model's trained context). Default 8192.
+    pub llm_max_context: usize,
     /// Whether receipts carry the inputs (their digest is always there). Default true.
     pub disclose_inputs: bool,
     /// Fault injection for tests only: as a quorum executor, flip one bit of the output (a lying node that the
@@ -82,6 +92,11 @@ impl Default for NodeConfig {
             api_keys: vec![],
             quotas: Default::default(),
             disclose_inputs: true,
+            llm_parallel: 0,
+            llm_queue: 16,
+            llm_threads: 0,
+            llm_model_cache: 2,
+            llm_max_context: 8192,
             snapshot_every_blocks: 1_024,
             fault_flip_outputs: false,
             fault_skip_settlement: false,

@@ -64,7 +64,7 @@ codes! {
     NameOwned = (FORBIDDEN, "name_owned", "The model name belongs to another account; a new version needs that account's signature."),
     InvalidSignature = (BAD_REQUEST, "invalid_signature", "A push signature that does not verify for the account, name and model given."),
     ModelNotFound = (NOT_FOUND, "model_not_found", "No model by this name, name@version or id, here or on any peer."),
-    InvalidModel = (UNPROCESSABLE_ENTITY, "invalid_model", "The file is not a well-formed ONNX model."),
+    InvalidModel = (UNPROCESSABLE_ENTITY, "invalid_model", "The file is not a well-formed ONNX or GGUF model."),
     UnsupportedOperator = (UNPROCESSABLE_ENTITY, "unsupported_operator", "The model uses operators the engine does not run."),
     ExternalData = (UNPROCESSABLE_ENTITY, "external_data", "The model refers to weights outside the file."),
     UnsupportedType = (UNPROCESSABLE_ENTITY, "unsupported_type", "The model has an input or output type the node does not serve."),
@@ -83,6 +83,17 @@ codes! {
     EngineFault = (UNPROCESSABLE_ENTITY, "engine_fault", "The engine crashed on these inputs (contained; the node keeps serving)."),
     OutputTooLarge = (UNPROCESSABLE_ENTITY, "output_too_large", "A tensor of the run would exceed the node's element limit; refused before it is allocated where its size can be known."),
     ReceiptNotFound = (NOT_FOUND, "receipt_not_found", "No receipt by this id on this node."),
+    // Language models.
+    UnsupportedArchitecture = (UNPROCESSABLE_ENTITY, "unsupported_architecture", "A GGUF model of an architecture the engine does not generate text with (the message names it)."),
+    NotLanguageModel = (BAD_REQUEST, "not_language_model", "A completion asked of a model that is not a GGUF language model."),
+    InvalidParameter = (BAD_REQUEST, "invalid_parameter", "A completion parameter out of its range (the error's param names it)."),
+    UnsupportedParameter = (BAD_REQUEST, "unsupported_parameter", "A completion parameter this node does not serve yet (n > 1, tools, penalties...)."),
+    InvalidMessages = (BAD_REQUEST, "invalid_messages", "Chat messages that are empty, of an unknown role, or without text."),
+    InvalidPrompt = (BAD_REQUEST, "invalid_prompt", "A prompt with no tokens or with token ids outside the vocabulary."),
+    TemplateFailed = (UNPROCESSABLE_ENTITY, "template_failed", "The model's chat template failed on these messages."),
+    ContextLengthExceeded = (BAD_REQUEST, "context_length_exceeded", "The prompt plus max_tokens exceed the context window (both counts given)."),
+    QueueFull = (TOO_MANY_REQUESTS, "queue_full", "Every generation place and the queue are taken; retry after the Retry-After seconds."),
+    Cancelled = (BAD_REQUEST, "cancelled", "The client left before the completion finished; generation stopped, no receipt was issued."),
     // Zero-knowledge path.
     InvalidCalibration = (BAD_REQUEST, "invalid_calibration", "A calibration set that is not a non-empty array of input documents for the model."),
     CalibrationNotFound = (NOT_FOUND, "calibration_not_found", "No calibration set by this id."),
@@ -202,6 +213,18 @@ impl From<InspectError> for ApiError {
             _ => None,
         };
         ApiError { code, message: e.to_string(), details }
+    }
+}
+
+impl From<vouch_llm::GgufError> for ApiError {
+    fn from(e: vouch_llm::GgufError) -> Self {
+        use vouch_llm::GgufError;
+        match &e {
+            GgufError::Io(_) => ApiError::internal(e),
+            GgufError::Architecture(a) => ApiError::new(Code::UnsupportedArchitecture, e.to_string())
+                .details(serde_json::json!({ "architecture": a })),
+            _ => ApiError::new(Code::InvalidModel, e.to_string()),
+        }
     }
 }
 

@@ -58,6 +58,8 @@ pub(crate) struct NodeState {
     pub key: NodeKey,
     pub hub: Hub,
     pub cache: ModelCache,
+    /// Language models and their generation scheduler.
+    pub llm: service::llm::Llm,
     pub receipts: service::receipts::ReceiptStore,
     pub calibrations: service::zk::Calibrations,
     /// Provers of zk models, parameters committed (a pure function of model and calibration; rebuilt on a miss).
@@ -80,9 +82,14 @@ pub(crate) struct NodeState {
 }
 
 impl NodeState {
-    /// The issuer of this node's receipts (its key, its engine's name).
-    pub fn issuer(&self) -> vouch_receipt::Issuer<'_> {
-        vouch_receipt::Issuer::new(&self.key, self.cache.engine_id())
+    /// The issuer of this node's receipts for `record`: its key, and the engine string of the model's format.
+    pub fn issuer_for(&self, record: &vouch_api::ModelVersion) -> vouch_receipt::Issuer<'_> {
+        let engine = if record.format == service::models::GGUF {
+            self.llm.engine_id().to_owned()
+        } else {
+            self.cache.engine_id()
+        };
+        vouch_receipt::Issuer::new(&self.key, engine)
     }
 }
 
@@ -106,6 +113,7 @@ impl Node {
             Arc::new(TractEngine::with_max_elements(config.max_tensor_elements)),
             config.model_cache_capacity(),
         );
+        let llm = service::llm::Llm::new(Arc::new(vouch_llm::LlamaEngine::new()), &config);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| NodeError::Bind { addr: config.listen, source })?;
@@ -128,6 +136,7 @@ impl Node {
             key,
             hub,
             cache,
+            llm,
             receipts,
             calibrations,
             started: Instant::now(),

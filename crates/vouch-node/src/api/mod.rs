@@ -5,6 +5,7 @@ mod jobs;
 mod ledger;
 mod models;
 mod node;
+mod openai;
 pub(crate) mod serve;
 
 use std::sync::Arc;
@@ -39,7 +40,9 @@ pub(crate) fn router(state: Arc<NodeState>) -> Router {
             // Uploads stream to disk under the hub's own size limit, so the JSON body limit does not apply.
             post(models::push).layer(DefaultBodyLimit::disable()),
         )
-        .route("/v1/models", get(models::list))
+        .route("/v1/models", get(openai::list))
+        .route("/v1/chat/completions", post(openai::chat))
+        .route("/v1/completions", post(openai::completions))
         .route("/v1/calibrations", post(models::upload_calibration))
         .route("/v1/models/{reference}", get(models::show))
         .route("/v1/blobs/{id}", get(models::download))
@@ -102,6 +105,7 @@ async fn admit(State(s): AppState, mut req: Request, next: Next) -> Response {
     let keyed = req.method() == axum::http::Method::POST && !path.ends_with("/execute");
     let client = match s.access.identify(bearer, peer, keyed).and_then(|c| s.access.request(&c).map(|()| c)) {
         Ok(c) => c,
+        Err(e) if openai::is_openai_path(path) => return openai::OpenAiError(e).into_response(),
         Err(e) => return e.into_response(),
     };
     req.extensions_mut().insert(client);

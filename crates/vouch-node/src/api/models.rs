@@ -107,11 +107,6 @@ pub(super) async fn upload_calibration(
     Ok((StatusCode::CREATED, Json(vouch_api::CalibrationRef { id, samples })))
 }
 
-/// `GET /v1/models`.
-pub(super) async fn list(State(s): AppState) -> Result<Json<Vec<vouch_api::ModelRepo>>, ApiError> {
-    Ok(Json(blocking(move || Ok(s.hub.list()?)).await?))
-}
-
 /// `GET /v1/models/{reference}`: by name, name@version or id.
 pub(super) async fn show(State(s): AppState, Path(reference): Path<String>) -> Result<Json<ModelVersion>, ApiError> {
     Ok(Json(blocking(move || Ok(s.hub.resolve(&reference)?)).await?))

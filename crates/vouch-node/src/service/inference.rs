@@ -45,7 +45,7 @@ pub(crate) async fn infer(
         blocking(move || zk::prove(&st, &record, &inputs, salt, progress.as_ref())).await?
     } else {
         let outputs = run_model(&s, &record, &inputs).await?;
-        s.issuer().signed(record.id, rand::random(), inputs, s.config.disclose_inputs, outputs)
+        s.issuer_for(&record).signed(record.id, rand::random(), inputs, s.config.disclose_inputs, outputs)
     };
     finish(&s, receipt, Settle::Here).await
 }

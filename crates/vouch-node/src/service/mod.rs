@@ -1,10 +1,11 @@
 //! What the node does, behind the HTTP handlers: models (upload, commit, replication), inference and the receipt
-//! of every mode, zk proving, the quorum protocol, the node's seat on the chain, settlement and the receipt store.
+//! of every mode, language-model completions, zk proving, the quorum protocol, the node's seat on the chain, settlement and the receipt store.
 
 pub(crate) mod access;
 pub(crate) mod chain;
 pub(crate) mod execution;
 pub(crate) mod inference;
+pub(crate) mod llm;
 pub(crate) mod models;
 pub(crate) mod quorum;
 pub(crate) mod receipts;

@@ -73,6 +73,98 @@ fn owner(
     }
 }
 
+/// The format name of GGUF language models.
+pub(crate) const GGUF: &str = "gguf";
+
+/// What inspecting a model file learns, whatever its format.
+pub(crate) struct Described {
+    pub format: &'static str,
+    pub info: Option<vouch_engine::ModelInfo>,
+    pub llm: Option<vouch_api::LlmInfo>,
+}
+
+impl Described {
+    /// The record's format-specific fields (the rest left empty for the caller).
+    pub fn into_version(self) -> ModelVersion {
+        let (inputs, outputs, ops, opsets, producer) = match self.info {
+            Some(i) => (i.inputs, i.outputs, i.ops, i.opsets, i.producer),
+            None => (
+                vouch_llm::request::input_specs(),
+                vouch_llm::request::output_specs(),
+                Default::default(),
+                Default::default(),
+                String::new(),
+            ),
+        };
+        ModelVersion {
+            id: vouch_codec::ModelId::from_blake3([0; 32]),
+            name: String::new(),
+            version: String::new(),
+            size: 0,
+            description: String::new(),
+            format: self.format.into(),
+            inputs,
+            outputs,
+            ops,
+            opsets,
+            producer,
+            created_at_ms: 0,
+            zk: None,
+            agreement: AgreementRule::Exact,
+            owner: None,
+            llm: self.llm,
+        }
+    }
+}
+
+/// Whether a file starts with the GGUF magic.
+fn is_gguf(path: &std::path::Path) -> Result<bool, ApiError> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let mut f = std::fs::File::open(path).map_err(ApiError::internal)?;
+    match f.read_exact(&mut magic) {
+        Ok(()) => Ok(&magic == b"GGUF"),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+/// Inspects a stored or staged model file: a GGUF language model (bounded header inspection) or an ONNX model
+/// (streaming inspection). With `check`, a model up to `compile_on_push_max_bytes` is also loaded by its engine, so
+/// one the engine cannot run is refused now rather than at its first request. Blocking.
+pub(crate) fn describe(
+    st: &NodeState,
+    id: vouch_codec::ModelId,
+    path: &std::path::Path,
+    size: u64,
+    check: bool,
+) -> Result<Described, ApiError> {
+    let check = check && size <= st.config.compile_on_push_max_bytes;
+    if is_gguf(path)? {
+        let f = std::fs::File::open(path).map_err(ApiError::internal)?;
+        let g = vouch_llm::inspect(std::io::BufReader::new(f), size)?;
+        if check {
+            st.llm.model(id, path)?;
+        }
+        let llm = vouch_api::LlmInfo {
+            architecture: g.architecture,
+            model_name: g.name,
+            parameters: g.parameters,
+            context_length: g.context_length,
+            tensor_types: g.tensor_types,
+            tokenizer: g.tokenizer,
+            vocab_size: g.vocab_size,
+            chat_template: g.chat_template,
+        };
+        return Ok(Described { format: GGUF, info: None, llm: Some(llm) });
+    }
+    let info = vouch_engine::inspect(path)?;
+    if check {
+        st.cache.check(id, path, &info)?;
+    }
+    Ok(Described { format: "onnx", info: Some(info), llm: None })
+}
+
 /// Bytes gathered before each write on the blocking pool (no thread is held between writes).
 const WRITE_BATCH: usize = 1 << 20;
 
@@ -144,11 +236,14 @@ pub(crate) async fn commit(
     let legacy_owner = s.key.public_key();
     let st = s.clone();
     let record = blocking(move || {
-        let info = vouch_engine::inspect(staged.path())?;
-        if staged.size <= st.config.compile_on_push_max_bytes {
-            st.cache.check(staged.id, staged.path(), &info)?;
-        }
+        let d = describe(&st, staged.id, staged.path(), staged.size, true)?;
         let zk = match &opts.calibration {
+            Some(_) if d.format == GGUF => {
+                return Err(ApiError::new(
+                    Code::InvalidQuery,
+                    "zk proofs are for ONNX models; a GGUF model is served in signed and quorum modes",
+                ));
+            }
             Some(c) => {
                 let (mut info, prover) =
                     zk::quantize_model(staged.path(), staged.size, &st.calibrations, c, opts.force)?;
@@ -164,16 +259,11 @@ pub(crate) async fn commit(
             version: String::new(),
             size: staged.size,
             description: String::new(),
-            format: "onnx".into(),
-            inputs: info.inputs,
-            outputs: info.outputs,
-            ops: info.ops,
-            opsets: info.opsets,
-            producer: info.producer,
             created_at_ms: 0,
             zk,
             agreement: opts.agreement,
             owner: None,
+            ..d.into_version()
         };
         let new =
             NewVersion { name, version: opts.version, description: opts.description, template, owner, legacy_owner };

@@ -78,7 +78,7 @@ async fn job_body(
     let j = chain.job(job)?;
     let executors = if j.status == JobStatus::Disputed { j.dispute_set.clone() } else { j.executors.clone() };
     let rule = chain.model(&j.model)?.rule;
-    Some(s.issuer().quorum_body(record.id, job.0, issued_at_ms, input_digest, outputs, executors, rule))
+    Some(s.issuer_for(record).quorum_body(record.id, job.0, issued_at_ms, input_digest, outputs, executors, rule))
 }
 
 /// `POST /v1/jobs/{job}/execute` on an assigned executor (or the entry node's own share, called directly).
@@ -137,7 +137,7 @@ pub(crate) async fn execute(
     let body = job_body(&s, &job, &record, j.input_digest, &outputs)
         .await
         .ok_or_else(|| ApiError::new(Code::JobClosed, format!("job {job} is no longer open")))?;
-    let signature = s.issuer().sign(&body);
+    let signature = s.issuer_for(&record).sign(&body);
     let kind = TxKind::SubmitResult { job, node: me, body: body.to_bytes(), signature };
     s.chain.sign_submit(&s.key, kind).map_err(|e| ApiError::new(Code::LedgerUnavailable, e.to_string()))?;
     // The first assigned executor settles the receipt its round signs (so exactly one settlement per receipt).
@@ -158,21 +158,26 @@ fn choose_output(rule: AgreementRule, outputs: TensorMap, candidates: &[TensorMa
     candidates.iter().find(|c| rule.agrees_on(c, &outputs)).cloned().unwrap_or(outputs)
 }
 
-/// Fault injection for tests (`fault_flip_outputs`): a lying executor.
+/// Fault injection for tests (`fault_flip_outputs`): a lying executor flips the lowest bit of the first element of
+/// the first numeric output (a language model's first generated token).
 fn flip_first_bit(outputs: &mut TensorMap) {
     use vouch_codec::{Tensor, TensorData};
-    if let Some(t) = outputs.values_mut().next() {
+    for t in outputs.values_mut() {
         let mut data = t.data().clone();
-        match &mut data {
-            TensorData::F32(v) => v.iter_mut().take(1).for_each(|x| *x = f32::from_bits(x.to_bits() ^ 1)),
-            TensorData::F64(v) => v.iter_mut().take(1).for_each(|x| *x = f64::from_bits(x.to_bits() ^ 1)),
-            TensorData::I64(v) => v.iter_mut().take(1).for_each(|x| *x ^= 1),
-            TensorData::I32(v) => v.iter_mut().take(1).for_each(|x| *x ^= 1),
-            TensorData::I16(v) => v.iter_mut().take(1).for_each(|x| *x ^= 1),
-            _ => {}
-        }
-        if let Ok(flipped) = Tensor::new(t.shape().to_vec(), data) {
-            *t = flipped;
+        let flipped = match &mut data {
+            TensorData::F32(v) => v.iter_mut().take(1).map(|x| *x = f32::from_bits(x.to_bits() ^ 1)).count(),
+            TensorData::F64(v) => v.iter_mut().take(1).map(|x| *x = f64::from_bits(x.to_bits() ^ 1)).count(),
+            TensorData::I64(v) => v.iter_mut().take(1).map(|x| *x ^= 1).count(),
+            TensorData::I32(v) => v.iter_mut().take(1).map(|x| *x ^= 1).count(),
+            TensorData::I16(v) => v.iter_mut().take(1).map(|x| *x ^= 1).count(),
+            TensorData::U32(v) => v.iter_mut().take(1).map(|x| *x ^= 1).count(),
+            _ => 0,
+        };
+        if flipped > 0
+            && let Ok(t2) = Tensor::new(t.shape().to_vec(), data)
+        {
+            *t = t2;
+            return;
         }
     }
 }

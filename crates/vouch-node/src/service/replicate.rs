@@ -65,14 +65,17 @@ async fn fetch_from(s: &Arc<NodeState>, peer: &str, reference: &str) -> Result<M
         if staged.id != remote.id {
             return Err(ApiError::new(Code::PeerError, "replicated bytes changed on disk"));
         }
-        let info = vouch_engine::inspect(staged.path())?;
+        // Described from the bytes, never taken from the peer.
+        let d = crate::service::models::describe(&st, staged.id, staged.path(), staged.size, false)?.into_version();
         let version: Option<Version> = remote.version.parse().ok();
         let template = ModelVersion {
-            inputs: info.inputs,
-            outputs: info.outputs,
-            ops: info.ops,
-            opsets: info.opsets,
-            producer: info.producer,
+            format: d.format,
+            inputs: d.inputs,
+            outputs: d.outputs,
+            ops: d.ops,
+            opsets: d.opsets,
+            producer: d.producer,
+            llm: d.llm,
             // Proving needs the calibration set, which stays with the pushing node.
             zk: None,
             ..remote.clone()

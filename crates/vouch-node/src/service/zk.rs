@@ -284,7 +284,7 @@ fn prove_public(
     let qout = zk_output(record, graph, y)?;
     let evidence = vouch_zk::Evidence { structure: vouch_zk::public_structure(graph), proof }.to_bytes();
     let proof = vouch_receipt::ZkProof { system: vouch_zk::SYSTEM.into(), commitment, evidence };
-    Ok(st.issuer().zk(record.id, rand::random(), qin, qout, proof))
+    Ok(st.issuer_for(record).zk(record.id, rand::random(), qin, qout, proof))
 }
 
 /// A private-input zk receipt: one hiding batch proof; the input never leaves this function.
@@ -324,5 +324,5 @@ fn prove_private(
     let evidence =
         vouch_zk::private::PrivateEvidence { structure: vouch_zk::public_structure(graph), proof }.to_bytes();
     let proof = vouch_receipt::ZkProof { system: vouch_zk::private::PRIVATE_SYSTEM.into(), commitment, evidence };
-    Ok(st.issuer().zk_private(record.id, rand::random(), input, qout, proof))
+    Ok(st.issuer_for(record).zk_private(record.id, rand::random(), input, qout, proof))
 }
