@@ -182,7 +182,7 @@ fn vouch_chat_and_complete_stream_and_save_verifiable_receipts() {
             response.to_str().unwrap(),
         ]);
         let said = read_json(&response)["choices"][0]["message"]["content"].as_str().unwrap().to_owned();
-        assert_eq!(out.trim_end_matches('\n'), said, "{model}: the terminal shows the streamed answer");
+        assert_eq!(out, format!("{said}\n"), "{model}: the terminal shows the streamed answer");
         let (code, v) = verify(
             &node,
             &receipt,
