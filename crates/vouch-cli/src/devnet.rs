@@ -28,6 +28,10 @@ pub struct DevnetArgs {
     /// Executed blocks between the nodes' local snapshots (default: the node's, 1,024).
     #[arg(long)]
     snapshot_every: Option<u64>,
+    /// Fault injection for tests: the node with this index lies as a quorum executor (`fault_flip_outputs`: one bit
+    /// of its output flipped, for a language model its first generated token), so the dispute path can be watched.
+    #[arg(long, hide = true)]
+    liar: Option<usize>,
 }
 
 pub async fn run(_cli: &Cli, a: &DevnetArgs) -> anyhow::Result<Outcome> {
@@ -54,6 +58,9 @@ pub async fn run(_cli: &Cli, a: &DevnetArgs) -> anyhow::Result<Outcome> {
         let mut config = format!("listen = \"127.0.0.1:{http}\"\n");
         if let Some(n) = a.snapshot_every {
             config.push_str(&format!("snapshot_every_blocks = {n}\n"));
+        }
+        if a.liar == Some(i) {
+            config.push_str("fault_flip_outputs = true\n");
         }
         std::fs::write(dir.join("config.toml"), config)?;
     }

@@ -40,7 +40,7 @@ pub struct VerifyArgs {
 /// model's own vocabulary, cut at the request's stop strings. Returns the number of completion tokens.
 fn check_response(
     receipt: &vouch_codec::Receipt,
-    model: &PathBuf,
+    model: &std::path::Path,
     response: &serde_json::Value,
 ) -> anyhow::Result<Result<usize, String>> {
     use vouch_llm::LlmEngine;

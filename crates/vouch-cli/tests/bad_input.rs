@@ -256,7 +256,7 @@ fn bad_models_bad_requests_and_dropped_uploads_get_clear_errors() {
     }
     assert_still_serving(&node);
     let (_, repos) = node.http("GET", "/v1/models", "text/plain", b"");
-    let names: Vec<&str> = repos.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = repos["repos"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["mlp_small"], "nothing but the one good model is visible");
     // The interrupted upload's temp file goes away (the writer notices the closed channel).
     let tmp = home.path().join("tmp");
@@ -300,6 +300,8 @@ fn bad_models_bad_requests_and_dropped_uploads_get_clear_errors() {
         "/v1/ledger/accounts/{address}",
         "/v1/ledger/txs",
         "/v1/ledger/txs/{id}",
+        "/v1/chat/completions",
+        "/v1/completions",
     ] {
         assert!(paths.contains_key(route), "{route} missing from the OpenAPI document");
     }
@@ -340,7 +342,7 @@ fn a_crash_mid_upload_leaves_no_partial_model_and_the_node_restarts_cleanly() {
     let node = NodeProc::start(home.path());
     assert_eq!(std::fs::read_dir(home.path().join("tmp")).unwrap().count(), 0, "restart clears interrupted uploads");
     let (_, repos) = node.http("GET", "/v1/models", "text/plain", b"");
-    assert_eq!(repos.as_array().unwrap().len(), 1, "{repos}");
+    assert_eq!(repos["repos"].as_array().unwrap().len(), 1, "{repos}");
     assert_error(node.http("GET", "/v1/models/half", "text/plain", b""), 404, "model_not_found");
     assert_still_serving(&node);
     // The same upload, complete this time, succeeds.

@@ -328,7 +328,7 @@ fn bad_requests_get_their_exact_errors_and_the_node_keeps_serving() {
         write!(s, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
         let mut buf = [0u8; 2048];
         let mut got = Vec::new();
-        while !String::from_utf8_lossy(&got).matches("data: ").nth(3).is_some() {
+        while String::from_utf8_lossy(&got).matches("data: ").nth(3).is_none() {
             let n = s.read(&mut buf).unwrap();
             assert!(n > 0, "stream ended early: {}", String::from_utf8_lossy(&got));
             got.extend_from_slice(&buf[..n]);
@@ -366,4 +366,42 @@ fn bad_requests_get_their_exact_errors_and_the_node_keeps_serving() {
     // Still serving.
     let (s, v) = post(&node, "/v1/chat/completions", &json!({"model": "smollm2", "messages": msgs, "max_tokens": 4}));
     assert_eq!(s, 200, "{v}");
+}
+
+#[test]
+fn three_node_processes_with_different_thread_counts_decode_identically() {
+    let homes: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    for (h, threads) in homes.iter().zip([1, 2, 2]) {
+        std::fs::write(h.path().join("config.toml"), format!("llm_threads = {threads}\n")).unwrap();
+    }
+    let nodes: Vec<NodeProc> = homes.iter().map(|h| start_with_models(h.path())).collect();
+    // A prompt past 512 tokens (three prefill chunks; attention over more than 512 cached tokens), and a short one;
+    // greedy and seeded sampling.
+    let long = format!("Summarize: {}", "The committee met on Tuesday to review the budget. ".repeat(60));
+    for (content, temperature) in
+        [(long.as_str(), 0.0), ("Tell me about the moon.", 0.0), ("Tell me about the moon.", 0.8)]
+    {
+        let body = json!({
+            "model": "smollm2", "messages": [{"role": "user", "content": content}], "max_tokens": 24,
+            "temperature": temperature, "seed": 11, "vouch": {"logit_digests": true}
+        });
+        let answers: Vec<Value> = nodes
+            .iter()
+            .map(|n| {
+                let (s, v) = post(n, "/v1/chat/completions", &body);
+                assert_eq!(s, 200, "{v}");
+                v
+            })
+            .collect();
+        let tokens: Vec<&Value> = answers.iter().map(|a| &a["vouch"]["receipt"]["outputs"]["tokens"]["data"]).collect();
+        let steps: Vec<&Value> = answers.iter().map(|a| &a["vouch"]["step_logits_digests"]).collect();
+        assert_eq!(steps[0].as_array().unwrap().len(), 24, "{}", answers[0]);
+        for i in 1..3 {
+            assert_eq!(tokens[i], tokens[0], "node {i}, temperature {temperature}");
+            assert_eq!(steps[i], steps[0], "node {i}, temperature {temperature}: logits differ");
+        }
+        // The same request: the same input digest on every node (the receipts differ only in who signed and when).
+        let digests: Vec<&Value> = answers.iter().map(|a| &a["vouch"]["receipt"]["input_digest"]).collect();
+        assert!(digests.iter().all(|d| *d == digests[0]));
+    }
 }

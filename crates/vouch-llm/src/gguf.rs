@@ -454,7 +454,7 @@ pub fn inspect<R: Read + Seek>(mut r: R, len: u64) -> Result<GgufInfo, GgufError
         let t = rd.u32("tensor type")?;
         let (type_name, block, block_bytes) =
             ggml_type(t).ok_or_else(|| GgufError::Malformed(format!("tensor {name:?} has unknown type {t}")))?;
-        if elements % block != 0 {
+        if !elements.is_multiple_of(block) {
             return Err(GgufError::Malformed(format!("tensor {name:?}: {elements} elements in blocks of {block}")));
         }
         let bytes = (elements / block)

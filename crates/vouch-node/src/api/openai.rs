@@ -57,7 +57,7 @@ impl IntoResponse for OpenAiError {
     }
 }
 
-/// `{"error": {"message", "type", "param", "code"}}`.
+/// `{"error": {"message", "type", "param", "code"}}`, plus `details` when the error has more than its parameter.
 pub(crate) fn error_json(e: &ApiError) -> Value {
     let kind = match e.status().as_u16() {
         401 => "authentication_error",
@@ -68,7 +68,13 @@ pub(crate) fn error_json(e: &ApiError) -> Value {
         _ => "invalid_request_error",
     };
     let param = e.details.as_ref().and_then(|d| d.get("param")).cloned().unwrap_or(Value::Null);
-    json!({"error": {"message": e.message, "type": kind, "param": param, "code": e.code.as_str()}})
+    let mut error = json!({"message": e.message, "type": kind, "param": param, "code": e.code.as_str()});
+    // Vouch's structured details ride along (OpenAI clients ignore unknown fields): a quorum request without its job
+    // learns here which inputs the job must cover.
+    if let Some(d) = e.details.as_ref().filter(|d| d.as_object().is_some_and(|o| o.keys().any(|k| k != "param"))) {
+        error["details"] = d.clone();
+    }
+    json!({ "error": error })
 }
 
 /// Whether a path is served in OpenAI's error shape.
@@ -565,7 +571,7 @@ fn fingerprint(s: &NodeState) -> String {
 }
 
 /// The `vouch` object: the receipt, its id, and the logits digest of the run.
-fn vouch_object(s: &NodeState, req: &Request, o: &Outcome) -> Result<Value, ApiError> {
+fn vouch_object(req: &Request, o: &Outcome) -> Result<Value, ApiError> {
     let mut v = json!({
         "receipt_id": o.receipt.id().to_hex(),
         "receipt": serde_json::to_value(o.receipt.to_json()).map_err(ApiError::internal)?,
@@ -579,7 +585,6 @@ fn vouch_object(s: &NodeState, req: &Request, o: &Outcome) -> Result<Value, ApiE
             v["step_logits_digests"] = json!(g.step_digests.iter().map(hex::encode).collect::<Vec<_>>());
         }
     }
-    let _ = s;
     Ok(v)
 }
 
@@ -647,7 +652,7 @@ fn response(s: &NodeState, req: &Request, o: &Outcome) -> Result<Value, ApiError
         "system_fingerprint": fingerprint(s),
         "choices": [choice],
         "usage": usage(req, o),
-        "vouch": vouch_object(s, req, o)?,
+        "vouch": vouch_object(req, o)?,
     }))
 }
 
@@ -731,7 +736,7 @@ async fn stream(s: Arc<NodeState>, req: Request) -> Response {
                 } else {
                     frame(json!([{"index": 0, "text": tail, "logprobs": null, "finish_reason": o.finish.name()}]))
                 };
-                match vouch_object(&s, &req, &o) {
+                match vouch_object(&req, &o) {
                     Ok(v) => last["vouch"] = v,
                     Err(e) => last["vouch"] = json!({"error": e.message}),
                 }
