@@ -66,6 +66,17 @@ fn golden_genesis_transaction_block_header_and_record() {
         },
     };
     let register = SignedTx { signature: key.sign(domain::TX_SIGNATURE, &register.id().0), tx: register };
+    let set_engine = Tx {
+        chain,
+        from: key.public_key(),
+        nonce: 9,
+        fee: 1,
+        kind: TxKind::SetEngine {
+            node: key.public_key(),
+            engine: "tract-onnx 0.23.9; llama.cpp cpu x86_64+avx2".into(),
+        },
+    };
+    let set_engine = SignedTx { signature: key.sign(domain::TX_SIGNATURE, &set_engine.id().0), tx: set_engine };
     let block =
         Block::new([8; 32], 12, 1_764_000_000_123, vec![signed.to_bytes().into(), Bytes::from(register.to_bytes())]);
     let record = TxRecord {
@@ -85,6 +96,7 @@ fn golden_genesis_transaction_block_header_and_record() {
         format!("header {}", round_trip::<Header>(block.header())),
         format!("tx_record {}", round_trip(&record)),
         format!("tx_record_failed {}", round_trip(&failed)),
+        format!("signed_tx_set_engine {}", round_trip(&set_engine)),
     ];
     golden("chain_v1.txt", &(lines.join("\n") + "\n"));
 }

@@ -120,9 +120,12 @@ fn four_node_devnet_settles_receipts_survives_a_crash_and_catches_up() {
 
     // Quorum mode through node 1, which does not have the model (it replicates it from a peer by id): three
     // executors drawn by the ledger each run and sign; one receipt carries three signatures over one output digest.
-    wait_for("all four nodes registered as executors", 60, || {
+    wait_for("all four nodes registered as executors, with one engine string", 60, || {
         let (_, nodes) = http(addrs[0], "GET", "/v1/ledger/nodes", "application/json", b"");
-        nodes.as_array().is_some_and(|n| n.len() == 4)
+        nodes.as_array().is_some_and(|n| {
+            n.len() == 4
+                && n.iter().all(|x| x["engine"].as_str().is_some_and(|e| !e.is_empty() && *e == n[0]["engine"]))
+        })
     });
     // The requester's account (the devnet's funded dev account) signs the job and pays: the transaction fee plus
     // the three executors' fees, escrowed when the job is finalized.

@@ -33,8 +33,9 @@ fn bad_transactions_get_exact_errors_and_change_nothing() {
     let home = tempfile::tempdir().unwrap();
     let node = NodeProc::start(home.path());
     // The node registers itself as an executor; after that the state is quiet (empty blocks do not change it).
-    wait_for("the node's executor registration", || {
-        node.http("GET", "/v1/ledger/nodes", "application/json", b"").1.as_array().is_some_and(|a| a.len() == 1)
+    wait_for("the node's executor registration and engine", || {
+        let nodes = node.http("GET", "/v1/ledger/nodes", "application/json", b"").1;
+        nodes.as_array().is_some_and(|a| a.len() == 1) && nodes[0]["engine"].as_str().is_some_and(|e| !e.is_empty())
     });
     let key = NodeKey::load_or_create(&home.path().join("node.key")).unwrap();
     let st = status(&node);
@@ -152,8 +153,9 @@ fn a_settlement_lost_before_submission_is_submitted_again_after_a_restart() {
 fn tx_commands_move_funds_and_stake() {
     let home = tempfile::tempdir().unwrap();
     let node = NodeProc::start(home.path());
-    wait_for("the node's executor registration", || {
-        node.http("GET", "/v1/ledger/nodes", "application/json", b"").1.as_array().is_some_and(|a| a.len() == 1)
+    wait_for("the node's executor registration and engine", || {
+        let nodes = node.http("GET", "/v1/ledger/nodes", "application/json", b"").1;
+        nodes.as_array().is_some_and(|a| a.len() == 1) && nodes[0]["engine"].as_str().is_some_and(|e| !e.is_empty())
     });
     let operator = home.path().join("node.key");
     let op = operator.to_str().unwrap();

@@ -58,10 +58,19 @@ fn quorum_completions_agree_settle_and_slash_a_lying_executor() {
     let _guard = Proc(devnet);
     let addrs: Vec<SocketAddr> = (0..4).map(|i| SocketAddr::from(([127, 0, 0, 1], base + i))).collect();
     let urls: Vec<String> = addrs.iter().map(|a| format!("http://{a}")).collect();
-    wait_for("all four nodes to finalize blocks and register", 120, || {
+    // Each node registers, then declares its engine string (ONNX and LLM builds with their kernel tiers); quorum
+    // executors are drawn among nodes that declare the same one.
+    wait_for("all four nodes to finalize blocks, register and declare one engine", 120, || {
         addrs.iter().all(|a| {
-            try_http(*a, "GET", "/v1/ledger/nodes", "application/json", b"")
-                .is_some_and(|(c, v)| c == 200 && v.as_array().is_some_and(|n| n.len() == 4))
+            try_http(*a, "GET", "/v1/ledger/nodes", "application/json", b"").is_some_and(|(c, v)| {
+                c == 200
+                    && v.as_array().is_some_and(|n| {
+                        n.len() == 4
+                            && n.iter().all(|x| {
+                                x["engine"].as_str().is_some_and(|e| e.contains("llama.cpp") && *e == n[0]["engine"])
+                            })
+                    })
+            })
         })
     });
     let dev_key = home.join("dev-account.key");
@@ -110,6 +119,9 @@ fn quorum_completions_agree_settle_and_slash_a_lying_executor() {
             assert!(!executors.contains(&liar.as_str()), "an agreed receipt without the liar: {executors:?}");
             assert_eq!(r["evidence"].as_array().unwrap().len(), 3);
             assert!(r["engine"].as_str().unwrap().starts_with("llama.cpp"), "{}", r["engine"]);
+            // The receipt's engine is part of what every executor declared on the ledger.
+            let (_, nodes) = http(addrs[0], "GET", "/v1/ledger/nodes", "application/json", b"");
+            assert!(nodes[0]["engine"].as_str().unwrap().contains(r["engine"].as_str().unwrap()), "{nodes}");
             // Three signatures over the same tokens, and the text the client saw is what they say.
             let v = ok(
                 vouch(

@@ -99,7 +99,20 @@ pub enum TxKind {
         /// The receipt id.
         receipt: Digest,
     },
+    /// Declares the inference engines a node runs (tag 9), sent by its operator or by the node key itself: the
+    /// engine builds and CPU kernel tiers whose results it signs (e.g. `tract 0.23.9; llama.cpp (...) cpu x86_64+avx2`).
+    /// A job's executors are drawn among nodes that declare the same string, so honest nodes never disagree
+    /// because their builds round differently.
+    SetEngine {
+        /// The node.
+        node: Address,
+        /// Its engine string (at most [`MAX_ENGINE_LEN`] bytes).
+        engine: String,
+    },
 }
+
+/// Longest engine string a node may declare.
+pub const MAX_ENGINE_LEN: usize = 256;
 
 /// An unsigned transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +204,11 @@ impl Canonical for Tx {
                 w.raw(node);
                 w.u64(*amount);
             }
+            TxKind::SetEngine { node, engine } => {
+                w.u8(9);
+                w.raw(node);
+                w.str(engine);
+            }
         }
     }
 
@@ -236,6 +254,7 @@ impl Canonical for Tx {
             },
             7 => TxKind::SettleReceipt { receipt: Digest(r.array("receipt id")?) },
             8 => TxKind::Unbond { node: r.array("node")?, amount: r.u64("amount")? },
+            9 => TxKind::SetEngine { node: r.array("node")?, engine: r.str("engine")?.to_owned() },
             v => return Err(DecodeError::InvalidValue { what: "tx kind", value: v.into() }),
         };
         Ok(Self { chain, from, nonce, fee, kind })

@@ -24,6 +24,7 @@ pub(crate) fn node_entry(w: &mut Writer, k: &Address, n: &NodeRecord) {
     w.raw(k);
     w.raw(&n.operator);
     w.str(&n.endpoint);
+    w.str(&n.engine);
     w.u64(n.stake);
     w.u64(n.slashed);
     w.len(n.unbonding.len());

@@ -84,12 +84,13 @@ impl State {
             let k: Address = r.array("node")?;
             let operator = r.array("operator")?;
             let endpoint = r.str("endpoint")?.to_owned();
+            let engine = r.str("engine")?.to_owned();
             let stake = r.u64("stake")?;
             let slashed = r.u64("slashed")?;
             let n = r.count("unbonding")?;
             let unbonding =
                 (0..n).map(|_| Ok((r.u64("release height")?, r.u64("amount")?))).collect::<Result<_, DecodeError>>()?;
-            Ok((k, NodeRecord { operator, endpoint, stake, slashed, unbonding }))
+            Ok((k, NodeRecord { operator, endpoint, engine, stake, slashed, unbonding }))
         })?;
         let models = table(r, "models", |r| {
             tag(r, 3, "model")?;

@@ -175,7 +175,10 @@ impl State {
                 }
                 0
             }
-            TxKind::RegisterModel { .. } | TxKind::SettleReceipt { .. } | TxKind::Unbond { .. } => 0,
+            TxKind::RegisterModel { .. }
+            | TxKind::SettleReceipt { .. }
+            | TxKind::Unbond { .. }
+            | TxKind::SetEngine { .. } => 0,
         };
         let needed = tx.fee.checked_add(amount).ok_or(TxError::InvalidAmount)?;
         if needed > sender.balance {
@@ -251,6 +254,7 @@ impl State {
             }
             TxKind::AddStake { node, amount } => self.add_stake(&c, node, *amount)?,
             TxKind::Unbond { node, amount } => self.unbond(&c, node, *amount)?,
+            TxKind::SetEngine { node, engine } => self.set_engine(&c, node, engine)?,
             TxKind::RegisterModel { model, name, commitment, rule } => {
                 self.register_model(&c, model, name, commitment, rule)?
             }

@@ -133,6 +133,8 @@ pub struct NodeRecord {
     pub operator: Address,
     /// API endpoint.
     pub endpoint: String,
+    /// The engine string the node declared (`SetEngine`; empty until it does). A job's executors share one.
+    pub engine: String,
     /// Locked stake.
     pub stake: u64,
     /// Total slashed so far.

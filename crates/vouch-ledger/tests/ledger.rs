@@ -559,3 +559,82 @@ fn a_verified_hint_skips_only_the_signature_check() {
     ));
     assert_eq!(w.state, before);
 }
+
+#[test]
+fn executors_of_a_job_and_its_dispute_set_declare_one_engine() {
+    let mut w = World::new(9);
+    // Nodes 0-5 declare engine "a", 6-7 declare "b" (each signed by its own key, which is also its operator here),
+    // node 8 never declares.
+    for i in 0..8 {
+        let engine = if i < 6 { "a" } else { "b" };
+        let node = w.nodes[i].public_key();
+        let tx = w.sign(&w.nodes[i].clone_key(), TxKind::SetEngine { node, engine: engine.into() });
+        assert_eq!(w.apply(&tx).unwrap(), vec![]);
+        assert_eq!(w.state.nodes[&node].engine, engine);
+    }
+    assert_snapshot_round_trip(&w.state);
+    let engine = |w: &World, a: &Address| w.state.nodes[a].engine.clone();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let (_, executors) = w.submit_job(2);
+        let first = engine(&w, &executors[0]);
+        assert!(executors.iter().all(|e| engine(&w, e) == first), "mixed engines: {executors:?}");
+        seen.insert(first);
+    }
+    // Every group that can field a quorum of 2 is drawn at some point ("" has one member, so never).
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec!["a".to_string(), "b".to_string()]);
+    // A quorum of 3 only fits group "a".
+    for _ in 0..10 {
+        let (_, executors) = w.submit_job(3);
+        assert!(executors.iter().all(|e| engine(&w, e) == "a"), "{executors:?}");
+    }
+    // A quorum no group can field is refused with the largest group's size.
+    let kind = TxKind::SubmitJob {
+        model: model(),
+        input_digest: Digest([5; 32]),
+        mode: Mode::Quorum,
+        quorum: 7,
+        fee_per_executor: 1,
+    };
+    let tx = w.sign(&w.users[1].clone_key(), kind);
+    assert_eq!(w.reject(&tx), TxError::NotEnoughExecutors { available: 6, quorum: 7 });
+    // A disagreement is re-executed only by nodes of the same engine outside the original set.
+    let (job, executors) = w.submit_job(3);
+    let relay = w.users[2].clone_key();
+    for (i, e) in executors.iter().enumerate() {
+        let tx = w.sign(&relay, w.result(job, e, if i == 1 { 66 } else { 9 }));
+        w.apply(&tx).unwrap();
+    }
+    let dispute = w.state.jobs[&job].dispute_set.clone();
+    assert_eq!(w.state.jobs[&job].status, JobStatus::Disputed);
+    assert_eq!(dispute.len(), 3, "the three other 'a' nodes, not the 'b' or undeclared ones");
+    assert!(dispute.iter().all(|d| engine(&w, d) == "a" && !executors.contains(d)));
+}
+
+#[test]
+fn set_engine_rejections() {
+    let mut w = World::new(2);
+    let node = w.nodes[0].public_key();
+    let stranger = w.users[0].clone_key();
+    let tx = w.sign(&stranger, TxKind::SetEngine { node, engine: "x".into() });
+    assert!(matches!(w.reject(&tx), TxError::NotOperator(_)));
+    let tx = w.sign(&w.nodes[1].clone_key(), TxKind::SetEngine { node, engine: "x".into() });
+    assert!(matches!(w.reject(&tx), TxError::NotOperator(_)), "another node's key");
+    let tx = w.sign(&stranger, TxKind::SetEngine { node: [9; 32], engine: "x".into() });
+    assert!(matches!(w.reject(&tx), TxError::UnknownNode(_)));
+    let long = "e".repeat(vouch_codec::tx::MAX_ENGINE_LEN + 1);
+    let tx = w.sign(&w.nodes[0].clone_key(), TxKind::SetEngine { node, engine: long });
+    assert_eq!(
+        w.reject(&tx),
+        TxError::TooLong {
+            what: "engine",
+            len: vouch_codec::tx::MAX_ENGINE_LEN + 1,
+            max: vouch_codec::tx::MAX_ENGINE_LEN
+        }
+    );
+    // The encoding round-trips.
+    let tx = w.sign(&w.nodes[0].clone_key(), TxKind::SetEngine { node, engine: "tract; llama.cpp".into() });
+    assert_eq!(SignedTx::from_bytes(&tx.to_bytes()).unwrap(), tx);
+    w.apply(&tx).unwrap();
+    assert_eq!(w.state.nodes[&node].engine, "tract; llama.cpp");
+}

@@ -82,6 +82,12 @@ pub(crate) struct NodeState {
 }
 
 impl NodeState {
+    /// The engine string this node declares on the ledger: its ONNX and LLM engine builds with their kernel tiers.
+    /// Quorum executors are drawn among nodes that declare the same one.
+    pub fn engines(&self) -> String {
+        format!("{}; {}", self.cache.engine_id(), self.llm.engine_id())
+    }
+
     /// The issuer of this node's receipts for `record`: its key, and the engine string of the model's format.
     pub fn issuer_for(&self, record: &vouch_api::ModelVersion) -> vouch_receipt::Issuer<'_> {
         let engine = if record.format == service::models::GGUF {
@@ -172,7 +178,7 @@ impl Node {
             let mut ticks = tokio::time::interval(std::time::Duration::from_secs(2));
             for tick in 0u64.. {
                 ticks.tick().await;
-                st.chain.ensure_registered(&st.key, &st.api_url);
+                st.chain.ensure_registered(&st.key, &st.api_url, &st.engines());
                 // Settlements lost to a crash, a full mempool or a restart are submitted again.
                 if tick.is_multiple_of(3) {
                     service::settlement::retry(&st).await;

@@ -36,15 +36,11 @@ impl State {
         }
         let escrow = fee_per_executor.checked_mul(u64::from(quorum)).ok_or(TxError::InvalidAmount)?;
         let needed = c.spend(escrow)?;
-        let eligible = self.eligible();
-        if eligible.len() < usize::from(quorum) {
-            return Err(TxError::NotEnoughExecutors { available: eligible.len(), quorum });
-        }
         let job_id = Digest::of(domain::JOB, &c.id.0);
+        let executors = self.assign(&c.block.seed, &job_id, quorum)?;
         if self.jobs.contains_key(&job_id) {
             return Err(TxError::JobExists(job_id.to_hex()));
         }
-        let executors = select_executors(&eligible, &c.block.seed, &job_id, usize::from(quorum));
         self.charge(c.tx.from, needed, c.tx.fee);
         let events = vec![Event::JobAssigned { job: job_id, executors: executors.clone() }];
         self.jobs.insert(
@@ -65,6 +61,25 @@ impl State {
             },
         );
         Ok(events)
+    }
+
+    /// A job's executors: eligible nodes are grouped by their declared engine string and only groups of at least
+    /// `quorum` take part; a first stake-weighted draw over all of them picks the group, then its `quorum` members
+    /// are drawn (on a network where every node declares the same engine, exactly the plain stake-weighted draw).
+    /// Executors of one job therefore run the same engine build and kernel tier and must agree exactly.
+    fn assign(&self, seed: &[u8; 32], job: &Digest, quorum: u8) -> Result<Vec<Address>, TxError> {
+        let mut groups: BTreeMap<&str, Vec<(Address, u64)>> = BTreeMap::new();
+        for (a, n) in self.nodes.iter().filter(|(_, n)| n.stake >= self.params.min_stake) {
+            groups.entry(n.engine.as_str()).or_default().push((*a, n.stake));
+        }
+        let k = usize::from(quorum);
+        let pool: Vec<(Address, u64)> = groups.values().filter(|g| g.len() >= k).flatten().copied().collect();
+        let Some(first) = select_executors(&pool, seed, job, 1).first().copied() else {
+            let available = groups.values().map(Vec::len).max().unwrap_or(0);
+            return Err(TxError::NotEnoughExecutors { available, quorum });
+        };
+        let engine = self.nodes.get(&first).map(|n| n.engine.as_str()).unwrap_or_default();
+        Ok(select_executors(&groups[engine], seed, job, k))
     }
 
     /// `SubmitResult`: a member of the job's current round submits its signed receipt body; a complete round
@@ -169,9 +184,16 @@ impl State {
                     jm.status = JobStatus::Settled(first);
                     events.push(Event::JobSettled { job: job_id, output_digest: first });
                 } else {
-                    // Re-execution by up to 2k+1 eligible nodes outside the original set.
-                    let others: Vec<(Address, u64)> =
-                        self.eligible().into_iter().filter(|(a, _)| !j.executors.contains(a)).collect();
+                    // Re-execution by up to 2k+1 eligible nodes outside the original set that declare the same
+                    // engine as its first member.
+                    let engine = self.nodes.get(&j.executors[0]).map(|n| n.engine.clone()).unwrap_or_default();
+                    let others: Vec<(Address, u64)> = self
+                        .eligible()
+                        .into_iter()
+                        .filter(|(a, _)| {
+                            !j.executors.contains(a) && self.nodes.get(a).is_some_and(|n| n.engine == engine)
+                        })
+                        .collect();
                     // Seeded by the block, not by anything the executors wrote, so no executor can steer who
                     // judges it.
                     let k = (2 * j.executors.len() + 1).min(others.len());

@@ -2,7 +2,7 @@
 //! release after `unbonding_blocks`.
 
 use vouch_codec::domain;
-use vouch_codec::tx::Address;
+use vouch_codec::tx::{Address, MAX_ENGINE_LEN};
 
 use crate::error::TxError;
 use crate::state::{State, TxCtx, short};
@@ -33,8 +33,29 @@ impl State {
         self.charge(c.tx.from, needed, c.tx.fee);
         self.nodes.insert(
             *node,
-            NodeRecord { operator: c.tx.from, endpoint: endpoint.to_owned(), stake, slashed: 0, unbonding: vec![] },
+            NodeRecord {
+                operator: c.tx.from,
+                endpoint: endpoint.to_owned(),
+                engine: String::new(),
+                stake,
+                slashed: 0,
+                unbonding: vec![],
+            },
         );
+        Ok(vec![])
+    }
+
+    /// `SetEngine`: the engine string of a node, declared by its operator or by the node key itself.
+    pub(crate) fn set_engine(&mut self, c: &TxCtx<'_>, node: &Address, engine: &str) -> Result<Vec<Event>, TxError> {
+        let n = self.nodes.get(node).ok_or_else(|| TxError::UnknownNode(short(node)))?;
+        if n.operator != c.tx.from && *node != c.tx.from {
+            return Err(TxError::NotOperator(short(node)));
+        }
+        if engine.len() > MAX_ENGINE_LEN {
+            return Err(TxError::TooLong { what: "engine", len: engine.len(), max: MAX_ENGINE_LEN });
+        }
+        self.charge(c.tx.from, c.spend(0)?, c.tx.fee);
+        self.nodes.get_mut(node).expect("checked").engine = engine.to_owned();
         Ok(vec![])
     }
 

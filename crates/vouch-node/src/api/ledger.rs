@@ -80,6 +80,7 @@ fn kind_name(k: &vouch_codec::tx::TxKind) -> &'static str {
         SubmitResult { .. } => "submit_result",
         SettleReceipt { .. } => "settle_receipt",
         Unbond { .. } => "unbond",
+        SetEngine { .. } => "set_engine",
     }
 }
 
@@ -101,7 +102,7 @@ pub(super) async fn nodes(State(s): AppState) -> Json<Value> {
             let unbonding: Vec<Value> =
                 n.unbonding.iter().map(|(h, a)| json!({"release_height": h, "amount": a})).collect();
             json!({"node": hex::encode(k), "operator": hex::encode(n.operator), "endpoint": n.endpoint,
-                   "stake": n.stake, "slashed": n.slashed, "unbonding": unbonding})
+                   "engine": n.engine, "stake": n.stake, "slashed": n.slashed, "unbonding": unbonding})
         })
         .collect();
     Json(json!(nodes))

@@ -29,7 +29,10 @@ pub(crate) struct NodeChain {
     pub spec: ChainSpec,
     /// One signer at a time, and the nonce after the last one it used.
     signing: Mutex<u64>,
+    /// When this node last tried to register.
     registering: Mutex<Option<std::time::Instant>>,
+    /// When this node last declared its engine string.
+    declaring: Mutex<Option<std::time::Instant>>,
 }
 
 /// Reads `home/genesis.json`, or (with `dev`) writes a single-validator chain with this node funded.
@@ -82,7 +85,7 @@ impl NodeChain {
             timing: Timing { snapshot_every, ..Timing::default() },
         })
         .map_err(|e| NodeError::Config(e.to_string()))?;
-        Ok(Self { running, spec, signing: Mutex::new(0), registering: Mutex::new(None) })
+        Ok(Self { running, spec, signing: Mutex::new(0), registering: Mutex::new(None), declaring: Mutex::new(None) })
     }
 
     /// The executed chain: queries and waits.
@@ -133,17 +136,34 @@ impl NodeChain {
         self.sign_submit(key, TxKind::SettleReceipt { receipt })
     }
 
-    /// Registers this node as an executor (stake from its own account) unless it already is or just tried.
-    pub fn ensure_registered(&self, key: &NodeKey, endpoint: &str) {
+    /// Registers this node as an executor (stake from its own account) unless it already is, and once registered
+    /// declares its engine string if the ledger holds another one (a first start, an upgraded build); each at most
+    /// once per 10 s.
+    pub fn ensure_registered(&self, key: &NodeKey, endpoint: &str, engine: &str) {
         let me = key.public_key();
-        if self.running.chain.node(&me).is_some() {
-            return;
+        let due = |last: &Mutex<Option<std::time::Instant>>| {
+            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+            let due = !last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(10));
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        match self.running.chain.node(&me) {
+            Some(n) if n.engine == engine => {}
+            Some(_) if due(&self.declaring) => {
+                match self.sign_submit(key, TxKind::SetEngine { node: me, engine: engine.to_owned() }) {
+                    Ok(id) => tracing::info!(tx = %id, engine, "ledger.set_engine submitted"),
+                    Err(e) => tracing::warn!(error = %e, "ledger.set_engine failed"),
+                }
+            }
+            Some(_) => {}
+            None if due(&self.registering) => self.register(key, me, endpoint),
+            None => {}
         }
-        let mut last = self.registering.lock().unwrap_or_else(|p| p.into_inner());
-        if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(10)) {
-            return;
-        }
-        *last = Some(std::time::Instant::now());
+    }
+
+    fn register(&self, key: &NodeKey, me: vouch_codec::tx::Address, endpoint: &str) {
         let stake = self.spec.params.min_stake.saturating_mul(10);
         let kind = TxKind::RegisterNode {
             node: me,
