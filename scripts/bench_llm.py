@@ -50,7 +50,7 @@ def engine_rows(args, models):
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, path in models:
-        for threads in (1, 2):
+        for threads in args.threads:
             for prompt in (32, 256):
                 v, r, vrss, rrss = [], [], [], []
                 for _ in range(args.reps):
@@ -133,19 +133,23 @@ def main():
     ap.add_argument("--vouch", default=os.path.join(target, "release", "vouch"))
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--models", default=os.path.join(ROOT, ".cache", "models"))
+    ap.add_argument("--only", help="run only the model whose file name contains this")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--no-http", action="store_true", help="skip the streaming rows")
     args = ap.parse_args()
     if args.vouch_bench is None:
         deps = os.path.join(target, "release", "deps")
         bins = [os.path.join(deps, f) for f in os.listdir(deps)
                 if f.startswith("llm-") and os.access(os.path.join(deps, f), os.X_OK) and "." not in f]
         args.vouch_bench = max(bins, key=os.path.getmtime)
-    models = [(label, os.path.join(args.models, f)) for label, f in MODELS]
+    models = [(label, os.path.join(args.models, f)) for label, f in MODELS if args.only is None or args.only in f]
     import xllamacpp
 
     print(f"xllamacpp {getattr(xllamacpp, '__version__', '?')}, {DECODE} greedy tokens, median of {args.reps}\n")
     print("\n".join(engine_rows(args, models)))
-    print()
-    print("\n".join(http_rows(args, models)))
+    if not args.no_http:
+        print()
+        print("\n".join(http_rows(args, models)))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 cargo build --release -p vouch-cli >&2
-bench=$(cargo bench -p vouch-llm --bench llm --no-run --message-format=json 2>/dev/null |
+# The release profile (not `cargo bench`'s, whose other settings would rebuild llama.cpp and the whole tree).
+bench=$(cargo build --release -p vouch-llm --bench llm --message-format=json 2>/dev/null |
   python3 -c 'import json,sys
 for l in sys.stdin:
     m=json.loads(l)

@@ -58,9 +58,10 @@ def main():
         s = server(model, threads, 2048)
         # A prompt of exactly PROMPT_TOKENS ids (token 100 repeated after BOS-free start); greedy, never stopping early.
         prompt = [100 + (i % 50) for i in range(prompt_tokens)]
-        complete(s, prompt[:8], 4, ignore_eos=True)  # warm-up
+        # No logprobs here (the token mode needs them): llama.cpp's server then skips the softmax over the vocabulary.
+        complete(s, prompt[:8], 4, ignore_eos=True, logprobs=0)  # warm-up
         started = time.perf_counter()
-        r = complete(s, prompt, n, ignore_eos=True)
+        r = complete(s, prompt, n, ignore_eos=True, logprobs=0)
         wall = time.perf_counter() - started
         t = r["timings"]
         print(

@@ -29,7 +29,57 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("zk_public_evidence", zk_public_evidence),
     ("zk_private_evidence", zk_private_evidence),
     ("chain_block", chain_block),
+    ("gguf_header", gguf_header),
 ];
+
+/// A GGUF file through the bounded header inspection the node runs at push (nothing allocated beyond the input).
+pub fn gguf_header(data: &[u8]) {
+    let _ = vouch_llm::inspect(std::io::Cursor::new(data), data.len() as u64);
+}
+
+/// A small valid GGUF v3 file: a llama architecture, a context length, a 4-token vocabulary, a chat template and
+/// one 8x4 F32 tensor.
+fn gguf_seed() -> Vec<u8> {
+    fn string(out: &mut Vec<u8>, s: &str) {
+        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    let mut kv = vec![];
+    for (k, v) in
+        [("general.architecture", "llama"), ("tokenizer.ggml.model", "gpt2"), ("tokenizer.chat_template", "{{ x }}")]
+    {
+        string(&mut kv, k);
+        kv.extend_from_slice(&8u32.to_le_bytes());
+        string(&mut kv, v);
+    }
+    string(&mut kv, "llama.context_length");
+    kv.extend_from_slice(&4u32.to_le_bytes());
+    kv.extend_from_slice(&2048u32.to_le_bytes());
+    string(&mut kv, "tokenizer.ggml.tokens");
+    kv.extend_from_slice(&9u32.to_le_bytes());
+    kv.extend_from_slice(&8u32.to_le_bytes());
+    kv.extend_from_slice(&4u64.to_le_bytes());
+    for t in ["a", "b", "c", "d"] {
+        string(&mut kv, t);
+    }
+    let mut out = b"GGUF".to_vec();
+    out.extend_from_slice(&3u32.to_le_bytes());
+    out.extend_from_slice(&1u64.to_le_bytes());
+    out.extend_from_slice(&5u64.to_le_bytes());
+    out.extend_from_slice(&kv);
+    string(&mut out, "w");
+    out.extend_from_slice(&2u32.to_le_bytes());
+    for d in [8u64, 4] {
+        out.extend_from_slice(&d.to_le_bytes());
+    }
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&0u64.to_le_bytes());
+    while !out.len().is_multiple_of(32) {
+        out.push(0);
+    }
+    out.extend(std::iter::repeat_n(0u8, 8 * 4 * 4));
+    out
+}
 
 /// A decoded value's encoding decodes, to a value with the same encoding (bytes, not `==`: NaN elements).
 fn round_trip<T: Canonical>(v: &T) {
@@ -353,6 +403,7 @@ pub fn seeds(name: &str, models: &std::path::Path) -> Vec<Vec<u8>> {
         "transaction" => txs().iter().flat_map(|t| [t.to_bytes(), t.tx.to_bytes()]).collect(),
         "zk_public_evidence" => zk().map(|z| vec![z.0]).unwrap_or_default(),
         "zk_private_evidence" => zk().map(|z| vec![z.1]).unwrap_or_default(),
+        "gguf_header" => vec![gguf_seed()],
         "chain_block" => {
             let txs: Vec<bytes::Bytes> = txs().iter().map(|t| t.to_bytes().into()).collect();
             vec![vouch_chain::Block::new([8; 32], 12, 1_764_000_000_123, txs).to_canonical()]

@@ -94,6 +94,16 @@ fn chain_block() {
     fuzz("chain_block");
 }
 
+#[test]
+fn gguf_header() {
+    // The seed is a valid file, so mutations start from inputs that reach every check.
+    for seed in vouch_fuzz::seeds("gguf_header", Path::new(".")) {
+        let info = vouch_llm::inspect(std::io::Cursor::new(&seed), seed.len() as u64).expect("a valid seed");
+        assert_eq!((info.architecture.as_str(), info.vocab_size), ("llama", 4));
+    }
+    fuzz("gguf_header");
+}
+
 /// Every target has a test above.
 #[test]
 fn every_target_is_run() {

@@ -2,9 +2,10 @@
 //! per-step logit digests, detokenization), timed the way `scripts/llama_reference.py bench` times llama.cpp, so
 //! `scripts/bench_llm.py` can put the two side by side in one run.
 //!
-//! `cargo bench -p vouch-llm --bench llm -- MODEL.gguf PROMPT_TOKENS N THREADS` prints one JSON object: prefill
-//! tokens/s, decode tokens/s, time to first token (ms, from the request to the first sampled token: context
-//! creation and prefill included), tokens generated. End-of-generation tokens are ignored so every run decodes N.
+//! `cargo build --release -p vouch-llm --bench llm` builds it; `llm-HASH MODEL.gguf PROMPT_TOKENS N THREADS` prints one
+//! JSON object: prefill tokens/s, decode tokens/s, time to first token (ms, from the request to the first sampled
+//! token: context creation and prefill included), tokens generated. End-of-generation tokens are ignored so every run
+//! decodes N.
 
 use std::path::Path;
 use std::sync::Arc;
