@@ -186,6 +186,20 @@ struct Request {
     chat: bool,
 }
 
+impl Request {
+    fn new(
+        reference: String,
+        record: ModelVersion,
+        model: Arc<dyn LlmModel>,
+        completion: Completion,
+        sm: Sampling,
+        chat: bool,
+    ) -> Self {
+        let Sampling { stream, include_usage, vouch, .. } = sm;
+        Self { reference, record, model, completion, stream, include_usage, vouch, chat }
+    }
+}
+
 /// Sampling fields common to both endpoints (the prompt is taken by the caller).
 struct Sampling {
     max_tokens: Option<u32>,
@@ -391,17 +405,7 @@ pub(super) async fn chat(
     })
     .await?;
     let completion = completion(&s, model.as_ref(), prompt, &sm, DEFAULT_CHAT_MAX_TOKENS)?;
-    let req = Request {
-        reference,
-        record,
-        model,
-        completion,
-        stream: sm.stream,
-        include_usage: sm.include_usage,
-        vouch: sm.vouch,
-        chat: true,
-    };
-    Ok(answer(s, req).await?)
+    Ok(answer(s, Request::new(reference, record, model, completion, sm, true)).await?)
 }
 
 /// `POST /v1/completions`: `prompt` is a string or token ids (or a one-element array of either).
@@ -451,17 +455,7 @@ pub(super) async fn completions(
         Prompt::Texts(_) | Prompt::TokenLists(_) => unreachable!("normalized above"),
     };
     let completion = completion(&s, model.as_ref(), prompt, &sm, DEFAULT_COMPLETION_MAX_TOKENS)?;
-    let req = Request {
-        reference,
-        record,
-        model,
-        completion,
-        stream: sm.stream,
-        include_usage: sm.include_usage,
-        vouch: sm.vouch,
-        chat: false,
-    };
-    Ok(answer(s, req).await?)
+    Ok(answer(s, Request::new(reference, record, model, completion, sm, false)).await?)
 }
 
 /// Sets the flag when dropped: a handler dropped mid-request (the client left) stops its generation.
