@@ -301,6 +301,9 @@ pub struct NodeStatus {
     pub cached_models: u64,
     /// Seconds since start.
     pub uptime_s: u64,
+    /// The node's TEE: platform (or why there is none) and its attestation on the ledger.
+    #[serde(default)]
+    pub tee: serde_json::Value,
 }
 
 /// `POST /v1/verify` result.

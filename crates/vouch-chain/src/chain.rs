@@ -408,7 +408,7 @@ impl Chain {
         if h.height != st.height + 1 || h.parent != st.tip().digest() {
             return false;
         }
-        let ctx = BlockCtx { height: h.height, seed: h.parent };
+        let ctx = BlockCtx { height: h.height, seed: h.parent, time_ms: h.timestamp_ms };
         let mut done = Vec::with_capacity(block.txs().len());
         for (index, bytes) in block.txs().iter().enumerate() {
             // Validators only vote for blocks whose transactions decode; a block finalized anyway (by a byzantine
@@ -433,7 +433,7 @@ impl Chain {
             st.txs.insert(id, TxRecord { height: h.height, index: index as u32, result });
             done.push(id);
         }
-        let expired = st.ledger.end_block(h.height);
+        let expired = st.ledger.finish_block(h.height, h.digest(), h.timestamp_ms);
         if !expired.is_empty() {
             st.block_events.insert(h.height, expired);
         }

@@ -32,6 +32,13 @@ pub struct DevnetArgs {
     /// of its output flipped, for a language model its first generated token), so the dispute path can be watched.
     #[arg(long, hide = true)]
     liar: Option<usize>,
+    /// Run every node on the simulated TEE platform (one root for the devnet, listed in its genesis): `tee` mode
+    /// end to end without confidential hardware. Never a TEE.
+    #[arg(long)]
+    tee_simulate: bool,
+    /// Seconds an attestation stays valid on this devnet's ledger (default: the chain parameter's, one day).
+    #[arg(long, hide = true)]
+    tee_attestation_ttl: Option<u64>,
 }
 
 pub async fn run(_cli: &Cli, a: &DevnetArgs) -> anyhow::Result<Outcome> {
@@ -62,9 +69,21 @@ pub async fn run(_cli: &Cli, a: &DevnetArgs) -> anyhow::Result<Outcome> {
         if a.liar == Some(i) {
             config.push_str("fault_flip_outputs = true\n");
         }
+        if a.tee_simulate {
+            config.push_str(&format!("tee_simulate_root = {:?}\n", home.join("tee-simulated-root.key")));
+        }
         std::fs::write(dir.join("config.toml"), config)?;
     }
-    let spec = ChainSpec { accounts, params: Default::default(), validators };
+    let mut params = vouch_ledger::Params::default();
+    if a.tee_simulate {
+        let root = vouch_tee::simulated::SimulatedRoot::load_or_create(&home.join("tee-simulated-root.key"))
+            .map_err(anyhow::Error::msg)?;
+        params.tee.simulated_roots.push(hex::encode(root.public_key()));
+    }
+    if let Some(ttl) = a.tee_attestation_ttl {
+        params.tee.attestation_ttl_s = ttl;
+    }
+    let spec = ChainSpec { accounts, params, validators };
     let text = serde_json::to_string_pretty(&spec)?;
     std::fs::write(home.join("genesis.json"), &text)?;
     for i in 0..a.nodes {

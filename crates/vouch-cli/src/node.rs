@@ -18,8 +18,47 @@ pub enum NodeCommand {
     Status,
     /// Print the resolved configuration.
     Config(HomeArgs),
-    /// Executor nodes on the ledger: stake, slashes, endpoints.
+    /// Executor nodes on the ledger: stake, slashes, endpoints, TEE attestations.
     Ls,
+    /// Detect this machine's TEE and print its platform, measurement and a report binding the node key, or why
+    /// there is none (exit 1).
+    Attest(AttestArgs),
+}
+
+#[derive(Args)]
+pub struct TeeArgs {
+    /// Use the simulated TEE platform (testing the plumbing only; never a TEE, and reported as simulated
+    /// everywhere).
+    #[arg(long)]
+    tee_simulate: bool,
+    /// The simulated platform's root key (created if absent); default `~/.vouch/tee-simulated-root.key`.
+    #[arg(long, env = "VOUCH_TEE_SIMULATED_ROOT")]
+    tee_simulated_root: Option<PathBuf>,
+    /// Collateral attached to every attestation (TDX: DCAP collateral JSON from a PCCS; SEV-SNP: the VCEK DER if
+    /// the host does not supply it).
+    #[arg(long)]
+    tee_collateral: Option<PathBuf>,
+}
+
+impl TeeArgs {
+    fn apply(&self, config: &mut NodeConfig) {
+        if self.tee_simulate {
+            config.tee_simulate_root = Some(
+                self.tee_simulated_root.clone().unwrap_or_else(|| crate::default_home().join("tee-simulated-root.key")),
+            );
+        }
+        if let Some(c) = &self.tee_collateral {
+            config.tee_collateral = Some(c.clone());
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct AttestArgs {
+    #[command(flatten)]
+    home: HomeArgs,
+    #[command(flatten)]
+    tee: TeeArgs,
 }
 
 #[derive(Args)]
@@ -39,6 +78,8 @@ pub struct RunArgs {
     /// HTTP listen address (overrides config.toml's `listen`).
     #[arg(long)]
     listen: Option<SocketAddr>,
+    #[command(flatten)]
+    tee: TeeArgs,
 }
 
 fn resolve(home: &HomeArgs, listen: Option<SocketAddr>) -> anyhow::Result<(PathBuf, NodeConfig)> {
@@ -53,7 +94,8 @@ fn resolve(home: &HomeArgs, listen: Option<SocketAddr>) -> anyhow::Result<(PathB
 pub async fn run(cli: &Cli, cmd: &NodeCommand) -> anyhow::Result<Outcome> {
     match cmd {
         NodeCommand::Run(args) => {
-            let (home, config) = resolve(&args.home, args.listen)?;
+            let (home, mut config) = resolve(&args.home, args.listen)?;
+            args.tee.apply(&mut config);
             init_tracing();
             let node = Node::start(&home, config, args.dev).await.context("starting node")?;
             // The first line of stdout is the API address: scripts and tests read it (port 0 binds any port).
@@ -90,18 +132,30 @@ pub async fn run(cli: &Cli, cmd: &NodeCommand) -> anyhow::Result<Outcome> {
                 for n in nodes.as_array().into_iter().flatten() {
                     let unbonding: u64 =
                         n["unbonding"].as_array().into_iter().flatten().filter_map(|u| u["amount"].as_u64()).sum();
+                    let a = &n["attestation"];
+                    let tee = match a["platform"].as_str() {
+                        None => "tee none".to_owned(),
+                        Some(p) => format!(
+                            "tee {p} {} {} measurement {}",
+                            a["tcb_status"].as_str().unwrap_or("?"),
+                            if a["valid"].as_bool() == Some(true) { "valid" } else { "expired" },
+                            a["measurement"].as_str().map(|m| &m[..m.len().min(16)]).unwrap_or("?"),
+                        ),
+                    };
                     crate::out!(
-                        "{} stake {} unbonding {} slashed {} {}",
+                        "{} stake {} unbonding {} slashed {} {} {}",
                         n["node"].as_str().unwrap_or("?"),
                         n["stake"],
                         unbonding,
                         n["slashed"],
-                        n["endpoint"].as_str().unwrap_or("")
+                        n["endpoint"].as_str().unwrap_or(""),
+                        tee
                     );
                 }
             }
             Ok(Outcome::Ok)
         }
+        NodeCommand::Attest(args) => attest(cli, args),
         NodeCommand::Config(home) => {
             let (_, config) = resolve(home, None)?;
             if cli.json {
@@ -112,6 +166,66 @@ pub async fn run(cli: &Cli, cmd: &NodeCommand) -> anyhow::Result<Outcome> {
             Ok(Outcome::Ok)
         }
     }
+}
+
+/// `vouch node attest`: the platform this machine offers, and one report binding the node key (chain and freshness
+/// zero: this report is for inspection, the node attests on the ledger by itself).
+fn attest(cli: &Cli, args: &AttestArgs) -> anyhow::Result<Outcome> {
+    let (home, mut config) = resolve(&args.home, None)?;
+    args.tee.apply(&mut config);
+    let opts = vouch_tee::attest::DetectOptions {
+        simulate: config.tee_simulate_root.clone(),
+        collateral: config.tee_collateral.clone(),
+        ..Default::default()
+    };
+    let attester = match vouch_tee::detect(&opts) {
+        Ok(a) => a,
+        Err(no) => {
+            if cli.json {
+                print_json(&serde_json::json!({"platform": null, "reasons": no.reasons}))?;
+            } else {
+                crate::out!("{no}");
+            }
+            return Ok(Outcome::Invalid);
+        }
+    };
+    let key = vouch_crypto::NodeKey::load_or_create(&home.join("node.key"))?;
+    let now_ms = vouch_receipt::system_clock_ms();
+    let ev = vouch_codec::TeeEvidence {
+        key: key.public_key(),
+        chain: [0; 32],
+        freshness: [0; 32],
+        attested_at_ms: now_ms,
+        reports: vec![],
+    };
+    let report = attester.attest(&ev.report_data()).map_err(anyhow::Error::msg).context("attesting")?;
+    let claims = vouch_tee::verify_report(&report, now_ms / 1000);
+    if cli.json {
+        let c = claims.as_ref().ok();
+        print_json(&serde_json::json!({
+            "platform": attester.platform().name(),
+            "node": hex::encode(key.public_key()),
+            "measurement": c.map(|c| hex::encode(&c.measurement)),
+            "tcb": c.map(|c| format!("{:?}", c.tcb)),
+            "verification": claims.as_ref().err().map(|e| e.to_string()),
+            "report": hex::encode(&report.report),
+            "collateral_bytes": report.collateral.len(),
+        }))?;
+    } else {
+        crate::out!("platform     {}", attester.platform());
+        crate::out!("node         {}", hex::encode(key.public_key()));
+        match &claims {
+            Ok(c) => {
+                crate::out!("measurement  {}", hex::encode(&c.measurement));
+                crate::out!("tcb          {:?}", c.tcb);
+                crate::out!("verifies     yes (against the pinned vendor root, now)");
+            }
+            Err(e) => crate::out!("verifies     no: {e}"),
+        }
+        crate::out!("report       {} bytes: {}", report.report.len(), hex::encode(&report.report));
+        crate::out!("collateral   {} bytes", report.collateral.len());
+    }
+    Ok(Outcome::Ok)
 }
 
 fn init_tracing() {

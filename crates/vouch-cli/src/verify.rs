@@ -34,6 +34,53 @@ pub struct VerifyArgs {
     /// receipt's output tokens say.
     #[arg(long, requires = "model")]
     response: Option<PathBuf>,
+    /// A `tee` receipt: the launch measurement(s) its attestation must have (hex; repeatable). Without one, a policy
+    /// file's or (with `--genesis`) the chain's allow-list applies; with none, any measurement is accepted and
+    /// printed.
+    #[arg(long = "tee-measurement", value_name = "HEX")]
+    tee_measurement: Vec<String>,
+    /// A TEE verification policy (TOML or JSON: accepted_tcb, measurements, max_age_s, allow_simulated,
+    /// simulated_roots, snp_min_tcb).
+    #[arg(long, value_name = "FILE")]
+    tee_policy: Option<PathBuf>,
+    /// Accept simulated TEE evidence (testing the plumbing only: it proves nothing about confidential hardware).
+    #[arg(long)]
+    allow_simulated_tee: bool,
+}
+
+/// The TEE policy of this verification: the policy file (or the default), the chain's allow-lists where the file
+/// sets none, the measurements given on the command line, and whether simulated evidence is accepted.
+fn tee_policy(a: &VerifyArgs, spec: Option<&vouch_chain::spec::ChainSpec>) -> anyhow::Result<vouch_tee::Policy> {
+    let mut p = match &a.tee_policy {
+        None => vouch_tee::Policy::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let parsed = if text.trim_start().starts_with('{') {
+                serde_json::from_str(&text).map_err(anyhow::Error::from)
+            } else {
+                toml::from_str(&text).map_err(anyhow::Error::from)
+            };
+            parsed.with_context(|| format!("{} is not a TEE policy", path.display()))?
+        }
+    };
+    if let Some(spec) = spec {
+        let chain = &spec.params.tee;
+        if p.measurements.is_empty() {
+            p.measurements = chain.measurements.clone();
+        }
+        if a.tee_policy.is_none() {
+            p.accepted_tcb = chain.accepted_tcb.clone();
+            p.max_age_s = chain.attestation_ttl_s;
+        }
+        if p.simulated_roots.is_empty() {
+            p.simulated_roots = chain.simulated_roots.clone();
+        }
+    }
+    if !a.tee_measurement.is_empty() {
+        p.measurements = a.tee_measurement.iter().map(|m| m.to_ascii_lowercase()).collect();
+    }
+    p.allow_simulated |= a.allow_simulated_tee;
+    Ok(p)
 }
 
 /// Checks that a response's text, finish reason and token counts are the receipt's: the tokens detokenized with the
@@ -148,7 +195,13 @@ async fn check_online(cli: &Cli, text: &str) -> anyhow::Result<Result<u64, Strin
 pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
     let text = std::fs::read_to_string(&a.receipt).with_context(|| format!("reading {}", a.receipt.display()))?;
     let model = a.model.as_ref().map(hash_file).transpose()?;
-    let mut verified = vouch_receipt::verify_json(&text, model).map_err(|e| e.to_string());
+    let spec = a.genesis.as_ref().map(|g| vouch_chain::spec::ChainSpec::load(g).map_err(anyhow::Error::msg)).transpose()?;
+    let opts = vouch_receipt::VerifyOptions {
+        model_bytes_id: model,
+        tee_policy: Some(tee_policy(a, spec.as_ref())?),
+        ..Default::default()
+    };
+    let mut verified = vouch_receipt::verify_json_with(&text, opts).map_err(|e| e.to_string());
     if let (Ok(_), Some(input), Some(salt)) = (&verified, &a.input, &a.salt) {
         let doc: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?,
@@ -175,11 +228,8 @@ pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
             Err(e) => verified = Err(e),
         }
     }
-    let anchored = match (&verified, &a.genesis) {
-        (Ok(_), Some(g)) => {
-            let spec = vouch_chain::spec::ChainSpec::load(g).map_err(anyhow::Error::msg)?;
-            Some(check_anchor(&text, &spec)?)
-        }
+    let anchored = match (&verified, &spec) {
+        (Ok(_), Some(spec)) => Some(check_anchor(&text, spec)?),
         (Ok(_), None) if a.online => Some(check_online(cli, &text).await?),
         _ => None,
     };
@@ -196,6 +246,10 @@ pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
                     "zk_layers": v.zk_layers, "anchor_height": anchored.and_then(Result::ok),
                     "private_input": v.private_input, "input_opened": a.input.is_some(),
                     "response_tokens": response_tokens,
+                    "tee": v.tee.as_ref().map(|t| serde_json::json!({
+                        "platform": t.platform.name(), "measurement": hex::encode(&t.measurement),
+                        "tcb_status": t.tcb_status, "expires_at_s": t.expires_at_s, "simulated": t.simulated,
+                    })),
                 }))?;
             } else {
                 crate::out!("valid: receipt {}", v.id);
@@ -212,6 +266,16 @@ pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
                 if let Some(Ok(h)) = anchored {
                     crate::out!(
                         "  anchor  settled at height {h}, finalization certificate verified against the genesis validators"
+                    );
+                }
+                if let Some(t) = &v.tee {
+                    crate::out!(
+                        "  tee     {}{} attestation binds the signer; measurement {}; TCB {}; valid until {} (Unix s)",
+                        t.platform,
+                        if t.simulated { " (SIMULATED, not a TEE)" } else { "" },
+                        hex::encode(&t.measurement),
+                        t.tcb_status,
+                        t.expires_at_s
                     );
                 }
                 match (&v.private_input, v.zk_layers) {

@@ -14,6 +14,7 @@ pub mod digest;
 pub mod model_id;
 pub mod receipt;
 pub mod signature;
+pub mod tee;
 pub mod tensor;
 pub mod tx;
 
@@ -22,6 +23,7 @@ pub use digest::{Digest, domain};
 pub use model_id::{ModelId, ModelIdError};
 pub use receipt::{AgreementRule, Anchor, Evidence, Extension, Mode, Receipt, ReceiptBody, ReceiptJson};
 pub use signature::{Dim, TensorSpec};
+pub use tee::{PlatformReport, TeeEvidence};
 pub use tensor::{DType, Tensor, TensorData, TensorError, TensorMap};
 
 /// What an account signs to push a model version: the repository name, the version asked for (empty for "next"),

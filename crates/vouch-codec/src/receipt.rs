@@ -232,13 +232,9 @@ pub enum Evidence {
         /// The proof bytes.
         proof: Vec<u8>,
     },
-    /// A TEE attestation quote whose report data binds the signing key (tag 3).
-    TeeQuote {
-        /// `tdx`, `sev-snp`, `nitro`...
-        platform: String,
-        /// The raw quote.
-        quote: Vec<u8>,
-    },
+    /// A TEE attestation whose first report's report data binds the signing key, the chain and a recent block
+    /// (tag 3); the executor's ed25519 signature over the receipt id comes beside it.
+    TeeQuote(crate::tee::TeeEvidence),
     /// Evidence of a kind this build does not know; kept byte-exact so re-encoding is lossless.
     Unknown {
         /// Its tag.
@@ -399,10 +395,7 @@ impl Evidence {
                 w.bytes(commitment);
                 w.bytes(proof);
             }
-            Evidence::TeeQuote { platform, quote } => {
-                w.str(platform);
-                w.bytes(quote);
-            }
+            Evidence::TeeQuote(e) => e.encode(&mut w),
             Evidence::Unknown { payload, .. } => w.raw(payload),
         }
         w.finish()
@@ -417,7 +410,7 @@ impl Evidence {
                 commitment: r.bytes("commitment")?.to_vec(),
                 proof: r.bytes("proof")?.to_vec(),
             },
-            3 => Evidence::TeeQuote { platform: r.str("tee platform")?.to_owned(), quote: r.bytes("quote")?.to_vec() },
+            3 => Evidence::TeeQuote(crate::tee::TeeEvidence::decode(&mut r)?),
             _ => {
                 return Ok(Evidence::Unknown { tag, payload: payload.to_vec() });
             }
@@ -688,12 +681,18 @@ pub enum EvidenceJson {
         /// Hex proof.
         proof: String,
     },
-    /// A TEE quote.
+    /// A TEE attestation.
     TeeQuote {
-        /// Platform.
-        platform: String,
-        /// Hex quote.
-        quote: String,
+        /// Hex receipt key the report data binds.
+        key: String,
+        /// Hex chain id.
+        chain: String,
+        /// Hex freshness block hash.
+        freshness: String,
+        /// Attestation time (Unix ms).
+        attested_at_ms: u64,
+        /// The platform reports, CPU first.
+        reports: Vec<PlatformReportJson>,
     },
     /// Evidence this build does not know.
     Unknown {
@@ -702,6 +701,18 @@ pub enum EvidenceJson {
         /// Hex payload.
         payload: String,
     },
+}
+
+/// JSON view of one platform report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformReportJson {
+    /// Platform name.
+    pub platform: String,
+    /// Hex report.
+    pub report: String,
+    /// Hex collateral.
+    pub collateral: String,
 }
 
 impl From<&Evidence> for EvidenceJson {
@@ -715,9 +726,21 @@ impl From<&Evidence> for EvidenceJson {
                 commitment: hex::encode(commitment),
                 proof: hex::encode(proof),
             },
-            Evidence::TeeQuote { platform, quote } => {
-                EvidenceJson::TeeQuote { platform: platform.clone(), quote: hex::encode(quote) }
-            }
+            Evidence::TeeQuote(e) => EvidenceJson::TeeQuote {
+                key: hex::encode(e.key),
+                chain: hex::encode(e.chain),
+                freshness: hex::encode(e.freshness),
+                attested_at_ms: e.attested_at_ms,
+                reports: e
+                    .reports
+                    .iter()
+                    .map(|r| PlatformReportJson {
+                        platform: r.platform.clone(),
+                        report: hex::encode(&r.report),
+                        collateral: hex::encode(&r.collateral),
+                    })
+                    .collect(),
+            },
             Evidence::Unknown { tag, payload } => EvidenceJson::Unknown { tag: *tag, payload: hex::encode(payload) },
         }
     }
@@ -736,8 +759,26 @@ impl EvidenceJson {
                 commitment: bytes("evidence.commitment", commitment)?,
                 proof: bytes("evidence.proof", proof)?,
             },
-            EvidenceJson::TeeQuote { platform, quote } => {
-                Evidence::TeeQuote { platform: platform.clone(), quote: bytes("evidence.quote", quote)? }
+            EvidenceJson::TeeQuote { key, chain, freshness, attested_at_ms, reports } => {
+                if reports.is_empty() || reports.len() > crate::tee::MAX_TEE_REPORTS {
+                    return Err(field_err("evidence.reports", format!("{} platform reports", reports.len())));
+                }
+                Evidence::TeeQuote(crate::tee::TeeEvidence {
+                    key: hex_fixed("evidence.key", key)?,
+                    chain: hex_fixed("evidence.chain", chain)?,
+                    freshness: hex_fixed("evidence.freshness", freshness)?,
+                    attested_at_ms: *attested_at_ms,
+                    reports: reports
+                        .iter()
+                        .map(|r| {
+                            Ok(crate::tee::PlatformReport {
+                                platform: r.platform.clone(),
+                                report: bytes("evidence.reports.report", &r.report)?,
+                                collateral: bytes("evidence.reports.collateral", &r.collateral)?,
+                            })
+                        })
+                        .collect::<Result<_, ReceiptJsonError>>()?,
+                })
             }
             EvidenceJson::Unknown { tag, payload } => {
                 if matches!(tag, 1..=3) {

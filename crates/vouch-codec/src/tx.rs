@@ -109,6 +109,15 @@ pub enum TxKind {
         /// Its engine string (at most [`MAX_ENGINE_LEN`] bytes).
         engine: String,
     },
+    /// Records a node's TEE attestation (tag 10), sent by its operator or by the node key itself. Validators verify
+    /// the evidence with the block's time as "now": the vendor chain, the chain parameters' TEE policy, a report
+    /// data binding `node`, this chain and one of its recent finalized block hashes.
+    Attest {
+        /// The node.
+        node: Address,
+        /// Its evidence.
+        evidence: crate::tee::TeeEvidence,
+    },
 }
 
 /// Longest engine string a node may declare.
@@ -209,6 +218,11 @@ impl Canonical for Tx {
                 w.raw(node);
                 w.str(engine);
             }
+            TxKind::Attest { node, evidence } => {
+                w.u8(10);
+                w.raw(node);
+                evidence.encode(w);
+            }
         }
     }
 
@@ -255,6 +269,7 @@ impl Canonical for Tx {
             7 => TxKind::SettleReceipt { receipt: Digest(r.array("receipt id")?) },
             8 => TxKind::Unbond { node: r.array("node")?, amount: r.u64("amount")? },
             9 => TxKind::SetEngine { node: r.array("node")?, engine: r.str("engine")?.to_owned() },
+            10 => TxKind::Attest { node: r.array("node")?, evidence: crate::tee::TeeEvidence::decode(r)? },
             v => return Err(DecodeError::InvalidValue { what: "tx kind", value: v.into() }),
         };
         Ok(Self { chain, from, nonce, fee, kind })

@@ -32,6 +32,26 @@ pub(crate) fn node_entry(w: &mut Writer, k: &Address, n: &NodeRecord) {
         w.u64(*h);
         w.u64(*a);
     }
+    match &n.attestation {
+        None => w.u8(0),
+        Some(a) => {
+            w.u8(1);
+            w.str(&a.platform);
+            w.bytes(&a.measurement);
+            w.str(&a.tcb_status);
+            w.u64(a.expires_at_ms);
+            w.raw(&a.evidence);
+            w.u64(a.height);
+        }
+    }
+}
+
+/// A recent finalized block (what TEE attestations name for freshness): height, hash, time.
+pub(crate) fn block_entry(w: &mut Writer, height: &u64, b: &([u8; 32], u64)) {
+    w.u8(6);
+    w.u64(*height);
+    w.raw(&b.0);
+    w.u64(b.1);
 }
 
 pub(crate) fn model_entry(w: &mut Writer, id: &ModelId, m: &ModelRecord) {
@@ -117,6 +137,7 @@ impl State {
         fold(&mut acc, &mut self.models, model_entry);
         fold(&mut acc, &mut self.jobs, job_entry);
         fold(&mut acc, &mut self.receipts, receipt_entry);
+        fold(&mut acc, &mut self.blocks, block_entry);
         self.entries = acc;
     }
 
@@ -127,6 +148,7 @@ impl State {
         sum(&mut acc, &self.models, model_entry);
         sum(&mut acc, &self.jobs, job_entry);
         sum(&mut acc, &self.receipts, receipt_entry);
+        sum(&mut acc, &self.blocks, block_entry);
         acc
     }
 
@@ -146,7 +168,8 @@ impl State {
             || self.nodes.is_dirty()
             || self.models.is_dirty()
             || self.jobs.is_dirty()
-            || self.receipts.is_dirty();
+            || self.receipts.is_dirty()
+            || self.blocks.is_dirty();
         if dirty {
             let mut copy = self.clone();
             copy.commit();

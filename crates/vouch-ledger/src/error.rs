@@ -50,6 +50,9 @@ pub enum TxError {
     /// The sender does not operate the node.
     #[error("sender does not operate node {0}")]
     NotOperator(String),
+    /// A TEE attestation is refused (the check that failed).
+    #[error("attestation refused: {0}")]
+    Attestation(String),
     /// The node key's proof of possession does not verify.
     #[error("bad node key proof of possession")]
     BadNodeSignature,

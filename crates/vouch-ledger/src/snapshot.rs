@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use vouch_codec::tx::Address;
 use vouch_codec::{AgreementRule, Canonical, DecodeError, Digest, Mode, ModelId, Reader, Writer};
 
-use crate::entries::{account_entry, job_entry, model_entry, node_entry, receipt_entry};
-use crate::state::State;
+use crate::entries::{account_entry, block_entry, job_entry, model_entry, node_entry, receipt_entry};
+use crate::state::{State, Tables};
 use crate::table::Table;
-use crate::types::{Account, Event, Job, JobStatus, ModelRecord, NodeRecord};
+use crate::types::{Account, AttestationRecord, Event, Job, JobStatus, ModelRecord, NodeRecord};
 
 fn bad(what: &'static str, reason: impl Into<String>) -> DecodeError {
     DecodeError::NonCanonical { what, reason: reason.into() }
@@ -65,6 +65,7 @@ impl State {
         write_table(w, &self.models, model_entry);
         write_table(w, &self.jobs, job_entry);
         write_table(w, &self.receipts, receipt_entry);
+        write_table(w, &self.blocks, block_entry);
     }
 
     /// Decodes [`State::encode`]'s bytes for the chain of `base` (a state of the same genesis, whose chain id and
@@ -90,7 +91,19 @@ impl State {
             let n = r.count("unbonding")?;
             let unbonding =
                 (0..n).map(|_| Ok((r.u64("release height")?, r.u64("amount")?))).collect::<Result<_, DecodeError>>()?;
-            Ok((k, NodeRecord { operator, endpoint, engine, stake, slashed, unbonding }))
+            let attestation = match r.u8("attestation marker")? {
+                0 => None,
+                1 => Some(AttestationRecord {
+                    platform: r.str("tee platform")?.to_owned(),
+                    measurement: r.bytes("measurement")?.to_vec(),
+                    tcb_status: r.str("tcb status")?.to_owned(),
+                    expires_at_ms: r.u64("attestation expiry")?,
+                    evidence: r.array("evidence digest")?,
+                    height: r.u64("attestation height")?,
+                }),
+                v => return Err(DecodeError::InvalidValue { what: "attestation marker", value: v.into() }),
+            };
+            Ok((k, NodeRecord { operator, endpoint, engine, stake, slashed, unbonding, attestation }))
         })?;
         let models = table(r, "models", |r| {
             tag(r, 3, "model")?;
@@ -149,7 +162,11 @@ impl State {
             tag(r, 5, "receipt")?;
             Ok((Digest(r.array("receipt id")?), (r.array("issuer")?, r.u64("height")?)))
         })?;
-        Ok(State::restore(base, accounts, nodes, models, jobs, treasury, receipts))
+        let blocks = table(r, "recent blocks", |r| {
+            tag(r, 6, "recent block")?;
+            Ok((r.u64("height")?, (r.array("block hash")?, r.u64("block time")?)))
+        })?;
+        Ok(State::restore(base, Tables { accounts, nodes, models, jobs, receipts, blocks }, treasury))
     }
 }
 

@@ -29,8 +29,21 @@ pub struct State {
     pub treasury: u64,
     /// Settled receipts: id -> (issuing node, height).
     pub receipts: Table<Digest, (Address, u64)>,
+    /// The last `tee.freshness_blocks` finalized blocks: height -> (hash, time ms), the freshness values TEE
+    /// attestations may name.
+    pub blocks: Table<u64, ([u8; 32], u64)>,
     /// Multiset hash of every table entry, up to the tables' pending changes.
     pub(crate) entries: LtHash,
+}
+
+/// Every table of a state, for [`State::restore`].
+pub(crate) struct Tables {
+    pub accounts: Table<Address, Account>,
+    pub nodes: Table<Address, NodeRecord>,
+    pub models: Table<ModelId, ModelRecord>,
+    pub jobs: Table<Digest, Job>,
+    pub receipts: Table<Digest, (Address, u64)>,
+    pub blocks: Table<u64, ([u8; 32], u64)>,
 }
 
 /// Whether a transaction's signature was already verified (with [`check_stateless`]) by the caller, e.g. through a
@@ -96,6 +109,7 @@ impl State {
             jobs: Table::default(),
             treasury: 0,
             receipts: Table::default(),
+            blocks: Table::default(),
             entries: LtHash::default(),
         };
         state.entries = state.entries_from_scratch();
@@ -103,24 +117,17 @@ impl State {
     }
 
     /// A state of `base`'s chain (its chain id and parameters) with these tables; the entry hash is recomputed.
-    pub(crate) fn restore(
-        base: &State,
-        accounts: Table<Address, Account>,
-        nodes: Table<Address, NodeRecord>,
-        models: Table<ModelId, ModelRecord>,
-        jobs: Table<Digest, Job>,
-        treasury: u64,
-        receipts: Table<Digest, (Address, u64)>,
-    ) -> State {
+    pub(crate) fn restore(base: &State, t: Tables, treasury: u64) -> State {
         let mut state = State {
             chain: base.chain,
             params: base.params.clone(),
-            accounts,
-            nodes,
-            models,
-            jobs,
+            accounts: t.accounts,
+            nodes: t.nodes,
+            models: t.models,
+            jobs: t.jobs,
             treasury,
-            receipts,
+            receipts: t.receipts,
+            blocks: t.blocks,
             entries: LtHash::default(),
         };
         state.entries = state.entries_from_scratch();
@@ -178,7 +185,8 @@ impl State {
             TxKind::RegisterModel { .. }
             | TxKind::SettleReceipt { .. }
             | TxKind::Unbond { .. }
-            | TxKind::SetEngine { .. } => 0,
+            | TxKind::SetEngine { .. }
+            | TxKind::Attest { .. } => 0,
         };
         let needed = tx.fee.checked_add(amount).ok_or(TxError::InvalidAmount)?;
         if needed > sender.balance {
@@ -255,6 +263,7 @@ impl State {
             TxKind::AddStake { node, amount } => self.add_stake(&c, node, *amount)?,
             TxKind::Unbond { node, amount } => self.unbond(&c, node, *amount)?,
             TxKind::SetEngine { node, engine } => self.set_engine(&c, node, engine)?,
+            TxKind::Attest { node, evidence } => self.attest(&c, node, evidence)?,
             TxKind::RegisterModel { model, name, commitment, rule } => {
                 self.register_model(&c, model, name, commitment, rule)?
             }
@@ -276,6 +285,22 @@ impl State {
     /// treasury); members that answered are paid; the rest of the escrow goes back to the requester. Deterministic:
     /// nodes and jobs are visited in id order.
     pub fn end_block(&mut self, height: u64) -> Vec<Event> {
+        self.end_block_at(height, None)
+    }
+
+    /// [`State::end_block`], recording the block's hash and time (Unix ms) among the recent blocks TEE attestations
+    /// may name for freshness (the oldest beyond `tee.freshness_blocks` is dropped).
+    pub fn finish_block(&mut self, height: u64, hash: [u8; 32], time_ms: u64) -> Vec<Event> {
+        self.end_block_at(height, Some((hash, time_ms)))
+    }
+
+    fn end_block_at(&mut self, height: u64, block: Option<([u8; 32], u64)>) -> Vec<Event> {
+        if let Some(b) = block {
+            self.blocks.insert(height, b);
+            if let Some(old) = height.checked_sub(self.params.tee.freshness_blocks.max(1)) {
+                self.blocks.remove(&old);
+            }
+        }
         let mut events = self.release_unbonded(height);
         events.extend(self.expire_jobs(height));
         self.commit();

@@ -25,6 +25,76 @@ pub struct Params {
     /// Blocks between unbonding stake and its return to the operator; it stays slashable meanwhile, so this should
     /// exceed two job rounds (a dispute opened just before the unbonding still reaches it).
     pub unbonding_blocks: u64,
+    /// What a node's TEE attestation must satisfy.
+    pub tee: TeeParams,
+}
+
+/// The chain's TEE policy (the `[params.tee]` section of a chain spec).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TeeParams {
+    /// Allowed launch measurements (hex); empty: any (each node's is recorded and shown).
+    pub measurements: Vec<String>,
+    /// Accepted TCB statuses.
+    pub accepted_tcb: Vec<String>,
+    /// How long an attestation stays valid after its freshness block (seconds); nodes re-attest before.
+    pub attestation_ttl_s: u64,
+    /// How many recent finalized blocks an attestation's freshness hash may name.
+    pub freshness_blocks: u64,
+    /// Simulated-platform roots this chain accepts (hex). Empty: simulated attestations are refused.
+    pub simulated_roots: Vec<String>,
+}
+
+impl Default for TeeParams {
+    fn default() -> Self {
+        Self {
+            measurements: vec![],
+            accepted_tcb: vec![vouch_tee::policy::UP_TO_DATE.into()],
+            attestation_ttl_s: 24 * 3600,
+            freshness_blocks: 256,
+            simulated_roots: vec![],
+        }
+    }
+}
+
+impl TeeParams {
+    /// The verification policy validators apply.
+    pub fn policy(&self) -> vouch_tee::Policy {
+        vouch_tee::Policy {
+            accepted_tcb: self.accepted_tcb.clone(),
+            measurements: self.measurements.clone(),
+            max_age_s: self.attestation_ttl_s,
+            allow_simulated: !self.simulated_roots.is_empty(),
+            simulated_roots: self.simulated_roots.clone(),
+            ..vouch_tee::Policy::default()
+        }
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        let strs = |w: &mut Writer, v: &[String]| {
+            w.len(v.len());
+            v.iter().for_each(|s| w.str(s));
+        };
+        strs(w, &self.measurements);
+        strs(w, &self.accepted_tcb);
+        w.u64(self.attestation_ttl_s);
+        w.u64(self.freshness_blocks);
+        strs(w, &self.simulated_roots);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let strs = |r: &mut Reader<'_>, what: &'static str| -> Result<Vec<String>, DecodeError> {
+            let n = r.count(what)?;
+            (0..n).map(|_| Ok(r.str(what)?.to_owned())).collect()
+        };
+        Ok(Self {
+            measurements: strs(r, "tee measurements")?,
+            accepted_tcb: strs(r, "tee accepted tcb")?,
+            attestation_ttl_s: r.u64("tee attestation ttl")?,
+            freshness_blocks: r.u64("tee freshness blocks")?,
+            simulated_roots: strs(r, "tee simulated roots")?,
+        })
+    }
 }
 
 impl Default for Params {
@@ -37,6 +107,7 @@ impl Default for Params {
             max_endpoint_len: 256,
             job_timeout_blocks: 600,
             unbonding_blocks: 1_800,
+            tee: TeeParams::default(),
         }
     }
 }
@@ -83,6 +154,11 @@ impl Canonical for Genesis {
         w.u64(p.unbonding_blocks);
         w.len(self.validators.len());
         self.validators.iter().for_each(|v| w.raw(v));
+        // The TEE section only when it differs from the default, so chains that never set it keep their ids.
+        if p.tee != TeeParams::default() {
+            w.u8(1);
+            p.tee.encode(w);
+        }
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -101,9 +177,20 @@ impl Canonical for Genesis {
                 .map_err(|_| DecodeError::InvalidValue { what: "max endpoint length", value: u64::MAX })?,
             job_timeout_blocks: r.u64("job timeout")?,
             unbonding_blocks: r.u64("unbonding blocks")?,
+            tee: TeeParams::default(),
         };
         let n = r.count("validators")?;
         let validators = (0..n).map(|_| r.array("validator")).collect::<Result<Vec<_>, DecodeError>>()?;
+        let mut params = params;
+        if r.remaining() > 0 {
+            if r.u8("tee section")? != 1 {
+                return Err(DecodeError::NonCanonical { what: "genesis", reason: "bad tee section marker".into() });
+            }
+            params.tee = TeeParams::decode(r)?;
+            if params.tee == TeeParams::default() {
+                return Err(DecodeError::NonCanonical { what: "genesis", reason: "a default tee section is omitted".into() });
+            }
+        }
         Ok(Self { accounts, params, validators })
     }
 }
@@ -115,6 +202,8 @@ pub struct BlockCtx {
     pub height: u64,
     /// A value no proposer controls alone (the previous finalized block's hash): seeds executor selection.
     pub seed: [u8; 32],
+    /// The block's timestamp (Unix ms): "now" for time-dependent checks such as TEE attestations.
+    pub time_ms: u64,
 }
 
 /// An account.
@@ -142,6 +231,32 @@ pub struct NodeRecord {
     /// Stake on its way back to the operator: (height at which it is released, amount), oldest first. Still
     /// slashable until released.
     pub unbonding: Vec<(u64, u64)>,
+    /// Its latest accepted TEE attestation.
+    pub attestation: Option<AttestationRecord>,
+}
+
+/// A node's TEE attestation as the ledger accepted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestationRecord {
+    /// `tdx`, `sev-snp`, `nitro` or `simulated`.
+    pub platform: String,
+    /// The launch measurement.
+    pub measurement: Vec<u8>,
+    /// The TCB status accepted.
+    pub tcb_status: String,
+    /// When it stops being valid (Unix ms).
+    pub expires_at_ms: u64,
+    /// The accepted evidence's digest (`TeeEvidence::digest`): the one the node's `tee` receipts carry.
+    pub evidence: [u8; 32],
+    /// Height of the block that recorded it.
+    pub height: u64,
+}
+
+impl AttestationRecord {
+    /// Whether it is valid at `now_ms`.
+    pub fn valid_at(&self, now_ms: u64) -> bool {
+        now_ms < self.expires_at_ms
+    }
 }
 
 impl NodeRecord {

@@ -63,7 +63,11 @@ impl World {
     }
 
     fn ctx(&self) -> BlockCtx {
-        BlockCtx { height: self.height, seed: *blake3::hash(&self.height.to_le_bytes()).as_bytes() }
+        BlockCtx {
+            height: self.height,
+            seed: *blake3::hash(&self.height.to_le_bytes()).as_bytes(),
+            time_ms: 1_700_000_000_000 + self.height * 1_000,
+        }
     }
 
     fn apply(&mut self, tx: &SignedTx) -> Result<Vec<Event>, TxError> {

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +71,12 @@ pub struct NodeConfig {
     /// Fault injection for tests only: claim a zk output one unit off what was proven (what a prover bug that
     /// yields an unverifiable proof looks like), so the self-check before issuing must refuse it. Default false.
     pub fault_corrupt_proofs: bool,
+    /// TEE: use the simulated platform with the root key at this path (flag `--tee-simulate`; testing only, never a
+    /// TEE). Default none: the hardware platform is detected (configfs-tsm for TDX and SEV-SNP, the Nitro NSM).
+    pub tee_simulate_root: Option<PathBuf>,
+    /// TEE: a collateral file attached to every attestation (TDX: DCAP collateral JSON from a PCCS; SEV-SNP: the
+    /// VCEK DER when the host does not supply it). Re-read at each attestation.
+    pub tee_collateral: Option<PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -101,6 +107,8 @@ impl Default for NodeConfig {
             fault_flip_outputs: false,
             fault_skip_settlement: false,
             fault_corrupt_proofs: false,
+            tee_simulate_root: None,
+            tee_collateral: None,
         }
     }
 }

@@ -106,6 +106,9 @@ codes! {
     ProofFailed = (UNPROCESSABLE_ENTITY, "proof_failed", "The prover failed on this input."),
     ProofSelfCheckFailed = (INTERNAL_SERVER_ERROR, "proof_self_check_failed", "The node's own verifier rejected the proof it produced; no receipt was issued (a prover bug for this model's shape)."),
     ZkCommitmentOutdated = (CONFLICT, "zk_commitment_outdated", "The model version's recorded zk commitment was made by an older prover; push the model again as a new version."),
+    // TEE.
+    TeeUnavailable = (CONFLICT, "tee_unavailable", "tee mode on a node without a valid attestation on the ledger (the message says why: no TEE, not yet attested, expired)."),
+    TeeSelfCheckFailed = (INTERNAL_SERVER_ERROR, "tee_self_check_failed", "The node's own verifier rejected the tee receipt it produced; no receipt was issued."),
     // Quorum.
     JobTxRequired = (BAD_REQUEST, "job_tx_required", "Quorum mode without the requester's signed SubmitJob transaction."),
     InvalidJobTx = (BAD_REQUEST, "invalid_job_tx", "A job transaction that does not decode, is not a SubmitJob, or is sent outside quorum mode."),

@@ -77,6 +77,8 @@ pub(crate) struct NodeState {
     pub home: PathBuf,
     /// This node's API base URL.
     pub api_url: String,
+    /// The TEE this node runs in, and its attestation.
+    pub tee: service::tee::Tee,
     /// Settlements submitted by this process and when (the retry loop leaves these alone for a while).
     pub settling: std::sync::Mutex<std::collections::HashMap<vouch_codec::Digest, Instant>>,
 }
@@ -127,7 +129,9 @@ impl Node {
             "http://{}",
             listener.local_addr().map_err(|source| NodeError::Bind { addr: config.listen, source })?
         );
-        let spec = service::chain::load_or_create_spec(home, &key, &api, dev)?;
+        let sim_root = service::tee::simulated_root(&config).map_err(NodeError::Config)?;
+        let spec = service::chain::load_or_create_spec(home, &key, &api, dev, sim_root)?;
+        let tee = service::tee::Tee::detect(&config);
         let chain = service::chain::NodeChain::start(home, &key, spec, config.snapshot_every_blocks)?;
         let state = Arc::new(NodeState {
             chain,
@@ -147,6 +151,7 @@ impl Node {
             calibrations,
             started: Instant::now(),
             settling: Default::default(),
+            tee,
         });
         Ok(Self { state, listener, home: home.to_owned() })
     }
@@ -179,6 +184,7 @@ impl Node {
             for tick in 0u64.. {
                 ticks.tick().await;
                 st.chain.ensure_registered(&st.key, &st.api_url, &st.engines());
+                service::tee::ensure_attested(&st);
                 // Settlements lost to a crash, a full mempool or a restart are submitted again.
                 if tick.is_multiple_of(3) {
                     service::settlement::retry(&st).await;

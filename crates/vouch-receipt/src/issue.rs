@@ -5,7 +5,7 @@ use vouch_codec::tensor::digest_map;
 use vouch_codec::{AgreementRule, Digest, Evidence, Extension, Mode, ModelId, Receipt, ReceiptBody, TensorMap, domain};
 use vouch_crypto::NodeKey;
 
-use crate::{EXT_ZK_COMMITMENT, EXT_ZK_INPUT_COMMITMENT, private_input_digest};
+use crate::{EXT_TEE_EVIDENCE, EXT_ZK_COMMITMENT, EXT_ZK_INPUT_COMMITMENT, private_input_digest};
 
 /// Milliseconds since the Unix epoch by the system clock.
 pub fn system_clock_ms() -> u64 {
@@ -105,6 +105,24 @@ impl<'k> Issuer<'k> {
     ) -> Receipt {
         let mut r = self.single((Mode::Signed, model, job), digest_map(&inputs), outputs, vec![]);
         r.inputs = disclose_inputs.then_some(inputs);
+        r
+    }
+
+    /// A `tee`-mode receipt: the body binds the attestation's digest (extension [`EXT_TEE_EVIDENCE`]), the
+    /// evidence carries the attestation whose report data binds this issuer's key, beside its signature.
+    pub fn tee(
+        &self,
+        model: ModelId,
+        job: [u8; 32],
+        inputs: TensorMap,
+        disclose_inputs: bool,
+        outputs: TensorMap,
+        attestation: vouch_codec::TeeEvidence,
+    ) -> Receipt {
+        let ext = Extension { tag: EXT_TEE_EVIDENCE, value: attestation.digest().to_vec() };
+        let mut r = self.single((Mode::Tee, model, job), digest_map(&inputs), outputs, vec![ext]);
+        r.inputs = disclose_inputs.then_some(inputs);
+        r.evidence.push(Evidence::TeeQuote(attestation));
         r
     }
 

@@ -122,6 +122,18 @@ pub enum ReceiptError {
     /// The receipt's tensors are not a zk statement (one int16 input, one int16 output).
     #[error("zk receipt tensors: {0}")]
     ZkTensors(String),
+    /// A `tee`-mode receipt without its attestation, or with more than one.
+    #[error("tee receipt must carry exactly one TEE attestation (found {found})")]
+    TeeEvidenceCount {
+        /// How many it carries.
+        found: usize,
+    },
+    /// The attestation is not the one the executor's signature binds (body extension 0x0003).
+    #[error("tee attestation mismatch: the receipt body binds another attestation than the one it carries")]
+    TeeEvidenceMismatch,
+    /// The attestation is refused.
+    #[error("tee attestation refused: {0}")]
+    Tee(#[from] vouch_tee::TeeError),
     /// The model bytes given are not the receipt's model.
     #[error("model bytes do not match the receipt's model id: receipt names {expected}, the file is {actual}")]
     ModelMismatch {
@@ -149,6 +161,8 @@ pub struct Verified {
     pub zk_layers: Option<usize>,
     /// For a private-input zk proof: the commitment (hex) to the input the proof is about.
     pub private_input: Option<String>,
+    /// For a `tee` receipt: what its attestation established.
+    pub tee: Option<vouch_tee::Attestation>,
 }
 
 /// The engine string receipts issued by this build carry.
@@ -195,6 +209,30 @@ pub fn check_private_opening(receipt: &Receipt, x: &[f32], salt: &vouch_zk::priv
         return Err(ReceiptError::PrivateInputMismatch);
     }
     Ok(())
+}
+
+/// Body extension tag recording the digest of the TEE attestation a `tee` receipt carries (32 bytes), so the
+/// executor's signature binds it.
+pub const EXT_TEE_EVIDENCE: u16 = 0x0003;
+
+fn check_tee(receipt: &Receipt, policy: &vouch_tee::Policy) -> Result<vouch_tee::Attestation, ReceiptError> {
+    let evs: Vec<&vouch_codec::TeeEvidence> = receipt
+        .evidence
+        .iter()
+        .filter_map(|e| match e {
+            Evidence::TeeQuote(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let [ev] = evs.as_slice() else { return Err(ReceiptError::TeeEvidenceCount { found: evs.len() }) };
+    let bound = receipt.body.extensions.iter().find(|e| e.tag == EXT_TEE_EVIDENCE);
+    if bound.map(|e| e.value.as_slice()) != Some(ev.digest().as_slice()) {
+        return Err(ReceiptError::TeeEvidenceMismatch);
+    }
+    let executor = &receipt.body.executors[0];
+    // The attestation is judged at the time the receipt was issued: it had to be valid (and young enough) then.
+    let at_s = receipt.body.issued_at_ms / 1000;
+    Ok(vouch_tee::verify_evidence(ev, vouch_tee::Expect { key: Some(executor), chain: None }, policy, at_s)?)
 }
 
 /// Body extension tag recording `blake3(zk commitment)`, so the executor's signature binds the model id to
@@ -252,10 +290,17 @@ pub struct VerifyOptions {
     pub stated_id: Option<String>,
     /// The id of the model bytes the caller holds, checked against the receipt's model.
     pub model_bytes_id: Option<ModelId>,
+    /// What a `tee` receipt's attestation must satisfy (the default policy when `None`).
+    pub tee_policy: Option<vouch_tee::Policy>,
 }
 
 /// Parses a receipt's JSON text and verifies it (the stated `id` included).
 pub fn verify_json(text: &str, model_bytes_id: Option<ModelId>) -> Result<Verified, ReceiptError> {
+    verify_json_with(text, VerifyOptions { model_bytes_id, ..VerifyOptions::default() })
+}
+
+/// [`verify_json`] with options (the stated id is taken from the JSON).
+pub fn verify_json_with(text: &str, opts: VerifyOptions) -> Result<Verified, ReceiptError> {
     let json: ReceiptJson = serde_json::from_str(text).map_err(|e| {
         // Report an unknown version as such even when the rest of the document has changed shape.
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(text)
@@ -273,7 +318,7 @@ pub fn verify_json(text: &str, model_bytes_id: Option<ModelId>) -> Result<Verifi
         ReceiptJsonError::UnknownFormat { found, supported } => ReceiptError::UnknownFormatVersion { found, supported },
         other => ReceiptError::Malformed(other.to_string()),
     })?;
-    verify(&receipt, &VerifyOptions { stated_id: Some(json.id), model_bytes_id })
+    verify(&receipt, &VerifyOptions { stated_id: Some(json.id), ..opts })
 }
 
 /// Verifies a receipt offline.
@@ -301,9 +346,10 @@ pub fn verify(receipt: &Receipt, opts: &VerifyOptions) -> Result<Verified, Recei
     if let Some(ext) = body.extensions.iter().find(|e| e.is_critical()) {
         return Err(ReceiptError::UnknownCriticalExtension { tag: ext.tag });
     }
-    let signers = match body.mode {
-        Mode::Signed | Mode::Quorum | Mode::Zk => check_signatures(receipt, &id)?,
-        Mode::Tee => return Err(ReceiptError::UnsupportedEvidence { kind: "tee_quote".into() }),
+    let signers = check_signatures(receipt, &id)?;
+    let tee = match body.mode {
+        Mode::Tee => Some(check_tee(receipt, opts.tee_policy.as_ref().unwrap_or(&vouch_tee::Policy::default()))?),
+        _ => None,
     };
     let mut zk = None;
     for ev in &receipt.evidence {
@@ -327,6 +373,7 @@ pub fn verify(receipt: &Receipt, opts: &VerifyOptions) -> Result<Verified, Recei
         model_checked: opts.model_bytes_id.is_some(),
         zk_layers: zk.as_ref().map(|z| z.0),
         private_input: zk.and_then(|z| z.1),
+        tee,
     })
 }
 
@@ -342,6 +389,9 @@ fn check_signatures(receipt: &Receipt, id: &Digest) -> Result<Vec<[u8; 32]>, Rec
         }
         Mode::Zk if n > 1 => {
             return Err(ReceiptError::ExecutorCount { mode: "zk", expected: "at most 1".into(), found: n });
+        }
+        Mode::Tee if n != 1 => {
+            return Err(ReceiptError::ExecutorCount { mode: "tee", expected: "1".into(), found: n });
         }
         _ => {}
     }
@@ -376,7 +426,9 @@ fn check_signatures(receipt: &Receipt, id: &Digest) -> Result<Vec<[u8; 32]>, Rec
             Evidence::ZkProof { .. } => {
                 return Err(ReceiptError::UnsupportedEvidence { kind: "zk_proof".into() });
             }
-            Evidence::TeeQuote { .. } => {
+            // Checked by the caller against the executor's key.
+            Evidence::TeeQuote(_) if body.mode == Mode::Tee => {}
+            Evidence::TeeQuote(_) => {
                 return Err(ReceiptError::UnsupportedEvidence { kind: "tee_quote".into() });
             }
             Evidence::Unknown { tag, .. } => {

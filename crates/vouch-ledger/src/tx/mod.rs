@@ -6,3 +6,4 @@ mod jobs;
 mod models;
 mod receipts;
 mod staking;
+mod tee;

@@ -40,6 +40,7 @@ impl State {
                 stake,
                 slashed: 0,
                 unbonding: vec![],
+                attestation: None,
             },
         );
         Ok(vec![])

@@ -81,6 +81,7 @@ fn kind_name(k: &vouch_codec::tx::TxKind) -> &'static str {
         SettleReceipt { .. } => "settle_receipt",
         Unbond { .. } => "unbond",
         SetEngine { .. } => "set_engine",
+        Attest { .. } => "attest",
     }
 }
 
@@ -101,8 +102,14 @@ pub(super) async fn nodes(State(s): AppState) -> Json<Value> {
         .map(|(k, n)| {
             let unbonding: Vec<Value> =
                 n.unbonding.iter().map(|(h, a)| json!({"release_height": h, "amount": a})).collect();
+            let attestation = n.attestation.as_ref().map(|a| {
+                json!({"platform": a.platform, "measurement": hex::encode(&a.measurement), "tcb_status": a.tcb_status,
+                       "expires_at_ms": a.expires_at_ms, "height": a.height, "evidence": hex::encode(a.evidence),
+                       "valid": a.valid_at(crate::now_ms())})
+            });
             json!({"node": hex::encode(k), "operator": hex::encode(n.operator), "endpoint": n.endpoint,
-                   "engine": n.engine, "stake": n.stake, "slashed": n.slashed, "unbonding": unbonding})
+                   "engine": n.engine, "stake": n.stake, "slashed": n.slashed, "unbonding": unbonding,
+                   "attestation": attestation})
         })
         .collect();
     Json(json!(nodes))

@@ -19,11 +19,16 @@ pub(super) async fn status(State(s): AppState) -> Result<Json<NodeStatus>, ApiEr
         version: env!("CARGO_PKG_VERSION").into(),
         engine: s.cache.engine_id(),
         network: hex::encode(s.chain.chain().chain_id()),
-        modes: vec!["signed".into(), "zk".into(), "quorum".into()],
+        modes: ["signed", "zk", "quorum"]
+            .into_iter()
+            .map(String::from)
+            .chain(crate::service::tee::evidence(&s).is_ok().then(|| "tee".to_owned()))
+            .collect(),
         models,
         receipts,
         cached_models: s.cache.len() as u64,
         uptime_s: s.started.elapsed().as_secs(),
+        tee: crate::service::tee::status(&s),
     }))
 }
 

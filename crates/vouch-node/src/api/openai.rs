@@ -487,10 +487,14 @@ async fn answer(s: Arc<NodeState>, req: Request) -> Result<Response, ApiError> {
             return Err(unsupported("logprobs", "logprobs are not available in quorum mode"));
         }
         "quorum" => {}
+        // Checked before any token is generated or streamed: a node without a valid attestation answers 409 at once.
+        "tee" => {
+            crate::service::tee::evidence(&s)?;
+        }
         other => {
             return Err(ApiError::new(
                 Code::ModeUnavailable,
-                format!("mode {other:?} is not served for completions (signed and quorum are)"),
+                format!("mode {other:?} is not served for completions (signed, tee and quorum are)"),
             )
             .details(json!({"param": "vouch.mode"})));
         }
@@ -544,7 +548,8 @@ async fn run(
         }
         return Ok(Outcome { tokens, finish, text, logprobs: vec![], receipt, generation: None });
     }
-    let done = llm::complete(s, &req.record, &req.completion, events, cancel).await?;
+    let tee = req.vouch.mode.as_deref() == Some("tee");
+    let done = llm::complete(s, &req.record, &req.completion, events, cancel, tee).await?;
     let g = done.generation;
     Ok(Outcome {
         tokens: g.tokens.clone(),

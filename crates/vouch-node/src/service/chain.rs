@@ -36,7 +36,14 @@ pub(crate) struct NodeChain {
 }
 
 /// Reads `home/genesis.json`, or (with `dev`) writes a single-validator chain with this node funded.
-pub(crate) fn load_or_create_spec(home: &Path, key: &NodeKey, api: &str, dev: bool) -> Result<ChainSpec, NodeError> {
+/// With `simulated_tee_root`, the new chain accepts simulated attestations signed by that root (testing only).
+pub(crate) fn load_or_create_spec(
+    home: &Path,
+    key: &NodeKey,
+    api: &str,
+    dev: bool,
+    simulated_tee_root: Option<[u8; 32]>,
+) -> Result<ChainSpec, NodeError> {
     let path = home.join("genesis.json");
     if path.exists() {
         return ChainSpec::load(&path).map_err(|e| NodeError::Config(e.to_string()));
@@ -51,9 +58,11 @@ pub(crate) fn load_or_create_spec(home: &Path, key: &NodeKey, api: &str, dev: bo
     let p2p = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| NodeError::Config(format!("choosing a p2p port: {e}")))?;
+    let mut params = vouch_ledger::Params::default();
+    params.tee.simulated_roots.extend(simulated_tee_root.map(hex::encode));
     let spec = ChainSpec {
         accounts: vec![AccountSpec { address: hex::encode(key.public_key()), balance: DEV_FUNDS }],
-        params: Default::default(),
+        params,
         validators: vec![ValidatorSpec {
             consensus_key: consensus_public_hex(&key.derive_seed(CONSENSUS_KEY_CONTEXT)),
             node_id: hex::encode(key.public_key()),

@@ -8,7 +8,7 @@ use vouch_codec::{Mode, Receipt};
 use crate::NodeState;
 use crate::error::{ApiError, Code};
 use crate::service::execution::{ProgressTx, Settle, finish, parse_inputs, run_model};
-use crate::service::{blocking, quorum, replicate, zk};
+use crate::service::{blocking, quorum, replicate, tee, zk};
 
 /// `POST /v1/infer`: runs the request in its mode and returns the stored receipt.
 pub(crate) async fn infer(
@@ -17,12 +17,6 @@ pub(crate) async fn infer(
     progress: Option<ProgressTx>,
 ) -> Result<Receipt, ApiError> {
     let mode: Mode = req.mode.parse().map_err(|e: String| ApiError::new(Code::InvalidMode, e))?;
-    if !matches!(mode, Mode::Signed | Mode::Zk | Mode::Quorum) {
-        return Err(ApiError::new(
-            Code::ModeUnavailable,
-            format!("mode {} is not available on this node yet; it serves: signed, zk, quorum", mode.name()),
-        ));
-    }
     let record = replicate::ensure_model(&s, &req.model).await?;
     if mode == Mode::Quorum {
         return quorum::infer(s, record, req.inputs, req.quorum, req.job_tx).await;
@@ -43,6 +37,12 @@ pub(crate) async fn infer(
         let _permit = s.infer_slots.acquire().await.map_err(ApiError::internal)?;
         let st = s.clone();
         blocking(move || zk::prove(&st, &record, &inputs, salt, progress.as_ref())).await?
+    } else if mode == Mode::Tee {
+        let evidence = tee::evidence(&s)?;
+        let outputs = run_model(&s, &record, &inputs).await?;
+        let r = s.issuer_for(&record).tee(record.id, rand::random(), inputs, s.config.disclose_inputs, outputs, evidence);
+        tee::self_check(&s, &r)?;
+        r
     } else {
         let outputs = run_model(&s, &record, &inputs).await?;
         s.issuer_for(&record).signed(record.id, rand::random(), inputs, s.config.disclose_inputs, outputs)

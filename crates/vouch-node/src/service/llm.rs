@@ -187,18 +187,28 @@ pub(crate) async fn generate(
     Ok(generation)
 }
 
-/// A `signed` completion: generated here, its receipt signed, stored and settled.
+/// A `signed` (or, with `tee`, a `tee`) completion: generated here, its receipt signed, stored and settled.
 pub(crate) async fn complete(
     s: &Arc<NodeState>,
     record: &ModelVersion,
     completion: &Completion,
     events: Option<mpsc::Sender<TokenEvent>>,
     cancel: Arc<AtomicBool>,
+    tee: bool,
 ) -> Result<Completed, ApiError> {
+    let evidence = if tee { Some(crate::service::tee::evidence(s)?) } else { None };
     let generation = generate(s, record, completion, events, cancel).await?;
     let outputs = request::outputs(&generation.tokens, generation.finish);
     // The prompt is what the answer is about: an LLM receipt always carries it.
-    let receipt = s.issuer_for(record).signed(record.id, rand::random(), completion.to_inputs(), true, outputs);
+    let issuer = s.issuer_for(record);
+    let receipt = match evidence {
+        Some(ev) => {
+            let r = issuer.tee(record.id, rand::random(), completion.to_inputs(), true, outputs, ev);
+            crate::service::tee::self_check(s, &r)?;
+            r
+        }
+        None => issuer.signed(record.id, rand::random(), completion.to_inputs(), true, outputs),
+    };
     let receipt = finish(s, receipt, Settle::Here).await?;
     s.metrics.llm_completions.inc();
     Ok(Completed { generation, receipt })

@@ -11,6 +11,7 @@ pub(crate) mod quorum;
 pub(crate) mod receipts;
 pub(crate) mod replicate;
 pub(crate) mod settlement;
+pub(crate) mod tee;
 pub(crate) mod zk;
 
 /// Runs blocking work (storage, engines, provers) on tokio's blocking pool.
