@@ -195,7 +195,8 @@ async fn check_online(cli: &Cli, text: &str) -> anyhow::Result<Result<u64, Strin
 pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
     let text = std::fs::read_to_string(&a.receipt).with_context(|| format!("reading {}", a.receipt.display()))?;
     let model = a.model.as_ref().map(hash_file).transpose()?;
-    let spec = a.genesis.as_ref().map(|g| vouch_chain::spec::ChainSpec::load(g).map_err(anyhow::Error::msg)).transpose()?;
+    let spec =
+        a.genesis.as_ref().map(|g| vouch_chain::spec::ChainSpec::load(g).map_err(anyhow::Error::msg)).transpose()?;
     let opts = vouch_receipt::VerifyOptions {
         model_bytes_id: model,
         tee_policy: Some(tee_policy(a, spec.as_ref())?),

@@ -188,7 +188,10 @@ impl Canonical for Genesis {
             }
             params.tee = TeeParams::decode(r)?;
             if params.tee == TeeParams::default() {
-                return Err(DecodeError::NonCanonical { what: "genesis", reason: "a default tee section is omitted".into() });
+                return Err(DecodeError::NonCanonical {
+                    what: "genesis",
+                    reason: "a default tee section is omitted".into(),
+                });
             }
         }
         Ok(Self { accounts, params, validators })

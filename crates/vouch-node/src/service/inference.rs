@@ -40,7 +40,8 @@ pub(crate) async fn infer(
     } else if mode == Mode::Tee {
         let evidence = tee::evidence(&s)?;
         let outputs = run_model(&s, &record, &inputs).await?;
-        let r = s.issuer_for(&record).tee(record.id, rand::random(), inputs, s.config.disclose_inputs, outputs, evidence);
+        let r =
+            s.issuer_for(&record).tee(record.id, rand::random(), inputs, s.config.disclose_inputs, outputs, evidence);
         tee::self_check(&s, &r)?;
         r
     } else {

@@ -69,9 +69,10 @@ pub(crate) fn ensure_attested(st: &NodeState) {
     let now = now_ms();
     let margin = params.attestation_ttl_s.saturating_mul(1000) / 3;
     let latest = st.tee.latest().map(|e| e.digest());
-    let fine = record.attestation.as_ref().is_some_and(|a| {
-        Some(a.evidence) == latest && a.expires_at_ms > now.saturating_add(margin)
-    });
+    let fine = record
+        .attestation
+        .as_ref()
+        .is_some_and(|a| Some(a.evidence) == latest && a.expires_at_ms > now.saturating_add(margin));
     if fine {
         return;
     }
