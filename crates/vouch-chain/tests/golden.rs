@@ -77,6 +77,32 @@ fn golden_genesis_transaction_block_header_and_record() {
         },
     };
     let set_engine = SignedTx { signature: key.sign(domain::TX_SIGNATURE, &set_engine.id().0), tx: set_engine };
+    let attest = Tx {
+        chain,
+        from: key.public_key(),
+        nonce: 10,
+        fee: 1,
+        kind: TxKind::Attest {
+            node: key.public_key(),
+            evidence: vouch_codec::TeeEvidence {
+                key: key.public_key(),
+                chain,
+                freshness: [6; 32],
+                attested_at_ms: 1_764_000_000_000,
+                reports: vec![vouch_codec::PlatformReport {
+                    platform: "tdx".into(),
+                    report: vec![1, 2, 3],
+                    collateral: b"{}".to_vec(),
+                }],
+            },
+        },
+    };
+    let attest = SignedTx { signature: key.sign(domain::TX_SIGNATURE, &attest.id().0), tx: attest };
+    // A genesis with a TEE section (only then encoded, so chains without one keep their ids).
+    let mut tee_params = Params::default();
+    tee_params.tee.measurements = vec!["ab".repeat(48)];
+    tee_params.tee.simulated_roots = vec!["cd".repeat(32)];
+    let tee_genesis = Genesis { params: tee_params, ..genesis.clone() };
     let block =
         Block::new([8; 32], 12, 1_764_000_000_123, vec![signed.to_bytes().into(), Bytes::from(register.to_bytes())]);
     let record = TxRecord {
@@ -97,6 +123,8 @@ fn golden_genesis_transaction_block_header_and_record() {
         format!("tx_record {}", round_trip(&record)),
         format!("tx_record_failed {}", round_trip(&failed)),
         format!("signed_tx_set_engine {}", round_trip(&set_engine)),
+        format!("signed_tx_attest {}", round_trip(&attest)),
+        format!("genesis_tee {}", round_trip(&tee_genesis)),
     ];
     golden("chain_v1.txt", &(lines.join("\n") + "\n"));
 }

@@ -642,3 +642,146 @@ fn set_engine_rejections() {
     w.apply(&tx).unwrap();
     assert_eq!(w.state.nodes[&node].engine, "tract; llama.cpp");
 }
+
+/// A chain that accepts one simulated TEE root, with one registered node and one recorded block.
+struct TeeWorld {
+    state: State,
+    node: NodeKey,
+    root: vouch_tee::simulated::SimulatedRoot,
+    _dir: tempfile::TempDir,
+}
+
+const T0_MS: u64 = 1_764_000_000_000;
+const FRESH: [u8; 32] = [7; 32];
+
+impl TeeWorld {
+    fn new(accept_root: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = vouch_tee::simulated::SimulatedRoot::load_or_create(&dir.path().join("root.key")).unwrap();
+        let node = key(100);
+        let mut params = Params::default();
+        params.tee.attestation_ttl_s = 3_600;
+        if accept_root {
+            params.tee.simulated_roots = vec![hex::encode(root.public_key())];
+        }
+        let genesis = Genesis {
+            accounts: vec![(node.public_key(), FUNDS), (key(1).public_key(), FUNDS)],
+            params,
+            validators: vec![],
+        };
+        let mut state = State::genesis(&genesis);
+        let pop = node.sign(domain::NODE_BIND, &node.public_key());
+        let kind = TxKind::RegisterNode {
+            node: node.public_key(),
+            endpoint: "http://n".into(),
+            stake: 10_000,
+            node_signature: pop,
+        };
+        let ctx = BlockCtx { height: 1, seed: [0; 32], time_ms: T0_MS };
+        state.apply(&ctx, &signed(&state, &node, 0, kind)).unwrap();
+        state.finish_block(1, FRESH, T0_MS);
+        Self { state, node, root, _dir: dir }
+    }
+
+    /// Evidence for `key` on `chain`, freshness `fresh`, at `at_ms`, its report data as given (or the binding).
+    fn evidence(&self, key: [u8; 32], chain: [u8; 32], fresh: [u8; 32], at_ms: u64) -> vouch_codec::TeeEvidence {
+        let mut ev = vouch_codec::TeeEvidence { key, chain, freshness: fresh, attested_at_ms: at_ms, reports: vec![] };
+        let report = self.root.report(&[3; 48], &ev.report_data(), at_ms / 1000);
+        ev.reports.push(vouch_codec::PlatformReport { platform: "simulated".into(), report, collateral: vec![] });
+        ev
+    }
+
+    fn attest(&mut self, from: &NodeKey, ev: vouch_codec::TeeEvidence, at_ms: u64) -> Result<Vec<Event>, TxError> {
+        let nonce = self.state.accounts.get(&from.public_key()).map_or(0, |a| a.nonce);
+        let tx = signed(&self.state, from, nonce, TxKind::Attest { node: self.node.public_key(), evidence: ev });
+        let before = self.state.clone();
+        let r = self.state.apply(&BlockCtx { height: 2, seed: FRESH, time_ms: at_ms }, &tx);
+        if r.is_err() {
+            assert_eq!(self.state, before, "a rejected attestation changed the state");
+        }
+        assert_eq!(self.state.root(), self.state.root_from_scratch());
+        r
+    }
+}
+
+fn signed(state: &State, k: &NodeKey, nonce: u64, kind: TxKind) -> SignedTx {
+    let tx = Tx { chain: state.chain, from: k.public_key(), nonce, fee: 1, kind };
+    let signature = k.sign(domain::TX_SIGNATURE, &tx.id().0);
+    SignedTx { tx, signature }
+}
+
+fn refused(r: Result<Vec<Event>, TxError>) -> String {
+    match r {
+        Err(TxError::Attestation(why)) => why,
+        other => panic!("expected an attestation refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn attest_records_the_node_attestation_and_survives_a_snapshot() {
+    let mut w = TeeWorld::new(true);
+    let me = w.node.public_key();
+    let ev = w.evidence(me, w.state.chain, FRESH, T0_MS);
+    w.attest(&w.node.clone_key(), ev.clone(), T0_MS + 2_000).unwrap();
+    let a = w.state.nodes.get(&me).unwrap().attestation.clone().unwrap();
+    assert_eq!(
+        (a.platform.as_str(), a.measurement.as_slice(), a.tcb_status.as_str()),
+        ("simulated", &[3u8; 48][..], "NotReported")
+    );
+    // Valid for the chain's attestation lifetime after the attestation time.
+    assert_eq!(a.expires_at_ms, T0_MS + 3_600_000);
+    assert_eq!(a.evidence, ev.digest());
+    assert!(a.valid_at(T0_MS + 3_599_000) && !a.valid_at(T0_MS + 3_600_000));
+    assert_snapshot_round_trip(&w.state);
+}
+
+#[test]
+fn attest_rejections() {
+    let mut w = TeeWorld::new(true);
+    let me = w.node.public_key();
+    let chain = w.state.chain;
+    let node = w.node.clone_key();
+    let t = T0_MS + 2_000;
+    let why = refused(w.attest(&node, w.evidence(me, chain, [8; 32], T0_MS), t));
+    assert!(why.starts_with("freshness 0808080808080808 is not one of the last 256 finalized blocks"), "{why}");
+    let why = refused(w.attest(&node, w.evidence(key(5).public_key(), chain, FRESH, T0_MS), t));
+    assert!(why.starts_with("the TEE evidence binds key"), "{why}");
+    let why = refused(w.attest(&node, w.evidence(me, [9; 32], FRESH, T0_MS), t));
+    assert!(why.starts_with("the TEE evidence is for chain 0909"), "{why}");
+    // The report binds other data than the evidence states (a report produced for another key, replayed).
+    let mut replayed = w.evidence(me, chain, FRESH, T0_MS);
+    replayed.attested_at_ms += 1;
+    let why = refused(w.attest(&node, replayed, t));
+    assert!(why.starts_with("report data mismatch: the simulated report binds"), "{why}");
+    // Older than the chain's attestation lifetime at this block's time.
+    let why = refused(w.attest(&node, w.evidence(me, chain, FRESH, T0_MS), T0_MS + 3_700_000));
+    assert_eq!(why, "TEE evidence age 3700 s exceeds the policy's maximum of 3600 s");
+    // A time before the freshness block (beyond the clock skew).
+    let why = refused(w.attest(&node, w.evidence(me, chain, FRESH, T0_MS - 600_000), t));
+    assert!(why.contains("is outside [freshness block"), "{why}");
+    // Someone else than the node or its operator.
+    let stranger = key(1);
+    assert!(matches!(w.attest(&stranger, w.evidence(me, chain, FRESH, T0_MS), t), Err(TxError::NotOperator(_))));
+    // A root the genesis does not list; a chain whose genesis lists none refuses simulated evidence outright.
+    let other = tempfile::tempdir().unwrap();
+    w.root = vouch_tee::simulated::SimulatedRoot::load_or_create(&other.path().join("other.key")).unwrap();
+    let why = refused(w.attest(&node, w.evidence(me, chain, FRESH, T0_MS), t));
+    assert!(why.starts_with("simulated TEE evidence signed by root"), "{why}");
+    let mut plain = TeeWorld::new(false);
+    let ev = plain.evidence(me, plain.state.chain, FRESH, T0_MS);
+    let why = refused(plain.attest(&node, ev, t));
+    assert!(why.starts_with("simulated TEE evidence: produced without confidential hardware"), "{why}");
+    assert!(w.state.nodes.get(&me).unwrap().attestation.is_none());
+}
+
+#[test]
+fn recent_blocks_are_bounded_by_the_freshness_window() {
+    let mut w = TeeWorld::new(true);
+    let n = w.state.params.tee.freshness_blocks;
+    for h in 2..=n + 10 {
+        w.state.finish_block(h, [(h % 251) as u8; 32], T0_MS + h * 1_000);
+    }
+    assert_eq!(w.state.blocks.len() as u64, n);
+    assert!(w.state.blocks.get(&1).is_none() && w.state.blocks.get(&(n + 10)).is_some());
+    assert_eq!(w.state.root(), w.state.root_from_scratch());
+}
