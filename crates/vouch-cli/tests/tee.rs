@@ -80,7 +80,7 @@ fn without_a_tee_attest_says_why_and_tee_mode_is_refused() {
     let node = NodeProc::start(&dir.path().join("node"));
     let model = bench_models().join("mlp_small.onnx");
     node.vouch_ok(&["model", "push", model.to_str().unwrap(), "--name", "mlp"]);
-    let body = serde_json::json!({"model": "mlp", "mode": "tee", "inputs": {"x": vec![0.25; 16]}});
+    let body = serde_json::json!({"model": "mlp", "mode": "tee", "inputs": {"x": [vec![0.25; 16]]}});
     let (code, v) = node.http("POST", "/v1/infer", "application/json", body.to_string().as_bytes());
     assert_eq!((code, v["error"]["code"].as_str()), (409, Some("tee_unavailable")), "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("no TEE on this machine"), "{v}");
@@ -215,7 +215,7 @@ fn simulated_devnet_attests_serves_tee_receipts_and_refuses_forgeries() {
             evidence,
         );
         let path = dir.path().join(name);
-        std::fs::write(&path, serde_json::to_string(&ReceiptJson::from(&forged)).unwrap()).unwrap();
+        std::fs::write(&path, serde_json::to_string(&forged.to_json()).unwrap()).unwrap();
         path
     };
     let other_key = write("other-key.json", node1_evidence, honest.body.issued_at_ms);

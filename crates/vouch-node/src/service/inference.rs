@@ -32,13 +32,14 @@ pub(crate) async fn infer(
         ),
         (Some(_), _) => return Err(ApiError::new(Code::InvalidPrivateInput, "private_input is for zk mode")),
     };
+    // A node that cannot serve tee mode says so before doing any work.
+    let evidence = if mode == Mode::Tee { Some(tee::evidence(&s)?) } else { None };
     let inputs = parse_inputs(&record, &req.inputs)?;
     let receipt = if mode == Mode::Zk {
         let _permit = s.infer_slots.acquire().await.map_err(ApiError::internal)?;
         let st = s.clone();
         blocking(move || zk::prove(&st, &record, &inputs, salt, progress.as_ref())).await?
-    } else if mode == Mode::Tee {
-        let evidence = tee::evidence(&s)?;
+    } else if let Some(evidence) = evidence {
         let outputs = run_model(&s, &record, &inputs).await?;
         let r =
             s.issuer_for(&record).tee(record.id, rand::random(), inputs, s.config.disclose_inputs, outputs, evidence);
