@@ -305,3 +305,45 @@ fn simulated_devnet_attests_serves_tee_receipts_and_refuses_forgeries() {
     let n0 = nodes.as_array().unwrap().iter().find(|n| n["node"] == hex::encode(node0.public_key())).unwrap();
     assert_eq!(n0["attestation"]["platform"], "simulated", "{n0}");
 }
+
+#[test]
+fn a_language_model_answers_in_tee_mode_through_the_openai_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("node");
+    let mut child = Command::new(vouch_bin())
+        .args(["node", "run", "--dev", "--listen", "127.0.0.1:0", "--tee-simulate", "--tee-simulated-root"])
+        .arg(dir.path().join("root.key"))
+        .arg("--home")
+        .arg(&home)
+        .env("VOUCH_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let _guard = Proc(child);
+    let url = line.trim().strip_prefix("vouch node listening on ").unwrap().to_owned();
+    let addr: SocketAddr = url.strip_prefix("http://").unwrap().parse().unwrap();
+    let gguf = common::cached_model("smollm2-135m-instruct-q4_1.gguf");
+    let account = home.join("node.key");
+    vouch_ok(
+        &url,
+        &["model", "push", gguf.to_str().unwrap(), "--name", "smol", "--account", account.to_str().unwrap()],
+    );
+    wait_for("the node's attestation on its ledger", 60, || {
+        http(addr, "GET", "/v1/node", "application/json", b"").1["modes"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m == "tee"))
+    });
+    let body = serde_json::json!({"model": "smol", "messages": [{"role": "user", "content": "Name a colour."}],
+                                  "max_tokens": 6, "vouch": {"mode": "tee"}});
+    let (code, v) = http(addr, "POST", "/v1/chat/completions", "application/json", body.to_string().as_bytes());
+    assert_eq!(code, 200, "{v}");
+    let receipt = &v["vouch"]["receipt"];
+    assert_eq!(receipt["mode"], "tee", "{v}");
+    let path = dir.path().join("chat.json");
+    std::fs::write(&path, receipt.to_string()).unwrap();
+    let out = vouch_ok(&url, &["verify", "--allow-simulated-tee", path.to_str().unwrap()]);
+    assert!(out.contains("mode    tee") && out.contains("tee     simulated"), "{out}");
+    assert_eq!(verify(&url, &path, &[]).0, 1, "plain verify refuses simulated evidence");
+}
