@@ -221,6 +221,11 @@ impl Chain {
         self.state().headers.get(&height).copied()
     }
 
+    /// The newest block the ledger records as a freshness value for TEE attestations: (height, hash, time ms).
+    pub fn freshness(&self) -> Option<(u64, [u8; 32], u64)> {
+        self.state().ledger.blocks.iter().next_back().map(|(h, (hash, t))| (*h, *hash, *t))
+    }
+
     /// The state root after the last executed block.
     pub fn state_root(&self) -> Digest {
         let st = self.state();
@@ -433,7 +438,12 @@ impl Chain {
             st.txs.insert(id, TxRecord { height: h.height, index: index as u32, result });
             done.push(id);
         }
-        let expired = st.ledger.finish_block(h.height, h.digest(), h.timestamp_ms);
+        // Blocks with transactions are recorded as freshness values for TEE attestations; empty ones change nothing.
+        let expired = if block.txs().is_empty() {
+            st.ledger.end_block(h.height)
+        } else {
+            st.ledger.finish_block(h.height, h.digest(), h.timestamp_ms)
+        };
         if !expired.is_empty() {
             st.block_events.insert(h.height, expired);
         }

@@ -104,7 +104,8 @@ fn simulated_devnet_attests_serves_tee_receipts_and_refuses_forgeries() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("net");
     let base: u16 = 25_000 + (std::process::id() % 1_000) as u16 * 4;
-    let ttl_s = 3_600u64;
+    // Short, so the nodes renew their attestations during the test (at two thirds of the lifetime).
+    let ttl_s = 45u64;
     let devnet = Command::new(vouch_bin())
         .args(["devnet", "--nodes", "4", "--tee-simulate", "--tee-attestation-ttl", &ttl_s.to_string()])
         .args(["--base-port", &base.to_string(), "--home"])
@@ -169,6 +170,14 @@ fn simulated_devnet_attests_serves_tee_receipts_and_refuses_forgeries() {
         &["verify", "--allow-simulated-tee", "--genesis", genesis.to_str().unwrap(), ra.to_str().unwrap()],
     );
     assert!(out.contains("anchor  settled at height") && out.contains("tee     simulated"), "{out}");
+    // A policy file (TOML) that allows simulated evidence and lists node 0's measurement accepts it.
+    let nodes = http(addrs[0], "GET", "/v1/ledger/nodes", "application/json", b"").1;
+    let measurement = nodes[0]["attestation"]["measurement"].as_str().unwrap().to_owned();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, format!("allow_simulated = true\nmeasurements = [\"{measurement}\"]\nmax_age_s = 600\n"))
+        .unwrap();
+    let out = vouch_ok(&urls[0], &["verify", "--tee-policy", policy.to_str().unwrap(), r.to_str().unwrap()]);
+    assert!(out.contains(&format!("measurement {measurement}")), "{out}");
     // A measurement other than the node's is refused.
     let (code, out) = verify(&urls[0], &r, &["--allow-simulated-tee", "--tee-measurement", &"ab".repeat(48)]);
     assert_eq!(code, 1, "{out}");
@@ -300,10 +309,25 @@ fn simulated_devnet_attests_serves_tee_receipts_and_refuses_forgeries() {
         error.starts_with("attestation refused: report data mismatch: the sev-snp report binds d447b55d197491bf"),
         "{error}"
     );
-    // Node 0's attestation on the ledger is still its own simulated one.
-    let nodes = http(addrs[0], "GET", "/v1/ledger/nodes", "application/json", b"").1;
-    let n0 = nodes.as_array().unwrap().iter().find(|n| n["node"] == hex::encode(node0.public_key())).unwrap();
-    assert_eq!(n0["attestation"]["platform"], "simulated", "{n0}");
+    // Node 0's attestation on the ledger is still its own simulated one, and it renews it before it expires; tee
+    // mode keeps being served throughout.
+    let node0_attestation = || {
+        let nodes = http(addrs[0], "GET", "/v1/ledger/nodes", "application/json", b"").1;
+        nodes.as_array().unwrap().iter().find(|n| n["node"] == hex::encode(node0.public_key())).unwrap()["attestation"]
+            .clone()
+    };
+    assert_eq!(node0_attestation()["platform"], "simulated");
+    wait_for("node 0 to renew the attestation its first receipt carried", 60, || {
+        let a = node0_attestation();
+        a["evidence"].as_str() != Some(hex::encode(own.digest()).as_str()) && a["valid"] == true
+    });
+    let renewed = dir.path().join("renewed.json");
+    vouch_ok(
+        &urls[0],
+        &["infer", "mlp", "--mode", "tee", "--input", input.to_str().unwrap(), "-o", renewed.to_str().unwrap()],
+    );
+    let out = vouch_ok(&urls[0], &["verify", "--allow-simulated-tee", renewed.to_str().unwrap()]);
+    assert!(out.contains("tee     simulated"), "{out}");
 }
 
 #[test]

@@ -30,7 +30,41 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("zk_private_evidence", zk_private_evidence),
     ("chain_block", chain_block),
     ("gguf_header", gguf_header),
+    ("tee_evidence", tee_evidence),
 ];
+
+/// TEE evidence as a receipt or an `Attest` transaction carries it: decoded, then fully verified (the platform's
+/// vendor chain, report-data binding, the default policy) at a time inside the fixtures' validity.
+pub fn tee_evidence(data: &[u8]) {
+    if let Ok(ev) = vouch_codec::TeeEvidence::from_canonical(data) {
+        let _ =
+            vouch_tee::verify_evidence(&ev, vouch_tee::Expect::default(), &vouch_tee::Policy::default(), 1_751_328_000);
+    }
+}
+
+/// Evidence around each real vendor report of `vouch-tee`'s fixtures (it verifies up to the report-data binding).
+fn tee_seeds() -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../vouch-tee/tests/fixtures");
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap_or_default();
+    let snp = hex::decode(String::from_utf8_lossy(&read("report_milan.hex")).trim()).unwrap_or_default();
+    [
+        ("tdx", read("tdx_quote"), read("tdx_quote_collateral.json")),
+        ("sev-snp", snp, read("vcek_milan.der")),
+        ("nitro", read("attestation.cose"), vec![]),
+    ]
+    .into_iter()
+    .map(|(platform, report, collateral)| {
+        vouch_codec::TeeEvidence {
+            key: [1; 32],
+            chain: [2; 32],
+            freshness: [3; 32],
+            attested_at_ms: 1_751_328_000_000,
+            reports: vec![vouch_codec::PlatformReport { platform: platform.into(), report, collateral }],
+        }
+        .to_canonical()
+    })
+    .collect()
+}
 
 /// A GGUF file through the bounded header inspection the node runs at push (nothing allocated beyond the input).
 pub fn gguf_header(data: &[u8]) {
@@ -372,6 +406,20 @@ pub fn seeds(name: &str, models: &std::path::Path) -> Vec<Vec<u8>> {
             TxKind::SettleReceipt { receipt: vouch_codec::Digest([5; 32]) },
             TxKind::Unbond { node: [6; 32], amount: 9 },
             TxKind::SetEngine { node: [6; 32], engine: "tract 0.23.9; llama.cpp cpu x86_64+avx2".into() },
+            TxKind::Attest {
+                node: [6; 32],
+                evidence: vouch_codec::TeeEvidence {
+                    key: [6; 32],
+                    chain: [7; 32],
+                    freshness: [8; 32],
+                    attested_at_ms: 1,
+                    reports: vec![vouch_codec::PlatformReport {
+                        platform: "simulated".into(),
+                        report: vec![9; 16],
+                        collateral: vec![],
+                    }],
+                },
+            },
             TxKind::RegisterModel {
                 model: ModelId::of_bytes(b"m"),
                 name: "m@1.0".into(),
@@ -404,6 +452,7 @@ pub fn seeds(name: &str, models: &std::path::Path) -> Vec<Vec<u8>> {
         "zk_public_evidence" => zk().map(|z| vec![z.0]).unwrap_or_default(),
         "zk_private_evidence" => zk().map(|z| vec![z.1]).unwrap_or_default(),
         "gguf_header" => vec![gguf_seed()],
+        "tee_evidence" => tee_seeds(),
         "chain_block" => {
             let txs: Vec<bytes::Bytes> = txs().iter().map(|t| t.to_bytes().into()).collect();
             vec![vouch_chain::Block::new([8; 32], 12, 1_764_000_000_123, txs).to_canonical()]

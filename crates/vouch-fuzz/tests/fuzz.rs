@@ -104,6 +104,21 @@ fn gguf_header() {
     fuzz("gguf_header");
 }
 
+#[test]
+fn tee_evidence() {
+    // The TDX and SEV-SNP seeds pass every vendor check and stop at the report-data binding, so mutations start from
+    // inputs that reach the deepest checks.
+    use vouch_codec::Canonical;
+    let seeds = vouch_fuzz::seeds("tee_evidence", Path::new("."));
+    assert_eq!(seeds.len(), 3);
+    for seed in &seeds[..2] {
+        let ev = vouch_codec::TeeEvidence::from_canonical(seed).expect("a valid seed");
+        let r = vouch_tee::verify_evidence(&ev, Default::default(), &Default::default(), 1_751_328_000);
+        assert!(matches!(r, Err(vouch_tee::TeeError::ReportDataMismatch { .. })), "{r:?}");
+    }
+    fuzz("tee_evidence");
+}
+
 /// Every target has a test above.
 #[test]
 fn every_target_is_run() {

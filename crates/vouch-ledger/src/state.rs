@@ -29,8 +29,8 @@ pub struct State {
     pub treasury: u64,
     /// Settled receipts: id -> (issuing node, height).
     pub receipts: Table<Digest, (Address, u64)>,
-    /// The last `tee.freshness_blocks` finalized blocks: height -> (hash, time ms), the freshness values TEE
-    /// attestations may name.
+    /// The last `tee.freshness_blocks` finalized blocks that carried transactions: height -> (hash, time ms), the
+    /// freshness values TEE attestations may name.
     pub blocks: Table<u64, ([u8; 32], u64)>,
     /// Multiset hash of every table entry, up to the tables' pending changes.
     pub(crate) entries: LtHash,
@@ -289,7 +289,8 @@ impl State {
     }
 
     /// [`State::end_block`], recording the block's hash and time (Unix ms) among the recent blocks TEE attestations
-    /// may name for freshness (the oldest beyond `tee.freshness_blocks` is dropped).
+    /// may name for freshness (the oldest beyond `tee.freshness_blocks` is dropped). The executor records the blocks
+    /// that carry transactions, so an idle chain's state (and root) stays as it is.
     pub fn finish_block(&mut self, height: u64, hash: [u8; 32], time_ms: u64) -> Vec<Event> {
         self.end_block_at(height, Some((hash, time_ms)))
     }
@@ -297,8 +298,9 @@ impl State {
     fn end_block_at(&mut self, height: u64, block: Option<([u8; 32], u64)>) -> Vec<Event> {
         if let Some(b) = block {
             self.blocks.insert(height, b);
-            if let Some(old) = height.checked_sub(self.params.tee.freshness_blocks.max(1)) {
-                self.blocks.remove(&old);
+            while self.blocks.len() as u64 > self.params.tee.freshness_blocks.max(1) {
+                let Some(oldest) = self.blocks.keys().next().copied() else { break };
+                self.blocks.remove(&oldest);
             }
         }
         let mut events = self.release_unbonded(height);

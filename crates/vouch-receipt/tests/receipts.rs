@@ -224,3 +224,113 @@ proptest! {
         }
     }
 }
+
+/// A `tee` receipt of `key()` with simulated evidence made at `T_S` (the receipt issued one second later), and the
+/// root's directory (kept alive by the caller).
+const T_S: u64 = 1_764_000_000;
+
+fn tee_evidence(root: &vouch_tee::simulated::SimulatedRoot, key: [u8; 32]) -> vouch_codec::TeeEvidence {
+    let mut ev = vouch_codec::TeeEvidence {
+        key,
+        chain: [4; 32],
+        freshness: [5; 32],
+        attested_at_ms: T_S * 1000,
+        reports: vec![],
+    };
+    let report = root.report(&[6; 48], &ev.report_data(), T_S);
+    ev.reports.push(vouch_codec::PlatformReport { platform: "simulated".into(), report, collateral: vec![] });
+    ev
+}
+
+fn tee_receipt(ev: vouch_codec::TeeEvidence) -> Receipt {
+    let (inputs, outputs) = tensors();
+    Issuer::new(&key(), "tract-onnx 0.23.9").with_clock(|| (T_S + 1) * 1000).tee(
+        ModelId::of_bytes(b"model"),
+        [9; 32],
+        inputs,
+        true,
+        outputs,
+        ev,
+    )
+}
+
+fn allow_simulated() -> VerifyOptions {
+    VerifyOptions {
+        tee_policy: Some(vouch_tee::Policy { allow_simulated: true, ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn tee_receipt_verifies_and_each_change_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = vouch_tee::simulated::SimulatedRoot::load_or_create(&dir.path().join("root.key")).unwrap();
+    let honest = tee_receipt(tee_evidence(&root, key().public_key()));
+    let v = verify(&honest, &allow_simulated()).unwrap();
+    let t = v.tee.unwrap();
+    assert_eq!((v.mode, t.measurement, t.simulated, t.key), (Mode::Tee, vec![6; 48], true, key().public_key()));
+    // JSON round trip keeps it verifiable.
+    let json = serde_json::to_string(&honest.to_json()).unwrap();
+    let opts = allow_simulated();
+    assert!(vouch_receipt::verify_json_with(&json, opts).is_ok());
+
+    // Simulated evidence under the default policy.
+    assert_eq!(check(&honest).unwrap_err(), ReceiptError::Tee(vouch_tee::TeeError::Simulated));
+    // No attestation; two attestations.
+    let mut none = honest.clone();
+    none.evidence.retain(|e| !matches!(e, Evidence::TeeQuote(_)));
+    assert_eq!(verify(&none, &allow_simulated()).unwrap_err(), ReceiptError::TeeEvidenceCount { found: 0 });
+    let mut two = honest.clone();
+    two.evidence.push(honest.evidence[1].clone());
+    assert_eq!(verify(&two, &allow_simulated()).unwrap_err(), ReceiptError::TeeEvidenceCount { found: 2 });
+    // Another attestation than the one the signed body binds.
+    let mut swapped = honest.clone();
+    let Evidence::TeeQuote(ev) = &mut swapped.evidence[1] else { panic!("tee evidence second") };
+    *ev = tee_evidence(&root, key().public_key());
+    ev.attested_at_ms += 1;
+    assert_eq!(verify(&swapped, &allow_simulated()).unwrap_err(), ReceiptError::TeeEvidenceMismatch);
+    // An attestation of another key, bound and signed by this one.
+    let other = tee_receipt(tee_evidence(&root, [8; 32]));
+    assert_eq!(
+        verify(&other, &allow_simulated()).unwrap_err(),
+        ReceiptError::Tee(vouch_tee::TeeError::KeyMismatch {
+            bound: hex::encode([8; 32]),
+            signer: hex::encode(key().public_key())
+        })
+    );
+    // A flipped byte of the simulated report.
+    let mut flipped = tee_evidence(&root, key().public_key());
+    flipped.reports[0].report[50] ^= 1;
+    assert!(matches!(
+        verify(&tee_receipt(flipped), &allow_simulated()).unwrap_err(),
+        ReceiptError::Tee(vouch_tee::TeeError::BadSignature { .. })
+    ));
+    // Issued after the policy's maximum age.
+    let short = VerifyOptions {
+        tee_policy: Some(vouch_tee::Policy { allow_simulated: true, max_age_s: 0, ..Default::default() }),
+        ..Default::default()
+    };
+    assert!(matches!(verify(&honest, &short).unwrap_err(), ReceiptError::Tee(vouch_tee::TeeError::TooOld { .. })));
+    // A measurement the policy does not allow.
+    let pinned = VerifyOptions {
+        tee_policy: Some(vouch_tee::Policy {
+            allow_simulated: true,
+            measurements: vec![hex::encode([7; 48])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert!(matches!(
+        verify(&honest, &pinned).unwrap_err(),
+        ReceiptError::Tee(vouch_tee::TeeError::MeasurementNotAllowed { .. })
+    ));
+    // Two executors.
+    let mut pair = honest.clone();
+    pair.body.executors.push([3; 32]);
+    resign(&mut pair);
+    assert!(matches!(verify(&pair, &allow_simulated()).unwrap_err(), ReceiptError::ExecutorCount { mode: "tee", .. }));
+    // TEE evidence on a signed receipt.
+    let mut signed = valid();
+    signed.evidence.push(honest.evidence[1].clone());
+    assert_eq!(check(&signed).unwrap_err(), ReceiptError::UnsupportedEvidence { kind: "tee_quote".into() });
+}

@@ -23,8 +23,9 @@ const RETRY: Duration = Duration::from_secs(10);
 /// The node's TEE state.
 pub(crate) struct Tee {
     attester: Result<Box<dyn Attester>, NoTee>,
-    /// The latest evidence this node produced and submitted (the ledger's record names which one it accepted).
-    latest: Mutex<Option<TeeEvidence>>,
+    /// The last two attestations this node produced and submitted, newest last: the ledger's record names which one
+    /// it accepted, and the previous one keeps serving until the ledger records a renewal.
+    submitted: Mutex<Vec<TeeEvidence>>,
     last_try: Mutex<Option<Instant>>,
 }
 
@@ -41,11 +42,16 @@ impl Tee {
             Ok(a) => tracing::info!(platform = %a.platform(), "tee.detected"),
             Err(e) => tracing::info!(reason = %e, "tee.none"),
         }
-        Self { attester, latest: Mutex::new(None), last_try: Mutex::new(None) }
+        Self { attester, submitted: Mutex::new(Vec::new()), last_try: Mutex::new(None) }
     }
 
-    fn latest(&self) -> Option<TeeEvidence> {
-        self.latest.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The submitted attestation with this digest.
+    fn submitted(&self, digest: &[u8; 32]) -> Option<TeeEvidence> {
+        self.submitted.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|e| e.digest() == *digest).cloned()
+    }
+
+    fn latest_digest(&self) -> Option<[u8; 32]> {
+        self.submitted.lock().unwrap_or_else(|p| p.into_inner()).last().map(TeeEvidence::digest)
     }
 }
 
@@ -68,7 +74,7 @@ pub(crate) fn ensure_attested(st: &NodeState) {
     let params = chain.genesis().params.tee.clone();
     let now = now_ms();
     let margin = params.attestation_ttl_s.saturating_mul(1000) / 3;
-    let latest = st.tee.latest().map(|e| e.digest());
+    let latest = st.tee.latest_digest();
     let fine = record
         .attestation
         .as_ref()
@@ -87,7 +93,10 @@ pub(crate) fn ensure_attested(st: &NodeState) {
         Ok(ev) => match st.chain.sign_submit(&st.key, TxKind::Attest { node: me, evidence: ev.clone() }) {
             Ok(id) => {
                 tracing::info!(tx = %id, platform = %attester.platform(), "ledger.attest submitted");
-                *st.tee.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(ev);
+                let mut submitted = st.tee.submitted.lock().unwrap_or_else(|p| p.into_inner());
+                submitted.push(ev);
+                let extra = submitted.len().saturating_sub(2);
+                submitted.drain(..extra);
             }
             Err(e) => tracing::warn!(error = %e, "ledger.attest failed"),
         },
@@ -95,16 +104,16 @@ pub(crate) fn ensure_attested(st: &NodeState) {
     }
 }
 
-/// A fresh attestation for this node's key, this chain and its latest finalized block, verified with the chain's
-/// policy before it is used.
+/// A fresh attestation for this node's key, this chain and the newest block its ledger records for freshness, at
+/// this machine's time, verified with the chain's policy before it is used.
 fn attest(st: &NodeState, attester: &dyn Attester, policy: &vouch_tee::Policy) -> Result<TeeEvidence, String> {
     let chain = st.chain.chain();
-    let tip = chain.tip();
+    let (_, freshness, _) = chain.freshness().ok_or("the ledger records no block to attest against yet")?;
     let mut ev = TeeEvidence {
         key: st.key.public_key(),
         chain: chain.chain_id(),
-        freshness: tip.digest(),
-        attested_at_ms: tip.timestamp_ms,
+        freshness,
+        attested_at_ms: now_ms(),
         reports: vec![],
     };
     let report = attester.attest(&ev.report_data())?;
@@ -132,10 +141,9 @@ pub(crate) fn evidence(st: &NodeState) -> Result<TeeEvidence, ApiError> {
             record.expires_at_ms
         )));
     }
-    match st.tee.latest() {
-        Some(ev) if ev.digest() == record.evidence => Ok(ev),
-        _ => Err(unavailable("the ledger has not yet recorded this node's current attestation".into())),
-    }
+    st.tee
+        .submitted(&record.evidence)
+        .ok_or_else(|| unavailable("the ledger has not yet recorded this node's current attestation".into()))
 }
 
 /// The node's own verification of a `tee` receipt before it is issued, with the chain's policy.
