@@ -23,8 +23,8 @@ const RETRY: Duration = Duration::from_secs(10);
 /// The node's TEE state.
 pub(crate) struct Tee {
     attester: Result<Box<dyn Attester>, NoTee>,
-    /// The last two attestations this node produced and submitted, newest last: the ledger's record names which one
-    /// it accepted, and the previous one keeps serving until the ledger records a renewal.
+    /// The attestation the ledger holds for this node (if this process made it) and the newest one submitted: the
+    /// ledger's record names which one serves, so the current one keeps serving until a renewal is recorded.
     submitted: Mutex<Vec<TeeEvidence>>,
     last_try: Mutex<Option<Instant>>,
 }
@@ -93,10 +93,11 @@ pub(crate) fn ensure_attested(st: &NodeState) {
         Ok(ev) => match st.chain.sign_submit(&st.key, TxKind::Attest { node: me, evidence: ev.clone() }) {
             Ok(id) => {
                 tracing::info!(tx = %id, platform = %attester.platform(), "ledger.attest submitted");
+                // Keep the one the ledger holds now (it serves until the renewal is recorded) and the new one.
+                let on_ledger = record.attestation.as_ref().map(|a| a.evidence);
                 let mut submitted = st.tee.submitted.lock().unwrap_or_else(|p| p.into_inner());
+                submitted.retain(|e| Some(e.digest()) == on_ledger);
                 submitted.push(ev);
-                let extra = submitted.len().saturating_sub(2);
-                submitted.drain(..extra);
             }
             Err(e) => tracing::warn!(error = %e, "ledger.attest failed"),
         },
