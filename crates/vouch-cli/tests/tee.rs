@@ -87,6 +87,40 @@ fn without_a_tee_attest_says_why_and_tee_mode_is_refused() {
     let (_, status) = node.http("GET", "/v1/node", "application/json", b"");
     assert!(!status["modes"].as_array().unwrap().iter().any(|m| m == "tee"), "{status}");
     assert_eq!(status["tee"]["platform"], Value::Null, "{status}");
+
+    // The same home restarted on the simulated platform: its chain's genesis lists no simulated root, so the node's
+    // own check refuses its attestation before submitting it, says why in its status, and tee mode stays refused.
+    let home = node.home.clone();
+    assert!(node.terminate());
+    let mut child = Command::new(vouch_bin())
+        .args(["node", "run", "--listen", "127.0.0.1:0", "--tee-simulate", "--tee-simulated-root"])
+        .arg(dir.path().join("root.key"))
+        .arg("--home")
+        .arg(&home)
+        .env("VOUCH_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let _guard = Proc(child);
+    let addr: SocketAddr = line.trim().strip_prefix("vouch node listening on http://").unwrap().parse().unwrap();
+    let mut status = Value::Null;
+    wait_for("the node to report why it is not attested", 60, || {
+        status = http(addr, "GET", "/v1/node", "application/json", b"").1;
+        status["tee"]["last_refusal"].is_string()
+    });
+    assert_eq!(status["tee"]["platform"], "simulated", "{status}");
+    assert!(
+        status["tee"]["last_refusal"]
+            .as_str()
+            .unwrap()
+            .starts_with("the node's own verifier refused its attestation: simulated TEE evidence"),
+        "{status}"
+    );
+    let (code, v) = http(addr, "POST", "/v1/infer", "application/json", body.to_string().as_bytes());
+    assert_eq!((code, v["error"]["code"].as_str()), (409, Some("tee_unavailable")), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("no attestation on the ledger yet"), "{v}");
 }
 
 static CLOCK_MS: AtomicU64 = AtomicU64::new(0);

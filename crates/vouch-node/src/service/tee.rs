@@ -27,6 +27,16 @@ pub(crate) struct Tee {
     /// ledger's record names which one serves, so the current one keeps serving until a renewal is recorded.
     submitted: Mutex<Vec<TeeEvidence>>,
     last_try: Mutex<Option<Instant>>,
+    /// The last attestation transaction until its outcome is seen, the refusals in a row since the last accepted
+    /// one (each doubles the wait before the next try, up to 64x), and the last refusal's reason.
+    outcome: Mutex<Outcome>,
+}
+
+#[derive(Default)]
+struct Outcome {
+    pending: Option<vouch_codec::Digest>,
+    refusals: u32,
+    last_error: Option<String>,
 }
 
 impl Tee {
@@ -42,7 +52,18 @@ impl Tee {
             Ok(a) => tracing::info!(platform = %a.platform(), "tee.detected"),
             Err(e) => tracing::info!(reason = %e, "tee.none"),
         }
-        Self { attester, submitted: Mutex::new(Vec::new()), last_try: Mutex::new(None) }
+        Self {
+            attester,
+            submitted: Mutex::new(Vec::new()),
+            last_try: Mutex::new(None),
+            outcome: Mutex::new(Outcome::default()),
+        }
+    }
+
+    fn refused(&self, why: String) {
+        let mut o = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
+        o.refusals += 1;
+        o.last_error = Some(why);
     }
 
     /// The submitted attestation with this digest.
@@ -65,12 +86,31 @@ pub(crate) fn simulated_root(config: &NodeConfig) -> Result<Option<[u8; 32]>, St
 }
 
 /// Attests on the ledger when this node has a TEE, is registered, and holds no attestation the ledger accepted
-/// that stays valid for another third of the chain's attestation lifetime. At most once per [`RETRY`].
+/// that stays valid for another third of the chain's attestation lifetime. At most once per [`RETRY`], doubled after
+/// each refusal in a row (by the ledger or by the node's own check), up to 64x.
 pub(crate) fn ensure_attested(st: &NodeState) {
     let Ok(attester) = &st.tee.attester else { return };
     let me = st.key.public_key();
     let chain = st.chain.chain();
     let Some(record) = chain.node(&me) else { return };
+    let refusals = {
+        let mut o = st.tee.outcome.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = o.pending.and_then(|id| chain.tx_record(&id)) {
+            o.pending = None;
+            match r.result {
+                Ok(_) => {
+                    o.refusals = 0;
+                    o.last_error = None;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "ledger.attest refused");
+                    o.refusals += 1;
+                    o.last_error = Some(e);
+                }
+            }
+        }
+        o.refusals
+    };
     let params = chain.genesis().params.tee.clone();
     let now = now_ms();
     let margin = params.attestation_ttl_s.saturating_mul(1000) / 3;
@@ -84,7 +124,7 @@ pub(crate) fn ensure_attested(st: &NodeState) {
     }
     {
         let mut last = st.tee.last_try.lock().unwrap_or_else(|p| p.into_inner());
-        if last.is_some_and(|t| t.elapsed() < RETRY) {
+        if last.is_some_and(|t| t.elapsed() < RETRY * 2u32.pow(refusals.min(6))) {
             return;
         }
         *last = Some(Instant::now());
@@ -93,15 +133,22 @@ pub(crate) fn ensure_attested(st: &NodeState) {
         Ok(ev) => match st.chain.sign_submit(&st.key, TxKind::Attest { node: me, evidence: ev.clone() }) {
             Ok(id) => {
                 tracing::info!(tx = %id, platform = %attester.platform(), "ledger.attest submitted");
+                st.tee.outcome.lock().unwrap_or_else(|p| p.into_inner()).pending = Some(id);
                 // Keep the one the ledger holds now (it serves until the renewal is recorded) and the new one.
                 let on_ledger = record.attestation.as_ref().map(|a| a.evidence);
                 let mut submitted = st.tee.submitted.lock().unwrap_or_else(|p| p.into_inner());
                 submitted.retain(|e| Some(e.digest()) == on_ledger);
                 submitted.push(ev);
             }
-            Err(e) => tracing::warn!(error = %e, "ledger.attest failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "ledger.attest failed");
+                st.tee.refused(e.to_string());
+            }
         },
-        Err(e) => tracing::error!(error = %e, "tee.attest failed"),
+        Err(e) => {
+            tracing::error!(error = %e, "tee.attest failed");
+            st.tee.refused(e);
+        }
     }
 }
 
@@ -166,6 +213,7 @@ pub(crate) fn status(st: &NodeState) -> serde_json::Value {
         Err(no) => serde_json::json!({"platform": null, "reason": no.to_string()}),
         Ok(a) => serde_json::json!({
             "platform": a.platform().name(),
+            "last_refusal": st.tee.outcome.lock().unwrap_or_else(|p| p.into_inner()).last_error.clone(),
             "simulated": a.platform() == Platform::Simulated,
             "attestation": record.map(|r| serde_json::json!({
                 "measurement": hex::encode(&r.measurement), "tcb_status": r.tcb_status,
