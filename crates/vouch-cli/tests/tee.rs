@@ -57,6 +57,25 @@ fn input_file(dir: &Path) -> PathBuf {
     input
 }
 
+/// A node on the simulated platform with the root at `root` (with `dev`, a new home's chain lists that root);
+/// stopped when the guard drops. Returns the guard and the node's URL.
+fn simulated_node(home: &Path, root: &Path, dev: bool) -> (Proc, String) {
+    let mut child = Command::new(vouch_bin())
+        .args(["node", "run", "--listen", "127.0.0.1:0", "--tee-simulate", "--tee-simulated-root"])
+        .arg(root)
+        .args(if dev { &["--dev"][..] } else { &[][..] })
+        .arg("--home")
+        .arg(home)
+        .env("VOUCH_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let url = line.trim().strip_prefix("vouch node listening on ").unwrap().to_owned();
+    (Proc(child), url)
+}
+
 #[test]
 fn without_a_tee_attest_says_why_and_tee_mode_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -92,19 +111,8 @@ fn without_a_tee_attest_says_why_and_tee_mode_is_refused() {
     // own check refuses its attestation before submitting it, says why in its status, and tee mode stays refused.
     let home = node.home.clone();
     assert!(node.terminate());
-    let mut child = Command::new(vouch_bin())
-        .args(["node", "run", "--listen", "127.0.0.1:0", "--tee-simulate", "--tee-simulated-root"])
-        .arg(dir.path().join("root.key"))
-        .arg("--home")
-        .arg(&home)
-        .env("VOUCH_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-    let _guard = Proc(child);
-    let addr: SocketAddr = line.trim().strip_prefix("vouch node listening on http://").unwrap().parse().unwrap();
+    let (_guard, url) = simulated_node(&home, &dir.path().join("root.key"), false);
+    let addr: SocketAddr = url.strip_prefix("http://").unwrap().parse().unwrap();
     let mut status = Value::Null;
     wait_for("the node to report why it is not attested", 60, || {
         status = http(addr, "GET", "/v1/node", "application/json", b"").1;
@@ -368,19 +376,7 @@ fn simulated_devnet_attests_serves_tee_receipts_and_refuses_forgeries() {
 fn a_language_model_answers_in_tee_mode_through_the_openai_api() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("node");
-    let mut child = Command::new(vouch_bin())
-        .args(["node", "run", "--dev", "--listen", "127.0.0.1:0", "--tee-simulate", "--tee-simulated-root"])
-        .arg(dir.path().join("root.key"))
-        .arg("--home")
-        .arg(&home)
-        .env("VOUCH_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-    let _guard = Proc(child);
-    let url = line.trim().strip_prefix("vouch node listening on ").unwrap().to_owned();
+    let (_guard, url) = simulated_node(&home, &dir.path().join("root.key"), true);
     let addr: SocketAddr = url.strip_prefix("http://").unwrap().parse().unwrap();
     let gguf = common::cached_model("smollm2-135m-instruct-q4_1.gguf");
     let account = home.join("node.key");
