@@ -302,8 +302,9 @@ fn simulated_devnet_attests_serves_tee_receipts_and_refuses_forgeries() {
     let evidence = TeeEvidence {
         key: node0.public_key(),
         chain: hex::decode(status["chain_id"].as_str().unwrap()).unwrap().try_into().unwrap(),
-        freshness: hex::decode(status["last_block_hash"].as_str().unwrap()).unwrap().try_into().unwrap(),
-        attested_at_ms: status["last_block_time_ms"].as_u64().unwrap(),
+        // The newest block the ledger accepts as freshness (the tip may be an empty block, which it does not record).
+        freshness: hex::decode(status["tee_freshness"]["hash"].as_str().unwrap()).unwrap().try_into().unwrap(),
+        attested_at_ms: status["tee_freshness"]["time_ms"].as_u64().unwrap(),
         reports: vec![PlatformReport {
             platform: "sev-snp".into(),
             report,

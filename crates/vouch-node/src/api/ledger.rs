@@ -16,6 +16,11 @@ pub(super) async fn status(State(s): AppState) -> Json<Value> {
     let chain = s.chain.chain();
     let finalized_txs = chain.finalized_count();
     let tip = chain.tip();
+    // The newest block a TEE attestation may name as its freshness value (only blocks with transactions are
+    // recorded, so this can lag the tip on an idle chain).
+    let tee_freshness = chain.freshness().map(|(height, hash, time_ms)| {
+        json!({ "height": height, "hash": hex::encode(hash), "time_ms": time_ms })
+    });
     Json(json!({
         "chain_id": hex::encode(chain.chain_id()),
         "height": tip.height,
@@ -27,6 +32,7 @@ pub(super) async fn status(State(s): AppState) -> Json<Value> {
         "mempool": chain.mempool_len(),
         "settled_receipts": chain.settled_count(),
         "restored_from_snapshot": chain.restored_height(),
+        "tee_freshness": tee_freshness,
     }))
 }
 
