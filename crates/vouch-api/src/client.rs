@@ -339,6 +339,11 @@ impl Client {
     pub async fn receipt(&self, id: &str) -> Result<serde_json::Value, ClientError> {
         self.get(&format!("/v1/receipts/{}", urlencode(id))).await
     }
+
+    /// `GET /v1/settlements/{id}`: where the node settled a receipt in a batch.
+    pub async fn settlement(&self, id: &str) -> Result<crate::Settlement, ClientError> {
+        self.get(&format!("/v1/settlements/{}", urlencode(id))).await
+    }
 }
 
 /// Percent-encodes a path segment (names are restricted, but ids and user input pass through here).

@@ -140,6 +140,17 @@ pub struct ZkInfo {
     pub private_unsupported: Option<String>,
 }
 
+/// `GET /v1/settlements/{id}`: where a node settled a receipt in one of its batches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settlement {
+    /// The batch's Merkle root (hex), as its `SettleBatch` names it.
+    pub root: String,
+    /// The receipt's leaf index.
+    pub index: u32,
+    /// The Merkle path from the receipt's leaf to the root (hex; a `commonware_storage::bmt` proof).
+    pub path: String,
+}
+
 /// Result of `POST /v1/calibrations`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationRef {

@@ -10,7 +10,7 @@ use commonware_cryptography::{ed25519, sha256};
 use commonware_parallel::Sequential;
 use commonware_utils::ordered::Set;
 use vouch_codec::tx::{SignedTx, TxKind};
-use vouch_codec::{Anchor, Digest, ReceiptBody};
+use vouch_codec::{Anchor, BatchPath, Digest, ReceiptBody};
 
 use crate::app::Scheme;
 use crate::block::Block;
@@ -45,6 +45,15 @@ pub enum AnchorError {
     /// The settling transaction is malformed, unsigned or not a settlement of this receipt by its executor.
     #[error("settling transaction: {0}")]
     BadSettlement(String),
+    /// The settling transaction is a batch and the anchor has no path into it.
+    #[error("the settling transaction is a batch and the anchor carries no batch path")]
+    MissingBatchPath,
+    /// The anchor carries a batch path but the settling transaction settles a single receipt.
+    #[error("the anchor carries a batch path but the settling transaction is not a batch")]
+    UnexpectedBatchPath,
+    /// The batch path does not place the receipt in the settled batch.
+    #[error("receipt is not in the settled batch: {0}")]
+    NotInBatch(crate::batch::PathError),
     /// The certificate does not decode.
     #[error("malformed finalization certificate: {0}")]
     MalformedCertificate(String),
@@ -84,12 +93,22 @@ pub fn verify(
         .map_err(AnchorError::NotIncluded)?;
     let stx = SignedTx::from_bytes(&anchor.tx).map_err(|e| AnchorError::BadSettlement(e.to_string()))?;
     vouch_ledger::check_stateless(chain_id, &stx).map_err(|e| AnchorError::BadSettlement(e.to_string()))?;
-    match stx.tx.kind {
-        TxKind::SettleReceipt { receipt } if receipt == body.id() => {}
+    let batch = match stx.tx.kind {
+        TxKind::SettleReceipt { receipt } if receipt == body.id() => None,
+        TxKind::SettleBatch { root, count } => Some((root, count)),
         _ => return Err(AnchorError::BadSettlement("not a settlement of this receipt".into())),
-    }
+    };
     if !body.executors.contains(&stx.tx.from) {
         return Err(AnchorError::BadSettlement("not sent by the receipt's executor".into()));
+    }
+    match (batch, &anchor.batch) {
+        (None, None) => {}
+        (None, Some(_)) => return Err(AnchorError::UnexpectedBatchPath),
+        (Some(_), None) => return Err(AnchorError::MissingBatchPath),
+        (Some((root, count)), Some(p)) => {
+            crate::batch::verify_path(&body.id(), &stx.tx.from, p.index, &p.path, &root, count)
+                .map_err(AnchorError::NotInBatch)?;
+        }
     }
     let verifier = Scheme::verifier(NAMESPACE, Set::from_iter_dedup(validators.iter().cloned()));
     let fin = Finalization::<Scheme, sha256::Digest>::decode_cfg(
@@ -107,22 +126,45 @@ pub fn verify(
     Ok(())
 }
 
-/// Builds the anchor of a settled receipt, if its settlement is finalized and a certificate is available.
+/// Builds the anchor of a receipt settled on its own (`SettleReceipt`), if its settlement is finalized and a
+/// certificate is available.
 pub async fn build(
     chain: &ChainHandle,
     marshal: &Mailbox<Scheme, Standard<Block>>,
     receipt: &Digest,
 ) -> Option<Anchor> {
-    let (height, tip) = {
-        let st = chain.state();
-        let (_, height) = *st.ledger.receipts.get(receipt)?;
-        (height, st.height)
-    };
+    let height = chain.state().ledger.receipts.get(receipt)?.1;
+    build_at(chain, marshal, height, |k| matches!(k, TxKind::SettleReceipt { receipt: r } if r == receipt), None).await
+}
+
+/// Builds the anchor of a receipt settled in the batch with `root`, at its place `path` (which the caller got from
+/// the batch's members; [`verify`] checks it), if the batch's settlement is finalized and a certificate is available.
+pub async fn build_batched(
+    chain: &ChainHandle,
+    marshal: &Mailbox<Scheme, Standard<Block>>,
+    root: &Digest,
+    path: BatchPath,
+) -> Option<Anchor> {
+    let height = chain.state().ledger.batches.get(root)?.1;
+    build_at(chain, marshal, height, |k| matches!(k, TxKind::SettleBatch { root: r, .. } if r == root), Some(path))
+        .await
+}
+
+async fn build_at(
+    chain: &ChainHandle,
+    marshal: &Mailbox<Scheme, Standard<Block>>,
+    height: u64,
+    settles: impl Fn(&TxKind) -> bool,
+    batch: Option<BatchPath>,
+) -> Option<Anchor> {
+    let tip = chain.state().height;
     let block = marshal.get_block(Height::new(height)).await?;
-    let (index, tx) = block.inner().txs().iter().enumerate().find(|(_, b)| {
-        SignedTx::from_bytes(b)
-            .is_ok_and(|s| matches!(s.tx.kind, TxKind::SettleReceipt { receipt: r } if r == *receipt))
-    })?;
+    let (index, tx) = block
+        .inner()
+        .txs()
+        .iter()
+        .enumerate()
+        .find(|(_, b)| SignedTx::from_bytes(b).is_ok_and(|s| settles(&s.tx.kind)))?;
     let inclusion = block.inner().inclusion_proof(index as u32)?;
     // The block's own certificate, or (if it was finalized implicitly as an ancestor) the next one above it, with the
     // headers in between (read from marshal's archive, so this works for receipts settled long ago too).
@@ -141,6 +183,7 @@ pub async fn build(
                 inclusion,
                 headers: headers.iter().flat_map(|hd| hd.to_bytes()).collect(),
                 certificate: fin.encode().to_vec(),
+                batch,
             });
         }
     }

@@ -273,9 +273,14 @@ impl Chain {
         receipts.iter().map(|id| st.ledger.receipts.contains_key(id)).collect()
     }
 
-    /// Receipts settled so far.
-    pub fn settled_count(&self) -> usize {
-        self.state().ledger.receipts.len()
+    /// Receipts settled so far (one by one or in batches).
+    pub fn settled_count(&self) -> u64 {
+        self.state().ledger.settled_receipts()
+    }
+
+    /// A settled batch: the issuing node, the height and the member count.
+    pub fn batch(&self, root: &Digest) -> Option<(Address, u64, u32)> {
+        self.state().ledger.batches.get(root).copied()
     }
 
     // ---- waits ----

@@ -7,6 +7,7 @@
 
 pub mod anchor;
 pub mod app;
+pub mod batch;
 pub mod block;
 pub mod chain;
 pub mod index;

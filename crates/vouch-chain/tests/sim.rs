@@ -16,6 +16,7 @@ use commonware_utils::{NZUsize, ordered::Set, probability};
 use futures::channel::{mpsc, oneshot};
 use vouch_chain::anchor::{self, AnchorError};
 use vouch_chain::app::Scheme;
+use vouch_chain::batch::{Batch, PathError};
 use vouch_chain::validator::{self, Channels, Config, Timing, channel};
 use vouch_chain::{Block, Chain, ChainHandle};
 use vouch_codec::tx::{Address, SignedTx, Tx, TxKind};
@@ -461,6 +462,104 @@ fn scenario(seed: u64) -> Outcome {
         assert!(matches!(anchor::verify(&a, &other, &chain_id, &vals), Err(AnchorError::BadSettlement(_))));
         let strangers: Vec<Pk> = (10..14).map(|s| ed25519::PrivateKey::from_seed(s).public_key()).collect();
         assert_eq!(anchor::verify(&a, &body, &chain_id, &strangers), Err(AnchorError::BadCertificate));
+
+        // Batched settlement: the issuer settles 5 receipts with one transaction, another node settles a batch that
+        // names one of them as its own. Each member's anchor carries its path; every change to it is caught.
+        let bodies: Vec<ReceiptBody> = (20..25).map(|i| receipt_body(issuer, job, i)).collect();
+        let ids: Vec<Digest> = bodies.iter().map(|b| b.id()).collect();
+        let b1 = Batch::new(&ids, &issuer.public_key());
+        let b2 = Batch::new(&ids[..2], &issuer.public_key());
+        let thief = &executors[3];
+        let b3 = Batch::new(&ids[..3], &thief.public_key());
+        let txs = [
+            w.sign(issuer, TxKind::SettleBatch { root: b1.root(), count: b1.count() }),
+            w.sign(issuer, TxKind::SettleBatch { root: b2.root(), count: b2.count() }),
+            w.sign(thief, TxKind::SettleBatch { root: b3.root(), count: b3.count() }),
+        ];
+        for t in &txs {
+            sim.submit(1, t.clone());
+        }
+        for t in &txs {
+            sim.finalized(t).await;
+        }
+        assert!(sim.chain(0).state().ledger.settled_receipts() >= 10);
+        let batched = |root: Digest, index: u32, path: Vec<u8>| {
+            let n = sim.nodes[0].as_ref().unwrap();
+            let (chain, marshal) = (n.chain.clone(), n.marshal.clone());
+            async move {
+                let path = vouch_codec::BatchPath { index, path };
+                anchor::build_batched(&chain, &marshal, &root, path).await.expect("a finalized batch has an anchor")
+            }
+        };
+        let mut ba = vec![];
+        for (i, body) in bodies.iter().enumerate() {
+            let a = batched(b1.root(), i as u32, b1.path(i as u32).unwrap()).await;
+            anchor::verify(&a, body, &chain_id, &vals).unwrap();
+            ba.push(a);
+        }
+        let (body2, a2) = (&bodies[2], ba[2].clone());
+        let check = |t: &vouch_codec::Anchor, want: &dyn Fn(&AnchorError) -> bool| {
+            let e = anchor::verify(t, body2, &chain_id, &vals).expect_err("tampered batch anchor accepted");
+            assert!(want(&e), "unexpected error {e}");
+        };
+        let not_in = |e: &AnchorError| matches!(e, AnchorError::NotInBatch(PathError::NotInBatch(_)));
+        // A sibling changed.
+        let mut t = a2.clone();
+        let p = t.batch.as_mut().unwrap();
+        let l = p.path.len();
+        p.path[l - 1] ^= 1;
+        check(&t, &not_in);
+        // The index changed: another leaf's place, or past the end.
+        let mut t = a2.clone();
+        t.batch.as_mut().unwrap().index = 3;
+        check(&t, &not_in);
+        t.batch.as_mut().unwrap().index = 5;
+        check(&t, &|e| *e == AnchorError::NotInBatch(PathError::IndexOutOfRange { index: 5, count: 5 }));
+        // The root changed: the settlement of another batch of the same node (with the path into this one), or the
+        // settling transaction's root rewritten (its signature, and its place in the block, no longer hold).
+        let other = batched(b2.root(), 0, b2.path(0).unwrap()).await;
+        let mut t = other.clone();
+        t.batch = a2.batch.clone();
+        check(&t, &|e| *e == AnchorError::NotInBatch(PathError::CountMismatch { expected: 2, found: 5 }));
+        let mut t = ba[0].clone();
+        t.tx = other.tx.clone();
+        t.tx_index = other.tx_index;
+        check(&t, &|e| matches!(e, AnchorError::NotIncluded(_)));
+        let mut t = ba[0].clone();
+        let mut stx = vouch_codec::tx::SignedTx::from_bytes(&t.tx).unwrap();
+        stx.tx.kind = TxKind::SettleBatch { root: Digest([7; 32]), count: 5 };
+        t.tx = stx.to_bytes();
+        let e = anchor::verify(&t, &bodies[0], &chain_id, &vals).unwrap_err();
+        assert!(matches!(e, AnchorError::NotIncluded(_)), "{e}");
+        // The batch of another node that names the receipt: not its executor's settlement.
+        let stolen = batched(b3.root(), 2, b3.path(2).unwrap()).await;
+        check(&stolen, &|e| *e == AnchorError::BadSettlement("not sent by the receipt's executor".into()));
+        // No path for a batch, or a path for a single settlement.
+        let mut t = a2.clone();
+        t.batch = None;
+        check(&t, &|e| *e == AnchorError::MissingBatchPath);
+        let mut t = a.clone();
+        t.batch = a2.batch.clone();
+        let e = anchor::verify(&t, &body, &chain_id, &vals).unwrap_err();
+        assert_eq!(e, AnchorError::UnexpectedBatchPath);
+        // A malformed path, and another receipt at a member's place.
+        let mut t = a2.clone();
+        t.batch.as_mut().unwrap().path.truncate(3);
+        check(&t, &|e| matches!(e, AnchorError::NotInBatch(PathError::Malformed(_))));
+        let e = anchor::verify(&ba[1], body2, &chain_id, &vals).unwrap_err();
+        assert!(not_in(&e), "{e}");
+        // The anchor survives its canonical and JSON encodings.
+        let mut r = vouch_codec::Receipt {
+            body: body2.clone(),
+            inputs: None,
+            outputs: Default::default(),
+            evidence: vec![],
+            anchor: Some(a2.clone()),
+        };
+        assert_eq!(vouch_codec::Receipt::from_bytes(&r.to_bytes()).unwrap().anchor, Some(a2.clone()));
+        r.anchor = Some(a2.clone());
+        let json = serde_json::to_string(&r.to_json()).unwrap();
+        assert!(json.contains("\"batch\""), "{json}");
 
         let supply: u128 = sim.chain(0).state().ledger.total_supply();
         assert_eq!(supply, 7 * u128::from(FUNDS), "tokens are conserved");

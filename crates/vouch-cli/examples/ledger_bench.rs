@@ -1,12 +1,15 @@
 //! Ledger throughput and finality on a real 4-node loopback devnet.
 //!
-//! Starts `vouch devnet --nodes 4` (the release binary), then submits `--txs` signed `SettleReceipt`
-//! transactions (one settled receipt each) from the devnet's funded accounts, round-robin over the four nodes'
-//! HTTP APIs, as fast as the client can. It follows finalized blocks on node 0 and reports settled receipts per
-//! second (first submission to last finalization) and the finality latency of each transaction (submission to the
-//! first poll that sees it finalized; polls every 20 ms), p50 and p99.
+//! Starts `vouch devnet --nodes 4` (the release binary), then submits `--txs` signed settlement transactions from
+//! the devnet's funded accounts, round-robin over the four nodes' HTTP APIs, as fast as the client can: with
+//! `--batch 1` (the default) `SettleReceipt`s, one settled receipt each; with `--batch N` `SettleBatch`es, each the
+//! Merkle root over N receipt ids (what a node's settlement batcher submits). It follows finalized blocks on node 0
+//! and reports settled receipts per second (first submission to last finalization), the finality latency of each
+//! transaction (submission to the first poll that sees it finalized; polls every 20 ms), p50 and p99, and each node
+//! process's resident memory at the end.
 //!
 //! `cargo build --release -p vouch-cli && cargo run --release -p vouch-cli --example ledger_bench -- --txs 20000`
+//! `... --example ledger_bench -- --txs 2000 --batch 512` (about 1M settled receipts)
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,6 +34,8 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let n_txs: usize = arg("--txs", "20000").parse()?;
+    let batch: u32 = arg("--batch", "1").parse()?;
+    anyhow::ensure!(batch >= 1, "--batch is at least 1");
     let base: u16 = arg("--base-port", "7400").parse()?;
     let bin = PathBuf::from(arg("--vouch", "target/release/vouch"));
     let home = tempfile::tempdir()?;
@@ -46,13 +51,25 @@ async fn main() -> anyhow::Result<()> {
         .spawn()?;
     let urls: Vec<String> = (0..4).map(|i| format!("http://127.0.0.1:{}", base + i)).collect();
     let clients: Vec<Client> = urls.iter().map(|u| Client::new(u)).collect();
-    let result = run(&clients, &dir, n_txs).await;
+    let result = run(&clients, &dir, n_txs, batch).await;
+    // Resident memory of each node process (the devnet's children), after the run.
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", devnet.id())).unwrap_or_default();
+    for pid in children.split_whitespace() {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let rss = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or("VmRSS: ?");
+        let hwm = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: ?");
+        println!(
+            "node pid {pid} {} (peak {})",
+            rss.split_whitespace().skip(1).collect::<Vec<_>>().join(" "),
+            hwm.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")
+        );
+    }
     let _ = Command::new("kill").arg("-INT").arg(devnet.id().to_string()).status();
     let _ = devnet.wait();
     result
 }
 
-async fn run(clients: &[Client], home: &std::path::Path, n_txs: usize) -> anyhow::Result<()> {
+async fn run(clients: &[Client], home: &std::path::Path, n_txs: usize, batch: u32) -> anyhow::Result<()> {
     // Wait for the chain to finalize.
     let start = Instant::now();
     loop {
@@ -90,8 +107,17 @@ async fn run(clients: &[Client], home: &std::path::Path, n_txs: usize) -> anyhow
         .map(|i| {
             let k = &keys[i % keys.len()];
             let nonce = nonces.get_mut(&k.public_key()).unwrap();
-            let receipt = Digest(*blake3::hash(&(i as u64).to_le_bytes()).as_bytes());
-            let tx = Tx { chain, from: k.public_key(), nonce: *nonce, fee: 1, kind: TxKind::SettleReceipt { receipt } };
+            let receipt = |j: u32| {
+                Digest(*blake3::hash(&[(i as u64).to_le_bytes(), u64::from(j).to_le_bytes()].concat()).as_bytes())
+            };
+            let kind = if batch == 1 {
+                TxKind::SettleReceipt { receipt: receipt(0) }
+            } else {
+                let ids: Vec<Digest> = (0..batch).map(receipt).collect();
+                let b = vouch_chain::batch::Batch::new(&ids, &k.public_key());
+                TxKind::SettleBatch { root: b.root(), count: b.count() }
+            };
+            let tx = Tx { chain, from: k.public_key(), nonce: *nonce, fee: 1, kind };
             *nonce += 1;
             let signature = k.sign(domain::TX_SIGNATURE, &tx.id().0);
             (tx.id().to_hex(), SignedTx { tx, signature }.to_bytes())
@@ -164,7 +190,14 @@ async fn run(clients: &[Client], home: &std::path::Path, n_txs: usize) -> anyhow
         submitted.len(),
         seen.len()
     );
-    println!("settled receipts/s {:.0}", seen.len() as f64 / elapsed);
+    println!(
+        "settled receipts/s {:.0} ({} receipts per transaction; {:.0} transactions/s)",
+        seen.len() as f64 * f64::from(batch) / elapsed,
+        batch,
+        seen.len() as f64 / elapsed
+    );
+    let status: Value = clients[0].get("/v1/ledger/status").await?;
+    println!("ledger settled receipts {}", status["settled_receipts"]);
     println!(
         "finality latency p50 {:.3} s p99 {:.3} s max {:.3} s",
         pct(&lat, 0.5),

@@ -288,6 +288,7 @@ fn bad_models_bad_requests_and_dropped_uploads_get_clear_errors() {
         "/v1/blobs/{id}",
         "/v1/infer",
         "/v1/receipts/{id}",
+        "/v1/settlements/{id}",
         "/v1/verify",
         "/v1/openapi.json",
         "/metrics",

@@ -21,7 +21,7 @@ pub mod tx;
 pub use canon::{Canonical, DecodeError, Limits, Reader, Writer};
 pub use digest::{Digest, domain};
 pub use model_id::{ModelId, ModelIdError};
-pub use receipt::{AgreementRule, Anchor, Evidence, Extension, Mode, Receipt, ReceiptBody, ReceiptJson};
+pub use receipt::{AgreementRule, Anchor, BatchPath, Evidence, Extension, Mode, Receipt, ReceiptBody, ReceiptJson};
 pub use signature::{Dim, TensorSpec};
 pub use tee::{PlatformReport, TeeEvidence};
 pub use tensor::{DType, Tensor, TensorData, TensorError, TensorMap};

@@ -282,6 +282,20 @@ pub struct Anchor {
     /// Finalization certificate of the last header, in the consensus engine's encoding.
     #[serde(with = "hex_bytes")]
     pub certificate: Vec<u8>,
+    /// When the settling transaction is a `SettleBatch`: where the receipt sits in the batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchPath>,
+}
+
+/// A receipt's place in a settled batch: its leaf index and the Merkle path from its leaf to the batch root (a
+/// `commonware_storage::bmt` proof, which carries the leaf count).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchPath {
+    /// Leaf index.
+    pub index: u32,
+    /// The encoded proof.
+    #[serde(with = "hex_bytes")]
+    pub path: Vec<u8>,
 }
 
 /// A receipt: body, the tensors it digests, evidence and an optional anchor.
@@ -421,7 +435,8 @@ impl Evidence {
 }
 
 /// Chain, height, block hash, transaction index, then the transaction, Merkle path, headers and certificate as byte
-/// strings.
+/// strings; then, only for a batched settlement, `1`, the leaf index and the batch path (absent, not `0`, otherwise,
+/// so anchors of single settlements keep their bytes).
 impl Canonical for Anchor {
     const WHAT: &'static str = "anchor";
 
@@ -434,6 +449,11 @@ impl Canonical for Anchor {
         w.bytes(&self.inclusion);
         w.bytes(&self.headers);
         w.bytes(&self.certificate);
+        if let Some(b) = &self.batch {
+            w.u8(1);
+            w.u32(b.index);
+            w.bytes(&b.path);
+        }
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
@@ -445,6 +465,14 @@ impl Canonical for Anchor {
             inclusion: r.bytes("anchor inclusion")?.to_vec(),
             headers: r.bytes("anchor headers")?.to_vec(),
             certificate: r.bytes("anchor certificate")?.to_vec(),
+            batch: if r.remaining() == 0 {
+                None
+            } else {
+                match r.u8("anchor batch marker")? {
+                    1 => Some(BatchPath { index: r.u32("batch index")?, path: r.bytes("batch path")?.to_vec() }),
+                    v => return Err(DecodeError::InvalidValue { what: "anchor batch marker", value: v.into() }),
+                }
+            },
         })
     }
 }

@@ -99,6 +99,17 @@ pub enum TxKind {
         /// The receipt id.
         receipt: Digest,
     },
+    /// Settles a batch of receipts the sender issued (tag 11): `root` is the root of a binary Merkle tree
+    /// (`commonware_storage::bmt` over SHA-256, which binds each leaf's position and the leaf count) whose leaves are
+    /// `sha256("VOUCH_SETTLE_LEAF_V1" || receipt id || executor)`, the executor being the sender; `count` is the
+    /// number of leaves. The ledger records the root, not the members: a member's anchor carries its path to the
+    /// root (`vouch_chain::batch`).
+    SettleBatch {
+        /// Merkle root over the members.
+        root: Digest,
+        /// Number of members (1 ..= [`MAX_BATCH_RECEIPTS`]).
+        count: u32,
+    },
     /// Declares the inference engines a node runs (tag 9), sent by its operator or by the node key itself: the
     /// engine builds and CPU kernel tiers whose results it signs (e.g. `tract 0.23.9; llama.cpp (...) cpu x86_64+avx2`).
     /// A job's executors are drawn among nodes that declare the same string, so honest nodes never disagree
@@ -119,6 +130,9 @@ pub enum TxKind {
         evidence: crate::tee::TeeEvidence,
     },
 }
+
+/// Most receipts one `SettleBatch` may settle.
+pub const MAX_BATCH_RECEIPTS: u32 = 1 << 20;
 
 /// Longest engine string a node may declare.
 pub const MAX_ENGINE_LEN: usize = 256;
@@ -223,6 +237,11 @@ impl Canonical for Tx {
                 w.raw(node);
                 evidence.encode(w);
             }
+            TxKind::SettleBatch { root, count } => {
+                w.u8(11);
+                w.raw(&root.0);
+                w.u32(*count);
+            }
         }
     }
 
@@ -270,6 +289,7 @@ impl Canonical for Tx {
             8 => TxKind::Unbond { node: r.array("node")?, amount: r.u64("amount")? },
             9 => TxKind::SetEngine { node: r.array("node")?, engine: r.str("engine")?.to_owned() },
             10 => TxKind::Attest { node: r.array("node")?, evidence: crate::tee::TeeEvidence::decode(r)? },
+            11 => TxKind::SettleBatch { root: Digest(r.array("batch root")?), count: r.u32("batch count")? },
             v => return Err(DecodeError::InvalidValue { what: "tx kind", value: v.into() }),
         };
         Ok(Self { chain, from, nonce, fee, kind })

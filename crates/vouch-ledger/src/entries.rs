@@ -106,6 +106,14 @@ pub(crate) fn receipt_entry(w: &mut Writer, id: &Digest, r: &(Address, u64)) {
     w.u64(r.1);
 }
 
+pub(crate) fn batch_entry(w: &mut Writer, root: &Digest, b: &(Address, u64, u32)) {
+    w.u8(7);
+    w.raw(&root.0);
+    w.raw(&b.0);
+    w.u64(b.1);
+    w.u32(b.2);
+}
+
 fn entry_hash<K, V>(encode: fn(&mut Writer, &K, &V), k: &K, v: &V) -> LtHash {
     let mut w = Writer::new();
     encode(&mut w, k, v);
@@ -137,6 +145,7 @@ impl State {
         fold(&mut acc, &mut self.models, model_entry);
         fold(&mut acc, &mut self.jobs, job_entry);
         fold(&mut acc, &mut self.receipts, receipt_entry);
+        fold(&mut acc, &mut self.batches, batch_entry);
         fold(&mut acc, &mut self.blocks, block_entry);
         self.entries = acc;
     }
@@ -148,6 +157,7 @@ impl State {
         sum(&mut acc, &self.models, model_entry);
         sum(&mut acc, &self.jobs, job_entry);
         sum(&mut acc, &self.receipts, receipt_entry);
+        sum(&mut acc, &self.batches, batch_entry);
         sum(&mut acc, &self.blocks, block_entry);
         acc
     }
@@ -169,6 +179,7 @@ impl State {
             || self.models.is_dirty()
             || self.jobs.is_dirty()
             || self.receipts.is_dirty()
+            || self.batches.is_dirty()
             || self.blocks.is_dirty();
         if dirty {
             let mut copy = self.clone();

@@ -123,6 +123,12 @@ pub enum TxError {
     /// The receipt is already settled.
     #[error("receipt {0} is already settled")]
     ReceiptSettled(String),
+    /// The batch root is already settled.
+    #[error("batch {0} is already settled")]
+    BatchSettled(String),
+    /// The batch is malformed.
+    #[error("bad batch: {0}")]
+    BadBatch(String),
     /// The node's receipt signature does not verify.
     #[error("bad receipt signature by node {0}")]
     BadResultSignature(String),

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use vouch_codec::tx::Address;
 use vouch_codec::{AgreementRule, Canonical, DecodeError, Digest, Mode, ModelId, Reader, Writer};
 
-use crate::entries::{account_entry, block_entry, job_entry, model_entry, node_entry, receipt_entry};
+use crate::entries::{account_entry, batch_entry, block_entry, job_entry, model_entry, node_entry, receipt_entry};
 use crate::state::{State, Tables};
 use crate::table::Table;
 use crate::types::{Account, AttestationRecord, Event, Job, JobStatus, ModelRecord, NodeRecord};
@@ -65,6 +65,7 @@ impl State {
         write_table(w, &self.models, model_entry);
         write_table(w, &self.jobs, job_entry);
         write_table(w, &self.receipts, receipt_entry);
+        write_table(w, &self.batches, batch_entry);
         write_table(w, &self.blocks, block_entry);
     }
 
@@ -162,11 +163,15 @@ impl State {
             tag(r, 5, "receipt")?;
             Ok((Digest(r.array("receipt id")?), (r.array("issuer")?, r.u64("height")?)))
         })?;
+        let batches = table(r, "batches", |r| {
+            tag(r, 7, "batch")?;
+            Ok((Digest(r.array("batch root")?), (r.array("issuer")?, r.u64("height")?, r.u32("count")?)))
+        })?;
         let blocks = table(r, "recent blocks", |r| {
             tag(r, 6, "recent block")?;
             Ok((r.u64("height")?, (r.array("block hash")?, r.u64("block time")?)))
         })?;
-        Ok(State::restore(base, Tables { accounts, nodes, models, jobs, receipts, blocks }, treasury))
+        Ok(State::restore(base, Tables { accounts, nodes, models, jobs, receipts, batches, blocks }, treasury))
     }
 }
 
@@ -224,6 +229,11 @@ impl Canonical for Event {
                 w.raw(node);
                 w.u64(*amount);
             }
+            Event::BatchSettled { root, count } => {
+                w.u8(10);
+                w.raw(&root.0);
+                w.u32(*count);
+            }
         }
     }
 
@@ -243,6 +253,7 @@ impl Canonical for Event {
                 release_height: r.u64("release height")?,
             },
             9 => Event::Unbonded { node: r.array("node")?, amount: r.u64("amount")? },
+            10 => Event::BatchSettled { root: Digest(r.array("batch root")?), count: r.u32("batch count")? },
             v => return Err(DecodeError::InvalidValue { what: "event", value: v.into() }),
         })
     }

@@ -29,6 +29,8 @@ pub struct State {
     pub treasury: u64,
     /// Settled receipts: id -> (issuing node, height).
     pub receipts: Table<Digest, (Address, u64)>,
+    /// Settled batches of receipts: Merkle root -> (issuing node, height, member count).
+    pub batches: Table<Digest, (Address, u64, u32)>,
     /// The last `tee.freshness_blocks` finalized blocks that carried transactions: height -> (hash, time ms), the
     /// freshness values TEE attestations may name.
     pub blocks: Table<u64, ([u8; 32], u64)>,
@@ -43,6 +45,7 @@ pub(crate) struct Tables {
     pub models: Table<ModelId, ModelRecord>,
     pub jobs: Table<Digest, Job>,
     pub receipts: Table<Digest, (Address, u64)>,
+    pub batches: Table<Digest, (Address, u64, u32)>,
     pub blocks: Table<u64, ([u8; 32], u64)>,
 }
 
@@ -109,6 +112,7 @@ impl State {
             jobs: Table::default(),
             treasury: 0,
             receipts: Table::default(),
+            batches: Table::default(),
             blocks: Table::default(),
             entries: LtHash::default(),
         };
@@ -127,11 +131,17 @@ impl State {
             jobs: t.jobs,
             treasury,
             receipts: t.receipts,
+            batches: t.batches,
             blocks: t.blocks,
             entries: LtHash::default(),
         };
         state.entries = state.entries_from_scratch();
         state
+    }
+
+    /// Receipts settled so far: one per `SettleReceipt`, plus every batch's members.
+    pub fn settled_receipts(&self) -> u64 {
+        self.receipts.len() as u64 + self.batches.values().map(|b| u64::from(b.2)).sum::<u64>()
     }
 
     /// Every token: balances, stakes, escrows and the treasury. Constant across transactions.
@@ -184,6 +194,7 @@ impl State {
             }
             TxKind::RegisterModel { .. }
             | TxKind::SettleReceipt { .. }
+            | TxKind::SettleBatch { .. }
             | TxKind::Unbond { .. }
             | TxKind::SetEngine { .. }
             | TxKind::Attest { .. } => 0,
@@ -271,6 +282,7 @@ impl State {
                 self.submit_job(&c, model, input_digest, *mode, *quorum, *fee_per_executor)?
             }
             TxKind::SettleReceipt { receipt } => self.settle_receipt(&c, receipt)?,
+            TxKind::SettleBatch { root, count } => self.settle_batch(&c, root, *count)?,
             TxKind::SubmitResult { job, node, body, signature } => {
                 self.submit_result(&c, job, node, body, signature)?
             }

@@ -386,6 +386,13 @@ pub enum Event {
         /// Receipt id.
         receipt: Digest,
     },
+    /// A batch of receipts was settled.
+    BatchSettled {
+        /// Merkle root over the members.
+        root: Digest,
+        /// Member count.
+        count: u32,
+    },
     /// Stake started unbonding.
     Unbonding {
         /// The node.

@@ -785,3 +785,32 @@ fn recent_blocks_are_bounded_by_the_freshness_window() {
     assert!(w.state.blocks.get(&1).is_none() && w.state.blocks.get(&(n + 10)).is_some());
     assert_eq!(w.state.root(), w.state.root_from_scratch());
 }
+
+#[test]
+fn a_batch_settles_its_count_once_and_malformed_batches_are_refused() {
+    let mut w = World::new(1);
+    let node = w.nodes[0].clone_key();
+    let root = Digest([42; 32]);
+    let tx = w.sign(&node, TxKind::SettleBatch { root, count: 1000 });
+    let height = w.height;
+    assert_eq!(w.apply(&tx).unwrap(), vec![Event::BatchSettled { root, count: 1000 }]);
+    assert_eq!(w.state.batches.get(&root), Some(&(node.public_key(), height, 1000)));
+    assert_eq!(w.state.settled_receipts(), 1000);
+    // The same root again, an empty batch and one above the limit: refused, nothing changes.
+    let again = w.sign(&node, TxKind::SettleBatch { root, count: 1000 });
+    assert_eq!(w.reject(&again), TxError::BatchSettled(root.to_hex()));
+    let empty = w.sign(&node, TxKind::SettleBatch { root: Digest([43; 32]), count: 0 });
+    assert!(matches!(w.reject(&empty), TxError::BadBatch(_)));
+    let huge =
+        w.sign(&node, TxKind::SettleBatch { root: Digest([43; 32]), count: vouch_codec::tx::MAX_BATCH_RECEIPTS + 1 });
+    assert!(matches!(w.reject(&huge), TxError::BadBatch(_)));
+    // One settled receipt next to the batch; the root sees the batch table, and snapshots carry it.
+    let single = w.sign(&node, TxKind::SettleReceipt { receipt: Digest([1; 32]) });
+    w.apply(&single).unwrap();
+    assert_eq!(w.state.settled_receipts(), 1001);
+    assert_eq!(w.state.root(), w.state.root_from_scratch());
+    assert_snapshot_round_trip(&w.state);
+    let mut other = w.state.clone();
+    other.batches.insert(root, (node.public_key(), height, 999));
+    assert_ne!(other.root(), w.state.root(), "the state root covers each batch's count");
+}

@@ -65,6 +65,10 @@ pub struct NodeConfig {
     pub fault_flip_outputs: bool,
     /// Executed blocks between local snapshots of the chain state (a restart replays at most this many blocks).
     pub snapshot_every_blocks: u64,
+    /// How often the node settles the receipts it owes, in one batch transaction (ms). Default 500.
+    pub settle_interval_ms: u64,
+    /// Most receipts per settlement batch (more owed at once go into several batches). Default 4096.
+    pub settle_batch_max: u32,
     /// Fault injection for tests only: store receipts and the duty to settle them, but never submit the settlement
     /// (what a crash between storing a receipt and submitting its settlement leaves behind). Default false.
     pub fault_skip_settlement: bool,
@@ -105,6 +109,8 @@ impl Default for NodeConfig {
             llm_max_context: 8192,
             snapshot_every_blocks: 1_024,
             fault_flip_outputs: false,
+            settle_interval_ms: 500,
+            settle_batch_max: 4096,
             fault_skip_settlement: false,
             fault_corrupt_proofs: false,
             tee_simulate_root: None,

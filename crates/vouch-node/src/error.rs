@@ -83,6 +83,7 @@ codes! {
     EngineFault = (UNPROCESSABLE_ENTITY, "engine_fault", "The engine crashed on these inputs (contained; the node keeps serving)."),
     OutputTooLarge = (UNPROCESSABLE_ENTITY, "output_too_large", "A tensor of the run would exceed the node's element limit; refused before it is allocated where its size can be known."),
     ReceiptNotFound = (NOT_FOUND, "receipt_not_found", "No receipt by this id on this node."),
+    SettlementNotFound = (NOT_FOUND, "settlement_not_found", "This node has not settled a receipt by this id in a batch."),
     // Language models.
     UnsupportedArchitecture = (UNPROCESSABLE_ENTITY, "unsupported_architecture", "A GGUF model of an architecture the engine does not generate text with (the message names it)."),
     NotLanguageModel = (BAD_REQUEST, "not_language_model", "A completion asked of a model that is not a GGUF language model."),

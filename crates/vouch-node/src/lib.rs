@@ -79,8 +79,6 @@ pub(crate) struct NodeState {
     pub api_url: String,
     /// The TEE this node runs in, and its attestation.
     pub tee: service::tee::Tee,
-    /// Settlements submitted by this process and when (the retry loop leaves these alone for a while).
-    pub settling: std::sync::Mutex<std::collections::HashMap<vouch_codec::Digest, Instant>>,
 }
 
 impl NodeState {
@@ -150,7 +148,6 @@ impl Node {
             receipts,
             calibrations,
             started: Instant::now(),
-            settling: Default::default(),
             tee,
         });
         Ok(Self { state, listener, home: home.to_owned() })
@@ -181,16 +178,13 @@ impl Node {
             // stale.
             st.chain.chain().wait_for(|c| c.is_replayed().then_some(())).await;
             let mut ticks = tokio::time::interval(std::time::Duration::from_secs(2));
-            for tick in 0u64.. {
+            loop {
                 ticks.tick().await;
                 st.chain.ensure_registered(&st.key, &st.api_url, &st.engines());
                 service::tee::ensure_attested(&st);
-                // Settlements lost to a crash, a full mempool or a restart are submitted again.
-                if tick.is_multiple_of(3) {
-                    service::settlement::retry(&st).await;
-                }
             }
         });
+        let settler = tokio::spawn(service::settlement::run(self.state.clone()));
         tracing::info!(addr = %self.local_addr(), node = %self.node_id(), "node.serve");
         let c = &self.state.config;
         let limits = api::serve::ConnLimits {
@@ -200,6 +194,7 @@ impl Node {
         };
         let served = api::serve::serve(self.listener, app, limits, shutdown).await.map_err(NodeError::Serve);
         registrar.abort();
+        settler.abort();
         served?;
         tracing::info!("node.stopped");
         Ok(())

@@ -42,7 +42,7 @@ impl Metrics {
         let settlements_retried = Counter::default();
         registry.register(
             "settlements_retried",
-            "Receipt settlements submitted again because the ledger had not recorded them",
+            "Settlement batches submitted again because the ledger had not recorded them in time",
             settlements_retried.clone(),
         );
         let upload_bytes = Counter::default();

@@ -72,12 +72,27 @@ pub(super) async fn get_receipt(
         return Err(ApiError::new(Code::ReceiptNotFound, format!("no receipt {id}")));
     };
     if r.anchor.is_none()
-        && let Some(anchor) = s.chain.anchor(&digest).await
+        && let Some(anchor) = crate::service::settlement::anchor(&s, &r.body).await
     {
         r.anchor = Some(anchor);
         s.receipts.put(&r, false).await?;
     }
     Ok(Json(serde_json::to_value(r.to_json()).map_err(ApiError::internal)?))
+}
+
+/// `GET /v1/settlements/{id}`: where a receipt this node settled sits in its batch (the batch root, the leaf index
+/// and the Merkle path), so that another node serving the receipt can build its anchor.
+pub(super) async fn settlement(
+    State(s): AppState,
+    Path(id): Path<String>,
+) -> Result<Json<vouch_api::Settlement>, ApiError> {
+    let digest = Digest(hex_id("a receipt id", &id)?);
+    let st = s.clone();
+    blocking(move || {
+        crate::service::settlement::place(&st, &digest)?.ok_or_else(|| crate::service::settlement::not_found(&digest))
+    })
+    .await
+    .map(Json)
 }
 
 /// `POST /v1/verify`: the offline verifier, run by the node on a receipt's JSON (its body limit is

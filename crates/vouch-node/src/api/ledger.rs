@@ -18,9 +18,9 @@ pub(super) async fn status(State(s): AppState) -> Json<Value> {
     let tip = chain.tip();
     // The newest block a TEE attestation may name as its freshness value (only blocks with transactions are
     // recorded, so this can lag the tip on an idle chain).
-    let tee_freshness = chain.freshness().map(|(height, hash, time_ms)| {
-        json!({ "height": height, "hash": hex::encode(hash), "time_ms": time_ms })
-    });
+    let tee_freshness = chain
+        .freshness()
+        .map(|(height, hash, time_ms)| json!({ "height": height, "hash": hex::encode(hash), "time_ms": time_ms }));
     Json(json!({
         "chain_id": hex::encode(chain.chain_id()),
         "height": tip.height,
@@ -85,6 +85,7 @@ fn kind_name(k: &vouch_codec::tx::TxKind) -> &'static str {
         SubmitJob { .. } => "submit_job",
         SubmitResult { .. } => "submit_result",
         SettleReceipt { .. } => "settle_receipt",
+        SettleBatch { .. } => "settle_batch",
         Unbond { .. } => "unbond",
         SetEngine { .. } => "set_engine",
         Attest { .. } => "attest",

@@ -48,6 +48,7 @@ pub(crate) fn router(state: Arc<NodeState>) -> Router {
         .route("/v1/blobs/{id}", get(models::download))
         .route("/v1/infer", post(infer::infer))
         .route("/v1/receipts/{id}", get(infer::get_receipt))
+        .route("/v1/settlements/{id}", get(infer::settlement))
         .route("/v1/jobs/prepare", post(jobs::prepare))
         .route("/v1/jobs/{job}/execute", post(jobs::execute))
         .route("/v1/verify", post(infer::verify).layer(DefaultBodyLimit::max(infer::MAX_VERIFY_BYTES)))

@@ -140,11 +140,6 @@ impl NodeChain {
         Err(last.expect("loop ran"))
     }
 
-    /// Signs and submits the settlement of a receipt this node issued.
-    pub fn settle(&self, key: &NodeKey, receipt: Digest) -> Result<Digest, SubmitError> {
-        self.sign_submit(key, TxKind::SettleReceipt { receipt })
-    }
-
     /// Registers this node as an executor (stake from its own account) unless it already is, and once registered
     /// declares its engine string if the ledger holds another one (a first start, an upgraded build); each at most
     /// once per 10 s.
@@ -201,9 +196,20 @@ impl NodeChain {
         tokio::time::timeout(timeout, self.running.chain.wait_job(id, pred)).await.ok()
     }
 
-    /// The anchor of a settled receipt, once its settlement is finalized.
+    /// The anchor of a receipt settled on its own (`SettleReceipt`), once its settlement is finalized.
     pub async fn anchor(&self, receipt: &Digest) -> Option<Anchor> {
         vouch_chain::anchor::build(&self.running.chain, &self.running.marshal, receipt).await
+    }
+
+    /// The anchor of a receipt at `path` in the batch with `root`, once the batch's settlement is finalized.
+    pub async fn anchor_batched(&self, root: &Digest, path: vouch_codec::BatchPath) -> Option<Anchor> {
+        vouch_chain::anchor::build_batched(&self.running.chain, &self.running.marshal, root, path).await
+    }
+
+    /// Checks an anchor of `body` against this chain's id and validator set, as `vouch verify --genesis` does.
+    pub fn verify_anchor(&self, anchor: &Anchor, body: &vouch_codec::ReceiptBody) -> Result<(), String> {
+        let keys = self.spec.validator_keys().map_err(|e| e.to_string())?;
+        vouch_chain::anchor::verify(anchor, body, &self.running.chain.chain_id(), &keys).map_err(|e| e.to_string())
     }
 
     /// A finalized block from marshal's archive.

@@ -11,7 +11,7 @@ use vouch_engine::{InputError, ModelInfo, validate_inputs};
 
 use crate::NodeState;
 use crate::error::{ApiError, Code};
-use crate::service::{blocking, settlement};
+use crate::service::blocking;
 
 /// Progress events of one inference, for a client that streams them.
 pub(crate) type ProgressTx = tokio::sync::mpsc::UnboundedSender<serde_json::Value>;
@@ -74,12 +74,10 @@ pub(crate) enum Settle {
     ByExecutor,
 }
 
-/// Stores an issued receipt (durably, before anyone sees it), counts it and settles it.
+/// Stores an issued receipt (durably, before anyone sees it) with, when this node settles it, the duty to (the
+/// settlement batcher takes it from there), and counts it.
 pub(crate) async fn finish(s: &Arc<NodeState>, receipt: Receipt, settle: Settle) -> Result<Receipt, ApiError> {
     s.receipts.put(&receipt, settle == Settle::Here).await?;
     s.metrics.receipts_issued.inc();
-    if settle == Settle::Here {
-        settlement::settle(s, receipt.id());
-    }
     Ok(receipt)
 }

@@ -140,10 +140,10 @@ pub(crate) async fn execute(
     let signature = s.issuer_for(&record).sign(&body);
     let kind = TxKind::SubmitResult { job, node: me, body: body.to_bytes(), signature };
     s.chain.sign_submit(&s.key, kind).map_err(|e| ApiError::new(Code::LedgerUnavailable, e.to_string()))?;
-    // The first assigned executor settles the receipt its round signs (so exactly one settlement per receipt).
+    // The first assigned executor settles the receipt its round signs (so exactly one settlement per receipt), in its
+    // next batch.
     if body.executors.first() == Some(&me) {
         s.receipts.owe_settlement(body.id()).await?;
-        crate::service::settlement::settle(&s, body.id());
     }
     Ok(Executed { body, signature, outputs })
 }

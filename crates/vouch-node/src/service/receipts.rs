@@ -1,5 +1,8 @@
-//! Receipts issued by this node, by id, in their canonical encoding, and the ids this node still has to settle on the
-//! ledger (written in the same transaction as the receipt, removed once the ledger records the settlement).
+//! Receipts issued by this node, by id, in their canonical encoding; the ids this node still has to settle on the
+//! ledger (written in the same transaction as the receipt); and the batches it settles them in: a batch is written
+//! (members, each member's place, pending) in the same transaction that takes its members off the unsettled list,
+//! so a duty is always either unsettled or in a batch, across crashes. A batch stays pending until the ledger
+//! records its root; its members stay, for anchors.
 //!
 //! Writes go through one writer thread that commits every receipt waiting at that moment in a single durable
 //! (fsynced) redb transaction, and only then answers each request: concurrent requests share one fsync
@@ -16,6 +19,12 @@ use vouch_hub::HubError;
 const RECEIPTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("receipts");
 /// Receipt ids this node settles and the ledger has not recorded yet.
 const UNSETTLED: TableDefinition<&[u8; 32], ()> = TableDefinition::new("unsettled");
+/// Batches this node settles: root -> member ids (32 bytes each), in leaf order.
+const BATCHES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("settle_batches");
+/// Each batched receipt's place: id -> batch root and leaf index (big-endian u32).
+const MEMBERS: TableDefinition<&[u8; 32], &[u8; 36]> = TableDefinition::new("settle_members");
+/// Batches whose root the ledger has not recorded yet: root -> when last submitted (Unix ms; 0: not yet).
+const PENDING: TableDefinition<&[u8; 32], u64> = TableDefinition::new("settle_pending");
 /// Most receipts committed in one transaction.
 const MAX_BATCH: usize = 256;
 
@@ -53,6 +62,9 @@ impl ReceiptStore {
         let tx = db.begin_write().map_err(self::db)?;
         tx.open_table(RECEIPTS).map_err(self::db)?;
         tx.open_table(UNSETTLED).map_err(self::db)?;
+        tx.open_table(BATCHES).map_err(self::db)?;
+        tx.open_table(MEMBERS).map_err(self::db)?;
+        tx.open_table(PENDING).map_err(self::db)?;
         tx.commit().map_err(self::db)?;
         let (writer, rx) = mpsc::channel::<Pending>();
         let wdb = db.clone();
@@ -109,16 +121,78 @@ impl ReceiptStore {
         Ok(out)
     }
 
-    /// Forgets settlements the ledger has recorded.
-    pub fn settled(&self, ids: &[Digest]) -> Result<(), HubError> {
+    /// Durably moves `ids` (taken from [`ReceiptStore::unsettled`]) off the unsettled list into a new pending batch
+    /// with `root`.
+    pub fn create_batch(&self, root: &Digest, ids: &[Digest]) -> Result<(), HubError> {
         let tx = self.db.begin_write().map_err(db)?;
         {
-            let mut table = tx.open_table(UNSETTLED).map_err(db)?;
-            for id in ids {
-                table.remove(&id.0).map_err(db)?;
+            let mut unsettled = tx.open_table(UNSETTLED).map_err(db)?;
+            let mut members = tx.open_table(MEMBERS).map_err(db)?;
+            for (i, id) in ids.iter().enumerate() {
+                unsettled.remove(&id.0).map_err(db)?;
+                let mut place = [0u8; 36];
+                place[..32].copy_from_slice(&root.0);
+                place[32..].copy_from_slice(&(i as u32).to_be_bytes());
+                members.insert(&id.0, &place).map_err(db)?;
+            }
+            let bytes: Vec<u8> = ids.iter().flat_map(|d| d.0).collect();
+            tx.open_table(BATCHES).map_err(db)?.insert(&root.0, bytes.as_slice()).map_err(db)?;
+            tx.open_table(PENDING).map_err(db)?.insert(&root.0, 0).map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// Batches the ledger has not recorded yet, with when each was last submitted (Unix ms; 0: never).
+    pub fn pending_batches(&self) -> Result<Vec<(Digest, u64)>, HubError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(PENDING).map_err(db)?;
+        let mut out = vec![];
+        for row in table.iter().map_err(db)? {
+            let (k, v) = row.map_err(db)?;
+            out.push((Digest(*k.value()), v.value()));
+        }
+        Ok(out)
+    }
+
+    /// Records when a pending batch was submitted (0: due again at once).
+    pub fn batch_submitted(&self, root: &Digest, at_ms: u64) -> Result<(), HubError> {
+        let tx = self.db.begin_write().map_err(db)?;
+        tx.open_table(PENDING).map_err(db)?.insert(&root.0, at_ms).map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    /// Marks batches as recorded by the ledger (no longer pending; their members stay, for anchors).
+    pub fn batches_settled(&self, roots: &[Digest]) -> Result<(), HubError> {
+        let tx = self.db.begin_write().map_err(db)?;
+        {
+            let mut pending = tx.open_table(PENDING).map_err(db)?;
+            for root in roots {
+                pending.remove(&root.0).map_err(db)?;
             }
         }
         tx.commit().map_err(db)
+    }
+
+    /// The members of a batch this node made, in leaf order.
+    pub fn batch_members(&self, root: &Digest) -> Result<Option<Vec<Digest>>, HubError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(BATCHES).map_err(db)?;
+        let Some(v) = table.get(&root.0).map_err(db)? else { return Ok(None) };
+        let bytes = v.value();
+        if !bytes.len().is_multiple_of(32) || bytes.is_empty() {
+            return Err(HubError::Db(format!("stored batch {root} is corrupt")));
+        }
+        Ok(Some(bytes.chunks_exact(32).map(|c| Digest(c.try_into().expect("32 bytes"))).collect()))
+    }
+
+    /// Where a receipt this node batched sits: the batch root and its leaf index.
+    pub fn batch_place(&self, id: &Digest) -> Result<Option<(Digest, u32)>, HubError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(MEMBERS).map_err(db)?;
+        Ok(table.get(&id.0).map_err(db)?.map(|v| {
+            let place = v.value();
+            (Digest(place[..32].try_into().expect("32 bytes")), u32::from_be_bytes(place[32..].try_into().expect("4")))
+        }))
     }
 
     pub fn get(&self, id: &Digest) -> Result<Option<Receipt>, HubError> {

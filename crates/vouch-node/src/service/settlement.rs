@@ -1,78 +1,179 @@
-//! Settlement of the receipts this node owes: submitted right after the receipt is stored, and submitted again by a
-//! background loop for as long as the ledger has not recorded it (a crash before submission, a transaction lost with
-//! a restarted mempool, a full mempool). The duty itself is durable: it is written with the receipt.
+//! Settlement of the receipts this node owes, in batches: every `settle_interval_ms` the node takes the receipts it
+//! owes (up to `settle_batch_max` per batch), durably moves them into a batch (see `receipts.rs`) and submits one
+//! `SettleBatch` with the batch's Merkle root. A batch stays pending, and is submitted again, until the ledger records
+//! its root (a crash, a transaction lost with a restarted mempool, a full mempool); then its members are settled, and
+//! each one's anchor carries its path to the root.
+//!
+//! Anchors: a receipt this node batched gets its path from the local batch; a quorum receipt settled by another
+//! executor gets it from that node (`GET /v1/settlements/{id}`), checked against the root the ledger records. Either
+//! way the anchor is verified here, as `vouch verify --genesis` would, before it is attached to a receipt.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use vouch_codec::Digest;
+use vouch_api::Settlement;
+use vouch_chain::batch::Batch;
+use vouch_codec::tx::TxKind;
+use vouch_codec::{Anchor, BatchPath, Digest, ReceiptBody};
 
 use crate::NodeState;
+use crate::error::{ApiError, Code};
 
-/// How long a submitted settlement may take to finalize before it is submitted again.
+/// How long a submitted batch may take to finalize before it is submitted again.
 const RESUBMIT_AFTER: Duration = Duration::from_secs(30);
-/// Most settlements looked at per pass.
-const BATCH: usize = 4096;
 /// The executed chain counts as caught up once it has replayed its own archive and its tip is at most this old (a
-/// node still replaying or catching up does not know yet which settlements already finalized, nor its nonce).
+/// node still replaying or catching up does not know yet which batches already finalized, nor its nonce).
 const CAUGHT_UP_MS: u64 = 10_000;
 
-/// Submits the settlement of a receipt this node issued. The duty is already durable, so a failure here only delays
-/// the anchor (it is logged; the retry loop submits again).
-pub(crate) fn settle(s: &NodeState, receipt: Digest) {
+/// Runs the batcher until the process ends.
+pub(crate) async fn run(s: Arc<NodeState>) {
     if s.config.fault_skip_settlement {
         return;
     }
-    s.settling.lock().unwrap_or_else(|p| p.into_inner()).insert(receipt, Instant::now());
-    if let Err(e) = s.chain.settle(&s.key, receipt) {
-        tracing::warn!(receipt = %receipt, error = %e, "receipt.settle failed");
+    s.chain.chain().wait_for(|c| c.is_replayed().then_some(())).await;
+    let mut ticks = tokio::time::interval(Duration::from_millis(s.config.settle_interval_ms.max(10)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let st = s.clone();
+        // Reads and durable writes of the receipt store: on the blocking pool.
+        match tokio::task::spawn_blocking(move || pass(&st)).await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "receipt.settle: pass failed"),
+            Err(e) => tracing::warn!(error = %e, "receipt.settle: pass panicked"),
+            Ok(Ok(())) => {}
+        }
     }
 }
 
-/// One pass of the retry loop: forgets the duties the ledger has recorded and resubmits the others that are not in
-/// flight.
-pub(crate) async fn retry(s: &Arc<NodeState>) {
-    if s.config.fault_skip_settlement {
-        return;
-    }
+/// One pass: forgets the batches the ledger recorded, resubmits the pending ones that are due, and batches every
+/// receipt owed.
+fn pass(s: &NodeState) -> Result<(), String> {
     let chain = s.chain.chain();
-    if !chain.is_replayed() || crate::now_ms().saturating_sub(chain.tip().timestamp_ms) > CAUGHT_UP_MS {
-        return;
+    if crate::now_ms().saturating_sub(chain.tip().timestamp_ms) > CAUGHT_UP_MS {
+        return Ok(());
     }
+    let now = crate::now_ms();
+    let (mut recorded, mut due) = (vec![], vec![]);
+    for (root, submitted) in s.receipts.pending_batches().map_err(|e| e.to_string())? {
+        if chain.batch(&root).is_some() {
+            recorded.push(root);
+        } else if now.saturating_sub(submitted) >= RESUBMIT_AFTER.as_millis() as u64 {
+            due.push((root, submitted));
+        }
+    }
+    if !recorded.is_empty() {
+        s.receipts.batches_settled(&recorded).map_err(|e| e.to_string())?;
+        tracing::debug!(n = recorded.len(), "receipt.batches_settled");
+    }
+    for (root, submitted) in due {
+        let members = s.receipts.batch_members(&root).map_err(|e| e.to_string())?.unwrap_or_default();
+        if submitted > 0 {
+            tracing::info!(batch = %root, n = members.len(), "receipt.settle_retry");
+            s.metrics.settlements_retried.inc();
+        }
+        submit(s, &root, members.len() as u32);
+    }
+    let max = s.config.settle_batch_max.clamp(1, vouch_codec::tx::MAX_BATCH_RECEIPTS) as usize;
+    loop {
+        let ids = s.receipts.unsettled(max).map_err(|e| e.to_string())?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let batch = Batch::new(&ids, &s.key.public_key());
+        let root = batch.root();
+        s.receipts.create_batch(&root, &ids).map_err(|e| e.to_string())?;
+        submit(s, &root, batch.count());
+        if ids.len() < max {
+            return Ok(());
+        }
+    }
+}
+
+/// Submits a pending batch; records the time, or leaves it due at the next pass when the submission failed.
+fn submit(s: &NodeState, root: &Digest, count: u32) {
+    let at = match s.chain.sign_submit(&s.key, TxKind::SettleBatch { root: *root, count }) {
+        Ok(tx) => {
+            tracing::debug!(batch = %root, count, tx = %tx, "receipt.batch_submitted");
+            crate::now_ms()
+        }
+        Err(e) => {
+            tracing::warn!(batch = %root, count, error = %e, "receipt.batch_submit failed");
+            0
+        }
+    };
+    if let Err(e) = s.receipts.batch_submitted(root, at) {
+        tracing::warn!(batch = %root, error = %e, "receipt.batch_submitted: recording failed");
+    }
+}
+
+/// Where a receipt this node batched sits, with its path (for `GET /v1/settlements/{id}`).
+pub(crate) fn place(s: &NodeState, id: &Digest) -> Result<Option<Settlement>, ApiError> {
+    let Some((root, index)) = s.receipts.batch_place(id)? else { return Ok(None) };
+    let members = s
+        .receipts
+        .batch_members(&root)?
+        .ok_or_else(|| ApiError::internal(format!("batch {root} of receipt {id} is missing")))?;
+    let path = Batch::new(&members, &s.key.public_key())
+        .path(index)
+        .ok_or_else(|| ApiError::internal(format!("receipt {id} has no place {index} in batch {root}")))?;
+    Ok(Some(Settlement { root: root.to_hex(), index, path: hex::encode(path) }))
+}
+
+/// The verified anchor of a receipt, once its settlement is finalized: from this node's own batch, a single
+/// settlement on the ledger, or the batch of another executor of the receipt (asked over HTTP).
+pub(crate) async fn anchor(s: &Arc<NodeState>, body: &ReceiptBody) -> Option<Anchor> {
+    let id = body.id();
     let st = s.clone();
-    let owed = match tokio::task::spawn_blocking(move || st.receipts.unsettled(BATCH)).await {
-        Ok(Ok(ids)) => ids,
-        Ok(Err(e)) => return tracing::warn!(error = %e, "receipt.settle_retry: reading the duties failed"),
-        Err(_) => return,
-    };
-    let settled = chain.settled(&owed);
-    let (mut done, mut open) = (vec![], vec![]);
-    for (id, settled) in owed.into_iter().zip(settled) {
-        if settled { done.push(id) } else { open.push(id) }
-    }
-    if !done.is_empty() {
-        let st = s.clone();
-        let n = done.len();
-        match tokio::task::spawn_blocking(move || st.receipts.settled(&done)).await {
-            Ok(Ok(())) => tracing::debug!(n, "receipt.settled"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "receipt.settle_retry: forgetting settled duties failed"),
-            Err(_) => {}
+    let local = tokio::task::spawn_blocking(move || place(&st, &id)).await.ok()?;
+    let anchor = match local {
+        Ok(Some(p)) => batched(s, &p).await,
+        Ok(None) => match s.chain.anchor(&id).await {
+            Some(a) => Some(a),
+            None => from_peers(s, body).await,
+        },
+        Err(e) => {
+            tracing::warn!(receipt = %id, error = %e.message, "receipt.anchor: reading the batch failed");
+            None
+        }
+    }?;
+    // Never hand out an anchor this node could not verify itself.
+    match s.chain.verify_anchor(&anchor, body) {
+        Ok(()) => Some(anchor),
+        Err(e) => {
+            tracing::error!(receipt = %id, error = %e, "receipt.anchor: refused an anchor that does not verify");
+            None
         }
     }
-    let due: Vec<Digest> = {
-        let mut settling = s.settling.lock().unwrap_or_else(|p| p.into_inner());
-        // Forget the submissions the ledger has recorded.
-        let ids: Vec<Digest> = settling.keys().copied().collect();
-        for (id, settled) in ids.iter().zip(chain.settled(&ids)) {
-            if settled {
-                settling.remove(id);
+}
+
+async fn batched(s: &NodeState, p: &Settlement) -> Option<Anchor> {
+    let root = Digest(hex::decode(&p.root).ok()?.try_into().ok()?);
+    let path = BatchPath { index: p.index, path: hex::decode(&p.path).ok()? };
+    s.chain.anchor_batched(&root, path).await
+}
+
+/// Asks the receipt's other executors that the ledger lists whether one settled it in a batch.
+async fn from_peers(s: &NodeState, body: &ReceiptBody) -> Option<Anchor> {
+    let me = s.key.public_key();
+    for executor in body.executors.iter().filter(|e| **e != me) {
+        let Some(node) = s.chain.chain().node(executor) else { continue };
+        let client = vouch_api::Client::new(&node.endpoint);
+        match client.settlement(&body.id().to_hex()).await {
+            Ok(p) => {
+                // The ledger must record this root as the executor's batch; the path itself is checked with the
+                // whole anchor.
+                let root = Digest(hex::decode(&p.root).ok()?.try_into().ok()?);
+                if s.chain.chain().batch(&root).is_some_and(|(from, _, _)| from == *executor) {
+                    return batched(s, &p).await;
+                }
             }
+            Err(e) => tracing::debug!(peer = %node.endpoint, error = %e, "receipt.anchor: peer has no settlement"),
         }
-        open.iter().filter(|id| settling.get(*id).is_none_or(|t| t.elapsed() > RESUBMIT_AFTER)).copied().collect()
-    };
-    for id in due {
-        tracing::info!(receipt = %id, "receipt.settle_retry");
-        s.metrics.settlements_retried.inc();
-        settle(s, id);
     }
+    None
+}
+
+/// `settlement_not_found` for an id this node did not batch.
+pub(crate) fn not_found(id: &Digest) -> ApiError {
+    ApiError::new(Code::SettlementNotFound, format!("this node has not settled receipt {id} in a batch"))
 }
