@@ -108,8 +108,9 @@ fn bad_transactions_get_exact_errors_and_change_nothing() {
     assert!(reject(&reuse.to_bytes(), "stale_nonce").contains("stale nonce"));
 }
 
-/// A node that stored a receipt (and the duty to settle it) but never submitted the settlement, as after a crash at
-/// that moment: once restarted, its retry loop settles the receipt and the receipt gets its anchor.
+/// A node that stored a receipt and batched it for settlement but whose batch transaction was lost, as after a crash
+/// right after submitting it: once restarted, its first settlement pass submits the pending batch again, and the
+/// receipt gets its anchor (with its path in the batch).
 #[test]
 fn a_settlement_lost_before_submission_is_submitted_again_after_a_restart() {
     let home = tempfile::tempdir().unwrap();
@@ -142,6 +143,8 @@ fn a_settlement_lost_before_submission_is_submitted_again_after_a_restart() {
     std::fs::write(&path, anchored.to_string()).unwrap();
     let out = node.vouch_ok(&["verify", "--genesis", genesis.to_str().unwrap(), path.to_str().unwrap()]);
     assert!(out.contains("anchor  settled at height"), "{out}");
+    // It was settled in the batch the first process made (a batch of one, at index 0), submitted again.
+    assert_eq!(anchored["anchor"]["batch"]["index"], 0, "{anchored}");
     let (_, metrics) = node.http("GET", "/metrics", "text/plain", b"");
     let metrics = metrics.as_str().unwrap_or_default();
     assert!(metrics.contains("settlements_retried_total 1"), "{metrics}");

@@ -69,8 +69,9 @@ pub struct NodeConfig {
     pub settle_interval_ms: u64,
     /// Most receipts per settlement batch (more owed at once go into several batches). Default 4096.
     pub settle_batch_max: u32,
-    /// Fault injection for tests only: store receipts and the duty to settle them, but never submit the settlement
-    /// (what a crash between storing a receipt and submitting its settlement leaves behind). Default false.
+    /// Fault injection for tests only: store receipts and batch them for settlement, but never send the batch's
+    /// transaction (what a crash, or a mempool lost with a restart, right after submitting leaves behind). Default
+    /// false.
     pub fault_skip_settlement: bool,
     /// Fault injection for tests only: claim a zk output one unit off what was proven (what a prover bug that
     /// yields an unverifiable proof looks like), so the self-check before issuing must refuse it. Default false.

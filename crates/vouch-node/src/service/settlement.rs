@@ -27,37 +27,37 @@ const CAUGHT_UP_MS: u64 = 10_000;
 
 /// Runs the batcher until the process ends.
 pub(crate) async fn run(s: Arc<NodeState>) {
-    if s.config.fault_skip_settlement {
-        return;
-    }
     s.chain.chain().wait_for(|c| c.is_replayed().then_some(())).await;
     let mut ticks = tokio::time::interval(Duration::from_millis(s.config.settle_interval_ms.max(10)));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first pass that runs (the chain caught up) resubmits every batch a previous process left pending: its
+    // transaction may have died with that process's mempool.
+    let mut first = true;
     loop {
         ticks.tick().await;
         let st = s.clone();
         // Reads and durable writes of the receipt store: on the blocking pool.
-        match tokio::task::spawn_blocking(move || pass(&st)).await {
+        match tokio::task::spawn_blocking(move || pass(&st, first)).await {
             Ok(Err(e)) => tracing::warn!(error = %e, "receipt.settle: pass failed"),
             Err(e) => tracing::warn!(error = %e, "receipt.settle: pass panicked"),
-            Ok(Ok(())) => {}
+            Ok(Ok(ran)) => first &= !ran,
         }
     }
 }
 
-/// One pass: forgets the batches the ledger recorded, resubmits the pending ones that are due, and batches every
-/// receipt owed.
-fn pass(s: &NodeState) -> Result<(), String> {
+/// One pass: forgets the batches the ledger recorded, resubmits the pending ones that are due (all of them on a
+/// process's first pass), and batches every receipt owed. False when the chain is not caught up (nothing done).
+fn pass(s: &NodeState, first: bool) -> Result<bool, String> {
     let chain = s.chain.chain();
     if crate::now_ms().saturating_sub(chain.tip().timestamp_ms) > CAUGHT_UP_MS {
-        return Ok(());
+        return Ok(false);
     }
     let now = crate::now_ms();
     let (mut recorded, mut due) = (vec![], vec![]);
     for (root, submitted) in s.receipts.pending_batches().map_err(|e| e.to_string())? {
         if chain.batch(&root).is_some() {
             recorded.push(root);
-        } else if now.saturating_sub(submitted) >= RESUBMIT_AFTER.as_millis() as u64 {
+        } else if first || now.saturating_sub(submitted) >= RESUBMIT_AFTER.as_millis() as u64 {
             due.push((root, submitted));
         }
     }
@@ -77,20 +77,25 @@ fn pass(s: &NodeState) -> Result<(), String> {
     loop {
         let ids = s.receipts.unsettled(max).map_err(|e| e.to_string())?;
         if ids.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         let batch = Batch::new(&ids, &s.key.public_key());
         let root = batch.root();
         s.receipts.create_batch(&root, &ids).map_err(|e| e.to_string())?;
         submit(s, &root, batch.count());
         if ids.len() < max {
-            return Ok(());
+            return Ok(true);
         }
     }
 }
 
 /// Submits a pending batch; records the time, or leaves it due at the next pass when the submission failed.
 fn submit(s: &NodeState, root: &Digest, count: u32) {
+    if s.config.fault_skip_settlement {
+        // As if the transaction were lost: stamped as submitted, never sent.
+        let _ = s.receipts.batch_submitted(root, crate::now_ms());
+        return;
+    }
     let at = match s.chain.sign_submit(&s.key, TxKind::SettleBatch { root: *root, count }) {
         Ok(tx) => {
             tracing::debug!(batch = %root, count, tx = %tx, "receipt.batch_submitted");
