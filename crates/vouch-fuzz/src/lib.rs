@@ -404,6 +404,7 @@ pub fn seeds(name: &str, models: &std::path::Path) -> Vec<Vec<u8>> {
         let kinds = vec![
             TxKind::Transfer { to: [4; 32], amount: 5 },
             TxKind::SettleReceipt { receipt: vouch_codec::Digest([5; 32]) },
+            TxKind::SettleBatch { root: vouch_codec::Digest([5; 32]), count: 4096 },
             TxKind::Unbond { node: [6; 32], amount: 9 },
             TxKind::SetEngine { node: [6; 32], engine: "tract 0.23.9; llama.cpp cpu x86_64+avx2".into() },
             TxKind::Attest {
