@@ -149,6 +149,9 @@ pub struct Settlement {
     pub index: u32,
     /// The Merkle path from the receipt's leaf to the root (hex; a `commonware_storage::bmt` proof).
     pub path: String,
+    /// The height of the block that settled the batch, once the node saw it finalized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u64>,
 }
 
 /// Result of `POST /v1/calibrations`.

@@ -139,13 +139,19 @@ pub async fn build(
 
 /// Builds the anchor of a receipt settled in the batch with `root`, at its place `path` (which the caller got from
 /// the batch's members; [`verify`] checks it), if the batch's settlement is finalized and a certificate is available.
+/// `height` is where the batch was settled, for a batch the state no longer holds (pruned after the retention);
+/// `None`: as the state records it.
 pub async fn build_batched(
     chain: &ChainHandle,
     marshal: &Mailbox<Scheme, Standard<Block>>,
     root: &Digest,
+    height: Option<u64>,
     path: BatchPath,
 ) -> Option<Anchor> {
-    let height = chain.state().ledger.batches.get(root)?.1;
+    let height = match height {
+        Some(h) => h,
+        None => chain.state().ledger.batches.get(root)?.1,
+    };
     build_at(chain, marshal, height, |k| matches!(k, TxKind::SettleBatch { root: r, .. } if r == root), Some(path))
         .await
 }

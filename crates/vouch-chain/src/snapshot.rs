@@ -21,7 +21,9 @@ use crate::block::Header;
 use crate::chain::{Chain, ChainState};
 use crate::record::TxRecord;
 
-const MAGIC: &[u8; 10] = b"VOUCHSNAP1";
+/// Version 2: the ledger gained the batch table and the pruned-settlement count (older snapshots are skipped, and
+/// the chain replays from the archive).
+const MAGIC: &[u8; 10] = b"VOUCHSNAP2";
 /// Snapshots kept.
 const KEEP: usize = 2;
 

@@ -488,7 +488,9 @@ fn scenario(seed: u64) -> Outcome {
             let (chain, marshal) = (n.chain.clone(), n.marshal.clone());
             async move {
                 let path = vouch_codec::BatchPath { index, path };
-                anchor::build_batched(&chain, &marshal, &root, path).await.expect("a finalized batch has an anchor")
+                anchor::build_batched(&chain, &marshal, &root, None, path)
+                    .await
+                    .expect("a finalized batch has an anchor")
             }
         };
         let mut ba = vec![];
@@ -701,7 +703,7 @@ fn millions_of_batched_receipts_keep_the_state_small_and_every_validator_agrees(
         // A member of the first batch still proves its settlement, from the validator that joined last.
         let n = sim.nodes[3].as_ref().unwrap();
         let path = vouch_codec::BatchPath { index: 7, path: real.path(7).unwrap() };
-        let a = anchor::build_batched(&n.chain, &n.marshal, &real.root(), path).await.expect("anchor");
+        let a = anchor::build_batched(&n.chain, &n.marshal, &real.root(), None, path).await.expect("anchor");
         anchor::verify(&a, &body, &chain_id, &sim.pks).unwrap();
     });
 }

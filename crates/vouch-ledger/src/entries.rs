@@ -167,6 +167,11 @@ impl State {
         w.raw(&self.chain);
         w.u64(self.treasury);
         w.raw(&entries.to_bytes());
+        // Only once something was pruned, so states that never pruned keep their roots (every field before it has a
+        // fixed length, so the encoding stays unambiguous).
+        if self.pruned_settled > 0 {
+            w.u64(self.pruned_settled);
+        }
         Digest::of(domain::STATE, &w.finish())
     }
 

@@ -67,6 +67,7 @@ impl State {
         write_table(w, &self.receipts, receipt_entry);
         write_table(w, &self.batches, batch_entry);
         write_table(w, &self.blocks, block_entry);
+        w.u64(self.pruned_settled);
     }
 
     /// Decodes [`State::encode`]'s bytes for the chain of `base` (a state of the same genesis, whose chain id and
@@ -171,7 +172,13 @@ impl State {
             tag(r, 6, "recent block")?;
             Ok((r.u64("height")?, (r.array("block hash")?, r.u64("block time")?)))
         })?;
-        Ok(State::restore(base, Tables { accounts, nodes, models, jobs, receipts, batches, blocks }, treasury))
+        let pruned_settled = r.u64("pruned settled receipts")?;
+        Ok(State::restore(
+            base,
+            Tables { accounts, nodes, models, jobs, receipts, batches, blocks },
+            treasury,
+            pruned_settled,
+        ))
     }
 }
 
@@ -234,6 +241,12 @@ impl Canonical for Event {
                 w.raw(&root.0);
                 w.u32(*count);
             }
+            Event::Pruned { jobs, receipts, batches } => {
+                w.u8(11);
+                w.u64(*jobs);
+                w.u64(*receipts);
+                w.u64(*batches);
+            }
         }
     }
 
@@ -254,6 +267,11 @@ impl Canonical for Event {
             },
             9 => Event::Unbonded { node: r.array("node")?, amount: r.u64("amount")? },
             10 => Event::BatchSettled { root: Digest(r.array("batch root")?), count: r.u32("batch count")? },
+            11 => Event::Pruned {
+                jobs: r.u64("pruned jobs")?,
+                receipts: r.u64("pruned receipts")?,
+                batches: r.u64("pruned batches")?,
+            },
             v => return Err(DecodeError::InvalidValue { what: "event", value: v.into() }),
         })
     }

@@ -8,7 +8,7 @@ use vouch_codec::{Digest, ModelId, domain};
 
 use crate::error::TxError;
 use crate::table::{LtHash, Table};
-use crate::types::{Account, BlockCtx, Event, Genesis, Job, ModelRecord, NodeRecord, Params};
+use crate::types::{Account, BlockCtx, Event, Genesis, Job, JobStatus, ModelRecord, NodeRecord, PRUNE_EVERY, Params};
 
 /// The ledger state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,8 @@ pub struct State {
     pub jobs: Table<Digest, Job>,
     /// Fees and unclaimed slashes.
     pub treasury: u64,
+    /// Settled receipts whose settlement was pruned from the state (single ones and batch members).
+    pub pruned_settled: u64,
     /// Settled receipts: id -> (issuing node, height).
     pub receipts: Table<Digest, (Address, u64)>,
     /// Settled batches of receipts: Merkle root -> (issuing node, height, member count).
@@ -111,6 +113,7 @@ impl State {
             models: Table::default(),
             jobs: Table::default(),
             treasury: 0,
+            pruned_settled: 0,
             receipts: Table::default(),
             batches: Table::default(),
             blocks: Table::default(),
@@ -121,7 +124,7 @@ impl State {
     }
 
     /// A state of `base`'s chain (its chain id and parameters) with these tables; the entry hash is recomputed.
-    pub(crate) fn restore(base: &State, t: Tables, treasury: u64) -> State {
+    pub(crate) fn restore(base: &State, t: Tables, treasury: u64, pruned_settled: u64) -> State {
         let mut state = State {
             chain: base.chain,
             params: base.params.clone(),
@@ -130,6 +133,7 @@ impl State {
             models: t.models,
             jobs: t.jobs,
             treasury,
+            pruned_settled,
             receipts: t.receipts,
             batches: t.batches,
             blocks: t.blocks,
@@ -139,9 +143,9 @@ impl State {
         state
     }
 
-    /// Receipts settled so far: one per `SettleReceipt`, plus every batch's members.
+    /// Receipts settled so far: one per `SettleReceipt`, plus every batch's members, pruned ones included.
     pub fn settled_receipts(&self) -> u64 {
-        self.receipts.len() as u64 + self.batches.values().map(|b| u64::from(b.2)).sum::<u64>()
+        self.pruned_settled + self.receipts.len() as u64 + self.batches.values().map(|b| u64::from(b.2)).sum::<u64>()
     }
 
     /// Every token: balances, stakes, escrows and the treasury. Constant across transactions.
@@ -317,8 +321,44 @@ impl State {
         }
         let mut events = self.release_unbonded(height);
         events.extend(self.expire_jobs(height));
+        events.extend(self.prune(height));
         self.commit();
         events
+    }
+
+    /// At heights that are multiples of [`PRUNE_EVERY`], drops the finished records older than
+    /// `params.retention_blocks`: jobs settled, resolved or expired whose last deadline is that old, and single and
+    /// batched settlements recorded that long ago. Deterministic (every validator prunes the same entries at the
+    /// same height); the blocks keep proving them.
+    fn prune(&mut self, height: u64) -> Option<Event> {
+        let keep = self.params.retention_blocks;
+        if keep == 0 || height == 0 || !height.is_multiple_of(PRUNE_EVERY) {
+            return None;
+        }
+        let old = |h: u64| h.saturating_add(keep) <= height;
+        let jobs: Vec<Digest> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| !matches!(j.status, JobStatus::Pending | JobStatus::Disputed) && old(j.deadline))
+            .map(|(id, _)| *id)
+            .collect();
+        let receipts: Vec<Digest> = self.receipts.iter().filter(|(_, (_, h))| old(*h)).map(|(id, _)| *id).collect();
+        let batches: Vec<Digest> = self.batches.iter().filter(|(_, (_, h, _))| old(*h)).map(|(id, _)| *id).collect();
+        if jobs.is_empty() && receipts.is_empty() && batches.is_empty() {
+            return None;
+        }
+        let members: u64 = batches.iter().map(|r| u64::from(self.batches.get(r).map_or(0, |b| b.2))).sum();
+        self.pruned_settled += receipts.len() as u64 + members;
+        for id in &jobs {
+            self.jobs.remove(id);
+        }
+        for id in &receipts {
+            self.receipts.remove(id);
+        }
+        for id in &batches {
+            self.batches.remove(id);
+        }
+        Some(Event::Pruned { jobs: jobs.len() as u64, receipts: receipts.len() as u64, batches: batches.len() as u64 })
     }
 
     pub(crate) fn charge(&mut self, from: Address, needed: u64, fee: u64) {

@@ -27,7 +27,18 @@ pub struct Params {
     pub unbonding_blocks: u64,
     /// What a node's TEE attestation must satisfy.
     pub tee: TeeParams,
+    /// Blocks a finished record stays in the ledger state: a finished job (after its last deadline), a single
+    /// settlement and a settled batch (after their height). Then it leaves the state (pruned every
+    /// [`PRUNE_EVERY`] blocks), so the state holds what is live, not the chain's history; the blocks still prove
+    /// it (an anchor is a block inclusion under a finalization certificate, never a state lookup). 0 keeps
+    /// everything.
+    pub retention_blocks: u64,
 }
+
+/// Blocks between two prunings of finished records (heights that are multiples of it).
+pub const PRUNE_EVERY: u64 = 256;
+/// The default [`Params::retention_blocks`].
+pub const DEFAULT_RETENTION_BLOCKS: u64 = 100_000;
 
 /// The chain's TEE policy (the `[params.tee]` section of a chain spec).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -108,6 +119,7 @@ impl Default for Params {
             job_timeout_blocks: 600,
             unbonding_blocks: 1_800,
             tee: TeeParams::default(),
+            retention_blocks: DEFAULT_RETENTION_BLOCKS,
         }
     }
 }
@@ -154,10 +166,15 @@ impl Canonical for Genesis {
         w.u64(p.unbonding_blocks);
         w.len(self.validators.len());
         self.validators.iter().for_each(|v| w.raw(v));
-        // The TEE section only when it differs from the default, so chains that never set it keep their ids.
+        // Later sections (marker, contents, in marker order) only when they differ from the default, so chains that
+        // never set them keep their ids: 1 the TEE policy, 2 the retention.
         if p.tee != TeeParams::default() {
             w.u8(1);
             p.tee.encode(w);
+        }
+        if p.retention_blocks != DEFAULT_RETENTION_BLOCKS {
+            w.u8(2);
+            w.u64(p.retention_blocks);
         }
     }
 
@@ -178,20 +195,33 @@ impl Canonical for Genesis {
             job_timeout_blocks: r.u64("job timeout")?,
             unbonding_blocks: r.u64("unbonding blocks")?,
             tee: TeeParams::default(),
+            retention_blocks: DEFAULT_RETENTION_BLOCKS,
         };
         let n = r.count("validators")?;
         let validators = (0..n).map(|_| r.array("validator")).collect::<Result<Vec<_>, DecodeError>>()?;
         let mut params = params;
-        if r.remaining() > 0 {
-            if r.u8("tee section")? != 1 {
-                return Err(DecodeError::NonCanonical { what: "genesis", reason: "bad tee section marker".into() });
+        let mut last = 0;
+        let bad = |reason: &str| DecodeError::NonCanonical { what: "genesis", reason: reason.into() };
+        while r.remaining() > 0 {
+            let marker = r.u8("genesis section")?;
+            if marker <= last {
+                return Err(bad("genesis sections out of order"));
             }
-            params.tee = TeeParams::decode(r)?;
-            if params.tee == TeeParams::default() {
-                return Err(DecodeError::NonCanonical {
-                    what: "genesis",
-                    reason: "a default tee section is omitted".into(),
-                });
+            last = marker;
+            match marker {
+                1 => {
+                    params.tee = TeeParams::decode(r)?;
+                    if params.tee == TeeParams::default() {
+                        return Err(bad("a default tee section is omitted"));
+                    }
+                }
+                2 => {
+                    params.retention_blocks = r.u64("retention blocks")?;
+                    if params.retention_blocks == DEFAULT_RETENTION_BLOCKS {
+                        return Err(bad("a default retention section is omitted"));
+                    }
+                }
+                _ => return Err(bad("unknown genesis section")),
             }
         }
         Ok(Self { accounts, params, validators })
@@ -385,6 +415,15 @@ pub enum Event {
     ReceiptSettled {
         /// Receipt id.
         receipt: Digest,
+    },
+    /// Finished records older than the retention left the state (counts).
+    Pruned {
+        /// Jobs.
+        jobs: u64,
+        /// Single settlements.
+        receipts: u64,
+        /// Batches.
+        batches: u64,
     },
     /// A batch of receipts was settled.
     BatchSettled {

@@ -152,6 +152,8 @@ fn assert_snapshot_round_trip(state: &State) {
         Event::JobAssigned { job: Digest([1; 32]), executors: vec![[2; 32], [3; 32]] },
         Event::Unbonding { node: [4; 32], amount: 5, release_height: 6 },
         Event::JobExpired { job: Digest([7; 32]), silent: vec![] },
+        Event::BatchSettled { root: Digest([8; 32]), count: 9 },
+        Event::Pruned { jobs: 1, receipts: 2, batches: 3 },
     ] {
         let mut w = vouch_codec::Writer::new();
         ev.encode(&mut w);
@@ -813,4 +815,79 @@ fn a_batch_settles_its_count_once_and_malformed_batches_are_refused() {
     let mut other = w.state.clone();
     other.batches.insert(root, (node.public_key(), height, 999));
     assert_ne!(other.root(), w.state.root(), "the state root covers each batch's count");
+}
+
+#[test]
+fn finished_records_leave_the_state_after_the_retention_and_the_count_stays() {
+    use vouch_ledger::{DEFAULT_RETENTION_BLOCKS, PRUNE_EVERY};
+    let mut w = World::new(4);
+    let (done, executors) = w.submit_job(3);
+    let payer = w.users[2].clone_key();
+    for e in &executors {
+        let tx = w.sign(&payer, w.result(done, e, 9));
+        w.apply(&tx).unwrap();
+    }
+    // A second job whose round never answers: open until its deadline, then expired.
+    let (open, _) = w.submit_job(3);
+    let node = w.nodes[0].clone_key();
+    let batch = w.sign(&node, TxKind::SettleBatch { root: Digest([42; 32]), count: 50 });
+    w.apply(&batch).unwrap();
+    let single = w.sign(&node, TxKind::SettleReceipt { receipt: Digest([1; 32]) });
+    w.apply(&single).unwrap();
+    let settled = w.state.settled_receipts();
+    assert_eq!(settled, 51);
+    let supply = w.state.total_supply();
+    let done_deadline = w.state.jobs[&done].deadline;
+    let open_deadline = w.state.jobs[&open].deadline;
+    let settled_at = w.height - 1;
+    // Nothing is pruned before the retention has passed, nor off the pruning heights.
+    let first = (settled_at + DEFAULT_RETENTION_BLOCKS).next_multiple_of(PRUNE_EVERY);
+    let pruned = |events: Vec<Event>| -> Option<(u64, u64, u64)> {
+        events.into_iter().find_map(|e| match e {
+            Event::Pruned { jobs, receipts, batches } => Some((jobs, receipts, batches)),
+            _ => None,
+        })
+    };
+    assert_eq!(pruned(w.state.end_block(first - PRUNE_EVERY)), None);
+    assert_eq!(pruned(w.state.end_block(first + 1)), None);
+    // The settlements go first (the jobs' deadlines are later), then the jobs, the open one once its round expired.
+    assert_eq!(pruned(w.state.end_block(first)), Some((0, 1, 1)));
+    assert!(w.state.jobs.contains_key(&done) && w.state.jobs.contains_key(&open));
+    let last = (done_deadline.max(open_deadline) + DEFAULT_RETENTION_BLOCKS).next_multiple_of(PRUNE_EVERY);
+    let mut jobs = 0;
+    for h in (first + PRUNE_EVERY..=last).step_by(PRUNE_EVERY as usize) {
+        jobs += pruned(w.state.end_block(h)).map_or(0, |p| p.0);
+    }
+    assert_eq!(jobs, 2);
+    assert!(w.state.jobs.is_empty() && w.state.batches.is_empty() && w.state.receipts.is_empty());
+    // The settled count and the supply stay; the root covers the count and is the one from scratch.
+    assert_eq!(w.state.settled_receipts(), settled);
+    assert_eq!(w.state.pruned_settled, 51);
+    assert_eq!(w.state.total_supply(), supply);
+    assert_eq!(w.state.root(), w.state.root_from_scratch());
+    let mut other = w.state.clone();
+    other.pruned_settled -= 1;
+    assert_ne!(other.root(), w.state.root());
+    assert_snapshot_round_trip(&w.state);
+    // A chain with retention 0 keeps everything.
+    let mut g =
+        Genesis { accounts: vec![], params: Params { retention_blocks: 0, ..Params::default() }, validators: vec![] };
+    let mut keep = State::genesis(&g);
+    keep.batches.insert(Digest([1; 32]), ([2; 32], 1, 5));
+    assert!(keep.end_block(10 * PRUNE_EVERY + DEFAULT_RETENTION_BLOCKS).is_empty());
+    assert_eq!(keep.settled_receipts(), 5);
+    // The retention is part of the chain id only when it is not the default.
+    let id0 = g.chain_id();
+    g.params.retention_blocks = DEFAULT_RETENTION_BLOCKS;
+    assert_ne!(g.chain_id(), id0);
+    assert_eq!(g.chain_id(), Genesis { accounts: vec![], params: Params::default(), validators: vec![] }.chain_id());
+    assert_eq!(
+        Genesis::from_canonical(
+            &Genesis { params: Params { retention_blocks: 0, ..Params::default() }, ..g.clone() }.to_canonical()
+        )
+        .unwrap()
+        .params
+        .retention_blocks,
+        0
+    );
 }

@@ -202,8 +202,13 @@ impl NodeChain {
     }
 
     /// The anchor of a receipt at `path` in the batch with `root`, once the batch's settlement is finalized.
-    pub async fn anchor_batched(&self, root: &Digest, path: vouch_codec::BatchPath) -> Option<Anchor> {
-        vouch_chain::anchor::build_batched(&self.running.chain, &self.running.marshal, root, path).await
+    pub async fn anchor_batched(
+        &self,
+        root: &Digest,
+        height: Option<u64>,
+        path: vouch_codec::BatchPath,
+    ) -> Option<Anchor> {
+        vouch_chain::anchor::build_batched(&self.running.chain, &self.running.marshal, root, height, path).await
     }
 
     /// Checks an anchor of `body` against this chain's id and validator set, as `vouch verify --genesis` does.

@@ -25,6 +25,8 @@ const BATCHES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("settle_
 const MEMBERS: TableDefinition<&[u8; 32], &[u8; 36]> = TableDefinition::new("settle_members");
 /// Batches whose root the ledger has not recorded yet: root -> when last submitted (Unix ms; 0: not yet).
 const PENDING: TableDefinition<&[u8; 32], u64> = TableDefinition::new("settle_pending");
+/// Batches the ledger recorded: root -> the height of the settling block (kept after the ledger prunes the batch).
+const SETTLED: TableDefinition<&[u8; 32], u64> = TableDefinition::new("settle_recorded");
 /// Most receipts committed in one transaction.
 const MAX_BATCH: usize = 256;
 
@@ -65,6 +67,7 @@ impl ReceiptStore {
         tx.open_table(BATCHES).map_err(self::db)?;
         tx.open_table(MEMBERS).map_err(self::db)?;
         tx.open_table(PENDING).map_err(self::db)?;
+        tx.open_table(SETTLED).map_err(self::db)?;
         tx.commit().map_err(self::db)?;
         let (writer, rx) = mpsc::channel::<Pending>();
         let wdb = db.clone();
@@ -161,16 +164,26 @@ impl ReceiptStore {
         tx.commit().map_err(db)
     }
 
-    /// Marks batches as recorded by the ledger (no longer pending; their members stay, for anchors).
-    pub fn batches_settled(&self, roots: &[Digest]) -> Result<(), HubError> {
+    /// Marks batches as recorded by the ledger at these heights (no longer pending; their members stay, for
+    /// anchors).
+    pub fn batches_settled(&self, roots: &[(Digest, u64)]) -> Result<(), HubError> {
         let tx = self.db.begin_write().map_err(db)?;
         {
             let mut pending = tx.open_table(PENDING).map_err(db)?;
-            for root in roots {
+            let mut settled = tx.open_table(SETTLED).map_err(db)?;
+            for (root, height) in roots {
                 pending.remove(&root.0).map_err(db)?;
+                settled.insert(&root.0, height).map_err(db)?;
             }
         }
         tx.commit().map_err(db)
+    }
+
+    /// The height at which the ledger recorded a batch of this node's, once seen.
+    pub fn batch_height(&self, root: &Digest) -> Result<Option<u64>, HubError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(SETTLED).map_err(db)?;
+        Ok(table.get(&root.0).map_err(db)?.map(|v| v.value()))
     }
 
     /// The members of a batch this node made, in leaf order.

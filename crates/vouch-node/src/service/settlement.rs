@@ -55,8 +55,8 @@ fn pass(s: &NodeState, first: bool) -> Result<bool, String> {
     let now = crate::now_ms();
     let (mut recorded, mut due) = (vec![], vec![]);
     for (root, submitted) in s.receipts.pending_batches().map_err(|e| e.to_string())? {
-        if chain.batch(&root).is_some() {
-            recorded.push(root);
+        if let Some((_, height, _)) = chain.batch(&root) {
+            recorded.push((root, height));
         } else if first || now.saturating_sub(submitted) >= RESUBMIT_AFTER.as_millis() as u64 {
             due.push((root, submitted));
         }
@@ -121,7 +121,8 @@ pub(crate) fn place(s: &NodeState, id: &Digest) -> Result<Option<Settlement>, Ap
     let path = Batch::new(&members, &s.key.public_key())
         .path(index)
         .ok_or_else(|| ApiError::internal(format!("receipt {id} has no place {index} in batch {root}")))?;
-    Ok(Some(Settlement { root: root.to_hex(), index, path: hex::encode(path) }))
+    let height = s.receipts.batch_height(&root)?;
+    Ok(Some(Settlement { root: root.to_hex(), index, path: hex::encode(path), height }))
 }
 
 /// The verified anchor of a receipt, once its settlement is finalized: from this node's own batch, a single
@@ -151,10 +152,15 @@ pub(crate) async fn anchor(s: &Arc<NodeState>, body: &ReceiptBody) -> Option<Anc
     }
 }
 
+/// The anchor at `p`; the settling height from the state, else (a batch pruned from it) from `p`.
 async fn batched(s: &NodeState, p: &Settlement) -> Option<Anchor> {
     let root = Digest(hex::decode(&p.root).ok()?.try_into().ok()?);
     let path = BatchPath { index: p.index, path: hex::decode(&p.path).ok()? };
-    s.chain.anchor_batched(&root, path).await
+    let height = match s.chain.chain().batch(&root) {
+        Some((_, h, _)) => Some(h),
+        None => Some(p.height?),
+    };
+    s.chain.anchor_batched(&root, height, path).await
 }
 
 /// Asks the receipt's other executors that the ledger lists whether one settled it in a batch.
@@ -165,11 +171,13 @@ async fn from_peers(s: &NodeState, body: &ReceiptBody) -> Option<Anchor> {
         let client = vouch_api::Client::new(&node.endpoint);
         match client.settlement(&body.id().to_hex()).await {
             Ok(p) => {
-                // The ledger must record this root as the executor's batch; the path itself is checked with the
-                // whole anchor.
+                // While the ledger holds the batch it must be that executor's; either way the whole anchor is verified
+                // (block inclusion, the executor's signature, the path) before it is used.
                 let root = Digest(hex::decode(&p.root).ok()?.try_into().ok()?);
-                if s.chain.chain().batch(&root).is_some_and(|(from, _, _)| from == *executor) {
-                    return batched(s, &p).await;
+                if s.chain.chain().batch(&root).is_none_or(|(from, _, _)| from == *executor)
+                    && let Some(a) = batched(s, &p).await
+                {
+                    return Some(a);
                 }
             }
             Err(e) => tracing::debug!(peer = %node.endpoint, error = %e, "receipt.anchor: peer has no settlement"),
