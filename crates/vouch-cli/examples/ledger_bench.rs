@@ -52,9 +52,13 @@ async fn main() -> anyhow::Result<()> {
     let urls: Vec<String> = (0..4).map(|i| format!("http://127.0.0.1:{}", base + i)).collect();
     let clients: Vec<Client> = urls.iter().map(|u| Client::new(u)).collect();
     let result = run(&clients, &dir, n_txs, batch).await;
-    // Resident memory of each node process (the devnet's children), after the run.
-    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", devnet.id())).unwrap_or_default();
-    for pid in children.split_whitespace() {
+    // Resident memory of each node process (the devnet's children, spawned from any of its threads), after the run.
+    let mut children = vec![];
+    for task in std::fs::read_dir(format!("/proc/{}/task", devnet.id()))?.flatten() {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        children.extend(list.split_whitespace().map(str::to_owned));
+    }
+    for pid in &children {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let rss = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or("VmRSS: ?");
         let hwm = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: ?");
