@@ -161,6 +161,16 @@ fn check_anchor(text: &str, spec: &vouch_chain::spec::ChainSpec) -> anyhow::Resu
         .map_err(|e| format!("anchor: {e}")))
 }
 
+/// For an anchor whose settling transaction is a batch: the receipt's leaf index and the batch's size.
+fn batch_place(text: &str) -> Option<(u32, u32)> {
+    let receipt = serde_json::from_str::<vouch_codec::ReceiptJson>(text).ok()?.to_receipt().ok()?;
+    let anchor = receipt.anchor?;
+    match vouch_codec::tx::SignedTx::from_bytes(&anchor.tx).ok()?.tx.kind {
+        vouch_codec::tx::TxKind::SettleBatch { count, .. } => Some((anchor.batch?.index, count)),
+        _ => None,
+    }
+}
+
 fn hash_file(path: &PathBuf) -> anyhow::Result<ModelId> {
     let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut h = blake3::Hasher::new();
@@ -244,7 +254,9 @@ pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
                 print_json(&serde_json::json!({
                     "valid": true, "id": v.id.to_hex(), "model": v.model, "mode": v.mode.name(),
                     "signers": v.signers.iter().map(hex::encode).collect::<Vec<_>>(), "model_checked": v.model_checked,
-                    "zk_layers": v.zk_layers, "anchor_height": anchored.and_then(Result::ok),
+                    "zk_layers": v.zk_layers, "anchor_height": anchored.as_ref().and_then(|a| a.as_ref().ok()),
+                    "anchor_batch": anchored.as_ref().and_then(|a| a.as_ref().ok()).and(batch_place(&text))
+                        .map(|(index, count)| serde_json::json!({"index": index, "count": count})),
                     "private_input": v.private_input, "input_opened": a.input.is_some(),
                     "response_tokens": response_tokens,
                     "tee": v.tee.as_ref().map(|t| serde_json::json!({
@@ -265,8 +277,12 @@ pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
                     );
                 }
                 if let Some(Ok(h)) = anchored {
+                    let batch = match batch_place(&text) {
+                        Some((i, n)) => format!(" in a batch of {n} (leaf {i}, Merkle path checked)"),
+                        None => String::new(),
+                    };
                     crate::out!(
-                        "  anchor  settled at height {h}, finalization certificate verified against the genesis validators"
+                        "  anchor  settled at height {h}{batch}, finalization certificate verified against the genesis validators"
                     );
                 }
                 if let Some(t) = &v.tee {

@@ -206,7 +206,7 @@ fn four_node_devnet_settles_receipts_survives_a_crash_and_catches_up() {
     let other_path = dir.path().join("q-other-anchored.json");
     std::fs::write(&other_path, &anchored).unwrap();
     let out = vouch(&urls[0], &["verify", "--genesis", gen_path.to_str().unwrap(), other_path.to_str().unwrap()]);
-    assert!(out.contains("anchor  settled at height"), "{out}");
+    assert!(out.contains("anchor  settled at height") && out.contains(" in a batch of "), "{out}");
     let ls = vouch(&urls[3], &["node", "ls"]);
     assert_eq!(ls.lines().count(), 4, "{ls}");
 

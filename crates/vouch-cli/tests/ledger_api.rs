@@ -125,7 +125,11 @@ fn a_settlement_lost_before_submission_is_submitted_again_after_a_restart() {
     let receipt: Value =
         serde_json::from_str(&node.vouch_ok(&["--json", "infer", "mlp", "--input", input.to_str().unwrap()])).unwrap();
     let id = receipt["id"].as_str().unwrap().to_owned();
-    // Blocks keep finalizing, but this receipt is never settled.
+    // The node batches it (its place in the batch is served while the batch is pending), but the batch's
+    // transaction never leaves: blocks keep finalizing, and this receipt is never settled.
+    wait_for("the receipt to be batched", || {
+        node.http("GET", &format!("/v1/settlements/{id}"), "application/json", b"").0 == 200
+    });
     let h = status(&node)["height"].as_u64().unwrap();
     wait_for("three more blocks", || status(&node)["height"].as_u64().unwrap() >= h + 3);
     assert_eq!(status(&node)["settled_receipts"], 0);
@@ -142,7 +146,7 @@ fn a_settlement_lost_before_submission_is_submitted_again_after_a_restart() {
     let path = home.path().join("anchored.json");
     std::fs::write(&path, anchored.to_string()).unwrap();
     let out = node.vouch_ok(&["verify", "--genesis", genesis.to_str().unwrap(), path.to_str().unwrap()]);
-    assert!(out.contains("anchor  settled at height"), "{out}");
+    assert!(out.contains("anchor  settled at height") && out.contains(" in a batch of 1 (leaf 0, "), "{out}");
     // It was settled in the batch the first process made (a batch of one, at index 0), submitted again.
     assert_eq!(anchored["anchor"]["batch"]["index"], 0, "{anchored}");
     let (_, metrics) = node.http("GET", "/metrics", "text/plain", b"");
