@@ -21,6 +21,8 @@ use crate::error::{ApiError, Code};
 
 /// How long a submitted batch may take to finalize before it is submitted again.
 const RESUBMIT_AFTER: Duration = Duration::from_secs(30);
+/// How long a peer may take to say where it settled a receipt (the caller is a client's receipt request).
+const PEER_TIMEOUT: Duration = Duration::from_secs(2);
 /// The executed chain counts as caught up once it has replayed its own archive and its tip is at most this old (a
 /// node still replaying or catching up does not know yet which batches already finalized, nor its nonce).
 const CAUGHT_UP_MS: u64 = 10_000;
@@ -169,7 +171,11 @@ async fn from_peers(s: &NodeState, body: &ReceiptBody) -> Option<Anchor> {
     for executor in body.executors.iter().filter(|e| **e != me) {
         let Some(node) = s.chain.chain().node(executor) else { continue };
         let client = vouch_api::Client::new(&node.endpoint);
-        match client.settlement(&body.id().to_hex()).await {
+        let Ok(asked) = tokio::time::timeout(PEER_TIMEOUT, client.settlement(&body.id().to_hex())).await else {
+            tracing::debug!(peer = %node.endpoint, "receipt.anchor: peer timed out");
+            continue;
+        };
+        match asked {
             Ok(p) => {
                 // While the ledger holds the batch it must be that executor's; either way the whole anchor is verified
                 // (block inclusion, the executor's signature, the path) before it is used.
