@@ -130,6 +130,11 @@ fn a_settlement_lost_before_submission_is_submitted_again_after_a_restart() {
     wait_for("the receipt to be batched", || {
         node.http("GET", &format!("/v1/settlements/{id}"), "application/json", b"").0 == 200
     });
+    // Ids it never batched, and ones that are not ids, get their errors.
+    let (code, body) = node.http("GET", &format!("/v1/settlements/{}", "ab".repeat(32)), "application/json", b"");
+    assert_eq!((code, body["error"]["code"].as_str()), (404, Some("settlement_not_found")), "{body}");
+    let (code, body) = node.http("GET", "/v1/settlements/not-an-id", "application/json", b"");
+    assert_eq!((code, body["error"]["code"].as_str()), (400, Some("invalid_id")), "{body}");
     let h = status(&node)["height"].as_u64().unwrap();
     wait_for("three more blocks", || status(&node)["height"].as_u64().unwrap() >= h + 3);
     assert_eq!(status(&node)["settled_receipts"], 0);
