@@ -51,8 +51,8 @@ pub mod channel {
 
     /// Messages per second each peer may send on `channel`. The p2p layer sizes its mailboxes to one such burst per
     /// peer and channel, so these bound the node's memory as well as a peer's traffic: at 100,000 per second on
-    /// every channel an idle node held 1.2 GB of empty mailbox slots. Transaction gossip needs the most (a
-    /// settlement per receipt); consensus a few messages per view.
+    /// every channel an idle node held 1.2 GB of empty mailbox slots. Transaction gossip needs the most (clients'
+    /// transactions, jobs' results, settlement batches); consensus a few messages per view.
     pub fn rate(channel: u64) -> u32 {
         match channel {
             TXS => 20_000,
