@@ -318,6 +318,22 @@ pub struct NodeStatus {
     /// The node's TEE: platform (or why there is none) and its attestation on the ledger.
     #[serde(default)]
     pub tee: serde_json::Value,
+    /// Settlement backlog: receipts owed and not yet in a batch, batches submitted and not yet recorded.
+    #[serde(default)]
+    pub settlement: SettlementStatus,
+}
+
+/// A node's settlement backlog (part of [`NodeStatus`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SettlementStatus {
+    /// Receipts this node owes a settlement for that are not in a batch yet.
+    pub owed: u64,
+    /// Batches submitted and not yet recorded by the ledger.
+    pub pending_batches: u64,
+    /// Batches the ledger recorded.
+    pub settled_batches: u64,
+    /// How often the node batches what it owes (ms).
+    pub interval_ms: u64,
 }
 
 /// `POST /v1/verify` result.

@@ -119,6 +119,13 @@ pub async fn run(cli: &Cli, cmd: &NodeCommand) -> anyhow::Result<Outcome> {
                 crate::out!("modes     {}", s.modes.join(", "));
                 crate::out!("models    {}", s.models);
                 crate::out!("receipts  {}", s.receipts);
+                crate::out!(
+                    "settling  {} owed, {} batches pending, {} recorded (a batch every {} ms)",
+                    s.settlement.owed,
+                    s.settlement.pending_batches,
+                    s.settlement.settled_batches,
+                    s.settlement.interval_ms
+                );
                 crate::out!("cached    {}", s.cached_models);
                 crate::out!("uptime    {}s", s.uptime_s);
             }

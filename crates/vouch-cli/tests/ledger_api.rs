@@ -138,6 +138,13 @@ fn a_settlement_lost_before_submission_is_submitted_again_after_a_restart() {
     let h = status(&node)["height"].as_u64().unwrap();
     wait_for("three more blocks", || status(&node)["height"].as_u64().unwrap() >= h + 3);
     assert_eq!(status(&node)["settled_receipts"], 0);
+    let backlog = |node: &NodeProc| node.http("GET", "/v1/node", "application/json", b"").1["settlement"].clone();
+    let b = backlog(&node);
+    assert_eq!(
+        (b["owed"].as_u64(), b["pending_batches"].as_u64(), b["settled_batches"].as_u64()),
+        (Some(0), Some(1), Some(0)),
+        "{b}"
+    );
     let (_, r) = node.http("GET", &format!("/v1/receipts/{id}"), "application/json", b"");
     assert!(r["anchor"].is_null(), "{r}");
     assert!(node.terminate());
@@ -154,6 +161,8 @@ fn a_settlement_lost_before_submission_is_submitted_again_after_a_restart() {
     assert!(out.contains("anchor  settled at height") && out.contains(" in a batch of 1 (leaf 0, "), "{out}");
     // It was settled in the batch the first process made (a batch of one, at index 0), submitted again.
     assert_eq!(anchored["anchor"]["batch"]["index"], 0, "{anchored}");
+    wait_for("the node to see its batch recorded", || backlog(&node)["settled_batches"] == 1);
+    assert_eq!(backlog(&node)["pending_batches"], 0);
     let (_, metrics) = node.http("GET", "/metrics", "text/plain", b"");
     let metrics = metrics.as_str().unwrap_or_default();
     assert!(metrics.contains("settlements_retried_total 1"), "{metrics}");

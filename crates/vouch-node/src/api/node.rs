@@ -13,7 +13,9 @@ use crate::service::blocking;
 /// `GET /v1/node`.
 pub(super) async fn status(State(s): AppState) -> Result<Json<NodeStatus>, ApiError> {
     let st = s.clone();
-    let (models, receipts) = blocking(move || Ok((st.hub.version_count()?, st.receipts.count()?))).await?;
+    let (models, receipts, (owed, pending_batches, settled_batches)) =
+        blocking(move || Ok((st.hub.version_count()?, st.receipts.count()?, st.receipts.settlement_backlog()?)))
+            .await?;
     Ok(Json(NodeStatus {
         node_id: hex::encode(s.key.public_key()),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -29,6 +31,12 @@ pub(super) async fn status(State(s): AppState) -> Result<Json<NodeStatus>, ApiEr
         cached_models: s.cache.len() as u64,
         uptime_s: s.started.elapsed().as_secs(),
         tee: crate::service::tee::status(&s),
+        settlement: vouch_api::SettlementStatus {
+            owed,
+            pending_batches,
+            settled_batches,
+            interval_ms: s.config.settle_interval_ms,
+        },
     }))
 }
 

@@ -220,6 +220,16 @@ impl ReceiptStore {
         }
     }
 
+    /// Receipts owed and not yet in a batch, batches pending, batches recorded.
+    pub fn settlement_backlog(&self) -> Result<(u64, u64, u64), HubError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        Ok((
+            tx.open_table(UNSETTLED).map_err(db)?.len().map_err(db)?,
+            tx.open_table(PENDING).map_err(db)?.len().map_err(db)?,
+            tx.open_table(SETTLED).map_err(db)?.len().map_err(db)?,
+        ))
+    }
+
     pub fn count(&self) -> Result<u64, HubError> {
         let tx = self.db.begin_read().map_err(db)?;
         tx.open_table(RECEIPTS).map_err(db)?.len().map_err(db)
