@@ -1,7 +1,7 @@
 //! The ledger state, and applying a transaction: the checks every transaction passes (chain, signature, nonce,
 //! fee), then its family's handler (`tx/`), which validates everything before its first write.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use vouch_codec::tx::{Address, SignedTx, Tx, TxKind};
 use vouch_codec::{Digest, ModelId, domain};
@@ -38,6 +38,32 @@ pub struct State {
     pub blocks: Table<u64, ([u8; 32], u64)>,
     /// Multiset hash of every table entry, up to the tables' pending changes.
     pub(crate) entries: LtHash,
+    /// Where `end_block` finds the rounds that timed out without scanning every job.
+    pub(crate) deadlines: Deadlines,
+}
+
+/// Open jobs by deadline: `(deadline, job)` for every open round. Derived from the jobs table (rebuilt on restore),
+/// never hashed and not part of a state's identity (equality ignores it); it may hold stale entries (a job that
+/// settled, or whose dispute set a later deadline, which also added its new entry), which expiry skips.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Deadlines(pub BTreeSet<(u64, Digest)>);
+
+impl PartialEq for Deadlines {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for Deadlines {}
+
+impl Deadlines {
+    fn of(jobs: &Table<Digest, Job>) -> Self {
+        Self(
+            jobs.iter()
+                .filter(|(_, j)| matches!(j.status, JobStatus::Pending | JobStatus::Disputed))
+                .map(|(id, j)| (j.deadline, *id))
+                .collect(),
+        )
+    }
 }
 
 /// Every table of a state, for [`State::restore`].
@@ -118,6 +144,7 @@ impl State {
             batches: Table::default(),
             blocks: Table::default(),
             entries: LtHash::default(),
+            deadlines: Deadlines::default(),
         };
         state.entries = state.entries_from_scratch();
         state
@@ -138,8 +165,10 @@ impl State {
             batches: t.batches,
             blocks: t.blocks,
             entries: LtHash::default(),
+            deadlines: Deadlines::default(),
         };
         state.entries = state.entries_from_scratch();
+        state.deadlines = Deadlines::of(&state.jobs);
         state
     }
 

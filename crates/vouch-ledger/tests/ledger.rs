@@ -891,3 +891,70 @@ fn finished_records_leave_the_state_after_the_retention_and_the_count_stays() {
         0
     );
 }
+
+/// Expiry finds timed-out rounds through a deadline index instead of scanning every job: at every height it expires
+/// exactly the jobs a scan would (open, deadline passed), disputes that move a deadline are followed, and a state
+/// restored from a snapshot (which rebuilds the index) expires the same jobs with the same events.
+#[test]
+fn expiry_through_the_deadline_index_matches_a_scan_of_every_job() {
+    let mut w = World::new(9);
+    let relayer = w.users[2].clone_key();
+    let mut jobs = vec![];
+    for round in 0..6u64 {
+        let (job, executors) = w.submit_job(3);
+        match round % 3 {
+            // Everyone answers alike: settled, never expires.
+            0 => {
+                for e in &executors {
+                    let tx = w.sign(&relayer, w.result(job, e, 9));
+                    w.apply(&tx).unwrap();
+                }
+            }
+            // Disagreement: disputed, with a later deadline; nobody of the dispute set answers.
+            1 => {
+                for (i, e) in executors.iter().enumerate() {
+                    let tx = w.sign(&relayer, w.result(job, e, if i == 0 { 8 } else { 9 }));
+                    w.apply(&tx).unwrap();
+                }
+                assert_eq!(w.state.jobs[&job].status, JobStatus::Disputed);
+            }
+            // Silent round.
+            _ => {}
+        }
+        jobs.push(job);
+        // Spread the deadlines over several heights.
+        w.height += 37;
+    }
+    let mut restored: Option<State> = None;
+    let last = w.state.jobs.values().map(|j| j.deadline).max().unwrap() + 2;
+    for h in w.height..=last {
+        let expected: Vec<Digest> = w
+            .state
+            .jobs
+            .iter()
+            .filter(|(_, j)| matches!(j.status, JobStatus::Pending | JobStatus::Disputed) && j.deadline < h)
+            .map(|(id, _)| *id)
+            .collect();
+        let events = w.state.end_block(h);
+        let expired: Vec<Digest> = events
+            .iter()
+            .filter_map(|e| if let Event::JobExpired { job, .. } = e { Some(*job) } else { None })
+            .collect();
+        assert_eq!(expired, expected, "height {h}");
+        if let Some(r) = restored.as_mut() {
+            assert_eq!(r.end_block(h), events, "the restored state, height {h}");
+            assert_eq!(r.root(), w.state.root());
+        } else if !expected.is_empty() {
+            // After the first expiry: continue on a copy restored from the snapshot encoding too.
+            let mut wr = vouch_codec::Writer::new();
+            w.state.encode(&mut wr);
+            let bytes = wr.finish();
+            restored = Some(State::decode(&mut vouch_codec::Reader::new(&bytes), &w.state).unwrap());
+        }
+    }
+    assert!(restored.is_some());
+    for job in &jobs {
+        assert!(!matches!(w.state.jobs[job].status, JobStatus::Pending | JobStatus::Disputed), "{job} still open");
+    }
+    assert_eq!(w.state.root(), w.state.root_from_scratch());
+}

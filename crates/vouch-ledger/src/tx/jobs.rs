@@ -43,6 +43,8 @@ impl State {
         }
         self.charge(c.tx.from, needed, c.tx.fee);
         let events = vec![Event::JobAssigned { job: job_id, executors: executors.clone() }];
+        let deadline = c.block.height.saturating_add(self.params.job_timeout_blocks);
+        self.deadlines.0.insert((deadline, job_id));
         self.jobs.insert(
             job_id,
             Job {
@@ -57,7 +59,7 @@ impl State {
                 results: BTreeMap::new(),
                 status: JobStatus::Pending,
                 height: c.block.height,
-                deadline: c.block.height.saturating_add(self.params.job_timeout_blocks),
+                deadline,
             },
         );
         Ok(events)
@@ -132,12 +134,24 @@ impl State {
     }
 
     pub(crate) fn expire_jobs(&mut self, height: u64) -> Vec<Event> {
-        let due: Vec<Digest> = self
-            .jobs
-            .iter()
-            .filter(|(_, j)| matches!(j.status, JobStatus::Pending | JobStatus::Disputed) && j.deadline < height)
-            .map(|(id, _)| *id)
-            .collect();
+        // The rounds whose deadline passed, from the deadline index (stale entries skipped), in job id order as a
+        // scan of the jobs table would give them.
+        let mut due: Vec<Digest> = vec![];
+        while let Some(&(deadline, id)) = self.deadlines.0.first() {
+            if deadline >= height {
+                break;
+            }
+            self.deadlines.0.pop_first();
+            if self
+                .jobs
+                .get(&id)
+                .is_some_and(|j| matches!(j.status, JobStatus::Pending | JobStatus::Disputed) && j.deadline < height)
+            {
+                due.push(id);
+            }
+        }
+        due.sort_unstable();
+        due.dedup();
         let mut events = vec![];
         for id in due {
             let j = self.jobs[&id].clone();
@@ -202,6 +216,7 @@ impl State {
                     jm.dispute_set = set.clone();
                     jm.status = JobStatus::Disputed;
                     jm.deadline = block_height.saturating_add(self.params.job_timeout_blocks);
+                    self.deadlines.0.insert((jm.deadline, job_id));
                     // With no eligible node outside the original set the dispute stays open: nobody independent
                     // is left to decide it.
                     events.push(Event::DisputeOpened { job: job_id, dispute_set: set });
