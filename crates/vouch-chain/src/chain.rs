@@ -262,17 +262,6 @@ impl Chain {
         self.state().ledger.nodes.iter().map(|(k, n)| (*k, n.clone())).collect()
     }
 
-    /// Where a receipt's settlement landed: the issuing node and the height, once settled.
-    pub fn settlement(&self, receipt: &Digest) -> Option<(Address, u64)> {
-        self.state().ledger.receipts.get(receipt).copied()
-    }
-
-    /// Which of `receipts` the ledger has settled.
-    pub fn settled(&self, receipts: &[Digest]) -> Vec<bool> {
-        let st = self.state();
-        receipts.iter().map(|id| st.ledger.receipts.contains_key(id)).collect()
-    }
-
     /// Receipts settled so far (one by one or in batches).
     pub fn settled_count(&self) -> u64 {
         self.state().ledger.settled_receipts()

@@ -898,3 +898,64 @@ mod agreement_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod anchor_tests {
+    use super::*;
+
+    fn anchor(batch: Option<BatchPath>) -> Anchor {
+        Anchor {
+            chain: [1; 32],
+            height: 7,
+            block_hash: [2; 32],
+            tx_index: 3,
+            tx: vec![4; 10],
+            inclusion: vec![5; 3],
+            headers: vec![6; 80],
+            certificate: vec![7; 5],
+            batch,
+        }
+    }
+
+    #[test]
+    fn the_batch_path_round_trips_and_is_absent_for_single_settlements() {
+        let single = anchor(None);
+        let batched = anchor(Some(BatchPath { index: 9, path: vec![8; 40] }));
+        for a in [&single, &batched] {
+            assert_eq!(&Anchor::from_canonical(&a.to_canonical()).unwrap(), a);
+            let json = serde_json::to_string(a).unwrap();
+            assert_eq!(&serde_json::from_str::<Anchor>(&json).unwrap(), a);
+        }
+        // A single settlement's anchor keeps the bytes it had before batches existed: nothing after the certificate.
+        let mut w = Writer::new();
+        w.raw(&[1; 32]);
+        w.u64(7);
+        w.raw(&[2; 32]);
+        w.u32(3);
+        for b in [&[4u8; 10][..], &[5; 3], &[6; 80], &[7; 5]] {
+            w.bytes(b);
+        }
+        assert_eq!(single.to_canonical(), w.finish());
+        assert!(!serde_json::to_string(&single).unwrap().contains("batch"));
+    }
+
+    #[test]
+    fn a_bad_batch_marker_or_a_truncated_path_is_refused() {
+        let bytes = anchor(Some(BatchPath { index: 9, path: vec![8; 40] })).to_canonical();
+        let single_len = anchor(None).to_canonical().len();
+        for marker in [0u8, 2, 255] {
+            let mut b = bytes.clone();
+            b[single_len] = marker;
+            assert_eq!(
+                Anchor::from_canonical(&b).unwrap_err(),
+                DecodeError::InvalidValue { what: "anchor batch marker", value: marker.into() }
+            );
+        }
+        for n in single_len + 1..bytes.len() {
+            assert!(Anchor::from_canonical(&bytes[..n]).is_err(), "a prefix of {n} bytes decoded");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(Anchor::from_canonical(&longer), Err(DecodeError::TrailingBytes { .. })));
+    }
+}

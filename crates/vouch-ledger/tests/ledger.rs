@@ -958,3 +958,33 @@ fn expiry_through_the_deadline_index_matches_a_scan_of_every_job() {
     }
     assert_eq!(w.state.root(), w.state.root_from_scratch());
 }
+
+/// The genesis's optional sections (1: TEE policy, 2: retention) decode only in canonical form: in order, each once,
+/// never with its default value, no unknown marker.
+#[test]
+fn genesis_sections_are_canonical() {
+    use vouch_codec::{DecodeError, Writer};
+    use vouch_ledger::DEFAULT_RETENTION_BLOCKS;
+    let base = Genesis { accounts: vec![], params: Params::default(), validators: vec![] };
+    let plain = base.to_canonical();
+    let with = |sections: &[(u8, u64)]| {
+        let mut w = Writer::new();
+        w.raw(&plain);
+        for (marker, value) in sections {
+            w.u8(*marker);
+            w.u64(*value);
+        }
+        Genesis::from_canonical(&w.finish())
+    };
+    let reason = |r: Result<Genesis, DecodeError>| match r {
+        Err(DecodeError::NonCanonical { reason, .. }) => reason,
+        other => panic!("expected a non-canonical genesis, got {other:?}"),
+    };
+    assert_eq!(with(&[(2, 5)]).unwrap().params.retention_blocks, 5);
+    assert_eq!(reason(with(&[(2, DEFAULT_RETENTION_BLOCKS)])), "a default retention section is omitted");
+    assert_eq!(reason(with(&[(2, 5), (2, 6)])), "genesis sections out of order");
+    assert_eq!(reason(with(&[(3, 5)])), "unknown genesis section");
+    assert_eq!(reason(with(&[(0, 5)])), "genesis sections out of order");
+    let g = Genesis { params: Params { retention_blocks: 5, ..Params::default() }, ..base };
+    assert_eq!(Genesis::from_canonical(&g.to_canonical()).unwrap(), g);
+}
