@@ -2,6 +2,7 @@
 
 use std::time::UNIX_EPOCH;
 
+use bytes::Bytes;
 use commonware_consensus::marshal::ancestry::Ancestry;
 use commonware_consensus::simplex::types::Context;
 use commonware_consensus::{Application, Heightable};
@@ -11,7 +12,7 @@ use futures::StreamExt;
 use tracing::warn;
 
 use crate::block::{Block, MAX_BLOCK_TXS};
-use crate::chain::{ChainHandle, check_block_txs};
+use crate::chain::{ChainHandle, check_block_txs, check_epoch_change, expected_epoch_change};
 
 /// How long a proposer with an empty mempool polls for transactions before proposing an empty block (keeps an idle
 /// chain at a few blocks per second, far below the leader timeout).
@@ -31,7 +32,7 @@ pub struct App {
 impl App {
     /// An application over `chain` that puts at most `max_txs` transactions in a block.
     pub fn new(chain: ChainHandle, max_txs: usize) -> Self {
-        Self { chain, max_txs: max_txs.min(MAX_BLOCK_TXS) }
+        Self { chain, max_txs: max_txs.clamp(2, MAX_BLOCK_TXS) }
     }
 }
 
@@ -69,16 +70,30 @@ impl<E: Clock + Send + Sync + 'static> Application<E> for App {
         pending.reverse();
         // An idle chain does not spin: wait (briefly) for transactions before proposing an empty block.
         let p = parent.inner().header();
-        let mut txs = self.chain.select(&pending, self.max_txs);
+        let height = p.height + 1;
+        // The last block of an epoch ends with the next epoch's set (and so holds one transaction fewer).
+        let change = match self.chain.genesis().params.validators.is_boundary(height) {
+            true => match expected_epoch_change(&self.chain, height) {
+                Some(c) => Some(Bytes::from(vouch_codec::Canonical::to_canonical(&c))),
+                None => {
+                    warn!(height, "the next epoch's set is not known here yet; not proposing");
+                    return None;
+                }
+            },
+            false => None,
+        };
+        let max = self.max_txs - usize::from(change.is_some());
+        let mut txs = self.chain.select(&pending, max);
         for _ in 0..EMPTY_BLOCK_POLLS {
-            if !txs.is_empty() {
+            if !txs.is_empty() || change.is_some() {
                 break;
             }
             clock.sleep(EMPTY_BLOCK_POLL).await;
-            txs = self.chain.select(&pending, self.max_txs);
+            txs = self.chain.select(&pending, max);
         }
+        txs.extend(change);
         let ts = now_ms(&clock).max(p.timestamp_ms);
-        let block = Block::new(p.digest(), p.height + 1, ts, txs);
+        let block = Block::new(p.digest(), height, ts, txs);
         let digest = commonware_cryptography::Digestible::digest(&block);
         Some(Digested::precomputed(block, digest))
     }
@@ -90,7 +105,7 @@ impl<E: Clock + Send + Sync + 'static> Application<E> for App {
             warn!(height = block.height().get(), "block timestamp goes backwards");
             return false;
         }
-        match check_block_txs(&self.chain, block.inner()) {
+        match check_block_txs(&self.chain, block.inner()).and_then(|_| check_epoch_change(&self.chain, block.inner())) {
             Ok(_) => true,
             Err(e) => {
                 warn!(height = block.height().get(), error = %e, "rejecting block");

@@ -408,8 +408,10 @@ impl Chain {
             return false;
         }
         let ctx = BlockCtx { height: h.height, seed: h.parent, time_ms: h.timestamp_ms };
-        let mut done = Vec::with_capacity(block.txs().len());
-        for (index, bytes) in block.txs().iter().enumerate() {
+        // A boundary block's last item is the epoch change, which the ledger's own schedule already holds.
+        let (txs, _) = crate::epoch::split(&self.genesis.params.validators, block);
+        let mut done = Vec::with_capacity(txs.len());
+        for (index, bytes) in txs.iter().enumerate() {
             // Validators only vote for blocks whose transactions decode; a block finalized anyway (by a byzantine
             // supermajority) still executes deterministically, skipping what does not decode.
             let Ok(stx) = SignedTx::from_bytes(bytes) else { continue };
@@ -433,7 +435,7 @@ impl Chain {
             done.push(id);
         }
         // Blocks with transactions are recorded as freshness values for TEE attestations; empty ones change nothing.
-        let expired = if block.txs().is_empty() {
+        let expired = if txs.is_empty() {
             st.ledger.end_block(h.height)
         } else {
             st.ledger.finish_block(h.height, h.digest(), h.timestamp_ms)
@@ -542,14 +544,63 @@ pub enum BlockTxError {
     /// A transaction appears twice.
     #[error("tx {0} appears twice")]
     Duplicate(usize),
+    /// A boundary block's epoch change is missing, malformed, or not the set the ledger fixed.
+    #[error("epoch change: {0}")]
+    EpochChange(String),
+}
+
+/// The epoch change the boundary block at `height` must carry: the set the executed ledger fixed for the next
+/// epoch (`None` when `height` is no boundary, or the set is not known yet).
+pub fn expected_epoch_change(chain: &Chain, height: u64) -> Option<crate::epoch::EpochChange> {
+    let params = &chain.genesis().params.validators;
+    if !params.is_boundary(height) {
+        return None;
+    }
+    let epoch = params.epoch_of(height) + 1;
+    let validators = chain.state().ledger.validator_set(epoch)?.clone();
+    Some(crate::epoch::EpochChange { epoch, validators })
+}
+
+/// Checks a boundary block's epoch change against the executed ledger (what a validator votes on); any other block
+/// passes.
+pub fn check_epoch_change(chain: &Chain, block: &Block) -> Result<(), BlockTxError> {
+    use vouch_codec::Canonical as _;
+    let params = &chain.genesis().params.validators;
+    let height = block.header().height;
+    if !params.is_boundary(height) {
+        return Ok(());
+    }
+    let bad = |m: String| BlockTxError::EpochChange(m);
+    let Some(expected) = expected_epoch_change(chain, height) else {
+        return Err(bad(format!("the set of epoch {} is not known here yet", params.epoch_of(height) + 1)));
+    };
+    let (_, item) = crate::epoch::split(params, block);
+    let item = item.ok_or_else(|| bad("the boundary block carries none".into()))?;
+    let found = crate::epoch::EpochChange::from_canonical(item).map_err(|e| bad(e.to_string()))?;
+    if found != expected {
+        return Err(bad(format!("carries the set of epoch {} that the ledger did not choose", found.epoch)));
+    }
+    Ok(())
 }
 
 /// Decodes the transactions of a block the way validators check them before voting: every transaction must decode,
 /// be for this chain, carry a valid signature, and appear once.
 pub fn check_block_txs(chain: &Chain, block: &Block) -> Result<Vec<SignedTx>, BlockTxError> {
+    use vouch_codec::Canonical as _;
+    let params = &chain.genesis().params.validators;
+    let (txs, change) = crate::epoch::split(params, block);
+    if params.is_boundary(block.header().height) {
+        let item = change.ok_or_else(|| BlockTxError::EpochChange("the boundary block carries none".into()))?;
+        let c =
+            crate::epoch::EpochChange::from_canonical(item).map_err(|e| BlockTxError::EpochChange(e.to_string()))?;
+        let want = params.epoch_of(block.header().height) + 1;
+        if c.epoch != want {
+            return Err(BlockTxError::EpochChange(format!("for epoch {}, expected {want}", c.epoch)));
+        }
+    }
     let mut seen = HashSet::new();
-    let mut out = Vec::with_capacity(block.txs().len());
-    for (index, bytes) in block.txs().iter().enumerate() {
+    let mut out = Vec::with_capacity(txs.len());
+    for (index, bytes) in txs.iter().enumerate() {
         let stx = SignedTx::from_bytes(bytes).map_err(|e| BlockTxError::Malformed { index, reason: e.to_string() })?;
         let id = stx.tx.id();
         chain.check_tx(&stx, &id).map_err(|error| BlockTxError::Invalid { index, error })?;

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use commonware_cryptography::{ChaCha20Poly1305, Signer as _, ed25519};
 use commonware_p2p::authenticated::lookup;
 use commonware_p2p::{Address, AddressableManager as _};
-use commonware_runtime::{Quota, Runner as _, Supervisor as _};
+use commonware_runtime::{Quota, Runner as _, Spawner as _, Supervisor as _};
 use commonware_stream::cups::{self, Cups};
 use commonware_stream::sake::{self, Sake};
 use commonware_utils::{NZU32, NZUsize, ordered::Map, ordered::Set};
@@ -40,6 +40,31 @@ pub struct NetConfig {
     pub timing: Timing,
 }
 
+/// The peers a node on a chain with epochs connects to: the genesis validators (at their spec addresses), plus the
+/// keys of the current and next sets and the strongest candidates for the one after (at their bonded addresses).
+fn peer_map(chain: &Chain, genesis: &[(ed25519::PublicKey, SocketAddr)]) -> Map<ed25519::PublicKey, Address> {
+    use commonware_codec::DecodeExt as _;
+    let st = chain.state();
+    let ledger = &st.ledger;
+    let max = ledger.params.validators.max_validators as usize;
+    let mut candidates: Vec<(&[u8; 32], &vouch_ledger::ValidatorRecord)> =
+        ledger.validators.iter().filter(|(_, v)| v.stake >= ledger.params.validators.min_stake).collect();
+    candidates.sort_unstable_by(|a, b| b.1.stake.cmp(&a.1.stake).then(a.0.cmp(b.0)));
+    candidates.truncate(max);
+    let in_sets: std::collections::BTreeSet<[u8; 32]> =
+        ledger.validator_sets.values().flat_map(|s| s.iter().copied()).collect();
+    let mut out: Vec<(ed25519::PublicKey, Address)> =
+        genesis.iter().map(|(k, a)| (k.clone(), Address::Symmetric(*a))).collect();
+    let bonded = candidates.into_iter().map(|(k, _)| *k).chain(in_sets);
+    for key in bonded {
+        let Some(addr) = ledger.validators.get(&key).and_then(|v| v.p2p.parse::<SocketAddr>().ok()) else { continue };
+        if let Ok(pk) = ed25519::PublicKey::decode(bytes::Bytes::copy_from_slice(&key)) {
+            out.push((pk, Address::Symmetric(addr)));
+        }
+    }
+    Map::from_iter_dedup(out)
+}
+
 /// A validator running on its own thread.
 pub struct RunningChain {
     /// The executed chain.
@@ -55,7 +80,9 @@ pub fn spawn(cfg: NetConfig) -> Result<RunningChain, StartError> {
     let genesis = cfg.spec.genesis()?;
     let keys = cfg.spec.validator_keys()?;
     let me = cfg.signer.public_key();
-    if !keys.contains(&me) {
+    let vparams = genesis.params.validators.clone();
+    // On a chain with epochs any node may follow consensus (and validate once bonded and chosen).
+    if !vparams.epochs() && !keys.contains(&me) {
         return Err(StartError::NotAValidator(me.to_string()));
     }
     let peers: Vec<(ed25519::PublicKey, SocketAddr)> =
@@ -82,18 +109,39 @@ pub fn spawn(cfg: NetConfig) -> Result<RunningChain, StartError> {
                     },
                     cups::Version::V1,
                 );
+                // Peers: the genesis validators, and with epochs also the current, next and candidate sets.
+                let max_peers = match vparams.epochs() {
+                    true => peers.len() + 3 * vparams.max_validators as usize + 1,
+                    false => peers.len().max(1),
+                };
                 let p2p = lookup::Config::local(
                     handshake,
                     NAMESPACE,
                     cfg.p2p_listen,
-                    NZUsize!(peers.len().max(1)),
+                    std::num::NonZeroUsize::new(max_peers).unwrap_or(NZUsize!(1)),
                     (MAX_BLOCK_BYTES + (1 << 16)) as u32,
                     NZUsize!(4096),
                 );
                 let (mut network, mut oracle) = lookup::Network::new(ctx.child("network"), p2p);
                 let map: Map<ed25519::PublicKey, Address> =
                     Map::from_iter_dedup(peers.iter().map(|(k, a)| (k.clone(), Address::Symmetric(*a))));
-                let _ = oracle.track(0, map);
+                let _ = oracle.track(0, map.clone());
+                if vparams.epochs() {
+                    let (watch_chain, mut tracker) = (thread_chain.clone(), oracle.clone());
+                    let genesis_peers = peers.clone();
+                    ctx.child("peer_sets").spawn(move |_| async move {
+                        let mut executed = watch_chain.subscribe();
+                        let (mut id, mut tracked) = (0u64, map);
+                        while executed.changed().await.is_ok() {
+                            let now = peer_map(&watch_chain, &genesis_peers);
+                            if now != tracked {
+                                id += 1;
+                                let _ = tracker.track(id, now.clone());
+                                tracked = now;
+                            }
+                        }
+                    });
+                }
                 let rate = |c: u64| std::num::NonZeroU32::new(channel::rate(c)).unwrap_or(NZU32!(1));
                 let pairs = channel::ALL.iter().map(|c| network.register(*c, Quota::per_second(rate(*c)))).collect();
                 network.start();

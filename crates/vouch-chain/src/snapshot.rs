@@ -23,7 +23,7 @@ use crate::record::TxRecord;
 
 /// Version 2: the ledger gained the batch table and the pruned-settlement count (older snapshots are skipped, and
 /// the chain replays from the archive).
-const MAGIC: &[u8; 10] = b"VOUCHSNAP2";
+const MAGIC: &[u8; 10] = b"VOUCHSNAP3";
 /// Snapshots kept.
 const KEEP: usize = 2;
 

@@ -67,6 +67,9 @@ pub enum SpecError {
     /// No validators.
     #[error("the chain spec lists no validators")]
     NoValidators,
+    /// A parameter is out of range.
+    #[error("params: {0}")]
+    BadParams(String),
     /// A key or address is not 32 bytes of hex, or not a valid public key.
     #[error("{what} {value:?}: {reason}")]
     BadKey {
@@ -113,6 +116,16 @@ impl ChainSpec {
     pub fn genesis(&self) -> Result<Genesis, SpecError> {
         if self.validators.is_empty() {
             return Err(SpecError::NoValidators);
+        }
+        let v = &self.params.validators;
+        if v.epoch_length == 1 {
+            return Err(SpecError::BadParams("validators.epoch_length must be 0 (a fixed set) or at least 2".into()));
+        }
+        if v.epochs() && (v.max_validators == 0 || v.max_validators as usize > crate::epoch::MAX_SET) {
+            return Err(SpecError::BadParams(format!(
+                "validators.max_validators must be between 1 and {}",
+                crate::epoch::MAX_SET
+            )));
         }
         let accounts = self
             .accounts

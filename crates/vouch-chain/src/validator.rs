@@ -2,18 +2,17 @@
 //! executor that applies finalized blocks to the ledger in height order. Generic over the runtime (deterministic
 //! simulation or tokio) and the p2p network (simulated or authenticated), so tests and real nodes run the same code.
 
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::time::Duration;
 
 use bytes::Bytes;
 use commonware_broadcast::buffered;
 use commonware_consensus::marshal::{self, standard::Inline, standard::Standard};
-use commonware_consensus::simplex::{self, elector::RoundRobin};
 pub use commonware_consensus::types::Height;
-use commonware_consensus::types::{Epoch, FixedEpocher, ViewDelta};
+use commonware_consensus::types::{FixedEpocher, ViewDelta};
 use commonware_consensus::{Heightable, Reporter};
-use commonware_cryptography::certificate::{ConstantProvider, Verifier as _};
-use commonware_cryptography::{Digested, Digestible, Sha256, ed25519};
+use commonware_cryptography::certificate::Verifier as _;
+use commonware_cryptography::{Digested, Digestible, ed25519};
 use commonware_p2p::{Blocker, Provider, Receiver, Recipients, Sender};
 use commonware_parallel::Sequential;
 use commonware_runtime::buffer::paged::CacheRef;
@@ -28,6 +27,9 @@ use tracing::{debug, error, info, warn};
 use crate::app::{App, Scheme};
 use crate::block::Block;
 use crate::chain::ChainHandle;
+use crate::epoch::EpochSchemes;
+use crate::orchestrator::Orchestrator;
+use commonware_p2p::utils::mux::{Builder as _, Muxer};
 
 /// Namespace of every consensus signature of Vouch chains.
 pub const NAMESPACE: &[u8] = b"VOUCH_CONSENSUS_V1";
@@ -214,14 +216,23 @@ pub async fn start<E, P, B, S, R>(
 where
     E: Spawner + Metrics + Clock + Storage + rand_core::CryptoRng,
     P: Provider<PublicKey = ed25519::PublicKey>,
-    B: Blocker<PublicKey = ed25519::PublicKey>,
+    B: Blocker<PublicKey = ed25519::PublicKey> + Sync,
     S: Sender<PublicKey = ed25519::PublicKey>,
     R: Receiver<PublicKey = ed25519::PublicKey>,
 {
     use commonware_cryptography::Signer as _;
     let me = cfg.signer.public_key();
-    let scheme = Scheme::signer(NAMESPACE, cfg.validators.clone(), cfg.signer.clone())
-        .ok_or_else(|| StartError::NotAValidator(me.to_string()))?;
+    let params = chain.genesis().params.validators.clone();
+    if !params.epochs() && !cfg.validators.iter().any(|k| *k == me) {
+        return Err(StartError::NotAValidator(me.to_string()));
+    }
+    let epocher = match params.epochs() {
+        true => FixedEpocher::new(NonZeroU64::new(params.epoch_length.max(2)).unwrap_or(NZU64!(2))),
+        false => FixedEpocher::new(NZU64!(u64::MAX)),
+    };
+    // Epoch 0 is the genesis set's; the orchestrator registers each later epoch's set from the executed ledger.
+    let schemes = EpochSchemes::default();
+    schemes.register(0, cfg.validators.clone(), &cfg.signer);
     let mut pairs = channels.pairs.into_iter();
     let mut next = || pairs.next().ok_or(StartError::MissingChannel);
     let (votes, certs, resolver_net, backfill, blocks, txs) = (next()?, next()?, next()?, next()?, next()?, next()?);
@@ -273,8 +284,8 @@ where
         finalizations,
         finalized_blocks,
         marshal::Config {
-            provider: ConstantProvider::<_, Epoch>::new(scheme.clone()),
-            epocher: FixedEpocher::new(NZU64!(u64::MAX)),
+            provider: schemes.clone(),
+            epocher: epocher.clone(),
             start: marshal::Start::Genesis(Digested::precomputed(genesis, genesis_digest)),
             partition_prefix: format!("{p}-marshal"),
             mailbox_size,
@@ -383,41 +394,38 @@ where
         context.child("inline"),
         App::new(chain.clone(), cfg.timing.max_block_txs),
         mailbox.clone(),
-        FixedEpocher::new(NZU64!(u64::MAX)),
-    );
-    let t = &cfg.timing;
-    let engine = simplex::Engine::new(
-        context.child("simplex"),
-        simplex::Config {
-            scheme,
-            elector: RoundRobin::<Sha256>::default(),
-            blocker: cfg.blocker.clone(),
-            automaton: inline.clone(),
-            relay: inline.clone(),
-            reporter: inline,
-            strategy: Sequential,
-            partition: format!("{p}-simplex"),
-            mailbox_size,
-            epoch: Epoch::zero(),
-            floor: simplex::Floor::Genesis(genesis_digest),
-            replay_buffer: NZUsize!(1 << 20),
-            write_buffer: NZUsize!(1 << 20),
-            page_cache,
-            leader_timeout: t.leader_timeout,
-            certification_timeout: t.certification_timeout,
-            timeout_retry: t.timeout_retry,
-            view_retention: ViewDelta::new(10),
-            skip: simplex::SkipPolicy::Enabled {
-                timeout: t.timeout_retry + t.certification_timeout,
-                budget: simplex::SkipBudget::Participants,
-            },
-            fetch_timeout: NZDuration!(Duration::from_secs(1)),
-            fetch_retry_delay: Duration::from_millis(100),
-            forward: simplex::ForwardPolicy::Disabled,
-            track_historical_votes: false,
-        },
+        epocher.clone(),
     );
     actor.start(Finalized(finalized_tx), buffer, resolver);
-    let engine = engine.start(votes, certs, resolver_net);
+
+    // Consensus traffic is multiplexed by epoch (sub-channel = epoch number), so each epoch's engine has channels of
+    // its own; traffic for an epoch this validator has not entered yet lands in a backup queue and tells it that its
+    // peers are ahead.
+    let (votes_mux, votes_h, votes_backup) =
+        Muxer::builder(context.child("votes_mux"), votes.0, votes.1).with_backup().build();
+    votes_mux.start();
+    let (certs_mux, certs_h, certs_backup) =
+        Muxer::builder(context.child("certs_mux"), certs.0, certs.1).with_backup().build();
+    certs_mux.start();
+    let (resolver_mux, resolver_h) = Muxer::new(context.child("resolver_mux"), resolver_net.0, resolver_net.1);
+    resolver_mux.start();
+    let orchestrator = Orchestrator {
+        chain: chain.clone(),
+        schemes,
+        signer: cfg.signer.clone(),
+        genesis_set: cfg.validators.clone(),
+        genesis_digest,
+        inline,
+        marshal: mailbox.clone(),
+        blocker: cfg.blocker.clone(),
+        timing: cfg.timing.clone(),
+        partition: p,
+        page_cache,
+        mailbox_size,
+        votes: votes_h,
+        certs: certs_h,
+        resolver: resolver_h,
+    };
+    let engine = context.child("orchestrator").spawn(move |ctx| orchestrator.run(ctx, votes_backup, certs_backup));
     Ok(Validator { chain, gossip: gossip_tx, marshal: mailbox, engine })
 }

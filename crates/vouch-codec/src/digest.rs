@@ -18,6 +18,9 @@ pub mod domain {
     pub const TX_ID: &str = "VOUCH_TX_ID_V1";
     /// A node key's proof of possession for its operator account: `ed25519(VOUCH_NODE_BIND_V1 || account)`.
     pub const NODE_BIND: &str = "VOUCH_NODE_BIND_V1";
+    /// A consensus key's proof of possession for the account that bonds it as a validator:
+    /// `ed25519(VOUCH_VALIDATOR_BIND_V1 || account)`.
+    pub const VALIDATOR_BIND: &str = "VOUCH_VALIDATOR_BIND_V1";
     /// Job ids: `blake3_derive_key(VOUCH_JOB_V1, tx id)`.
     pub const JOB: &str = "VOUCH_JOB_V1";
     /// Executor selection: `blake3_derive_key(VOUCH_ASSIGN_V1, seed || job)`, read as an XOF.

@@ -129,6 +129,28 @@ pub enum TxKind {
         /// Its evidence.
         evidence: crate::tee::TeeEvidence,
     },
+    /// Bonds `stake` from the sender on a consensus (ed25519) key (tag 12), or adds `stake` to a key the sender
+    /// already bonded. A bonded key with at least the chain's minimum validator stake is a candidate for the
+    /// validator set of the epoch after next (chains with epochs only). `key_signature` is the consensus key's
+    /// signature over `VOUCH_VALIDATOR_BIND_V1 || sender`; `p2p` is where the validator listens for peers
+    /// (`ip:port`, unique among validators).
+    BondValidator {
+        /// The consensus key.
+        key: Address,
+        /// Its p2p address.
+        p2p: String,
+        /// Stake locked from the sender's balance.
+        stake: u64,
+        /// Proof of possession of the consensus key.
+        key_signature: [u8; 64],
+    },
+    /// Unbonds all of a validator key's stake (tag 13), sent by the account that bonded it: the key stops being a
+    /// candidate at once (it leaves the set at the epoch after next) and the stake returns once the validator has
+    /// left the set plus `unbonding_blocks`.
+    UnbondValidator {
+        /// The consensus key.
+        key: Address,
+    },
 }
 
 /// Most receipts one `SettleBatch` may settle.
@@ -242,6 +264,17 @@ impl Canonical for Tx {
                 w.raw(&root.0);
                 w.u32(*count);
             }
+            TxKind::BondValidator { key, p2p, stake, key_signature } => {
+                w.u8(12);
+                w.raw(key);
+                w.str(p2p);
+                w.u64(*stake);
+                w.raw(key_signature);
+            }
+            TxKind::UnbondValidator { key } => {
+                w.u8(13);
+                w.raw(key);
+            }
         }
     }
 
@@ -290,6 +323,13 @@ impl Canonical for Tx {
             9 => TxKind::SetEngine { node: r.array("node")?, engine: r.str("engine")?.to_owned() },
             10 => TxKind::Attest { node: r.array("node")?, evidence: crate::tee::TeeEvidence::decode(r)? },
             11 => TxKind::SettleBatch { root: Digest(r.array("batch root")?), count: r.u32("batch count")? },
+            12 => TxKind::BondValidator {
+                key: r.array("validator key")?,
+                p2p: r.str("p2p address")?.to_owned(),
+                stake: r.u64("stake")?,
+                key_signature: r.array("validator key signature")?,
+            },
+            13 => TxKind::UnbondValidator { key: r.array("validator key")? },
             v => return Err(DecodeError::InvalidValue { what: "tx kind", value: v.into() }),
         };
         Ok(Self { chain, from, nonce, fee, kind })

@@ -9,7 +9,7 @@ use vouch_codec::{Canonical, Digest, ModelId, Writer, domain};
 
 use crate::state::State;
 use crate::table::{LtHash, Table};
-use crate::types::{Account, Job, JobStatus, ModelRecord, NodeRecord};
+use crate::types::{Account, Job, JobStatus, ModelRecord, NodeRecord, ValidatorRecord};
 
 /// One table entry's canonical bytes: a table tag, the key, the value.
 pub(crate) fn account_entry(w: &mut Writer, a: &Address, acc: &Account) {
@@ -114,6 +114,28 @@ pub(crate) fn batch_entry(w: &mut Writer, root: &Digest, b: &(Address, u64, u32)
     w.u32(b.2);
 }
 
+pub(crate) fn validator_entry(w: &mut Writer, key: &Address, v: &ValidatorRecord) {
+    w.u8(8);
+    w.raw(key);
+    w.raw(&v.operator);
+    w.str(&v.p2p);
+    w.u64(v.stake);
+    w.len(v.unbonding.len());
+    for (h, a) in &v.unbonding {
+        w.u64(*h);
+        w.u64(*a);
+    }
+}
+
+// `&Vec`: every entry encoder has the table's `fn(&mut Writer, &K, &V)` shape.
+#[allow(clippy::ptr_arg)]
+pub(crate) fn validator_set_entry(w: &mut Writer, epoch: &u64, set: &Vec<Address>) {
+    w.u8(9);
+    w.u64(*epoch);
+    w.len(set.len());
+    set.iter().for_each(|k| w.raw(k));
+}
+
 fn entry_hash<K, V>(encode: fn(&mut Writer, &K, &V), k: &K, v: &V) -> LtHash {
     let mut w = Writer::new();
     encode(&mut w, k, v);
@@ -147,6 +169,8 @@ impl State {
         fold(&mut acc, &mut self.receipts, receipt_entry);
         fold(&mut acc, &mut self.batches, batch_entry);
         fold(&mut acc, &mut self.blocks, block_entry);
+        fold(&mut acc, &mut self.validators, validator_entry);
+        fold(&mut acc, &mut self.validator_sets, validator_set_entry);
         self.entries = acc;
     }
 
@@ -159,6 +183,8 @@ impl State {
         sum(&mut acc, &self.receipts, receipt_entry);
         sum(&mut acc, &self.batches, batch_entry);
         sum(&mut acc, &self.blocks, block_entry);
+        sum(&mut acc, &self.validators, validator_entry);
+        sum(&mut acc, &self.validator_sets, validator_set_entry);
         acc
     }
 
@@ -185,7 +211,9 @@ impl State {
             || self.jobs.is_dirty()
             || self.receipts.is_dirty()
             || self.batches.is_dirty()
-            || self.blocks.is_dirty();
+            || self.blocks.is_dirty()
+            || self.validators.is_dirty()
+            || self.validator_sets.is_dirty();
         if dirty {
             let mut copy = self.clone();
             copy.commit();

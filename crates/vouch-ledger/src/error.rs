@@ -53,6 +53,21 @@ pub enum TxError {
     /// A TEE attestation is refused (the check that failed).
     #[error("attestation refused: {0}")]
     Attestation(String),
+    /// A validator transaction on a chain without epochs.
+    #[error("this chain's validator set is fixed at genesis (no epochs)")]
+    FixedValidatorSet,
+    /// The consensus key's proof of possession does not verify.
+    #[error("bad validator key proof of possession")]
+    BadValidatorSignature,
+    /// A validator's p2p address does not parse as `ip:port`.
+    #[error("bad p2p address {0:?} (expected ip:port)")]
+    BadP2pAddress(String),
+    /// Another validator already uses this p2p address.
+    #[error("p2p address {0} is already used by another validator")]
+    P2pAddressInUse(String),
+    /// No such bonded validator key.
+    #[error("unknown validator {0}")]
+    UnknownValidator(String),
     /// The node key's proof of possession does not verify.
     #[error("bad node key proof of possession")]
     BadNodeSignature,

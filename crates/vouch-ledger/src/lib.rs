@@ -27,5 +27,5 @@ pub use state::{Signature, State, check_stateless};
 pub use table::{LtHash, Table};
 pub use types::{
     Account, BlockCtx, DEFAULT_RETENTION_BLOCKS, Event, Genesis, Job, JobStatus, ModelRecord, NodeRecord, PRUNE_EVERY,
-    Params,
+    Params, ValidatorParams, ValidatorRecord,
 };

@@ -8,10 +8,13 @@ use std::collections::BTreeMap;
 use vouch_codec::tx::Address;
 use vouch_codec::{AgreementRule, Canonical, DecodeError, Digest, Mode, ModelId, Reader, Writer};
 
-use crate::entries::{account_entry, batch_entry, block_entry, job_entry, model_entry, node_entry, receipt_entry};
+use crate::entries::{
+    account_entry, batch_entry, block_entry, job_entry, model_entry, node_entry, receipt_entry, validator_entry,
+    validator_set_entry,
+};
 use crate::state::{State, Tables};
 use crate::table::Table;
-use crate::types::{Account, AttestationRecord, Event, Job, JobStatus, ModelRecord, NodeRecord};
+use crate::types::{Account, AttestationRecord, Event, Job, JobStatus, ModelRecord, NodeRecord, ValidatorRecord};
 
 fn bad(what: &'static str, reason: impl Into<String>) -> DecodeError {
     DecodeError::NonCanonical { what, reason: reason.into() }
@@ -68,6 +71,8 @@ impl State {
         write_table(w, &self.batches, batch_entry);
         write_table(w, &self.blocks, block_entry);
         w.u64(self.pruned_settled);
+        write_table(w, &self.validators, validator_entry);
+        write_table(w, &self.validator_sets, validator_set_entry);
     }
 
     /// Decodes [`State::encode`]'s bytes for the chain of `base` (a state of the same genesis, whose chain id and
@@ -173,9 +178,24 @@ impl State {
             Ok((r.u64("height")?, (r.array("block hash")?, r.u64("block time")?)))
         })?;
         let pruned_settled = r.u64("pruned settled receipts")?;
+        let validators = table(r, "validators", |r| {
+            tag(r, 8, "validator")?;
+            let key: Address = r.array("validator key")?;
+            let operator = r.array("operator")?;
+            let p2p = r.str("p2p address")?.to_owned();
+            let stake = r.u64("stake")?;
+            let n = r.count("unbonding")?;
+            let unbonding =
+                (0..n).map(|_| Ok((r.u64("release height")?, r.u64("amount")?))).collect::<Result<_, DecodeError>>()?;
+            Ok((key, ValidatorRecord { operator, p2p, stake, unbonding }))
+        })?;
+        let validator_sets = table(r, "validator sets", |r| {
+            tag(r, 9, "validator set")?;
+            Ok((r.u64("epoch")?, addresses(r, "validator set")?))
+        })?;
         Ok(State::restore(
             base,
-            Tables { accounts, nodes, models, jobs, receipts, batches, blocks },
+            Tables { accounts, nodes, models, jobs, receipts, batches, blocks, validators, validator_sets },
             treasury,
             pruned_settled,
         ))
@@ -247,6 +267,12 @@ impl Canonical for Event {
                 w.u64(*receipts);
                 w.u64(*batches);
             }
+            Event::ValidatorSetChosen { epoch, validators } => {
+                w.u8(12);
+                w.u64(*epoch);
+                w.len(validators.len());
+                validators.iter().for_each(|k| w.raw(k));
+            }
         }
     }
 
@@ -272,6 +298,7 @@ impl Canonical for Event {
                 receipts: r.u64("pruned receipts")?,
                 batches: r.u64("pruned batches")?,
             },
+            12 => Event::ValidatorSetChosen { epoch: r.u64("epoch")?, validators: addresses(r, "validator set")? },
             v => return Err(DecodeError::InvalidValue { what: "event", value: v.into() }),
         })
     }

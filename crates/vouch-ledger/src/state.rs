@@ -8,7 +8,9 @@ use vouch_codec::{Digest, ModelId, domain};
 
 use crate::error::TxError;
 use crate::table::{LtHash, Table};
-use crate::types::{Account, BlockCtx, Event, Genesis, Job, JobStatus, ModelRecord, NodeRecord, PRUNE_EVERY, Params};
+use crate::types::{
+    Account, BlockCtx, Event, Genesis, Job, JobStatus, ModelRecord, NodeRecord, PRUNE_EVERY, Params, ValidatorRecord,
+};
 
 /// The ledger state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +38,11 @@ pub struct State {
     /// The last `tee.freshness_blocks` finalized blocks that carried transactions: height -> (hash, time ms), the
     /// freshness values TEE attestations may name.
     pub blocks: Table<u64, ([u8; 32], u64)>,
+    /// Bonded validator keys (chains with epochs).
+    pub validators: Table<Address, ValidatorRecord>,
+    /// The validator sets already fixed (chains with epochs): after the last block of epoch `e − 1` executed, exactly
+    /// epochs `e` and `e + 1`, each a sorted list of consensus keys. Empty for a fixed set.
+    pub validator_sets: Table<u64, Vec<Address>>,
     /// Multiset hash of every table entry, up to the tables' pending changes.
     pub(crate) entries: LtHash,
     /// Where `end_block` finds the rounds that timed out without scanning every job.
@@ -75,6 +82,8 @@ pub(crate) struct Tables {
     pub receipts: Table<Digest, (Address, u64)>,
     pub batches: Table<Digest, (Address, u64, u32)>,
     pub blocks: Table<u64, ([u8; 32], u64)>,
+    pub validators: Table<Address, ValidatorRecord>,
+    pub validator_sets: Table<u64, Vec<Address>>,
 }
 
 /// Whether a transaction's signature was already verified (with [`check_stateless`]) by the caller, e.g. through a
@@ -143,9 +152,27 @@ impl State {
             receipts: Table::default(),
             batches: Table::default(),
             blocks: Table::default(),
+            validators: Table::default(),
+            validator_sets: Table::default(),
             entries: LtHash::default(),
             deadlines: Deadlines::default(),
         };
+        let v = &g.params.validators;
+        if v.epochs() {
+            // Each genesis validator starts bonded with the minimum stake, owned by its consensus key's account; the
+            // genesis set validates epochs 0 and 1.
+            let mut set: Vec<Address> = g.validators.clone();
+            set.sort_unstable();
+            set.dedup();
+            let record = |k: &Address| ValidatorRecord {
+                operator: *k,
+                p2p: String::new(),
+                stake: v.min_stake,
+                unbonding: vec![],
+            };
+            state.validators = Table::from(set.iter().map(|k| (*k, record(k))).collect::<BTreeMap<_, _>>());
+            state.validator_sets = Table::from(BTreeMap::from([(0, set.clone()), (1, set)]));
+        }
         state.entries = state.entries_from_scratch();
         state
     }
@@ -164,6 +191,8 @@ impl State {
             receipts: t.receipts,
             batches: t.batches,
             blocks: t.blocks,
+            validators: t.validators,
+            validator_sets: t.validator_sets,
             entries: LtHash::default(),
             deadlines: Deadlines::default(),
         };
@@ -182,7 +211,18 @@ impl State {
         self.accounts.values().map(|a| u128::from(a.balance)).sum::<u128>()
             + self.nodes.values().map(|n| u128::from(n.slashable())).sum::<u128>()
             + self.jobs.values().map(|j| u128::from(j.escrow)).sum::<u128>()
+            + self.validators.values().map(|v| u128::from(v.locked())).sum::<u128>()
             + u128::from(self.treasury)
+    }
+
+    /// The validator set of `epoch`, once fixed (chains with epochs: the current epoch's and the next one's).
+    pub fn validator_set(&self, epoch: u64) -> Option<&Vec<Address>> {
+        self.validator_sets.get(&epoch)
+    }
+
+    /// The newest epoch whose set is fixed, and that set (chains with epochs).
+    pub fn latest_validator_set(&self) -> Option<(u64, &Vec<Address>)> {
+        self.validator_sets.iter().next_back().map(|(e, s)| (*e, s))
     }
 
     /// Nodes eligible for new work: stake at least the minimum.
@@ -215,7 +255,7 @@ impl State {
         }
         let amount = match &tx.kind {
             TxKind::Transfer { amount, .. } | TxKind::AddStake { amount, .. } => *amount,
-            TxKind::RegisterNode { stake, .. } => *stake,
+            TxKind::RegisterNode { stake, .. } | TxKind::BondValidator { stake, .. } => *stake,
             TxKind::SubmitJob { quorum, fee_per_executor, .. } => {
                 fee_per_executor.checked_mul(u64::from(*quorum)).ok_or(TxError::InvalidAmount)?
             }
@@ -230,7 +270,8 @@ impl State {
             | TxKind::SettleBatch { .. }
             | TxKind::Unbond { .. }
             | TxKind::SetEngine { .. }
-            | TxKind::Attest { .. } => 0,
+            | TxKind::Attest { .. }
+            | TxKind::UnbondValidator { .. } => 0,
         };
         let needed = tx.fee.checked_add(amount).ok_or(TxError::InvalidAmount)?;
         if needed > sender.balance {
@@ -319,6 +360,10 @@ impl State {
             TxKind::SubmitResult { job, node, body, signature } => {
                 self.submit_result(&c, job, node, body, signature)?
             }
+            TxKind::BondValidator { key, p2p, stake, key_signature } => {
+                self.bond_validator(&c, key, p2p, *stake, key_signature)?
+            }
+            TxKind::UnbondValidator { key } => self.unbond_validator(&c, key)?,
         };
         self.accounts.entry_or_default(tx.from).nonce += 1;
         self.commit();
@@ -349,6 +394,8 @@ impl State {
             }
         }
         let mut events = self.release_unbonded(height);
+        events.extend(self.release_unbonded_validators(height));
+        events.extend(self.end_epoch(height));
         events.extend(self.expire_jobs(height));
         events.extend(self.prune(height));
         self.commit();

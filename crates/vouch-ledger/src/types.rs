@@ -33,6 +33,58 @@ pub struct Params {
     /// it (an anchor is a block inclusion under a finalization certificate, never a state lookup). 0 keeps
     /// everything.
     pub retention_blocks: u64,
+    /// Who validates: a fixed genesis set (the default), or sets chosen by bonded stake at epoch boundaries.
+    pub validators: ValidatorParams,
+}
+
+/// How the validator set changes (the `[params.validators]` section of a chain spec).
+///
+/// With `epoch_length` 0 (the default) the genesis validators validate forever. Otherwise heights are cut into
+/// epochs of `epoch_length` blocks (epoch `e` is heights `e·L ..= e·L + L − 1`, so genesis is in epoch 0). The set of
+/// epoch `e + 2` is chosen when the last block of epoch `e` executes, from the keys bonded (`BondValidator`) with at
+/// least `min_stake`: the `max_validators` largest stakes (ties by key). The last block of epoch `e` carries the set
+/// of epoch `e + 1` (already fixed a whole epoch before), so a verifier follows the sets from the genesis through
+/// finalized blocks alone.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidatorParams {
+    /// Blocks per epoch (0: a fixed set; otherwise at least 2).
+    pub epoch_length: u64,
+    /// Smallest bond of a validator candidate; each genesis validator starts bonded with this much (minted at
+    /// genesis, owned by the account of its consensus key).
+    pub min_stake: u64,
+    /// Largest validator set.
+    pub max_validators: u32,
+    /// Blocks between a validator's departure from the set and the return of its stake.
+    pub unbonding_blocks: u64,
+}
+
+impl Default for ValidatorParams {
+    fn default() -> Self {
+        Self { epoch_length: 0, min_stake: 10_000, max_validators: 100, unbonding_blocks: 1_800 }
+    }
+}
+
+impl ValidatorParams {
+    /// Whether the set changes at epoch boundaries.
+    pub fn epochs(&self) -> bool {
+        self.epoch_length > 0
+    }
+
+    /// The epoch of `height` (0 for a fixed set).
+    pub fn epoch_of(&self, height: u64) -> u64 {
+        if self.epochs() { height / self.epoch_length } else { 0 }
+    }
+
+    /// Whether `height` is the last block of its epoch (never for a fixed set).
+    pub fn is_boundary(&self, height: u64) -> bool {
+        self.epochs() && (height + 1).is_multiple_of(self.epoch_length)
+    }
+
+    /// The last height of `epoch`.
+    pub fn last_height(&self, epoch: u64) -> u64 {
+        epoch.saturating_add(1).saturating_mul(self.epoch_length).saturating_sub(1)
+    }
 }
 
 /// Blocks between two prunings of finished records (heights that are multiples of it).
@@ -120,6 +172,7 @@ impl Default for Params {
             unbonding_blocks: 1_800,
             tee: TeeParams::default(),
             retention_blocks: DEFAULT_RETENTION_BLOCKS,
+            validators: ValidatorParams::default(),
         }
     }
 }
@@ -176,6 +229,14 @@ impl Canonical for Genesis {
             w.u8(2);
             w.u64(p.retention_blocks);
         }
+        if p.validators != ValidatorParams::default() {
+            let v = &p.validators;
+            w.u8(3);
+            w.u64(v.epoch_length);
+            w.u64(v.min_stake);
+            w.u32(v.max_validators);
+            w.u64(v.unbonding_blocks);
+        }
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -196,6 +257,7 @@ impl Canonical for Genesis {
             unbonding_blocks: r.u64("unbonding blocks")?,
             tee: TeeParams::default(),
             retention_blocks: DEFAULT_RETENTION_BLOCKS,
+            validators: ValidatorParams::default(),
         };
         let n = r.count("validators")?;
         let validators = (0..n).map(|_| r.array("validator")).collect::<Result<Vec<_>, DecodeError>>()?;
@@ -219,6 +281,17 @@ impl Canonical for Genesis {
                     params.retention_blocks = r.u64("retention blocks")?;
                     if params.retention_blocks == DEFAULT_RETENTION_BLOCKS {
                         return Err(bad("a default retention section is omitted"));
+                    }
+                }
+                3 => {
+                    params.validators = ValidatorParams {
+                        epoch_length: r.u64("epoch length")?,
+                        min_stake: r.u64("validator min stake")?,
+                        max_validators: r.u32("max validators")?,
+                        unbonding_blocks: r.u64("validator unbonding blocks")?,
+                    };
+                    if params.validators == ValidatorParams::default() {
+                        return Err(bad("a default validators section is omitted"));
                     }
                 }
                 _ => return Err(bad("unknown genesis section")),
@@ -266,6 +339,26 @@ pub struct NodeRecord {
     pub unbonding: Vec<(u64, u64)>,
     /// Its latest accepted TEE attestation.
     pub attestation: Option<AttestationRecord>,
+}
+
+/// A bonded validator key (chains with epochs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatorRecord {
+    /// The account that bonded it (receives the stake back).
+    pub operator: Address,
+    /// Where it listens for peers (`ip:port`; empty for a genesis validator, whose address is in the chain spec).
+    pub p2p: String,
+    /// Bonded stake (0 once unbonded).
+    pub stake: u64,
+    /// Stake on its way back: (release height, amount).
+    pub unbonding: Vec<(u64, u64)>,
+}
+
+impl ValidatorRecord {
+    /// Stake plus what is unbonding.
+    pub fn locked(&self) -> u64 {
+        self.stake.saturating_add(self.unbonding.iter().map(|(_, a)| *a).sum())
+    }
 }
 
 /// A node's TEE attestation as the ledger accepted it.
@@ -447,6 +540,13 @@ pub enum Event {
         node: Address,
         /// Amount.
         amount: u64,
+    },
+    /// The validator set of an epoch was chosen (at the end of the epoch two before it).
+    ValidatorSetChosen {
+        /// The epoch it validates.
+        epoch: u64,
+        /// Its consensus keys, in order.
+        validators: Vec<Address>,
     },
     /// A node lost stake.
     Slashed {

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use vouch_codec::tx::{Address, SignedTx, Tx, TxKind};
 use vouch_codec::{AgreementRule, Canonical, Digest, Mode, ModelId, ReceiptBody, domain};
 use vouch_crypto::NodeKey;
-use vouch_ledger::{BlockCtx, Event, Genesis, JobStatus, Params, State, TxError};
+use vouch_ledger::{BlockCtx, Event, Genesis, JobStatus, Params, State, TxError, ValidatorParams};
 
 struct World {
     state: State,
@@ -154,6 +154,7 @@ fn assert_snapshot_round_trip(state: &State) {
         Event::JobExpired { job: Digest([7; 32]), silent: vec![] },
         Event::BatchSettled { root: Digest([8; 32]), count: 9 },
         Event::Pruned { jobs: 1, receipts: 2, batches: 3 },
+        Event::ValidatorSetChosen { epoch: 4, validators: vec![[1; 32], [2; 32]] },
     ] {
         let mut w = vouch_codec::Writer::new();
         ev.encode(&mut w);
@@ -983,8 +984,186 @@ fn genesis_sections_are_canonical() {
     assert_eq!(with(&[(2, 5)]).unwrap().params.retention_blocks, 5);
     assert_eq!(reason(with(&[(2, DEFAULT_RETENTION_BLOCKS)])), "a default retention section is omitted");
     assert_eq!(reason(with(&[(2, 5), (2, 6)])), "genesis sections out of order");
-    assert_eq!(reason(with(&[(3, 5)])), "unknown genesis section");
+    assert_eq!(reason(with(&[(9, 5)])), "unknown genesis section");
     assert_eq!(reason(with(&[(0, 5)])), "genesis sections out of order");
-    let g = Genesis { params: Params { retention_blocks: 5, ..Params::default() }, ..base };
+    let g = Genesis { params: Params { retention_blocks: 5, ..Params::default() }, ..base.clone() };
     assert_eq!(Genesis::from_canonical(&g.to_canonical()).unwrap(), g);
+    // Section 3, the validator parameters: a default one is refused, a set one round-trips (and changes the id).
+    let mut w = Writer::new();
+    w.raw(&plain);
+    w.u8(3);
+    let d = ValidatorParams::default();
+    w.u64(d.epoch_length);
+    w.u64(d.min_stake);
+    w.u32(d.max_validators);
+    w.u64(d.unbonding_blocks);
+    assert_eq!(reason(Genesis::from_canonical(&w.finish())), "a default validators section is omitted");
+    let v = ValidatorParams { epoch_length: 100, ..ValidatorParams::default() };
+    let g = Genesis { params: Params { validators: v, ..Params::default() }, ..base.clone() };
+    assert_eq!(Genesis::from_canonical(&g.to_canonical()).unwrap(), g);
+    assert_ne!(g.chain_id(), base.chain_id());
+}
+
+/// A chain with epochs of 10 blocks: validators `[1; 32]`, `[2; 32]` from genesis, funded accounts 1..=3.
+fn epoch_chain() -> (State, Vec<NodeKey>) {
+    let users: Vec<NodeKey> = (1..=3).map(key).collect();
+    let genesis_keys: Vec<NodeKey> = (200..202).map(key).collect();
+    let params = Params {
+        validators: ValidatorParams { epoch_length: 10, min_stake: 1_000, max_validators: 3, unbonding_blocks: 4 },
+        ..Params::default()
+    };
+    let accounts = users.iter().chain(&genesis_keys).map(|k| (k.public_key(), FUNDS)).collect();
+    let validators = genesis_keys.iter().map(|k| k.public_key()).collect();
+    (State::genesis(&Genesis { accounts, params, validators }), users)
+}
+
+fn ctx_at(height: u64) -> BlockCtx {
+    BlockCtx { height, seed: [0; 32], time_ms: 1_700_000_000_000 + height }
+}
+
+fn bond(state: &State, from: &NodeKey, nonce: u64, validator: &NodeKey, p2p: &str, stake: u64) -> SignedTx {
+    let pop = validator.sign(domain::VALIDATOR_BIND, &from.public_key());
+    let kind = TxKind::BondValidator { key: validator.public_key(), p2p: p2p.into(), stake, key_signature: pop };
+    signed(state, from, nonce, kind)
+}
+
+#[test]
+fn validator_bonds_choose_the_set_of_the_epoch_after_next_by_stake() {
+    let (mut s, users) = epoch_chain();
+    let genesis_set = s.validator_set(0).unwrap().clone();
+    assert_eq!(s.validator_set(1), Some(&genesis_set), "the genesis set validates epochs 0 and 1");
+    assert_eq!(genesis_set.len(), 2);
+    let supply = s.total_supply();
+    // Two candidates with more stake than the genesis validators' minimum, one with less than the minimum total.
+    let (a, b) = (key(50), key(51));
+    s.apply(&ctx_at(1), &bond(&s, &users[0], 0, &a, "10.0.0.1:9000", 5_000)).unwrap();
+    s.apply(&ctx_at(1), &bond(&s, &users[1], 0, &b, "10.0.0.2:9000", 3_000)).unwrap();
+    // More stake on an own key (the address may be omitted).
+    s.apply(&ctx_at(2), &bond(&s, &users[1], 1, &b, "", 500)).unwrap();
+    assert_eq!(s.validators.get(&b.public_key()).unwrap().stake, 3_500);
+    assert_eq!(s.validators.get(&b.public_key()).unwrap().p2p, "10.0.0.2:9000");
+    assert_eq!(s.total_supply(), supply, "bonds move tokens, never create them");
+    // Nothing changes before the boundary; the last block of epoch 0 chooses epoch 2's set: the three largest stakes
+    // (max_validators 3), sorted by key; epoch 1 keeps the genesis set.
+    for h in 1..9 {
+        assert!(s.end_block(h).iter().all(|e| !matches!(e, Event::ValidatorSetChosen { .. })));
+    }
+    let events = s.end_block(9);
+    let mut want = vec![a.public_key(), b.public_key(), genesis_set[0]];
+    // Genesis validators tie at the minimum; the smaller key wins.
+    want.sort_unstable();
+    assert!(events.contains(&Event::ValidatorSetChosen { epoch: 2, validators: want.clone() }), "{events:?}");
+    assert_eq!(s.validator_set(0), None, "a past epoch's set leaves the state");
+    assert_eq!(s.validator_set(1), Some(&genesis_set));
+    assert_eq!(s.validator_set(2), Some(&want));
+    assert_eq!(s.root(), s.root_from_scratch());
+    assert_snapshot_round_trip(&s);
+
+    // Unbonding in epoch 1: the key may be in epoch 2's set already, so it stays there; epoch 3's is chosen without
+    // it, and its stake returns after the end of epoch 2 plus the unbonding delay.
+    let events =
+        s.apply(&ctx_at(12), &signed(&s, &users[0], 1, TxKind::UnbondValidator { key: a.public_key() })).unwrap();
+    assert_eq!(events, vec![Event::Unbonding { node: a.public_key(), amount: 5_000, release_height: 30 + 4 }]);
+    s.end_block(19);
+    assert!(!s.validator_set(3).unwrap().contains(&a.public_key()));
+    assert!(s.validator_set(2).unwrap().contains(&a.public_key()));
+    let before = s.accounts.get(&users[0].public_key()).unwrap().balance;
+    assert!(s.end_block(33).iter().all(|e| !matches!(e, Event::Unbonded { .. })));
+    assert_eq!(s.end_block(34), vec![Event::Unbonded { node: a.public_key(), amount: 5_000 }]);
+    assert_eq!(s.accounts.get(&users[0].public_key()).unwrap().balance, before + 5_000);
+    assert!(s.validators.get(&a.public_key()).is_none(), "a fully unbonded key is forgotten");
+    assert_eq!(s.total_supply(), supply);
+    assert_eq!(s.root(), s.root_from_scratch());
+}
+
+#[test]
+fn an_empty_candidate_list_keeps_the_set() {
+    let (mut s, _) = epoch_chain();
+    let genesis: Vec<NodeKey> = (200..202).map(key).collect();
+    for (i, g) in genesis.iter().enumerate() {
+        let tx = signed(&s, g, 0, TxKind::UnbondValidator { key: g.public_key() });
+        s.apply(&ctx_at(1 + i as u64), &tx).unwrap();
+    }
+    s.end_block(9);
+    assert_eq!(s.validator_set(2), s.validator_set(1), "a chain never goes without validators");
+}
+
+#[test]
+fn validator_transaction_rejections() {
+    let (mut s, users) = epoch_chain();
+    let (a, b) = (key(50), key(51));
+    s.apply(&ctx_at(1), &bond(&s, &users[0], 0, &a, "10.0.0.1:9000", 5_000)).unwrap();
+    let root = s.root();
+    let cases: Vec<(SignedTx, TxError)> = vec![
+        // The proof of possession is by another key.
+        (
+            {
+                let pop = a.sign(domain::VALIDATOR_BIND, &users[1].public_key());
+                let kind = TxKind::BondValidator {
+                    key: b.public_key(),
+                    p2p: "10.0.0.2:1".into(),
+                    stake: 5_000,
+                    key_signature: pop,
+                };
+                signed(&s, &users[1], 0, kind)
+            },
+            TxError::BadValidatorSignature,
+        ),
+        // ... or for another account.
+        (
+            {
+                let pop = b.sign(domain::VALIDATOR_BIND, &users[2].public_key());
+                let kind = TxKind::BondValidator {
+                    key: b.public_key(),
+                    p2p: "10.0.0.2:1".into(),
+                    stake: 5_000,
+                    key_signature: pop,
+                };
+                signed(&s, &users[1], 0, kind)
+            },
+            TxError::BadValidatorSignature,
+        ),
+        (bond(&s, &users[1], 0, &b, "not an address", 5_000), TxError::BadP2pAddress("not an address".into())),
+        (bond(&s, &users[1], 0, &b, "10.0.0.1:9000", 5_000), TxError::P2pAddressInUse("10.0.0.1:9000".into())),
+        (bond(&s, &users[1], 0, &b, "10.0.0.2:1", 999), TxError::StakeTooLow { stake: 999, min: 1_000 }),
+        (bond(&s, &users[1], 0, &b, "10.0.0.2:1", 0), TxError::InvalidAmount),
+        (
+            bond(&s, &users[1], 0, &b, "10.0.0.2:1", FUNDS),
+            TxError::InsufficientBalance { needed: FUNDS + 1, available: FUNDS },
+        ),
+        // Someone else's key: neither more stake nor an unbond.
+        (bond(&s, &users[1], 0, &a, "", 5_000), TxError::NotOperator(hex::encode(&a.public_key()[..8]))),
+        (
+            signed(&s, &users[1], 0, TxKind::UnbondValidator { key: a.public_key() }),
+            TxError::NotOperator(hex::encode(&a.public_key()[..8])),
+        ),
+        (
+            signed(&s, &users[1], 0, TxKind::UnbondValidator { key: b.public_key() }),
+            TxError::UnknownValidator(hex::encode(&b.public_key()[..8])),
+        ),
+    ];
+    for (tx, want) in cases {
+        assert_eq!(s.apply(&ctx_at(2), &tx).unwrap_err(), want);
+        assert_eq!(s.root(), root, "a refused {want:?} changed the state");
+    }
+    // A second unbond has nothing left.
+    s.apply(&ctx_at(2), &signed(&s, &users[0], 1, TxKind::UnbondValidator { key: a.public_key() })).unwrap();
+    let again = signed(&s, &users[0], 2, TxKind::UnbondValidator { key: a.public_key() });
+    assert_eq!(s.apply(&ctx_at(3), &again).unwrap_err(), TxError::InvalidAmount);
+
+    // A chain without epochs refuses both.
+    let fixed = State::genesis(&Genesis {
+        accounts: vec![(users[0].public_key(), FUNDS)],
+        params: Params::default(),
+        validators: vec![[9; 32]],
+    });
+    let mut fixed2 = fixed.clone();
+    assert_eq!(
+        fixed2.apply(&ctx_at(1), &bond(&fixed, &users[0], 0, &b, "10.0.0.2:1", 5_000)).unwrap_err(),
+        TxError::FixedValidatorSet
+    );
+    let unbond = signed(&fixed, &users[0], 0, TxKind::UnbondValidator { key: [9; 32] });
+    assert_eq!(fixed2.apply(&ctx_at(1), &unbond).unwrap_err(), TxError::FixedValidatorSet);
+    assert_eq!(fixed2.validators.len(), 0);
+    assert_eq!(fixed2.validator_set(0), None, "a fixed set lives in the genesis, not the state");
 }

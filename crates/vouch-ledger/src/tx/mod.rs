@@ -7,3 +7,4 @@ mod models;
 mod receipts;
 mod staking;
 mod tee;
+mod validators;

@@ -89,6 +89,8 @@ fn kind_name(k: &vouch_codec::tx::TxKind) -> &'static str {
         Unbond { .. } => "unbond",
         SetEngine { .. } => "set_engine",
         Attest { .. } => "attest",
+        BondValidator { .. } => "bond_validator",
+        UnbondValidator { .. } => "unbond_validator",
     }
 }
 

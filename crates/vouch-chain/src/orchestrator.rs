@@ -1,0 +1,200 @@
+//! Runs one simplex engine per epoch. The engine of epoch `e` starts once the executor has applied the last block of
+//! epoch `e − 1` (so the ledger has fixed set(e) and set(e + 1), which the engine's application reads to propose
+//! and check the next boundary block), with that block as its genesis; the engine of the epoch before is stopped.
+//! A validator outside the set runs its epoch's engine as an observer (a verifier scheme: it collects certificates
+//! and does not vote). Consensus traffic of an epoch not entered yet means the peers are ahead: the orchestrator
+//! asks marshal for the finalization of its epoch's boundary block, which backfill then follows.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use commonware_consensus::marshal::{core::Mailbox, standard::Inline, standard::Standard};
+use commonware_consensus::simplex::{self, elector::RoundRobin};
+use commonware_consensus::types::{Epoch, FixedEpocher, Height, ViewDelta};
+use commonware_cryptography::{Digestible as _, Sha256, ed25519, sha256};
+use commonware_p2p::utils::mux::MuxHandle;
+use commonware_p2p::{Blocker, Sender};
+use commonware_parallel::Sequential;
+use commonware_runtime::buffer::paged::CacheRef;
+use commonware_runtime::{Clock, Handle, IoBuf, Metrics, Spawner, Storage};
+use commonware_utils::ordered::Set;
+use commonware_utils::vec::NonEmptyVec;
+use commonware_utils::{NZDuration, NZUsize};
+use futures::future::{Either, select};
+use tracing::{info, warn};
+
+use crate::app::{App, Scheme};
+use crate::block::Block;
+use crate::chain::ChainHandle;
+use crate::epoch::{EpochSchemes, keys};
+use crate::validator::Timing;
+
+/// Traffic for a sub-channel (epoch) nobody registered.
+pub(crate) type Backup = tokio::sync::mpsc::Receiver<(u64, (ed25519::PublicKey, IoBuf))>;
+
+/// What the orchestrator needs to start engines.
+pub(crate) struct Orchestrator<E, S, B>
+where
+    E: Spawner + Metrics + Clock + Storage + rand_core::CryptoRng,
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    B: Blocker<PublicKey = ed25519::PublicKey> + Sync,
+{
+    pub chain: ChainHandle,
+    pub schemes: EpochSchemes,
+    pub signer: ed25519::PrivateKey,
+    pub genesis_set: Set<ed25519::PublicKey>,
+    pub genesis_digest: sha256::Digest,
+    pub inline: Inline<E, Scheme, App, Block, FixedEpocher>,
+    pub marshal: Mailbox<Scheme, Standard<Block>>,
+    pub blocker: B,
+    pub timing: Timing,
+    pub partition: String,
+    pub page_cache: CacheRef,
+    pub mailbox_size: NonZeroUsize,
+    pub votes: MuxHandle<S>,
+    pub certs: MuxHandle<S>,
+    pub resolver: MuxHandle<S>,
+}
+
+/// Least time between two requests for the same boundary finalization.
+const HINT_EVERY: Duration = Duration::from_millis(500);
+
+impl<E, S, B> Orchestrator<E, S, B>
+where
+    E: Spawner + Metrics + Clock + Storage + rand_core::CryptoRng,
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    B: Blocker<PublicKey = ed25519::PublicKey> + Sync,
+{
+    /// The set of `epoch` as this validator knows it: the genesis set for epoch 0 (and forever on a chain without
+    /// epochs), otherwise the executed ledger's.
+    fn set(&self, epoch: u64) -> Option<Set<ed25519::PublicKey>> {
+        if epoch == 0 || !self.chain.genesis().params.validators.epochs() {
+            return Some(self.genesis_set.clone());
+        }
+        keys(self.chain.state().ledger.validator_set(epoch)?)
+    }
+
+    /// Digest of the block the engine of `epoch` starts from: the last block of the epoch before.
+    async fn floor(&self, epoch: u64) -> Option<sha256::Digest> {
+        if epoch == 0 {
+            return Some(self.genesis_digest);
+        }
+        let h = self.chain.genesis().params.validators.last_height(epoch - 1);
+        if let Some(header) = self.chain.recent_header(h) {
+            return Some(sha256::Digest::from(header.digest()));
+        }
+        self.marshal.get_block(Height::new(h)).await.map(|b| b.inner().digest())
+    }
+
+    /// Runs until the validator stops: enters each epoch as the executor reaches it.
+    pub async fn run(mut self, ctx: E, mut votes_backup: Backup, mut certs_backup: Backup) {
+        let params = self.chain.genesis().params.validators.clone();
+        let mut executed = self.chain.subscribe();
+        // The executor first replays this validator's own archive (after a restart): enter the epoch it ends in.
+        while !self.chain.is_replayed() {
+            if executed.changed().await.is_err() {
+                return;
+            }
+        }
+        let mut active: Option<(u64, Handle<()>)> = None;
+        let mut last_hint: Option<(u64, std::time::SystemTime)> = None;
+        loop {
+            let target = params.epoch_of(self.chain.height() + 1);
+            if active.as_ref().map(|a| a.0) != Some(target) {
+                match self.enter(&ctx, target).await {
+                    Some(handle) => {
+                        if let Some((old, h)) = active.replace((target, handle)) {
+                            h.abort();
+                            info!(from = old, to = target, "entered a new epoch");
+                        }
+                    }
+                    None => warn!(epoch = target, "cannot enter the epoch yet (its set or floor is unknown)"),
+                }
+            }
+            // Wait for the next executed block, or for traffic of an epoch ahead of ours.
+            let woke = {
+                let changed = Box::pin(executed.changed());
+                let backup = Box::pin(async {
+                    match select(Box::pin(votes_backup.recv()), Box::pin(certs_backup.recv())).await {
+                        Either::Left((m, _)) | Either::Right((m, _)) => m,
+                    }
+                });
+                match select(changed, backup).await {
+                    Either::Left((r, _)) => Either::Left(r.is_ok()),
+                    Either::Right((m, _)) => Either::Right(m),
+                }
+            };
+            match woke {
+                Either::Left(true) => {}
+                Either::Left(false) | Either::Right(None) => return,
+                Either::Right(Some((sub, (peer, _)))) => {
+                    let ours = active.as_ref().map_or(target, |a| a.0);
+                    if params.epochs() && sub > ours {
+                        let now = ctx.current();
+                        let due = match last_hint {
+                            Some((e, at)) if e == ours => now.duration_since(at).map_or(true, |d| d >= HINT_EVERY),
+                            _ => true,
+                        };
+                        if due {
+                            last_hint = Some((ours, now));
+                            self.marshal.hint_finalized(Height::new(params.last_height(ours)), NonEmptyVec::new(peer));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Registers `epoch`'s scheme (and the next one's, when fixed), opens its sub-channels and starts its engine.
+    async fn enter(&mut self, ctx: &E, epoch: u64) -> Option<Handle<()>> {
+        let set = self.set(epoch)?;
+        let floor = self.floor(epoch).await?;
+        let scheme = self.schemes.register(epoch, set.clone(), &self.signer);
+        if let Some(next) = self.set(epoch + 1) {
+            self.schemes.register(epoch + 1, next, &self.signer);
+        }
+        let votes = self.votes.register(epoch).await.ok()?;
+        let certs = self.certs.register(epoch).await.ok()?;
+        let resolver = self.resolver.register(epoch).await.ok()?;
+        let member = set.iter().any(|k| *k == commonware_cryptography::Signer::public_key(&self.signer));
+        info!(epoch, validators = set.len(), member, "starting the epoch's consensus engine");
+        let t = &self.timing;
+        let partition = if epoch == 0 {
+            format!("{}-simplex", self.partition)
+        } else {
+            format!("{}-simplex-{epoch}", self.partition)
+        };
+        let engine = simplex::Engine::new(
+            ctx.child("simplex").with_attribute("epoch", epoch),
+            simplex::Config {
+                scheme: (*scheme).clone(),
+                elector: RoundRobin::<Sha256>::default(),
+                blocker: self.blocker.clone(),
+                automaton: self.inline.clone(),
+                relay: self.inline.clone(),
+                reporter: self.inline.clone(),
+                strategy: Sequential,
+                partition,
+                mailbox_size: self.mailbox_size,
+                epoch: Epoch::new(epoch),
+                floor: simplex::Floor::Genesis(floor),
+                replay_buffer: NZUsize!(1 << 20),
+                write_buffer: NZUsize!(1 << 20),
+                page_cache: self.page_cache.clone(),
+                leader_timeout: t.leader_timeout,
+                certification_timeout: t.certification_timeout,
+                timeout_retry: t.timeout_retry,
+                view_retention: ViewDelta::new(10),
+                skip: simplex::SkipPolicy::Enabled {
+                    timeout: t.timeout_retry + t.certification_timeout,
+                    budget: simplex::SkipBudget::Participants,
+                },
+                fetch_timeout: NZDuration!(Duration::from_secs(1)),
+                fetch_retry_delay: Duration::from_millis(100),
+                forward: simplex::ForwardPolicy::Disabled,
+                track_historical_votes: false,
+            },
+        );
+        Some(engine.start(votes, certs, resolver))
+    }
+}

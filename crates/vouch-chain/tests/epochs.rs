@@ -1,0 +1,277 @@
+//! Validator sets that change by stake at epoch boundaries, on the deterministic runtime and simulated network: a
+//! fifth node follows the chain as an observer, bonds, validates from the epoch after next (finality then needs its
+//! votes), a genesis validator unbonds and leaves, validators crash and restart across boundaries, and every node
+//! ends with the same state root.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use commonware_cryptography::{Signer as _, ed25519};
+use commonware_p2p::simulated::{self, Link, Oracle};
+use commonware_runtime::deterministic::{self, Context};
+use commonware_runtime::{Clock as _, Handle, Quota, Runner as _, Spawner as _, Supervisor as _};
+use commonware_utils::{NZUsize, ordered::Set, probability};
+use futures::channel::oneshot;
+use vouch_chain::spec::consensus_key;
+use vouch_chain::validator::{self, Channels, Config, Timing, channel};
+use vouch_chain::{Chain, ChainHandle};
+use vouch_codec::tx::{Address, SignedTx, Tx, TxKind};
+use vouch_codec::{Digest, domain};
+use vouch_crypto::NodeKey;
+use vouch_ledger::{Event, Genesis, Params, ValidatorParams};
+
+/// Genesis validators; one more node joins.
+const GENESIS: usize = 4;
+const ALL: usize = GENESIS + 1;
+const EPOCH: u64 = 20;
+
+type Pk = ed25519::PublicKey;
+
+struct Node {
+    chain: ChainHandle,
+    gossip: futures::channel::mpsc::UnboundedSender<Bytes>,
+    handle: Handle<()>,
+}
+
+struct Net {
+    ctx: Context,
+    oracle: Oracle<Pk, Context>,
+    /// Consensus secrets (also usable as account keys through `NodeKey`).
+    seeds: Vec<[u8; 32]>,
+    pks: Vec<Pk>,
+    genesis: Genesis,
+    nodes: Vec<Option<Node>>,
+    runs: usize,
+}
+
+fn addr(k: &Pk) -> Address {
+    k.as_ref().try_into().unwrap()
+}
+
+impl Net {
+    async fn new(ctx: Context, accounts: Vec<(Address, u64)>) -> Self {
+        let seeds: Vec<[u8; 32]> = (0..ALL as u8).map(|i| [i + 1; 32]).collect();
+        let pks: Vec<Pk> = seeds.iter().map(|s| consensus_key(s).public_key()).collect();
+        let params = Params {
+            validators: ValidatorParams {
+                epoch_length: EPOCH,
+                min_stake: 1_000,
+                max_validators: 10,
+                unbonding_blocks: 5,
+            },
+            ..Params::default()
+        };
+        let genesis = Genesis { accounts, params, validators: pks[..GENESIS].iter().map(addr).collect() };
+        let (network, oracle) = simulated::Network::new_with_peers(
+            ctx.child("network"),
+            simulated::Config {
+                max_size: 8 << 20,
+                max_peers_per_set: NZUsize!(ALL),
+                disconnect_on_block: true,
+                tracked_peer_sets: NZUsize!(1),
+            },
+            pks.clone(),
+        )
+        .await;
+        network.start();
+        let link = Link {
+            latency: Duration::from_millis(10),
+            jitter: Duration::from_millis(3),
+            success_rate: probability!(1.0),
+        };
+        for a in 0..ALL {
+            for b in 0..ALL {
+                if a != b {
+                    oracle.add_link(pks[a].clone(), pks[b].clone(), link.clone()).await.unwrap();
+                }
+            }
+        }
+        let mut net = Self { ctx, oracle, seeds, pks, genesis, nodes: (0..ALL).map(|_| None).collect(), runs: 0 };
+        for i in 0..ALL {
+            net.start(i).await;
+        }
+        net
+    }
+
+    /// Starts (or restarts from its storage) node `i`.
+    async fn start(&mut self, i: usize) {
+        let control = self.oracle.control(self.pks[i].clone());
+        let mut pairs = vec![];
+        for c in channel::ALL {
+            let quota = Quota::per_second(std::num::NonZeroU32::new(channel::rate(c)).unwrap());
+            pairs.push(control.register(c, quota).await.unwrap());
+        }
+        let chain = Chain::new(self.genesis.clone());
+        let cfg = Config {
+            signer: consensus_key(&self.seeds[i]),
+            validators: Set::from_iter_dedup(self.pks[..GENESIS].iter().cloned()),
+            partition: format!("node-{i}"),
+            provider: self.oracle.manager(),
+            blocker: control,
+            timing: Timing { snapshot_every: 7, ..Timing::default() },
+        };
+        let (tx, rx) = oneshot::channel();
+        let c = chain.clone();
+        self.runs += 1;
+        let handle = self.ctx.child("node").with_attribute("index", i).with_attribute("run", self.runs).spawn(
+            move |ctx| async move {
+                let v = validator::start(ctx, c, cfg, Channels { pairs }).await.expect("node starts");
+                let _ = tx.send(v.gossip.clone());
+                let _ = v.engine.await;
+            },
+        );
+        let gossip = rx.await.expect("node reports its gossip channel");
+        self.nodes[i] = Some(Node { chain, gossip, handle });
+    }
+
+    async fn crash(&mut self, i: usize) {
+        let node = self.nodes[i].take().expect("running");
+        node.handle.abort();
+        let _ = node.handle.await;
+    }
+
+    fn live(&self) -> Vec<usize> {
+        (0..ALL).filter(|i| self.nodes[*i].is_some()).collect()
+    }
+
+    fn chain(&self, i: usize) -> &ChainHandle {
+        &self.nodes[i].as_ref().expect("running").chain
+    }
+
+    fn submit(&self, via: usize, tx: Bytes) {
+        self.nodes[via].as_ref().expect("running").gossip.unbounded_send(tx).unwrap();
+    }
+
+    /// Waits until every live node has executed `tx`; returns its events.
+    async fn finalized(&self, tx: &Bytes) -> Vec<Event> {
+        let id = SignedTx::from_bytes(tx).unwrap().tx.id();
+        for _ in 0..1_200 {
+            let recs: Vec<_> = self.live().iter().map(|i| self.chain(*i).tx_record(&id)).collect();
+            if recs.iter().all(Option::is_some) {
+                return recs[0].clone().unwrap().result.unwrap_or_else(|e| panic!("tx {id} failed: {e}"));
+            }
+            self.ctx.sleep(Duration::from_millis(100)).await;
+        }
+        panic!("tx {id} not executed by every live node in 120 s");
+    }
+
+    /// Waits until every live node executed `height`.
+    async fn reach(&self, height: u64) {
+        for _ in 0..6_000 {
+            if self.live().iter().all(|i| self.chain(*i).height() >= height) {
+                return;
+            }
+            self.ctx.sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "nodes did not reach height {height}: {:?}",
+            self.live().iter().map(|i| self.chain(*i).height()).collect::<Vec<_>>()
+        );
+    }
+
+    /// The state root every live node computed at `height`.
+    fn root_at(&self, height: u64) -> Digest {
+        let roots: Vec<Digest> = self.live().iter().map(|i| self.chain(*i).root_at(height).expect("root")).collect();
+        assert!(roots.iter().all(|r| *r == roots[0]), "state roots differ at height {height}: {roots:?}");
+        roots[0]
+    }
+}
+
+fn sign(chain: [u8; 32], nonces: &mut BTreeMap<Address, u64>, k: &NodeKey, kind: TxKind) -> Bytes {
+    let from = k.public_key();
+    let nonce = nonces.entry(from).or_default();
+    let tx = Tx { chain, from, nonce: *nonce, fee: 1, kind };
+    *nonce += 1;
+    let signature = k.sign(domain::TX_SIGNATURE, &tx.id().0);
+    Bytes::from(SignedTx { tx, signature }.to_bytes())
+}
+
+#[test]
+fn a_validator_bonds_joins_at_the_epoch_after_next_and_one_leaves_while_consensus_goes_on() {
+    let runner = deterministic::Runner::new(
+        deterministic::Config::new().with_seed(7).with_timeout(Some(Duration::from_secs(3_600))),
+    );
+    runner.start(|ctx| async move {
+        let operator = NodeKey::from_secret([77; 32]);
+        // The genesis validators' own accounts pay their transactions' fees (a genesis bond belongs to the key).
+        let seeds: Vec<[u8; 32]> = (0..ALL as u8).map(|i| [i + 1; 32]).collect();
+        let mut accounts = vec![(operator.public_key(), 1_000_000)];
+        accounts.extend(seeds[..GENESIS].iter().map(|s| (NodeKey::from_secret(*s).public_key(), 1_000)));
+        let mut net = Net::new(ctx.child("net"), accounts).await;
+        let chain_id = net.genesis.chain_id();
+        let mut nonces = BTreeMap::new();
+        let joiner = NodeKey::from_secret(seeds[GENESIS]);
+        assert_eq!(joiner.public_key(), addr(&net.pks[GENESIS]), "a NodeKey and a consensus key of one seed agree");
+
+        // Epoch 0: the fifth node follows as an observer; its operator bonds its key (proof of possession).
+        let pop = joiner.sign(domain::VALIDATOR_BIND, &operator.public_key());
+        let bond = sign(
+            chain_id,
+            &mut nonces,
+            &operator,
+            TxKind::BondValidator {
+                key: joiner.public_key(),
+                p2p: "10.0.0.5:9000".into(),
+                stake: 5_000,
+                key_signature: pop,
+            },
+        );
+        net.submit(0, bond.clone());
+        net.finalized(&bond).await;
+        let bonded_at = net.chain(0).height();
+        assert!(bonded_at < EPOCH - 1, "bonded in epoch 0 (at {bonded_at})");
+        {
+            let st = net.chain(4).state();
+            assert_eq!(st.ledger.validators.get(&joiner.public_key()).map(|v| v.stake), Some(5_000));
+            assert_eq!(st.ledger.validator_set(1).map(Vec::len), Some(GENESIS), "epoch 1's set was fixed at genesis");
+        }
+
+        // The end of epoch 0 chose epoch 2's set with it; the boundary block of epoch 1 carries that set.
+        net.reach(EPOCH).await;
+        let set2 = net.chain(4).state().ledger.validator_set(2).cloned().expect("set of epoch 2");
+        assert_eq!(set2.len(), ALL);
+        assert!(set2.contains(&joiner.public_key()));
+
+        // In epoch 2 the set has five members, so finality needs four votes: with validator 0 down, the joiner's are
+        // required. The chain goes on.
+        net.reach(2 * EPOCH + 2).await;
+        net.crash(0).await;
+        let before = net.chain(1).height();
+        net.reach(before + 8).await;
+        assert!(net.chain(4).height() >= before + 8, "the joiner executes blocks finalized with its votes");
+        net.start(0).await;
+
+        // Validator 0 unbonds in epoch 2: still in epoch 3's set (fixed already), gone from epoch 4's.
+        let v0 = NodeKey::from_secret(seeds[0]);
+        let unbond = sign(chain_id, &mut nonces, &v0, TxKind::UnbondValidator { key: v0.public_key() });
+        net.submit(1, unbond.clone());
+        let events = net.finalized(&unbond).await;
+        let at = net.chain(1).height();
+        assert!(at < 3 * EPOCH - 1, "unbonded in epoch 2 (at {at})");
+        let release = match events.as_slice() {
+            [Event::Unbonding { node, amount: 1_000, release_height }] if *node == v0.public_key() => *release_height,
+            other => panic!("unexpected events {other:?}"),
+        };
+        assert_eq!(release, 4 * EPOCH + 5, "stake returns once it cannot validate any more, plus the unbonding");
+
+        // Validator 3 crashes in epoch 3 and restarts in epoch 4: it catches up across the boundary from its storage
+        // and its peers.
+        net.reach(3 * EPOCH + 2).await;
+        net.crash(3).await;
+        let set4 = net.chain(1).state().ledger.validator_set(4).cloned().expect("set of epoch 4");
+        assert_eq!(set4.len(), GENESIS);
+        assert!(!set4.contains(&v0.public_key()) && set4.contains(&joiner.public_key()));
+        net.reach(4 * EPOCH + 6).await;
+        net.start(3).await;
+
+        // Epoch 5: everyone (validator 0 now an observer) agrees; validator 0's stake came back.
+        let end = 5 * EPOCH + 3;
+        net.reach(end).await;
+        net.root_at(end);
+        let st = net.chain(0).state();
+        assert_eq!(st.ledger.accounts.get(&v0.public_key()).map(|a| a.balance), Some(1_000 - 1 + 1_000));
+        assert!(st.ledger.validators.get(&v0.public_key()).is_none(), "a fully unbonded key is forgotten");
+        assert_eq!(st.ledger.validator_set(6).map(Vec::len), Some(GENESIS));
+    });
+}
