@@ -8,7 +8,6 @@ use commonware_consensus::types::Height;
 use commonware_cryptography::certificate::Verifier as _;
 use commonware_cryptography::{ed25519, sha256};
 use commonware_parallel::Sequential;
-use commonware_utils::ordered::Set;
 use vouch_codec::tx::{SignedTx, TxKind};
 use vouch_codec::{Anchor, BatchPath, Digest, ReceiptBody};
 
@@ -16,6 +15,7 @@ use crate::app::Scheme;
 use crate::block::Block;
 use crate::block::{Header, verify_inclusion};
 use crate::chain::ChainHandle;
+use crate::epoch::ValidatorSets;
 use crate::validator::NAMESPACE;
 use commonware_consensus::marshal::{core::Mailbox, standard::Standard};
 
@@ -63,14 +63,39 @@ pub enum AnchorError {
     /// The certificate's signatures do not verify against the validator set.
     #[error("finalization certificate does not verify against the validator set")]
     BadCertificate,
+    /// The certificate is of another epoch than its block's height.
+    #[error("finalization certificate is of epoch {found}, the block is in epoch {expected}")]
+    WrongEpoch {
+        /// The epoch of the certified block's height.
+        expected: u64,
+        /// The certificate's.
+        found: u64,
+    },
+    /// The verifier does not know the validator set of the anchor's epoch.
+    #[error(
+        "the anchor is certified in epoch {0}, whose validator set is not known here (pass the chain's epoch links: \
+         `vouch ledger epochs`)"
+    )]
+    UnknownEpoch(u64),
 }
 
-/// Checks `anchor` for the receipt `body` against the chain id and validator set of a chain spec.
+/// Checks `anchor` for the receipt `body` against the chain id and validator set of a chain spec whose set is fixed.
 pub fn verify(
     anchor: &Anchor,
     body: &ReceiptBody,
     chain_id: &[u8; 32],
     validators: &[ed25519::PublicKey],
+) -> Result<(), AnchorError> {
+    verify_with_sets(anchor, body, chain_id, &ValidatorSets::fixed(validators))
+}
+
+/// Checks `anchor` for the receipt `body` against the chain id and the validator set of the epoch its certificate
+/// is in.
+pub fn verify_with_sets(
+    anchor: &Anchor,
+    body: &ReceiptBody,
+    chain_id: &[u8; 32],
+    sets: &ValidatorSets,
 ) -> Result<(), AnchorError> {
     if anchor.chain != *chain_id {
         return Err(AnchorError::WrongChain { expected: hex::encode(chain_id), found: hex::encode(anchor.chain) });
@@ -110,15 +135,21 @@ pub fn verify(
                 .map_err(AnchorError::NotInBatch)?;
         }
     }
-    let verifier = Scheme::verifier(NAMESPACE, Set::from_iter_dedup(validators.iter().cloned()));
+    let last = headers.last().expect("non-empty");
+    let epoch = sets.epoch_of(last.height);
+    let set = sets.get(epoch).ok_or(AnchorError::UnknownEpoch(epoch))?;
+    let verifier = Scheme::verifier(NAMESPACE, set);
     let fin = Finalization::<Scheme, sha256::Digest>::decode_cfg(
         Bytes::copy_from_slice(&anchor.certificate),
         &verifier.certificate_codec_config(),
     )
     .map_err(|e| AnchorError::MalformedCertificate(e.to_string()))?;
-    let last = headers.last().expect("non-empty");
     if fin.proposal.payload != sha256::Digest::from(last.digest()) {
         return Err(AnchorError::CertificateMismatch);
+    }
+    let found = fin.proposal.round.epoch().get();
+    if found != epoch {
+        return Err(AnchorError::WrongEpoch { expected: epoch, found });
     }
     if !fin.verify(&mut commonware_utils::sys_rng(), &verifier, &Sequential) {
         return Err(AnchorError::BadCertificate);

@@ -94,6 +94,9 @@ pub struct Chain {
     replayed: std::sync::atomic::AtomicBool,
     /// The executed height, published after each block (and after a restore): what the waits wake on.
     executed: tokio::sync::watch::Sender<u64>,
+    /// Every epoch's validator set this chain's executed ledger fixed since it started (with the genesis set): what
+    /// the node checks anchors of past epochs with.
+    epoch_sets: Mutex<BTreeMap<u64, Vec<[u8; 32]>>>,
 }
 
 /// A chain's on-disk transaction index and how many recent blocks' records stay in memory.
@@ -139,7 +142,6 @@ impl Chain {
             block_events: BTreeMap::new(),
         };
         Arc::new(Self {
-            genesis,
             chain_id,
             state: RwLock::new(state),
             mempool: Mutex::new(Mempool::default()),
@@ -148,6 +150,13 @@ impl Chain {
             index,
             replayed: std::sync::atomic::AtomicBool::new(false),
             executed: tokio::sync::watch::Sender::new(0),
+            epoch_sets: Mutex::new(BTreeMap::from([(0, {
+                let mut set = genesis.validators.clone();
+                set.sort_unstable();
+                set.dedup();
+                set
+            })])),
+            genesis,
         })
     }
 
@@ -159,6 +168,17 @@ impl Chain {
     /// The chain id (genesis hash) every transaction commits to.
     pub fn chain_id(&self) -> [u8; 32] {
         self.chain_id
+    }
+
+    /// The validator sets this chain knows: the genesis set, and every later one its executed ledger fixed.
+    pub fn validator_sets(&self) -> crate::epoch::ValidatorSets {
+        let sets = lock(&self.epoch_sets).clone();
+        let mut out = crate::epoch::ValidatorSets::from_links(&self.genesis.params.validators, &sets[&0], &[])
+            .expect("no links to check");
+        for (e, set) in sets {
+            out.insert(e, set);
+        }
+        out
     }
 
     /// The genesis block.
@@ -461,6 +481,12 @@ impl Chain {
             st.txs.retain(|_, r| r.height > cutoff);
             st.headers.retain(|height, _| *height == 0 || *height > cutoff);
             st.roots.retain(|height, _| *height > cutoff);
+        }
+        if self.genesis.params.validators.epochs() {
+            let mut sets = lock(&self.epoch_sets);
+            for (e, set) in st.ledger.validator_sets.iter() {
+                sets.entry(*e).or_insert_with(|| set.clone());
+            }
         }
         // Drop what is now finalized, and what can never apply (nonce already used).
         let done: HashSet<Digest> = done.into_iter().collect();

@@ -243,3 +243,82 @@ pub fn verify_finalization(
 pub fn encode_certificate(fin: &Finalization<Scheme, sha256::Digest>) -> Vec<u8> {
     fin.encode().to_vec()
 }
+
+/// The validator set of every epoch a verifier knows: from the genesis set, through verified [`EpochLink`]s (or, for
+/// a node, the sets its own executed ledger fixed).
+#[derive(Debug, Clone)]
+pub struct ValidatorSets {
+    params: ValidatorParams,
+    sets: BTreeMap<u64, Vec<[u8; 32]>>,
+}
+
+impl ValidatorSets {
+    /// A chain whose genesis set validates forever.
+    pub fn fixed(validators: &[ed25519::PublicKey]) -> Self {
+        let set = validators.iter().map(|k| k.as_ref().try_into().expect("32-byte keys")).collect();
+        Self { params: ValidatorParams::default(), sets: BTreeMap::from([(0, set)]) }
+    }
+
+    /// The genesis set of a chain with `params`, followed through `links` (each checked against the set before it).
+    pub fn from_links(params: &ValidatorParams, genesis: &[[u8; 32]], links: &[EpochLink]) -> Result<Self, LinkError> {
+        let mut set: Vec<[u8; 32]> = genesis.to_vec();
+        set.sort_unstable();
+        set.dedup();
+        let mut out = Self { params: params.clone(), sets: BTreeMap::from([(0, set)]) };
+        for link in links {
+            let (epoch, set) = out.sets.iter().next_back().map(|(e, s)| (*e, s.clone())).expect("genesis");
+            verify_link(params, epoch, &set, link)?;
+            out.sets.insert(epoch + 1, link.change.validators.clone());
+        }
+        Ok(out)
+    }
+
+    /// Adds a set this verifier trusts (a node's own executed ledger).
+    pub fn insert(&mut self, epoch: u64, set: Vec<[u8; 32]>) {
+        self.sets.insert(epoch, set);
+    }
+
+    /// The epoch of `height`.
+    pub fn epoch_of(&self, height: u64) -> u64 {
+        self.params.epoch_of(height)
+    }
+
+    /// The set of `epoch`, if known.
+    pub fn get(&self, epoch: u64) -> Option<Set<ed25519::PublicKey>> {
+        keys(self.sets.get(&epoch)?)
+    }
+
+    /// The newest epoch known.
+    pub fn latest(&self) -> u64 {
+        self.sets.keys().next_back().copied().unwrap_or(0)
+    }
+}
+
+/// Builds the link that proves epoch `epoch + 1`'s set from a validator's archive: the boundary block of `epoch` and
+/// its finalization (`None` if either is not stored here).
+pub async fn build_link(
+    params: &ValidatorParams,
+    marshal: &commonware_consensus::marshal::core::Mailbox<
+        Scheme,
+        commonware_consensus::marshal::standard::Standard<Block>,
+    >,
+    epoch: u64,
+) -> Option<EpochLink> {
+    use commonware_consensus::types::Height;
+    if !params.epochs() {
+        return None;
+    }
+    let height = params.last_height(epoch);
+    let block = marshal.get_block(Height::new(height)).await?;
+    let fin = marshal.get_finalization(Height::new(height)).await?;
+    let (_, item) = split(params, block.inner());
+    let change = EpochChange::from_canonical(item?).ok()?;
+    let index = (block.inner().txs().len() - 1) as u32;
+    Some(EpochLink {
+        header: *block.inner().header(),
+        change,
+        index,
+        inclusion: block.inner().inclusion_proof(index)?,
+        certificate: encode_certificate(&fin),
+    })
+}

@@ -7,17 +7,21 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use commonware_consensus::marshal::{core::Mailbox, standard::Standard};
 use commonware_cryptography::{Signer as _, ed25519};
 use commonware_p2p::simulated::{self, Link, Oracle};
 use commonware_runtime::deterministic::{self, Context};
 use commonware_runtime::{Clock as _, Handle, Quota, Runner as _, Spawner as _, Supervisor as _};
 use commonware_utils::{NZUsize, ordered::Set, probability};
 use futures::channel::oneshot;
+use vouch_chain::anchor::{self, AnchorError};
+use vouch_chain::app::Scheme;
+use vouch_chain::epoch::{self, EpochLink, LinkError, ValidatorSets};
 use vouch_chain::spec::consensus_key;
 use vouch_chain::validator::{self, Channels, Config, Timing, channel};
-use vouch_chain::{Chain, ChainHandle};
+use vouch_chain::{Block, Chain, ChainHandle};
 use vouch_codec::tx::{Address, SignedTx, Tx, TxKind};
-use vouch_codec::{Digest, domain};
+use vouch_codec::{AgreementRule, Canonical as _, Digest, Mode, ReceiptBody, domain};
 use vouch_crypto::NodeKey;
 use vouch_ledger::{Event, Genesis, Params, ValidatorParams};
 
@@ -30,6 +34,7 @@ type Pk = ed25519::PublicKey;
 
 struct Node {
     chain: ChainHandle,
+    marshal: Mailbox<Scheme, Standard<Block>>,
     gossip: futures::channel::mpsc::UnboundedSender<Bytes>,
     handle: Handle<()>,
 }
@@ -117,12 +122,12 @@ impl Net {
         let handle = self.ctx.child("node").with_attribute("index", i).with_attribute("run", self.runs).spawn(
             move |ctx| async move {
                 let v = validator::start(ctx, c, cfg, Channels { pairs }).await.expect("node starts");
-                let _ = tx.send(v.gossip.clone());
+                let _ = tx.send((v.gossip.clone(), v.marshal.clone()));
                 let _ = v.engine.await;
             },
         );
-        let gossip = rx.await.expect("node reports its gossip channel");
-        self.nodes[i] = Some(Node { chain, gossip, handle });
+        let (gossip, marshal) = rx.await.expect("node reports its gossip channel");
+        self.nodes[i] = Some(Node { chain, marshal, gossip, handle });
     }
 
     async fn crash(&mut self, i: usize) {
@@ -178,6 +183,23 @@ impl Net {
     }
 }
 
+/// A receipt `executor` issued (only its id and executors matter to an anchor).
+fn receipt(executor: &NodeKey, tag: u8) -> ReceiptBody {
+    ReceiptBody {
+        format: 1,
+        model: vouch_codec::ModelId::of_bytes(b"epochs"),
+        mode: Mode::Signed,
+        engine: "tract-onnx 0.23.9".into(),
+        job: [0; 32],
+        issued_at_ms: 1,
+        input_digest: Digest([tag; 32]),
+        output_digest: Digest([tag; 32]),
+        executors: vec![executor.public_key()],
+        rule: AgreementRule::Exact,
+        extensions: vec![],
+    }
+}
+
 fn sign(chain: [u8; 32], nonces: &mut BTreeMap<Address, u64>, k: &NodeKey, kind: TxKind) -> Bytes {
     let from = k.public_key();
     let nonce = nonces.entry(from).or_default();
@@ -218,7 +240,11 @@ fn a_validator_bonds_joins_at_the_epoch_after_next_and_one_leaves_while_consensu
             },
         );
         net.submit(0, bond.clone());
+        let early = receipt(&operator, 1);
+        let settle = sign(chain_id, &mut nonces, &operator, TxKind::SettleReceipt { receipt: early.id() });
+        net.submit(0, settle.clone());
         net.finalized(&bond).await;
+        net.finalized(&settle).await;
         let bonded_at = net.chain(0).height();
         assert!(bonded_at < EPOCH - 1, "bonded in epoch 0 (at {bonded_at})");
         {
@@ -267,11 +293,72 @@ fn a_validator_bonds_joins_at_the_epoch_after_next_and_one_leaves_while_consensu
 
         // Epoch 5: everyone (validator 0 now an observer) agrees; validator 0's stake came back.
         let end = 5 * EPOCH + 3;
+        let late = receipt(&operator, 2);
+        let settle = sign(chain_id, &mut nonces, &operator, TxKind::SettleReceipt { receipt: late.id() });
+        net.submit(1, settle.clone());
+        net.finalized(&settle).await;
         net.reach(end).await;
         net.root_at(end);
+        anchors_across_epochs(&net, &early, &late).await;
         let st = net.chain(0).state();
         assert_eq!(st.ledger.accounts.get(&v0.public_key()).map(|a| a.balance), Some(1_000 - 1 + 1_000));
         assert!(st.ledger.validators.get(&v0.public_key()).is_none(), "a fully unbonded key is forgotten");
         assert_eq!(st.ledger.validator_set(6).map(Vec::len), Some(GENESIS));
     });
+}
+
+/// Anchors verify offline against the set of their epoch: from the genesis set through the epoch links a node
+/// serves; each link and anchor changed in one place is refused with its reason.
+async fn anchors_across_epochs(net: &Net, early: &ReceiptBody, late: &ReceiptBody) {
+    let (chain, marshal) = (net.chain(1), &net.nodes[1].as_ref().unwrap().marshal);
+    let chain_id = net.genesis.chain_id();
+    let params = &net.genesis.params.validators;
+    let a_early = anchor::build(chain, marshal, &early.id()).await.expect("anchor in epoch 0");
+    let a_late = anchor::build(chain, marshal, &late.id()).await.expect("anchor in a later epoch");
+    let late_epoch = params.epoch_of(a_late.height);
+    assert!(late_epoch >= 4, "settled in epoch {late_epoch}");
+    let mut links: Vec<EpochLink> = vec![];
+    for e in 0..late_epoch {
+        links.push(epoch::build_link(params, marshal, e).await.unwrap_or_else(|| panic!("link of epoch {e}")));
+    }
+    let sets = ValidatorSets::from_links(params, &net.genesis.validators, &links).expect("the links verify");
+    assert_eq!(sets.latest(), late_epoch);
+    anchor::verify_with_sets(&a_early, early, &chain_id, &sets).unwrap();
+    anchor::verify_with_sets(&a_late, late, &chain_id, &sets).unwrap();
+    // The node's own sets agree.
+    anchor::verify_with_sets(&a_late, late, &chain_id, &chain.validator_sets()).unwrap();
+    // With the genesis set alone, only the epoch-0 anchor verifies.
+    let genesis_only = ValidatorSets::from_links(params, &net.genesis.validators, &[]).unwrap();
+    anchor::verify_with_sets(&a_early, early, &chain_id, &genesis_only).unwrap();
+    assert_eq!(
+        anchor::verify_with_sets(&a_late, late, &chain_id, &genesis_only),
+        Err(AnchorError::UnknownEpoch(late_epoch))
+    );
+    // A link's encoding round-trips.
+    for l in &links {
+        assert_eq!(&EpochLink::from_canonical(&l.to_canonical()).unwrap(), l);
+    }
+    let check = |links: &[EpochLink]| ValidatorSets::from_links(params, &net.genesis.validators, links).map(|_| ());
+    // A set that is not the boundary block's.
+    let mut t = links.clone();
+    t[1].change.validators.pop();
+    assert!(matches!(check(&t), Err(LinkError::NotIncluded(_))), "{:?}", check(&t));
+    // Links out of order, or one skipped.
+    assert_eq!(check(&links[1..]), Err(LinkError::WrongEpoch { expected: 1, found: 2 }));
+    // A header that is not the boundary.
+    let mut t = links.clone();
+    t[0].header.height += 1;
+    assert_eq!(check(&t), Err(LinkError::NotBoundary { expected: EPOCH - 1, found: EPOCH }));
+    // A certificate of another block, and a certificate with a signature changed.
+    let mut t = links.clone();
+    t[2].certificate = links[3].certificate.clone();
+    assert!(matches!(check(&t), Err(LinkError::BadCertificate(_))), "{:?}", check(&t));
+    let mut t = links.clone();
+    let n = t[2].certificate.len();
+    t[2].certificate[n - 5] ^= 1;
+    assert!(matches!(check(&t), Err(LinkError::BadCertificate(_))), "{:?}", check(&t));
+    // An anchor whose certificate is swapped for the epoch-0 anchor's.
+    let mut t = a_late.clone();
+    t.certificate = a_early.certificate.clone();
+    assert!(anchor::verify_with_sets(&t, late, &chain_id, &sets).is_err());
 }

@@ -213,8 +213,9 @@ impl NodeChain {
 
     /// Checks an anchor of `body` against this chain's id and validator set, as `vouch verify --genesis` does.
     pub fn verify_anchor(&self, anchor: &Anchor, body: &vouch_codec::ReceiptBody) -> Result<(), String> {
-        let keys = self.spec.validator_keys().map_err(|e| e.to_string())?;
-        vouch_chain::anchor::verify(anchor, body, &self.running.chain.chain_id(), &keys).map_err(|e| e.to_string())
+        let sets = self.running.chain.validator_sets();
+        vouch_chain::anchor::verify_with_sets(anchor, body, &self.running.chain.chain_id(), &sets)
+            .map_err(|e| e.to_string())
     }
 
     /// A finalized block from marshal's archive.
