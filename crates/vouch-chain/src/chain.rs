@@ -282,6 +282,16 @@ impl Chain {
         self.state().ledger.nodes.iter().map(|(k, n)| (*k, n.clone())).collect()
     }
 
+    /// Bonded validator keys (chains with epochs), by key.
+    pub fn validator_records(&self) -> Vec<(Address, vouch_ledger::ValidatorRecord)> {
+        self.state().ledger.validators.iter().map(|(k, v)| (*k, v.clone())).collect()
+    }
+
+    /// The validator sets the executed ledger holds (the current epoch's and the next one's), by epoch.
+    pub fn fixed_validator_sets(&self) -> Vec<(u64, Vec<Address>)> {
+        self.state().ledger.validator_sets.iter().map(|(e, s)| (*e, s.clone())).collect()
+    }
+
     /// Receipts settled so far (one by one or in batches).
     pub fn settled_count(&self) -> u64 {
         self.state().ledger.settled_receipts()

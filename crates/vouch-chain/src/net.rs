@@ -40,28 +40,51 @@ pub struct NetConfig {
     pub timing: Timing,
 }
 
-/// The peers a node on a chain with epochs connects to: the genesis validators (at their spec addresses), plus the
-/// keys of the current and next sets and the strongest candidates for the one after (at their bonded addresses).
-fn peer_map(chain: &Chain, genesis: &[(ed25519::PublicKey, SocketAddr)]) -> Map<ed25519::PublicKey, Address> {
+/// The most peers one tracked set may hold: the genesis set, and with epochs the current and next sets and the
+/// candidates for the one after (plus this node).
+fn max_peers(params: &vouch_ledger::ValidatorParams, genesis: usize) -> usize {
+    match params.epochs() {
+        true => genesis + 3 * params.max_validators as usize + 1,
+        false => genesis.max(1),
+    }
+}
+
+/// The peers a node on a chain with epochs connects to: the keys of the current and next sets and the strongest
+/// candidates for the one after (at their bonded addresses), and the genesis validators (at their spec addresses),
+/// at most `max` (in that order of priority).
+fn peer_map(
+    chain: &Chain,
+    genesis: &[(ed25519::PublicKey, SocketAddr)],
+    max: usize,
+) -> Map<ed25519::PublicKey, Address> {
     use commonware_codec::DecodeExt as _;
     let st = chain.state();
     let ledger = &st.ledger;
-    let max = ledger.params.validators.max_validators as usize;
+    let top = ledger.params.validators.max_validators as usize;
     let mut candidates: Vec<(&[u8; 32], &vouch_ledger::ValidatorRecord)> =
         ledger.validators.iter().filter(|(_, v)| v.stake >= ledger.params.validators.min_stake).collect();
     candidates.sort_unstable_by(|a, b| b.1.stake.cmp(&a.1.stake).then(a.0.cmp(b.0)));
-    candidates.truncate(max);
+    candidates.truncate(top);
     let in_sets: std::collections::BTreeSet<[u8; 32]> =
         ledger.validator_sets.values().flat_map(|s| s.iter().copied()).collect();
-    let mut out: Vec<(ed25519::PublicKey, Address)> =
-        genesis.iter().map(|(k, a)| (k.clone(), Address::Symmetric(*a))).collect();
-    let bonded = candidates.into_iter().map(|(k, _)| *k).chain(in_sets);
+    let spec_addr = |k: &ed25519::PublicKey| genesis.iter().find(|(g, _)| g == k).map(|(_, a)| *a);
+    let mut out: Vec<(ed25519::PublicKey, Address)> = vec![];
+    let bonded = in_sets.into_iter().chain(candidates.into_iter().map(|(k, _)| *k));
     for key in bonded {
-        let Some(addr) = ledger.validators.get(&key).and_then(|v| v.p2p.parse::<SocketAddr>().ok()) else { continue };
-        if let Ok(pk) = ed25519::PublicKey::decode(bytes::Bytes::copy_from_slice(&key)) {
+        let Ok(pk) = ed25519::PublicKey::decode(bytes::Bytes::copy_from_slice(&key)) else { continue };
+        let bonded_addr = ledger.validators.get(&key).and_then(|v| v.p2p.parse::<SocketAddr>().ok());
+        if let Some(addr) = bonded_addr.or_else(|| spec_addr(&pk))
+            && !out.iter().any(|(k, _)| *k == pk)
+        {
             out.push((pk, Address::Symmetric(addr)));
         }
     }
+    for (k, a) in genesis {
+        if !out.iter().any(|(o, _)| o == k) {
+            out.push((k.clone(), Address::Symmetric(*a)));
+        }
+    }
+    out.truncate(max.saturating_sub(1));
     Map::from_iter_dedup(out)
 }
 
@@ -110,10 +133,7 @@ pub fn spawn(cfg: NetConfig) -> Result<RunningChain, StartError> {
                     cups::Version::V1,
                 );
                 // Peers: the genesis validators, and with epochs also the current, next and candidate sets.
-                let max_peers = match vparams.epochs() {
-                    true => peers.len() + 3 * vparams.max_validators as usize + 1,
-                    false => peers.len().max(1),
-                };
+                let max_peers = max_peers(&vparams, peers.len());
                 let p2p = lookup::Config::local(
                     handshake,
                     NAMESPACE,
@@ -133,7 +153,7 @@ pub fn spawn(cfg: NetConfig) -> Result<RunningChain, StartError> {
                         let mut executed = watch_chain.subscribe();
                         let (mut id, mut tracked) = (0u64, map);
                         while executed.changed().await.is_ok() {
-                            let now = peer_map(&watch_chain, &genesis_peers);
+                            let now = peer_map(&watch_chain, &genesis_peers, max_peers);
                             if now != tracked {
                                 id += 1;
                                 let _ = tracker.track(id, now.clone());
@@ -142,7 +162,14 @@ pub fn spawn(cfg: NetConfig) -> Result<RunningChain, StartError> {
                         }
                     });
                 }
-                let rate = |c: u64| std::num::NonZeroU32::new(channel::rate(c)).unwrap_or(NZU32!(1));
+                // The p2p layer sizes each channel's mailbox to one burst per peer it may retain, so with room for
+                // more peers each one's rate shrinks in proportion: the node's memory stays what the genesis set's
+                // needs (consensus channels keep at least 128 messages per second per peer).
+                let per_peer = |c: u64| {
+                    let scaled = u64::from(channel::rate(c)) * peers.len().max(1) as u64 / max_peers as u64;
+                    scaled.max(if c == channel::TXS || c == channel::BLOCKS { 16 } else { 128 }) as u32
+                };
+                let rate = |c: u64| std::num::NonZeroU32::new(per_peer(c)).unwrap_or(NZU32!(1));
                 let pairs = channel::ALL.iter().map(|c| network.register(*c, Quota::per_second(rate(*c)))).collect();
                 network.start();
                 let vcfg = Config {

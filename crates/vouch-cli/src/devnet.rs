@@ -39,6 +39,10 @@ pub struct DevnetArgs {
     /// Seconds an attestation stays valid on this devnet's ledger (default: the chain parameter's, one day).
     #[arg(long, hide = true)]
     tee_attestation_ttl: Option<u64>,
+    /// Blocks per epoch: validators then join and leave by bonding stake (`vouch tx bond-validator`), effective at
+    /// epoch boundaries. Default: a fixed set.
+    #[arg(long)]
+    epoch_length: Option<u64>,
 }
 
 pub async fn run(_cli: &Cli, a: &DevnetArgs) -> anyhow::Result<Outcome> {
@@ -83,7 +87,11 @@ pub async fn run(_cli: &Cli, a: &DevnetArgs) -> anyhow::Result<Outcome> {
     if let Some(ttl) = a.tee_attestation_ttl {
         params.tee.attestation_ttl_s = ttl;
     }
+    if let Some(l) = a.epoch_length {
+        params.validators.epoch_length = l;
+    }
     let spec = ChainSpec { accounts, params, validators };
+    spec.genesis().map_err(anyhow::Error::msg)?;
     let text = serde_json::to_string_pretty(&spec)?;
     std::fs::write(home.join("genesis.json"), &text)?;
     for i in 0..a.nodes {

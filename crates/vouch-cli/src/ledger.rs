@@ -1,4 +1,5 @@
-//! `vouch ledger status|nodes|block|tx`, `vouch account show|new`, `vouch tx transfer|add-stake|unbond`.
+//! `vouch ledger status|nodes|block|tx|validators|epochs`, `vouch account show|new`,
+//! `vouch tx transfer|add-stake|unbond|bond-validator|unbond-validator`.
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -23,6 +24,10 @@ pub enum LedgerCommand {
         /// Transaction id (hex).
         id: String,
     },
+    /// How the validator set changes: the epoch, the sets fixed, the bonded keys.
+    Validators,
+    /// The epoch links proving every validator set after the genesis one (JSON for `vouch verify --epochs`).
+    Epochs,
 }
 
 #[derive(Subcommand)]
@@ -68,6 +73,38 @@ pub enum TxCommand {
     /// Start returning stake of a node this account operates (released after the chain's unbonding delay, slashable
     /// until then).
     Unbond(StakeArgs),
+    /// Bond stake on a node's consensus key (chains with epochs): with at least the minimum validator stake it is a
+    /// candidate for the validator set of the epoch after next. Signed by the account; the node key proves the
+    /// consensus key is its own.
+    BondValidator {
+        /// The node's key file (`node.key` in its home): its consensus key is derived from it.
+        #[arg(long)]
+        node_key: std::path::PathBuf,
+        /// Where that node listens for consensus peers (`ip:port`, its `--p2p`); may be omitted when adding stake.
+        #[arg(long, default_value = "")]
+        p2p: String,
+        /// Stake locked from the account.
+        #[arg(long)]
+        stake: u64,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Unbond all of a validator key's stake (it leaves the set at the epoch after next; the stake returns after
+    /// that plus the chain's validator unbonding delay).
+    UnbondValidator {
+        /// The node's key file (its consensus key is derived from it).
+        #[arg(long)]
+        node_key: std::path::PathBuf,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+}
+
+/// A node key file's consensus key: its public half, and its proof of possession for `account`.
+fn consensus_key_of(node_key: &std::path::Path, account: &[u8; 32]) -> anyhow::Result<([u8; 32], [u8; 64])> {
+    let key = vouch_crypto::NodeKey::load(node_key).with_context(|| format!("loading {}", node_key.display()))?;
+    let consensus = vouch_crypto::NodeKey::from_secret(key.derive_seed(vouch_chain::spec::CONSENSUS_KEY_CONTEXT));
+    Ok((consensus.public_key(), consensus.sign(vouch_codec::domain::VALIDATOR_BIND, account)))
 }
 
 /// A node and an amount of stake.
@@ -89,6 +126,10 @@ fn address(what: &str, hex_str: &str) -> anyhow::Result<[u8; 32]> {
     Ok(a)
 }
 
+fn account_key(opts: &TxOpts) -> anyhow::Result<vouch_crypto::NodeKey> {
+    vouch_crypto::NodeKey::load(&opts.account).with_context(|| format!("loading {}", opts.account.display()))
+}
+
 pub async fn tx(cli: &Cli, cmd: &TxCommand) -> anyhow::Result<Outcome> {
     use vouch_codec::tx::{SignedTx, Tx, TxKind};
     let (kind, opts) = match cmd {
@@ -99,9 +140,17 @@ pub async fn tx(cli: &Cli, cmd: &TxCommand) -> anyhow::Result<Outcome> {
             (TxKind::AddStake { node: address("--node-id", &a.node_id)?, amount: a.amount }, &a.opts)
         }
         TxCommand::Unbond(a) => (TxKind::Unbond { node: address("--node-id", &a.node_id)?, amount: a.amount }, &a.opts),
+        TxCommand::BondValidator { node_key, p2p, stake, opts } => {
+            let account = account_key(opts)?.public_key();
+            let (key, key_signature) = consensus_key_of(node_key, &account)?;
+            (TxKind::BondValidator { key, p2p: p2p.clone(), stake: *stake, key_signature }, opts)
+        }
+        TxCommand::UnbondValidator { node_key, opts } => {
+            let account = account_key(opts)?.public_key();
+            (TxKind::UnbondValidator { key: consensus_key_of(node_key, &account)?.0 }, opts)
+        }
     };
-    let key =
-        vouch_crypto::NodeKey::load(&opts.account).with_context(|| format!("loading {}", opts.account.display()))?;
+    let key = account_key(opts)?;
     let c = Client::new(&cli.node);
     let status: Value = c.get("/v1/ledger/status").await?;
     let genesis: Value = c.get("/v1/ledger/genesis").await?;
@@ -149,8 +198,35 @@ pub async fn run(cli: &Cli, cmd: &LedgerCommand) -> anyhow::Result<Outcome> {
         LedgerCommand::Nodes => c.get("/v1/ledger/nodes").await?,
         LedgerCommand::Block { height } => c.get(&format!("/v1/ledger/blocks/{height}")).await?,
         LedgerCommand::Tx { id } => c.get(&format!("/v1/ledger/txs/{id}")).await?,
+        LedgerCommand::Validators => c.get("/v1/ledger/validators").await?,
+        LedgerCommand::Epochs => c.get("/v1/ledger/epochs").await?,
     };
-    if cli.json || !matches!(cmd, LedgerCommand::Status) {
+    if cli.json || !matches!(cmd, LedgerCommand::Status | LedgerCommand::Validators) {
+        print_json(&v)?;
+    } else if matches!(cmd, LedgerCommand::Validators) {
+        if v["epochs"] != Value::Bool(true) {
+            crate::out!("fixed validator set (no epochs)");
+        } else {
+            crate::out!(
+                "epoch       {} (ends at height {}; {} blocks per epoch)",
+                v["epoch"],
+                v["epoch_ends_at"],
+                v["epoch_length"]
+            );
+        }
+        for set in v["sets"].as_array().into_iter().flatten() {
+            let keys: Vec<&str> =
+                set["validators"].as_array().into_iter().flatten().filter_map(|k| k.as_str()).collect();
+            crate::out!("set {:<7} {}", set["epoch"], keys.iter().map(|k| &k[..16]).collect::<Vec<_>>().join(" "));
+        }
+        for b in v["bonded"].as_array().into_iter().flatten() {
+            crate::out!(
+                "bonded      {} stake {} {}",
+                b["key"].as_str().unwrap_or("?"),
+                b["stake"],
+                b["p2p"].as_str().unwrap_or("")
+            );
+        }
         print_json(&v)?;
     } else {
         crate::out!("chain       {}", v["chain_id"].as_str().unwrap_or("?"));

@@ -78,6 +78,10 @@ pub struct RunArgs {
     /// HTTP listen address (overrides config.toml's `listen`).
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Where to listen for consensus peers when this node is not a genesis validator of a chain with epochs
+    /// (overrides config.toml's `p2p`).
+    #[arg(long)]
+    p2p: Option<SocketAddr>,
     #[command(flatten)]
     tee: TeeArgs,
 }
@@ -96,6 +100,9 @@ pub async fn run(cli: &Cli, cmd: &NodeCommand) -> anyhow::Result<Outcome> {
         NodeCommand::Run(args) => {
             let (home, mut config) = resolve(&args.home, args.listen)?;
             args.tee.apply(&mut config);
+            if let Some(p) = args.p2p {
+                config.p2p = Some(p);
+            }
             init_tracing();
             let node = Node::start(&home, config, args.dev).await.context("starting node")?;
             // The first line of stdout is the API address: scripts and tests read it (port 0 binds any port).

@@ -23,6 +23,11 @@ pub struct VerifyArgs {
     /// the anchor's height must have the anchored hash.
     #[arg(long, conflicts_with = "genesis")]
     online: bool,
+    /// With `--genesis` on a chain with epochs: the epoch links (`vouch ledger epochs > FILE`) that prove the
+    /// validator sets after the genesis one, for anchors certified in a later epoch. Each link is checked against the
+    /// set before it, from the genesis set.
+    #[arg(long, requires = "genesis", value_name = "FILE")]
+    epochs: Option<PathBuf>,
     /// A private-input receipt: also check that this input document, with `--salt`, opens its input commitment.
     #[arg(long, requires = "salt")]
     input: Option<PathBuf>,
@@ -145,10 +150,45 @@ fn check_response(
     Ok(Ok(tokens.len()))
 }
 
-/// Checks the anchor of a (signature-valid) receipt against a chain spec.
-fn check_anchor(text: &str, spec: &vouch_chain::spec::ChainSpec) -> anyhow::Result<Result<u64, String>> {
-    let chain_id = spec.genesis().map_err(anyhow::Error::msg)?.chain_id();
-    let keys = spec.validator_keys().map_err(anyhow::Error::msg)?;
+/// Epoch links as `GET /v1/ledger/epochs` serves them (`{"links": [hex, ...]}`).
+fn parse_links(v: &serde_json::Value) -> anyhow::Result<Vec<vouch_chain::epoch::EpochLink>> {
+    use vouch_codec::Canonical as _;
+    let links = v["links"].as_array().context("an epochs document has a \"links\" array")?;
+    links
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let bytes = hex::decode(l.as_str().unwrap_or_default()).with_context(|| format!("link {i}: not hex"))?;
+            vouch_chain::epoch::EpochLink::from_canonical(&bytes).map_err(|e| anyhow::anyhow!("link {i}: {e}"))
+        })
+        .collect()
+}
+
+/// Where an anchor was checked: its height, and the epoch whose validator set certified it.
+#[derive(Clone, Copy)]
+struct Anchored {
+    height: u64,
+    epoch: u64,
+}
+
+/// Checks the anchor of a (signature-valid) receipt against a chain spec and the epoch links after its genesis set.
+fn check_anchor(
+    text: &str,
+    spec: &vouch_chain::spec::ChainSpec,
+    links: &[vouch_chain::epoch::EpochLink],
+) -> anyhow::Result<Result<Anchored, String>> {
+    let genesis = spec.genesis().map_err(anyhow::Error::msg)?;
+    let chain_id = genesis.chain_id();
+    let sets = match genesis.params.validators.epochs() {
+        true => {
+            match vouch_chain::epoch::ValidatorSets::from_links(&genesis.params.validators, &genesis.validators, links)
+            {
+                Ok(s) => s,
+                Err(e) => return Ok(Err(format!("epoch links: {e}"))),
+            }
+        }
+        false => vouch_chain::epoch::ValidatorSets::fixed(&spec.validator_keys().map_err(anyhow::Error::msg)?),
+    };
     let json: vouch_codec::ReceiptJson = serde_json::from_str(text)?;
     let receipt = json.to_receipt().map_err(|e| anyhow::anyhow!("{e}"))?;
     let Some(anchor) = &receipt.anchor else {
@@ -156,8 +196,10 @@ fn check_anchor(text: &str, spec: &vouch_chain::spec::ChainSpec) -> anyhow::Resu
             Err("the receipt has no ledger anchor (not settled yet: try `vouch receipt show ID --wait`)".into()),
         );
     };
-    Ok(vouch_chain::anchor::verify(anchor, &receipt.body, &chain_id, &keys)
-        .map(|_| anchor.height)
+    // Verified anchors hold at least one 80-byte header: the certified block is the last.
+    let certified = || anchor.height + (anchor.headers.len() / 80).saturating_sub(1) as u64;
+    Ok(vouch_chain::anchor::verify_with_sets(anchor, &receipt.body, &chain_id, &sets)
+        .map(|_| Anchored { height: anchor.height, epoch: sets.epoch_of(certified()) })
         .map_err(|e| format!("anchor: {e}")))
 }
 
@@ -186,20 +228,25 @@ fn hash_file(path: &PathBuf) -> anyhow::Result<ModelId> {
 }
 
 /// The online check: the node's chain spec, and its block at the anchor's height.
-async fn check_online(cli: &Cli, text: &str) -> anyhow::Result<Result<u64, String>> {
+async fn check_online(cli: &Cli, text: &str) -> anyhow::Result<Result<Anchored, String>> {
     let client = vouch_api::Client::new(&cli.node);
     let spec: vouch_chain::spec::ChainSpec = client.get("/v1/ledger/genesis").await?;
-    let height = match check_anchor(text, &spec)? {
-        Ok(h) => h,
+    let links = match spec.params.validators.epochs() {
+        true => parse_links(&client.get::<serde_json::Value>("/v1/ledger/epochs").await?)?,
+        false => vec![],
+    };
+    let anchored = match check_anchor(text, &spec, &links)? {
+        Ok(a) => a,
         Err(e) => return Ok(Err(e)),
     };
+    let height = anchored.height;
     let json: vouch_codec::ReceiptJson = serde_json::from_str(text)?;
     let anchor = json.to_receipt().map_err(|e| anyhow::anyhow!("{e}"))?.anchor.expect("checked above");
     let block: serde_json::Value = client.get(&format!("/v1/ledger/blocks/{height}")).await?;
     if block["hash"].as_str() != Some(hex::encode(anchor.block_hash).as_str()) {
         return Ok(Err(format!("anchor: node {} has another block at height {height}", cli.node)));
     }
-    Ok(Ok(height))
+    Ok(Ok(anchored))
 }
 
 pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
@@ -239,8 +286,14 @@ pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
             Err(e) => verified = Err(e),
         }
     }
+    let links = match &a.epochs {
+        Some(path) => parse_links(&serde_json::from_str(
+            &std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        )?)?,
+        None => vec![],
+    };
     let anchored = match (&verified, &spec) {
-        (Ok(_), Some(spec)) => Some(check_anchor(&text, spec)?),
+        (Ok(_), Some(spec)) => Some(check_anchor(&text, spec, &links)?),
         (Ok(_), None) if a.online => Some(check_online(cli, &text).await?),
         _ => None,
     };
@@ -254,7 +307,8 @@ pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
                 print_json(&serde_json::json!({
                     "valid": true, "id": v.id.to_hex(), "model": v.model, "mode": v.mode.name(),
                     "signers": v.signers.iter().map(hex::encode).collect::<Vec<_>>(), "model_checked": v.model_checked,
-                    "zk_layers": v.zk_layers, "anchor_height": anchored.as_ref().and_then(|a| a.as_ref().ok()),
+                    "zk_layers": v.zk_layers, "anchor_height": anchored.as_ref().and_then(|a| a.as_ref().ok()).map(|a| a.height),
+                    "anchor_epoch": anchored.as_ref().and_then(|a| a.as_ref().ok()).map(|a| a.epoch),
                     "anchor_batch": anchored.as_ref().and_then(|a| a.as_ref().ok()).and(batch_place(&text))
                         .map(|(index, count)| serde_json::json!({"index": index, "count": count})),
                     "private_input": v.private_input, "input_opened": a.input.is_some(),
@@ -276,13 +330,17 @@ pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<Outcome> {
                         "  text    the response is exactly the receipt's {n} output tokens, detokenized by the model"
                     );
                 }
-                if let Some(Ok(h)) = anchored {
+                if let Some(Ok(Anchored { height: h, epoch })) = anchored {
                     let batch = match batch_place(&text) {
                         Some((i, n)) => format!(" in a batch of {n} (leaf {i}, Merkle path checked)"),
                         None => String::new(),
                     };
+                    let set = match epoch {
+                        0 => "the genesis validators".to_owned(),
+                        e => format!("the validators of epoch {e} (followed from the genesis set)"),
+                    };
                     crate::out!(
-                        "  anchor  settled at height {h}{batch}, finalization certificate verified against the genesis validators"
+                        "  anchor  settled at height {h}{batch}, finalization certificate verified against {set}"
                     );
                 }
                 if let Some(t) = &v.tee {

@@ -61,7 +61,7 @@ pub struct ValidatorParams {
 
 impl Default for ValidatorParams {
     fn default() -> Self {
-        Self { epoch_length: 0, min_stake: 10_000, max_validators: 100, unbonding_blocks: 1_800 }
+        Self { epoch_length: 0, min_stake: 10_000, max_validators: 32, unbonding_blocks: 1_800 }
     }
 }
 

@@ -82,6 +82,10 @@ pub struct NodeConfig {
     /// TEE: a collateral file attached to every attestation (TDX: DCAP collateral JSON from a PCCS; SEV-SNP: the
     /// VCEK DER when the host does not supply it). Re-read at each attestation.
     pub tee_collateral: Option<PathBuf>,
+    /// Where to listen for consensus peers when this node is not one of the chain spec's validators (a chain with
+    /// epochs: it follows consensus, and validates once bonded and chosen; its `BondValidator` names this address).
+    /// Flag `--p2p`. A spec validator listens at its spec address.
+    pub p2p: Option<SocketAddr>,
 }
 
 impl Default for NodeConfig {
@@ -116,6 +120,7 @@ impl Default for NodeConfig {
             fault_corrupt_proofs: false,
             tee_simulate_root: None,
             tee_collateral: None,
+            p2p: None,
         }
     }
 }

@@ -64,7 +64,11 @@ pub(super) async fn block(State(s): AppState, Path(height): Path<u64>) -> Result
                        "kind": kind_name(&stx.tx.kind),
                        "result": chain.tx_record(&id).map(|r| result_json(&r.result))})
             }
-            Err(e) => json!({"malformed": e.to_string()}),
+            Err(e) => match <vouch_chain::epoch::EpochChange as vouch_codec::Canonical>::from_canonical(t) {
+                Ok(c) => json!({"epoch_change": {"epoch": c.epoch,
+                    "validators": c.validators.iter().map(hex::encode).collect::<Vec<_>>()}}),
+                Err(_) => json!({"malformed": e.to_string()}),
+            },
         })
         .collect();
     let state_root = chain.root_at(h.height).map(|r| r.to_hex());
@@ -73,6 +77,74 @@ pub(super) async fn block(State(s): AppState, Path(height): Path<u64>) -> Result
         "timestamp_ms": h.timestamp_ms, "tx_root": hex::encode(h.tx_root),
         "state_root": state_root, "txs": txs,
     })))
+}
+
+/// `GET /v1/ledger/validators`: how the validator set changes, the sets fixed, and the bonded keys.
+pub(super) async fn validators(State(s): AppState) -> Json<Value> {
+    let chain = s.chain.chain();
+    let p = chain.genesis().params.validators.clone();
+    let height = chain.height();
+    let epoch = p.epoch_of(height + 1);
+    let sets: Vec<Value> = match p.epochs() {
+        true => chain
+            .fixed_validator_sets()
+            .into_iter()
+            .map(|(e, set)| json!({"epoch": e, "validators": set.iter().map(hex::encode).collect::<Vec<_>>()}))
+            .collect(),
+        false => vec![
+            json!({"epoch": 0, "validators": chain.genesis().validators.iter().map(hex::encode).collect::<Vec<_>>()}),
+        ],
+    };
+    let bonded: Vec<Value> = chain
+        .validator_records()
+        .into_iter()
+        .map(|(k, v)| {
+            let unbonding: Vec<Value> =
+                v.unbonding.iter().map(|(h, a)| json!({"release_height": h, "amount": a})).collect();
+            json!({"key": hex::encode(k), "operator": hex::encode(v.operator), "p2p": v.p2p, "stake": v.stake,
+                   "unbonding": unbonding})
+        })
+        .collect();
+    Json(json!({
+        "epochs": p.epochs(), "epoch_length": p.epoch_length, "min_stake": p.min_stake,
+        "max_validators": p.max_validators, "unbonding_blocks": p.unbonding_blocks,
+        "height": height, "epoch": epoch, "epoch_ends_at": p.epochs().then(|| p.last_height(epoch)),
+        "sets": sets, "bonded": bonded,
+    }))
+}
+
+/// Query of `GET /v1/ledger/epochs`.
+#[derive(serde::Deserialize)]
+pub(super) struct EpochsQuery {
+    /// First epoch whose boundary link to include (default 0).
+    #[serde(default)]
+    from: u64,
+}
+
+/// `GET /v1/ledger/epochs?from=K`: the links proving the validator sets of epochs `K + 1` up to the current one,
+/// each the canonical bytes of an `EpochLink` in hex, for `vouch verify --epochs`.
+pub(super) async fn epochs(
+    State(s): AppState,
+    axum::extract::Query(q): axum::extract::Query<EpochsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    use vouch_codec::Canonical as _;
+    let chain = s.chain.chain();
+    let p = chain.genesis().params.validators.clone();
+    if !p.epochs() {
+        return Err(ApiError::new(Code::EpochLinkUnavailable, "this chain's validator set is fixed: no epoch links"));
+    }
+    let current = p.epoch_of(chain.height() + 1);
+    if current == 0 || q.from >= current {
+        return Ok(Json(json!({"from": q.from, "links": []})));
+    }
+    let links = s.chain.epoch_links(q.from, current - 1).await.map_err(|e| {
+        ApiError::new(
+            Code::EpochLinkUnavailable,
+            format!("the boundary block of epoch {e} or its finalization is not stored here"),
+        )
+    })?;
+    let hex_links: Vec<String> = links.iter().map(|l| hex::encode(l.to_canonical())).collect();
+    Ok(Json(json!({"from": q.from, "links": hex_links})))
 }
 
 fn kind_name(k: &vouch_codec::tx::TxKind) -> &'static str {

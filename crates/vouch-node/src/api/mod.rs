@@ -56,6 +56,8 @@ pub(crate) fn router(state: Arc<NodeState>) -> Router {
         .route("/v1/ledger/genesis", get(ledger::genesis))
         .route("/v1/ledger/blocks/{height}", get(ledger::block))
         .route("/v1/ledger/nodes", get(ledger::nodes))
+        .route("/v1/ledger/validators", get(ledger::validators))
+        .route("/v1/ledger/epochs", get(ledger::epochs))
         .route("/v1/ledger/accounts/{address}", get(ledger::account))
         .route("/v1/ledger/txs", post(ledger::submit_tx))
         .route("/v1/ledger/txs/{id}", get(ledger::tx))

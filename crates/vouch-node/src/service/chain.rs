@@ -80,16 +80,34 @@ pub(crate) fn load_or_create_spec(
 
 impl NodeChain {
     /// Starts this node's validator for `spec`.
-    pub fn start(home: &Path, key: &NodeKey, spec: ChainSpec, snapshot_every: u64) -> Result<Self, NodeError> {
+    /// A node that is not one of the spec's validators joins a chain with epochs at `p2p`.
+    pub fn start(
+        home: &Path,
+        key: &NodeKey,
+        spec: ChainSpec,
+        snapshot_every: u64,
+        p2p: Option<std::net::SocketAddr>,
+    ) -> Result<Self, NodeError> {
         let seed = key.derive_seed(CONSENSUS_KEY_CONTEXT);
         let me = consensus_public_hex(&seed);
-        let entry = spec.validators.iter().find(|v| v.consensus_key == me).ok_or_else(|| {
-            NodeError::Config(format!("this node (consensus key {me}) is not a validator of the chain"))
-        })?;
+        let p2p_listen = match spec.validators.iter().find(|v| v.consensus_key == me) {
+            Some(entry) => entry.p2p,
+            None if spec.params.validators.epochs() => p2p.ok_or_else(|| {
+                NodeError::Config(format!(
+                    "this node (consensus key {me}) is not a genesis validator: give it a p2p address to follow \
+                     consensus from (--p2p or `p2p` in config.toml), and bond it to validate"
+                ))
+            })?,
+            None => {
+                return Err(NodeError::Config(format!(
+                    "this node (consensus key {me}) is not a validator of the chain (its validator set is fixed)"
+                )));
+            }
+        };
         let running = net::spawn(NetConfig {
             spec: spec.clone(),
             signer: consensus_key(&seed),
-            p2p_listen: entry.p2p,
+            p2p_listen,
             storage: home.join("chain"),
             timing: Timing { snapshot_every, ..Timing::default() },
         })
@@ -216,6 +234,17 @@ impl NodeChain {
         let sets = self.running.chain.validator_sets();
         vouch_chain::anchor::verify_with_sets(anchor, body, &self.running.chain.chain_id(), &sets)
             .map_err(|e| e.to_string())
+    }
+
+    /// The links proving the validator sets of epochs `from + 1 ..= to + 1` (each from the boundary block of the
+    /// epoch before and its finalization in this node's archive).
+    pub async fn epoch_links(&self, from: u64, to: u64) -> Result<Vec<vouch_chain::epoch::EpochLink>, u64> {
+        let params = &self.spec.params.validators;
+        let mut links = vec![];
+        for e in from..=to {
+            links.push(vouch_chain::epoch::build_link(params, &self.running.marshal, e).await.ok_or(e)?);
+        }
+        Ok(links)
     }
 
     /// A finalized block from marshal's archive.
