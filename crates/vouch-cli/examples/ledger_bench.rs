@@ -10,6 +10,7 @@
 //!
 //! `cargo build --release -p vouch-cli && cargo run --release -p vouch-cli --example ledger_bench -- --txs 20000`
 //! `... --example ledger_bench -- --txs 2000 --batch 512` (about 1M settled receipts)
+//! `... --example ledger_bench -- --txs 2000 --batch 512 --epoch-length 50` (the same on a chain with epochs)
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -43,8 +44,12 @@ async fn main() -> anyhow::Result<()> {
         Some(d) => PathBuf::from(d), // kept afterwards, with each node's log
         None => home.path().to_owned(),
     };
+    // `--epoch-length N`: a chain whose validator set is re-fixed every N blocks (one consensus engine per epoch).
+    let epoch_length = arg("--epoch-length", "0");
     let mut devnet = Command::new(&bin)
-        .args(["devnet", "--nodes", "4", "--base-port", &base.to_string(), "--home"])
+        .args(["devnet", "--nodes", "4", "--base-port", &base.to_string()])
+        .args(if epoch_length == "0" { vec![] } else { vec!["--epoch-length", epoch_length.as_str()] })
+        .arg("--home")
         .arg(&dir)
         .env("VOUCH_LOG", "warn")
         .stdout(Stdio::null())

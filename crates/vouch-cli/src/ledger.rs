@@ -191,6 +191,21 @@ pub async fn tx(cli: &Cli, cmd: &TxCommand) -> anyhow::Result<Outcome> {
     }
 }
 
+/// Every epoch link a node serves, page by page, as one `{"links": [...]}` document.
+pub async fn all_epoch_links(c: &Client) -> anyhow::Result<Value> {
+    let mut links = vec![];
+    let mut from = 0u64;
+    loop {
+        let page: Value = c.get(&format!("/v1/ledger/epochs?from={from}")).await?;
+        links.extend(page["links"].as_array().cloned().unwrap_or_default());
+        match page["next"].as_u64() {
+            Some(n) if n > from => from = n,
+            _ => break,
+        }
+    }
+    Ok(serde_json::json!({ "links": links }))
+}
+
 pub async fn run(cli: &Cli, cmd: &LedgerCommand) -> anyhow::Result<Outcome> {
     let c = Client::new(&cli.node);
     let v: Value = match cmd {
@@ -199,7 +214,7 @@ pub async fn run(cli: &Cli, cmd: &LedgerCommand) -> anyhow::Result<Outcome> {
         LedgerCommand::Block { height } => c.get(&format!("/v1/ledger/blocks/{height}")).await?,
         LedgerCommand::Tx { id } => c.get(&format!("/v1/ledger/txs/{id}")).await?,
         LedgerCommand::Validators => c.get("/v1/ledger/validators").await?,
-        LedgerCommand::Epochs => c.get("/v1/ledger/epochs").await?,
+        LedgerCommand::Epochs => all_epoch_links(&c).await?,
     };
     if cli.json || !matches!(cmd, LedgerCommand::Status | LedgerCommand::Validators) {
         print_json(&v)?;

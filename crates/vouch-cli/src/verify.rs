@@ -232,7 +232,7 @@ async fn check_online(cli: &Cli, text: &str) -> anyhow::Result<Result<Anchored, 
     let client = vouch_api::Client::new(&cli.node);
     let spec: vouch_chain::spec::ChainSpec = client.get("/v1/ledger/genesis").await?;
     let links = match spec.params.validators.epochs() {
-        true => parse_links(&client.get::<serde_json::Value>("/v1/ledger/epochs").await?)?,
+        true => parse_links(&crate::ledger::all_epoch_links(&client).await?)?,
         false => vec![],
     };
     let anchored = match check_anchor(text, &spec, &links)? {

@@ -297,6 +297,8 @@ fn bad_models_bad_requests_and_dropped_uploads_get_clear_errors() {
         "/v1/ledger/status",
         "/v1/ledger/genesis",
         "/v1/ledger/nodes",
+        "/v1/ledger/validators",
+        "/v1/ledger/epochs",
         "/v1/ledger/blocks/{height}",
         "/v1/ledger/accounts/{address}",
         "/v1/ledger/txs",

@@ -121,7 +121,8 @@ fn start_node(home: &Path, extra: &[&str]) -> Proc {
 fn a_fifth_node_bonds_validates_then_unbonds_and_leaves_while_receipts_of_each_epoch_verify_offline() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("net");
-    let base: u16 = 40_000 + (std::process::id() % 1_000) as u16 * 8;
+    // Below the ephemeral range (32768+), so no outgoing connection holds one of these ports.
+    let base: u16 = 10_000 + (std::process::id() % 1_000) as u16 * 8;
     let devnet = Command::new(vouch_bin())
         .args(["devnet", "--nodes", "4", "--epoch-length", &EPOCH.to_string(), "--base-port", &base.to_string()])
         .arg("--home")
@@ -133,7 +134,7 @@ fn a_fifth_node_bonds_validates_then_unbonds_and_leaves_while_receipts_of_each_e
     let _devnet = Proc(devnet);
     let addrs: Vec<SocketAddr> = (0..5).map(|i| SocketAddr::from(([127, 0, 0, 1], base + i))).collect();
     let urls: Vec<String> = addrs.iter().map(|a| format!("http://{a}")).collect();
-    wait_for("the four genesis nodes to finalize blocks", 90, || addrs[..4].iter().all(|a| height(*a) >= 2));
+    wait_for("the four genesis nodes to finalize blocks", 180, || addrs[..4].iter().all(|a| height(*a) >= 2));
 
     let input = dir.path().join("in.json");
     std::fs::write(
@@ -157,7 +158,17 @@ fn a_fifth_node_bonds_validates_then_unbonds_and_leaves_while_receipts_of_each_e
         vouch_chain::spec::consensus_public_hex(&joiner_key.derive_seed(vouch_chain::spec::CONSENSUS_KEY_CONTEXT));
     let p2p = format!("127.0.0.1:{}", base + 104);
     let _joiner = start_node(&joiner_home, &["--listen", &addrs[4].to_string(), "--p2p", &p2p]);
-    wait_for("the joiner's API", 60, || get(addrs[4], "/v1/node").is_some());
+    let t = Instant::now();
+    while get(addrs[4], "/v1/node").is_none() {
+        let log = std::fs::read_dir(&joiner_home)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("run-"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect::<String>();
+        assert!(t.elapsed() < Duration::from_secs(240), "the joiner's API is not up after 240 s; its log:\n{log}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // Bond it from the dev account (the node key proves the consensus key).
     let key_path = joiner_home.join("node.key");

@@ -133,7 +133,7 @@ codes! {
     MempoolFull = (SERVICE_UNAVAILABLE, "mempool_full", "The node's mempool is full; retry later."),
     BlockNotFound = (NOT_FOUND, "block_not_found", "No finalized and executed block at this height."),
     TxNotFound = (NOT_FOUND, "tx_not_found", "The transaction is not finalized."),
-    EpochLinkUnavailable = (NOT_FOUND, "epoch_link_unavailable", "This node cannot prove an epoch's validator set: the chain has no epochs, the epoch has not ended, or the node does not store its boundary block or that block's finalization."),
+    EpochLinkUnavailable = (NOT_FOUND, "epoch_link_unavailable", "This node cannot prove an epoch's validator set: it does not store the epoch's boundary block or that block's finalization."),
     LedgerUnavailable = (SERVICE_UNAVAILABLE, "ledger_unavailable", "The node could not submit to its ledger."),
     LedgerBehind = (SERVICE_UNAVAILABLE, "ledger_behind", "This node's ledger has not reached the height the request needs."),
     LedgerTimeout = (GATEWAY_TIMEOUT, "ledger_timeout", "The ledger did not finalize in time."),
