@@ -50,6 +50,33 @@ pub enum ClientError {
     },
 }
 
+/// Largest JSON response the client reads: a node (or something posing as one) cannot make it allocate more by
+/// sending a huge or endless body.
+pub const MAX_RESPONSE_BYTES: usize = 256 << 20;
+
+/// Largest error body the client reads.
+const MAX_ERROR_BYTES: usize = 64 << 10;
+
+/// Reads a response body of at most `cap` bytes (refusing a larger declared length before reading any of it).
+async fn read_capped(resp: Response, cap: usize) -> Result<Vec<u8>, ClientError> {
+    let too_big = |n: u64| ClientError::Protocol(format!("the response exceeds {cap} bytes ({n} or more)"));
+    if let Some(len) = resp.content_length()
+        && len > cap as u64
+    {
+        return Err(too_big(len));
+    }
+    let mut out = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ClientError::Protocol(e.to_string()))?;
+        if out.len() + chunk.len() > cap {
+            return Err(too_big((out.len() + chunk.len()) as u64));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
 /// A node's API.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -76,7 +103,8 @@ impl Client {
         if status.is_success() {
             return Ok(resp);
         }
-        let text = resp.text().await.unwrap_or_default();
+        let bytes = read_capped(resp, MAX_ERROR_BYTES).await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         let detail = serde_json::from_str::<ErrorBody>(&text).map(|b| b.error).unwrap_or(ErrorDetail {
             code: "http_error".into(),
             message: if text.is_empty() { status.to_string() } else { text },
@@ -87,7 +115,7 @@ impl Client {
 
     async fn json<T: DeserializeOwned>(resp: Response) -> Result<T, ClientError> {
         let resp = Self::check(resp).await?;
-        let bytes = resp.bytes().await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let bytes = read_capped(resp, MAX_RESPONSE_BYTES).await?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 

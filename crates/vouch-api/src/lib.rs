@@ -8,7 +8,7 @@ pub mod client;
 use serde::{Deserialize, Serialize};
 use vouch_codec::{AgreementRule, ModelId, TensorSpec};
 
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, MAX_RESPONSE_BYTES};
 
 /// One version of a model, as stored by the hub and returned by push, show and list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -74,6 +74,14 @@ where
         keys(self.chain.state().ledger.validator_set(epoch)?)
     }
 
+    /// The consensus journal's storage partition of `epoch`'s engine (epoch 0 keeps the name of a fixed-set chain's).
+    fn partition_of(&self, epoch: u64) -> String {
+        match epoch {
+            0 => format!("{}-simplex", self.partition),
+            e => format!("{}-simplex-{e}", self.partition),
+        }
+    }
+
     /// Digest of the block the engine of `epoch` starts from: the last block of the epoch before.
     async fn floor(&self, epoch: u64) -> Option<sha256::Digest> {
         if epoch == 0 {
@@ -106,6 +114,13 @@ where
                         if let Some((old, h)) = active.replace((target, handle)) {
                             h.abort();
                             info!(from = old, to = target, "entered a new epoch");
+                        }
+                        // The journal of an engine two epochs back is no longer needed (a restart resumes the
+                        // current epoch's); a failure only leaves files behind.
+                        if target >= 2
+                            && let Err(e) = ctx.remove(&self.partition_of(target - 2), None).await
+                        {
+                            warn!(epoch = target - 2, error = %e, "could not remove an old consensus journal");
                         }
                     }
                     None => warn!(epoch = target, "cannot enter the epoch yet (its set or floor is unknown)"),

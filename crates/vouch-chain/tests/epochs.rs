@@ -300,6 +300,11 @@ fn a_validator_bonds_joins_at_the_epoch_after_next_and_one_leaves_while_consensu
         net.reach(end).await;
         net.root_at(end);
         anchors_across_epochs(&net, &early, &late).await;
+        // Each epoch's engine journals in a partition of its own; those two epochs back are removed.
+        use commonware_runtime::Storage as _;
+        let epoch = end / EPOCH;
+        assert!(!net.ctx.scan(&format!("node-1-simplex-{epoch}")).await.unwrap_or_default().is_empty());
+        assert!(net.ctx.scan(&format!("node-1-simplex-{}", epoch - 2)).await.unwrap_or_default().is_empty());
         let st = net.chain(0).state();
         assert_eq!(st.ledger.accounts.get(&v0.public_key()).map(|a| a.balance), Some(1_000 - 1 + 1_000));
         assert!(st.ledger.validators.get(&v0.public_key()).is_none(), "a fully unbonded key is forgotten");
