@@ -367,3 +367,50 @@ async fn anchors_across_epochs(net: &Net, early: &ReceiptBody, late: &ReceiptBod
     t.certificate = a_early.certificate.clone();
     assert!(anchor::verify_with_sets(&t, late, &chain_id, &sets).is_err());
 }
+
+/// What validators vote on: a boundary block must end with exactly the set the ledger fixed, and no other block may
+/// carry one. Each wrong block is refused with its reason.
+#[test]
+fn boundary_blocks_carry_exactly_the_fixed_set() {
+    use vouch_chain::chain::{BlockTxError, check_block_txs, check_epoch_change};
+    use vouch_chain::epoch::EpochChange;
+    let keys: Vec<Address> = (1..=4u8).map(|i| NodeKey::from_secret([i; 32]).public_key()).collect();
+    let user = NodeKey::from_secret([9; 32]);
+    let params = Params {
+        validators: ValidatorParams { epoch_length: 10, min_stake: 1_000, max_validators: 10, unbonding_blocks: 5 },
+        ..Params::default()
+    };
+    let genesis = Genesis { accounts: vec![(user.public_key(), 1_000)], params, validators: keys.clone() };
+    let chain = Chain::new(genesis.clone());
+    let mut set = keys.clone();
+    set.sort_unstable();
+    let good = EpochChange { epoch: 1, validators: set.clone() };
+    let tx = sign(genesis.chain_id(), &mut BTreeMap::new(), &user, TxKind::Transfer { to: [1; 32], amount: 1 });
+    let block = |height: u64, items: Vec<Bytes>| vouch_chain::Block::new([0; 32], height, 1, items);
+    let item = |c: &EpochChange| Bytes::from(c.to_canonical());
+    let check = |b: &vouch_chain::Block| check_block_txs(&chain, b).and_then(|_| check_epoch_change(&chain, b));
+    let reason = |b: &vouch_chain::Block| match check(b) {
+        Err(BlockTxError::EpochChange(r)) => r,
+        other => panic!("expected an epoch change refusal, got {other:?}"),
+    };
+
+    // The boundary (height 9 = the last of epoch 0) with transactions, then the set of epoch 1.
+    let ok = block(9, vec![tx.clone(), item(&good)]);
+    assert_eq!(check_block_txs(&chain, &ok).unwrap().len(), 1, "the change is not a transaction");
+    check(&ok).unwrap();
+    // Missing, for the wrong epoch, another set, not the last item, garbage.
+    assert_eq!(reason(&block(9, vec![])), "the boundary block carries none");
+    assert_eq!(reason(&block(9, vec![item(&EpochChange { epoch: 2, ..good.clone() })])), "for epoch 2, expected 1");
+    let mut fewer = good.clone();
+    fewer.validators.pop();
+    assert_eq!(reason(&block(9, vec![item(&fewer)])), "carries the set of epoch 1 that the ledger did not choose");
+    assert!(reason(&block(9, vec![item(&good), tx.clone()])).contains("bad magic bytes"));
+    let garbage = reason(&block(9, vec![Bytes::from_static(b"VOUCH_EPOCH_V1 garbage")]));
+    assert!(garbage.contains("validator"), "{garbage}");
+    let mut unsorted = good.clone();
+    unsorted.validators.reverse();
+    assert!(reason(&block(9, vec![item(&unsorted)])).contains("not sorted"));
+    // Any other block holds transactions only.
+    assert!(matches!(check(&block(5, vec![item(&good)])), Err(BlockTxError::Malformed { index: 0, .. })));
+    check(&block(5, vec![tx])).unwrap();
+}

@@ -31,7 +31,51 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("chain_block", chain_block),
     ("gguf_header", gguf_header),
     ("tee_evidence", tee_evidence),
+    ("epoch_link", epoch_link),
 ];
+
+/// The validator params and the genesis set the epoch-link target checks against.
+fn epoch_fixture() -> (vouch_ledger::ValidatorParams, Vec<[u8; 32]>) {
+    let params = vouch_ledger::ValidatorParams { epoch_length: 10, ..Default::default() };
+    // A consensus key of a seed is the ed25519 key of that seed, as a node key is.
+    let mut set: Vec<[u8; 32]> = (1..=4u8).map(|i| vouch_crypto::NodeKey::from_secret([i; 32]).public_key()).collect();
+    set.sort_unstable();
+    (params, set)
+}
+
+/// An epoch link as `vouch verify --epochs` reads it from a file: decoded, its re-encoding round-trips, and it is
+/// checked against the set before it (header, Merkle path, certificate).
+pub fn epoch_link(data: &[u8]) {
+    if let Ok(link) = vouch_chain::epoch::EpochLink::from_canonical(data) {
+        round_trip(&link);
+        let (params, set) = epoch_fixture();
+        let _ = vouch_chain::epoch::ValidatorSets::from_links(&params, &set, std::slice::from_ref(&link));
+    }
+    if let Ok(change) = vouch_chain::epoch::EpochChange::from_canonical(data) {
+        round_trip(&change);
+    }
+}
+
+/// A link whose header, change and Merkle path are those of a real boundary block (its certificate is not a
+/// finalization, so it is refused there), and the change alone.
+fn epoch_seeds() -> Vec<Vec<u8>> {
+    let (params, set) = epoch_fixture();
+    let change = vouch_chain::epoch::EpochChange { epoch: 1, validators: set };
+    let block = vouch_chain::Block::new(
+        [8; 32],
+        params.last_height(0),
+        1_764_000_000_123,
+        vec![bytes::Bytes::from(change.to_canonical())],
+    );
+    let link = vouch_chain::epoch::EpochLink {
+        header: *block.header(),
+        change: change.clone(),
+        index: 0,
+        inclusion: block.inclusion_proof(0).unwrap_or_default(),
+        certificate: vec![7; 200],
+    };
+    vec![link.to_canonical(), change.to_canonical()]
+}
 
 /// TEE evidence as a receipt or an `Attest` transaction carries it: decoded, then fully verified (the platform's
 /// vendor chain, report-data binding, the default policy) at a time inside the fixtures' validity.
@@ -405,6 +449,8 @@ pub fn seeds(name: &str, models: &std::path::Path) -> Vec<Vec<u8>> {
             TxKind::Transfer { to: [4; 32], amount: 5 },
             TxKind::SettleReceipt { receipt: vouch_codec::Digest([5; 32]) },
             TxKind::SettleBatch { root: vouch_codec::Digest([5; 32]), count: 4096 },
+            TxKind::BondValidator { key: [6; 32], p2p: "10.0.0.1:9000".into(), stake: 10_000, key_signature: [7; 64] },
+            TxKind::UnbondValidator { key: [6; 32] },
             TxKind::Unbond { node: [6; 32], amount: 9 },
             TxKind::SetEngine { node: [6; 32], engine: "tract 0.23.9; llama.cpp cpu x86_64+avx2".into() },
             TxKind::Attest {
@@ -454,6 +500,7 @@ pub fn seeds(name: &str, models: &std::path::Path) -> Vec<Vec<u8>> {
         "zk_private_evidence" => zk().map(|z| vec![z.1]).unwrap_or_default(),
         "gguf_header" => vec![gguf_seed()],
         "tee_evidence" => tee_seeds(),
+        "epoch_link" => epoch_seeds(),
         "chain_block" => {
             let txs: Vec<bytes::Bytes> = txs().iter().map(|t| t.to_bytes().into()).collect();
             vec![vouch_chain::Block::new([8; 32], 12, 1_764_000_000_123, txs).to_canonical()]

@@ -137,3 +137,8 @@ fn replay() {
     let (_, target) = vouch_fuzz::TARGETS.iter().find(|(n, _)| file.starts_with(n)).expect("a target's input");
     target(&std::fs::read(&path).unwrap());
 }
+
+#[test]
+fn epoch_link() {
+    fuzz("epoch_link");
+}
