@@ -12,7 +12,7 @@ use commonware_consensus::marshal::{core::Mailbox, standard::Inline, standard::S
 use commonware_consensus::simplex::{self, elector::RoundRobin};
 use commonware_consensus::types::{Epoch, FixedEpocher, Height, ViewDelta};
 use commonware_cryptography::{Digestible as _, Sha256, ed25519, sha256};
-use commonware_p2p::utils::mux::MuxHandle;
+use commonware_p2p::utils::mux::{MuxHandle, SubReceiver, SubSender};
 use commonware_p2p::{Blocker, Sender};
 use commonware_parallel::Sequential;
 use commonware_runtime::buffer::paged::CacheRef;
@@ -28,6 +28,16 @@ use crate::block::Block;
 use crate::chain::ChainHandle;
 use crate::epoch::{EpochSchemes, keys};
 use crate::validator::Timing;
+
+/// What the orchestrator woke up for.
+enum Woke {
+    /// A block was executed (false: the chain is gone).
+    Executed(bool),
+    /// Traffic of an epoch with no open sub-channel (None: the p2p layer is gone).
+    Ahead(Option<(u64, (ed25519::PublicKey, IoBuf))>),
+    /// Nothing for a while.
+    Quiet,
+}
 
 /// Traffic for a sub-channel (epoch) nobody registered.
 pub(crate) type Backup = tokio::sync::mpsc::Receiver<(u64, (ed25519::PublicKey, IoBuf))>;
@@ -58,6 +68,21 @@ where
 
 /// Least time between two requests for the same boundary finalization.
 const HINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Without an executed block for this long, the validator asks its set's members for its epoch's boundary
+/// finalization (its peers may have moved on to an epoch whose traffic it queues without reading).
+const STALL: Duration = Duration::from_secs(2);
+
+/// One sub-channel pair.
+type Pair<S> = (SubSender<S>, SubReceiver<ed25519::PublicKey>);
+
+/// The sub-channels of one epoch: votes, certificates, certificate fetches.
+struct Opened<S: Sender<PublicKey = ed25519::PublicKey>> {
+    epoch: u64,
+    votes: Pair<S>,
+    certs: Pair<S>,
+    resolver: Pair<S>,
+}
 
 impl<E, S, B> Orchestrator<E, S, B>
 where
@@ -105,15 +130,29 @@ where
             }
         }
         let mut active: Option<(u64, Handle<()>)> = None;
+        // The next epoch's sub-channels, opened as soon as an epoch starts: what faster peers send for it queues there
+        // instead of being lost before this validator enters it.
+        let mut next: Option<Opened<S>> = None;
         let mut last_hint: Option<(u64, std::time::SystemTime)> = None;
+        let mut progress = (self.chain.height(), ctx.current());
         loop {
             let target = params.epoch_of(self.chain.height() + 1);
             if active.as_ref().map(|a| a.0) != Some(target) {
-                match self.enter(&ctx, target).await {
+                let opened = match next.take() {
+                    Some(o) if o.epoch == target => Some(o),
+                    stale => {
+                        drop(stale);
+                        self.open(target).await
+                    }
+                };
+                match self.enter(&ctx, target, opened).await {
                     Some(handle) => {
                         if let Some((old, h)) = active.replace((target, handle)) {
                             h.abort();
                             info!(from = old, to = target, "entered a new epoch");
+                        }
+                        if params.epochs() {
+                            next = self.open(target + 1).await;
                         }
                         // The journal of an engine two epochs back is no longer needed (a restart resumes the
                         // current epoch's); a failure only leaves files behind.
@@ -126,7 +165,7 @@ where
                     None => warn!(epoch = target, "cannot enter the epoch yet (its set or floor is unknown)"),
                 }
             }
-            // Wait for the next executed block, or for traffic of an epoch ahead of ours.
+            // Wait for the next executed block, for traffic of an epoch ahead of ours, or for a stall.
             let woke = {
                 let changed = Box::pin(executed.changed());
                 let backup = Box::pin(async {
@@ -134,43 +173,68 @@ where
                         Either::Left((m, _)) | Either::Right((m, _)) => m,
                     }
                 });
-                match select(changed, backup).await {
-                    Either::Left((r, _)) => Either::Left(r.is_ok()),
-                    Either::Right((m, _)) => Either::Right(m),
+                let stall = Box::pin(ctx.sleep(STALL));
+                match select(select(changed, backup), stall).await {
+                    Either::Left((Either::Left((r, _)), _)) => Woke::Executed(r.is_ok()),
+                    Either::Left((Either::Right((m, _)), _)) => Woke::Ahead(m),
+                    Either::Right(_) => Woke::Quiet,
                 }
             };
-            match woke {
-                Either::Left(true) => {}
-                Either::Left(false) | Either::Right(None) => return,
-                Either::Right(Some((sub, (peer, _)))) => {
-                    let ours = active.as_ref().map_or(target, |a| a.0);
-                    if params.epochs() && sub > ours {
-                        let now = ctx.current();
-                        let due = match last_hint {
-                            Some((e, at)) if e == ours => now.duration_since(at).map_or(true, |d| d >= HINT_EVERY),
-                            _ => true,
-                        };
-                        if due {
-                            last_hint = Some((ours, now));
-                            self.marshal.hint_finalized(Height::new(params.last_height(ours)), NonEmptyVec::new(peer));
-                        }
+            let ours = active.as_ref().map_or(target, |a| a.0);
+            let peers = match woke {
+                Woke::Executed(true) => None,
+                Woke::Executed(false) | Woke::Ahead(None) => return,
+                Woke::Ahead(Some((sub, (peer, _)))) => (params.epochs() && sub > ours).then(|| vec![peer]),
+                Woke::Quiet => {
+                    let now = ctx.current();
+                    let height = self.chain.height();
+                    let stalled = height == progress.0 && now.duration_since(progress.1).is_ok_and(|d| d >= STALL);
+                    if height != progress.0 {
+                        progress = (height, now);
                     }
+                    let me = commonware_cryptography::Signer::public_key(&self.signer);
+                    (params.epochs() && stalled)
+                        .then(|| self.set(ours).map(|s| s.iter().filter(|k| **k != me).cloned().collect()))
+                        .flatten()
+                }
+            };
+            let height = self.chain.height();
+            if height != progress.0 {
+                progress = (height, ctx.current());
+            }
+            if let Some(peers) = peers.filter(|p: &Vec<ed25519::PublicKey>| !p.is_empty()) {
+                let now = ctx.current();
+                let due = match last_hint {
+                    Some((e, at)) if e == ours => now.duration_since(at).map_or(true, |d| d >= HINT_EVERY),
+                    _ => true,
+                };
+                if due {
+                    last_hint = Some((ours, now));
+                    let boundary = Height::new(params.last_height(ours));
+                    self.marshal.hint_finalized(boundary, NonEmptyVec::from_unchecked(peers));
                 }
             }
         }
     }
 
-    /// Registers `epoch`'s scheme (and the next one's, when fixed), opens its sub-channels and starts its engine.
-    async fn enter(&mut self, ctx: &E, epoch: u64) -> Option<Handle<()>> {
+    /// Opens `epoch`'s sub-channels (`None` if they are open already).
+    async fn open(&mut self, epoch: u64) -> Option<Opened<S>> {
+        let votes = self.votes.register(epoch).await.ok()?;
+        let certs = self.certs.register(epoch).await.ok()?;
+        let resolver = self.resolver.register(epoch).await.ok()?;
+        Some(Opened { epoch, votes, certs, resolver })
+    }
+
+    /// Registers `epoch`'s scheme (and the next one's, when fixed) and starts its engine on `opened`, its
+    /// sub-channels.
+    async fn enter(&mut self, ctx: &E, epoch: u64, opened: Option<Opened<S>>) -> Option<Handle<()>> {
         let set = self.set(epoch)?;
         let floor = self.floor(epoch).await?;
+        let Opened { votes, certs, resolver, .. } = opened?;
         let scheme = self.schemes.register(epoch, set.clone(), &self.signer);
         if let Some(next) = self.set(epoch + 1) {
             self.schemes.register(epoch + 1, next, &self.signer);
         }
-        let votes = self.votes.register(epoch).await.ok()?;
-        let certs = self.certs.register(epoch).await.ok()?;
-        let resolver = self.resolver.register(epoch).await.ok()?;
         let member = set.iter().any(|k| *k == commonware_cryptography::Signer::public_key(&self.signer));
         info!(epoch, validators = set.len(), member, "starting the epoch's consensus engine");
         let t = &self.timing;
