@@ -34,7 +34,7 @@ enum Woke {
     /// A block was executed (false: the chain is gone).
     Executed(bool),
     /// Traffic of an epoch with no open sub-channel (None: the p2p layer is gone).
-    Ahead(Option<(u64, (ed25519::PublicKey, IoBuf))>),
+    Ahead(Option<Box<(u64, ed25519::PublicKey)>>),
     /// Nothing for a while.
     Quiet,
 }
@@ -176,7 +176,9 @@ where
                 let stall = Box::pin(ctx.sleep(STALL));
                 match select(select(changed, backup), stall).await {
                     Either::Left((Either::Left((r, _)), _)) => Woke::Executed(r.is_ok()),
-                    Either::Left((Either::Right((m, _)), _)) => Woke::Ahead(m),
+                    Either::Left((Either::Right((m, _)), _)) => {
+                        Woke::Ahead(m.map(|(sub, (peer, _))| Box::new((sub, peer))))
+                    }
                     Either::Right(_) => Woke::Quiet,
                 }
             };
@@ -184,7 +186,7 @@ where
             let peers = match woke {
                 Woke::Executed(true) => None,
                 Woke::Executed(false) | Woke::Ahead(None) => return,
-                Woke::Ahead(Some((sub, (peer, _)))) => (params.epochs() && sub > ours).then(|| vec![peer]),
+                Woke::Ahead(Some(m)) => (params.epochs() && m.0 > ours).then(|| vec![m.1]),
                 Woke::Quiet => {
                     let now = ctx.current();
                     let height = self.chain.height();
