@@ -539,6 +539,10 @@ impl Chain {
         if let Some(r) = self.state().roots.get(&height) {
             return Some(*r);
         }
+        if height == 0 {
+            // Evicted from memory with the old heights, and never indexed (no block executes at 0).
+            return Some(State::genesis(&self.genesis).root());
+        }
         self.index.as_ref().and_then(|ix| ix.db.root(height).ok().flatten())
     }
 
@@ -592,9 +596,10 @@ pub fn expected_epoch_change(chain: &Chain, height: u64) -> Option<crate::epoch:
     if !params.is_boundary(height) {
         return None;
     }
-    let epoch = params.epoch_of(height) + 1;
-    let validators = chain.state().ledger.validator_set(epoch)?.clone();
-    Some(crate::epoch::EpochChange { epoch, validators })
+    let ending = params.epoch_of(height);
+    let validators = chain.state().ledger.validator_set(ending + 1)?.clone();
+    let state_root = chain.root_at(crate::epoch::EpochChange::root_height(params, ending))?.0;
+    Some(crate::epoch::EpochChange { epoch: ending + 1, state_root, validators })
 }
 
 /// Checks a boundary block's epoch change against the executed ledger (what a validator votes on); any other block
@@ -608,13 +613,20 @@ pub fn check_epoch_change(chain: &Chain, block: &Block) -> Result<(), BlockTxErr
     }
     let bad = |m: String| BlockTxError::EpochChange(m);
     let Some(expected) = expected_epoch_change(chain, height) else {
-        return Err(bad(format!("the set of epoch {} is not known here yet", params.epoch_of(height) + 1)));
+        return Err(bad(format!(
+            "the set of epoch {} or the state root it commits to is not known here yet",
+            params.epoch_of(height) + 1
+        )));
     };
     let (_, item) = crate::epoch::split(params, block);
     let item = item.ok_or_else(|| bad("the boundary block carries none".into()))?;
     let found = crate::epoch::EpochChange::from_canonical(item).map_err(|e| bad(e.to_string()))?;
-    if found != expected {
+    if found.validators != expected.validators || found.epoch != expected.epoch {
         return Err(bad(format!("carries the set of epoch {} that the ledger did not choose", found.epoch)));
+    }
+    if found.state_root != expected.state_root {
+        let h = crate::epoch::EpochChange::root_height(params, params.epoch_of(height));
+        return Err(bad(format!("carries a state root that is not the ledger's at height {h}")));
     }
     Ok(())
 }

@@ -31,22 +31,35 @@ const MAGIC: &[u8; 14] = b"VOUCH_EPOCH_V1";
 /// Most validators in a set an [`EpochChange`] may carry.
 pub const MAX_SET: usize = 1_024;
 
-/// The last item of an epoch's boundary block: the validator set of the next epoch.
+/// The last item of an epoch's boundary block: the validator set of the next epoch, and the ledger's state root
+/// at the start of the ending epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EpochChange {
     /// The epoch the set validates.
     pub epoch: u64,
+    /// The state root after the last block of the epoch before the ending one (for epoch 0, the genesis state's):
+    /// every validator of the ending epoch has executed that block, so it checks the root before voting, and the
+    /// finalized chain commits to one state root per epoch (what a snapshot from a peer can be checked against).
+    pub state_root: [u8; 32],
     /// Its consensus keys, sorted.
     pub validators: Vec<[u8; 32]>,
 }
 
-/// `VOUCH_EPOCH_V1`, the epoch, the count, the sorted keys.
+impl EpochChange {
+    /// The height whose state root the change of the boundary block of `ending` (an epoch) carries.
+    pub fn root_height(params: &ValidatorParams, ending: u64) -> u64 {
+        if ending == 0 { 0 } else { params.last_height(ending - 1) }
+    }
+}
+
+/// `VOUCH_EPOCH_V1`, the epoch, the state root, the count, the sorted keys.
 impl Canonical for EpochChange {
     const WHAT: &'static str = "epoch change";
 
     fn encode(&self, w: &mut Writer) {
         w.raw(MAGIC);
         w.u64(self.epoch);
+        w.raw(&self.state_root);
         w.len(self.validators.len());
         self.validators.iter().for_each(|k| w.raw(k));
     }
@@ -56,6 +69,7 @@ impl Canonical for EpochChange {
             return Err(DecodeError::NonCanonical { what: "epoch change", reason: "bad magic bytes".into() });
         }
         let epoch = r.u64("epoch")?;
+        let state_root = r.array("state root")?;
         let n = r.count("validators")?;
         if n == 0 || n > MAX_SET {
             return Err(DecodeError::InvalidValue { what: "validator count", value: n as u64 });
@@ -67,7 +81,7 @@ impl Canonical for EpochChange {
                 reason: "keys not sorted and unique".into(),
             });
         }
-        Ok(Self { epoch, validators })
+        Ok(Self { epoch, state_root, validators })
     }
 }
 
@@ -250,13 +264,15 @@ pub fn encode_certificate(fin: &Finalization<Scheme, sha256::Digest>) -> Vec<u8>
 pub struct ValidatorSets {
     params: ValidatorParams,
     sets: BTreeMap<u64, Vec<[u8; 32]>>,
+    /// State roots the verified links commit to, by height.
+    roots: BTreeMap<u64, [u8; 32]>,
 }
 
 impl ValidatorSets {
     /// A chain whose genesis set validates forever.
     pub fn fixed(validators: &[ed25519::PublicKey]) -> Self {
         let set = validators.iter().map(|k| k.as_ref().try_into().expect("32-byte keys")).collect();
-        Self { params: ValidatorParams::default(), sets: BTreeMap::from([(0, set)]) }
+        Self { params: ValidatorParams::default(), sets: BTreeMap::from([(0, set)]), roots: BTreeMap::new() }
     }
 
     /// The genesis set of a chain with `params`, followed through `links` (each checked against the set before it).
@@ -264,11 +280,12 @@ impl ValidatorSets {
         let mut set: Vec<[u8; 32]> = genesis.to_vec();
         set.sort_unstable();
         set.dedup();
-        let mut out = Self { params: params.clone(), sets: BTreeMap::from([(0, set)]) };
+        let mut out = Self { params: params.clone(), sets: BTreeMap::from([(0, set)]), roots: BTreeMap::new() };
         for link in links {
             let (epoch, set) = out.sets.iter().next_back().map(|(e, s)| (*e, s.clone())).expect("genesis");
             verify_link(params, epoch, &set, link)?;
             out.sets.insert(epoch + 1, link.change.validators.clone());
+            out.roots.insert(EpochChange::root_height(params, epoch), link.change.state_root);
         }
         Ok(out)
     }
@@ -286,6 +303,11 @@ impl ValidatorSets {
     /// The set of `epoch`, if known.
     pub fn get(&self, epoch: u64) -> Option<Set<ed25519::PublicKey>> {
         keys(self.sets.get(&epoch)?)
+    }
+
+    /// The ledger state roots the verified links commit to, by height (one per epoch: the root at its start).
+    pub fn state_roots(&self) -> &BTreeMap<u64, [u8; 32]> {
+        &self.roots
     }
 
     /// The newest epoch known.

@@ -328,6 +328,12 @@ async fn anchors_across_epochs(net: &Net, early: &ReceiptBody, late: &ReceiptBod
     }
     let sets = ValidatorSets::from_links(params, &net.genesis.validators, &links).expect("the links verify");
     assert_eq!(sets.latest(), late_epoch);
+    // The finalized chain commits to the state root at the start of every epoch: the links carry what every node
+    // computed there.
+    assert_eq!(sets.state_roots().len() as u64, late_epoch);
+    for (height, root) in sets.state_roots() {
+        assert_eq!(Some(Digest(*root)), chain.root_at(*height), "state root at height {height}");
+    }
     anchor::verify_with_sets(&a_early, early, &chain_id, &sets).unwrap();
     anchor::verify_with_sets(&a_late, late, &chain_id, &sets).unwrap();
     // The node's own sets agree.
@@ -344,9 +350,12 @@ async fn anchors_across_epochs(net: &Net, early: &ReceiptBody, late: &ReceiptBod
         assert_eq!(&EpochLink::from_canonical(&l.to_canonical()).unwrap(), l);
     }
     let check = |links: &[EpochLink]| ValidatorSets::from_links(params, &net.genesis.validators, links).map(|_| ());
-    // A set that is not the boundary block's.
+    // A set, or a state root, that is not the boundary block's.
     let mut t = links.clone();
     t[1].change.validators.pop();
+    assert!(matches!(check(&t), Err(LinkError::NotIncluded(_))), "{:?}", check(&t));
+    let mut t = links.clone();
+    t[2].change.state_root[0] ^= 1;
     assert!(matches!(check(&t), Err(LinkError::NotIncluded(_))), "{:?}", check(&t));
     // Links out of order, or one skipped.
     assert_eq!(check(&links[1..]), Err(LinkError::WrongEpoch { expected: 1, found: 2 }));
@@ -384,7 +393,7 @@ fn boundary_blocks_carry_exactly_the_fixed_set() {
     let chain = Chain::new(genesis.clone());
     let mut set = keys.clone();
     set.sort_unstable();
-    let good = EpochChange { epoch: 1, validators: set.clone() };
+    let good = EpochChange { epoch: 1, state_root: chain.root_at(0).unwrap().0, validators: set.clone() };
     let tx = sign(genesis.chain_id(), &mut BTreeMap::new(), &user, TxKind::Transfer { to: [1; 32], amount: 1 });
     let block = |height: u64, items: Vec<Bytes>| vouch_chain::Block::new([0; 32], height, 1, items);
     let item = |c: &EpochChange| Bytes::from(c.to_canonical());
@@ -404,9 +413,11 @@ fn boundary_blocks_carry_exactly_the_fixed_set() {
     let mut fewer = good.clone();
     fewer.validators.pop();
     assert_eq!(reason(&block(9, vec![item(&fewer)])), "carries the set of epoch 1 that the ledger did not choose");
+    let wrong_root = EpochChange { state_root: [0; 32], ..good.clone() };
+    assert_eq!(reason(&block(9, vec![item(&wrong_root)])), "carries a state root that is not the ledger's at height 0");
     assert!(reason(&block(9, vec![item(&good), tx.clone()])).contains("bad magic bytes"));
     let garbage = reason(&block(9, vec![Bytes::from_static(b"VOUCH_EPOCH_V1 garbage")]));
-    assert!(garbage.contains("validator"), "{garbage}");
+    assert!(garbage.contains("unexpected end of input"), "{garbage}");
     let mut unsorted = good.clone();
     unsorted.validators.reverse();
     assert!(reason(&block(9, vec![item(&unsorted)])).contains("not sorted"));

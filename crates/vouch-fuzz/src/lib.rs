@@ -60,7 +60,7 @@ pub fn epoch_link(data: &[u8]) {
 /// finalization, so it is refused there), and the change alone.
 fn epoch_seeds() -> Vec<Vec<u8>> {
     let (params, set) = epoch_fixture();
-    let change = vouch_chain::epoch::EpochChange { epoch: 1, validators: set };
+    let change = vouch_chain::epoch::EpochChange { epoch: 1, state_root: [5; 32], validators: set };
     let block = vouch_chain::Block::new(
         [8; 32],
         params.last_height(0),

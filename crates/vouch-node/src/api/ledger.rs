@@ -65,7 +65,7 @@ pub(super) async fn block(State(s): AppState, Path(height): Path<u64>) -> Result
                        "result": chain.tx_record(&id).map(|r| result_json(&r.result))})
             }
             Err(e) => match <vouch_chain::epoch::EpochChange as vouch_codec::Canonical>::from_canonical(t) {
-                Ok(c) => json!({"epoch_change": {"epoch": c.epoch,
+                Ok(c) => json!({"epoch_change": {"epoch": c.epoch, "state_root": hex::encode(c.state_root),
                     "validators": c.validators.iter().map(hex::encode).collect::<Vec<_>>()}}),
                 Err(_) => json!({"malformed": e.to_string()}),
             },
