@@ -97,6 +97,9 @@ pub struct Chain {
     /// Every epoch's validator set this chain's executed ledger fixed since it started (with the genesis set): what
     /// the node checks anchors of past epochs with.
     epoch_sets: Mutex<BTreeMap<u64, Vec<[u8; 32]>>>,
+    /// Epoch links this node holds outside its block archive (received in a state sync: the blocks below its floor
+    /// are not in its archive), by the epoch whose boundary block they carry.
+    links: Mutex<BTreeMap<u64, crate::epoch::EpochLink>>,
 }
 
 /// A chain's on-disk transaction index and how many recent blocks' records stay in memory.
@@ -156,6 +159,7 @@ impl Chain {
                 set.dedup();
                 set
             })])),
+            links: Mutex::new(BTreeMap::new()),
             genesis,
         })
     }
@@ -179,6 +183,19 @@ impl Chain {
             out.insert(e, set);
         }
         out
+    }
+
+    /// Trusts the sets of verified epoch links (a state sync) and keeps the links, for anchors of those epochs and for
+    /// peers that sync from this node.
+    pub fn learn(&self, sets: &crate::epoch::ValidatorSets, links: &[crate::epoch::EpochLink]) {
+        lock(&self.epoch_sets).extend(sets.sets().iter().map(|(e, s)| (*e, s.clone())));
+        let params = &self.genesis.params.validators;
+        lock(&self.links).extend(links.iter().map(|l| (params.epoch_of(l.header.height), l.clone())));
+    }
+
+    /// The link of `epoch`'s boundary block, if it was learned in a state sync.
+    pub fn learned_link(&self, epoch: u64) -> Option<crate::epoch::EpochLink> {
+        lock(&self.links).get(&epoch).cloned()
     }
 
     /// The genesis block.

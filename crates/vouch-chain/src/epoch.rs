@@ -235,12 +235,8 @@ pub fn verify_finalization(
     epoch: u64,
     header: &Header,
 ) -> Result<(), String> {
+    let fin = decode_finalization(certificate, set)?;
     let verifier = Scheme::verifier(NAMESPACE, set.clone());
-    let fin = Finalization::<Scheme, sha256::Digest>::decode_cfg(
-        Bytes::copy_from_slice(certificate),
-        &verifier.certificate_codec_config(),
-    )
-    .map_err(|e| format!("malformed: {e}"))?;
     if fin.proposal.payload != sha256::Digest::from(header.digest()) {
         return Err("for another block".into());
     }
@@ -251,6 +247,19 @@ pub fn verify_finalization(
         return Err("signatures do not verify against the set".into());
     }
     Ok(())
+}
+
+/// Decodes a finalization certificate (as an [`EpochLink`] carries it) for verification by `set`.
+pub fn decode_finalization(
+    certificate: &[u8],
+    set: &Set<ed25519::PublicKey>,
+) -> Result<Finalization<Scheme, sha256::Digest>, String> {
+    let verifier = Scheme::verifier(NAMESPACE, set.clone());
+    Finalization::<Scheme, sha256::Digest>::decode_cfg(
+        Bytes::copy_from_slice(certificate),
+        &verifier.certificate_codec_config(),
+    )
+    .map_err(|e| format!("malformed: {e}"))
 }
 
 /// Encodes a finalization for an [`EpochLink`].
@@ -305,6 +314,11 @@ impl ValidatorSets {
         keys(self.sets.get(&epoch)?)
     }
 
+    /// Every known set, by epoch.
+    pub fn sets(&self) -> &BTreeMap<u64, Vec<[u8; 32]>> {
+        &self.sets
+    }
+
     /// The ledger state roots the verified links commit to, by height (one per epoch: the root at its start).
     pub fn state_roots(&self) -> &BTreeMap<u64, [u8; 32]> {
         &self.roots
@@ -313,6 +327,22 @@ impl ValidatorSets {
     /// The newest epoch known.
     pub fn latest(&self) -> u64 {
         self.sets.keys().next_back().copied().unwrap_or(0)
+    }
+}
+
+/// The link that proves epoch `epoch + 1`'s set as `chain`'s node holds it: learned in a state sync, or built from its
+/// archive by [`build_link`].
+pub async fn link_for(
+    chain: &crate::chain::Chain,
+    marshal: &commonware_consensus::marshal::core::Mailbox<
+        Scheme,
+        commonware_consensus::marshal::standard::Standard<Block>,
+    >,
+    epoch: u64,
+) -> Option<EpochLink> {
+    match chain.learned_link(epoch) {
+        Some(link) => Some(link),
+        None => build_link(&chain.genesis().params.validators, marshal, epoch).await,
     }
 }
 

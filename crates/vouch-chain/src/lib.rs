@@ -19,6 +19,7 @@ pub mod record;
 mod sigcache;
 pub mod snapshot;
 pub mod spec;
+pub mod statesync;
 pub mod validator;
 
 pub use block::{Block, Header};

@@ -30,18 +30,37 @@ const KEEP: usize = 2;
 /// The snapshot bytes of an executed chain (with `txs`, the in-memory transaction records too: a chain with an
 /// on-disk index leaves them out, since the index has them all).
 pub fn encode_with(st: &ChainState, txs: bool) -> Vec<u8> {
+    encode_parts(st, txs, false)
+}
+
+/// Headers a state-sync snapshot carries besides the genesis: the recent ones, for the proposer's and the
+/// attestations' freshness (older ones are below the syncing node's floor).
+pub const SYNC_HEADERS: u64 = 256;
+
+/// The snapshot a node serves to peers that state-sync from it: the ledger, the genesis and the last
+/// [`SYNC_HEADERS`] headers, and only the tip's root (nothing a peer could not check: the ledger against the root the
+/// chain committed to, the headers against the finalized tip they chain back from). No transaction records or
+/// block events: the syncing node starts its history at the snapshot.
+pub fn encode_sync(st: &ChainState) -> Vec<u8> {
+    encode_parts(st, false, true)
+}
+
+fn encode_parts(st: &ChainState, txs: bool, sync: bool) -> Vec<u8> {
     let mut w = Writer::new();
     w.u64(st.height);
     st.ledger.encode(&mut w);
-    w.len(st.headers.len());
-    for h in st.headers.values() {
+    let keep = |h: u64| !sync || h == 0 || h + SYNC_HEADERS > st.height;
+    let headers: Vec<&Header> = st.headers.values().filter(|h| keep(h.height)).collect();
+    w.len(headers.len());
+    for h in headers {
         w.raw(&h.parent);
         w.u64(h.height);
         w.u64(h.timestamp_ms);
         w.raw(&h.tx_root);
     }
-    w.len(st.roots.len());
-    for (h, root) in &st.roots {
+    let roots: Vec<(&u64, &Digest)> = st.roots.iter().filter(|(h, _)| !sync || **h == st.height).collect();
+    w.len(roots.len());
+    for (h, root) in roots {
         w.u64(*h);
         w.raw(&root.0);
     }
@@ -53,8 +72,9 @@ pub fn encode_with(st: &ChainState, txs: bool) -> Vec<u8> {
         w.raw(&id.0);
         rec.encode(&mut w);
     }
-    w.len(st.block_events.len());
-    for (h, evs) in &st.block_events {
+    let events: Vec<_> = if sync { vec![] } else { st.block_events.iter().collect() };
+    w.len(events.len());
+    for (h, evs) in events {
         w.u64(*h);
         Event::encode_list(&mut w, evs);
     }
@@ -150,7 +170,7 @@ fn read(r: &mut Reader<'_>, chain: &Chain) -> Result<ChainState, DecodeError> {
     Ok(ChainState { ledger, height, headers, txs, roots, block_events })
 }
 
-fn blob_name(height: u64) -> Vec<u8> {
+pub(crate) fn blob_name(height: u64) -> Vec<u8> {
     format!("snapshot-{height:020}").into_bytes()
 }
 
@@ -162,6 +182,12 @@ pub fn take(chain: &Chain) -> (u64, Vec<u8>) {
 
 /// Writes snapshot bytes taken at `height` (synced), then removes all but the newest [`KEEP`].
 pub async fn write<E: Storage>(ctx: &E, partition: &str, height: u64, bytes: Vec<u8>) {
+    store(ctx, partition, height, bytes, KEEP).await;
+}
+
+/// Writes snapshot bytes taken at `height` to `partition` (synced), then removes all but the newest `keep`; whether
+/// the write succeeded.
+pub(crate) async fn store<E: Storage>(ctx: &E, partition: &str, height: u64, bytes: Vec<u8>, keep: usize) -> bool {
     let name = blob_name(height);
     let written = async {
         let (blob, _) = ctx.open(partition, &name).await?;
@@ -171,17 +197,24 @@ pub async fn write<E: Storage>(ctx: &E, partition: &str, height: u64, bytes: Vec
     }
     .await;
     if let Err(e) = written {
-        return warn!(height, error = %e, "snapshot.write failed");
+        warn!(height, partition, error = %e, "snapshot.write failed");
+        return false;
     }
-    info!(height, bytes = bytes.len(), "snapshot.written");
-    let Ok(mut names) = ctx.scan(partition).await else { return };
+    info!(height, partition, bytes = bytes.len(), "snapshot.written");
+    let Ok(mut names) = ctx.scan(partition).await else { return true };
     names.sort();
-    let stale = names.len().saturating_sub(KEEP);
+    let stale = names.len().saturating_sub(keep);
     for old in &names[..stale] {
         if let Err(e) = ctx.remove(partition, Some(old)).await {
             warn!(error = %e, "snapshot.remove failed");
         }
     }
+    true
+}
+
+/// The height of a snapshot blob's name.
+pub(crate) fn blob_height(name: &[u8]) -> Option<u64> {
+    std::str::from_utf8(name).ok()?.strip_prefix("snapshot-")?.parse().ok()
 }
 
 /// The newest valid snapshot in `partition`, if any.

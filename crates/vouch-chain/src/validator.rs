@@ -48,8 +48,10 @@ pub mod channel {
     pub const BLOCKS: u64 = 4;
     /// Transaction gossip.
     pub const TXS: u64 = 5;
+    /// State sync (offers, epoch links, snapshot chunks).
+    pub const STATE_SYNC: u64 = 6;
     /// Every channel.
-    pub const ALL: [u64; 6] = [VOTES, CERTIFICATES, RESOLVER, BACKFILL, BLOCKS, TXS];
+    pub const ALL: [u64; 7] = [VOTES, CERTIFICATES, RESOLVER, BACKFILL, BLOCKS, TXS, STATE_SYNC];
 
     /// Messages per second each peer may send on `channel`. The p2p layer sizes its mailboxes to one such burst per
     /// peer and channel, so these bound the node's memory as well as a peer's traffic: at 100,000 per second on
@@ -59,12 +61,13 @@ pub mod channel {
         match channel {
             TXS => 20_000,
             BLOCKS => 256,
+            STATE_SYNC => 64,
             _ => 1_024,
         }
     }
 }
 
-/// The six channel pairs of [`channel::ALL`].
+/// The channel pairs of [`channel::ALL`].
 pub struct Channels<S, R> {
     /// Sender/receiver pairs, indexed by channel id.
     pub pairs: Vec<(S, R)>,
@@ -206,7 +209,7 @@ pub enum StartError {
     Stopped,
 }
 
-/// Starts a validator on `context` with the six channel pairs of [`channel::ALL`].
+/// Starts a validator on `context` with the channel pairs of [`channel::ALL`].
 pub async fn start<E, P, B, S, R>(
     context: E,
     chain: ChainHandle,
@@ -236,6 +239,7 @@ where
     let mut pairs = channels.pairs.into_iter();
     let mut next = || pairs.next().ok_or(StartError::MissingChannel);
     let (votes, certs, resolver_net, backfill, blocks, txs) = (next()?, next()?, next()?, next()?, next()?, next()?);
+    let (sync_sender, sync_receiver) = next()?;
     let p = cfg.partition.clone();
     let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(256));
     let mailbox_size: NonZeroUsize = NZUsize!(4096);
@@ -304,6 +308,32 @@ where
     .await;
     let processed = floor.processed().map_or(0, |p| p.height().get());
 
+    // State sync: this node serves its sync points and the epoch links to peers; the executor below fetches one
+    // when it starts with nothing executed.
+    let sync_points = format!("{p}-syncpoint");
+    let sync_links = format!("{p}-synclinks");
+    let points = crate::statesync::SyncPoints::load(&context, &sync_points).await;
+    let learned = crate::statesync::links::read(&context, &sync_links).await;
+    if !learned.is_empty() {
+        match crate::epoch::ValidatorSets::from_links(&params, &chain.genesis().validators, &learned) {
+            Ok(sets) => chain.learn(&sets, &learned),
+            Err(e) => warn!(error = %e, "the kept epoch links do not verify; ignored"),
+        }
+    }
+    let (answers_tx, answers_rx) = mpsc::unbounded();
+    let server = crate::statesync::Server {
+        chain: chain.clone(),
+        marshal: mailbox.clone(),
+        points: points.clone(),
+        partition: sync_points.clone(),
+        sender: sync_sender.clone(),
+        blocker: cfg.blocker.clone(),
+        answers: answers_tx,
+    };
+    context.child("state_sync").spawn(move |ctx| server.run(ctx, sync_receiver));
+    let sync_peers: Vec<ed25519::PublicKey> = cfg.validators.iter().filter(|k| **k != me).cloned().collect();
+    let (sync_blocker, sync_schemes, sync_signer) = (cfg.blocker.clone(), schemes.clone(), cfg.signer.clone());
+
     // The executor: replays what this node executed before a restart from its own archive, then applies each new
     // finalized block in order and only then acknowledges it to marshal.
     let (finalized_tx, mut finalized_rx) = mpsc::unbounded::<(Digested<Block>, Exact)>();
@@ -312,12 +342,43 @@ where
     let snapshots = format!("{p}-snapshot");
     let snapshot_every = cfg.timing.snapshot_every.max(1);
     let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (sync_point_store, sync_point_partition, sync_links_partition) = (points, sync_points, sync_links);
     context.child("executor").spawn(move |ctx| async move {
         // Start from the newest valid local snapshot, if any, then replay only the blocks after it.
         if let Some(snap) = crate::snapshot::load(&ctx, &snapshots, &exec_chain).await {
             let h = snap.height;
             if exec_chain.restore(snap) {
                 info!(height = h, "restored the chain state from a local snapshot");
+            }
+        }
+        // Nothing executed yet on a chain with epochs: start from a peer's verified sync point, if one is offered.
+        if exec_chain.genesis().params.validators.epochs() && processed == 0 && exec_chain.height() == 0 {
+            let client = crate::statesync::Client {
+                ctx: &ctx,
+                chain: &exec_chain,
+                sender: sync_sender,
+                blocker: sync_blocker,
+                answers: answers_rx,
+                peers: sync_peers,
+            };
+            if let Some(synced) = client.fetch().await {
+                let h = synced.state.height;
+                let e = exec_chain.genesis().params.validators.epoch_of(h) + 1;
+                // Kept locally first (the snapshot a restart resumes from, the sync point peers may fetch, the links),
+                // so that once marshal records the floor a restart never needs the blocks below it.
+                let local = crate::snapshot::encode_with(&synced.state, !exec_chain.has_index());
+                crate::snapshot::write(&ctx, &snapshots, h, local).await;
+                sync_point_store.write(&ctx, &sync_point_partition, h, synced.bytes.clone()).await;
+                crate::statesync::links::write(&ctx, &sync_links_partition, &synced.links).await;
+                for epoch in e.saturating_sub(1)..=e + 1 {
+                    if let Some(set) = synced.sets.get(epoch) {
+                        sync_schemes.register(epoch, set, &sync_signer);
+                    }
+                }
+                exec_chain.learn(&synced.sets, &synced.links);
+                exec_chain.restore(synced.state);
+                exec_mailbox.set_floor(synced.floor);
+                info!(height = h, epoch = e, "state synced from a peer");
             }
         }
         let from = exec_chain.state().height + 1;
@@ -345,6 +406,16 @@ where
                 if exec_chain.execute(block.inner()) {
                     // Taken here (consistent with this height), written in the background so execution goes on; a
                     // snapshot due while the previous one is still being written is skipped.
+                    if params.is_boundary(h) {
+                        // A sync point: the state at the start of the next epoch, whose root that epoch's boundary
+                        // block will commit.
+                        let (points, part, bytes) = (
+                            sync_point_store.clone(),
+                            sync_point_partition.clone(),
+                            crate::snapshot::encode_sync(&exec_chain.state()),
+                        );
+                        ctx.child("sync_point").spawn(move |c| async move { points.write(&c, &part, h, bytes).await });
+                    }
                     if h % snapshot_every == 0 && !writing.swap(true, std::sync::atomic::Ordering::AcqRel) {
                         let (height, bytes) = crate::snapshot::take(&exec_chain);
                         let (part, done) = (snapshots.clone(), writing.clone());

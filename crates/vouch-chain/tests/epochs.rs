@@ -56,6 +56,11 @@ fn addr(k: &Pk) -> Address {
 
 impl Net {
     async fn new(ctx: Context, accounts: Vec<(Address, u64)>) -> Self {
+        Self::with_nodes(ctx, accounts, ALL).await
+    }
+
+    /// The network with its first `running` nodes started.
+    async fn with_nodes(ctx: Context, accounts: Vec<(Address, u64)>, running: usize) -> Self {
         let seeds: Vec<[u8; 32]> = (0..ALL as u8).map(|i| [i + 1; 32]).collect();
         let pks: Vec<Pk> = seeds.iter().map(|s| consensus_key(s).public_key()).collect();
         let params = Params {
@@ -93,7 +98,7 @@ impl Net {
             }
         }
         let mut net = Self { ctx, oracle, seeds, pks, genesis, nodes: (0..ALL).map(|_| None).collect(), runs: 0 };
-        for i in 0..ALL {
+        for i in 0..running {
             net.start(i).await;
         }
         net
@@ -424,4 +429,141 @@ fn boundary_blocks_carry_exactly_the_fixed_set() {
     // Any other block holds transactions only.
     assert!(matches!(check(&block(5, vec![item(&good)])), Err(BlockTxError::Malformed { index: 0, .. })));
     check(&block(5, vec![tx])).unwrap();
+}
+
+/// A node that starts with empty storage after four epochs takes the ledger from its peers at the start of the newest
+/// epoch whose root the chain committed (checked from the genesis through the epoch links), never executes the
+/// blocks before, follows the chain to the same roots, restarts from its own disk, and serves the links it learned.
+#[test]
+fn a_node_starting_late_syncs_the_state_from_its_peers_and_follows_the_chain() {
+    let runner = deterministic::Runner::new(
+        deterministic::Config::new().with_seed(11).with_timeout(Some(Duration::from_secs(3_600))),
+    );
+    runner.start(|ctx| async move {
+        let operator = NodeKey::from_secret([77; 32]);
+        let mut net = Net::with_nodes(ctx.child("net"), vec![(operator.public_key(), 1_000_000)], GENESIS).await;
+        let chain_id = net.genesis.chain_id();
+        let params = net.genesis.params.validators.clone();
+        let mut nonces = BTreeMap::new();
+        // Traffic over four epochs.
+        let mut settled = vec![];
+        for i in 0..32u8 {
+            let tx =
+                sign(chain_id, &mut nonces, &operator, TxKind::SettleReceipt { receipt: receipt(&operator, i).id() });
+            net.submit(0, tx.clone());
+            settled.push(tx);
+            if i % 8 == 7 {
+                net.finalized(settled.last().unwrap()).await;
+                net.ctx.sleep(Duration::from_secs(5)).await;
+            }
+        }
+        net.reach(4 * EPOCH + 3).await;
+
+        // The fifth node starts from nothing and syncs: the newest sync point whose root is committed is the start
+        // of epoch 3 (epoch 3's boundary block, committing it, is final; epoch 4's is not yet).
+        let joiner = GENESIS;
+        net.start(joiner).await;
+        let h = loop {
+            if let Some(h) = net.chain(joiner).restored_height() {
+                break h;
+            }
+            net.ctx.sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(h, params.last_height(2), "synced at the start of epoch 3");
+        let first = SignedTx::from_bytes(&settled[0]).unwrap().tx.id();
+        assert!(net.chain(joiner).tx_record(&first).is_none(), "the blocks before the sync point were not executed");
+        let marshal = &net.nodes[joiner].as_ref().unwrap().marshal;
+        assert!(marshal.get_block(validator::Height::new(1)).await.is_none(), "nor fetched");
+        assert_eq!(net.chain(joiner).root_at(h), net.chain(0).root_at(h), "the root it synced is the chain's");
+
+        // It follows the chain: a transaction through it, and the same roots as everyone.
+        let tx = sign(chain_id, &mut nonces, &operator, TxKind::SettleReceipt { receipt: receipt(&operator, 99).id() });
+        net.submit(joiner, tx.clone());
+        net.finalized(&tx).await;
+        let end = net.chain(0).height() + 2;
+        net.reach(end).await;
+        net.root_at(end);
+
+        // It restarts from its own disk (its floor is recorded; nothing is fetched again) and keeps following.
+        net.crash(joiner).await;
+        net.start(joiner).await;
+        let end = net.chain(0).height() + 2 * EPOCH;
+        net.reach(end).await;
+        net.root_at(end);
+        assert!(net.chain(joiner).restored_height().is_some_and(|r| r >= h), "restarted from a local snapshot");
+
+        // It keeps the links it learned and serves them (and checks anchors of those epochs with their sets).
+        let marshal = &net.nodes[joiner].as_ref().unwrap().marshal;
+        let mut links: Vec<EpochLink> = vec![];
+        for e in 0..4 {
+            links.push(epoch::link_for(net.chain(joiner), marshal, e).await.expect("a learned link"));
+        }
+        let sets = ValidatorSets::from_links(&params, &net.genesis.validators, &links).expect("they verify");
+        assert_eq!(sets.latest(), 4);
+        assert!(net.chain(joiner).validator_sets().get(1).is_some());
+
+        sync_point_verification(&net, h).await;
+    });
+}
+
+/// The sync-point verifier on real data (the links and the state after `h` rebuilt from a validator's archive):
+/// the valid point verifies, each one changed in one place is refused with its reason.
+async fn sync_point_verification(net: &Net, h: u64) {
+    use vouch_chain::snapshot::{SnapshotError, encode_sync};
+    use vouch_chain::statesync::{SyncError, verify};
+    let params = &net.genesis.params.validators;
+    let marshal = &net.nodes[1].as_ref().unwrap().marshal;
+    let mut links = vec![];
+    for e in 0..=params.epoch_of(h) + 1 {
+        links.push(epoch::build_link(params, marshal, e).await.expect("link"));
+    }
+    // The chain state at `h - EPOCH`, `h - 2` and `h`, executed from the archive.
+    let replay = Chain::new(net.genesis.clone());
+    let mut at = BTreeMap::new();
+    for height in 1..=h {
+        let b = marshal.get_block(validator::Height::new(height)).await.expect("archived");
+        assert!(replay.execute(b.inner()));
+        if [h - EPOCH, h - 2, h].contains(&height) {
+            at.insert(height, replay.state().clone());
+        }
+    }
+    let fresh = || Chain::new(net.genesis.clone());
+    let good = encode_sync(&at[&h]);
+    let synced = verify(&fresh(), &links, h, good.clone()).expect("the sync point verifies");
+    assert_eq!(synced.state.ledger.root(), at[&h].ledger.root());
+    assert_eq!(synced.state.roots.keys().copied().collect::<Vec<_>>(), vec![h], "only the committed root stays");
+    assert_eq!(synced.sets.latest(), params.epoch_of(h) + 2);
+
+    let err = |links: &[EpochLink], height: u64, bytes: Vec<u8>| verify(&fresh(), links, height, bytes).err().unwrap();
+    // Another height than an epoch's last.
+    assert_eq!(err(&links, h + 1, good.clone()), SyncError::NotAnEpochEnd(h + 1));
+    // The link committing the root missing.
+    let e = params.epoch_of(h) + 1;
+    assert_eq!(err(&links[..e as usize], h, good.clone()), SyncError::MissingLinks { need: e + 1, have: e });
+    // A link whose set was changed.
+    let mut bad = links.clone();
+    bad[1].change.validators.pop();
+    assert!(matches!(err(&bad, h, good.clone()), SyncError::Link(LinkError::NotIncluded(_))));
+    // A flipped byte.
+    let mut flipped = good.clone();
+    flipped[40] ^= 1;
+    assert_eq!(err(&links, h, flipped), SyncError::Snapshot(SnapshotError::ChecksumMismatch));
+    // The point of the epoch before, offered as this one.
+    assert_eq!(
+        err(&links, h, encode_sync(&at[&(h - EPOCH)])),
+        SyncError::WrongHeight { expected: h, found: h - EPOCH }
+    );
+    // An older ledger under this height (consistent in itself: its own root recorded).
+    let mut older = at[&h].clone();
+    older.ledger = at[&(h - 2)].ledger.clone();
+    older.roots.insert(h, older.ledger.root());
+    assert_eq!(err(&links, h, encode_sync(&older)), SyncError::RootMismatch(h));
+    // Another tip header.
+    let mut tip = at[&h].clone();
+    tip.headers.get_mut(&h).unwrap().timestamp_ms += 1;
+    assert_eq!(err(&links, h, encode_sync(&tip)), SyncError::HeaderMismatch(h));
+    // A header in the middle changed: the next one no longer chains to it.
+    let mut middle = at[&h].clone();
+    middle.headers.get_mut(&(h - 5)).unwrap().timestamp_ms += 1;
+    assert_eq!(err(&links, h, encode_sync(&middle)), SyncError::BrokenHeaders(h - 4));
 }

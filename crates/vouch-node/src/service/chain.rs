@@ -237,12 +237,11 @@ impl NodeChain {
     }
 
     /// The links proving the validator sets of epochs `from + 1 ..= to + 1` (each from the boundary block of the
-    /// epoch before and its finalization in this node's archive).
+    /// epoch before and its finalization, from this node's archive or learned in its state sync).
     pub async fn epoch_links(&self, from: u64, to: u64) -> Result<Vec<vouch_chain::epoch::EpochLink>, u64> {
-        let params = &self.spec.params.validators;
         let mut links = vec![];
         for e in from..=to {
-            links.push(vouch_chain::epoch::build_link(params, &self.running.marshal, e).await.ok_or(e)?);
+            links.push(vouch_chain::epoch::link_for(&self.running.chain, &self.running.marshal, e).await.ok_or(e)?);
         }
         Ok(links)
     }
