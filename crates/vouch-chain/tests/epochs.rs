@@ -56,11 +56,11 @@ fn addr(k: &Pk) -> Address {
 
 impl Net {
     async fn new(ctx: Context, accounts: Vec<(Address, u64)>) -> Self {
-        Self::with_nodes(ctx, accounts, ALL).await
+        Self::with_nodes(ctx, accounts, |_| true).await
     }
 
-    /// The network with its first `running` nodes started.
-    async fn with_nodes(ctx: Context, accounts: Vec<(Address, u64)>, running: usize) -> Self {
+    /// The network with the nodes `run` picks started.
+    async fn with_nodes(ctx: Context, accounts: Vec<(Address, u64)>, run: impl Fn(usize) -> bool) -> Self {
         let seeds: Vec<[u8; 32]> = (0..ALL as u8).map(|i| [i + 1; 32]).collect();
         let pks: Vec<Pk> = seeds.iter().map(|s| consensus_key(s).public_key()).collect();
         let params = Params {
@@ -98,7 +98,7 @@ impl Net {
             }
         }
         let mut net = Self { ctx, oracle, seeds, pks, genesis, nodes: (0..ALL).map(|_| None).collect(), runs: 0 };
-        for i in 0..running {
+        for i in (0..ALL).filter(|i| run(*i)) {
             net.start(i).await;
         }
         net
@@ -441,9 +441,16 @@ fn a_node_starting_late_syncs_the_state_from_its_peers_and_follows_the_chain() {
     );
     runner.start(|ctx| async move {
         let operator = NodeKey::from_secret([77; 32]);
-        let mut net = Net::with_nodes(ctx.child("net"), vec![(operator.public_key(), 1_000_000)], GENESIS).await;
+        // One genesis validator lies to syncing nodes instead of validating: the one with the lowest key, so that the
+        // joiner (which tries equal offers in key order) asks it first. The other three finalize without it.
+        let pks: Vec<Pk> = (0..GENESIS as u8).map(|i| consensus_key(&[i + 1; 32]).public_key()).collect();
+        let liar = (0..GENESIS).min_by_key(|i| pks[*i].clone()).unwrap();
+        let joiner = GENESIS;
+        let accounts = vec![(operator.public_key(), 1_000_000)];
+        let mut net = Net::with_nodes(ctx.child("net"), accounts, |i| i != liar && i != joiner).await;
         let chain_id = net.genesis.chain_id();
         let params = net.genesis.params.validators.clone();
+        let honest = (0..GENESIS).find(|i| *i != liar).unwrap();
         let mut nonces = BTreeMap::new();
         // Traffic over four epochs.
         let mut settled = vec![];
@@ -459,17 +466,35 @@ fn a_node_starting_late_syncs_the_state_from_its_peers_and_follows_the_chain() {
         }
         net.reach(4 * EPOCH + 3).await;
 
+        // The liar offers the same sync point as the others, with the real links, and a snapshot whose ledger is two
+        // blocks older (consistent in itself).
+        let h = params.last_height(2);
+        let marshal = &net.nodes[honest].as_ref().unwrap().marshal;
+        let mut links = vec![];
+        for e in 0..=params.epoch_of(h) + 1 {
+            links.push(epoch::build_link(&params, marshal, e).await.expect("link"));
+        }
+        let at = states_at(marshal, &net.genesis, &[h - 2, h]).await;
+        let mut forged = at[&h].clone();
+        forged.ledger = at[&(h - 2)].ledger.clone();
+        forged.roots.insert(h, forged.ledger.root());
+        spawn_liar(&net, liar, h, links, vouch_chain::snapshot::encode_sync(&forged)).await;
+
         // The fifth node starts from nothing and syncs: the newest sync point whose root is committed is the start
         // of epoch 3 (epoch 3's boundary block, committing it, is final; epoch 4's is not yet).
-        let joiner = GENESIS;
         net.start(joiner).await;
-        let h = loop {
+        let synced = loop {
             if let Some(h) = net.chain(joiner).restored_height() {
                 break h;
             }
             net.ctx.sleep(Duration::from_millis(100)).await;
         };
-        assert_eq!(h, params.last_height(2), "synced at the start of epoch 3");
+        assert_eq!(synced, h, "synced at the start of epoch 3");
+        let blocked = net.oracle.blocked().await.unwrap();
+        assert!(
+            blocked.contains(&(net.pks[joiner].clone(), net.pks[liar].clone())),
+            "the joiner blocked the peer whose snapshot did not match the committed root: {blocked:?}"
+        );
         let first = SignedTx::from_bytes(&settled[0]).unwrap().tx.id();
         assert!(net.chain(joiner).tx_record(&first).is_none(), "the blocks before the sync point were not executed");
         let marshal = &net.nodes[joiner].as_ref().unwrap().marshal;
@@ -502,31 +527,22 @@ fn a_node_starting_late_syncs_the_state_from_its_peers_and_follows_the_chain() {
         assert_eq!(sets.latest(), 4);
         assert!(net.chain(joiner).validator_sets().get(1).is_some());
 
-        sync_point_verification(&net, h).await;
+        sync_point_verification(&net, honest, h).await;
     });
 }
 
 /// The sync-point verifier on real data (the links and the state after `h` rebuilt from a validator's archive):
 /// the valid point verifies, each one changed in one place is refused with its reason.
-async fn sync_point_verification(net: &Net, h: u64) {
+async fn sync_point_verification(net: &Net, honest: usize, h: u64) {
     use vouch_chain::snapshot::{SnapshotError, encode_sync};
     use vouch_chain::statesync::{SyncError, verify};
     let params = &net.genesis.params.validators;
-    let marshal = &net.nodes[1].as_ref().unwrap().marshal;
+    let marshal = &net.nodes[honest].as_ref().unwrap().marshal;
     let mut links = vec![];
     for e in 0..=params.epoch_of(h) + 1 {
         links.push(epoch::build_link(params, marshal, e).await.expect("link"));
     }
-    // The chain state at `h - EPOCH`, `h - 2` and `h`, executed from the archive.
-    let replay = Chain::new(net.genesis.clone());
-    let mut at = BTreeMap::new();
-    for height in 1..=h {
-        let b = marshal.get_block(validator::Height::new(height)).await.expect("archived");
-        assert!(replay.execute(b.inner()));
-        if [h - EPOCH, h - 2, h].contains(&height) {
-            at.insert(height, replay.state().clone());
-        }
-    }
+    let at = states_at(marshal, &net.genesis, &[h - EPOCH, h - 2, h]).await;
     let fresh = || Chain::new(net.genesis.clone());
     let good = encode_sync(&at[&h]);
     let synced = verify(&fresh(), &links, h, good.clone()).expect("the sync point verifies");
@@ -566,4 +582,49 @@ async fn sync_point_verification(net: &Net, h: u64) {
     let mut middle = at[&h].clone();
     middle.headers.get_mut(&(h - 5)).unwrap().timestamp_ms += 1;
     assert_eq!(err(&links, h, encode_sync(&middle)), SyncError::BrokenHeaders(h - 4));
+}
+
+/// The chain states after `heights`, executed afresh from a node's archive.
+async fn states_at(
+    marshal: &Mailbox<Scheme, Standard<Block>>,
+    genesis: &Genesis,
+    heights: &[u64],
+) -> BTreeMap<u64, vouch_chain::ChainState> {
+    let replay = Chain::new(genesis.clone());
+    let mut at = BTreeMap::new();
+    for height in 1..=heights.iter().copied().max().unwrap_or(0) {
+        let b = marshal.get_block(validator::Height::new(height)).await.expect("archived");
+        assert!(replay.execute(b.inner()));
+        if heights.contains(&height) {
+            at.insert(height, replay.state().clone());
+        }
+    }
+    at
+}
+
+/// Node `i` answers state-sync requests with an offer of the point after `height`, the real `links`, and `snapshot`
+/// (and nothing else).
+async fn spawn_liar(net: &Net, i: usize, height: u64, links: Vec<EpochLink>, snapshot: Vec<u8>) {
+    use commonware_p2p::{Receiver as _, Recipients, Sender as _};
+    use vouch_chain::statesync::{CHUNK, Message};
+    let control = net.oracle.control(net.pks[i].clone());
+    let quota = Quota::per_second(std::num::NonZeroU32::new(channel::rate(channel::STATE_SYNC)).unwrap());
+    let (mut sender, mut receiver) = control.register(channel::STATE_SYNC, quota).await.unwrap();
+    net.ctx.child("liar").spawn(move |_| async move {
+        while let Ok((peer, msg)) = receiver.recv().await {
+            let answer = match Message::from_canonical(msg.as_ref()) {
+                Ok(Message::OfferRequest) => Message::Offer { height, len: snapshot.len() as u64 },
+                Ok(Message::LinksRequest { from, to }) => {
+                    Message::Links { from, links: links[from as usize..=(to as usize).min(links.len() - 1)].to_vec() }
+                }
+                Ok(Message::ChunkRequest { height, index }) => {
+                    let start = (index as usize * CHUNK).min(snapshot.len());
+                    let end = (start + CHUNK).min(snapshot.len());
+                    Message::Chunk { height, index, bytes: snapshot[start..end].to_vec() }
+                }
+                _ => continue,
+            };
+            let _ = sender.send(Recipients::One(peer), answer.to_canonical(), false);
+        }
+    });
 }
