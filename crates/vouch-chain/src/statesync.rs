@@ -491,9 +491,7 @@ where
                 let Some((peer, msg)) = next_answer(self.ctx, &mut self.answers, left).await else { break };
                 match msg {
                     Message::Offer { height, len }
-                        if params.is_boundary(height)
-                            && params.epoch_of(height) >= 1
-                            && (1..=MAX_SNAPSHOT).contains(&len) =>
+                        if params.is_boundary(height) && (1..=MAX_SNAPSHOT).contains(&len) =>
                     {
                         offers.insert(peer.clone(), (height, len));
                         answered.insert(peer);

@@ -639,11 +639,12 @@ fn garbage_from_a_byzantine_peer_is_dropped_and_the_peer_blocked() {
 
 /// Millions of receipts settled in batches on four validators: the ledger holds one small entry per batch, so its
 /// state (what a snapshot writes, and what a validator keeps in memory) stays a few hundred KB however many receipts
-/// it settles; a validator that joined late (catching up through marshal's backfill) and one restarted from its
+/// it settles; a validator that joined late (through a state sync from its peers) and one restarted from its
 /// snapshot reach the same root; a member's anchor verifies after it all.
 #[test]
 fn millions_of_batched_receipts_keep_the_state_small_and_every_validator_agrees() {
     const BATCHES: u32 = 1_024;
+    const EPOCH: u64 = 32;
     const PER_BATCH: u32 = 4_096;
     let runner = deterministic::Runner::new(
         deterministic::Config::new().with_seed(21).with_timeout(Some(Duration::from_secs(3_600))),
@@ -651,8 +652,14 @@ fn millions_of_batched_receipts_keep_the_state_small_and_every_validator_agrees(
     runner.start(|ctx| async move {
         let executors: Vec<NodeKey> = (100..104).map(|i| NodeKey::from_secret([i; 32])).collect();
         let accounts = executors.iter().map(|k| (k.public_key(), FUNDS)).collect();
-        // Validator 3 joins later. Settled batches leave the state 256 blocks after their settlement.
-        let params = Params { retention_blocks: 256, ..Params::default() };
+        // Validator 3 joins later. Settled batches leave the state 256 blocks after their settlement. Epochs of 32
+        // blocks (the set stays the genesis one), so every epoch's boundary block commits a state root that a
+        // joining validator's state sync is checked against.
+        let params = Params {
+            retention_blocks: 256,
+            validators: vouch_ledger::ValidatorParams { epoch_length: EPOCH, ..Default::default() },
+            ..Params::default()
+        };
         let mut sim = Sim::with_params(ctx.child("sim"), accounts, 3, params).await;
         let mut w = Wallet { chain: sim.genesis.chain_id(), nonces: BTreeMap::new() };
         let chain_id = sim.genesis.chain_id();
@@ -682,7 +689,9 @@ fn millions_of_batched_receipts_keep_the_state_small_and_every_validator_agrees(
                 state_bytes.push((st.ledger.settled_receipts(), vouch_chain::snapshot::encode(&st).len()));
             }
             if i == BATCHES / 4 {
-                // Validator 3 joins a quarter of the way in, catching up through marshal's backfill.
+                // Validator 3 joins a quarter of the way in (at least two epochs in, so a committed sync point
+                // exists), through a state sync from its peers.
+                sim.reach(2 * EPOCH).await;
                 sim.start(3).await;
             }
             if i == BATCHES / 2 {
@@ -708,11 +717,22 @@ fn millions_of_batched_receipts_keep_the_state_small_and_every_validator_agrees(
         let end = sim.live().iter().map(|i| sim.height(*i)).max().unwrap();
         sim.reach(end).await;
         sim.root_at(end);
-        // A member of the first batch still proves its settlement, from the validator that joined last.
+        // Validator 3 started from a sync point (the state after an epoch's last block, checked against the root the
+        // chain committed), not from genesis: it never executed nor fetched the blocks before.
         let n = sim.nodes[3].as_ref().unwrap();
+        let synced = n.chain.restored_height().expect("validator 3 state-synced");
+        assert!(
+            synced >= EPOCH - 1 && (synced + 1).is_multiple_of(EPOCH),
+            "synced after an epoch's last block: {synced}"
+        );
+        assert!(n.marshal.get_block(vouch_chain::validator::Height::new(1)).await.is_none());
+        assert!(n.chain.tx_record(&SignedTx::from_bytes(&all_txs[0]).unwrap().tx.id()).is_none());
+        // A member of the first batch still proves its settlement (from a validator that holds the block).
+        let n = sim.nodes[0].as_ref().unwrap();
         let path = vouch_codec::BatchPath { index: 7, path: real.path(7).unwrap() };
         let a = anchor::build_batched(&n.chain, &n.marshal, &real.root(), None, path.clone()).await.expect("anchor");
-        anchor::verify(&a, &body, &chain_id, &sim.pks).unwrap();
+        let sets = n.chain.validator_sets();
+        anchor::verify_with_sets(&a, &body, &chain_id, &sets).unwrap();
         // Past the retention every batch leaves the state on every validator, at the same height: the roots agree, the
         // settled count stays, and the member's anchor is still built (from the settling height the issuer kept) and
         // verifies: it never depended on the state.
@@ -729,6 +749,6 @@ fn millions_of_batched_receipts_keep_the_state_small_and_every_validator_agrees(
         assert!(anchor::build_batched(&n.chain, &n.marshal, &real.root(), None, path.clone()).await.is_none());
         let late =
             anchor::build_batched(&n.chain, &n.marshal, &real.root(), Some(settled_at), path).await.expect("anchor");
-        anchor::verify(&late, &body, &chain_id, &sim.pks).unwrap();
+        anchor::verify_with_sets(&late, &body, &chain_id, &sets).unwrap();
     });
 }
