@@ -85,6 +85,8 @@ pub struct Chain {
     mempool: Mutex<Mempool>,
     /// Height of the snapshot the state was restored from at start, if any.
     restored: Mutex<Option<u64>>,
+    /// Height of the sync point this node's state came from (a state sync from peers), if any.
+    synced: Mutex<Option<u64>>,
     /// Signatures verified so far.
     verified: Mutex<VerifiedCache>,
     /// The on-disk transaction index, if this chain has one.
@@ -149,6 +151,7 @@ impl Chain {
             state: RwLock::new(state),
             mempool: Mutex::new(Mempool::default()),
             restored: Mutex::new(None),
+            synced: Mutex::new(None),
             verified: Mutex::new(VerifiedCache::default()),
             index,
             replayed: std::sync::atomic::AtomicBool::new(false),
@@ -228,6 +231,16 @@ impl Chain {
     /// Whether the executor has replayed the local archive after a start.
     pub fn is_replayed(&self) -> bool {
         self.replayed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Records that the state came from a peer's sync point after `height`.
+    pub fn mark_synced(&self, height: u64) {
+        *lock(&self.synced) = Some(height);
+    }
+
+    /// Height of the sync point this node's state came from in this run (a state sync from peers), if any.
+    pub fn synced_height(&self) -> Option<u64> {
+        *lock(&self.synced)
     }
 
     /// Height of the snapshot this chain was restored from at start, if any.

@@ -377,6 +377,7 @@ where
                 }
                 exec_chain.learn(&synced.sets, &synced.links);
                 exec_chain.restore(synced.state);
+                exec_chain.mark_synced(h);
                 exec_mailbox.set_floor(synced.floor);
                 info!(height = h, epoch = e, "state synced from a peer");
             }

@@ -484,7 +484,7 @@ fn a_node_starting_late_syncs_the_state_from_its_peers_and_follows_the_chain() {
         // of epoch 3 (epoch 3's boundary block, committing it, is final; epoch 4's is not yet).
         net.start(joiner).await;
         let synced = loop {
-            if let Some(h) = net.chain(joiner).restored_height() {
+            if let Some(h) = net.chain(joiner).synced_height() {
                 break h;
             }
             net.ctx.sleep(Duration::from_millis(100)).await;
@@ -516,6 +516,7 @@ fn a_node_starting_late_syncs_the_state_from_its_peers_and_follows_the_chain() {
         net.reach(end).await;
         net.root_at(end);
         assert!(net.chain(joiner).restored_height().is_some_and(|r| r >= h), "restarted from a local snapshot");
+        assert_eq!(net.chain(joiner).synced_height(), None, "not synced again");
 
         // It keeps the links it learned and serves them (and checks anchors of those epochs with their sets).
         let marshal = &net.nodes[joiner].as_ref().unwrap().marshal;

@@ -720,7 +720,7 @@ fn millions_of_batched_receipts_keep_the_state_small_and_every_validator_agrees(
         // Validator 3 started from a sync point (the state after an epoch's last block, checked against the root the
         // chain committed), not from genesis: it never executed nor fetched the blocks before.
         let n = sim.nodes[3].as_ref().unwrap();
-        let synced = n.chain.restored_height().expect("validator 3 state-synced");
+        let synced = n.chain.synced_height().expect("validator 3 state-synced");
         assert!(
             synced >= EPOCH - 1 && (synced + 1).is_multiple_of(EPOCH),
             "synced after an epoch's last block: {synced}"

@@ -2,6 +2,7 @@
 //! process that is not in the genesis. It bonds (`vouch tx bond-validator`), syncs from its peers, validates from the
 //! epoch after next (with a genesis validator killed, finality then needs its votes), unbonds and leaves; consensus
 //! goes on throughout, and receipts anchored in each epoch verify offline against the genesis plus the epoch links.
+//! A genesis validator that loses its chain storage comes back through a state sync from its peers.
 
 mod common;
 
@@ -250,4 +251,30 @@ fn a_fifth_node_bonds_validates_then_unbonds_and_leaves_while_receipts_of_each_e
         String::from_utf8_lossy(&out.stdout).contains("epoch links: epoch link is for epoch 2, expected 1"),
         "{out:?}"
     );
+
+    // Genesis validator 3 loses its chain storage: restarted with nothing, it takes the state from its peers at the
+    // start of a recent epoch (checked against the root the chain committed) instead of replaying the chain.
+    kill_hard(&home.join("node3"));
+    std::fs::remove_dir_all(home.join("node3").join("chain")).unwrap();
+    let _node3 = start_node(&home.join("node3"), &[]);
+    let synced = Instant::now();
+    let mut at = None;
+    wait_for("node 3 to state-sync", 120, || {
+        at = get(addrs[3], "/v1/ledger/status").and_then(|s| s["state_synced_at"].as_u64());
+        at.is_some()
+    });
+    let at = at.unwrap();
+    assert_eq!((at + 1) % EPOCH, 0, "a sync point follows an epoch's last block: {at}");
+    wait_for("node 3 to follow the chain", 120, || {
+        height(addrs[3]) > at + EPOCH && height(addrs[3]) + 2 >= height(addrs[1])
+    });
+    eprintln!("node 3 synced at height {at} and caught up in {:?}", synced.elapsed());
+    let h = height(addrs[3]) - 1;
+    let root = |a: SocketAddr| get(a, &format!("/v1/ledger/blocks/{h}")).map(|b| b["state_root"].clone());
+    assert!(root(addrs[3]).is_some_and(|r| r.is_string()), "node 3 has block {h}");
+    assert_eq!(root(addrs[3]), root(addrs[1]), "the same state root at height {h}");
+    // The blocks before the sync point were never fetched; the epoch links it learned are served.
+    assert_eq!(try_http(addrs[3], "GET", "/v1/ledger/blocks/1", "application/json", b"").map(|r| r.0), Some(404));
+    let links: Value = serde_json::from_str(&vouch(&urls[3], &["ledger", "epochs"])).unwrap();
+    assert!(links["links"].as_array().is_some_and(|l| l.len() as u64 > at / EPOCH), "{links}");
 }

@@ -32,6 +32,7 @@ pub(super) async fn status(State(s): AppState) -> Json<Value> {
         "mempool": chain.mempool_len(),
         "settled_receipts": chain.settled_count(),
         "restored_from_snapshot": chain.restored_height(),
+        "state_synced_at": chain.synced_height(),
         "tee_freshness": tee_freshness,
     }))
 }
