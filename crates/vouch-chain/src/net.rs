@@ -38,6 +38,8 @@ pub struct NetConfig {
     pub storage: PathBuf,
     /// Timing.
     pub timing: Timing,
+    /// Whether a start with nothing executed state-syncs from peers (chains with epochs).
+    pub state_sync: bool,
 }
 
 /// The most peers one tracked set may hold: the genesis set, and with epochs the current and next sets and the
@@ -179,6 +181,7 @@ pub fn spawn(cfg: NetConfig) -> Result<RunningChain, StartError> {
                     provider: oracle.clone(),
                     blocker: oracle.clone(),
                     timing: cfg.timing.clone(),
+                    state_sync: cfg.state_sync,
                 };
                 match validator::start(ctx.child("validator"), thread_chain, vcfg, Channels { pairs }).await {
                     Ok(v) => {

@@ -155,9 +155,11 @@ where
                             next = self.open(target + 1).await;
                         }
                         // The journal of an engine two epochs back is no longer needed (a restart resumes the
-                        // current epoch's); a failure only leaves files behind.
+                        // current epoch's); a failure only leaves files behind. A node that caught up or synced past
+                        // that epoch never ran its engine.
                         if target >= 2
                             && let Err(e) = ctx.remove(&self.partition_of(target - 2), None).await
+                            && !matches!(e, commonware_runtime::Error::PartitionMissing(_))
                         {
                             warn!(epoch = target - 2, error = %e, "could not remove an old consensus journal");
                         }

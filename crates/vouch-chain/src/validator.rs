@@ -114,6 +114,9 @@ pub struct Config<P, B> {
     pub blocker: B,
     /// Timing.
     pub timing: Timing,
+    /// Whether a start with nothing executed takes the state from a peer's sync point (chains with epochs) instead of
+    /// replaying every block since genesis.
+    pub state_sync: bool,
 }
 
 /// A running validator: its tasks and the chain they maintain.
@@ -333,6 +336,7 @@ where
     context.child("state_sync").spawn(move |ctx| server.run(ctx, sync_receiver));
     let sync_peers: Vec<ed25519::PublicKey> = cfg.validators.iter().filter(|k| **k != me).cloned().collect();
     let (sync_blocker, sync_schemes, sync_signer) = (cfg.blocker.clone(), schemes.clone(), cfg.signer.clone());
+    let state_sync = cfg.state_sync;
 
     // The executor: replays what this node executed before a restart from its own archive, then applies each new
     // finalized block in order and only then acknowledges it to marshal.
@@ -352,7 +356,7 @@ where
             }
         }
         // Nothing executed yet on a chain with epochs: start from a peer's verified sync point, if one is offered.
-        if exec_chain.genesis().params.validators.epochs() && processed == 0 && exec_chain.height() == 0 {
+        if state_sync && exec_chain.genesis().params.validators.epochs() && processed == 0 && exec_chain.height() == 0 {
             let client = crate::statesync::Client {
                 ctx: &ctx,
                 chain: &exec_chain,

@@ -120,6 +120,7 @@ impl Net {
             provider: self.oracle.manager(),
             blocker: control,
             timing: Timing { snapshot_every: 7, ..Timing::default() },
+            state_sync: true,
         };
         let (tx, rx) = oneshot::channel();
         let c = chain.clone();

@@ -198,6 +198,7 @@ impl Sim {
             blocker: control,
             // Snapshots every 3 blocks, so the restarted validator starts from one.
             timing: Timing { snapshot_every: 3, ..Timing::default() },
+            state_sync: true,
         };
         let (tx, rx) = oneshot::channel();
         let c = chain.clone();

@@ -11,6 +11,8 @@
 //! `cargo build --release -p vouch-cli && cargo run --release -p vouch-cli --example ledger_bench -- --txs 20000`
 //! `... --example ledger_bench -- --txs 2000 --batch 512` (about 1M settled receipts)
 //! `... --example ledger_bench -- --txs 2000 --batch 512 --epoch-length 50` (the same on a chain with epochs)
+//! `... --example ledger_bench -- --txs 20000 --epoch-length 50 --resync` (then node 3 loses its chain storage and
+//! comes back, by state sync and by replaying from genesis)
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -73,9 +75,65 @@ async fn main() -> anyhow::Result<()> {
             hwm.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")
         );
     }
+    // `--resync`: node 3 loses its chain storage and restarts, once taking the state from its peers and once
+    // replaying the chain from genesis; each time until it is back at the height the others had when it restarted.
+    let mut restarted = vec![];
+    if result.is_ok() && std::env::args().any(|a| a == "--resync") {
+        for (how, extra) in [("state sync", None), ("replay from genesis", Some("--no-state-sync"))] {
+            match resync(&bin, &dir, &clients, extra).await {
+                Ok((child, secs, target, synced)) => {
+                    restarted.push(child);
+                    println!("node 3 back at height {target} in {secs:.2} s by {how} (state synced at {synced})");
+                }
+                Err(e) => println!("node 3 resync by {how} failed: {e}"),
+            }
+        }
+    }
+    for mut child in restarted {
+        let _ = Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
+        let _ = child.wait();
+    }
     let _ = Command::new("kill").arg("-INT").arg(devnet.id().to_string()).status();
     let _ = devnet.wait();
     result
+}
+
+/// Kills node 3, removes its chain storage, restarts it (with `extra`), and times its return to the height node 0
+/// had at the restart: (the process, seconds, that height, the height it state-synced at).
+async fn resync(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    clients: &[Client],
+    extra: Option<&str>,
+) -> anyhow::Result<(std::process::Child, f64, u64, Value)> {
+    let home = dir.join("node3");
+    let pids = Command::new("pgrep").arg("-f").arg(format!("node run --home {}", home.display())).output()?;
+    for pid in String::from_utf8(pids.stdout)?.split_whitespace() {
+        Command::new("kill").args(["-KILL", pid]).status()?;
+        while std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| !s.contains("State:\tZ")) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    std::fs::remove_dir_all(home.join("chain"))?;
+    let status: Value = clients[0].get("/v1/ledger/status").await?;
+    let target = status["height"].as_u64().unwrap_or(0);
+    let t = Instant::now();
+    let child = Command::new(bin)
+        .args(["node", "run", "--home"])
+        .arg(&home)
+        .args(extra)
+        .env("VOUCH_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()?;
+    loop {
+        if let Ok(s) = clients[3].get::<Value>("/v1/ledger/status").await
+            && s["height"].as_u64().unwrap_or(0) >= target
+        {
+            return Ok((child, t.elapsed().as_secs_f64(), target, s["state_synced_at"].clone()));
+        }
+        anyhow::ensure!(t.elapsed() < Duration::from_secs(600), "node 3 not back after 600 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn run(clients: &[Client], home: &std::path::Path, n_txs: usize, batch: u32) -> anyhow::Result<()> {

@@ -82,6 +82,10 @@ pub struct RunArgs {
     /// (overrides config.toml's `p2p`).
     #[arg(long)]
     p2p: Option<SocketAddr>,
+    /// Replay the chain from genesis instead of taking the state from a peer when the chain storage is empty
+    /// (overrides config.toml's `state_sync`).
+    #[arg(long)]
+    no_state_sync: bool,
     #[command(flatten)]
     tee: TeeArgs,
 }
@@ -102,6 +106,9 @@ pub async fn run(cli: &Cli, cmd: &NodeCommand) -> anyhow::Result<Outcome> {
             args.tee.apply(&mut config);
             if let Some(p) = args.p2p {
                 config.p2p = Some(p);
+            }
+            if args.no_state_sync {
+                config.state_sync = false;
             }
             init_tracing();
             let node = Node::start(&home, config, args.dev).await.context("starting node")?;

@@ -86,6 +86,10 @@ pub struct NodeConfig {
     /// epochs: it follows consensus, and validates once bonded and chosen; its `BondValidator` names this address).
     /// Flag `--p2p`. A spec validator listens at its spec address.
     pub p2p: Option<SocketAddr>,
+    /// On a chain with epochs, a node that starts with no chain storage takes the ledger from a peer's sync point
+    /// (checked from the genesis through the epoch links) instead of replaying every block since genesis. Default
+    /// true; false (flag `--no-state-sync`) makes an archival node that executes the whole chain itself.
+    pub state_sync: bool,
 }
 
 impl Default for NodeConfig {
@@ -121,6 +125,7 @@ impl Default for NodeConfig {
             tee_simulate_root: None,
             tee_collateral: None,
             p2p: None,
+            state_sync: true,
         }
     }
 }

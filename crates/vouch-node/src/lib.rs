@@ -130,7 +130,14 @@ impl Node {
         let sim_root = service::tee::simulated_root(&config).map_err(NodeError::Config)?;
         let spec = service::chain::load_or_create_spec(home, &key, &api, dev, sim_root)?;
         let tee = service::tee::Tee::detect(&config);
-        let chain = service::chain::NodeChain::start(home, &key, spec, config.snapshot_every_blocks, config.p2p)?;
+        let chain = service::chain::NodeChain::start(
+            home,
+            &key,
+            spec,
+            config.snapshot_every_blocks,
+            config.p2p,
+            config.state_sync,
+        )?;
         let state = Arc::new(NodeState {
             chain,
             provers: service::zk::Provers::new(config.model_cache_capacity()),

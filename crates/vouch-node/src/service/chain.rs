@@ -87,6 +87,7 @@ impl NodeChain {
         spec: ChainSpec,
         snapshot_every: u64,
         p2p: Option<std::net::SocketAddr>,
+        state_sync: bool,
     ) -> Result<Self, NodeError> {
         let seed = key.derive_seed(CONSENSUS_KEY_CONTEXT);
         let me = consensus_public_hex(&seed);
@@ -110,6 +111,7 @@ impl NodeChain {
             p2p_listen,
             storage: home.join("chain"),
             timing: Timing { snapshot_every, ..Timing::default() },
+            state_sync,
         })
         .map_err(|e| NodeError::Config(e.to_string()))?;
         Ok(Self { running, spec, signing: Mutex::new(0), registering: Mutex::new(None), declaring: Mutex::new(None) })
