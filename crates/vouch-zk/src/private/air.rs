@@ -8,7 +8,7 @@ use p3_lookup::InteractionBuilder;
 use p3_matrix::dense::RowMajorMatrix;
 
 use super::instance::{Instance, Reads, Witness};
-use super::instances::{Input, Linear, Mac, MaxPool, Output, Relu, Requant, Sponge};
+use super::instances::{Input, Linear, Lookup, Mac, MaxPool, Output, Relu, Requant, Sponge, Table};
 use crate::Val;
 
 /// Every kind of instance.
@@ -21,6 +21,8 @@ pub(crate) enum Inst {
     Mac(Mac),
     MaxPool(MaxPool),
     Requant(Requant),
+    Table(Table),
+    Lookup(Lookup),
     Output(Output),
 }
 
@@ -35,6 +37,8 @@ macro_rules! dispatch {
             Inst::Mac($i) => $f,
             Inst::MaxPool($i) => $f,
             Inst::Requant($i) => $f,
+            Inst::Table($i) => $f,
+            Inst::Lookup($i) => $f,
             Inst::Output($i) => $f,
         }
     };

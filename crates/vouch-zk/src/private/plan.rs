@@ -1,15 +1,17 @@
 //! The plan: which instances prove a model, and which bus each reads and provides. Reshape/Flatten only rename a
-//! bus; a ReLU on values a fused clamp already made non-negative is an alias; Dense, Conv and AveragePool are
-//! linear instances (chunked when wider than [`CHUNK`] taps); MaxPool and other ReLUs have their own. Layers
-//! without an instance (affine constants, lookup tables, Softmax) are refused by name.
+//! bus; a ReLU on values a fused clamp already made non-negative is an alias; Dense, Conv, AveragePool and Affine
+//! (one tap per output) are linear instances (chunked when wider than [`CHUNK`] taps); MaxPool and other ReLUs have
+//! their own; a table layer (Sigmoid, Tanh) is a table and a lookup. Softmax has no instance yet and is refused by
+//! name.
 
 use std::sync::Arc;
 
 use vouch_quant::{QGraph, QLayer};
 
 use super::air::{Inst, PrivAir};
-use super::instances::{Input, Linear, Mac, MaxPool, Output, Relu, Requant, Sponge};
+use super::instances::{ENTRIES, Input, Linear, Lookup, Mac, MaxPool, Output, Relu, Requant, Sponge, Table};
 use crate::ZkError;
+use crate::gadget::QMAX;
 use crate::rows::{LinearRows, linear_rows};
 
 /// Most taps per row of a linear layer.
@@ -81,6 +83,28 @@ fn pool_rows(layer: &QLayer, shape: &[usize]) -> Option<LinearRows> {
     Some(lr)
 }
 
+/// An affine layer (`y = round((x * mul + add) / 2^shift)`, clamped: Add, Sub and Mul by constants, batch
+/// normalization) as a linear layer of one tap per output: weight `mul`, bias `add`, multiplier 1. `None` where the
+/// constants do not fit the [`Rq`](crate::gadget::Rq) gadget's bound (`|acc| < 2^62`) or the element count.
+fn affine_rows(layer: &QLayer, n: usize) -> Option<LinearRows> {
+    let QLayer::Affine { mul, add, shift } = layer else { return None };
+    let bound = 1i128 << 62;
+    let fits = mul.len() == n
+        && add.len() == n
+        && *shift <= 62
+        && mul.iter().zip(add).all(|(m, a)| i128::from(*m).abs() * i128::from(QMAX) + i128::from(*a).abs() < bound);
+    fits.then(|| LinearRows {
+        k: 1,
+        lo: -QMAX,
+        shift: *shift,
+        rows: n,
+        taps: (0..n).map(Some).collect(),
+        w: mul.clone(),
+        bias: add.clone(),
+        mult: vec![1; n],
+    })
+}
+
 /// Gives every padded tap weight 0. A padded tap reads bus key 0 (the lookup needs some element of the bus), so
 /// the constraint `acc = b + sum w x` sees `x[0]` there: only a zero weight keeps that equal to the executor's
 /// sum, which skips padding. (The public proofs give padded taps the periodic value 0 instead, so their
@@ -110,6 +134,21 @@ pub(crate) fn plan(g: &QGraph) -> Result<Vec<PrivAir>, ZkError> {
                 matches!(layer, QLayer::Dense { .. }),
             ),
             QLayer::AvgPool { .. } => (pool_rows(layer, &g.shapes[i]).ok_or_else(unsupported)?, false),
+            QLayer::Affine { .. } => {
+                (affine_rows(layer, g.shapes[i].iter().product()).ok_or_else(unsupported)?, false)
+            }
+            // A table: its entries, and one lookup per element.
+            QLayer::Lookup { table } => {
+                if table.len() != ENTRIES {
+                    return Err(unsupported());
+                }
+                let n = g.shapes[i].iter().product();
+                insts.push(Inst::Table(Table { layer: i, table: Arc::new(table.clone()), bus_in: bus, n }));
+                insts.push(Inst::Lookup(Lookup { layer: i, n, bus_in: bus, bus_out: bus + 1 }));
+                nonneg = table.iter().all(|v| *v >= 0);
+                bus += 1;
+                continue;
+            }
             // The max of non-negative values (or 0 for an empty window) is non-negative: `nonneg` carries over.
             QLayer::MaxPool(geo) => {
                 // The window taps, as average pooling lays them out (its requantization unused).
@@ -152,7 +191,8 @@ pub(crate) fn plan(g: &QGraph) -> Result<Vec<PrivAir>, ZkError> {
         Inst::Relu(r) => r.bus_in == 0,
         Inst::MaxPool(m) => m.bus_in == 0,
         Inst::Output(o) => o.bus == 0,
-        Inst::Input(_) | Inst::Sponge(_) | Inst::Requant(_) => false,
+        Inst::Lookup(l) => l.bus_in == 0,
+        Inst::Input(_) | Inst::Sponge(_) | Inst::Requant(_) | Inst::Table(_) => false,
     });
     insts[0] = Inst::Input(Input { n, elementwise });
     Ok(insts.into_iter().map(|inst| PrivAir { inst, prep: None }).collect())

@@ -1,6 +1,7 @@
 //! Each instance's own negative test: start from the honest traces of a model that has every kind of instance,
 //! change the proven value of one real row of one instance, prove, and the verifier rejects the proof at that
-//! instance. (The test profile builds p3-batch-stark without debug assertions, so its prover does not refuse the
+//! instance (or, for the table and lookup instances, whose perturbed column only enters bus interactions, as an
+//! unbalanced LogUp sum). (The test profile builds p3-batch-stark without debug assertions, so its prover does not refuse the
 //! bad witness itself: the verifier is what is tested.)
 
 use p3_field::PrimeCharacteristicRing;
@@ -11,7 +12,8 @@ use super::air::Inst;
 use super::*;
 
 /// Input 2x6x6 -> ReLU on the input (a relu instance) -> padded Conv 2->16 (linear, 18 taps) -> MaxPool 2x2
-/// (maxpool) -> Flatten (144) -> Dense 144->4 (mac + requant).
+/// (maxpool) -> Flatten (144) -> Dense 144->4 (mac + requant) -> Add and Mul by constants (affine: a linear
+/// instance of one tap) -> Sigmoid (table + lookup).
 fn every_instance_model() -> (QGraph, Vec<i16>) {
     let mut s = 11u64;
     let mut next = move || {
@@ -34,9 +36,19 @@ fn every_instance_model() -> (QGraph, Vec<i16>) {
         FloatLayer::MaxPool(pool),
         FloatLayer::Reshape(vec![1, 144]),
         FloatLayer::Dense { w: (0..144 * 4).map(|_| next() * 0.1).collect(), b: vec![0.0; 4], input: 144, output: 4 },
+        FloatLayer::Affine { mul: vec![1.5, -0.5, 2.0, 1.0], add: vec![0.25, -0.1, 0.0, 0.5] },
+        FloatLayer::Sigmoid,
     ];
-    let shapes =
-        vec![vec![1, 2, 6, 6], vec![1, 2, 6, 6], vec![1, 16, 6, 6], vec![1, 16, 3, 3], vec![1, 144], vec![1, 4]];
+    let shapes = vec![
+        vec![1, 2, 6, 6],
+        vec![1, 2, 6, 6],
+        vec![1, 16, 6, 6],
+        vec![1, 16, 3, 3],
+        vec![1, 144],
+        vec![1, 4],
+        vec![1, 4],
+        vec![1, 4],
+    ];
     let g = FloatGraph { input: "x".into(), output: "y".into(), shapes, layers };
     let xs: Vec<Vec<f32>> = (0..6).map(|_| (0..72).map(|_| next()).collect()).collect();
     let (q, _) = vouch_quant::quantize(&g, &xs).expect("quantizes");
@@ -53,6 +65,8 @@ fn kind(inst: &Inst) -> &'static str {
         Inst::Mac(_) => "mac",
         Inst::MaxPool(_) => "maxpool",
         Inst::Requant(_) => "requant",
+        Inst::Table(_) => "table",
+        Inst::Lookup(_) => "lookup",
         Inst::Output(_) => "output",
     }
 }
@@ -62,7 +76,7 @@ fn a_perturbed_witness_in_each_instance_is_rejected_at_that_instance() {
     let (q, x) = every_instance_model();
     let prover = PrivateProver::new(q.clone()).unwrap();
     let kinds: Vec<&str> = prover.airs.iter().map(|a| kind(&a.inst)).collect();
-    for k in ["input", "sponge", "linear", "relu", "mac", "maxpool", "requant", "output"] {
+    for k in ["input", "sponge", "linear", "relu", "mac", "maxpool", "requant", "table", "lookup", "output"] {
         assert!(kinds.contains(&k), "the model has no {k} instance: {kinds:?}");
     }
     let salt = Salt::random();
@@ -82,6 +96,13 @@ fn a_perturbed_witness_in_each_instance_is_rejected_at_that_instance() {
         let (_, p) = prover.prove_traces(&y, &traces, &salt, &x).unwrap();
         let r = verify_private(&s, prover.commitment(), &input, &y, &p);
         let expected = format!("instance {i}: {}", air.inst.describe());
+        if matches!(air.inst, Inst::Table(_) | Inst::Lookup(_)) {
+            // The table's multiplicity and the lookup's `y` enter only bus interactions (no constraint of their
+            // own): the batch's LogUp sum is what no longer balances.
+            let lookup = ZkError::Proof { reason: "Lookup(TerminalSumNonZero)".into(), instance: None };
+            assert_eq!(r, Err(lookup), "{}: a perturbed witness", kinds[i]);
+            continue;
+        }
         assert!(
             matches!(&r, Err(ZkError::Proof { instance: Some(named), .. }) if *named == expected),
             "{}: a perturbed witness gave {r:?}",

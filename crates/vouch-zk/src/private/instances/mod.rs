@@ -3,6 +3,7 @@
 
 mod input;
 mod linear;
+mod lookup;
 mod mac;
 mod maxpool;
 mod output;
@@ -12,6 +13,7 @@ mod sponge;
 
 pub(crate) use input::Input;
 pub(crate) use linear::Linear;
+pub(crate) use lookup::{ENTRIES, Lookup, Table};
 pub(crate) use mac::Mac;
 pub(crate) use maxpool::MaxPool;
 pub(crate) use output::Output;
