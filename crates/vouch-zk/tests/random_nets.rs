@@ -87,3 +87,20 @@ proptest! {
         );
     }
 }
+
+/// The generator reaches every layer kind the private proofs cover (so the properties above exercise each of them).
+#[test]
+fn the_random_nets_cover_every_private_op() {
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..400 {
+        for cnn in [false, true] {
+            for l in common::net_case_of(seed, cnn).graph.layers {
+                let name = format!("{l:?}");
+                seen.insert(name.split([' ', '(', '{']).next().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    for op in ["Dense", "Conv", "Relu", "MaxPool", "AvgPool", "Reshape", "Affine", "Sigmoid", "Tanh"] {
+        assert!(seen.contains(op), "no random net has {op}: {seen:?}");
+    }
+}

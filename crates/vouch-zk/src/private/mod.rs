@@ -12,15 +12,16 @@
 //! |---|---|---|
 //! | input | 4 input elements per row | each is in `[-32767, 32767]`; provides the 4-lane groups (and single elements when a reader needs them) |
 //! | sponge | one Poseidon2 permutation per row | `C` is the overwrite-mode sponge of `(s, x)` (`p3-poseidon2-air`) ([`commit`]) |
-//! | linear (Dense, Conv, AveragePool; at most 128 taps) | one per output | `y = clamp(requant(b + sum w x))` (the [`Rq`](crate::gadget::Rq) gadget), taps looked up |
+//! | linear (Dense, Conv, AveragePool, Affine; at most 128 taps) | one per output | `y = clamp(requant(b + sum w x))` (the [`Rq`](crate::gadget::Rq) gadget), taps looked up; an affine layer (Add/Sub/Mul by constants) is one tap with weight `mul`, bias `add`, multiplier 1 |
 //! | mac + requant (more than 128 taps) | up to 128 taps per row, an accumulator over each output's rows | the last row sends `(output, acc)` to a requant instance that provides the activation |
 //! | relu (when the values may be negative) | one per element | `y = max(x, 0)` with a sign bit and a 16-bit range check |
 //! | maxpool | one per output | `y` is at least every valid tap (16-bit range checks) and equals one of them (one-hot selector) |
+//! | table + lookup (Sigmoid, Tanh) | 65,535 entries; one per element | the table provides each `(x, table(x))` from preprocessed columns; each element's `(x, y)` is looked up in it |
 //! | output | one per element | the last activation equals the public `y` |
 //!
 //! Weights, biases, multipliers, tap indices and selectors are preprocessed columns: bound by the model's
 //! [`PrivateCommitment`], not hidden (models are public on the hub). Reshape/Flatten only rename a bus; a ReLU after
-//! a fused clamp is an alias. Affine constants, lookup tables and Softmax are refused with the layer named.
+//! a fused clamp is an alias. Softmax has no instance yet and is refused with the layer named.
 
 mod air;
 mod commit;

@@ -134,9 +134,7 @@ pub(crate) fn plan(g: &QGraph) -> Result<Vec<PrivAir>, ZkError> {
                 matches!(layer, QLayer::Dense { .. }),
             ),
             QLayer::AvgPool { .. } => (pool_rows(layer, &g.shapes[i]).ok_or_else(unsupported)?, false),
-            QLayer::Affine { .. } => {
-                (affine_rows(layer, g.shapes[i].iter().product()).ok_or_else(unsupported)?, false)
-            }
+            QLayer::Affine { .. } => (affine_rows(layer, g.shapes[i].iter().product()).ok_or_else(unsupported)?, false),
             // A table: its entries, and one lookup per element.
             QLayer::Lookup { table } => {
                 if table.len() != ENTRIES {

@@ -51,9 +51,15 @@ pub fn cases(default: u32) -> u32 {
 /// channels, so some layers have more than 128 taps), each optionally followed by a ReLU and by a max or
 /// average pool (windows 1-3, strides 1-3, padded or not, `count_include_pad` either way), then Flatten and one
 /// or two Dense layers. MLPs: 1-300 inputs (a first layer wider than one 128-tap row reads the input in groups)
-/// and zero to two hidden layers of up to 150 units.
+/// and zero to two hidden layers of up to 150 units. After any convolution or hidden Dense layer, sometimes an affine
+/// layer (Mul/Add by per-element constants) and sometimes a Sigmoid or Tanh.
 pub fn net_case() -> impl Strategy<Value = NetCase> {
-    (any::<u64>(), any::<bool>()).prop_map(|(seed, cnn)| if cnn { random_cnn(seed) } else { random_mlp(seed) })
+    (any::<u64>(), any::<bool>()).prop_map(|(seed, cnn)| net_case_of(seed, cnn))
+}
+
+/// The network `net_case` draws for `seed` (a CNN or an MLP).
+pub fn net_case_of(seed: u64, cnn: bool) -> NetCase {
+    if cnn { random_cnn(seed) } else { random_mlp(seed) }
 }
 
 /// A xorshift generator: the networks depend on the seed only.
@@ -92,11 +98,30 @@ fn dense_stack(rng: &mut Rng, layers: &mut Vec<FloatLayer>, shapes: &mut Vec<Vec
         let scale = 1.5 / (n as f32).sqrt();
         layers.push(FloatLayer::Dense { w: rng.floats(n * o, scale), b: rng.floats(o, 0.2), input: n, output: o });
         shapes.push(vec![1, o]);
+        // The last layer stays a Dense one (the public proofs' tests forge its STARK's output).
+        if i + 1 < widths.len() {
+            elementwise(rng, layers, shapes);
+        }
         if i + 1 < widths.len() && rng.chance(70) {
             layers.push(FloatLayer::Relu);
             shapes.push(vec![1, o]);
         }
         n = o;
+    }
+}
+
+/// Sometimes an affine layer (per-element multipliers and addends: Mul, Add, Sub by constants), sometimes a table
+/// layer (Sigmoid or Tanh), on the last shape.
+fn elementwise(rng: &mut Rng, layers: &mut Vec<FloatLayer>, shapes: &mut Vec<Vec<usize>>) {
+    let shape = shapes.last().cloned().unwrap_or_default();
+    let n: usize = shape.iter().product();
+    if rng.chance(15) {
+        layers.push(FloatLayer::Affine { mul: rng.floats(n, 2.0), add: rng.floats(n, 0.5) });
+        shapes.push(shape.clone());
+    }
+    if rng.chance(12) {
+        layers.push(if rng.chance(50) { FloatLayer::Sigmoid } else { FloatLayer::Tanh });
+        shapes.push(shape);
     }
 }
 
@@ -157,6 +182,7 @@ fn random_cnn(seed: u64) -> NetCase {
         layers.push(FloatLayer::Conv { w: rng.floats(oc * k, scale), b: rng.floats(oc, 0.2), ic: c, oc, geo });
         (c, h, w) = (oc, oh, ow);
         shapes.push(vec![1, c, h, w]);
+        elementwise(&mut rng, &mut layers, &mut shapes);
         if rng.chance(60) {
             layers.push(FloatLayer::Relu);
             shapes.push(vec![1, c, h, w]);

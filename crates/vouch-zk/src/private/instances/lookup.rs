@@ -68,7 +68,11 @@ impl Instance for Table {
     fn eval<AB: AirBuilder<F = Val> + InteractionBuilder>(&self, b: &mut AB) {
         let row: Vec<AB::Var> = b.main().current_slice().to_vec();
         let p: Vec<AB::Var> = b.preprocessed().current_slice().to_vec();
-        b.push_interaction(&table_bus(self.layer), [p[T_X].into(), p[T_Y].into()], Count::provided(-row[T_MULT].into()));
+        b.push_interaction(
+            &table_bus(self.layer),
+            [p[T_X].into(), p[T_Y].into()],
+            Count::provided(-row[T_MULT].into()),
+        );
     }
     #[cfg(test)]
     fn proven_column(&self) -> usize {
