@@ -246,29 +246,49 @@ fn a_cnn_with_maxpool_and_a_standalone_relu_proves_and_verifies() {
     assert!(matches!(verify_private(&s, prover.commitment(), &input, &y2, &p), Err(ZkError::Proof { .. })));
 }
 
+/// A classifier ending in Softmax (over rows of the last axis) proves privately with the same output as the
+/// integer executor, and another output is rejected; a structure whose table has the wrong number of entries is
+/// refused with the layer named, while a model the public proofs accept is never refused here.
 #[test]
-fn a_layer_without_a_private_instance_is_refused_by_name() {
-    use vouch_quant::{FloatGraph, FloatLayer};
+fn a_softmax_classifier_proves_privately_and_a_malformed_table_is_refused_by_name() {
+    use vouch_quant::{FloatGraph, FloatLayer, QLayer};
     let g = FloatGraph {
         input: "x".into(),
         output: "y".into(),
-        shapes: vec![vec![1, 4], vec![1, 3], vec![1, 3]],
+        shapes: vec![vec![1, 4], vec![2, 3], vec![2, 3]],
         layers: vec![
             FloatLayer::Dense {
-                w: (0..12).map(|i| i as f32 / 12.0 - 0.5).collect(),
-                b: vec![0.0; 3],
+                w: (0..24).map(|i| i as f32 / 12.0 - 1.0).collect(),
+                b: vec![0.1, 0.0, -0.1, 0.2, 0.0, 0.3],
                 input: 4,
-                output: 3,
+                output: 6,
             },
             FloatLayer::Softmax,
         ],
     };
     let xs: Vec<Vec<f32>> = vouch_quant::seeded_inputs(4, 4, 3);
     let (q, _) = quantize(&g, &xs).unwrap();
-    assert_eq!(PrivateProver::new(q.clone()).err(), Some(ZkError::UnsupportedLayer { layer: 1, kind: "Softmax" }));
-    assert!(vouch_zk::private::supports(&q).is_err());
-    // The public-activation proof still covers it.
-    let x = q.quantize_input(&xs[0]);
-    let p = vouch_zk::prove(&q, &x).unwrap();
-    vouch_zk::verify(&q, &vouch_zk::commit(&q).unwrap(), &x, &q.run(&x).unwrap(), &p).unwrap();
+    let prover = PrivateProver::new(q.clone()).unwrap();
+    let x = q.quantize_input(&xs[1]);
+    let salt = Salt::random();
+    let (y, p) = prover.prove(&x, &salt).unwrap();
+    assert_eq!(y, q.run(&x).unwrap());
+    // Two softmax rows of three: each sums to about 32767.
+    for row in y.chunks(3) {
+        let sum: i32 = row.iter().map(|v| i32::from(*v)).sum();
+        assert!((32764..=32770).contains(&sum), "{y:?}");
+    }
+    let s = vouch_zk::public_structure(&q);
+    let input = commit_input(&x, &salt);
+    verify_private(&s, prover.commitment(), &input, &y, &p).unwrap();
+    let mut y2 = y.clone();
+    y2[4] = if y2[4] == 0 { 1 } else { y2[4] - 1 };
+    assert!(matches!(verify_private(&s, prover.commitment(), &input, &y2, &p), Err(ZkError::Proof { .. })));
+    // A structure whose exp table lacks an entry.
+    let mut bad = q.clone();
+    if let QLayer::Softmax { exp } = &mut bad.layers[1] {
+        exp.pop();
+    }
+    assert_eq!(PrivateProver::new(bad.clone()).err(), Some(ZkError::UnsupportedLayer { layer: 1, kind: "Softmax" }));
+    assert!(vouch_zk::private::supports(&bad).is_err());
 }

@@ -100,7 +100,7 @@ fn the_random_nets_cover_every_private_op() {
             }
         }
     }
-    for op in ["Dense", "Conv", "Relu", "MaxPool", "AvgPool", "Reshape", "Affine", "Sigmoid", "Tanh"] {
+    for op in ["Dense", "Conv", "Relu", "MaxPool", "AvgPool", "Reshape", "Affine", "Sigmoid", "Tanh", "Softmax"] {
         assert!(seen.contains(op), "no random net has {op}: {seen:?}");
     }
 }

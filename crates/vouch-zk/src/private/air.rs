@@ -8,7 +8,7 @@ use p3_lookup::InteractionBuilder;
 use p3_matrix::dense::RowMajorMatrix;
 
 use super::instance::{Instance, Reads, Witness};
-use super::instances::{Input, Linear, Lookup, Mac, MaxPool, Output, Relu, Requant, Sponge, Table};
+use super::instances::{Input, Linear, Lookup, Mac, MaxPool, Output, Relu, Requant, Softmax, Sponge, Table};
 use crate::Val;
 
 /// Every kind of instance.
@@ -23,6 +23,7 @@ pub(crate) enum Inst {
     Requant(Requant),
     Table(Table),
     Lookup(Lookup),
+    Softmax(Softmax),
     Output(Output),
 }
 
@@ -39,6 +40,7 @@ macro_rules! dispatch {
             Inst::Requant($i) => $f,
             Inst::Table($i) => $f,
             Inst::Lookup($i) => $f,
+            Inst::Softmax($i) => $f,
             Inst::Output($i) => $f,
         }
     };

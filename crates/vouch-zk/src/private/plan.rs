@@ -1,15 +1,17 @@
 //! The plan: which instances prove a model, and which bus each reads and provides. Reshape/Flatten only rename a
 //! bus; a ReLU on values a fused clamp already made non-negative is an alias; Dense, Conv, AveragePool and Affine
 //! (one tap per output) are linear instances (chunked when wider than [`CHUNK`] taps); MaxPool and other ReLUs have
-//! their own; a table layer (Sigmoid, Tanh) is a table and a lookup. Softmax has no instance yet and is refused by
-//! name.
+//! their own; a table layer (Sigmoid, Tanh) is a table and a lookup; Softmax is an exp table and a softmax
+//! instance.
 
 use std::sync::Arc;
 
 use vouch_quant::{QGraph, QLayer};
 
 use super::air::{Inst, PrivAir};
-use super::instances::{ENTRIES, Input, Linear, Lookup, Mac, MaxPool, Output, Relu, Requant, Sponge, Table};
+use super::instances::{
+    ENTRIES, Input, Keys, Linear, Lookup, Mac, MaxPool, Output, Relu, Requant, Softmax, Sponge, Table,
+};
 use crate::ZkError;
 use crate::gadget::QMAX;
 use crate::rows::{LinearRows, linear_rows};
@@ -141,9 +143,25 @@ pub(crate) fn plan(g: &QGraph) -> Result<Vec<PrivAir>, ZkError> {
                     return Err(unsupported());
                 }
                 let n = g.shapes[i].iter().product();
-                insts.push(Inst::Table(Table { layer: i, table: Arc::new(table.clone()), bus_in: bus, n }));
+                let values = Arc::new(table.iter().map(|v| i64::from(*v)).collect());
+                insts.push(Inst::Table(Table { layer: i, values, keys: Keys::Elements, bus_in: bus, n }));
                 insts.push(Inst::Lookup(Lookup { layer: i, n, bus_in: bus, bus_out: bus + 1 }));
                 nonneg = table.iter().all(|v| *v >= 0);
+                bus += 1;
+                continue;
+            }
+            // Softmax over rows of the last axis: its exp table, keyed by the gap to the row's maximum.
+            QLayer::Softmax { exp } => {
+                let n: usize = g.shapes[i].iter().product();
+                let last = g.shapes[i].last().copied().unwrap_or(1).max(1);
+                if exp.len() != ENTRIES || !n.is_multiple_of(last) {
+                    return Err(unsupported());
+                }
+                let values: Arc<Vec<i64>> = Arc::new(exp.iter().map(|v| i64::from(*v)).collect());
+                let keys = Keys::SoftmaxGaps { last };
+                insts.push(Inst::Table(Table { layer: i, values: values.clone(), keys, bus_in: bus, n }));
+                insts.push(Inst::Softmax(Softmax { layer: i, n, last, exp: values, bus_in: bus, bus_out: bus + 1 }));
+                nonneg = true;
                 bus += 1;
                 continue;
             }
@@ -166,7 +184,6 @@ pub(crate) fn plan(g: &QGraph) -> Result<Vec<PrivAir>, ZkError> {
                 bus += 1;
                 continue;
             }
-            _ => return Err(unsupported()),
         };
         nonneg = rows.lo >= 0;
         let grouped = dense && bus == 0;
@@ -190,6 +207,7 @@ pub(crate) fn plan(g: &QGraph) -> Result<Vec<PrivAir>, ZkError> {
         Inst::MaxPool(m) => m.bus_in == 0,
         Inst::Output(o) => o.bus == 0,
         Inst::Lookup(l) => l.bus_in == 0,
+        Inst::Softmax(s) => s.bus_in == 0,
         Inst::Input(_) | Inst::Sponge(_) | Inst::Requant(_) | Inst::Table(_) => false,
     });
     insts[0] = Inst::Input(Input { n, elementwise });

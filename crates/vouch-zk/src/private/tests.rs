@@ -13,7 +13,7 @@ use super::*;
 
 /// Input 2x6x6 -> ReLU on the input (a relu instance) -> padded Conv 2->16 (linear, 18 taps) -> MaxPool 2x2
 /// (maxpool) -> Flatten (144) -> Dense 144->4 (mac + requant) -> Add and Mul by constants (affine: a linear
-/// instance of one tap) -> Sigmoid (table + lookup).
+/// instance of one tap) -> Sigmoid (table + lookup) -> Softmax (exp table + softmax).
 fn every_instance_model() -> (QGraph, Vec<i16>) {
     let mut s = 11u64;
     let mut next = move || {
@@ -38,6 +38,7 @@ fn every_instance_model() -> (QGraph, Vec<i16>) {
         FloatLayer::Dense { w: (0..144 * 4).map(|_| next() * 0.1).collect(), b: vec![0.0; 4], input: 144, output: 4 },
         FloatLayer::Affine { mul: vec![1.5, -0.5, 2.0, 1.0], add: vec![0.25, -0.1, 0.0, 0.5] },
         FloatLayer::Sigmoid,
+        FloatLayer::Softmax,
     ];
     let shapes = vec![
         vec![1, 2, 6, 6],
@@ -45,6 +46,7 @@ fn every_instance_model() -> (QGraph, Vec<i16>) {
         vec![1, 16, 6, 6],
         vec![1, 16, 3, 3],
         vec![1, 144],
+        vec![1, 4],
         vec![1, 4],
         vec![1, 4],
         vec![1, 4],
@@ -67,6 +69,7 @@ fn kind(inst: &Inst) -> &'static str {
         Inst::Requant(_) => "requant",
         Inst::Table(_) => "table",
         Inst::Lookup(_) => "lookup",
+        Inst::Softmax(_) => "softmax",
         Inst::Output(_) => "output",
     }
 }
@@ -76,7 +79,8 @@ fn a_perturbed_witness_in_each_instance_is_rejected_at_that_instance() {
     let (q, x) = every_instance_model();
     let prover = PrivateProver::new(q.clone()).unwrap();
     let kinds: Vec<&str> = prover.airs.iter().map(|a| kind(&a.inst)).collect();
-    for k in ["input", "sponge", "linear", "relu", "mac", "maxpool", "requant", "table", "lookup", "output"] {
+    for k in ["input", "sponge", "linear", "relu", "mac", "maxpool", "requant", "table", "lookup", "softmax", "output"]
+    {
         assert!(kinds.contains(&k), "the model has no {k} instance: {kinds:?}");
     }
     let salt = Salt::random();

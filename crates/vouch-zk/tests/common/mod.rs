@@ -52,7 +52,7 @@ pub fn cases(default: u32) -> u32 {
 /// average pool (windows 1-3, strides 1-3, padded or not, `count_include_pad` either way), then Flatten and one
 /// or two Dense layers. MLPs: 1-300 inputs (a first layer wider than one 128-tap row reads the input in groups)
 /// and zero to two hidden layers of up to 150 units. After any convolution or hidden Dense layer, sometimes an affine
-/// layer (Mul/Add by per-element constants) and sometimes a Sigmoid or Tanh.
+/// layer (Mul/Add by per-element constants), sometimes a Sigmoid or Tanh and sometimes a Softmax.
 pub fn net_case() -> impl Strategy<Value = NetCase> {
     (any::<u64>(), any::<bool>()).prop_map(|(seed, cnn)| net_case_of(seed, cnn))
 }
@@ -111,7 +111,7 @@ fn dense_stack(rng: &mut Rng, layers: &mut Vec<FloatLayer>, shapes: &mut Vec<Vec
 }
 
 /// Sometimes an affine layer (per-element multipliers and addends: Mul, Add, Sub by constants), sometimes a table
-/// layer (Sigmoid or Tanh), on the last shape.
+/// layer (Sigmoid or Tanh), sometimes a Softmax (over the last axis), on the last shape.
 fn elementwise(rng: &mut Rng, layers: &mut Vec<FloatLayer>, shapes: &mut Vec<Vec<usize>>) {
     let shape = shapes.last().cloned().unwrap_or_default();
     let n: usize = shape.iter().product();
@@ -121,6 +121,10 @@ fn elementwise(rng: &mut Rng, layers: &mut Vec<FloatLayer>, shapes: &mut Vec<Vec
     }
     if rng.chance(12) {
         layers.push(if rng.chance(50) { FloatLayer::Sigmoid } else { FloatLayer::Tanh });
+        shapes.push(shape.clone());
+    }
+    if rng.chance(8) {
+        layers.push(FloatLayer::Softmax);
         shapes.push(shape);
     }
 }

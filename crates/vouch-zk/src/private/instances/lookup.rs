@@ -1,8 +1,10 @@
-//! A table layer (Sigmoid, Tanh: `y = table[x + 32767]`): a [`Table`] instance provides every `(x, table(x))` pair
-//! of the layer's table from preprocessed columns (bound by the model's commitment) with a hidden multiplicity, and a
-//! [`Lookup`] instance, one row per element, reads `x` from its input bus, looks the pair `(x, y)` up in the table
-//! (LogUp) and provides `y` on its output bus. Every activation is already in `[-32767, 32767]` (each producer proves
-//! it), so every read hits a table row.
+//! Table layers. A [`Table`] instance provides every `(key, value)` pair of a layer's table from preprocessed columns
+//! (bound by the model's commitment) with a hidden multiplicity. For Sigmoid and Tanh (`y = table[x + 32767]`) a
+//! [`Lookup`] instance, one row per element, reads `x` from its input bus, looks `(x, y)` up in the table (LogUp) and
+//! provides `y` on its output bus; every activation is already in `[-32767, 32767]` (each producer proves it), so
+//! every read hits a table row. Softmax reads its exp table the same way (`instances/softmax.rs`).
+
+use std::sync::Arc;
 
 use p3_air::{AirBuilder, WindowAccess};
 use p3_field::PrimeCharacteristicRing;
@@ -13,40 +15,64 @@ use crate::Val;
 use crate::gadget::{QMAX, fe};
 use crate::private::instance::{Instance, Reads, Witness, bus, zeros};
 
-/// Entries of a table: one per activation value.
+/// Entries of a table: one per activation value (or per gap `max - x` of a softmax row).
 pub(crate) const ENTRIES: usize = 2 * QMAX as usize + 1;
 
-/// The bus of graph layer `layer`'s table: `(x, table(x))`.
-fn table_bus(layer: usize) -> String {
+/// The bus of graph layer `layer`'s table: `(key, value)`.
+pub(crate) fn table_bus(layer: usize) -> String {
     format!("t{layer}")
+}
+
+/// Which key each element of the layer's input reads.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Keys {
+    /// The element itself (`x`, keys from -32767).
+    Elements,
+    /// Softmax over rows of `last` elements: the gap `max(row) - x` (keys from 0).
+    SoftmaxGaps {
+        /// Elements per row.
+        last: usize,
+    },
+}
+
+impl Keys {
+    /// The first key (row 0's).
+    fn first(self) -> i64 {
+        match self {
+            Self::Elements => -QMAX,
+            Self::SoftmaxGaps { .. } => 0,
+        }
+    }
 }
 
 /// The table of graph layer `layer`.
 #[derive(Clone, Debug)]
 pub(crate) struct Table {
     pub layer: usize,
-    /// `table[x + 32767]`, [`ENTRIES`] of them.
-    pub table: std::sync::Arc<Vec<i16>>,
-    /// The bus its lookup reads `x` from, and its element count (what the multiplicities are counted from).
+    /// The value of key `first + r` at row `r`, [`ENTRIES`] of them.
+    pub values: Arc<Vec<i64>>,
+    pub keys: Keys,
+    /// The bus the layer reads its input from, and its element count (what the multiplicities are counted from).
     pub bus_in: usize,
     pub n: usize,
 }
 
 impl Table {
-    /// Row `r`'s entry index (the row past the last entry repeats the first).
+    /// Row `r`'s entry (the row past the last entry repeats the first).
     fn entry(r: usize) -> usize {
         if r < ENTRIES { r } else { 0 }
     }
 }
 
-/// Main column: the multiplicity. Preprocessed: `x`, `table(x)`.
+/// Main column: the multiplicity. Preprocessed: the key, its value.
 const T_MULT: usize = 0;
-const T_X: usize = 0;
-const T_Y: usize = 1;
+const T_KEY: usize = 0;
+const T_VALUE: usize = 1;
 
 impl Instance for Table {
     fn describe(&self) -> String {
-        format!("table, layer {}, {ENTRIES} entries", self.layer)
+        let kind = if matches!(self.keys, Keys::Elements) { "table" } else { "exp table" };
+        format!("{kind}, layer {}, {ENTRIES} entries", self.layer)
     }
     fn rows(&self) -> usize {
         ENTRIES
@@ -61,18 +87,15 @@ impl Instance for Table {
         (0..h)
             .flat_map(|r| {
                 let e = Self::entry(r);
-                [fe(e as i64 - QMAX), fe(i64::from(self.table.get(e).copied().unwrap_or(0)))]
+                [fe(e as i64 + self.keys.first()), fe(self.values.get(e).copied().unwrap_or(0))]
             })
             .collect()
     }
     fn eval<AB: AirBuilder<F = Val> + InteractionBuilder>(&self, b: &mut AB) {
         let row: Vec<AB::Var> = b.main().current_slice().to_vec();
         let p: Vec<AB::Var> = b.preprocessed().current_slice().to_vec();
-        b.push_interaction(
-            &table_bus(self.layer),
-            [p[T_X].into(), p[T_Y].into()],
-            Count::provided(-row[T_MULT].into()),
-        );
+        let msg = [p[T_KEY].into(), p[T_VALUE].into()];
+        b.push_interaction(&table_bus(self.layer), msg, Count::provided(-row[T_MULT].into()));
     }
     #[cfg(test)]
     fn proven_column(&self) -> usize {
@@ -80,8 +103,15 @@ impl Instance for Table {
     }
     fn trace(&self, w: &Witness<'_>, h: usize) -> RowMajorMatrix<Val> {
         let mut counts = vec![0u64; h];
-        for x in &w.buses[self.bus_in][..self.n] {
-            counts[(i64::from(*x) + QMAX) as usize] += 1;
+        let xs = &w.buses[self.bus_in][..self.n];
+        match self.keys {
+            Keys::Elements => xs.iter().for_each(|x| counts[(i64::from(*x) + QMAX) as usize] += 1),
+            Keys::SoftmaxGaps { last } => {
+                for row in xs.chunks(last.max(1)) {
+                    let m = row.iter().copied().max().unwrap_or(0);
+                    row.iter().for_each(|x| counts[(i32::from(m) - i32::from(*x)) as usize] += 1);
+                }
+            }
         }
         RowMajorMatrix::new(counts.into_iter().map(Val::from_u64).collect(), 1)
     }

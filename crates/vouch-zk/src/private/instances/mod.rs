@@ -9,14 +9,16 @@ mod maxpool;
 mod output;
 mod relu;
 mod requant;
+mod softmax;
 mod sponge;
 
 pub(crate) use input::Input;
 pub(crate) use linear::Linear;
-pub(crate) use lookup::{ENTRIES, Lookup, Table};
+pub(crate) use lookup::{ENTRIES, Keys, Lookup, Table};
 pub(crate) use mac::Mac;
 pub(crate) use maxpool::MaxPool;
 pub(crate) use output::Output;
 pub(crate) use relu::Relu;
 pub(crate) use requant::Requant;
+pub(crate) use softmax::Softmax;
 pub(crate) use sponge::Sponge;
