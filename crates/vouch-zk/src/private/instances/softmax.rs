@@ -76,7 +76,7 @@ impl Prep {
 impl Softmax {
     /// Bits of the remainder: `2S <= 2 * last * 2^EXP_BITS`.
     pub(crate) fn rb(&self) -> usize {
-        let top = 2u128 * (self.last.max(1) as u128) << EXP_BITS;
+        let top = (2u128 * self.last.max(1) as u128) << EXP_BITS;
         (128 - top.leading_zeros()) as usize
     }
     fn cols(&self) -> Cols {
