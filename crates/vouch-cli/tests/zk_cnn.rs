@@ -1,7 +1,8 @@
 //! A CNN none of the other tests has, through a real node and the real CLI: three input channels, a padded
 //! convolution on the input itself, a padded strided convolution, MaxPool, Flatten and Dense. Private-input and
 //! public zk receipts verify offline; a node whose prover yields an unverifiable proof (`fault_corrupt_proofs`)
-//! issues no receipt and answers `500 proof_self_check_failed`, naming the failing instance.
+//! issues no receipt and answers `500 proof_self_check_failed`, naming the failing instance. An MLP with Sigmoid,
+//! Add and Mul by constants, Tanh, Sub and Softmax gets private-input receipts too.
 
 mod common;
 
@@ -153,4 +154,73 @@ fn a_proof_that_fails_the_self_check_is_never_issued() {
     let metrics = metrics.as_str().unwrap().to_owned();
     assert!(metrics.lines().any(|l| l == "vouch_proof_self_checks_failed_total 2"), "{metrics}");
     assert!(metrics.lines().any(|l| l == "vouch_receipts_issued_total 0"), "{metrics}");
+}
+
+/// `1x8 -> Gemm(16) -> Sigmoid -> Add(c) -> Mul(c) -> Gemm(10) -> Tanh -> Sub(c) -> Gemm(5) -> Softmax`, seeded.
+fn mlp_with_every_elementwise_op() -> Vec<u8> {
+    let mut rng = Rng::new(0x5F7);
+    let mut t = |name: &str, dims: &[i64], scale: f64| {
+        let n: i64 = dims.iter().product();
+        floats(name, dims, (0..n).map(|_| (rng.unit() * scale) as f32).collect())
+    };
+    let initializer = vec![
+        t("w1", &[16, 8], 0.6),
+        t("b1", &[16], 0.2),
+        t("add", &[16], 0.5),
+        t("mul", &[16], 2.0),
+        t("w2", &[10, 16], 0.5),
+        t("b2", &[10], 0.2),
+        t("sub", &[10], 0.3),
+        t("w3", &[5, 10], 0.8),
+        t("b3", &[5], 0.2),
+    ];
+    let gemm = |x: &str, w: &str, b: &str, y: &str| node("Gemm", &[x, w, b], y, vec![int("transB", 1)]);
+    let nodes = vec![
+        gemm("x", "w1", "b1", "g1"),
+        node("Sigmoid", &["g1"], "s", vec![]),
+        node("Add", &["s", "add"], "a", vec![]),
+        node("Mul", &["a", "mul"], "m", vec![]),
+        gemm("m", "w2", "b2", "g2"),
+        node("Tanh", &["g2"], "t", vec![]),
+        node("Sub", &["t", "sub"], "d", vec![]),
+        gemm("d", "w3", "b3", "g3"),
+        node("Softmax", &["g3"], "y", vec![int("axis", -1)]),
+    ];
+    let input = value_info("x", FLOAT, Some(&[1, 8]));
+    model(nodes, initializer, vec![input], vec![value_info("y", FLOAT, Some(&[1, 5]))])
+}
+
+#[test]
+fn a_model_with_sigmoid_tanh_softmax_and_constants_gets_private_receipts_that_verify() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(home.path());
+    let model = dir.path().join("ops.onnx");
+    std::fs::write(&model, mlp_with_every_elementwise_op()).unwrap();
+    let doc = |seed: u64| {
+        let mut rng = Rng::new(seed);
+        let data: Vec<f32> = (0..8).map(|_| rng.unit() as f32).collect();
+        json!({"inputs": {"x": {"dtype": "f32", "shape": [1, 8], "data": data}}})
+    };
+    let calib = dir.path().join("ops.calib.json");
+    write_json(&calib, &Value::Array((0..16).map(|i| doc(200 + i)).collect()));
+    let (m, c) = (model.to_str().unwrap(), calib.to_str().unwrap());
+    let pushed = node.vouch_ok(&["--json", "model", "push", m, "--name", "ops", "--zk", "--calibration", c]);
+    let pushed: Value = serde_json::from_str(&pushed).unwrap();
+    assert!(pushed["zk"]["private_commitment"].as_str().is_some_and(|c| !c.is_empty()), "{pushed}");
+    let input = dir.path().join("in.json");
+    write_json(&input, &doc(7));
+    let receipt = dir.path().join("private.receipt.json");
+    let (i, r) = (input.to_str().unwrap(), receipt.to_str().unwrap());
+    let out = node.vouch(&["infer", "ops", "--input", i, "--mode", "zk", "--private-input", "-o", r]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let salt = stderr.split("--salt ").nth(1).and_then(|s| s.split_whitespace().next()).expect("salt printed");
+    let out = node.vouch(&["verify", r, "--model", m, "--input", i, "--salt", salt]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("private-input proof verified"), "{text}");
+    // Another salt does not open the input commitment.
+    let out = node.vouch(&["verify", r, "--model", m, "--input", i, "--salt", &"11".repeat(32)]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
 }
