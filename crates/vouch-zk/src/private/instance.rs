@@ -89,6 +89,18 @@ pub(crate) struct Witness<'a> {
     pub salt: &'a Salt,
 }
 
+/// The preprocessed columns of an instance with one row per element of `n`: the element index, whether the row is
+/// an element.
+pub(crate) fn element_rows(h: usize, n: usize) -> Vec<Val> {
+    use p3_field::PrimeCharacteristicRing as _;
+    (0..h).flat_map(|r| [Val::from_u64(r as u64), Val::from_bool(r < n)]).collect()
+}
+
+/// Counts one read of each of the first `n` elements of bus `b`.
+pub(crate) fn read_each(reads: &mut Reads, b: usize, n: usize) {
+    reads.bus[b][..n].iter_mut().for_each(|m| *m += 1);
+}
+
 /// A zeroed `h x width` trace.
 pub(crate) fn zeros(h: usize, width: usize) -> Vec<Val> {
     vec![<Val as p3_field::PrimeCharacteristicRing>::ZERO; h * width]

@@ -13,7 +13,7 @@ use p3_matrix::dense::RowMajorMatrix;
 
 use crate::Val;
 use crate::gadget::{QMAX, fe};
-use crate::private::instance::{Instance, Reads, Witness, bus, zeros};
+use crate::private::instance::{Instance, Reads, Witness, bus, element_rows, read_each, zeros};
 
 /// Entries of a table: one per activation value (or per gap `max - x` of a softmax row).
 pub(crate) const ENTRIES: usize = 2 * QMAX as usize + 1;
@@ -147,7 +147,7 @@ impl Instance for Lookup {
         2
     }
     fn preprocessed(&self, h: usize) -> Vec<Val> {
-        (0..h).flat_map(|r| [Val::from_u64(r as u64), Val::from_bool(r < self.n)]).collect()
+        element_rows(h, self.n)
     }
     fn eval<AB: AirBuilder<F = Val> + InteractionBuilder>(&self, b: &mut AB) {
         let row: Vec<AB::Var> = b.main().current_slice().to_vec();
@@ -159,7 +159,7 @@ impl Instance for Lookup {
         b.push_interaction(&bus(self.bus_out), [idx, y], Count::provided(-row[L_MULT].into()));
     }
     fn count_reads(&self, reads: &mut Reads) {
-        reads.bus[self.bus_in][..self.n].iter_mut().for_each(|m| *m += 1);
+        read_each(reads, self.bus_in, self.n);
     }
     fn provides(&self) -> Option<usize> {
         Some(self.layer)

@@ -9,7 +9,7 @@ use p3_matrix::dense::RowMajorMatrix;
 
 use crate::Val;
 use crate::gadget::{bits, fe, put_bits};
-use crate::private::instance::{Instance, Reads, Witness, bus, zeros};
+use crate::private::instance::{Instance, Reads, Witness, bus, element_rows, read_each, zeros};
 
 /// The ReLU instance of graph layer `layer`.
 #[derive(Clone, Debug)]
@@ -55,7 +55,7 @@ impl Instance for Relu {
         Prep::WIDTH
     }
     fn preprocessed(&self, h: usize) -> Vec<Val> {
-        (0..h).flat_map(|r| [Val::from_u64(r as u64), Val::from_bool(r < self.n)]).collect()
+        element_rows(h, self.n)
     }
     fn eval<AB: AirBuilder<F = Val> + InteractionBuilder>(&self, b: &mut AB) {
         let row: Vec<AB::Var> = b.main().current_slice().to_vec();
@@ -71,7 +71,7 @@ impl Instance for Relu {
         b.push_interaction(&bus(self.bus_out), [idx, y], Count::provided(-row[Cols::MULT].into()));
     }
     fn count_reads(&self, reads: &mut Reads) {
-        reads.bus[self.bus_in][..self.n].iter_mut().for_each(|m| *m += 1);
+        read_each(reads, self.bus_in, self.n);
     }
     fn provides(&self) -> Option<usize> {
         Some(self.layer)

@@ -18,7 +18,7 @@ use vouch_quant::EXP_BITS;
 use super::lookup::table_bus;
 use crate::Val;
 use crate::gadget::{QMAX, bits, fe, put_bits};
-use crate::private::instance::{Instance, Reads, Witness, bus, zeros};
+use crate::private::instance::{Instance, Reads, Witness, bus, read_each, zeros};
 
 /// The softmax instance of graph layer `layer`.
 #[derive(Clone, Debug)]
@@ -154,7 +154,7 @@ impl Instance for Softmax {
         b.push_interaction(&bus(self.bus_out), [idx, y], Count::provided(-row[c.mult()].into()));
     }
     fn count_reads(&self, reads: &mut Reads) {
-        reads.bus[self.bus_in][..self.n].iter_mut().for_each(|m| *m += 1);
+        read_each(reads, self.bus_in, self.n);
     }
     fn provides(&self) -> Option<usize> {
         Some(self.layer)
