@@ -17,6 +17,20 @@ use crate::float::Pool;
 pub const QMAX: i64 = 32767;
 /// Fixed-point bits of softmax's exp table.
 pub const EXP_BITS: u32 = 20;
+/// Entries of a Sigmoid/Tanh table indexed by the activation itself (`x + 32767`), as the first versions wrote
+/// them (still executed as such, so their receipts keep verifying).
+pub const TABLE_DIRECT: usize = 65_535;
+/// Activation bits a bucketed table drops: it has one entry per 16 consecutive activation values.
+pub const TABLE_SHIFT: u32 = 4;
+/// Entries of a bucketed table.
+pub const TABLE_BUCKETS: usize = 4_096;
+
+/// The entry of a Sigmoid/Tanh table of `len` entries that activation `x` reads: `x + 32767` for a direct table,
+/// `(x + 32767) >> 4` for a bucketed one.
+pub fn table_index(len: usize, x: i16) -> usize {
+    let k = (i64::from(x) + QMAX) as usize;
+    if len == TABLE_DIRECT { k } else { k >> TABLE_SHIFT }
+}
 
 /// `floor((v + 2^(shift-1)) / 2^shift)`: `v / 2^shift` rounded to nearest, halves up.
 pub fn rshift_round(v: i128, shift: u32) -> i128 {
@@ -98,9 +112,10 @@ pub enum QLayer {
         /// Shift.
         shift: u32,
     },
-    /// `y = table[x + 32767]` (sigmoid, tanh; output scale 1/32767).
+    /// `y = table[(x + 32767) >> 4]` (sigmoid, tanh; output scale 1/32767): one entry per 16 activation values, the
+    /// function at the bucket's centre. A table of [`TABLE_DIRECT`] entries is read at `x + 32767` instead.
     Lookup {
-        /// 65535 entries, for x in `[-32767, 32767]`.
+        /// [`TABLE_BUCKETS`] (or [`TABLE_DIRECT`]) entries.
         table: Vec<i16>,
     },
     /// Softmax over the last axis: `e = exp_table[max - x]`, `y = round(32767 * e / sum(e))`.
@@ -211,7 +226,7 @@ fn int_layer(layer: &QLayer, shape: &[usize], x: &[i16]) -> Vec<i16> {
                     .clamp(-i128::from(QMAX), i128::from(QMAX)) as i16
             })
             .collect(),
-        QLayer::Lookup { table } => x.iter().map(|v| table[(i64::from(*v) + QMAX) as usize]).collect(),
+        QLayer::Lookup { table } => x.iter().map(|v| table[table_index(table.len(), *v)]).collect(),
         QLayer::Softmax { exp } => {
             let last = (*shape.last().unwrap_or(&1)).max(1);
             x.chunks(last)

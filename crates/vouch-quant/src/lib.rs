@@ -13,7 +13,9 @@ mod float;
 mod onnx;
 mod quantize;
 
-pub use exec::{EXP_BITS, QGraph, QLayer, Requant, rshift_round};
+pub use exec::{
+    EXP_BITS, QGraph, QLayer, Requant, TABLE_BUCKETS, TABLE_DIRECT, TABLE_SHIFT, rshift_round, table_index,
+};
 pub use float::{FloatGraph, FloatLayer, Pool};
 pub use onnx::{SUPPORTED_OPS, parse};
 pub use quantize::{Report, quantize, quantize_with};

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::QuantError;
-use crate::exec::{EXP_BITS, QGraph, QLayer, QMAX, Requant};
+use crate::exec::{EXP_BITS, QGraph, QLayer, QMAX, Requant, TABLE_BUCKETS, TABLE_SHIFT};
 use crate::float::{FloatGraph, FloatLayer};
 
 /// Quantized weights, biases and per-row requantization of one linear layer.
@@ -188,8 +188,14 @@ pub fn quantize_with(
                 let f = |x: f64| {
                     if matches!(layer, FloatLayer::Sigmoid) { 1.0 / (1.0 + (-x).exp()) } else { x.tanh() }
                 };
-                let table = (-QMAX..=QMAX)
-                    .map(|q| (f(q as f64 * s_in) / s_out).round().clamp(-(QMAX as f64), QMAX as f64) as i16)
+                // One entry per 16 activation values, the function at the bucket's centre: a table a sixteenth the
+                // size (what a private proof commits and looks up), at most half a bucket of input error.
+                let width = f64::from(1u32 << TABLE_SHIFT);
+                let table = (0..TABLE_BUCKETS)
+                    .map(|i| {
+                        let centre = i as f64 * width + (width - 1.0) / 2.0 - QMAX as f64;
+                        (f(centre * s_in) / s_out).round().clamp(-(QMAX as f64), QMAX as f64) as i16
+                    })
                     .collect();
                 QLayer::Lookup { table }
             }

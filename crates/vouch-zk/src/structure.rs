@@ -74,6 +74,10 @@ pub(crate) fn check_structure_limits(s: &QGraph) -> Result<(), ZkError> {
             QLayer::MaxPool(geo) | QLayer::AvgPool { geo, .. } => {
                 geo_ok(geo) && windows(shape.get(1).copied().unwrap_or(0), geo, geo.kernel[0] * geo.kernel[1])
             }
+            // Tables and constants the executor indexes: of the sizes it reads.
+            QLayer::Lookup { table } => [vouch_quant::TABLE_BUCKETS, vouch_quant::TABLE_DIRECT].contains(&table.len()),
+            QLayer::Softmax { exp } => exp.len() == vouch_quant::TABLE_DIRECT,
+            QLayer::Affine { mul, add, .. } => mul.len() == n_in && add.len() == n_in,
             _ => true,
         }
     });

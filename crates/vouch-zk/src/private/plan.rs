@@ -139,13 +139,15 @@ pub(crate) fn plan(g: &QGraph) -> Result<Vec<PrivAir>, ZkError> {
             QLayer::Affine { .. } => (affine_rows(layer, g.shapes[i].iter().product()).ok_or_else(unsupported)?, false),
             // A table: its entries, and one lookup per element.
             QLayer::Lookup { table } => {
-                if table.len() != ENTRIES {
-                    return Err(unsupported());
-                }
+                let (keys, shift) = match table.len() {
+                    vouch_quant::TABLE_BUCKETS => (Keys::Buckets, vouch_quant::TABLE_SHIFT),
+                    ENTRIES => (Keys::Elements, 0),
+                    _ => return Err(unsupported()),
+                };
                 let n = g.shapes[i].iter().product();
                 let values = Arc::new(table.iter().map(|v| i64::from(*v)).collect());
-                insts.push(Inst::Table(Table { layer: i, values, keys: Keys::Elements, bus_in: bus, n }));
-                insts.push(Inst::Lookup(Lookup { layer: i, n, bus_in: bus, bus_out: bus + 1 }));
+                insts.push(Inst::Table(Table { layer: i, values, keys, bus_in: bus, n }));
+                insts.push(Inst::Lookup(Lookup { layer: i, n, bus_in: bus, bus_out: bus + 1, shift }));
                 nonneg = table.iter().all(|v| *v >= 0);
                 bus += 1;
                 continue;

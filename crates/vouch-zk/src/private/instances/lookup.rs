@@ -1,8 +1,9 @@
 //! Table layers. A [`Table`] instance provides every `(key, value)` pair of a layer's table from preprocessed columns
-//! (bound by the model's commitment) with a hidden multiplicity. For Sigmoid and Tanh (`y = table[x + 32767]`) a
-//! [`Lookup`] instance, one row per element, reads `x` from its input bus, looks `(x, y)` up in the table (LogUp) and
-//! provides `y` on its output bus; every activation is already in `[-32767, 32767]` (each producer proves it), so
-//! every read hits a table row. Softmax reads its exp table the same way (`instances/softmax.rs`).
+//! (bound by the model's commitment) with a hidden multiplicity. For Sigmoid and Tanh (`y = table[(x + 32767) >> 4]`,
+//! or `table[x + 32767]` for a direct table) a [`Lookup`] instance, one row per element, reads `x` from its input bus,
+//! splits `x + 32767 = 16 i + r` (`r` in 4 bits; the bucket `i` is then the key), looks `(key, y)` up in the table
+//! (LogUp) and provides `y` on its output bus; every activation is already in `[-32767, 32767]` (each producer
+//! proves it), so every read hits a table row. Softmax reads its exp table the same way (`instances/softmax.rs`).
 
 use std::sync::Arc;
 
@@ -12,10 +13,10 @@ use p3_lookup::{Count, InteractionBuilder};
 use p3_matrix::dense::RowMajorMatrix;
 
 use crate::Val;
-use crate::gadget::{QMAX, fe};
+use crate::gadget::{QMAX, bits, fe, put_bits};
 use crate::private::instance::{Instance, Reads, Witness, bus, element_rows, read_each, zeros};
 
-/// Entries of a table: one per activation value (or per gap `max - x` of a softmax row).
+/// Entries of a direct table: one per activation value (or per gap `max - x` of a softmax row).
 pub(crate) const ENTRIES: usize = 2 * QMAX as usize + 1;
 
 /// The bus of graph layer `layer`'s table: `(key, value)`.
@@ -28,6 +29,8 @@ pub(crate) fn table_bus(layer: usize) -> String {
 pub(crate) enum Keys {
     /// The element itself (`x`, keys from -32767).
     Elements,
+    /// The element's bucket `(x + 32767) >> 4` (keys from 0).
+    Buckets,
     /// Softmax over rows of `last` elements: the gap `max(row) - x` (keys from 0).
     SoftmaxGaps {
         /// Elements per row.
@@ -40,7 +43,7 @@ impl Keys {
     fn first(self) -> i64 {
         match self {
             Self::Elements => -QMAX,
-            Self::SoftmaxGaps { .. } => 0,
+            Self::Buckets | Self::SoftmaxGaps { .. } => 0,
         }
     }
 }
@@ -49,7 +52,7 @@ impl Keys {
 #[derive(Clone, Debug)]
 pub(crate) struct Table {
     pub layer: usize,
-    /// The value of key `first + r` at row `r`, [`ENTRIES`] of them.
+    /// The value of key `first + r` at row `r`.
     pub values: Arc<Vec<i64>>,
     pub keys: Keys,
     /// The bus the layer reads its input from, and its element count (what the multiplicities are counted from).
@@ -58,9 +61,9 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    /// Row `r`'s entry (the row past the last entry repeats the first).
-    fn entry(r: usize) -> usize {
-        if r < ENTRIES { r } else { 0 }
+    /// Row `r`'s entry (rows past the last entry repeat the first).
+    fn entry(&self, r: usize) -> usize {
+        if r < self.values.len() { r } else { 0 }
     }
 }
 
@@ -71,11 +74,11 @@ const T_VALUE: usize = 1;
 
 impl Instance for Table {
     fn describe(&self) -> String {
-        let kind = if matches!(self.keys, Keys::Elements) { "table" } else { "exp table" };
-        format!("{kind}, layer {}, {ENTRIES} entries", self.layer)
+        let kind = if matches!(self.keys, Keys::SoftmaxGaps { .. }) { "exp table" } else { "table" };
+        format!("{kind}, layer {}, {} entries", self.layer, self.values.len())
     }
     fn rows(&self) -> usize {
-        ENTRIES
+        self.values.len()
     }
     fn width(&self) -> usize {
         1
@@ -86,7 +89,7 @@ impl Instance for Table {
     fn preprocessed(&self, h: usize) -> Vec<Val> {
         (0..h)
             .flat_map(|r| {
-                let e = Self::entry(r);
+                let e = self.entry(r);
                 [fe(e as i64 + self.keys.first()), fe(self.values.get(e).copied().unwrap_or(0))]
             })
             .collect()
@@ -106,6 +109,9 @@ impl Instance for Table {
         let xs = &w.buses[self.bus_in][..self.n];
         match self.keys {
             Keys::Elements => xs.iter().for_each(|x| counts[(i64::from(*x) + QMAX) as usize] += 1),
+            Keys::Buckets => {
+                xs.iter().for_each(|x| counts[((i64::from(*x) + QMAX) >> vouch_quant::TABLE_SHIFT) as usize] += 1)
+            }
             Keys::SoftmaxGaps { last } => {
                 for row in xs.chunks(last.max(1)) {
                     let m = row.iter().copied().max().unwrap_or(0);
@@ -124,14 +130,23 @@ pub(crate) struct Lookup {
     pub n: usize,
     pub bus_in: usize,
     pub bus_out: usize,
+    /// Activation bits the table's key drops (0: a direct table keyed by `x`).
+    pub shift: u32,
 }
 
-/// Main columns: `x`, `y`, the multiplicity of `y`. Preprocessed: the element index, whether the row is an element.
+/// Main columns: `x`, `y`, the multiplicity of `y`, then (bucketed) the bucket `i` and `shift` bits of `r`.
+/// Preprocessed: the element index, whether the row is an element.
 const L_X: usize = 0;
 const L_Y: usize = 1;
 const L_MULT: usize = 2;
-const L_INDEX: usize = 0;
-const L_REAL: usize = 1;
+const L_BUCKET: usize = 3;
+const L_R: usize = 4;
+
+impl Lookup {
+    fn bucketed(&self) -> bool {
+        self.shift > 0
+    }
+}
 
 impl Instance for Lookup {
     fn describe(&self) -> String {
@@ -141,7 +156,7 @@ impl Instance for Lookup {
         self.n
     }
     fn width(&self) -> usize {
-        3
+        if self.bucketed() { L_R + self.shift as usize } else { 3 }
     }
     fn prep_width(&self) -> usize {
         2
@@ -153,9 +168,19 @@ impl Instance for Lookup {
         let row: Vec<AB::Var> = b.main().current_slice().to_vec();
         let p: Vec<AB::Var> = b.preprocessed().current_slice().to_vec();
         let (x, y): (AB::Expr, AB::Expr) = (row[L_X].into(), row[L_Y].into());
-        let (idx, real): (AB::Expr, AB::Expr) = (p[L_INDEX].into(), p[L_REAL].into());
-        b.push_interaction(&bus(self.bus_in), [idx.clone(), x.clone()], Count::bounded(real.clone(), 1));
-        b.push_interaction(&table_bus(self.layer), [x, y.clone()], Count::bounded(real, 1));
+        let (idx, real): (AB::Expr, AB::Expr) = (p[0].into(), p[1].into());
+        let key = if self.bucketed() {
+            // x + 32767 = 2^shift i + r, r < 2^shift: the table's keys bound i, so this is the integer split.
+            let bucket: AB::Expr = row[L_BUCKET].into();
+            let r = bits(b, &row, L_R, self.shift as usize);
+            let scale = AB::Expr::from(fe(1i64 << self.shift));
+            b.assert_eq(x.clone() + AB::Expr::from(fe(QMAX)), bucket.clone() * scale + r);
+            bucket
+        } else {
+            x.clone()
+        };
+        b.push_interaction(&bus(self.bus_in), [idx.clone(), x], Count::bounded(real.clone(), 1));
+        b.push_interaction(&table_bus(self.layer), [key, y.clone()], Count::bounded(real, 1));
         b.push_interaction(&bus(self.bus_out), [idx, y], Count::provided(-row[L_MULT].into()));
     }
     fn count_reads(&self, reads: &mut Reads) {
@@ -169,12 +194,22 @@ impl Instance for Lookup {
         L_Y
     }
     fn trace(&self, w: &Witness<'_>, h: usize) -> RowMajorMatrix<Val> {
-        let mut v = zeros(h, 3);
-        for (r, row) in v.chunks_mut(3).enumerate().take(self.n) {
-            row[L_X] = fe(i64::from(w.buses[self.bus_in][r]));
-            row[L_Y] = fe(i64::from(w.buses[self.bus_out][r]));
-            row[L_MULT] = Val::from_u64(w.reads.bus[self.bus_out][r]);
+        let width = self.width();
+        let mut v = zeros(h, width);
+        for (r, row) in v.chunks_mut(width).enumerate() {
+            let (x, y) = if r < self.n { (w.buses[self.bus_in][r], w.buses[self.bus_out][r]) } else { (0, 0) };
+            row[L_X] = fe(i64::from(x));
+            row[L_Y] = fe(i64::from(y));
+            if r < self.n {
+                row[L_MULT] = Val::from_u64(w.reads.bus[self.bus_out][r]);
+            }
+            if self.bucketed() {
+                // Padding rows (x = 0) split too: the constraint holds on every row.
+                let k = i64::from(x) + QMAX;
+                row[L_BUCKET] = fe(k >> self.shift);
+                put_bits(row, L_R, self.shift as usize, (k & ((1 << self.shift) - 1)) as u128);
+            }
         }
-        RowMajorMatrix::new(v, 3)
+        RowMajorMatrix::new(v, width)
     }
 }
