@@ -292,3 +292,53 @@ fn a_softmax_classifier_proves_privately_and_a_malformed_table_is_refused_by_nam
     assert_eq!(PrivateProver::new(bad.clone()).err(), Some(ZkError::UnsupportedLayer { layer: 1, kind: "Softmax" }));
     assert!(vouch_zk::private::supports(&bad).is_err());
 }
+
+/// A Sigmoid quantizes to a bucketed table (4,096 entries); the 65,535-entry direct tables of the first versions
+/// still execute (receipts that carry them keep verifying) and prove privately: the same function as a direct table
+/// gives the same outputs and a proof that verifies, and another output is rejected.
+#[test]
+fn bucketed_and_direct_tables_both_prove() {
+    use vouch_quant::{FloatGraph, FloatLayer, QLayer, TABLE_BUCKETS, TABLE_DIRECT, table_index};
+    let g = FloatGraph {
+        input: "x".into(),
+        output: "y".into(),
+        shapes: vec![vec![1, 6], vec![1, 5], vec![1, 5], vec![1, 3]],
+        layers: vec![
+            FloatLayer::Dense {
+                w: (0..30).map(|i| (i as f32 * 0.37).sin()).collect(),
+                b: vec![0.1; 5],
+                input: 6,
+                output: 5,
+            },
+            FloatLayer::Sigmoid,
+            FloatLayer::Dense {
+                w: (0..15).map(|i| (i as f32 * 0.71).cos()).collect(),
+                b: vec![0.0; 3],
+                input: 5,
+                output: 3,
+            },
+        ],
+    };
+    let xs = vouch_quant::seeded_inputs(6, 8, 5);
+    let (q, _) = quantize(&g, &xs).unwrap();
+    let QLayer::Lookup { table } = &q.layers[1] else { panic!("a table layer") };
+    assert_eq!(table.len(), TABLE_BUCKETS);
+    let mut direct = q.clone();
+    direct.layers[1] = QLayer::Lookup {
+        table: (0..TABLE_DIRECT).map(|k| table[table_index(TABLE_BUCKETS, (k as i64 - 32767) as i16)]).collect(),
+    };
+    for (name, model) in [("bucketed", &q), ("direct", &direct)] {
+        let x = model.quantize_input(&xs[2]);
+        assert_eq!(model.run(&x).unwrap(), q.run(&x).unwrap(), "{name}: the same function");
+        let prover = PrivateProver::new(model.clone()).unwrap();
+        let salt = Salt::random();
+        let (y, p) = prover.prove(&x, &salt).unwrap();
+        let s = vouch_zk::public_structure(model);
+        let input = commit_input(&x, &salt);
+        verify_private(&s, prover.commitment(), &input, &y, &p).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut y2 = y.clone();
+        y2[0] = if y2[0] == i16::MAX { 32766 } else { y2[0] + 1 };
+        let r = verify_private(&s, prover.commitment(), &input, &y2, &p);
+        assert!(matches!(r, Err(ZkError::Proof { .. })), "{name}: another output accepted: {r:?}");
+    }
+}
