@@ -6,19 +6,11 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bench_models, http, try_http, vouch_bin};
+use common::{Proc, bench_models, http, try_http, vouch_bin, wait_for};
 use serde_json::Value;
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-INT").arg(self.0.id().to_string()).status();
-        let _ = self.0.wait();
-    }
-}
 
 fn status(addr: SocketAddr) -> Option<Value> {
     let (code, v) = try_http(addr, "GET", "/v1/ledger/status", "application/json", b"")?;
@@ -28,14 +20,6 @@ fn status(addr: SocketAddr) -> Option<Value> {
 fn spec_node_id(home: &Path, i: usize) -> Value {
     let spec: Value = serde_json::from_str(&std::fs::read_to_string(home.join("genesis.json")).unwrap()).unwrap();
     spec["validators"][i]["node_id"].clone()
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < Duration::from_secs(secs), "timed out after {secs} s waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn vouch(url: &str, args: &[&str]) -> String {

@@ -7,27 +7,10 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-use common::{cached_model, http, try_http, vouch_bin};
+use common::{Proc, cached_model, http, try_http, vouch_bin, wait_for};
 use serde_json::Value;
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-INT").arg(self.0.id().to_string()).status();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < Duration::from_secs(secs), "timed out after {secs} s waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 fn vouch(url: &str, args: &[&str]) -> std::process::Output {
     Command::new(vouch_bin()).args(args).env("VOUCH_NODE", url).env_remove("VOUCH_ACCOUNT").output().unwrap()

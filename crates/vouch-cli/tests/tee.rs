@@ -8,31 +8,14 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
-use common::{NodeProc, bench_models, http, try_http, vouch_bin};
+use common::{NodeProc, Proc, bench_models, http, try_http, vouch_bin, wait_for};
 use serde_json::Value;
 use vouch_codec::tx::{SignedTx, Tx, TxKind};
 use vouch_codec::{PlatformReport, ReceiptJson, TeeEvidence, domain};
 use vouch_crypto::NodeKey;
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-INT").arg(self.0.id().to_string()).status();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < Duration::from_secs(secs), "timed out after {secs} s waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// Runs the CLI against `url`: (exit code, stdout).
 fn vouch(url: &str, args: &[&str]) -> (i32, String) {

@@ -8,21 +8,13 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bench_models, try_http, vouch_bin};
+use common::{Proc, bench_models, try_http, vouch_bin, wait_for};
 use serde_json::Value;
 
 const EPOCH: u64 = 24;
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-INT").arg(self.0.id().to_string()).status();
-        let _ = self.0.wait();
-    }
-}
 
 fn get(addr: SocketAddr, path: &str) -> Option<Value> {
     let (code, v) = try_http(addr, "GET", path, "application/json", b"")?;
@@ -31,14 +23,6 @@ fn get(addr: SocketAddr, path: &str) -> Option<Value> {
 
 fn height(addr: SocketAddr) -> u64 {
     get(addr, "/v1/ledger/status").and_then(|s| s["height"].as_u64()).unwrap_or(0)
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < Duration::from_secs(secs), "timed out after {secs} s waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn run(url: &str, args: &[&str]) -> std::process::Output {
