@@ -99,8 +99,9 @@ pub struct Chain {
     /// Every epoch's validator set this chain's executed ledger fixed since it started (with the genesis set): what
     /// the node checks anchors of past epochs with.
     epoch_sets: Mutex<BTreeMap<u64, Vec<[u8; 32]>>>,
-    /// Epoch links this node holds outside its block archive (received in a state sync: the blocks below its floor
-    /// are not in its archive), by the epoch whose boundary block they carry.
+    /// Epoch links this node holds in memory (received in a state sync, whose blocks below the floor are not in its
+    /// archive, or built once from the archive: about 1 KB each, immutable), by the epoch whose boundary block they
+    /// carry.
     links: Mutex<BTreeMap<u64, crate::epoch::EpochLink>>,
 }
 
@@ -196,9 +197,14 @@ impl Chain {
         lock(&self.links).extend(links.iter().map(|l| (params.epoch_of(l.header.height), l.clone())));
     }
 
-    /// The link of `epoch`'s boundary block, if it was learned in a state sync.
+    /// The link of `epoch`'s boundary block, if this node holds it in memory.
     pub fn learned_link(&self, epoch: u64) -> Option<crate::epoch::EpochLink> {
         lock(&self.links).get(&epoch).cloned()
+    }
+
+    /// Keeps a link built from the archive, so serving it again reads no block.
+    pub fn remember_link(&self, epoch: u64, link: crate::epoch::EpochLink) {
+        lock(&self.links).insert(epoch, link);
     }
 
     /// The genesis block.

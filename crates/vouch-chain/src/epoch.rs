@@ -291,12 +291,18 @@ impl ValidatorSets {
         set.dedup();
         let mut out = Self { params: params.clone(), sets: BTreeMap::from([(0, set)]), roots: BTreeMap::new() };
         for link in links {
-            let (epoch, set) = out.sets.iter().next_back().map(|(e, s)| (*e, s.clone())).expect("genesis");
-            verify_link(params, epoch, &set, link)?;
-            out.sets.insert(epoch + 1, link.change.validators.clone());
-            out.roots.insert(EpochChange::root_height(params, epoch), link.change.state_root);
+            out.follow(link)?;
         }
         Ok(out)
+    }
+
+    /// Checks `link` against the newest set and, if it proves the next one, adds that set and its state root.
+    pub fn follow(&mut self, link: &EpochLink) -> Result<(), LinkError> {
+        let (epoch, set) = self.sets.iter().next_back().map(|(e, s)| (*e, s.clone())).expect("genesis");
+        verify_link(&self.params, epoch, &set, link)?;
+        self.sets.insert(epoch + 1, link.change.validators.clone());
+        self.roots.insert(EpochChange::root_height(&self.params, epoch), link.change.state_root);
+        Ok(())
     }
 
     /// Adds a set this verifier trusts (a node's own executed ledger).
@@ -330,8 +336,8 @@ impl ValidatorSets {
     }
 }
 
-/// The link that proves epoch `epoch + 1`'s set as `chain`'s node holds it: learned in a state sync, or built from its
-/// archive by [`build_link`].
+/// The link that proves epoch `epoch + 1`'s set as `chain`'s node holds it: in memory (learned in a state sync or built
+/// before), or built from its archive by [`build_link`] and kept.
 pub async fn link_for(
     chain: &crate::chain::Chain,
     marshal: &commonware_consensus::marshal::core::Mailbox<
@@ -340,10 +346,12 @@ pub async fn link_for(
     >,
     epoch: u64,
 ) -> Option<EpochLink> {
-    match chain.learned_link(epoch) {
-        Some(link) => Some(link),
-        None => build_link(&chain.genesis().params.validators, marshal, epoch).await,
+    if let Some(link) = chain.learned_link(epoch) {
+        return Some(link);
     }
+    let link = build_link(&chain.genesis().params.validators, marshal, epoch).await?;
+    chain.remember_link(epoch, link.clone());
+    Some(link)
 }
 
 /// Builds the link that proves epoch `epoch + 1`'s set from a validator's archive: the boundary block of `epoch` and

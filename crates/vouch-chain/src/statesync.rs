@@ -40,8 +40,9 @@ use crate::snapshot::{self, SnapshotError};
 
 /// Bytes of one snapshot chunk.
 pub const CHUNK: usize = 512 << 10;
-/// Largest snapshot a node fetches.
-pub const MAX_SNAPSHOT: u64 = 4 << 30;
+/// Largest snapshot a node fetches (the bytes are held until the whole snapshot is checked, so this bounds what a
+/// lying peer can make a syncing node hold; an honest state with batched settlement is a few MB).
+pub const MAX_SNAPSHOT: u64 = 1 << 30;
 /// Most links in one message.
 pub const LINKS_PER_MESSAGE: u64 = 64;
 /// Sync points a node keeps (the newest committed one stays served while the next two epochs end).
@@ -540,6 +541,9 @@ where
         len: u64,
     ) -> Result<Synced, SyncError> {
         let e = params.epoch_of(height) + 1;
+        // Each page is checked as it arrives (against the set the links before it prove), so a peer cannot make
+        // this node hold links it could not verify, however high the height it offered.
+        let mut sets = ValidatorSets::from_links(params, &self.chain.genesis().validators, &[])?;
         let mut links: Vec<EpochLink> = vec![];
         while (links.len() as u64) <= e {
             let from = links.len() as u64;
@@ -553,13 +557,14 @@ where
             if page.is_empty() || page.len() as u64 > to - from + 1 {
                 return Err(SyncError::Protocol(format!("{} links for epochs {from}..={to}", page.len())));
             }
+            for link in &page {
+                sets.follow(link)?;
+            }
             links.extend(page);
         }
-        // The links alone are cheap to check: refuse a peer whose chain does not follow from the genesis before
-        // fetching its snapshot.
-        ValidatorSets::from_links(params, &self.chain.genesis().validators, &links)?;
         let chunks = len.div_ceil(CHUNK as u64);
-        let mut bytes = Vec::with_capacity(len.min(1 << 30) as usize);
+        // Grows with the bytes received, never sized from the offered length.
+        let mut bytes = Vec::new();
         for index in 0..chunks {
             let index = u32::try_from(index).map_err(|_| SyncError::Protocol("too many chunks".into()))?;
             let expected = (len - u64::from(index) * CHUNK as u64).min(CHUNK as u64) as usize;
