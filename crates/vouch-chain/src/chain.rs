@@ -14,11 +14,12 @@ use bytes::Bytes;
 use vouch_codec::tx::{Address, SignedTx};
 use vouch_codec::{AgreementRule, Digest, ModelId};
 use vouch_ledger::{
-    Account, BlockCtx, Event, Genesis, Job, ModelRecord, NodeRecord, Signature, State, TxError, check_stateless,
+    Account, Backing, BlockCtx, Event, Genesis, Job, ModelRecord, NodeRecord, Signature, State, TxError, check_stateless,
 };
 
 use crate::block::{Block, Header};
 use crate::index::TxIndex;
+use crate::store::StateStore;
 use crate::mempool::Mempool;
 use crate::record::TxRecord;
 use crate::sigcache::VerifiedCache;
@@ -91,6 +92,8 @@ pub struct Chain {
     verified: Mutex<VerifiedCache>,
     /// The on-disk transaction index, if this chain has one.
     index: Option<Index>,
+    /// The on-disk ledger store, if this chain has one: the accounts and models tables live there.
+    store: Option<Arc<StateStore>>,
     /// Whether the executor has replayed this validator's own archive after a start (until then the executed state
     /// is older than what this node already knew, e.g. its own accounts' nonces).
     replayed: std::sync::atomic::AtomicBool,
@@ -124,17 +127,88 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Chain {
     /// The chain at genesis.
     pub fn new(genesis: Genesis) -> ChainHandle {
-        Self::build(genesis, None)
+        Self::build(genesis, None, None)
     }
 
     /// The chain at genesis, with an on-disk transaction index: memory keeps the records of the last `recent_blocks`
     /// blocks (at least 1), the index all of them.
     pub fn with_index(genesis: Genesis, index: TxIndex, recent_blocks: u64) -> ChainHandle {
         let index = Index { db: index, recent_blocks: recent_blocks.max(1), failed: Default::default() };
-        Self::build(genesis, Some(index))
+        Self::build(genesis, Some(index), None)
     }
 
-    fn build(genesis: Genesis, index: Option<Index>) -> ChainHandle {
+    /// [`Chain::with_index`] with the ledger state on disk: the accounts and models tables live in `store`, and the
+    /// chain starts from its checkpoint if it has a valid one (see [`crate::store`]); the executor then replays only
+    /// the blocks after it. Memory holds the spilled tables' entries changed since the last [`Chain::checkpoint`].
+    pub fn on_disk(genesis: Genesis, index: TxIndex, recent_blocks: u64, store: StateStore) -> ChainHandle {
+        let index = Index { db: index, recent_blocks: recent_blocks.max(1), failed: Default::default() };
+        let store = Arc::new(store);
+        let chain = Self::build(genesis, Some(index), Some(store.clone()));
+        let disk: Arc<dyn Backing> = store.clone();
+        let restored = match store.checkpoint() {
+            Ok(Some((height, bytes))) => match crate::snapshot::decode_local(&bytes, &chain, &disk) {
+                Ok(st) if st.height == height => {
+                    tracing::info!(height, "restored the chain state from the ledger store");
+                    chain.restore(st)
+                }
+                Ok(st) => {
+                    tracing::warn!(height, found = st.height, "ledger store checkpoint skipped: wrong height");
+                    false
+                }
+                Err(e) => {
+                    tracing::warn!(height, error = %e, "ledger store checkpoint skipped");
+                    false
+                }
+            },
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "ledger store checkpoint unreadable");
+                false
+            }
+        };
+        if !restored {
+            // Start from genesis, with an empty store under it.
+            if let Err(e) = store.reset() {
+                tracing::error!(error = %e, "ledger store reset failed");
+            }
+            chain.state.write().unwrap_or_else(|p| p.into_inner()).ledger.attach(disk);
+        }
+        chain
+    }
+
+    /// Whether this chain keeps its ledger state on disk.
+    pub fn has_store(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// The ledger store, if this chain has one.
+    pub fn store(&self) -> Option<&StateStore> {
+        self.store.as_deref()
+    }
+
+    /// Writes a checkpoint to the ledger store (the spilled entries changed since the last one, and the rest of the
+    /// executed chain), then lets memory forget those entries. The executor calls it between blocks; false without a
+    /// store or when the write failed (memory then keeps the entries, and the next checkpoint writes them).
+    pub fn checkpoint(&self) -> bool {
+        let Some(store) = &self.store else { return false };
+        let (height, writes, bytes) = {
+            let st = self.state();
+            (st.height, st.ledger.disk_writes(), crate::snapshot::encode_local(&st, !self.has_index()))
+        };
+        let entries: usize = writes.iter().map(|(_, w)| w.len()).sum();
+        if let Err(e) = store.put(height, &writes, &bytes) {
+            tracing::error!(height, error = %e, "ledger store checkpoint failed; entries stay in memory");
+            return false;
+        }
+        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if st.height == height {
+            st.ledger.flushed();
+        }
+        tracing::info!(height, entries, bytes = bytes.len(), "ledger store checkpoint written");
+        true
+    }
+
+    fn build(genesis: Genesis, index: Option<Index>, store: Option<Arc<StateStore>>) -> ChainHandle {
         let chain_id = genesis.chain_id();
         let ledger = State::genesis(&genesis);
         let g = Block::genesis(chain_id);
@@ -155,6 +229,7 @@ impl Chain {
             synced: Mutex::new(None),
             verified: Mutex::new(VerifiedCache::default()),
             index,
+            store,
             replayed: std::sync::atomic::AtomicBool::new(false),
             executed: tokio::sync::watch::Sender::new(0),
             epoch_sets: Mutex::new(BTreeMap::from([(0, {
@@ -213,16 +288,31 @@ impl Chain {
     }
 
     /// Replaces the executed state with a snapshot's (at start, before any block is executed); refused unless the
-    /// snapshot is ahead of the current state.
-    pub fn restore(&self, snapshot: ChainState) -> bool {
+    /// snapshot is ahead of the current state. On a chain with a ledger store, a snapshot held wholly in memory (a
+    /// state sync) moves onto the emptied store and is checkpointed at once.
+    pub fn restore(&self, mut snapshot: ChainState) -> bool {
         let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
         if snapshot.height <= st.height {
             return false;
         }
+        let moved = match &self.store {
+            Some(store) if !snapshot.ledger.accounts.is_backed() => {
+                if let Err(e) = store.reset() {
+                    tracing::error!(error = %e, "ledger store reset failed; the state stays in memory");
+                    return false;
+                }
+                snapshot.ledger.attach(store.clone());
+                true
+            }
+            _ => false,
+        };
         *lock(&self.restored) = Some(snapshot.height);
         let height = snapshot.height;
         *st = snapshot;
         drop(st);
+        if moved {
+            self.checkpoint();
+        }
         self.executed.send_replace(height);
         true
     }
@@ -295,7 +385,7 @@ impl Chain {
 
     /// A model on the ledger.
     pub fn model(&self, id: &ModelId) -> Option<ModelRecord> {
-        self.state().ledger.models.get(id).cloned()
+        self.state().ledger.models.get(id)
     }
 
     /// A model's agreement rule as the ledger records it (exact when the model is unknown).
@@ -305,7 +395,7 @@ impl Chain {
 
     /// An account (empty if it never received anything).
     pub fn account(&self, address: &Address) -> Account {
-        self.state().ledger.accounts.get(address).cloned().unwrap_or_default()
+        self.state().ledger.accounts.get(address).unwrap_or_default()
     }
 
     /// A registered executor node.

@@ -20,6 +20,7 @@ mod sigcache;
 pub mod snapshot;
 pub mod spec;
 pub mod statesync;
+pub mod store;
 pub mod validator;
 
 pub use block::{Block, Header};

@@ -115,7 +115,8 @@ pub fn spawn(cfg: NetConfig) -> Result<RunningChain, StartError> {
     std::fs::create_dir_all(&cfg.storage)
         .map_err(|source| StartError::Storage { path: cfg.storage.clone(), source })?;
     let index = crate::index::TxIndex::open(&cfg.storage.join("txindex.redb"))?;
-    let chain = Chain::with_index(genesis, index, RECENT_BLOCKS);
+    let store = crate::store::StateStore::open(&cfg.storage.join("state.redb"))?;
+    let chain = Chain::on_disk(genesis, index, RECENT_BLOCKS, store);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let thread_chain = chain.clone();
     std::thread::Builder::new()

@@ -11,26 +11,33 @@
 //! marshal's archive).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use commonware_runtime::{Blob, Storage};
 use tracing::{info, warn};
 use vouch_codec::{Canonical, DecodeError, Digest, Limits, Reader, Writer};
-use vouch_ledger::{Event, State};
+use vouch_ledger::{Backing, Event, State};
 
 use crate::block::Header;
 use crate::chain::{Chain, ChainState};
 use crate::record::TxRecord;
 
-/// Version 2: the ledger gained the batch table and the pruned-settlement count (older snapshots are skipped, and
-/// the chain replays from the archive).
-const MAGIC: &[u8; 10] = b"VOUCHSNAP3";
+/// Version 4: the accounts and models tables carry a marker, inline or on the node's disk (older snapshots are
+/// skipped, and the chain replays from the archive).
+const MAGIC: &[u8; 10] = b"VOUCHSNAP4";
 /// Snapshots kept.
 const KEEP: usize = 2;
 
 /// The snapshot bytes of an executed chain (with `txs`, the in-memory transaction records too: a chain with an
 /// on-disk index leaves them out, since the index has them all).
 pub fn encode_with(st: &ChainState, txs: bool) -> Vec<u8> {
-    encode_parts(st, txs, false)
+    encode_parts(st, txs, false, false)
+}
+
+/// [`encode_with`] for a checkpoint of a chain with a [`crate::store::StateStore`]: the ledger tables on that disk
+/// are only marked as such.
+pub fn encode_local(st: &ChainState, txs: bool) -> Vec<u8> {
+    encode_parts(st, txs, false, true)
 }
 
 /// Headers a state-sync snapshot carries besides the genesis: the recent ones, for the proposer's and the
@@ -42,13 +49,17 @@ pub const SYNC_HEADERS: u64 = 256;
 /// chain committed to, the headers against the finalized tip they chain back from). No transaction records or
 /// block events: the syncing node starts its history at the snapshot.
 pub fn encode_sync(st: &ChainState) -> Vec<u8> {
-    encode_parts(st, false, true)
+    encode_parts(st, false, true, false)
 }
 
-fn encode_parts(st: &ChainState, txs: bool, sync: bool) -> Vec<u8> {
+fn encode_parts(st: &ChainState, txs: bool, sync: bool, local: bool) -> Vec<u8> {
     let mut w = Writer::new();
     w.u64(st.height);
-    st.ledger.encode(&mut w);
+    if local {
+        st.ledger.encode_local(&mut w);
+    } else {
+        st.ledger.encode(&mut w);
+    }
     let keep = |h: u64| !sync || h == 0 || h + SYNC_HEADERS > st.height;
     let headers: Vec<&Header> = st.headers.values().filter(|h| keep(h.height)).collect();
     w.len(headers.len());
@@ -111,8 +122,17 @@ pub enum SnapshotError {
     RootMismatch,
 }
 
-/// Decodes and checks snapshot bytes for `chain`.
+/// Decodes and checks snapshot bytes for `chain` (every ledger table inline, in memory).
 pub fn decode(bytes: &[u8], chain: &Chain) -> Result<ChainState, SnapshotError> {
+    decode_with(bytes, chain, None)
+}
+
+/// Decodes and checks a checkpoint of `chain` whose spilled ledger tables are on `disk`.
+pub fn decode_local(bytes: &[u8], chain: &Chain, disk: &Arc<dyn Backing>) -> Result<ChainState, SnapshotError> {
+    decode_with(bytes, chain, Some(disk))
+}
+
+fn decode_with(bytes: &[u8], chain: &Chain, disk: Option<&Arc<dyn Backing>>) -> Result<ChainState, SnapshotError> {
     if bytes.len() < MAGIC.len() + 32 || &bytes[..MAGIC.len()] != MAGIC {
         return Err(SnapshotError::NotASnapshot);
     }
@@ -122,7 +142,7 @@ pub fn decode(bytes: &[u8], chain: &Chain) -> Result<ChainState, SnapshotError> 
     }
     let limits = Limits { max_items: u64::from(u32::MAX), ..Limits::default() };
     let mut r = Reader::with_limits(body, limits);
-    let st = read(&mut r, chain)?;
+    let st = read(&mut r, chain, disk)?;
     r.finish("snapshot")?;
     let tip = st.headers.values().next_back().ok_or(SnapshotError::ForeignHeaders)?;
     if tip.height != st.height
@@ -136,10 +156,13 @@ pub fn decode(bytes: &[u8], chain: &Chain) -> Result<ChainState, SnapshotError> 
     Ok(st)
 }
 
-fn read(r: &mut Reader<'_>, chain: &Chain) -> Result<ChainState, DecodeError> {
+fn read(r: &mut Reader<'_>, chain: &Chain, disk: Option<&Arc<dyn Backing>>) -> Result<ChainState, DecodeError> {
     let height = r.u64("height")?;
     let base = chain.state().ledger.clone();
-    let ledger = State::decode(r, &base)?;
+    let ledger = match disk {
+        Some(d) => State::decode_local(r, &base, d)?,
+        None => State::decode(r, &base)?,
+    };
     let n = r.count("headers")?;
     let mut headers = BTreeMap::new();
     for _ in 0..n {

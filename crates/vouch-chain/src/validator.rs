@@ -196,6 +196,9 @@ pub enum StartError {
     /// The transaction index could not be opened.
     #[error(transparent)]
     Index(#[from] crate::index::IndexError),
+    /// The ledger store could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// The storage directory could not be created.
     #[error("{path}: {source}")]
     Storage {
@@ -348,8 +351,11 @@ where
     let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (sync_point_store, sync_point_partition, sync_links_partition) = (points, sync_points, sync_links);
     context.child("executor").spawn(move |ctx| async move {
-        // Start from the newest valid local snapshot, if any, then replay only the blocks after it.
-        if let Some(snap) = crate::snapshot::load(&ctx, &snapshots, &exec_chain).await {
+        // Start from the newest valid local snapshot, if any, then replay only the blocks after it (a chain with a
+        // ledger store restored its checkpoint when it opened).
+        if !exec_chain.has_store()
+            && let Some(snap) = crate::snapshot::load(&ctx, &snapshots, &exec_chain).await
+        {
             let h = snap.height;
             if exec_chain.restore(snap) {
                 info!(height = h, "restored the chain state from a local snapshot");
@@ -370,8 +376,11 @@ where
                 let e = exec_chain.genesis().params.validators.epoch_of(h) + 1;
                 // Kept locally first (the snapshot a restart resumes from, the sync point peers may fetch, the links),
                 // so that once marshal records the floor a restart never needs the blocks below it.
-                let local = crate::snapshot::encode_with(&synced.state, !exec_chain.has_index());
-                crate::snapshot::write(&ctx, &snapshots, h, local).await;
+                // (A chain with a ledger store checkpoints the state there as it restores it.)
+                if !exec_chain.has_store() {
+                    let local = crate::snapshot::encode_with(&synced.state, !exec_chain.has_index());
+                    crate::snapshot::write(&ctx, &snapshots, h, local).await;
+                }
                 sync_point_store.write(&ctx, &sync_point_partition, h, synced.bytes.clone()).await;
                 crate::statesync::links::write(&ctx, &sync_links_partition, &synced.links).await;
                 for epoch in e.saturating_sub(1)..=e + 1 {
@@ -421,7 +430,11 @@ where
                         );
                         ctx.child("sync_point").spawn(move |c| async move { points.write(&c, &part, h, bytes).await });
                     }
-                    if h % snapshot_every == 0 && !writing.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                    if h % snapshot_every == 0 && exec_chain.has_store() {
+                        // Written here, before the next block: memory forgets the spilled entries only once the
+                        // store holds them.
+                        exec_chain.checkpoint();
+                    } else if h % snapshot_every == 0 && !writing.swap(true, std::sync::atomic::Ordering::AcqRel) {
                         let (height, bytes) = crate::snapshot::take(&exec_chain);
                         let (part, done) = (snapshots.clone(), writing.clone());
                         ctx.child("snapshot").spawn(move |c| async move {

@@ -76,7 +76,7 @@ fn old_records_move_to_the_index_and_stay_authoritative() {
         assert!(again.execute(b));
     }
     assert_eq!(again.state().ledger.root(), root);
-    assert_eq!(again.state().ledger.accounts[&alice.public_key()].nonce, 6);
+    assert_eq!(again.state().ledger.accounts.get(&alice.public_key()).unwrap().nonce, 6);
     assert_eq!(again.tx_record(&ids[0]).unwrap(), first);
     drop(again);
 

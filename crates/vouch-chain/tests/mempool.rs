@@ -52,7 +52,7 @@ fn next_nonce_counts_the_contiguous_pending_run_and_follows_execution() {
     let parent = chain.genesis_block().header().digest();
     let block = Block::new(parent, 1, 1, vec![t0, t1]);
     assert!(chain.execute(&block));
-    assert_eq!(chain.state().ledger.accounts[&a].nonce, 2);
+    assert_eq!(chain.state().ledger.accounts.get(&a).unwrap().nonce, 2);
     assert_eq!(chain.next_nonce(&a), 2);
     chain.submit(tx(&alice, 2)).unwrap();
     assert_eq!(chain.next_nonce(&a), 4, "2 and 3 pending now");
@@ -86,6 +86,6 @@ fn a_cached_signature_does_not_vouch_for_a_forged_one() {
     let parent = chain.genesis_block().header().digest();
     let block = vouch_chain::Block::new(parent, 1, 1, vec![Bytes::from(forged.to_bytes())]);
     assert!(chain.execute(&block));
-    assert_eq!(chain.state().ledger.accounts[&alice.public_key()].nonce, 0);
+    assert_eq!(chain.state().ledger.accounts.get(&alice.public_key()).unwrap().nonce, 0);
     assert_eq!(chain.tx_record(&id).unwrap().result, Err("bad transaction signature".to_owned()));
 }

@@ -8,6 +8,7 @@ use vouch_codec::tx::Address;
 use vouch_codec::{Canonical, Digest, ModelId, Writer, domain};
 
 use crate::state::State;
+use crate::spill::Codec;
 use crate::table::{LtHash, Table};
 use crate::types::{Account, Job, JobStatus, ModelRecord, NodeRecord, ValidatorRecord};
 
@@ -136,6 +137,22 @@ pub(crate) fn validator_set_entry(w: &mut Writer, epoch: &u64, set: &Vec<Address
     set.iter().for_each(|k| w.raw(k));
 }
 
+/// The accounts table on disk: keyed by address.
+pub(crate) static ACCOUNTS: Codec<Address, Account> = Codec {
+    name: "accounts",
+    key: |a| a.to_vec(),
+    encode: account_entry,
+    decode: crate::snapshot::read_account,
+};
+
+/// The models table on disk: keyed by the model id's CID bytes.
+pub(crate) static MODELS: Codec<ModelId, ModelRecord> = Codec {
+    name: "models",
+    key: |id| id.to_cid_bytes(),
+    encode: model_entry,
+    decode: crate::snapshot::read_model,
+};
+
 fn entry_hash<K, V>(encode: fn(&mut Writer, &K, &V), k: &K, v: &V) -> LtHash {
     let mut w = Writer::new();
     encode(&mut w, k, v);
@@ -143,8 +160,8 @@ fn entry_hash<K, V>(encode: fn(&mut Writer, &K, &V), k: &K, v: &V) -> LtHash {
 }
 
 /// Folds a table's changes into `acc`: the old entry out, the new one in.
-fn fold<K: Ord + Clone, V: Clone>(acc: &mut LtHash, t: &mut Table<K, V>, encode: fn(&mut Writer, &K, &V)) {
-    for (k, old, new) in t.take_changes() {
+fn fold<K, V>(acc: &mut LtHash, changes: Vec<(K, Option<V>, Option<V>)>, encode: fn(&mut Writer, &K, &V)) {
+    for (k, old, new) in changes {
         if let Some(v) = &old {
             acc.sub(&entry_hash(encode, &k, v));
         }
@@ -162,23 +179,23 @@ impl State {
     /// Folds every table's pending changes into the entry hash (after each transaction and block).
     pub(crate) fn commit(&mut self) {
         let mut acc = std::mem::take(&mut self.entries);
-        fold(&mut acc, &mut self.accounts, account_entry);
-        fold(&mut acc, &mut self.nodes, node_entry);
-        fold(&mut acc, &mut self.models, model_entry);
-        fold(&mut acc, &mut self.jobs, job_entry);
-        fold(&mut acc, &mut self.receipts, receipt_entry);
-        fold(&mut acc, &mut self.batches, batch_entry);
-        fold(&mut acc, &mut self.blocks, block_entry);
-        fold(&mut acc, &mut self.validators, validator_entry);
-        fold(&mut acc, &mut self.validator_sets, validator_set_entry);
+        fold(&mut acc, self.accounts.take_changes(), account_entry);
+        fold(&mut acc, self.nodes.take_changes(), node_entry);
+        fold(&mut acc, self.models.take_changes(), model_entry);
+        fold(&mut acc, self.jobs.take_changes(), job_entry);
+        fold(&mut acc, self.receipts.take_changes(), receipt_entry);
+        fold(&mut acc, self.batches.take_changes(), batch_entry);
+        fold(&mut acc, self.blocks.take_changes(), block_entry);
+        fold(&mut acc, self.validators.take_changes(), validator_entry);
+        fold(&mut acc, self.validator_sets.take_changes(), validator_set_entry);
         self.entries = acc;
     }
 
     pub(crate) fn entries_from_scratch(&self) -> LtHash {
         let mut acc = LtHash::default();
-        sum(&mut acc, &self.accounts, account_entry);
+        self.accounts.for_each(|k, v| acc.add(&entry_hash(account_entry, k, v)));
         sum(&mut acc, &self.nodes, node_entry);
-        sum(&mut acc, &self.models, model_entry);
+        self.models.for_each(|k, v| acc.add(&entry_hash(model_entry, k, v)));
         sum(&mut acc, &self.jobs, job_entry);
         sum(&mut acc, &self.receipts, receipt_entry);
         sum(&mut acc, &self.batches, batch_entry);

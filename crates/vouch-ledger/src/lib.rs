@@ -10,12 +10,13 @@
 //! Layout: `types.rs` (parameters, genesis, records, events), `error.rs` ([`TxError`]), `state.rs` ([`State`] and
 //! the checks every transaction passes), `tx/` (one file per transaction family: accounts, staking, models,
 //! receipts, jobs and disputes), `entries.rs` (canonical table entries and the state root), `snapshot.rs` (the
-//! state's byte encoding), `assign.rs` (stake-weighted executor selection), `table.rs` (change-tracking maps).
+//! state's byte encoding), `assign.rs` (stake-weighted executor selection), `table.rs` (change-tracking maps), `spill.rs` (change-tracking maps whose entries live on disk).
 
 mod assign;
 mod entries;
 mod error;
 mod snapshot;
+mod spill;
 mod state;
 mod table;
 mod tx;
@@ -24,6 +25,7 @@ mod types;
 pub use assign::select_executors;
 pub use error::TxError;
 pub use state::{Signature, State, check_stateless};
+pub use spill::{Backing, Codec, Spill, Write};
 pub use table::{LtHash, Table};
 pub use types::{
     Account, BlockCtx, DEFAULT_RETENTION_BLOCKS, Event, Genesis, Job, JobStatus, ModelRecord, NodeRecord, PRUNE_EVERY,

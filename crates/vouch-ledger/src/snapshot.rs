@@ -4,14 +4,16 @@
 //! root that does not match its entries.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use vouch_codec::tx::Address;
 use vouch_codec::{AgreementRule, Canonical, DecodeError, Digest, Mode, ModelId, Reader, Writer};
 
 use crate::entries::{
-    account_entry, batch_entry, block_entry, job_entry, model_entry, node_entry, receipt_entry, validator_entry,
+    ACCOUNTS, MODELS, account_entry, batch_entry, block_entry, job_entry, model_entry, node_entry, receipt_entry, validator_entry,
     validator_set_entry,
 };
+use crate::spill::{Backing, Codec, Spill};
 use crate::state::{State, Tables};
 use crate::table::Table;
 use crate::types::{Account, AttestationRecord, Event, Job, JobStatus, ModelRecord, NodeRecord, ValidatorRecord};
@@ -53,6 +55,80 @@ fn table<K: Ord + Clone, V: Clone>(
     Ok(Table::from(map))
 }
 
+/// An account entry's canonical bytes, read back.
+pub(crate) fn read_account(r: &mut Reader<'_>) -> Result<(Address, Account), DecodeError> {
+    tag(r, 1, "account")?;
+    Ok((r.array("address")?, Account { balance: r.u64("balance")?, nonce: r.u64("nonce")? }))
+}
+
+/// A model entry's canonical bytes, read back.
+pub(crate) fn read_model(r: &mut Reader<'_>) -> Result<(ModelId, ModelRecord), DecodeError> {
+    tag(r, 3, "model")?;
+    let id = model_id(r)?;
+    let owner = r.array("owner")?;
+    let name = r.str("model name")?.to_owned();
+    let commitment = r.bytes("commitment")?.to_vec();
+    let rule = AgreementRule::decode(r)?;
+    Ok((id, ModelRecord { owner, name, commitment, rule }))
+}
+
+/// A spilled table's entries follow.
+const INLINE: u8 = 0;
+/// A spilled table is on the node's own disk (a local checkpoint's marker).
+const ON_DISK: u8 = 1;
+
+/// A spilled table: inline, or (`local`) a marker that its entries are on the node's disk.
+fn write_spilled<K: Ord + Clone, V: Clone>(w: &mut Writer, t: &Spill<K, V>, encode: fn(&mut Writer, &K, &V), local: bool) {
+    if local && t.is_backed() {
+        w.u8(ON_DISK);
+        return;
+    }
+    w.u8(INLINE);
+    let mut entries = Writer::new();
+    let mut n = 0usize;
+    t.for_each(|k, v| {
+        encode(&mut entries, k, v);
+        n += 1;
+    });
+    w.len(n);
+    w.raw(&entries.finish());
+}
+
+/// Reads [`write_spilled`]'s bytes. With `disk` (a local checkpoint's store), inline entries move onto it and the
+/// on-disk marker is accepted; without, the marker is refused.
+fn spilled<K: Ord + Clone, V: Clone>(
+    r: &mut Reader<'_>,
+    codec: &'static Codec<K, V>,
+    disk: Option<&Arc<dyn Backing>>,
+) -> Result<Spill<K, V>, DecodeError> {
+    match r.u8(codec.name)? {
+        INLINE => {
+            let n = r.count(codec.name)?;
+            let mut map = BTreeMap::new();
+            for _ in 0..n {
+                let (k, v) = (codec.decode)(r)?;
+                if map.insert(k, v).is_some() {
+                    return Err(bad(codec.name, "duplicate key"));
+                }
+            }
+            let mut t = Spill::new(codec, map);
+            if let Some(d) = disk {
+                t.attach(d.clone());
+            }
+            Ok(t)
+        }
+        ON_DISK => {
+            let Some(d) = disk else {
+                return Err(bad(codec.name, "the entries are on another node's disk"));
+            };
+            let mut t = Spill::new(codec, BTreeMap::new());
+            t.attach(d.clone());
+            Ok(t)
+        }
+        v => Err(DecodeError::InvalidValue { what: "table marker", value: v.into() }),
+    }
+}
+
 fn write_table<K: Ord + Clone, V: Clone>(w: &mut Writer, t: &Table<K, V>, encode: fn(&mut Writer, &K, &V)) {
     w.len(t.len());
     t.iter().for_each(|(k, v)| encode(w, k, v));
@@ -61,11 +137,20 @@ fn write_table<K: Ord + Clone, V: Clone>(w: &mut Writer, t: &Table<K, V>, encode
 impl State {
     /// Appends the whole state (not its parameters, which come from the genesis).
     pub fn encode(&self, w: &mut Writer) {
+        self.encode_parts(w, false);
+    }
+
+    /// [`State::encode`] for a local checkpoint: the tables that live on the node's disk are only marked as such.
+    pub fn encode_local(&self, w: &mut Writer) {
+        self.encode_parts(w, true);
+    }
+
+    fn encode_parts(&self, w: &mut Writer, local: bool) {
         w.raw(&self.chain);
         w.u64(self.treasury);
-        write_table(w, &self.accounts, account_entry);
+        write_spilled(w, &self.accounts, account_entry, local);
         write_table(w, &self.nodes, node_entry);
-        write_table(w, &self.models, model_entry);
+        write_spilled(w, &self.models, model_entry, local);
         write_table(w, &self.jobs, job_entry);
         write_table(w, &self.receipts, receipt_entry);
         write_table(w, &self.batches, batch_entry);
@@ -76,17 +161,24 @@ impl State {
     }
 
     /// Decodes [`State::encode`]'s bytes for the chain of `base` (a state of the same genesis, whose chain id and
-    /// parameters are kept).
+    /// parameters are kept): every table inline, in memory.
     pub fn decode(r: &mut Reader<'_>, base: &State) -> Result<State, DecodeError> {
+        Self::decode_with(r, base, None)
+    }
+
+    /// Decodes [`State::encode_local`]'s (or [`State::encode`]'s) bytes with the node's store `disk`: tables marked as
+    /// on disk are read from it, inline ones move onto it (so `disk` must then hold none of their entries).
+    pub fn decode_local(r: &mut Reader<'_>, base: &State, disk: &Arc<dyn Backing>) -> Result<State, DecodeError> {
+        Self::decode_with(r, base, Some(disk))
+    }
+
+    fn decode_with(r: &mut Reader<'_>, base: &State, disk: Option<&Arc<dyn Backing>>) -> Result<State, DecodeError> {
         let chain: [u8; 32] = r.array("chain id")?;
         if chain != base.chain {
             return Err(bad("chain id", "the snapshot is of another chain"));
         }
         let treasury = r.u64("treasury")?;
-        let accounts = table(r, "accounts", |r| {
-            tag(r, 1, "account")?;
-            Ok((r.array("address")?, Account { balance: r.u64("balance")?, nonce: r.u64("nonce")? }))
-        })?;
+        let accounts = spilled(r, &ACCOUNTS, disk)?;
         let nodes = table(r, "nodes", |r| {
             tag(r, 2, "node")?;
             let k: Address = r.array("node")?;
@@ -112,15 +204,7 @@ impl State {
             };
             Ok((k, NodeRecord { operator, endpoint, engine, stake, slashed, unbonding, attestation }))
         })?;
-        let models = table(r, "models", |r| {
-            tag(r, 3, "model")?;
-            let id = model_id(r)?;
-            let owner = r.array("owner")?;
-            let name = r.str("model name")?.to_owned();
-            let commitment = r.bytes("commitment")?.to_vec();
-            let rule = AgreementRule::decode(r)?;
-            Ok((id, ModelRecord { owner, name, commitment, rule }))
-        })?;
+        let models = spilled(r, &MODELS, disk)?;
         let jobs = table(r, "jobs", |r| {
             tag(r, 4, "job")?;
             let id = Digest(r.array("job id")?);

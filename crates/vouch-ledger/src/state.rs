@@ -7,6 +7,10 @@ use vouch_codec::tx::{Address, SignedTx, Tx, TxKind};
 use vouch_codec::{Digest, ModelId, domain};
 
 use crate::error::TxError;
+use std::sync::Arc;
+
+use crate::entries::{ACCOUNTS, MODELS};
+use crate::spill::{Backing, Spill, Write};
 use crate::table::{LtHash, Table};
 use crate::types::{
     Account, BlockCtx, Event, Genesis, Job, JobStatus, ModelRecord, NodeRecord, PRUNE_EVERY, Params, ValidatorRecord,
@@ -19,12 +23,12 @@ pub struct State {
     pub chain: [u8; 32],
     /// Parameters.
     pub params: Params,
-    /// Accounts.
-    pub accounts: Table<Address, Account>,
+    /// Accounts (on the node's disk when it has a store).
+    pub accounts: Spill<Address, Account>,
     /// Executors by node key.
     pub nodes: Table<Address, NodeRecord>,
-    /// Models by id.
-    pub models: Table<ModelId, ModelRecord>,
+    /// Models by id (on the node's disk when it has a store).
+    pub models: Spill<ModelId, ModelRecord>,
     /// Jobs by id.
     pub jobs: Table<Digest, Job>,
     /// Fees and unclaimed slashes.
@@ -75,9 +79,9 @@ impl Deadlines {
 
 /// Every table of a state, for [`State::restore`].
 pub(crate) struct Tables {
-    pub accounts: Table<Address, Account>,
+    pub accounts: Spill<Address, Account>,
     pub nodes: Table<Address, NodeRecord>,
-    pub models: Table<ModelId, ModelRecord>,
+    pub models: Spill<ModelId, ModelRecord>,
     pub jobs: Table<Digest, Job>,
     pub receipts: Table<Digest, (Address, u64)>,
     pub batches: Table<Digest, (Address, u64, u32)>,
@@ -143,9 +147,9 @@ impl State {
         let mut state = Self {
             chain: g.chain_id(),
             params: g.params.clone(),
-            accounts: Table::from(accounts),
+            accounts: Spill::new(&ACCOUNTS, accounts),
             nodes: Table::default(),
-            models: Table::default(),
+            models: Spill::new(&MODELS, BTreeMap::new()),
             jobs: Table::default(),
             treasury: 0,
             pruned_settled: 0,
@@ -201,6 +205,29 @@ impl State {
         state
     }
 
+    /// Moves the tables that grow with the number of users (accounts, models) onto `disk`, which must hold none of
+    /// their entries yet: they are written at the next [`State::flushed`] checkpoint.
+    pub fn attach(&mut self, disk: Arc<dyn Backing>) {
+        self.accounts.attach(disk.clone());
+        self.models.attach(disk);
+    }
+
+    /// The changed entries of the tables on disk not yet written to it, by table name (empty without a disk).
+    pub fn disk_writes(&self) -> Vec<(&'static str, Vec<Write>)> {
+        vec![(crate::entries::ACCOUNTS.name, self.accounts.writes()), (crate::entries::MODELS.name, self.models.writes())]
+    }
+
+    /// The disk now holds [`State::disk_writes`]: memory forgets those tables' entries. Call between blocks.
+    pub fn flushed(&mut self) {
+        self.accounts.flushed();
+        self.models.flushed();
+    }
+
+    /// Entries of the tables on disk held in memory.
+    pub fn resident_entries(&self) -> usize {
+        self.accounts.resident() + self.models.resident()
+    }
+
     /// Receipts settled so far: one per `SettleReceipt`, plus every batch's members, pruned ones included.
     pub fn settled_receipts(&self) -> u64 {
         self.pruned_settled + self.receipts.len() as u64 + self.batches.values().map(|b| u64::from(b.2)).sum::<u64>()
@@ -208,7 +235,9 @@ impl State {
 
     /// Every token: balances, stakes, escrows and the treasury. Constant across transactions.
     pub fn total_supply(&self) -> u128 {
-        self.accounts.values().map(|a| u128::from(a.balance)).sum::<u128>()
+        let mut balances = 0u128;
+        self.accounts.for_each(|_, a| balances += u128::from(a.balance));
+        balances
             + self.nodes.values().map(|n| u128::from(n.slashable())).sum::<u128>()
             + self.jobs.values().map(|j| u128::from(j.escrow)).sum::<u128>()
             + self.validators.values().map(|v| u128::from(v.locked())).sum::<u128>()
@@ -231,7 +260,7 @@ impl State {
     }
 
     pub(crate) fn account(&self, a: &Address) -> Account {
-        self.accounts.get(a).cloned().unwrap_or_default()
+        self.accounts.get(a).unwrap_or_default()
     }
 
     /// The cheap stateful checks a mempool runs before accepting a transaction (no state is cloned or changed):

@@ -183,7 +183,7 @@ fn honest_quorum_settles_pays_executors_and_conserves_tokens() {
     assert_eq!(w.state.jobs[&job].status, JobStatus::Settled(Digest([9; 32])));
     for e in &executors {
         // Funds - stake - registration fee + job fee.
-        assert_eq!(w.state.accounts[e].balance, FUNDS - 10_000 - 1 + 100);
+        assert_eq!(w.state.accounts.get(e).unwrap().balance, FUNDS - 10_000 - 1 + 100);
     }
     assert_eq!(w.state.total_supply(), supply);
     // A late duplicate or extra result is refused.
@@ -226,8 +226,8 @@ fn a_lying_executor_is_outvoted_on_re_execution_and_slashed() {
     assert_eq!(w.state.nodes[&liar].stake, 5_000);
     assert_eq!(w.state.nodes[&liar].slashed, 5_000);
     // The liar earns nothing; honest executors earn their fee.
-    assert_eq!(w.state.accounts[&liar].balance, FUNDS - 10_000 - 1);
-    assert_eq!(w.state.accounts[&executors[0]].balance, FUNDS - 10_000 - 1 + 100);
+    assert_eq!(w.state.accounts.get(&liar).unwrap().balance, FUNDS - 10_000 - 1);
+    assert_eq!(w.state.accounts.get(&executors[0]).unwrap().balance, FUNDS - 10_000 - 1 + 100);
     assert_eq!(w.state.total_supply(), supply);
     assert_snapshot_round_trip(&w.state);
 }
@@ -306,7 +306,7 @@ fn every_rejection_leaves_the_state_unchanged() {
     let rule = AgreementRule::Tolerance { abs: 1e-4, rel: 1e-3 };
     let tx = w.sign(&alice, TxKind::RegisterModel { model: float, name: "f@1".into(), commitment: vec![], rule });
     w.apply(&tx).unwrap();
-    assert_eq!(w.state.models[&float].rule, rule);
+    assert_eq!(w.state.models.get(&float).unwrap().rule, rule);
     let job = |model, mode, quorum| TxKind::SubmitJob {
         model,
         input_digest: Digest([5; 32]),
@@ -409,14 +409,14 @@ fn execute_charges_fee_and_consumes_nonce_for_failed_actions_only_when_admissibl
     let from = user.public_key();
     let ctx = w.ctx();
     // A transfer beyond the balance: the action fails, but the fee is paid and the nonce used.
-    let before = w.state.accounts[&from].clone();
+    let before = w.state.accounts.get(&from).unwrap();
     let treasury = w.state.treasury;
     let supply = w.state.total_supply();
     let tx = w.sign(&user, TxKind::Transfer { to: [7; 32], amount: FUNDS * 10 });
     assert!(matches!(w.state.execute(&ctx, &tx), Err(TxError::InsufficientBalance { .. })));
-    assert_eq!(w.state.accounts[&from].nonce, before.nonce + 1);
+    assert_eq!(w.state.accounts.get(&from).unwrap().nonce, before.nonce + 1);
     assert_eq!(w.state.root(), w.state.root_from_scratch());
-    assert_eq!(w.state.accounts[&from].balance, before.balance - 1);
+    assert_eq!(w.state.accounts.get(&from).unwrap().balance, before.balance - 1);
     assert_eq!(w.state.treasury, treasury + 1);
     assert_eq!(w.state.total_supply(), supply);
     *w.nonces.entry(from).or_default() += 1;
@@ -445,7 +445,7 @@ fn a_silent_executor_is_slashed_when_the_round_times_out_and_the_job_expires() {
     }
     let deadline = w.state.jobs[&job].deadline;
     let requester = w.users[1].public_key();
-    let before = w.state.accounts[&requester].balance;
+    let before = w.state.accounts.get(&requester).unwrap().balance;
     // Not yet due: nothing happens.
     assert!(w.state.end_block(deadline).is_empty());
     let events = w.state.end_block(deadline + 1);
@@ -459,7 +459,7 @@ fn a_silent_executor_is_slashed_when_the_round_times_out_and_the_job_expires() {
         assert_eq!(w.state.nodes[e].slashed, 0);
     }
     // The silent executor's share of the escrow goes back to the requester.
-    assert_eq!(w.state.accounts[&requester].balance, before + 100);
+    assert_eq!(w.state.accounts.get(&requester).unwrap().balance, before + 100);
     assert_eq!(w.state.total_supply(), supply);
     // A late answer is refused, and expiry does not repeat.
     let late = w.sign(&relayer, w.result(job, &silent, 9));
@@ -510,12 +510,12 @@ fn unbonded_stake_leaves_at_once_stays_slashable_and_returns_after_the_delay() {
     assert_eq!(w.state.total_supply(), supply);
 
     // Nothing returns before the release height; the rest at the release height.
-    let balance = w.state.accounts[&id].balance;
+    let balance = w.state.accounts.get(&id).unwrap().balance;
     assert!(w.state.end_block(release - 1).iter().all(|e| !matches!(e, Event::Unbonded { .. })));
     assert_eq!(w.state.end_block(release), vec![Event::Unbonded { node: id, amount: 5_000 }]);
     assert!(w.state.nodes[&id].unbonding.is_empty());
     assert_eq!(w.state.root(), w.state.root_from_scratch());
-    assert_eq!(w.state.accounts[&id].balance, balance + 5_000);
+    assert_eq!(w.state.accounts.get(&id).unwrap().balance, balance + 5_000);
     assert_eq!(w.state.total_supply(), supply);
 }
 
