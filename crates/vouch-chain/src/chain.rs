@@ -14,15 +14,16 @@ use bytes::Bytes;
 use vouch_codec::tx::{Address, SignedTx};
 use vouch_codec::{AgreementRule, Digest, ModelId};
 use vouch_ledger::{
-    Account, Backing, BlockCtx, Event, Genesis, Job, ModelRecord, NodeRecord, Signature, State, TxError, check_stateless,
+    Account, Backing, BlockCtx, Event, Genesis, Job, ModelRecord, NodeRecord, Signature, State, TxError,
+    check_stateless,
 };
 
 use crate::block::{Block, Header};
 use crate::index::TxIndex;
-use crate::store::StateStore;
 use crate::mempool::Mempool;
 use crate::record::TxRecord;
 use crate::sigcache::VerifiedCache;
+use crate::store::StateStore;
 
 /// Why the mempool refused a transaction.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,6 +76,19 @@ impl ChainState {
     pub fn tip(&self) -> &Header {
         self.headers.values().next_back().expect("genesis header is always present")
     }
+}
+
+/// What [`Chain::store_status`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct StoreStatus {
+    /// Accounts in the ledger store (as of the last checkpoint).
+    pub accounts_on_disk: u64,
+    /// Models in the ledger store (as of the last checkpoint).
+    pub models_on_disk: u64,
+    /// Entries of the spilled tables held in memory (changed since the last checkpoint).
+    pub resident_entries: u64,
+    /// Height of the last checkpoint.
+    pub checkpoint_height: Option<u64>,
 }
 
 /// State shared by one validator's tasks.
@@ -184,6 +198,19 @@ impl Chain {
     /// The ledger store, if this chain has one.
     pub fn store(&self) -> Option<&StateStore> {
         self.store.as_deref()
+    }
+
+    /// The ledger store's status (`None` without one): entries on disk per spilled table, entries held in memory,
+    /// and the height of the last checkpoint.
+    pub fn store_status(&self) -> Option<StoreStatus> {
+        let store = self.store.as_ref()?;
+        let resident_entries = self.state().ledger.resident_entries() as u64;
+        Some(StoreStatus {
+            accounts_on_disk: store.len("accounts").unwrap_or(0),
+            models_on_disk: store.len("models").unwrap_or(0),
+            resident_entries,
+            checkpoint_height: store.checkpoint_height().ok().flatten(),
+        })
     }
 
     /// Writes a checkpoint to the ledger store (the spilled entries changed since the last one, and the rest of the

@@ -20,6 +20,8 @@ use vouch_ledger::{Backing, Write};
 /// The checkpoint: height (big-endian) then the chain's local snapshot bytes.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CHECKPOINT: &str = "checkpoint";
+/// The checkpoint's height alone (big-endian), for status queries.
+const HEIGHT: &str = "height";
 /// The spilled tables (named by the ledger's codecs).
 const TABLES: [&str; 2] = ["accounts", "models"];
 
@@ -67,6 +69,15 @@ impl StateStore {
         Ok(Some((u64::from_be_bytes(*h), rest.to_vec())))
     }
 
+    /// The last checkpoint's height.
+    pub fn checkpoint_height(&self) -> Result<Option<u64>, StoreError> {
+        let tx = self.db.begin_read().map_err(fail)?;
+        let t = tx.open_table(META).map_err(fail)?;
+        let Some(v) = t.get(HEIGHT).map_err(fail)? else { return Ok(None) };
+        let h: [u8; 8] = v.value().try_into().map_err(|_| StoreError("the checkpoint height is not 8 bytes".into()))?;
+        Ok(Some(u64::from_be_bytes(h)))
+    }
+
     /// Writes a checkpoint durably: the changed entries of each spilled table, and the chain's local snapshot at
     /// `height`.
     pub fn put(&self, height: u64, writes: &[(&'static str, Vec<Write>)], snapshot: &[u8]) -> Result<(), StoreError> {
@@ -86,14 +97,20 @@ impl StateStore {
         }
         let mut record = height.to_be_bytes().to_vec();
         record.extend_from_slice(snapshot);
-        tx.open_table(META).map_err(fail)?.insert(CHECKPOINT, record.as_slice()).map_err(fail)?;
+        let mut meta = tx.open_table(META).map_err(fail)?;
+        meta.insert(CHECKPOINT, record.as_slice()).map_err(fail)?;
+        meta.insert(HEIGHT, height.to_be_bytes().as_slice()).map_err(fail)?;
+        drop(meta);
         tx.commit().map_err(fail)
     }
 
     /// Empties the store (no checkpoint, no entries): before the chain moves a state held wholly in memory onto it.
     pub fn reset(&self) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(fail)?;
-        tx.open_table(META).map_err(fail)?.remove(CHECKPOINT).map_err(fail)?;
+        let mut meta = tx.open_table(META).map_err(fail)?;
+        meta.remove(CHECKPOINT).map_err(fail)?;
+        meta.remove(HEIGHT).map_err(fail)?;
+        drop(meta);
         for name in TABLES {
             let def = table(name);
             tx.delete_table(def).map_err(fail)?;

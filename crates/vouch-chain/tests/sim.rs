@@ -117,6 +117,9 @@ struct Sim {
     genesis: Genesis,
     nodes: Vec<Option<Node>>,
     restarts: usize,
+    /// Where the validators that keep their ledger state on disk (a ledger store and a transaction index) have it.
+    disk: tempfile::TempDir,
+    on_disk: Vec<usize>,
 }
 
 impl Sim {
@@ -131,6 +134,17 @@ impl Sim {
 
     /// A network of chain parameters `params` where only the first `honest` validators run the protocol.
     async fn with_params(ctx: Context, accounts: Vec<(Address, u64)>, honest: usize, params: Params) -> Self {
+        Self::with_store(ctx, accounts, honest, params, &[]).await
+    }
+
+    /// [`Sim::with_params`] where validators `on_disk` keep their ledger state in a ledger store on disk.
+    async fn with_store(
+        ctx: Context,
+        accounts: Vec<(Address, u64)>,
+        honest: usize,
+        params: Params,
+        on_disk: &[usize],
+    ) -> Self {
         let keys: Vec<ed25519::PrivateKey> = (0..N as u64).map(ed25519::PrivateKey::from_seed).collect();
         let pks: Vec<Pk> = keys.iter().map(|k| k.public_key()).collect();
         let set = Set::from_iter_dedup(pks.clone());
@@ -148,7 +162,18 @@ impl Sim {
         )
         .await;
         network.start();
-        let mut sim = Self { ctx, oracle, keys, pks, set, genesis, nodes: (0..N).map(|_| None).collect(), restarts: 0 };
+        let mut sim = Self {
+            ctx,
+            oracle,
+            keys,
+            pks,
+            set,
+            genesis,
+            nodes: (0..N).map(|_| None).collect(),
+            restarts: 0,
+            disk: tempfile::tempdir().unwrap(),
+            on_disk: on_disk.to_vec(),
+        };
         sim.link_all(|_, _| true).await;
         for i in 0..honest {
             sim.start(i).await;
@@ -177,7 +202,8 @@ impl Sim {
         }
     }
 
-    /// Starts (or restarts, from its persisted storage) validator `i` with an empty in-memory chain.
+    /// Starts (or restarts, from its persisted storage) validator `i`: with an empty in-memory chain, or one on disk
+    /// (resuming from its ledger store's checkpoint).
     async fn start(&mut self, i: usize) {
         let control = self.oracle.control(self.pks[i].clone());
         let mut pairs = vec![];
@@ -189,7 +215,15 @@ impl Sim {
                     .unwrap(),
             );
         }
-        let chain = Chain::new(self.genesis.clone());
+        let chain = if self.on_disk.contains(&i) {
+            let dir = self.disk.path().join(format!("validator-{i}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let index = vouch_chain::index::TxIndex::open(&dir.join("txindex.redb")).unwrap();
+            let store = vouch_chain::store::StateStore::open(&dir.join("state.redb")).unwrap();
+            Chain::on_disk(self.genesis.clone(), index, 1 << 20, store)
+        } else {
+            Chain::new(self.genesis.clone())
+        };
         let cfg = Config {
             signer: self.keys[i].clone(),
             validators: self.set.clone(),
@@ -629,7 +663,11 @@ fn garbage_from_a_byzantine_peer_is_dropped_and_the_peer_blocked() {
         sim.finalized(&tx).await;
         let h = sim.live().iter().map(|i| sim.height(*i)).min().unwrap();
         sim.root_at(h);
-        assert_eq!(sim.chain(0).state().ledger.accounts.get(&[9; 32]).unwrap().balance, 10, "only the valid transfer applied");
+        assert_eq!(
+            sim.chain(0).state().ledger.accounts.get(&[9; 32]).unwrap().balance,
+            10,
+            "only the valid transfer applied"
+        );
         let blocked = sim.oracle.blocked().await.unwrap();
         assert!(
             blocked.iter().any(|(by, who)| honest.contains(by) && *who == sim.pks[3]),
@@ -641,7 +679,10 @@ fn garbage_from_a_byzantine_peer_is_dropped_and_the_peer_blocked() {
 /// Millions of receipts settled in batches on four validators: the ledger holds one small entry per batch, so its
 /// state (what a snapshot writes, and what a validator keeps in memory) stays a few hundred KB however many receipts
 /// it settles; a validator that joined late (through a state sync from its peers) and one restarted from its
-/// snapshot reach the same root; a member's anchor verifies after it all.
+/// snapshot reach the same root; a member's anchor verifies after it all. Meanwhile a thousand new accounts are
+/// funded: the two validators that keep their ledger state on disk (2, restarted from its store, and 3, synced onto
+/// its store) hold them there and keep in memory only what changed since their last checkpoint, with the same roots
+/// as the two that keep everything in memory.
 #[test]
 fn millions_of_batched_receipts_keep_the_state_small_and_every_validator_agrees() {
     const BATCHES: u32 = 1_024;
@@ -652,7 +693,9 @@ fn millions_of_batched_receipts_keep_the_state_small_and_every_validator_agrees(
     );
     runner.start(|ctx| async move {
         let executors: Vec<NodeKey> = (100..104).map(|i| NodeKey::from_secret([i; 32])).collect();
-        let accounts = executors.iter().map(|k| (k.public_key(), FUNDS)).collect();
+        let payer = NodeKey::from_secret([99; 32]);
+        let fresh = |i: u32| -> Address { *blake3::hash(&[b"fresh".as_slice(), &i.to_be_bytes()].concat()).as_bytes() };
+        let accounts = executors.iter().chain([&payer]).map(|k| (k.public_key(), FUNDS)).collect();
         // Validator 3 joins later. Settled batches leave the state 256 blocks after their settlement. Epochs of 32
         // blocks (the set stays the genesis one), so every epoch's boundary block commits a state root that a
         // joining validator's state sync is checked against.
@@ -661,7 +704,7 @@ fn millions_of_batched_receipts_keep_the_state_small_and_every_validator_agrees(
             validators: vouch_ledger::ValidatorParams { epoch_length: EPOCH, ..Default::default() },
             ..Params::default()
         };
-        let mut sim = Sim::with_params(ctx.child("sim"), accounts, 3, params).await;
+        let mut sim = Sim::with_store(ctx.child("sim"), accounts, 3, params, &[2, 3]).await;
         let mut w = Wallet { chain: sim.genesis.chain_id(), nonces: BTreeMap::new() };
         let chain_id = sim.genesis.chain_id();
         // One real batch whose member's anchor is checked at the end; the other roots stand for batches the
@@ -674,7 +717,12 @@ fn millions_of_batched_receipts_keep_the_state_small_and_every_validator_agrees(
         let real = Batch::new(&members, &issuer.public_key());
         let mut state_bytes = vec![];
         let mut all_txs = vec![];
+        let mut last_payment = Bytes::new();
+        let mut resident = vec![];
         for i in 0..BATCHES {
+            // A new account each round, funded through validator 0.
+            last_payment = w.sign(&payer, TxKind::Transfer { to: fresh(i), amount: 1 + u64::from(i) });
+            sim.submit(0, last_payment.clone());
             let e = &executors[i as usize % executors.len()];
             let root = if i == 0 { real.root() } else { Digest(*blake3::hash(&i.to_be_bytes()).as_bytes()) };
             let last = w.sign(e, TxKind::SettleBatch { root, count: PER_BATCH });
@@ -683,6 +731,13 @@ fn millions_of_batched_receipts_keep_the_state_small_and_every_validator_agrees(
             sim.submit(i as usize % executors.len() % 2, last.clone());
             if i % 64 == 63 {
                 sim.finalized(&last).await;
+            }
+            if i % 64 == 63 {
+                for v in [2, 3] {
+                    if let Some(n) = &sim.nodes[v] {
+                        resident.push(n.chain.state().ledger.resident_entries());
+                    }
+                }
             }
             if i % 256 == 255 {
                 sim.finalized(&last).await;
@@ -705,15 +760,16 @@ fn millions_of_batched_receipts_keep_the_state_small_and_every_validator_agrees(
             }
         }
         // Every sender's last transaction (each sender's are applied in nonce order), not only the very last one.
-        for t in &all_txs[all_txs.len() - executors.len()..] {
+        for t in all_txs[all_txs.len() - executors.len()..].iter().chain([&last_payment]) {
             sim.finalized(t).await;
         }
         let settled = sim.chain(0).state().ledger.settled_receipts();
         assert_eq!(settled, u64::from(BATCHES) * u64::from(PER_BATCH));
-        // The state grows by one entry per batch: its encoding stays far below a byte per receipt.
+        // The state grows by one entry per batch: its encoding (with every transaction record and the thousand new
+        // accounts) stays far below a byte per receipt.
         eprintln!("settled receipts and state bytes: {state_bytes:?}");
         let (_, biggest) = *state_bytes.last().unwrap();
-        assert!(biggest < 256 << 10, "state of {biggest} bytes for {settled} receipts");
+        assert!(biggest < 384 << 10, "state of {biggest} bytes for {settled} receipts");
         // All four agree on the root.
         let end = sim.live().iter().map(|i| sim.height(*i)).max().unwrap();
         sim.reach(end).await;
@@ -728,6 +784,23 @@ fn millions_of_batched_receipts_keep_the_state_small_and_every_validator_agrees(
         );
         assert!(n.marshal.get_block(vouch_chain::validator::Height::new(1)).await.is_none());
         assert!(n.chain.tx_record(&SignedTx::from_bytes(&all_txs[0]).unwrap().tx.id()).is_none());
+        // The new accounts are on the disk of validators 2 and 3, each as the in-memory validators have it; memory
+        // held only the entries changed since the last checkpoint (every 3 blocks) whenever it was looked at.
+        eprintln!("spilled entries resident on validators 2 and 3: {resident:?}");
+        assert!(sim.nodes[2].as_ref().unwrap().chain.restored_height().is_some(), "validator 2 resumed from its store");
+        for v in [2, 3] {
+            let c = &sim.nodes[v].as_ref().unwrap().chain;
+            assert!(c.checkpoint());
+            assert_eq!(c.state().ledger.resident_entries(), 0);
+            let on_disk = c.store().unwrap().len("accounts").unwrap();
+            assert_eq!(on_disk, u64::from(BATCHES) + 5, "validator {v}: every account on disk");
+            for i in [0, BATCHES / 3, BATCHES - 1] {
+                assert_eq!(c.account(&fresh(i)), sim.chain(0).account(&fresh(i)));
+                assert_eq!(c.account(&fresh(i)).balance, 1 + u64::from(i));
+            }
+        }
+        let most = *resident.iter().max().unwrap();
+        assert!(most * 4 < BATCHES as usize, "{most} of {BATCHES} spilled entries resident at once");
         // A member of the first batch still proves its settlement (from a validator that holds the block).
         let n = sim.nodes[0].as_ref().unwrap();
         let path = vouch_codec::BatchPath { index: 7, path: real.path(7).unwrap() };

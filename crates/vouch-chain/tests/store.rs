@@ -80,6 +80,11 @@ fn accounts_live_on_disk_and_memory_holds_only_what_changed_since_the_checkpoint
             let store = disk.store().unwrap();
             assert_eq!(store.len("accounts").unwrap(), 1 + h * PER_BLOCK);
             assert_eq!(store.len("models").unwrap(), 1);
+            let status = disk.store_status().unwrap();
+            assert_eq!(
+                (status.accounts_on_disk, status.resident_entries, status.checkpoint_height),
+                (1 + h * PER_BLOCK, 0, Some(h))
+            );
             checkpoint_bytes = store.checkpoint().unwrap().unwrap().1;
         }
     }

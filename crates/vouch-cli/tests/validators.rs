@@ -261,4 +261,10 @@ fn a_fifth_node_bonds_validates_then_unbonds_and_leaves_while_receipts_of_each_e
     assert_eq!(try_http(addrs[3], "GET", "/v1/ledger/blocks/1", "application/json", b"").map(|r| r.0), Some(404));
     let links: Value = serde_json::from_str(&vouch(&urls[3], &["ledger", "epochs"])).unwrap();
     assert!(links["links"].as_array().is_some_and(|l| l.len() as u64 > at / EPOCH), "{links}");
+    // The synced state went straight onto its ledger store: the accounts are on disk, checkpointed at the sync point
+    // or later.
+    let status = get(addrs[3], "/v1/ledger/status").unwrap();
+    let store = &status["state_store"];
+    assert!(store["accounts_on_disk"].as_u64().is_some_and(|n| n >= 1), "{status}");
+    assert!(store["checkpoint_height"].as_u64().is_some_and(|h| h >= at), "{status}");
 }

@@ -7,8 +7,8 @@
 use vouch_codec::tx::Address;
 use vouch_codec::{Canonical, Digest, ModelId, Writer, domain};
 
-use crate::state::State;
 use crate::spill::Codec;
+use crate::state::State;
 use crate::table::{LtHash, Table};
 use crate::types::{Account, Job, JobStatus, ModelRecord, NodeRecord, ValidatorRecord};
 
@@ -138,20 +138,12 @@ pub(crate) fn validator_set_entry(w: &mut Writer, epoch: &u64, set: &Vec<Address
 }
 
 /// The accounts table on disk: keyed by address.
-pub(crate) static ACCOUNTS: Codec<Address, Account> = Codec {
-    name: "accounts",
-    key: |a| a.to_vec(),
-    encode: account_entry,
-    decode: crate::snapshot::read_account,
-};
+pub(crate) static ACCOUNTS: Codec<Address, Account> =
+    Codec { name: "accounts", key: |a| a.to_vec(), encode: account_entry, decode: crate::snapshot::read_account };
 
 /// The models table on disk: keyed by the model id's CID bytes.
-pub(crate) static MODELS: Codec<ModelId, ModelRecord> = Codec {
-    name: "models",
-    key: |id| id.to_cid_bytes(),
-    encode: model_entry,
-    decode: crate::snapshot::read_model,
-};
+pub(crate) static MODELS: Codec<ModelId, ModelRecord> =
+    Codec { name: "models", key: |id| id.to_cid_bytes(), encode: model_entry, decode: crate::snapshot::read_model };
 
 fn entry_hash<K, V>(encode: fn(&mut Writer, &K, &V), k: &K, v: &V) -> LtHash {
     let mut w = Writer::new();

@@ -24,8 +24,8 @@ mod types;
 
 pub use assign::select_executors;
 pub use error::TxError;
-pub use state::{Signature, State, check_stateless};
 pub use spill::{Backing, Codec, Spill, Write};
+pub use state::{Signature, State, check_stateless};
 pub use table::{LtHash, Table};
 pub use types::{
     Account, BlockCtx, DEFAULT_RETENTION_BLOCKS, Event, Genesis, Job, JobStatus, ModelRecord, NodeRecord, PRUNE_EVERY,

@@ -10,8 +10,8 @@ use vouch_codec::tx::Address;
 use vouch_codec::{AgreementRule, Canonical, DecodeError, Digest, Mode, ModelId, Reader, Writer};
 
 use crate::entries::{
-    ACCOUNTS, MODELS, account_entry, batch_entry, block_entry, job_entry, model_entry, node_entry, receipt_entry, validator_entry,
-    validator_set_entry,
+    ACCOUNTS, MODELS, account_entry, batch_entry, block_entry, job_entry, model_entry, node_entry, receipt_entry,
+    validator_entry, validator_set_entry,
 };
 use crate::spill::{Backing, Codec, Spill};
 use crate::state::{State, Tables};
@@ -78,7 +78,12 @@ const INLINE: u8 = 0;
 const ON_DISK: u8 = 1;
 
 /// A spilled table: inline, or (`local`) a marker that its entries are on the node's disk.
-fn write_spilled<K: Ord + Clone, V: Clone>(w: &mut Writer, t: &Spill<K, V>, encode: fn(&mut Writer, &K, &V), local: bool) {
+fn write_spilled<K: Ord + Clone, V: Clone>(
+    w: &mut Writer,
+    t: &Spill<K, V>,
+    encode: fn(&mut Writer, &K, &V),
+    local: bool,
+) {
     if local && t.is_backed() {
         w.u8(ON_DISK);
         return;

@@ -214,7 +214,10 @@ impl State {
 
     /// The changed entries of the tables on disk not yet written to it, by table name (empty without a disk).
     pub fn disk_writes(&self) -> Vec<(&'static str, Vec<Write>)> {
-        vec![(crate::entries::ACCOUNTS.name, self.accounts.writes()), (crate::entries::MODELS.name, self.models.writes())]
+        vec![
+            (crate::entries::ACCOUNTS.name, self.accounts.writes()),
+            (crate::entries::MODELS.name, self.models.writes()),
+        ]
     }
 
     /// The disk now holds [`State::disk_writes`]: memory forgets those tables' entries. Call between blocks.

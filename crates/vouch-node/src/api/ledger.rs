@@ -33,6 +33,7 @@ pub(super) async fn status(State(s): AppState) -> Json<Value> {
         "settled_receipts": chain.settled_count(),
         "restored_from_snapshot": chain.restored_height(),
         "state_synced_at": chain.synced_height(),
+        "state_store": chain.store_status(),
         "tee_freshness": tee_freshness,
     }))
 }
