@@ -200,6 +200,11 @@ impl Chain {
         self.store.as_deref()
     }
 
+    /// Entries of the spilled ledger tables held in memory (all of them without a ledger store).
+    pub fn resident_entries(&self) -> usize {
+        self.state().ledger.resident_entries()
+    }
+
     /// The ledger store's status (`None` without one): entries on disk per spilled table, entries held in memory,
     /// and the height of the last checkpoint.
     pub fn store_status(&self) -> Option<StoreStatus> {

@@ -15,6 +15,9 @@ const TXS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("txs");
 /// State root after each height.
 const ROOTS: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("roots");
 
+/// redb's page cache for the index.
+const CACHE_BYTES: usize = 16 << 20;
+
 /// A redb-backed map from transaction id to [`TxRecord`].
 #[derive(Debug)]
 pub struct TxIndex {
@@ -47,7 +50,9 @@ from_redb!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::
 impl TxIndex {
     /// Opens (creating) the index at `path`.
     pub fn open(path: &Path) -> Result<Self, IndexError> {
-        let db = Database::create(path)?;
+        // A bounded page cache (redb's default is 1 GiB): old records are read rarely (a resubmitted or queried old
+        // transaction).
+        let db = redb::Builder::new().set_cache_size(CACHE_BYTES).create(path)?;
         let tx = db.begin_write()?;
         tx.open_table(TXS)?;
         tx.open_table(ROOTS)?;

@@ -22,6 +22,9 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CHECKPOINT: &str = "checkpoint";
 /// The checkpoint's height alone (big-endian), for status queries.
 const HEIGHT: &str = "height";
+/// redb's page cache for the store (its default is 1 GiB per database, which would make the cache, not the state,
+/// what grows a node's memory).
+pub const CACHE_BYTES: usize = 32 << 20;
 /// The spilled tables (named by the ledger's codecs).
 const TABLES: [&str; 2] = ["accounts", "models"];
 
@@ -47,7 +50,7 @@ pub struct StateStore {
 impl StateStore {
     /// Opens (creating) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(fail)?;
+        let db = redb::Builder::new().set_cache_size(CACHE_BYTES).create(path).map_err(fail)?;
         let tx = db.begin_write().map_err(fail)?;
         tx.open_table(META).map_err(fail)?;
         for name in TABLES {

@@ -86,6 +86,9 @@ pub struct Timing {
     pub max_block_txs: usize,
     /// Executed blocks between local snapshots of the chain state (a restart replays at most this many blocks).
     pub snapshot_every: u64,
+    /// On a chain with a ledger store, a checkpoint is also written after a block that leaves at least this many
+    /// spilled entries in memory (so memory stays bounded on a busy chain, not only every `snapshot_every` blocks).
+    pub checkpoint_entries: usize,
 }
 
 impl Default for Timing {
@@ -96,6 +99,7 @@ impl Default for Timing {
             timeout_retry: Duration::from_secs(5),
             max_block_txs: 4_096,
             snapshot_every: 1_024,
+            checkpoint_entries: 65_536,
         }
     }
 }
@@ -348,6 +352,7 @@ where
     let exec_mailbox = mailbox.clone();
     let snapshots = format!("{p}-snapshot");
     let snapshot_every = cfg.timing.snapshot_every.max(1);
+    let checkpoint_entries = cfg.timing.checkpoint_entries.max(1);
     let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (sync_point_store, sync_point_partition, sync_links_partition) = (points, sync_points, sync_links);
     context.child("executor").spawn(move |ctx| async move {
@@ -430,7 +435,8 @@ where
                         );
                         ctx.child("sync_point").spawn(move |c| async move { points.write(&c, &part, h, bytes).await });
                     }
-                    if h % snapshot_every == 0 && exec_chain.has_store() {
+                    let due = h % snapshot_every == 0 || exec_chain.resident_entries() >= checkpoint_entries;
+                    if exec_chain.has_store() && due {
                         // Written here, before the next block: memory forgets the spilled entries only once the
                         // store holds them.
                         exec_chain.checkpoint();

@@ -13,6 +13,8 @@
 //! `... --example ledger_bench -- --txs 2000 --batch 512 --epoch-length 50` (the same on a chain with epochs)
 //! `... --example ledger_bench -- --txs 20000 --epoch-length 50 --resync` (then node 3 loses its chain storage and
 //! comes back, by state sync and by replaying from genesis)
+//! `... --example ledger_bench -- --txs 200000 --transfers` (each transaction a transfer to a new address: the ledger
+//! gains one account per transaction; reports each node's ledger store, accounts on disk and entries in memory)
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -58,7 +60,8 @@ async fn main() -> anyhow::Result<()> {
         .spawn()?;
     let urls: Vec<String> = (0..4).map(|i| format!("http://127.0.0.1:{}", base + i)).collect();
     let clients: Vec<Client> = urls.iter().map(|u| Client::new(u)).collect();
-    let result = run(&clients, &dir, n_txs, batch).await;
+    let transfers = std::env::args().any(|a| a == "--transfers");
+    let result = run(&clients, &dir, n_txs, batch, transfers).await;
     // Resident memory of each node process (the devnet's children, spawned from any of its threads), after the run.
     let mut children = vec![];
     for task in std::fs::read_dir(format!("/proc/{}/task", devnet.id()))?.flatten() {
@@ -136,7 +139,13 @@ async fn resync(
     }
 }
 
-async fn run(clients: &[Client], home: &std::path::Path, n_txs: usize, batch: u32) -> anyhow::Result<()> {
+async fn run(
+    clients: &[Client],
+    home: &std::path::Path,
+    n_txs: usize,
+    batch: u32,
+    transfers: bool,
+) -> anyhow::Result<()> {
     // Wait for the chain to finalize.
     let start = Instant::now();
     loop {
@@ -177,7 +186,9 @@ async fn run(clients: &[Client], home: &std::path::Path, n_txs: usize, batch: u3
             let receipt = |j: u32| {
                 Digest(*blake3::hash(&[(i as u64).to_le_bytes(), u64::from(j).to_le_bytes()].concat()).as_bytes())
             };
-            let kind = if batch == 1 {
+            let kind = if transfers {
+                TxKind::Transfer { to: *blake3::hash(&(i as u64).to_le_bytes()).as_bytes(), amount: 1 }
+            } else if batch == 1 {
                 TxKind::SettleReceipt { receipt: receipt(0) }
             } else {
                 let ids: Vec<Digest> = (0..batch).map(receipt).collect();
@@ -199,7 +210,7 @@ async fn run(clients: &[Client], home: &std::path::Path, n_txs: usize, batch: u3
         tokio::spawn(async move {
             let mut seen: HashMap<String, Instant> = HashMap::new();
             let mut next = first_height + 1;
-            let deadline = Instant::now() + Duration::from_secs(120);
+            let deadline = Instant::now() + Duration::from_secs(120 + n_txs as u64 / 1_000);
             while seen.len() < n_txs && Instant::now() < deadline {
                 match c.get::<Value>(&format!("/v1/ledger/blocks/{next}")).await {
                     Ok(b) => {
@@ -269,6 +280,10 @@ async fn run(clients: &[Client], home: &std::path::Path, n_txs: usize, batch: u3
     );
     let status: Value = clients[0].get("/v1/ledger/status").await?;
     println!("ledger settled receipts {}", status["settled_receipts"]);
+    for (i, c) in clients.iter().enumerate() {
+        let s: Value = c.get("/v1/ledger/status").await?;
+        println!("node {i} ledger store {}", s["state_store"]);
+    }
     println!(
         "finality latency p50 {:.3} s p99 {:.3} s max {:.3} s",
         pct(&lat, 0.5),

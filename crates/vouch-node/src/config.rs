@@ -63,7 +63,8 @@ pub struct NodeConfig {
     /// Fault injection for tests only: as a quorum executor, flip one bit of the output (a lying node that the
     /// ledger's dispute process must catch and slash). Default false.
     pub fault_flip_outputs: bool,
-    /// Executed blocks between local snapshots of the chain state (a restart replays at most this many blocks).
+    /// Executed blocks between checkpoints of the chain state in the ledger store (a restart replays at most this
+    /// many blocks; memory holds the accounts and models changed since the last checkpoint).
     pub snapshot_every_blocks: u64,
     /// How often the node settles the receipts it owes, in one batch transaction (ms). Default 500.
     pub settle_interval_ms: u64,
