@@ -311,6 +311,78 @@ mod tests {
         decode: |r| Ok((r.u16("k")?, r.u32("v")?)),
     };
 
+    /// One step of a random workload.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u16, u32),
+        Add(u16, u32),
+        Remove(u16),
+        /// Fold the pending changes (what the state does after each transaction).
+        Take,
+        /// Write the changes to the backing and forget them (a checkpoint).
+        Flush,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        // Few keys, so operations hit the same entries in and out of memory.
+        prop_oneof![
+            (0u16..24, any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
+            (0u16..24, 0u32..1000).prop_map(|(k, v)| Op::Add(k, v)),
+            (0u16..24).prop_map(Op::Remove),
+            Just(Op::Take),
+            Just(Op::Flush),
+        ]
+    }
+
+    proptest::proptest! {
+        /// A backed table behaves exactly like an in-memory one (and like a plain map) under any interleaving of
+        /// writes, change folds and checkpoints: the same reads, the same reported changes, the same entries.
+        #[test]
+        fn a_backed_table_equals_an_in_memory_one_under_any_checkpoint_schedule(
+            ops in proptest::collection::vec(op(), 1..120),
+        ) {
+            let disk = Arc::new(MemBacking::default());
+            let mut backed = Spill::new(&CODEC, BTreeMap::new());
+            backed.attach(disk.clone());
+            let mut memory = Spill::new(&CODEC, BTreeMap::new());
+            let mut model: BTreeMap<u16, u32> = BTreeMap::new();
+            for op in ops {
+                match op {
+                    Op::Insert(k, v) => {
+                        proptest::prop_assert_eq!(backed.insert(k, v), model.insert(k, v));
+                        memory.insert(k, v);
+                    }
+                    Op::Add(k, v) => {
+                        *backed.entry_or_default(k) += v;
+                        *memory.entry_or_default(k) += v;
+                        *model.entry(k).or_default() += v;
+                    }
+                    Op::Remove(k) => {
+                        proptest::prop_assert_eq!(backed.remove(&k), model.remove(&k));
+                        memory.remove(&k);
+                    }
+                    Op::Take => proptest::prop_assert_eq!(backed.take_changes(), memory.take_changes()),
+                    Op::Flush => {
+                        // A checkpoint comes after the changes are folded (between blocks).
+                        proptest::prop_assert_eq!(backed.take_changes(), memory.take_changes());
+                        disk.apply("t", backed.writes());
+                        backed.flushed();
+                        proptest::prop_assert_eq!(backed.resident(), 0);
+                    }
+                }
+                for k in 0u16..24 {
+                    proptest::prop_assert_eq!(backed.get(&k), model.get(&k).copied());
+                    proptest::prop_assert_eq!(backed.contains_key(&k), model.contains_key(&k));
+                }
+            }
+            let mut seen = vec![];
+            backed.for_each(|k, v| seen.push((*k, *v)));
+            proptest::prop_assert_eq!(seen, model.into_iter().collect::<Vec<_>>());
+            proptest::prop_assert!(backed == memory);
+        }
+    }
+
     #[test]
     fn a_backed_table_reads_through_forgets_flushed_entries_and_merges_scans() {
         let disk = Arc::new(MemBacking::default());
