@@ -5,7 +5,9 @@
 # Peak memory is each process's peak RSS (/usr/bin/time -v for EZKL, VmHWM for vouch). Prints JSON lines.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-models="$root/../shared/bench/models"
+# MODELS_DIR: where the models are (default the shared bench models; scripts/bench/make_larger_models.py makes two
+# larger ones), MODELS: which of them.
+models="${MODELS_DIR:-$root/../shared/bench/models}"
 python3 -c 'import ezkl' 2>/dev/null || python3 -m pip install --quiet ezkl==23.0.5
 cargo build --release -p vouch-zk --example zk_bench >&2
 work=$(mktemp -d)
