@@ -125,6 +125,22 @@ impl Client {
         Self::json(resp).await
     }
 
+    /// Every epoch link the node serves (`GET /v1/ledger/epochs`, page by page), as one `{"links": [...]}`
+    /// document: what `vouch verify --epochs` reads.
+    pub async fn epoch_links(&self) -> Result<serde_json::Value, ClientError> {
+        let mut links = vec![];
+        let mut from = 0u64;
+        loop {
+            let page: serde_json::Value = self.get(&format!("/v1/ledger/epochs?from={from}")).await?;
+            links.extend(page["links"].as_array().cloned().unwrap_or_default());
+            match page["next"].as_u64() {
+                Some(n) if n > from => from = n,
+                _ => break,
+            }
+        }
+        Ok(serde_json::json!({ "links": links }))
+    }
+
     /// `GET /v1/node`.
     pub async fn status(&self) -> Result<NodeStatus, ClientError> {
         self.get("/v1/node").await

@@ -39,17 +39,6 @@ pub struct InferArgs {
     private_input: bool,
 }
 
-/// The single f32 input of an input document.
-pub fn single_f32_input(doc: &serde_json::Value) -> anyhow::Result<Vec<f32>> {
-    let map = vouch_codec::tensor::parse_input_doc(doc, |_| Some(vouch_codec::DType::F32))
-        .map_err(|(n, e)| anyhow::anyhow!("input {n:?}: {e}"))?;
-    let mut it = map.values();
-    match (it.next().map(|t| t.data()), it.next()) {
-        (Some(vouch_codec::TensorData::F32(v)), None) => Ok(v.clone()),
-        _ => anyhow::bail!("a private input is one f32 tensor"),
-    }
-}
-
 /// The requester's signed `SubmitJob` (hex). The entry node prepares it (model id, input digest, nonce, fee); this
 /// checks that it is a quorum job from this account with the quorum and executor fee asked for and an ordinary fee,
 /// then signs it.
@@ -61,7 +50,6 @@ pub(crate) async fn job_tx(
     quorum: u8,
     fee_per_executor: u64,
 ) -> anyhow::Result<String> {
-    use vouch_codec::tx::{SignedTx, Tx, TxKind};
     let from = key.public_key();
     let prepared = client
         .prepare_job(&vouch_api::PrepareJobRequest {
@@ -72,17 +60,9 @@ pub(crate) async fn job_tx(
             from: hex::encode(from),
         })
         .await?;
-    let bytes = hex::decode(&prepared.tx).context("the node sent a malformed transaction")?;
-    let tx = Tx::from_bytes(&bytes).context("the node sent a malformed transaction")?;
     let genesis: serde_json::Value = client.get("/v1/ledger/genesis").await?;
     let min_fee = genesis["params"]["min_fee"].as_u64().unwrap_or(1);
-    let asked = matches!(tx.kind, TxKind::SubmitJob { mode: vouch_codec::Mode::Quorum, quorum: q, fee_per_executor: f, .. }
-        if q == quorum && f == fee_per_executor);
-    if tx.from != from || !asked || tx.fee > min_fee || tx.id().to_hex() != prepared.id {
-        anyhow::bail!("the node prepared a different job than asked for; not signing it: {tx:?}");
-    }
-    let signature = key.sign(vouch_codec::domain::TX_SIGNATURE, &tx.id().0);
-    Ok(hex::encode(SignedTx { tx, signature }.to_bytes()))
+    Ok(vouch_verify::sign::prepared_job(key, &prepared.tx, &prepared.id, quorum, fee_per_executor, min_fee)?)
 }
 
 pub async fn run(cli: &Cli, a: &InferArgs) -> anyhow::Result<Outcome> {
@@ -103,7 +83,7 @@ pub async fn run(cli: &Cli, a: &InferArgs) -> anyhow::Result<Outcome> {
         anyhow::bail!("--private-input is for --mode zk");
     }
     let salt = a.private_input.then(vouch_zk::private::Salt::random);
-    let x = if a.private_input { Some(single_f32_input(&inputs)?) } else { None };
+    let x = if a.private_input { Some(vouch_verify::single_f32_input(&inputs)?) } else { None };
     let private_input = salt.map(|s| vouch_api::PrivateInput { salt: s.to_hex() });
     let req =
         InferRequest { model: a.model.clone(), inputs, mode: a.mode.clone(), quorum: a.quorum, job_tx, private_input };

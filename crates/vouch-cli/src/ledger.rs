@@ -103,8 +103,7 @@ pub enum TxCommand {
 /// A node key file's consensus key: its public half, and its proof of possession for `account`.
 fn consensus_key_of(node_key: &std::path::Path, account: &[u8; 32]) -> anyhow::Result<([u8; 32], [u8; 64])> {
     let key = vouch_crypto::NodeKey::load(node_key).with_context(|| format!("loading {}", node_key.display()))?;
-    let consensus = vouch_crypto::NodeKey::from_secret(key.derive_seed(vouch_chain::spec::CONSENSUS_KEY_CONTEXT));
-    Ok((consensus.public_key(), consensus.sign(vouch_codec::domain::VALIDATOR_BIND, account)))
+    Ok(vouch_verify::sign::consensus_key(&key, account))
 }
 
 /// A node and an amount of stake.
@@ -131,7 +130,7 @@ fn account_key(opts: &TxOpts) -> anyhow::Result<vouch_crypto::NodeKey> {
 }
 
 pub async fn tx(cli: &Cli, cmd: &TxCommand) -> anyhow::Result<Outcome> {
-    use vouch_codec::tx::{SignedTx, Tx, TxKind};
+    use vouch_codec::tx::{Tx, TxKind};
     let (kind, opts) = match cmd {
         TxCommand::Transfer { to, amount, opts } => {
             (TxKind::Transfer { to: address("--to", to)?, amount: *amount }, opts)
@@ -163,8 +162,7 @@ pub async fn tx(cli: &Cli, cmd: &TxCommand) -> anyhow::Result<Outcome> {
         fee: genesis["params"]["min_fee"].as_u64().unwrap_or(1),
         kind,
     };
-    let signature = key.sign(vouch_codec::domain::TX_SIGNATURE, &tx.id().0);
-    let id = c.submit_tx(SignedTx { tx, signature }.to_bytes()).await?;
+    let id = c.submit_tx(vouch_verify::sign::tx(&key, tx).to_bytes()).await?;
     if !opts.wait {
         if cli.json {
             print_json(&serde_json::json!({"id": id}))?
@@ -191,21 +189,6 @@ pub async fn tx(cli: &Cli, cmd: &TxCommand) -> anyhow::Result<Outcome> {
     }
 }
 
-/// Every epoch link a node serves, page by page, as one `{"links": [...]}` document.
-pub async fn all_epoch_links(c: &Client) -> anyhow::Result<Value> {
-    let mut links = vec![];
-    let mut from = 0u64;
-    loop {
-        let page: Value = c.get(&format!("/v1/ledger/epochs?from={from}")).await?;
-        links.extend(page["links"].as_array().cloned().unwrap_or_default());
-        match page["next"].as_u64() {
-            Some(n) if n > from => from = n,
-            _ => break,
-        }
-    }
-    Ok(serde_json::json!({ "links": links }))
-}
-
 pub async fn run(cli: &Cli, cmd: &LedgerCommand) -> anyhow::Result<Outcome> {
     let c = Client::new(&cli.node);
     let v: Value = match cmd {
@@ -214,7 +197,7 @@ pub async fn run(cli: &Cli, cmd: &LedgerCommand) -> anyhow::Result<Outcome> {
         LedgerCommand::Block { height } => c.get(&format!("/v1/ledger/blocks/{height}")).await?,
         LedgerCommand::Tx { id } => c.get(&format!("/v1/ledger/txs/{id}")).await?,
         LedgerCommand::Validators => c.get("/v1/ledger/validators").await?,
-        LedgerCommand::Epochs => all_epoch_links(&c).await?,
+        LedgerCommand::Epochs => c.epoch_links().await?,
     };
     if cli.json || !matches!(cmd, LedgerCommand::Status | LedgerCommand::Validators) {
         print_json(&v)?;

@@ -81,10 +81,7 @@ fn push_auth(a: &PushArgs) -> anyhow::Result<Option<vouch_api::PushAuth>> {
     };
     let key = vouch_crypto::NodeKey::load(&key_file).with_context(|| format!("loading {}", key_file.display()))?;
     // The id of the bytes, hashed while streaming the file (never all in memory).
-    let mut hasher = blake3::Hasher::new();
-    let mut f = std::fs::File::open(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
-    std::io::copy(&mut f, &mut hasher).with_context(|| format!("reading {}", a.file.display()))?;
-    let id = vouch_codec::ModelId::from_blake3(*hasher.finalize().as_bytes());
+    let id = vouch_verify::model_id_of_file(&a.file)?;
     let message = vouch_codec::push_message(&a.name, a.version.as_deref(), &id);
     let signature = key.sign(vouch_codec::domain::PUSH_SIGNATURE, &message);
     Ok(Some(vouch_api::PushAuth { account: hex::encode(key.public_key()), signature: hex::encode(signature) }))
