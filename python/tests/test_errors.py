@@ -7,12 +7,14 @@ import json
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT
+from conftest import BENCH, ROOT
 
 import vouch
+from vouch import _native
 from vouch.errors import ERRORS
 
 
@@ -91,3 +93,12 @@ def test_an_ndjson_error_event_raises_its_class() -> None:
     with pytest.raises(vouch.errors.ProofFailedError) as e:
         c.infer("m", {"x": [1.0]}, mode="zk", progress=seen.append)
     assert e.value.status == 422 and len(seen) == 1
+
+
+def test_a_pulled_blob_that_is_not_the_model_is_removed(tmp_path: Path) -> None:
+    model_id = _native.model_id_of_file(str(BENCH / "mlp_small.onnx"))
+    c = mock_client(200, (BENCH / "mlp_mnist.onnx").read_bytes(), "application/octet-stream")
+    out = tmp_path / "pulled.onnx"
+    with pytest.raises(vouch.HashMismatchError, match=f"not the requested {model_id}; the file was removed"):
+        c.models.pull(model_id, out)
+    assert not out.exists()

@@ -128,7 +128,8 @@ pub async fn run(_cli: &Cli, a: &DevnetArgs) -> anyhow::Result<Outcome> {
         home.join("genesis.json").display(),
         home.join("dev-account.key").display()
     );
-    let _ = tokio::signal::ctrl_c().await;
+    // SIGTERM too: dying of it would orphan the nodes (`kill_on_drop` runs only when the devnet exits normally).
+    crate::node::shutdown_signal().await;
     for c in &mut children {
         if let Some(pid) = c.id() {
             // SIGTERM: each node shuts down cleanly.

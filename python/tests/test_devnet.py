@@ -1,5 +1,5 @@
-"""Quorum inference on a real 3-node devnet: the ledger assigns the executors, each runs and signs, and the
-receipt settles; with both clients."""
+"""A real 3-node devnet with epochs: quorum inference (the ledger assigns the executors, each runs and signs, and
+the receipt settles) and validator bonding; with both clients."""
 
 from __future__ import annotations
 
@@ -27,7 +27,19 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[str]
     # Below the ephemeral range (32768+), away from the Rust tests' ports (21000-29000, run before these).
     base = 23000 + (os.getpid() % 1000) * 8
     proc = subprocess.Popen(
-        [vouch_bin(), "devnet", "--nodes", str(NODES), "--base-port", str(base), "--home", str(home)],
+        # Epochs long enough that no validator set changes while the tests run.
+        [
+            vouch_bin(),
+            "devnet",
+            "--nodes",
+            str(NODES),
+            "--epoch-length",
+            "10000",
+            "--base-port",
+            str(base),
+            "--home",
+            str(home),
+        ],
         stdout=subprocess.DEVNULL,
         env={**os.environ, "VOUCH_LOG": "warn"},
     )
@@ -47,8 +59,12 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[str]
         assert time.monotonic() < deadline, "the devnet did not come up within 120 s"
         time.sleep(0.5)
     yield urls, home
+    # SIGTERM stops the devnet and its nodes: none is left answering.
     proc.terminate()
-    proc.wait(timeout=60)
+    assert proc.wait(timeout=60) == 0
+    for u in urls:
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{u}/v1/health", timeout=2)
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
@@ -71,3 +87,18 @@ async def test_quorum_of_three_verifies_and_settles(devnet: tuple[list[str], Pat
     # A quorum job is paid: without an account it is refused before any request.
     with pytest.raises(vouch.UsageError):
         await maybe(client.infer(name, x, mode="quorum", quorum=NODES))
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_validator_bond_and_unbond(devnet: tuple[list[str], Path], kind: str, tmp_path: Path) -> None:
+    urls, home = devnet
+    account = home / "dev-account.key"
+    client: vouch.Client | vouch.AsyncClient = vouch.Client(urls[2]) if kind == "sync" else vouch.AsyncClient(urls[2])
+    node_key = vouch.Key.create(tmp_path / "validator.key")
+    p2p = f"127.0.0.1:{9000 + (kind == 'async')}"
+    record = await maybe(client.tx.bond_validator(node_key.path, 20000, p2p=p2p, account=account, wait=True))
+    assert record["result"]["ok"] is True
+    bonded = [b for b in (await maybe(client.ledger.validators()))["bonded"] if b["p2p"] == p2p]
+    assert len(bonded) == 1 and bonded[0]["stake"] == 20000
+    record = await maybe(client.tx.unbond_validator(node_key.path, account=account, wait=True))
+    assert record["result"]["ok"] is True
