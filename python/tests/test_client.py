@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -185,10 +186,11 @@ async def test_keys_transfers_and_a_failed_transaction(client: Client, node: Nod
 async def test_validator_bonding_fails_on_a_fixed_validator_set(client: Client, node: Node, tmp_path: Path) -> None:
     funded = node.home / "node.key"
     validator = vouch.Key.create(tmp_path / "validator.key")
-    for call in [
+    calls: list[Callable[[], Any]] = [
         lambda: client.tx.bond_validator(validator.path, 20000, p2p="127.0.0.1:9", account=funded, wait=True),
         lambda: client.tx.unbond_validator(validator.path, account=funded, wait=True),
-    ]:
+    ]
+    for call in calls:
         with pytest.raises(vouch.TxFailedError) as e:
             await maybe(call())
         assert e.value.record["result"]["error"] == "this chain's validator set is fixed at genesis (no epochs)"
