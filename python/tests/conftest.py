@@ -33,8 +33,11 @@ def vouch_bin() -> str:
 class Node:
     """A `vouch node run --dev` process with its own home, on a free loopback port."""
 
-    def __init__(self, home: Path, *extra: str) -> None:
+    def __init__(self, home: Path, *extra: str, config: str = "") -> None:
         self.home = home
+        if config:
+            home.mkdir(parents=True, exist_ok=True)
+            (home / "config.toml").write_text(config)
         self.proc = subprocess.Popen(
             [vouch_bin(), "node", "run", "--dev", "--listen", "127.0.0.1:0", "--home", str(home), *extra],
             stdout=subprocess.PIPE,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +16,25 @@ from testmodels import BENCH_MODELS, bench, identity_model, input_of, sample
 import vouch
 from vouch import _native
 from vouch.errors import (
+    BlockNotFoundError,
     DtypeMismatchError,
     EmptyUploadError,
     InsufficientBalanceError,
     InvalidModeError,
     InvalidModelError,
     InvalidNameError,
+    InvalidQuorumError,
     InvalidVersionError,
     MissingInputError,
     ModelNotFoundError,
+    NameOwnedError,
     NotZkModelError,
+    RateLimitedError,
     ReceiptNotFoundError,
     ShapeMismatchError,
+    TeeUnavailableError,
+    TxNotFoundError,
+    UnauthorizedError,
     UnknownInputError,
     VersionExistsError,
 )
@@ -214,8 +221,9 @@ def bad_push(tmp_path: Path, content: bytes) -> Path:
     return p
 
 
-async def test_node_errors_arrive_as_their_classes(client: Client, tmp_path: Path) -> None:
+async def test_node_errors_arrive_as_their_classes(client: Client, node: Node, tmp_path: Path) -> None:
     name = unique("err")
+    stranger = vouch.Key.create(tmp_path / "stranger.key")
     await maybe(client.models.push(bench("mlp_small"), name=name, version="1.0"))
     input_name, x = input_of(bench("mlp_small"), 0)
     cases: list[tuple[type[vouch.ApiError], Any]] = [
@@ -232,11 +240,49 @@ async def test_node_errors_arrive_as_their_classes(client: Client, tmp_path: Pat
         (InvalidModelError, lambda: client.models.push(bad_push(tmp_path, b"not onnx"), name=unique("bad"))),
         (EmptyUploadError, lambda: client.models.push(bad_push(tmp_path, b""), name=unique("empty"))),
         (ReceiptNotFoundError, lambda: client.receipts.get("00" * 32)),
+        (TeeUnavailableError, lambda: client.infer(name, {input_name: x}, mode="tee")),
+        (InvalidQuorumError, lambda: client.infer(name, x, mode="quorum", quorum=1, account=node.home / "node.key")),
+        (NameOwnedError, lambda: client.models.push(bench("mlp_mnist"), name=name, account=stranger.path)),
+        (BlockNotFoundError, lambda: client.ledger.block(10**12)),
+        (TxNotFoundError, lambda: client.ledger.transaction("00" * 32)),
     ]
     for cls, call in cases:
         with pytest.raises(cls) as e:
             await maybe(call())
         assert e.value.code == cls.code and e.value.status is not None and 400 <= e.value.status < 500, cls
+
+
+@pytest.fixture
+def keyed_node(tmp_path: Path) -> Iterator[Node]:
+    """A node that serves API key holders only, with a quota of one receipt per window."""
+    config = 'access = "api_keys"\n[[api_keys]]\nname = "alice"\nkey = "alice-secret"\n[quotas]\nreceipts = 1\n'
+    n = Node(tmp_path / "keyed", config=config)
+    yield n
+    n.stop()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_api_keys_and_quotas(keyed_node: Node, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOUCH_HOME", str(keyed_node.home))
+
+    def make(api_key: str | None) -> Client:
+        cls = vouch.Client if kind == "sync" else vouch.AsyncClient
+        return cls(keyed_node.url, api_key=api_key)
+
+    name = unique("keyed")
+    for key in [None, "wrong-secret"]:
+        with pytest.raises(UnauthorizedError) as e:
+            await maybe(make(key).models.push(bench("mlp_small"), name=name))
+        assert e.value.status == 401
+    alice = make("alice-secret")
+    await maybe(alice.models.push(bench("mlp_small"), name=name))
+    _, x = input_of(bench("mlp_small"), 4)
+    # Reads need no key; work does, and alice's quota is one receipt.
+    assert (await maybe(make(None).models.get(name)))["name"] == name
+    assert vouch.verify((await maybe(alice.infer(name, x))).receipt).ok
+    with pytest.raises(RateLimitedError) as limited:
+        await maybe(alice.infer(name, x))
+    assert limited.value.status == 429
 
 
 async def test_usage_errors_are_raised_before_any_request(client: Client) -> None:
