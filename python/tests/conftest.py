@@ -6,6 +6,7 @@ import inspect
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,48 @@ class Node:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+class Devnet:
+    """`vouch devnet --nodes N`: real node processes on loopback, below the ephemeral port range (32768+) and away
+    from the Rust tests' ports (21000-29000, which run before these)."""
+
+    def __init__(self, home: Path, nodes: int, slot: int, *extra: str) -> None:
+        import httpx
+
+        self.home = home / "net"
+        base = 23000 + ((os.getpid() + 97 * slot) % 1000) * 8
+        self.proc = subprocess.Popen(
+            [vouch_bin(), "devnet", "--nodes", str(nodes), "--base-port", str(base), "--home", str(self.home), *extra],
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, "VOUCH_LOG": "warn"},
+        )
+        self.urls = [f"http://127.0.0.1:{base + i}" for i in range(nodes)]
+        self.account = self.home / "dev-account.key"
+
+        def ready() -> bool:
+            try:
+                heights = [httpx.get(f"{u}/v1/ledger/status").json()["height"] for u in self.urls]
+                registered = httpx.get(f"{self.urls[0]}/v1/ledger/nodes").json()
+            except (httpx.HTTPError, ValueError, KeyError):
+                return False
+            return min(heights) >= 2 and len(registered) == nodes and len({n["engine"] for n in registered}) == 1
+
+        deadline = time.monotonic() + 120
+        while not ready():
+            assert self.proc.poll() is None, "the devnet exited"
+            assert time.monotonic() < deadline, "the devnet did not come up within 120 s"
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        """SIGTERM, which stops the devnet and its nodes: none is left answering."""
+        import httpx
+
+        self.proc.terminate()
+        assert self.proc.wait(timeout=60) == 0
+        for u in self.urls:
+            with pytest.raises(httpx.TransportError):
+                httpx.get(f"{u}/v1/health", timeout=2)
 
 
 @pytest.fixture(scope="session")

@@ -294,5 +294,7 @@ async def test_usage_errors_are_raised_before_any_request(client: Client) -> Non
         await maybe(client.models.push(bench("mlp_small"), name="m", tolerance=-1.0))
     with pytest.raises(vouch.UsageError, match="quorum mode is paid by the requester"):
         await maybe(client.infer("m", {"x": np.zeros(1, np.float32)}, mode="quorum"))
+    with pytest.raises(vouch.UsageError, match="pass the inputs by name"):
+        await maybe(client.infer(unique("absent"), np.zeros(1, np.float32)))
     with pytest.raises(TypeError, match="no Vouch tensor type"):
         await maybe(client.infer("m", {"x": np.zeros(1, np.float16)}))

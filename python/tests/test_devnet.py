@@ -3,16 +3,12 @@ the receipt settles) and validator bonding; with both clients."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
-from conftest import maybe, vouch_bin
+from conftest import Devnet, maybe
 from testmodels import bench, input_of
 
 import vouch
@@ -23,48 +19,10 @@ NODES = 3
 
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[str], Path]]:
-    home = tmp_path_factory.mktemp("devnet") / "net"
-    # Below the ephemeral range (32768+), away from the Rust tests' ports (21000-29000, run before these).
-    base = 23000 + (os.getpid() % 1000) * 8
-    proc = subprocess.Popen(
-        # Epochs long enough that no validator set changes while the tests run.
-        [
-            vouch_bin(),
-            "devnet",
-            "--nodes",
-            str(NODES),
-            "--epoch-length",
-            "10000",
-            "--base-port",
-            str(base),
-            "--home",
-            str(home),
-        ],
-        stdout=subprocess.DEVNULL,
-        env={**os.environ, "VOUCH_LOG": "warn"},
-    )
-    urls = [f"http://127.0.0.1:{base + i}" for i in range(NODES)]
-
-    def ready() -> bool:
-        try:
-            heights = [httpx.get(f"{u}/v1/ledger/status").json()["height"] for u in urls]
-            nodes = httpx.get(f"{urls[0]}/v1/ledger/nodes").json()
-        except (httpx.HTTPError, ValueError, KeyError):
-            return False
-        return min(heights) >= 2 and len(nodes) == NODES and len({n["engine"] for n in nodes}) == 1
-
-    deadline = time.monotonic() + 120
-    while not ready():
-        assert proc.poll() is None, "the devnet exited"
-        assert time.monotonic() < deadline, "the devnet did not come up within 120 s"
-        time.sleep(0.5)
-    yield urls, home
-    # SIGTERM stops the devnet and its nodes: none is left answering.
-    proc.terminate()
-    assert proc.wait(timeout=60) == 0
-    for u in urls:
-        with pytest.raises(httpx.TransportError):
-            httpx.get(f"{u}/v1/health", timeout=2)
+    # Epochs long enough that no validator set changes while the tests run.
+    net = Devnet(tmp_path_factory.mktemp("devnet"), NODES, 0, "--epoch-length", "10000")
+    yield net.urls, net.home
+    net.stop()
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])

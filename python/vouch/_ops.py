@@ -244,8 +244,15 @@ def infer(
         raise UsageError("private_input is for mode='zk'")
     names = None
     if not isinstance(inputs, Mapping):
-        version = yield from get(f"/v1/models/{ref(model)}")
-        names = [i["name"] for i in version.get("inputs", [])]
+        # One array: its name comes from the model's signature, which this node must have.
+        reply = yield Call("GET", f"/v1/models/{ref(model)}")
+        assert reply is not None
+        if reply.status == 404:
+            raise UsageError(
+                f"this node does not have model {model!r} yet, so one array cannot be named: pass the inputs by name "
+                "({name: array}); the node then fetches the model from a peer to run it"
+            )
+        names = [i["name"] for i in _json(reply).get("inputs", [])]
     doc = inputs_doc(inputs, names)
     body: dict[str, Any] = {"model": model, "inputs": doc, "mode": mode}
     if quorum is not None:

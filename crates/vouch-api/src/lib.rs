@@ -347,6 +347,20 @@ pub struct VerifyResponse {
     /// Why not, when invalid.
     #[serde(default)]
     pub reason: Option<String>,
+    /// What was checked, one entry per check, in order (the explorer lists them).
+    #[serde(default)]
+    pub checks: Vec<VerifyCheck>,
+}
+
+/// One check of `POST /v1/verify`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyCheck {
+    /// What was checked: `receipt`, `signatures`, `zk proof`, `attestation` or `anchor`.
+    pub check: String,
+    /// Whether it held.
+    pub ok: bool,
+    /// What it established, or why it failed.
+    pub detail: String,
 }
 
 /// The error envelope.

@@ -17,10 +17,9 @@ use serde_json::Value;
 use vouch_codec::{ModelId, Receipt, ReceiptJson};
 
 /// The proof system of private-input receipts, as reports name it.
-pub const ZK_PRIVATE_SYSTEM: &str =
-    "one Plonky3 batch STARK over Goldilocks with a hiding PCS, FRI blowup 4, 54 queries, 8 grinding bits";
+pub const ZK_PRIVATE_SYSTEM: &str = vouch_zk::private::SYSTEM_DESCRIPTION;
 /// The proof system of public zk receipts, as reports name it.
-pub const ZK_SYSTEM: &str = "Plonky3 uni-STARK over Goldilocks, FRI blowup 4, 54 queries, 8 grinding bits";
+pub const ZK_SYSTEM: &str = vouch_zk::SYSTEM_DESCRIPTION;
 
 /// Something that is not a verdict on the receipt: a file that cannot be read, an option that makes no sense, a node
 /// that cannot be asked. The CLI exits 2 on these; a verdict (valid or not) is a [`Report`].

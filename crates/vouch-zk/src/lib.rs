@@ -27,6 +27,9 @@ mod structure;
 pub(crate) use config::Challenge;
 pub use config::{Config, PROOF_VERSION, SECURITY, Security, Val, config};
 pub use error::ZkError;
+
+/// The public zk proof system and its parameters, as reports name it for people.
+pub const SYSTEM_DESCRIPTION: &str = "Plonky3 uni-STARK over Goldilocks, FRI blowup 4, 54 queries, 8 grinding bits";
 pub use public::{
     Evidence, ModelCommitment, ModelProof, Progress, Prover, SYSTEM, commit, prove, verify, verify_evidence,
 };

@@ -96,21 +96,96 @@ pub(super) async fn settlement(
 }
 
 /// `POST /v1/verify`: the offline verifier, run by the node on a receipt's JSON (its body limit is
-/// [`MAX_VERIFY_BYTES`]); the work runs on the blocking pool behind the inference slots, never on the async workers.
+/// [`MAX_VERIFY_BYTES`]), and a ledger anchor checked against this node's chain (its validator sets); each check is
+/// listed. The work runs on the blocking pool behind the inference slots, never on the async workers.
 pub(super) async fn verify(
     State(s): AppState,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
     let value: serde_json::Value = parse_body(body)?;
     let _permit = s.infer_slots.acquire().await.map_err(ApiError::internal)?;
-    let resp = blocking(move || {
-        Ok(match vouch_receipt::verify_json(&value.to_string(), None) {
-            Ok(v) => VerifyResponse { valid: true, id: Some(v.id.to_hex()), reason: None },
-            Err(e) => VerifyResponse { valid: false, id: None, reason: Some(e.to_string()) },
-        })
-    })
-    .await?;
+    let st = s.clone();
+    let resp = blocking(move || Ok(verify_checks(&st, &value.to_string()))).await?;
     Ok(Json(resp))
+}
+
+fn check(name: &str, ok: bool, detail: impl Into<String>) -> vouch_api::VerifyCheck {
+    vouch_api::VerifyCheck { check: name.into(), ok, detail: detail.into() }
+}
+
+/// The checks of `POST /v1/verify`: the receipt's own (id, signatures, proof, attestation), then its anchor.
+fn verify_checks(s: &crate::NodeState, text: &str) -> VerifyResponse {
+    let v = match vouch_receipt::verify_json(text, None) {
+        Ok(v) => v,
+        Err(e) => {
+            let reason = e.to_string();
+            return VerifyResponse {
+                valid: false,
+                id: None,
+                checks: vec![check("receipt", false, &reason)],
+                reason: Some(reason),
+            };
+        }
+    };
+    let mut checks = vec![
+        check("receipt", true, format!("well formed; its body hashes to its id {}", v.id)),
+        check(
+            "signatures",
+            true,
+            format!("{} executor signature(s) over the body verified ({} mode)", v.signers.len(), v.mode.name()),
+        ),
+    ];
+    match (&v.private_input, v.zk_layers) {
+        (Some(c), _) => checks.push(check(
+            "zk proof",
+            true,
+            format!(
+                "private-input proof verified ({}); the input is committed as {c}",
+                vouch_zk::private::SYSTEM_DESCRIPTION
+            ),
+        )),
+        (None, Some(n)) => checks.push(check(
+            "zk proof",
+            true,
+            format!("{n} layer STARKs verified ({})", vouch_zk::SYSTEM_DESCRIPTION),
+        )),
+        (None, None) => {}
+    }
+    if let Some(t) = &v.tee {
+        checks.push(check(
+            "attestation",
+            true,
+            format!(
+                "{}{} attestation binds the signer; measurement {}; TCB {}",
+                t.platform,
+                if t.simulated { " (simulated, not a TEE)" } else { "" },
+                hex::encode(&t.measurement),
+                t.tcb_status
+            ),
+        ));
+    }
+    let receipt = serde_json::from_str::<vouch_codec::ReceiptJson>(text).ok().and_then(|j| j.to_receipt().ok());
+    let mut reason = None;
+    if let Some(r) = receipt
+        && let Some(anchor) = &r.anchor
+    {
+        match s.chain.verify_anchor(anchor, &r.body) {
+            Ok(()) => checks.push(check(
+                "anchor",
+                true,
+                format!(
+                    "settled at height {}; the finalization certificate verifies against this chain's validators",
+                    anchor.height
+                ),
+            )),
+            Err(e) => {
+                let why = format!("anchor: {e}");
+                checks.push(check("anchor", false, &why));
+                reason = Some(why);
+            }
+        }
+    }
+    VerifyResponse { valid: reason.is_none(), id: Some(v.id.to_hex()), reason, checks }
 }
 
 /// Largest receipt `POST /v1/verify` takes (a private-input zk receipt of the bench models is 1-2 MiB).

@@ -61,10 +61,9 @@ pub(super) async fn block(State(s): AppState, Path(height): Path<u64>) -> Result
         .iter()
         .map(|t| match vouch_codec::tx::SignedTx::from_bytes(t) {
             Ok(stx) => {
-                let id = stx.tx.id();
-                json!({"id": id.to_hex(), "from": hex::encode(stx.tx.from), "nonce": stx.tx.nonce,
-                       "kind": kind_name(&stx.tx.kind),
-                       "result": chain.tx_record(&id).map(|r| result_json(&r.result))})
+                let mut v = tx_json(&stx);
+                v["result"] = json!(chain.tx_record(&stx.tx.id()).map(|r| result_json(&r.result)));
+                v
             }
             Err(e) => match <vouch_chain::epoch::EpochChange as vouch_codec::Canonical>::from_canonical(t) {
                 Ok(c) => json!({"epoch_change": {"epoch": c.epoch, "state_root": hex::encode(c.state_root),
@@ -172,6 +171,43 @@ fn kind_name(k: &vouch_codec::tx::TxKind) -> &'static str {
     }
 }
 
+/// A transaction's action, decoded for people: its fields, with addresses and digests in hex and opaque payloads
+/// (signatures, receipt bodies, attestation evidence) as their sizes.
+fn action_json(k: &vouch_codec::tx::TxKind) -> Value {
+    use vouch_codec::tx::TxKind::*;
+    let mut v = match k {
+        Transfer { to, amount } => json!({"to": hex::encode(to), "amount": amount}),
+        RegisterNode { node, endpoint, stake, .. } => {
+            json!({"node": hex::encode(node), "endpoint": endpoint, "stake": stake})
+        }
+        AddStake { node, amount } | Unbond { node, amount } => json!({"node": hex::encode(node), "amount": amount}),
+        RegisterModel { model, name, commitment, rule } => {
+            json!({"model": model.to_string(), "name": name, "commitment_bytes": commitment.len(), "rule": rule})
+        }
+        SubmitJob { model, input_digest, mode, quorum, fee_per_executor } => json!({"model": model.to_string(),
+            "input_digest": input_digest.to_hex(), "mode": mode.name(), "quorum": quorum,
+            "fee_per_executor": fee_per_executor}),
+        SubmitResult { job, node, body, .. } => {
+            json!({"job": job.to_hex(), "node": hex::encode(node), "body_bytes": body.len()})
+        }
+        SettleReceipt { receipt } => json!({"receipt": receipt.to_hex()}),
+        SettleBatch { root, count } => json!({"root": root.to_hex(), "count": count}),
+        SetEngine { node, engine } => json!({"node": hex::encode(node), "engine": engine}),
+        Attest { node, evidence } => json!({"node": hex::encode(node), "attested_at_ms": evidence.attested_at_ms,
+            "reports": evidence.reports.len()}),
+        BondValidator { key, p2p, stake, .. } => json!({"key": hex::encode(key), "p2p": p2p, "stake": stake}),
+        UnbondValidator { key } => json!({"key": hex::encode(key)}),
+    };
+    v["kind"] = kind_name(k).into();
+    v
+}
+
+/// A transaction's sender, nonce, fee and action.
+fn tx_json(stx: &vouch_codec::tx::SignedTx) -> Value {
+    json!({"id": stx.tx.id().to_hex(), "from": hex::encode(stx.tx.from), "nonce": stx.tx.nonce, "fee": stx.tx.fee,
+           "kind": kind_name(&stx.tx.kind), "action": action_json(&stx.tx.kind)})
+}
+
 fn result_json(r: &Result<Vec<vouch_ledger::Event>, String>) -> Value {
     match r {
         Ok(events) => json!({"ok": true, "events": events.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>()}),
@@ -219,11 +255,24 @@ pub(super) async fn submit_tx(State(s): AppState, body: Bytes) -> Result<Json<Va
     Ok(Json(json!({"id": id.to_hex()})))
 }
 
-/// `GET /v1/ledger/txs/{id}`: where a transaction was finalized and what it did.
+/// `GET /v1/ledger/txs/{id}`: where a transaction was finalized and what it did; with its sender, nonce, fee and
+/// action while its block is in this node's archive.
 pub(super) async fn tx(State(s): AppState, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let d = Digest(hex_id("a transaction id", &id)?);
-    match s.chain.chain().tx_record(&d) {
-        Some(r) => Ok(Json(json!({"id": id, "height": r.height, "index": r.index, "result": result_json(&r.result)}))),
-        None => Err(ApiError::new(Code::TxNotFound, format!("transaction {id} is not finalized"))),
+    let Some(r) = s.chain.chain().tx_record(&d) else {
+        return Err(ApiError::new(Code::TxNotFound, format!("transaction {id} is not finalized")));
+    };
+    let mut v = json!({"id": id, "height": r.height, "index": r.index, "result": result_json(&r.result)});
+    let decoded = s.chain.block(r.height).await.and_then(|b| {
+        let bytes = b.txs().get(r.index as usize)?;
+        vouch_codec::tx::SignedTx::from_bytes(bytes).ok().filter(|stx| stx.tx.id() == d)
+    });
+    if let Some(stx) = decoded
+        && let (Value::Object(dst), Value::Object(src)) = (&mut v, tx_json(&stx))
+    {
+        for (k, x) in src {
+            dst.entry(k).or_insert(x);
+        }
     }
+    Ok(Json(v))
 }

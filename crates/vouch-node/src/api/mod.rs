@@ -1,5 +1,6 @@
 //! The `/v1` HTTP API: handlers parse requests, call a service, and answer its result or its [`ApiError`].
 
+mod explorer;
 mod infer;
 mod jobs;
 mod ledger;
@@ -63,6 +64,10 @@ pub(crate) fn router(state: Arc<NodeState>) -> Router {
         .route("/v1/ledger/txs/{id}", get(ledger::tx))
         .route("/v1/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .route("/metrics", get(node::metrics))
+        .route("/explorer", get(explorer::redirect))
+        .route("/explorer/", get(explorer::index))
+        .route("/explorer/app.js", get(explorer::app))
+        .route("/explorer/style.css", get(explorer::style))
         .fallback(|| async { ApiError::new(Code::NotFound, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(Code::MethodNotAllowed, "method not allowed on this endpoint")

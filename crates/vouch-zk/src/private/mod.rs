@@ -47,6 +47,10 @@ use instance::{Reads, Witness};
 /// Proof system name recorded in receipts for private-input proofs.
 pub const PRIVATE_SYSTEM: &str = "vouch-zk/plonky3-0.8-goldilocks-private-v1";
 
+/// The private-input proof system and its parameters, as reports name it for people.
+pub const SYSTEM_DESCRIPTION: &str =
+    "one Plonky3 batch STARK over Goldilocks with a hiding PCS, FRI blowup 4, 54 queries, 8 grinding bits";
+
 /// Whether private-input proofs support every layer of `g`.
 pub fn supports(g: &QGraph) -> Result<(), ZkError> {
     plan::plan(g).map(|_| ())
