@@ -352,3 +352,23 @@ def test_signed_inputs_are_shown(b: WebDriver, world: World) -> None:
     assert inputs is not None
     first = float(np.asarray(next(iter(inputs.values()))).ravel()[0])
     assert f"{first:.6g}" in text(b, ".tensors")
+
+
+def test_the_nodes_verification_checks_the_anchor_against_its_own_chain(world: World, node: Any) -> None:
+    """`POST /v1/verify` (the receipt view's checks): the devnet's anchored receipt verifies on a devnet node, and
+    the same receipt is refused by a node of another chain, and by the devnet node once its anchor is changed."""
+    doc = world.quorum.to_dict()
+    ok = httpx.post(f"{world.url}/v1/verify", json=doc, timeout=30).json()
+    assert ok["valid"] is True and [c["check"] for c in ok["checks"]] == ["receipt", "signatures", "anchor"]
+    assert all(c["ok"] for c in ok["checks"])
+    other = httpx.post(f"{node.url}/v1/verify", json=doc, timeout=30).json()
+    assert other["valid"] is False and other["reason"].startswith("anchor: ")
+    assert other["checks"][-1] == {"check": "anchor", "ok": False, "detail": other["reason"]}
+    doc["anchor"]["height"] += 1
+    moved = httpx.post(f"{world.url}/v1/verify", json=doc, timeout=30).json()
+    assert moved["valid"] is False and moved["reason"].startswith("anchor: ")
+    del doc["evidence"][0]
+    broken = httpx.post(f"{world.url}/v1/verify", json=doc, timeout=30).json()
+    assert broken["valid"] is False and broken["checks"] == [
+        {"check": "receipt", "ok": False, "detail": broken["reason"]}
+    ]
