@@ -305,7 +305,9 @@ def test_phone_width_does_not_overflow(b: WebDriver, world: World) -> None:
     b.set_window_size(*PHONE)
     for route, ready in [("/", "#validators"), (f"/receipt/{world.quorum.id}", "#checks li.ok"), ("/nodes", "#nodes")]:
         open_view(b, world, route, ready)
-        overflow = b.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        overflow = b.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
         assert overflow <= 0, (route, overflow)
 
 
@@ -331,9 +333,7 @@ def test_screenshots(b: WebDriver, world: World) -> None:
             open_view(b, world, route, ready)
             time.sleep(0.3)
             # The whole page, not only the window (Chrome's own capture, through the DevTools protocol).
-            width, height = b.execute_script(
-                "return [document.documentElement.clientWidth, document.documentElement.scrollHeight]"
-            )
+            width, height = b.execute_script("return [window.innerWidth, document.documentElement.scrollHeight]")
             shot = b.execute_cdp_cmd(
                 "Page.captureScreenshot",
                 {
