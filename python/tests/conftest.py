@@ -87,12 +87,19 @@ class Devnet:
         self.account = self.home / "dev-account.key"
 
         def ready() -> bool:
+            # Every node sees every node registered with the same declared engine (quorum executors are drawn from
+            # one engine group; a node's engine is empty until its `SetEngine` is finalized).
             try:
-                heights = [httpx.get(f"{u}/v1/ledger/status").json()["height"] for u in self.urls]
-                registered = httpx.get(f"{self.urls[0]}/v1/ledger/nodes").json()
+                for u in self.urls:
+                    if httpx.get(f"{u}/v1/ledger/status").json()["height"] < 2:
+                        return False
+                    registered = httpx.get(f"{u}/v1/ledger/nodes").json()
+                    engines = {n["engine"] for n in registered}
+                    if len(registered) != nodes or len(engines) != 1 or "" in engines:
+                        return False
             except (httpx.HTTPError, ValueError, KeyError):
                 return False
-            return min(heights) >= 2 and len(registered) == nodes and len({n["engine"] for n in registered}) == 1
+            return True
 
         deadline = time.monotonic() + 120
         while not ready():
