@@ -162,6 +162,7 @@ fn a_hostile_structure_is_refused_before_any_work() {
         version: vouch_zk::PROOF_VERSION,
         structure: [0; 32],
         preprocessed: vec![],
+        weights: None,
     };
     let mut s = vouch_zk::public_structure(&q);
     // A kernel that would make the verifier materialize billions of taps.

@@ -8,7 +8,7 @@ use p3_lookup::InteractionBuilder;
 use p3_matrix::dense::RowMajorMatrix;
 
 use super::instance::{Instance, Reads, Witness};
-use super::instances::{Input, Linear, Lookup, Mac, MaxPool, Output, Relu, Requant, Softmax, Sponge, Table};
+use super::instances::{Input, Linear, Lookup, Mac, MaxPool, Output, Params, Relu, Requant, Softmax, Sponge, Table};
 use crate::Val;
 
 /// Every kind of instance.
@@ -24,6 +24,7 @@ pub(crate) enum Inst {
     Table(Table),
     Lookup(Lookup),
     Softmax(Softmax),
+    Params(Params),
     Output(Output),
 }
 
@@ -41,6 +42,7 @@ macro_rules! dispatch {
             Inst::Table($i) => $f,
             Inst::Lookup($i) => $f,
             Inst::Softmax($i) => $f,
+            Inst::Params($i) => $f,
             Inst::Output($i) => $f,
         }
     };
@@ -114,7 +116,7 @@ impl BaseAir<Val> for PrivAir {
         self.prep.clone()
     }
     fn num_public_values(&self) -> usize {
-        // The sponge's public values are the input commitment.
+        // A sponge's public values are its commitment (the input's, or the hidden weights').
         if matches!(self.inst, Inst::Sponge(_)) { 4 } else { 0 }
     }
     fn num_periodic_columns(&self) -> usize {

@@ -28,26 +28,27 @@ pub(crate) fn p2_constants() -> RoundConstants<Val, 8, 4, 22> {
     )
 }
 
-/// Domain tag in the sponge's initial capacity.
-const SPONGE_TAG: u64 = 0x564f_5543_485f_494e; // "VOUCH_IN"
+/// Domain tag in the input sponge's initial capacity.
+pub(crate) const INPUT_TAG: u64 = 0x564f_5543_485f_494e; // "VOUCH_IN"
+/// Domain tag in the hidden weights' sponge's initial capacity.
+pub(crate) const WEIGHTS_TAG: u64 = 0x564f_5543_485f_5754; // "VOUCH_WT"
 
-/// The initial capacity for an input of `n` elements.
-pub(crate) fn sponge_iv(n: usize) -> [Val; 4] {
-    [Val::ZERO, Val::ZERO, Val::from_u64(n as u64), Val::from_u64(SPONGE_TAG)]
+/// The initial capacity for `n` elements under domain `tag`.
+pub(crate) fn sponge_iv(n: usize, tag: u64) -> [Val; 4] {
+    [Val::ZERO, Val::ZERO, Val::from_u64(n as u64), Val::from_u64(tag)]
 }
 
 /// The permutation inputs of the sponge over `salt` then `x`: `[salt, iv]`, then `[x block, previous capacity]`
 /// per block of 4 (the last block zero-padded; the length is fixed by the model). Returns them with the outputs.
-pub(crate) fn sponge_states(x: &[i16], salt: [Val; 4]) -> (Vec<[Val; 8]>, [Val; 8]) {
+pub(crate) fn sponge_states(x: &[Val], salt: [Val; 4], iv: [Val; 4]) -> (Vec<[Val; 8]>, [Val; 8]) {
     let perm = default_goldilocks_poseidon2_8();
-    let iv = sponge_iv(x.len());
     let mut state = [salt[0], salt[1], salt[2], salt[3], iv[0], iv[1], iv[2], iv[3]];
     let mut inputs = vec![state];
     perm.permute_mut(&mut state);
     for block in x.chunks(4) {
         let mut next = state;
         for (j, lane) in next.iter_mut().take(4).enumerate() {
-            *lane = block.get(j).map(|v| fe(i64::from(*v))).unwrap_or(Val::ZERO);
+            *lane = block.get(j).copied().unwrap_or(Val::ZERO);
         }
         inputs.push(next);
         state = next;
@@ -58,8 +59,16 @@ pub(crate) fn sponge_states(x: &[i16], salt: [Val; 4]) -> (Vec<[Val; 8]>, [Val; 
 
 /// Commitment to an input: the first 4 elements of the final sponge state, as canonical u64s.
 pub fn commit_input(x: &[i16], salt: &Salt) -> InputCommitment {
-    let (_, out) = sponge_states(x, salt.elems());
+    let x: Vec<Val> = x.iter().map(|v| fe(i64::from(*v))).collect();
+    let (_, out) = sponge_states(&x, salt.elems(), sponge_iv(x.len(), INPUT_TAG));
     InputCommitment(std::array::from_fn(|j| out[j].as_canonical_u64()))
+}
+
+/// Commitment to a model's hidden weights (their groups in [`PARAM_BUS`](super::instance::PARAM_BUS) order), the
+/// same sponge as the input's under its own domain tag.
+pub(crate) fn commit_weights(groups: &[[Val; 4]], salt: &Salt) -> WeightsCommitment {
+    let (_, out) = sponge_states(groups.as_flattened(), salt.elems(), sponge_iv(4 * groups.len(), WEIGHTS_TAG));
+    WeightsCommitment(std::array::from_fn(|j| out[j].as_canonical_u64()))
 }
 
 /// 4 little-endian u64s as 32 bytes.
@@ -122,6 +131,21 @@ impl InputCommitment {
     /// 64 hex characters.
     pub fn to_hex(&self) -> String {
         hex::encode(self.to_bytes())
+    }
+    pub(crate) fn elems(&self) -> Vec<Val> {
+        self.0.iter().map(|e| Val::from_u64(*e)).collect()
+    }
+}
+
+/// A commitment to a model's hidden weights: the public identity of a model pushed with private weights. Binding
+/// (Poseidon2) and hiding while its salt, kept by the node that holds the weights, is secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WeightsCommitment(pub [u64; 4]);
+
+impl WeightsCommitment {
+    /// 64 hex characters (4 little-endian u64s).
+    pub fn to_hex(&self) -> String {
+        hex::encode(to_bytes(&self.0))
     }
     pub(crate) fn elems(&self) -> Vec<Val> {
         self.0.iter().map(|e| Val::from_u64(*e)).collect()

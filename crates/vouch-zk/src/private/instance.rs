@@ -69,12 +69,53 @@ pub(crate) fn acc_bus(b: usize) -> String {
 /// The input's 4-lane groups: `(group index, x[4g..4g+4])`.
 pub(crate) const GROUP_BUS: &str = "a0g";
 
+/// Hidden weights, 4 per message: `(group index, p[4g..4g+4])` (see [`Pw`]).
+pub(crate) const PARAM_BUS: &str = "pw";
+
+/// Where a layer with hidden weights reads them on [`PARAM_BUS`]. The layer's parameters are `wrows` weight rows
+/// (a Dense layer's outputs, a Conv's output channels) of `slots` weights (a multiple of 4; zero past the layer's
+/// taps), from group `base`, then one group `[bias, multiplier, 0, 0]` per weight row. Trace row `r` uses weight
+/// row `r / per` (a Conv's output positions share their channel's weights).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pw {
+    pub base: usize,
+    pub slots: usize,
+    pub per: usize,
+    pub wrows: usize,
+}
+
+impl Pw {
+    /// Group `l` of trace row `r`'s weights.
+    pub fn group(&self, r: usize, l: usize) -> usize {
+        self.base + (r / self.per) * (self.slots / 4) + l
+    }
+    /// The `[bias, multiplier, 0, 0]` group of trace row `r`.
+    pub fn bm_group(&self, r: usize) -> usize {
+        self.base + self.wrows * self.slots / 4 + r / self.per
+    }
+    /// Groups of the layer.
+    pub fn groups(&self) -> usize {
+        self.wrows * (self.slots / 4 + 1)
+    }
+    /// The layer's parameter groups, in group order, from its rows.
+    pub fn values(&self, lr: &crate::rows::LinearRows) -> Vec<[i64; 4]> {
+        let w = |r: usize, s: usize| if s < lr.k { lr.w.get(r * lr.k + s).copied().unwrap_or(0) } else { 0 };
+        let rows = (0..self.wrows).map(|j| j * self.per);
+        let weights =
+            rows.clone().flat_map(|r| (0..self.slots / 4).map(move |l| std::array::from_fn(|i| w(r, 4 * l + i))));
+        let bm = rows.map(|r| [lr.bias.get(r).copied().unwrap_or(0), lr.mult.get(r).copied().unwrap_or(0), 0, 0]);
+        weights.chain(bm).collect()
+    }
+}
+
 /// How often each element of each bus is read (the providers' multiplicities).
 pub(crate) struct Reads {
     /// Per activation bus, per element.
     pub bus: Vec<Vec<u64>>,
     /// Per input group.
     pub groups: Vec<u64>,
+    /// Per hidden-weight group.
+    pub params: Vec<u64>,
 }
 
 /// What the traces are generated from.
@@ -87,6 +128,8 @@ pub(crate) struct Witness<'a> {
     pub x: &'a [i16],
     /// The commitment's salt.
     pub salt: &'a Salt,
+    /// Hidden weights: their groups (the [`PARAM_BUS`] order) and their commitment's salt.
+    pub params: Option<(&'a [[Val; 4]], &'a Salt)>,
 }
 
 /// The preprocessed columns of an instance with one row per element of `n`: the element index, whether the row is

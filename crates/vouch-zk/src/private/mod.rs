@@ -40,7 +40,7 @@ use crate::ZkError;
 use crate::config::{PROOF_VERSION, SECURITY, Security, Val};
 use crate::structure::{public_structure, structure_digest};
 pub use air::PrivAir;
-pub use commit::{InputCommitment, Salt, commit_input};
+pub use commit::{InputCommitment, Salt, WeightsCommitment, commit_input};
 pub use config::{HidingConfig, hiding_config};
 use instance::{Reads, Witness};
 
@@ -53,7 +53,7 @@ pub const SYSTEM_DESCRIPTION: &str =
 
 /// Whether private-input proofs support every layer of `g`.
 pub fn supports(g: &QGraph) -> Result<(), ZkError> {
-    plan::plan(g).map(|_| ())
+    plan::plan(g, false).map(|_| ())
 }
 
 /// Degree bits of each instance's extended (hiding) trace.
@@ -61,14 +61,22 @@ fn ext_degree_bits(airs: &[PrivAir]) -> Vec<usize> {
     airs.iter().map(|a| a.inst.height().trailing_zeros() as usize + 1).collect()
 }
 
-/// The public values of each instance: the input commitment for the sponge, none for the others.
-fn public_values(airs: &[PrivAir], input: &InputCommitment) -> Vec<Vec<Val>> {
-    airs.iter().map(|a| if a.num_public_values() > 0 { input.elems() } else { vec![] }).collect()
+/// The public values of each instance: a sponge's commitment (the input's, or the hidden weights'), none for the
+/// others.
+fn public_values(airs: &[PrivAir], input: &InputCommitment, weights: Option<&WeightsCommitment>) -> Vec<Vec<Val>> {
+    airs.iter()
+        .map(|a| match &a.inst {
+            air::Inst::Sponge(s) if s.commits == instances::Commits::Input => input.elems(),
+            air::Inst::Sponge(_) => weights.map(WeightsCommitment::elems).unwrap_or_default(),
+            _ => vec![],
+        })
+        .collect()
 }
 
-/// The model's commitment for private-input proofs: the digest of its public structure and the global
-/// commitment to every instance's preprocessed columns (weights, biases, multipliers, indices, selectors).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// The model's commitment for private-input proofs: the digest of its public structure, the global commitment to
+/// every instance's preprocessed columns (weights, biases, multipliers, indices, selectors) and, for a model with
+/// hidden weights, the commitment to its weights (then the preprocessed columns hold no weights).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrivateCommitment {
     /// Format version.
     pub version: u16,
@@ -76,16 +84,55 @@ pub struct PrivateCommitment {
     pub structure: [u8; 32],
     /// Serialized preprocessed commitment (a Merkle cap).
     pub preprocessed: Vec<u8>,
+    /// Hidden weights: their commitment (the model's zk identity).
+    pub weights: Option<WeightsCommitment>,
+}
+
+/// The encoding of a [`PrivateCommitment`] without hidden weights (a hidden-weights commitment appends them).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CommitmentHead {
+    version: u16,
+    structure: [u8; 32],
+    preprocessed: Vec<u8>,
 }
 
 impl PrivateCommitment {
-    /// Canonical bytes.
+    /// Canonical bytes: version, structure, preprocessed commitment, then the weights commitment when the weights
+    /// are hidden (so commitments of models with public weights keep their bytes).
     pub fn to_bytes(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).expect("commitments serialize")
+        let head = CommitmentHead {
+            version: self.version,
+            structure: self.structure,
+            preprocessed: self.preprocessed.clone(),
+        };
+        let mut b = postcard::to_allocvec(&head).expect("commitments serialize");
+        if let Some(w) = &self.weights {
+            b.extend(postcard::to_allocvec(w).expect("commitments serialize"));
+        }
+        b
     }
     /// Parses commitment bytes.
     pub fn from_bytes(b: &[u8]) -> Result<Self, ZkError> {
-        crate::structure::decode_commitment(b, |c: &Self| c.version)
+        let (head, rest): (CommitmentHead, &[u8]) =
+            postcard::take_from_bytes(b).map_err(|e| ZkError::Commitment(e.to_string()))?;
+        if head.version != PROOF_VERSION {
+            return Err(ZkError::Header(format!("commitment version {}", head.version)));
+        }
+        let weights = if rest.is_empty() {
+            None
+        } else {
+            let (w, rest): (WeightsCommitment, &[u8]) =
+                postcard::take_from_bytes(rest).map_err(|e| ZkError::Commitment(e.to_string()))?;
+            if !rest.is_empty() || w.0.iter().any(|e| *e >= <Val as p3_field::PrimeField64>::ORDER_U64) {
+                return Err(ZkError::Commitment("malformed weights commitment".into()));
+            }
+            Some(w)
+        };
+        Ok(Self { version: head.version, structure: head.structure, preprocessed: head.preprocessed, weights })
+    }
+    /// Whether the model's weights are hidden.
+    pub fn hides_weights(&self) -> bool {
+        self.weights.is_some()
     }
 }
 
@@ -119,6 +166,8 @@ pub struct PrivateProver {
     airs: Vec<PrivAir>,
     data: ProverData<HidingConfig>,
     commitment: PrivateCommitment,
+    /// Hidden weights: their groups and their commitment's salt.
+    hidden: Option<(Vec<[Val; 4]>, Salt)>,
 }
 
 /// Deterministic randomness of the setup (it salts the public preprocessed columns' Merkle leaves).
@@ -127,9 +176,23 @@ const SETUP_SEED: &str = "VOUCH_ZK_PRIVATE_SETUP_V1";
 impl PrivateProver {
     /// Plans the model's instances and commits their preprocessed columns.
     pub fn new(graph: QGraph) -> Result<Self, ZkError> {
+        Self::setup(graph, None)
+    }
+
+    /// The same, for a model whose weights stay hidden: the Dense and Conv weights, biases and multipliers live only
+    /// in each proof's hidden trace, bound by the public weights commitment `Sponge(salt, weights)`. The same model
+    /// and salt give the same commitment; the salt stays with whoever holds the weights.
+    pub fn with_hidden_weights(graph: QGraph, salt: &Salt) -> Result<Self, ZkError> {
+        Self::setup(graph, Some(salt))
+    }
+
+    fn setup(graph: QGraph, salt: Option<&Salt>) -> Result<Self, ZkError> {
         let n_out = graph.shapes.last().map(|s| s.iter().product()).unwrap_or(0);
-        let airs: Vec<PrivAir> =
-            plan::plan(&graph)?.iter().map(|a| a.with_preprocessed().claiming(&vec![0; n_out])).collect();
+        let airs: Vec<PrivAir> = plan::plan(&graph, salt.is_some())?
+            .iter()
+            .map(|a| a.with_preprocessed().claiming(&vec![0; n_out]))
+            .collect();
+        let hidden = salt.map(|s| (param_groups(&airs), *s));
         let cfg = hiding_config(Some(SETUP_SEED));
         let data = ProverData::from_airs_and_degrees(&cfg, &airs, &ext_degree_bits(&airs))
             .map_err(|e| ZkError::Prove { layer: 0, reason: format!("setup: {e:?}") })?;
@@ -139,8 +202,9 @@ impl PrivateProver {
             version: PROOF_VERSION,
             structure: structure_digest(&public_structure(&graph)),
             preprocessed: postcard::to_allocvec(&pre.commitment).expect("commitments serialize"),
+            weights: hidden.as_ref().map(|(groups, salt)| commit::commit_weights(groups, salt)),
         };
-        Ok(Self { graph, airs, data, commitment })
+        Ok(Self { graph, airs, data, commitment, hidden })
     }
 
     /// The model's private-input commitment.
@@ -156,10 +220,14 @@ impl PrivateProver {
         let buses: Vec<&[i16]> = std::iter::once(acts[0].as_slice())
             .chain(self.airs.iter().filter_map(|a| a.inst.provides()).map(|layer| acts[layer + 1].as_slice()))
             .collect();
-        let mut reads =
-            Reads { bus: buses.iter().map(|b| vec![0; b.len()]).collect(), groups: vec![0; x.len().div_ceil(4)] };
+        let params = self.hidden.as_ref().map(|(groups, salt)| (groups.as_slice(), salt));
+        let mut reads = Reads {
+            bus: buses.iter().map(|b| vec![0; b.len()]).collect(),
+            groups: vec![0; x.len().div_ceil(4)],
+            params: vec![0; params.map_or(0, |(g, _)| g.len())],
+        };
         self.airs.iter().for_each(|a| a.inst.count_reads(&mut reads));
-        let witness = Witness { buses, reads, x, salt };
+        let witness = Witness { buses, reads, x, salt, params };
         Ok((y, self.airs.iter().map(|a| a.inst.trace(&witness)).collect()))
     }
 
@@ -178,7 +246,7 @@ impl PrivateProver {
     ) -> Result<(Vec<i16>, PrivateProof), ZkError> {
         let airs: Vec<PrivAir> = self.airs.iter().map(|a| a.claiming(y)).collect();
         let input = commit_input(x, salt);
-        let pvs = public_values(&airs, &input);
+        let pvs = public_values(&airs, &input, self.commitment.weights.as_ref());
         let refs: Vec<&RowMajorMatrix<Val>> = traces.iter().collect();
         let instances = StarkInstance::new_multiple(&airs, &refs, &pvs);
         let cfg = hiding_config(None);
@@ -187,6 +255,16 @@ impl PrivateProver {
         let stark = postcard::to_allocvec(&proof).expect("proofs serialize");
         Ok((y.to_vec(), PrivateProof { version: PROOF_VERSION, security: SECURITY, input, stark }))
     }
+}
+
+/// The hidden weights' groups, in [`PARAM_BUS`](instance::PARAM_BUS) order (each layer's, in plan order).
+fn param_groups(airs: &[PrivAir]) -> Vec<[Val; 4]> {
+    let layer = |a: &PrivAir| match &a.inst {
+        air::Inst::Linear(l) => l.pw.map(|pw| pw.values(&l.rows)),
+        air::Inst::Mac(m) => m.pw.map(|pw| pw.values(&m.rows)),
+        _ => None,
+    };
+    airs.iter().filter_map(layer).flatten().map(|g| g.map(crate::gadget::fe)).collect()
 }
 
 #[cfg(test)]
@@ -210,7 +288,7 @@ pub fn verify_private(
     if proof.input != *input {
         return Err(ZkError::PublicMismatch("input commitment"));
     }
-    let planned = plan::plan(g)?;
+    let planned = plan::plan(g, commitment.hides_weights())?;
     let n_out: usize = g.shapes.last().map(|s| s.iter().product()).unwrap_or(0);
     if y.len() != n_out {
         return Err(ZkError::PublicMismatch("output"));
@@ -238,7 +316,7 @@ pub fn verify_private(
                 .collect(),
             matrix_to_instance: (0..airs.len()).collect(),
         });
-        let pvs = public_values(&airs, input);
+        let pvs = public_values(&airs, input, commitment.weights.as_ref());
         p3_batch_stark::verify_batch(&cfg, &airs, &stark, &pvs, &data.common).map_err(|e| {
             // The batch verifier reports which instance's constraints fail at the out-of-domain point.
             let instance = match &e {

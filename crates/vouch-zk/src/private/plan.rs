@@ -9,8 +9,9 @@ use std::sync::Arc;
 use vouch_quant::{QGraph, QLayer};
 
 use super::air::{Inst, PrivAir};
+use super::instance::Pw;
 use super::instances::{
-    ENTRIES, Input, Keys, Linear, Lookup, Mac, MaxPool, Output, Relu, Requant, Softmax, Sponge, Table,
+    Commits, ENTRIES, Input, Keys, Linear, Lookup, Mac, MaxPool, Output, Params, Relu, Requant, Softmax, Sponge, Table,
 };
 use crate::ZkError;
 use crate::gadget::QMAX;
@@ -120,10 +121,14 @@ fn zero_padded_taps(mut lr: LinearRows) -> LinearRows {
     lr
 }
 
-/// The instances proving `g` (a full graph or its public structure), in batch order.
-pub(crate) fn plan(g: &QGraph) -> Result<Vec<PrivAir>, ZkError> {
+/// The instances proving `g` (a full graph or its public structure), in batch order. With `hidden` weights, the
+/// Dense and Conv layers read their weights, biases and multipliers from a [`Params`] instance whose groups a second
+/// sponge commits (the model's public weights commitment).
+pub(crate) fn plan(g: &QGraph, hidden: bool) -> Result<Vec<PrivAir>, ZkError> {
     let n: usize = g.shapes[0].iter().product();
-    let mut insts = vec![Inst::Input(Input { n, elementwise: false }), Inst::Sponge(Sponge::new(n))];
+    let mut insts = vec![Inst::Input(Input { n, elementwise: false }), Inst::Sponge(Sponge::new(n, Commits::Input))];
+    // Hidden weight groups so far.
+    let mut groups = 0;
     let mut bus = 0;
     // Whether every value on the current bus is known to be non-negative (a ReLU on it is the identity).
     let mut nonneg = false;
@@ -131,8 +136,11 @@ pub(crate) fn plan(g: &QGraph) -> Result<Vec<PrivAir>, ZkError> {
         let unsupported = || ZkError::UnsupportedLayer { layer: i, kind: kind(layer) };
         let (rows, dense) = match layer {
             QLayer::Reshape(_) => continue,
+            // Hidden weights keep a padded tap's kernel weight: the instance makes the tap zero instead.
             QLayer::Dense { .. } | QLayer::Conv { .. } => (
-                linear_rows(layer, &g.shapes[i]).map(zero_padded_taps).ok_or_else(unsupported)?,
+                linear_rows(layer, &g.shapes[i])
+                    .map(|lr| if hidden { lr } else { zero_padded_taps(lr) })
+                    .ok_or_else(unsupported)?,
                 matches!(layer, QLayer::Dense { .. }),
             ),
             QLayer::AvgPool { .. } => (pool_rows(layer, &g.shapes[i]).ok_or_else(unsupported)?, false),
@@ -189,15 +197,37 @@ pub(crate) fn plan(g: &QGraph) -> Result<Vec<PrivAir>, ZkError> {
         };
         nonneg = rows.lo >= 0;
         let grouped = dense && bus == 0;
-        let rows = Arc::new(rows);
+        let weighted = matches!(layer, QLayer::Dense { .. } | QLayer::Conv { .. });
+        let pw = |slots: usize| {
+            let wrows = match layer {
+                QLayer::Conv { oc, .. } => *oc,
+                _ => rows.rows,
+            };
+            let pw = Pw { base: groups, slots, per: rows.rows / wrows.max(1), wrows };
+            (hidden && weighted && wrows > 0).then_some(pw)
+        };
         if rows.k > CHUNK {
-            let c = chunk_width(rows.k, grouped);
-            insts.push(Inst::Mac(Mac { layer: i, rows: rows.clone(), c, bus_in: bus, bus_out: bus + 1, grouped }));
-            insts.push(Inst::Requant(Requant { layer: i, rows, bus_out: bus + 1 }));
+            let c = chunk_width(rows.k, grouped || hidden);
+            let pw = pw(rows.k.div_ceil(c) * c);
+            groups += pw.map_or(0, |p| p.groups());
+            let rows = Arc::new(rows);
+            let mac = Mac { layer: i, rows: rows.clone(), c, bus_in: bus, bus_out: bus + 1, grouped, pw };
+            insts.push(Inst::Mac(mac));
+            insts.push(Inst::Requant(Requant { layer: i, rows, bus_out: bus + 1, pw }));
         } else {
-            insts.push(Inst::Linear(Linear { layer: i, rows, bus_in: bus, bus_out: bus + 1, dense, grouped }));
+            let pw = pw(rows.k.next_multiple_of(4));
+            groups += pw.map_or(0, |p| p.groups());
+            let rows = Arc::new(rows);
+            insts.push(Inst::Linear(Linear { layer: i, rows, bus_in: bus, bus_out: bus + 1, dense, grouped, pw }));
         }
         bus += 1;
+    }
+    if hidden {
+        if groups == 0 {
+            return Err(ZkError::Input("the model has no Dense or Conv weights to hide".into()));
+        }
+        insts.push(Inst::Params(Params { groups }));
+        insts.push(Inst::Sponge(Sponge::new(4 * groups, Commits::Weights)));
     }
     let n_out = g.shapes.last().map(|s| s.iter().product()).unwrap_or(0);
     insts.push(Inst::Output(Output { n: n_out, bus, claimed: vec![] }));
@@ -210,7 +240,7 @@ pub(crate) fn plan(g: &QGraph) -> Result<Vec<PrivAir>, ZkError> {
         Inst::Output(o) => o.bus == 0,
         Inst::Lookup(l) => l.bus_in == 0,
         Inst::Softmax(s) => s.bus_in == 0,
-        Inst::Input(_) | Inst::Sponge(_) | Inst::Requant(_) | Inst::Table(_) => false,
+        Inst::Input(_) | Inst::Sponge(_) | Inst::Requant(_) | Inst::Table(_) | Inst::Params(_) => false,
     });
     insts[0] = Inst::Input(Input { n, elementwise });
     Ok(insts.into_iter().map(|inst| PrivAir { inst, prep: None }).collect())

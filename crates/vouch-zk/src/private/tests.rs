@@ -70,39 +70,64 @@ fn kind(inst: &Inst) -> &'static str {
         Inst::Table(_) => "table",
         Inst::Lookup(_) => "lookup",
         Inst::Softmax(_) => "softmax",
+        Inst::Params(_) => "params",
         Inst::Output(_) => "output",
     }
 }
 
-#[test]
-fn a_perturbed_witness_in_each_instance_is_rejected_at_that_instance() {
-    let (q, x) = every_instance_model();
-    let prover = PrivateProver::new(q.clone()).unwrap();
+/// Input 2x6x6 -> padded Conv 2->6 with a fused ReLU (linear, 18 taps) -> Flatten (216) -> Dense 216->5 (mac +
+/// requant) -> Dense 5->3 (linear): every instance that reads hidden weights.
+fn hidden_weights_model() -> (QGraph, Vec<i16>) {
+    let mut s = 29u64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    };
+    let conv = Pool { kernel: [3, 3], stride: [1, 1], pads: [1, 1, 1, 1] };
+    let layers = vec![
+        FloatLayer::Conv { w: (0..6 * 18).map(|_| next() * 0.3).collect(), b: vec![0.05; 6], ic: 2, oc: 6, geo: conv },
+        FloatLayer::Relu,
+        FloatLayer::Reshape(vec![1, 216]),
+        FloatLayer::Dense { w: (0..216 * 5).map(|_| next() * 0.1).collect(), b: vec![0.1; 5], input: 216, output: 5 },
+        FloatLayer::Dense { w: (0..5 * 3).map(|_| next()).collect(), b: vec![-0.2, 0.0, 0.3], input: 5, output: 3 },
+    ];
+    let shapes = vec![vec![1, 2, 6, 6], vec![1, 6, 6, 6], vec![1, 6, 6, 6], vec![1, 216], vec![1, 5], vec![1, 3]];
+    let g = FloatGraph { input: "x".into(), output: "y".into(), shapes, layers };
+    let xs: Vec<Vec<f32>> = (0..6).map(|_| (0..72).map(|_| next()).collect()).collect();
+    let (q, _) = vouch_quant::quantize(&g, &xs).expect("quantizes");
+    let x = q.quantize_input(&xs[0]);
+    (q, x)
+}
+
+/// Proves the honest traces (which verify), then each instance's traces with one real row's proven value changed:
+/// the verifier rejects each at that instance, or (instances whose perturbed column only enters bus interactions)
+/// as an unbalanced LogUp sum.
+fn perturb_each_instance(prover: &PrivateProver, q: &QGraph, x: &[i16], expected_kinds: &[&str]) {
     let kinds: Vec<&str> = prover.airs.iter().map(|a| kind(&a.inst)).collect();
-    for k in ["input", "sponge", "linear", "relu", "mac", "maxpool", "requant", "table", "lookup", "softmax", "output"]
-    {
-        assert!(kinds.contains(&k), "the model has no {k} instance: {kinds:?}");
+    for k in expected_kinds {
+        assert!(kinds.contains(k), "the model has no {k} instance: {kinds:?}");
     }
     let salt = Salt::random();
-    let (y, honest) = prover.traces(&x, &salt).unwrap();
-    let s = public_structure(&q);
-    let input = commit_input(&x, &salt);
-    // The honest traces prove and verify.
-    let (_, p) = prover.prove_traces(&y, &honest, &salt, &x).unwrap();
+    let (y, honest) = prover.traces(x, &salt).unwrap();
+    let s = public_structure(q);
+    let input = commit_input(x, &salt);
+    let (_, p) = prover.prove_traces(&y, &honest, &salt, x).unwrap();
     assert_eq!(verify_private(&s, prover.commitment(), &input, &y, &p), Ok(()));
     for (i, air) in prover.airs.iter().enumerate() {
         let mut traces = honest.clone();
-        // Row 1 of the sponge is its first absorbing permutation; row 0 of every other instance is a real row.
+        // Row 1 of a sponge is its first absorbing permutation; row 0 of every other instance is a real row.
         let row = if matches!(air.inst, Inst::Sponge(_)) { 1 } else { 0 };
         let col = air.inst.proven_column();
         let width = traces[i].width();
         traces[i].values[row * width + col] += Val::ONE;
-        let (_, p) = prover.prove_traces(&y, &traces, &salt, &x).unwrap();
+        let (_, p) = prover.prove_traces(&y, &traces, &salt, x).unwrap();
         let r = verify_private(&s, prover.commitment(), &input, &y, &p);
         let expected = format!("instance {i}: {}", air.inst.describe());
-        if matches!(air.inst, Inst::Table(_) | Inst::Lookup(_)) {
-            // The table's multiplicity and the lookup's `y` enter only bus interactions (no constraint of their
-            // own): the batch's LogUp sum is what no longer balances.
+        if matches!(air.inst, Inst::Table(_) | Inst::Lookup(_) | Inst::Params(_)) {
+            // The table's multiplicity, the lookup's `y` and a hidden weight enter only bus interactions (no
+            // constraint of their own): the batch's LogUp sum is what no longer balances.
             let lookup = ZkError::Proof { reason: "Lookup(TerminalSumNonZero)".into(), instance: None };
             assert_eq!(r, Err(lookup), "{}: a perturbed witness", kinds[i]);
             continue;
@@ -113,4 +138,20 @@ fn a_perturbed_witness_in_each_instance_is_rejected_at_that_instance() {
             kinds[i]
         );
     }
+}
+
+#[test]
+fn a_perturbed_witness_in_each_instance_is_rejected_at_that_instance() {
+    let (q, x) = every_instance_model();
+    let prover = PrivateProver::new(q.clone()).unwrap();
+    let kinds =
+        ["input", "sponge", "linear", "relu", "mac", "maxpool", "requant", "table", "lookup", "softmax", "output"];
+    perturb_each_instance(&prover, &q, &x, &kinds);
+}
+
+#[test]
+fn a_perturbed_witness_is_rejected_with_hidden_weights_too() {
+    let (q, x) = hidden_weights_model();
+    let prover = PrivateProver::with_hidden_weights(q.clone(), &Salt::random()).unwrap();
+    perturb_each_instance(&prover, &q, &x, &["input", "sponge", "linear", "mac", "requant", "params", "output"]);
 }

@@ -1,6 +1,9 @@
 //! A linear layer with at most [`CHUNK`](crate::private::plan::CHUNK) taps per output (Dense, Conv, AveragePool):
 //! one row per output, `y = clamp(requant(b + sum w x))` through the [`Rq`] gadget, its taps looked up on the input
 //! bus (a Dense layer on the input reads 4-lane groups), `y` provided on the output bus.
+//!
+//! With hidden weights ([`Pw`]) the weights, bias and multiplier are main columns looked up on [`PARAM_BUS`], the
+//! sum `a = b + sum w x` is a column (so `a * M` stays degree 2), and a padded tap is a zero instead of a lookup.
 
 use std::sync::Arc;
 
@@ -11,7 +14,7 @@ use p3_matrix::dense::RowMajorMatrix;
 
 use crate::Val;
 use crate::gadget::{Rq, fe};
-use crate::private::instance::{GROUP_BUS, Instance, Reads, Witness, bus, zeros};
+use crate::private::instance::{GROUP_BUS, Instance, PARAM_BUS, Pw, Reads, Witness, bus, zeros};
 use crate::rows::LinearRows;
 
 /// The linear instance of graph layer `layer`.
@@ -25,11 +28,16 @@ pub(crate) struct Linear {
     pub dense: bool,
     /// A Dense layer on the input: reads it 4 lanes per lookup from [`GROUP_BUS`].
     pub grouped: bool,
+    /// Hidden weights: where they are read.
+    pub pw: Option<Pw>,
 }
 
-/// Main columns: the taps `x[0..k]`, the [`Rq`] gadget from `k`, `y`, its multiplicity.
+/// Main columns: the taps `x[0..k]`, (hidden weights) `w[0..k]`, `b`, `M`, `a`, the [`Rq`] gadget, `y`, its
+/// multiplicity.
 struct Cols {
     k: usize,
+    /// Whether the weights are hidden (main columns).
+    pw: bool,
     rq: Rq,
 }
 
@@ -37,11 +45,23 @@ impl Cols {
     fn x(&self, t: usize) -> usize {
         t
     }
+    fn w(&self, t: usize) -> usize {
+        self.k + t
+    }
+    fn b(&self) -> usize {
+        2 * self.k
+    }
+    fn m(&self) -> usize {
+        2 * self.k + 1
+    }
+    fn a(&self) -> usize {
+        2 * self.k + 2
+    }
     fn rq_base(&self) -> usize {
-        self.k
+        if self.pw { 2 * self.k + 3 } else { self.k }
     }
     fn y(&self) -> usize {
-        self.rq.cols(self.k).end
+        self.rq.cols(self.rq_base()).end
     }
     fn mult(&self) -> usize {
         self.y() + 1
@@ -52,10 +72,12 @@ impl Cols {
 }
 
 /// Preprocessed columns: `w[0..k]`, `b`, `M`, the output index, whether the row is an output, then (not dense)
-/// the tap indices `[0..k]`.
+/// the tap indices `[0..k]`. With hidden weights: no `w`, `b`, `M` (their slots stay, zero), then the row's first
+/// weight group, its bias group, and (not dense) whether each tap is padding.
 struct Prep {
     k: usize,
     dense: bool,
+    pw: bool,
 }
 
 impl Prep {
@@ -77,17 +99,53 @@ impl Prep {
     fn tap(&self, t: usize) -> usize {
         self.k + 4 + t
     }
-    fn width(&self) -> usize {
+    fn taps_end(&self) -> usize {
         self.k + 4 + if self.dense { 0 } else { self.k }
+    }
+    fn wgroup(&self) -> usize {
+        self.taps_end()
+    }
+    fn bmgroup(&self) -> usize {
+        self.taps_end() + 1
+    }
+    fn pad(&self, t: usize) -> usize {
+        self.taps_end() + 2 + t
+    }
+    fn width(&self) -> usize {
+        self.taps_end()
+            + if !self.pw {
+                0
+            } else if self.dense {
+                2
+            } else {
+                2 + self.k
+            }
     }
 }
 
 impl Linear {
     fn cols(&self) -> Cols {
-        Cols { k: self.rows.k, rq: self.rows.rq() }
+        Cols { k: self.rows.k, pw: self.pw.is_some(), rq: self.rows.rq() }
     }
     fn prep(&self) -> Prep {
-        Prep { k: self.rows.k, dense: self.dense }
+        Prep { k: self.rows.k, dense: self.dense, pw: self.pw.is_some() }
+    }
+}
+
+impl Linear {
+    /// Looks up the row's hidden weights, 4 per message, and its `[b, M, 0, 0]`.
+    fn eval_weights<AB: AirBuilder<F = Val> + InteractionBuilder>(&self, b: &mut AB, row: &[AB::Var], p: &[AB::Var]) {
+        let (c, pc) = (self.cols(), self.prep());
+        let slots = self.pw.map_or(0, |pw| pw.slots);
+        let real: AB::Expr = p[pc.real()].into();
+        for l in 0..slots / 4 {
+            let lane = |t: usize| if t < c.k { row[c.w(t)].into() } else { AB::Expr::ZERO };
+            let key = p[pc.wgroup()].into() + AB::Expr::from(Val::from_u64(l as u64));
+            let msg: Vec<AB::Expr> = std::iter::once(key).chain((4 * l..4 * l + 4).map(lane)).collect();
+            b.push_interaction(PARAM_BUS, msg, Count::bounded(real.clone(), 1));
+        }
+        let msg = [p[pc.bmgroup()].into(), row[c.b()].into(), row[c.m()].into(), AB::Expr::ZERO, AB::Expr::ZERO];
+        b.push_interaction(PARAM_BUS, msg, Count::bounded(real, 1));
     }
 }
 
@@ -110,7 +168,7 @@ impl Instance for Linear {
         let mut v = Vec::with_capacity(h * self.prep_width());
         for r in 0..h {
             let real = r < lr.rows;
-            if real {
+            if real && self.pw.is_none() {
                 v.extend(lr.w[r * k..(r + 1) * k].iter().map(|w| fe(*w)));
                 v.extend([fe(lr.bias[r]), fe(lr.mult[r])]);
             } else {
@@ -123,6 +181,13 @@ impl Instance for Linear {
                         .map(|t| if real { Val::from_u64(lr.taps[r * k + t].unwrap_or(0) as u64) } else { Val::ZERO }),
                 );
             }
+            if let Some(pw) = &self.pw {
+                let group = |g: usize| if real { Val::from_u64(g as u64) } else { Val::ZERO };
+                v.extend([group(pw.group(r, 0)), group(pw.bm_group(r))]);
+                if !self.dense {
+                    v.extend((0..k).map(|t| Val::from_bool(real && lr.taps[r * k + t].is_none())));
+                }
+            }
         }
         v
     }
@@ -130,13 +195,24 @@ impl Instance for Linear {
         let (c, pc, k) = (self.cols(), self.prep(), self.rows.k);
         let row: Vec<AB::Var> = b.main().current_slice().to_vec();
         let p: Vec<AB::Var> = b.preprocessed().current_slice().to_vec();
-        let mut acc: AB::Expr = p[pc.bias()].into();
-        for t in 0..k {
-            acc += p[pc.w(t)].into() * row[c.x(t)].into();
-        }
-        let y: AB::Expr = row[c.y()].into();
-        c.rq.eval(b, &row, c.rq_base(), acc, p[pc.mult()].into(), y.clone());
         let (out_idx, real): (AB::Expr, AB::Expr) = (p[pc.out()].into(), p[pc.real()].into());
+        let y: AB::Expr = row[c.y()].into();
+        if self.pw.is_some() {
+            // a = b + sum w x, then y = requant(a * M).
+            let mut acc: AB::Expr = row[c.b()].into();
+            for t in 0..k {
+                acc += row[c.w(t)].into() * row[c.x(t)].into();
+            }
+            b.assert_eq(row[c.a()].into(), acc);
+            c.rq.eval(b, &row, c.rq_base(), row[c.a()].into(), row[c.m()].into(), y.clone());
+            self.eval_weights(b, &row, &p);
+        } else {
+            let mut acc: AB::Expr = p[pc.bias()].into();
+            for t in 0..k {
+                acc += p[pc.w(t)].into() * row[c.x(t)].into();
+            }
+            c.rq.eval(b, &row, c.rq_base(), acc, p[pc.mult()].into(), y.clone());
+        }
         if self.grouped {
             for j in 0..k.div_ceil(4) {
                 let lane = |t: usize| if t < k { row[c.x(t)].into() } else { AB::Expr::ZERO };
@@ -148,7 +224,15 @@ impl Instance for Linear {
         } else {
             for t in 0..k {
                 let idx = if self.dense { AB::Expr::from(Val::from_u64(t as u64)) } else { p[pc.tap(t)].into() };
-                b.push_interaction(&bus(self.bus_in), [idx, row[c.x(t)].into()], Count::bounded(real.clone(), 1));
+                // With hidden weights a padded tap is zero and reads nothing (its weight is the kernel's).
+                let count = if self.pw.is_some() && !self.dense {
+                    let pad: AB::Expr = p[pc.pad(t)].into();
+                    b.assert_zero(pad.clone() * row[c.x(t)].into());
+                    real.clone() - pad
+                } else {
+                    real.clone()
+                };
+                b.push_interaction(&bus(self.bus_in), [idx, row[c.x(t)].into()], Count::bounded(count, 1));
             }
         }
         b.push_interaction(&bus(self.bus_out), [out_idx, y], Count::provided(-row[c.mult()].into()));
@@ -159,7 +243,17 @@ impl Instance for Linear {
             reads.groups[..lr.k.div_ceil(4)].iter_mut().for_each(|m| *m += lr.rows as u64);
         } else {
             for t in &lr.taps {
-                reads.bus[self.bus_in][t.unwrap_or(0)] += 1;
+                match t {
+                    Some(t) => reads.bus[self.bus_in][*t] += 1,
+                    None if self.pw.is_none() => reads.bus[self.bus_in][0] += 1,
+                    None => {}
+                }
+            }
+        }
+        if let Some(pw) = &self.pw {
+            for r in 0..lr.rows {
+                (0..pw.slots / 4).for_each(|l| reads.params[pw.group(r, l)] += 1);
+                reads.params[pw.bm_group(r)] += 1;
             }
         }
     }
@@ -178,9 +272,22 @@ impl Instance for Linear {
         for (r, row) in v.chunks_mut(width).enumerate() {
             if r < lr.rows {
                 for t in 0..k {
-                    row[c.x(t)] = fe(i64::from(xin[lr.taps[r * k + t].unwrap_or(0)]));
+                    row[c.x(t)] = match lr.taps[r * k + t] {
+                        Some(i) => fe(i64::from(xin[i])),
+                        None if self.pw.is_some() => Val::ZERO,
+                        None => fe(i64::from(xin[0])),
+                    };
                 }
-                let y = c.rq.fill(row, c.rq_base(), lr.acc(r, xin), lr.mult[r]);
+                let acc = lr.acc(r, xin);
+                if self.pw.is_some() {
+                    for t in 0..k {
+                        row[c.w(t)] = fe(lr.w[r * k + t]);
+                    }
+                    row[c.b()] = fe(lr.bias[r]);
+                    row[c.m()] = fe(lr.mult[r]);
+                    row[c.a()] = fe(acc);
+                }
+                let y = c.rq.fill(row, c.rq_base(), acc, lr.mult[r]);
                 row[c.y()] = fe(y);
                 row[c.mult()] = Val::from_u64(w.reads.bus[self.bus_out][r]);
             } else {

@@ -12,7 +12,7 @@ use p3_matrix::dense::RowMajorMatrix;
 
 use crate::Val;
 use crate::gadget::fe;
-use crate::private::instance::{GROUP_BUS, Instance, Reads, Witness, acc_bus, bus, zeros};
+use crate::private::instance::{GROUP_BUS, Instance, PARAM_BUS, Pw, Reads, Witness, acc_bus, bus, zeros};
 use crate::rows::LinearRows;
 
 /// The multiply-accumulate instance of graph layer `layer`.
@@ -26,11 +26,14 @@ pub(crate) struct Mac {
     pub bus_out: usize,
     /// A Dense layer on the input: reads it 4 lanes per lookup from [`GROUP_BUS`].
     pub grouped: bool,
+    /// Hidden weights: where they are read (`c` is then a multiple of 4).
+    pub pw: Option<Pw>,
 }
 
-/// Main columns: the taps `x[0..c]`, the running sum `acc`.
+/// Main columns: the taps `x[0..c]`, the running sum `acc`, then (hidden weights) `w[0..c]`.
 struct Cols {
     c: usize,
+    pw: bool,
 }
 
 impl Cols {
@@ -40,16 +43,21 @@ impl Cols {
     fn acc(&self) -> usize {
         self.c
     }
+    fn w(&self, t: usize) -> usize {
+        self.c + 1 + t
+    }
     fn width(&self) -> usize {
-        self.c + 1
+        if self.pw { 2 * self.c + 1 } else { self.c + 1 }
     }
 }
 
 /// Preprocessed columns: `w[0..c]`, the keys (`c` tap keys, or `c/4` group keys), the output index, whether the
-/// row is the output's first, whether it is its last, whether it is an output row at all.
+/// row is the output's first, whether it is its last, whether it is an output row at all. With hidden weights the
+/// `w` slots are zero, then the row's first weight group and whether each tap is padding.
 struct Prep {
     c: usize,
     keys: usize,
+    pw: bool,
 }
 
 impl Prep {
@@ -71,8 +79,14 @@ impl Prep {
     fn real(&self) -> usize {
         self.c + self.keys + 3
     }
-    fn width(&self) -> usize {
+    fn wgroup(&self) -> usize {
         self.c + self.keys + 4
+    }
+    fn pad(&self, t: usize) -> usize {
+        self.c + self.keys + 5 + t
+    }
+    fn width(&self) -> usize {
+        self.c + self.keys + if self.pw { 5 + self.c } else { 4 }
     }
 }
 
@@ -93,7 +107,15 @@ impl Mac {
         self.rows.k.div_ceil(self.c)
     }
     fn prep(&self) -> Prep {
-        Prep { c: self.c, keys: if self.grouped { self.c / 4 } else { self.c } }
+        Prep { c: self.c, keys: if self.grouped { self.c / 4 } else { self.c }, pw: self.pw.is_some() }
+    }
+    fn cols(&self) -> Cols {
+        Cols { c: self.c, pw: self.pw.is_some() }
+    }
+    /// Whether slot `t` of output `o`'s chunk `ch` is a padded tap (inside the kernel, outside the input).
+    fn padded(&self, o: usize, ch: usize, t: usize) -> bool {
+        let tt = ch * self.c + t;
+        tt < self.rows.k && self.rows.taps[o * self.rows.k + tt].is_none()
     }
 }
 
@@ -108,13 +130,13 @@ impl Instance for Mac {
         self.rows.rows * self.chunks()
     }
     fn width(&self) -> usize {
-        Cols { c: self.c }.width()
+        self.cols().width()
     }
     fn prep_width(&self) -> usize {
         self.prep().width()
     }
     fn next_row_columns(&self) -> (Vec<usize>, Vec<usize>) {
-        let (c, pc) = (Cols { c: self.c }, self.prep());
+        let (c, pc) = (self.cols(), self.prep());
         ((0..c.width()).collect(), (0..self.c).map(|t| pc.w(t)).chain([pc.first()]).collect())
     }
     fn preprocessed(&self, h: usize) -> Vec<Val> {
@@ -124,29 +146,42 @@ impl Instance for Mac {
         for r in 0..h {
             let (o, ch) = (r / n_c, r % n_c);
             if o < lr.rows {
-                v.extend((0..c).map(|t| fe(mac_tap(lr, c, o, ch, t).0)));
+                let hidden = self.pw.is_some();
+                v.extend((0..c).map(|t| if hidden { Val::ZERO } else { fe(mac_tap(lr, c, o, ch, t).0) }));
                 if self.grouped {
                     v.extend((0..keys).map(|l| idx(mac_group(lr, c, ch, l))));
                 } else {
                     v.extend((0..c).map(|t| idx(mac_tap(lr, c, o, ch, t).1)));
                 }
                 v.extend([idx(o), Val::from_bool(ch == 0), Val::from_bool(ch + 1 == n_c), Val::ONE]);
+                if let Some(pw) = &self.pw {
+                    v.push(idx(pw.group(o, ch * c / 4)));
+                    v.extend((0..c).map(|t| Val::from_bool(self.padded(o, ch, t))));
+                }
             } else {
                 // Padding rows: each its own empty sum.
                 v.extend(std::iter::repeat_n(Val::ZERO, c + keys));
                 v.extend([Val::ZERO, Val::ONE, Val::ZERO, Val::ZERO]);
+                if self.pw.is_some() {
+                    v.extend(std::iter::repeat_n(Val::ZERO, c + 1));
+                }
             }
         }
         v
     }
     fn eval<AB: AirBuilder<F = Val> + InteractionBuilder>(&self, b: &mut AB) {
-        let (col, pc) = (Cols { c: self.c }, self.prep());
+        let (col, pc) = (self.cols(), self.prep());
         let main = b.main();
         let (row, next): (Vec<AB::Var>, Vec<AB::Var>) = (main.current_slice().to_vec(), main.next_slice().to_vec());
         let prep = b.preprocessed();
         let (p, pn): (Vec<AB::Var>, Vec<AB::Var>) = (prep.current_slice().to_vec(), prep.next_slice().to_vec());
-        let dot = |w: &[AB::Var], x: &[AB::Var]| {
-            (0..self.c).fold(AB::Expr::ZERO, |a, t| a + w[pc.w(t)].into() * x[col.x(t)].into())
+        // The weights: preprocessed, or hidden in the main trace.
+        let hidden = self.pw.is_some();
+        let dot = |p: &[AB::Var], x: &[AB::Var]| {
+            (0..self.c).fold(AB::Expr::ZERO, |a, t| {
+                let w = if hidden { x[col.w(t)] } else { p[pc.w(t)] };
+                a + w.into() * x[col.x(t)].into()
+            })
         };
         let real: AB::Expr = p[pc.real()].into();
         // An output's first row starts the sum; each following row adds to the previous row's sum.
@@ -155,6 +190,14 @@ impl Instance for Mac {
         b.assert_zero(
             (AB::Expr::ONE - next_first) * (next[col.acc()].into() - row[col.acc()].into() - dot(&pn, &next)),
         );
+        if hidden {
+            for l in 0..self.c / 4 {
+                let key = p[pc.wgroup()].into() + AB::Expr::from(Val::from_u64(l as u64));
+                let msg: Vec<AB::Expr> =
+                    std::iter::once(key).chain((4 * l..4 * l + 4).map(|t| row[col.w(t)].into())).collect();
+                b.push_interaction(PARAM_BUS, msg, Count::bounded(real.clone(), 1));
+            }
+        }
         if self.grouped {
             for l in 0..self.c / 4 {
                 let msg: Vec<AB::Expr> = std::iter::once(p[pc.key(l)].into())
@@ -164,10 +207,18 @@ impl Instance for Mac {
             }
         } else {
             for t in 0..self.c {
+                // With hidden weights a padded tap is zero and reads nothing (its weight is the kernel's).
+                let count = if hidden {
+                    let pad: AB::Expr = p[pc.pad(t)].into();
+                    b.assert_zero(pad.clone() * row[col.x(t)].into());
+                    real.clone() - pad
+                } else {
+                    real.clone()
+                };
                 b.push_interaction(
                     &bus(self.bus_in),
                     [p[pc.key(t)].into(), row[col.x(t)].into()],
-                    Count::bounded(real.clone(), 1),
+                    Count::bounded(count, 1),
                 );
             }
         }
@@ -184,18 +235,24 @@ impl Instance for Mac {
                 if self.grouped {
                     (0..c / 4).for_each(|l| reads.groups[mac_group(lr, c, ch, l)] += 1);
                 } else {
-                    (0..c).for_each(|t| reads.bus[self.bus_in][mac_tap(lr, c, o, ch, t).1] += 1);
+                    let pw = self.pw.is_some();
+                    (0..c)
+                        .filter(|t| !(pw && self.padded(o, ch, *t)))
+                        .for_each(|t| reads.bus[self.bus_in][mac_tap(lr, c, o, ch, t).1] += 1);
+                }
+                if let Some(pw) = &self.pw {
+                    (0..c / 4).for_each(|l| reads.params[pw.group(o, ch * c / 4 + l)] += 1);
                 }
             }
         }
     }
     #[cfg(test)]
     fn proven_column(&self) -> usize {
-        Cols { c: self.c }.acc()
+        self.cols().acc()
     }
     fn trace(&self, w: &Witness<'_>, h: usize) -> RowMajorMatrix<Val> {
         let (lr, c, n_c) = (&self.rows, self.c, self.chunks());
-        let col = Cols { c };
+        let col = self.cols();
         let xin = w.buses[self.bus_in];
         let lane = |e: usize| xin.get(e).map(|v| i64::from(*v)).unwrap_or(0);
         let width = col.width();
@@ -208,8 +265,19 @@ impl Instance for Mac {
             }
             for t in 0..c {
                 let (wt, key) = mac_tap(lr, c, o, ch, t);
-                let xv = if self.grouped { lane(4 * mac_group(lr, c, ch, t / 4) + t % 4) } else { lane(key) };
+                let xv = if self.grouped {
+                    lane(4 * mac_group(lr, c, ch, t / 4) + t % 4)
+                } else if self.padded(o, ch, t) {
+                    // A padded tap: zero (with preprocessed weights its weight is zero and key 0 is read).
+                    if self.pw.is_some() { 0 } else { lane(key) }
+                } else {
+                    lane(key)
+                };
                 row[col.x(t)] = fe(xv);
+                if self.pw.is_some() {
+                    let tt = ch * c + t;
+                    row[col.w(t)] = fe(if tt < lr.k { lr.w[o * lr.k + tt] } else { 0 });
+                }
                 acc += wt * xv;
             }
             row[col.acc()] = fe(acc);

@@ -1,6 +1,7 @@
-//! The input commitment, in-circuit: one Poseidon2 permutation per row (`p3-poseidon2-air`), chained as an
-//! overwrite-mode sponge over `[salt, iv(n)]` and then the input's 4-lane groups (looked up on [`GROUP_BUS`]); the
-//! last absorbing row's rate is the public commitment `C`.
+//! A commitment, in-circuit: one Poseidon2 permutation per row (`p3-poseidon2-air`), chained as an
+//! overwrite-mode sponge over `[salt, iv(n)]` and then 4-lane groups looked up on a bus; the last absorbing row's
+//! rate is a public commitment. Two kinds: the input's (groups on [`GROUP_BUS`], the public `C`) and, for a model
+//! with hidden weights, the weights' (groups on [`PARAM_BUS`], the public weights commitment).
 
 use p3_air::{Air, AirBuilder, WindowAccess};
 use p3_field::PrimeCharacteristicRing;
@@ -10,27 +11,48 @@ use p3_matrix::dense::RowMajorMatrix;
 use p3_poseidon2_air::generate_trace_rows;
 
 use crate::Val;
-use crate::private::commit::{P2_COLS, P2Air, p2_constants, sponge_iv, sponge_states};
-use crate::private::instance::{GROUP_BUS, Instance, Witness, blocks};
+use crate::gadget::fe;
+use crate::private::commit::{INPUT_TAG, P2_COLS, P2Air, WEIGHTS_TAG, p2_constants, sponge_iv, sponge_states};
+use crate::private::instance::{GROUP_BUS, Instance, PARAM_BUS, Witness, blocks};
+
+/// What a sponge commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Commits {
+    /// The private input.
+    Input,
+    /// The model's hidden weights.
+    Weights,
+}
 
 /// The sponge instance.
 #[derive(Clone)]
 pub(crate) struct Sponge {
-    /// Input elements.
+    /// Absorbed elements.
     pub n: usize,
+    pub commits: Commits,
     /// The permutation's AIR.
     pub p2: Box<P2Air>,
 }
 
 impl Sponge {
-    pub fn new(n: usize) -> Self {
-        Self { n, p2: Box::new(P2Air::new(p2_constants())) }
+    /// The sponge committing `n` elements of `commits`.
+    pub fn new(n: usize, commits: Commits) -> Self {
+        Self { n, commits, p2: Box::new(P2Air::new(p2_constants())) }
+    }
+    fn bus(&self) -> &'static str {
+        match self.commits {
+            Commits::Input => GROUP_BUS,
+            Commits::Weights => PARAM_BUS,
+        }
+    }
+    fn iv(&self) -> [Val; 4] {
+        sponge_iv(self.n, if self.commits == Commits::Input { INPUT_TAG } else { WEIGHTS_TAG })
     }
 }
 
 impl std::fmt::Debug for Sponge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sponge").field("n", &self.n).finish()
+        f.debug_struct("Sponge").field("n", &self.n).field("commits", &self.commits).finish()
     }
 }
 
@@ -63,7 +85,8 @@ impl Prep {
 
 impl Instance for Sponge {
     fn describe(&self) -> String {
-        format!("input commitment sponge, {} elements", self.n)
+        let what = if self.commits == Commits::Input { "input" } else { "weights" };
+        format!("{what} commitment sponge, {} elements", self.n)
     }
     fn rows(&self) -> usize {
         blocks(self.n) + 1
@@ -95,12 +118,12 @@ impl Instance for Sponge {
         let (p, pn): (Vec<AB::Var>, Vec<AB::Var>) = (prep.current_slice().to_vec(), prep.next_slice().to_vec());
         let (first, absorb, last): (AB::Expr, AB::Expr, AB::Expr) =
             (p[Prep::FIRST].into(), p[Prep::ABSORB].into(), p[Prep::LAST].into());
-        // The absorbed block is the input's group (zero past its end).
+        // The absorbed block is the committed vector's group (zero past its end).
         let msg: Vec<AB::Expr> =
             std::iter::once(p[Prep::GROUP].into()).chain((0..4).map(|j| row[Cols::rate(j)].into())).collect();
-        b.push_interaction(GROUP_BUS, msg, Count::bounded(absorb, 1));
+        b.push_interaction(self.bus(), msg, Count::bounded(absorb, 1));
         let pv: Vec<AB::Expr> = b.public_values().iter().map(|v| (*v).into()).collect();
-        let iv = sponge_iv(self.n);
+        let iv = self.iv();
         for j in 0..4 {
             // The first permutation starts from [salt, iv].
             b.assert_zero(first.clone() * (row[Cols::capacity(j)].into() - AB::Expr::from(iv[j])));
@@ -111,14 +134,21 @@ impl Instance for Sponge {
         }
     }
     fn count_reads(&self, reads: &mut crate::private::instance::Reads) {
-        reads.groups.iter_mut().for_each(|m| *m += 1);
+        let groups = if self.commits == Commits::Input { &mut reads.groups } else { &mut reads.params };
+        groups.iter_mut().for_each(|m| *m += 1);
     }
     #[cfg(test)]
     fn proven_column(&self) -> usize {
         Cols::rate(0)
     }
     fn trace(&self, w: &Witness<'_>, h: usize) -> RowMajorMatrix<Val> {
-        let (mut inputs, _) = sponge_states(w.x, w.salt.elems());
+        let (mut inputs, _) = match (self.commits, w.params) {
+            (Commits::Input, _) => {
+                sponge_states(&w.x.iter().map(|v| fe(i64::from(*v))).collect::<Vec<_>>(), w.salt.elems(), self.iv())
+            }
+            (Commits::Weights, Some((groups, salt))) => sponge_states(groups.as_flattened(), salt.elems(), self.iv()),
+            (Commits::Weights, None) => (vec![], [Val::ZERO; 8]),
+        };
         inputs.resize(h, [Val::ZERO; 8]);
         generate_trace_rows::<Val, GenericPoseidon2LinearLayersGoldilocks, 8, 7, 1, 4, 22>(inputs, &p2_constants(), 0)
     }
