@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from conftest import Node, maybe
-from testmodels import BENCH_MODELS, bench, identity_model, input_of, sample
+from testmodels import BENCH_MODELS, bench, identity_model, input_of, reweighted, sample
 
 import vouch
 from vouch import _native
@@ -27,6 +27,7 @@ from vouch.errors import (
     InvalidVersionError,
     MissingInputError,
     ModelNotFoundError,
+    ModelPrivateError,
     NameOwnedError,
     NotZkModelError,
     RateLimitedError,
@@ -133,6 +134,32 @@ async def test_zk_public_and_private_input(client: Client) -> None:
     assert vouch.verify(p.receipt, input=x, salt=p.salt).ok
     wrong = vouch.verify(p.receipt, input=x + 1, salt=p.salt)
     assert not wrong.ok and wrong.reason is not None and "commitment" in wrong.reason
+
+
+async def test_private_weights(client: Client, tmp_path: Path) -> None:
+    name = unique("pw")
+    path = reweighted("mlp_small", uuid.uuid4().int % 2**32, tmp_path / "pw.onnx")
+    cal = calibration("mlp_small", 8)
+    v = await maybe(client.models.push(path, name=name, zk=True, calibration=cal, private_weights=True))
+    assert v["zk"]["hidden_weights"] is True and v["zk"].get("commitment") is None and v["zk"]["private_commitment"]
+    _, x = input_of(bench("mlp_small"), 5)
+    p = await maybe(client.infer(name, x, mode="zk", private_input=True))
+    # Verified offline without the model file: the weights never left the node.
+    ver = vouch.verify(p.receipt, input=x, salt=p.salt)
+    assert ver.ok and ver.private_input and ver.input_opened
+    # The file is not served, and a zk proof needs a private input.
+    out = tmp_path / "pulled.onnx"
+    with pytest.raises(ModelPrivateError) as e:
+        await maybe(client.models.pull(v["id"], out))
+    assert e.value.status == 403 and not out.exists()
+    with pytest.raises(ModelPrivateError, match="private_input"):
+        await maybe(client.infer(name, x, mode="zk"))
+    # Another model of the same structure has another commitment.
+    other = reweighted("mlp_small", uuid.uuid4().int % 2**32, tmp_path / "other.onnx")
+    w = await maybe(client.models.push(other, name=unique("pw"), zk=True, calibration=cal, private_weights=True))
+    assert w["zk"]["private_commitment"] != v["zk"]["private_commitment"]
+    with pytest.raises(vouch.UsageError, match="private_weights are only used with zk=True"):
+        await maybe(client.models.push(path, name=name, private_weights=True))
 
 
 async def test_receipts_get_and_wait_for_the_anchor(client: Client, node: Node) -> None:

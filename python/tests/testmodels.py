@@ -70,3 +70,16 @@ def sample(dtype: str) -> npt.NDArray[Any]:
         return np.array([0.0, -0.0, 1.5, np.nan, np.inf, -np.inf], t).reshape(2, 3)
     info = np.iinfo(t)
     return np.array([info.min, info.max, 0, 1, info.max - 1, info.min + 1], t).reshape(2, 3)
+
+
+def reweighted(name: str, seed: int, path: Path) -> Path:
+    """Bench model `name` with every float initializer scaled by a seeded factor in [0.9, 1.1]: the same structure,
+    other weights (and another model id)."""
+    m = onnx.load(str(bench(name)))
+    rng = np.random.default_rng(seed)
+    for init in m.graph.initializer:
+        if init.data_type == TensorProto.FLOAT:
+            w = onnx.numpy_helper.to_array(init) * np.float32(rng.uniform(0.9, 1.1))
+            init.CopyFrom(onnx.numpy_helper.from_array(w.astype(np.float32), init.name))
+    onnx.save(m, str(path))
+    return path

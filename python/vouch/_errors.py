@@ -342,6 +342,13 @@ class PrivateInputUnsupportedError(ApiError):
     code = "private_input_unsupported"
 
 
+class ModelPrivateError(ApiError):
+    """The model was pushed with private weights: its file is not served, and it runs only on the node that holds it,
+    in signed, tee or zk mode with a private input (not quorum). (HTTP 403)"""
+
+    code = "model_private"
+
+
 class ProofFailedError(ApiError):
     """The prover failed on this input. (HTTP 422)"""
 
@@ -583,6 +590,7 @@ ERRORS: dict[str, type[ApiError]] = {
     "not_zk_model": NotZkModelError,
     "invalid_private_input": InvalidPrivateInputError,
     "private_input_unsupported": PrivateInputUnsupportedError,
+    "model_private": ModelPrivateError,
     "proof_failed": ProofFailedError,
     "proof_self_check_failed": ProofSelfCheckFailedError,
     "zk_commitment_outdated": ZkCommitmentOutdatedError,

@@ -146,6 +146,7 @@ def push(
     zk: bool,
     calibration: str | os.PathLike[str] | list[Any] | None,
     force: bool,
+    private_weights: bool,
     tolerance: float | tuple[float, float] | None,
     account: str | os.PathLike[str] | None,
     home: str | os.PathLike[str] | None,
@@ -168,8 +169,10 @@ def push(
         params |= {"zk": "true", "calibration": str(cal["id"])}
         if force:
             params["force"] = "true"
-    elif calibration is not None or force:
-        raise UsageError("calibration and force are only used with zk=True")
+        if private_weights:
+            params["private_weights"] = "true"
+    elif calibration is not None or force or private_weights:
+        raise UsageError("calibration, force and private_weights are only used with zk=True")
     if tolerance is not None:
         abs_, rel = (tolerance, 0.0) if isinstance(tolerance, int | float) else tolerance
         if not (abs_ >= 0 and rel >= 0 and np.isfinite(abs_) and np.isfinite(rel)):

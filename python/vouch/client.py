@@ -159,15 +159,17 @@ class Models:
         zk: bool = False,
         calibration: str | os.PathLike[str] | list[Any] | None = None,
         force: bool = False,
+        private_weights: bool = False,
         tolerance: float | tuple[float, float] | None = None,
         account: str | os.PathLike[str] | None = None,
         home: str | os.PathLike[str] | None = None,
     ) -> dict[str, Any]:
         """Uploads a model file as a new version of `name` and returns the version. `zk` also quantizes it for zk
         proofs with `calibration` (a JSON array of input documents or its file; `force` accepts a lossy
-        quantization). `tolerance` is a float model's quorum agreement rule, ABS or (ABS, REL). The push is signed
-        by `account`'s key file, else `$VOUCH_ACCOUNT`, else the local node's key in `home` (`$VOUCH_HOME`,
-        ~/.vouch), else sent unsigned."""
+        quantization; `private_weights` keeps the weights on the node: the file is never served and every zk proof
+        is a private-input proof against a commitment to the weights). `tolerance` is a float model's quorum
+        agreement rule, ABS or (ABS, REL). The push is signed by `account`'s key file, else `$VOUCH_ACCOUNT`, else
+        the local node's key in `home` (`$VOUCH_HOME`, ~/.vouch), else sent unsigned."""
         return self._c._run(
             _ops.push(
                 path,
@@ -177,6 +179,7 @@ class Models:
                 zk=zk,
                 calibration=calibration,
                 force=force,
+                private_weights=private_weights,
                 tolerance=tolerance,
                 account=account,
                 home=home,

@@ -179,6 +179,9 @@ impl Client {
             if opts.force {
                 query.push(("force", "true"));
             }
+            if opts.private_weights {
+                query.push(("private_weights", "true"));
+            }
         }
         if let Some((abs, rel)) = &tolerance {
             query.push(("tolerance_abs", abs));

@@ -138,6 +138,10 @@ pub struct ZkInfo {
     /// Why private-input proofs are unavailable for this model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_unsupported: Option<String>,
+    /// Pushed with `--private-weights`: the weights, biases and multipliers stay on the node that holds the model
+    /// (its file is not served); `private_commitment` binds them, and every zk proof is a private-input proof.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden_weights: bool,
 }
 
 /// `GET /v1/settlements/{id}`: where a node settled a receipt in one of its batches.
@@ -174,6 +178,9 @@ pub struct PushOptions {
     pub zk_calibration: Option<String>,
     /// Accept a quantization that changes the argmax on more than 1% of calibration inputs.
     pub force: bool,
+    /// With `zk_calibration`: keep the weights hidden (the file is never served; proofs bind the weights by a
+    /// commitment and reveal nothing about them beyond the output).
+    pub private_weights: bool,
     /// A float model's declared quorum tolerance `(abs, rel)`; `None`: exact agreement.
     pub tolerance: Option<(f64, f64)>,
     /// The pushing account and its signature over `vouch_codec::push_message` (domain `VOUCH_PUSH_V1`).

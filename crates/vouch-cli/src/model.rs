@@ -53,6 +53,11 @@ pub struct PushArgs {
     /// Accept a quantization that changes the argmax on more than 1% of the calibration inputs.
     #[arg(long, requires = "zk")]
     force: bool,
+    /// Keep the weights private (with --zk): this node never serves the file, the model runs only here, and its
+    /// zk receipts (always with --private-input) prove the output against a commitment to the weights that
+    /// reveals nothing about them.
+    #[arg(long, requires = "zk")]
+    private_weights: bool,
     /// A float model's quorum tolerance, ABS[,REL]: two executions agree when every output element is within
     /// ABS + REL * |reference| (default: exact, bit for bit). Recorded on the ledger with the model.
     #[arg(long, value_parser = parse_tolerance)]
@@ -141,7 +146,8 @@ fn print_version(v: &ModelVersion) {
         // Receipts bind blake3 of the private commitment (body extension 0x0001): print that.
         match (&z.private_commitment, &z.private_unsupported) {
             (Some(c), _) => crate::out!(
-                "zk private  --private-input supported, commitment blake3 {}",
+                "zk private  --private-input {}, commitment blake3 {}",
+                if z.hidden_weights { "required (private weights: the file is not served)" } else { "supported" },
                 hex::decode(c).map(|b| blake3::hash(&b).to_hex().to_string()).unwrap_or_else(|_| c.clone())
             ),
             (None, Some(why)) => crate::out!("zk private  --private-input not supported: {why}"),
@@ -188,6 +194,7 @@ pub async fn run(cli: &Cli, cmd: &ModelCommand) -> anyhow::Result<Outcome> {
                 description: a.description.clone(),
                 zk_calibration,
                 force: a.force,
+                private_weights: a.private_weights,
                 tolerance: a.tolerance,
                 auth: push_auth(a)?,
             };

@@ -104,6 +104,7 @@ codes! {
     NotZkModel = (BAD_REQUEST, "not_zk_model", "zk mode on a model version not pushed for the zk path."),
     InvalidPrivateInput = (BAD_REQUEST, "invalid_private_input", "A private input outside zk mode, or a salt that is not 4 canonical field elements."),
     PrivateInputUnsupported = (UNPROCESSABLE_ENTITY, "private_input_unsupported", "The model has a layer private-input proofs do not cover."),
+    ModelPrivate = (FORBIDDEN, "model_private", "The model was pushed with private weights: its file is not served, and it runs only on the node that holds it, in signed, tee or zk mode with a private input (not quorum)."),
     ProofFailed = (UNPROCESSABLE_ENTITY, "proof_failed", "The prover failed on this input."),
     ProofSelfCheckFailed = (INTERNAL_SERVER_ERROR, "proof_self_check_failed", "The node's own verifier rejected the proof it produced; no receipt was issued (a prover bug for this model's shape)."),
     ZkCommitmentOutdated = (CONFLICT, "zk_commitment_outdated", "The model version's recorded zk commitment was made by an older prover; push the model again as a new version."),

@@ -62,6 +62,8 @@ pub(crate) struct NodeState {
     pub llm: service::llm::Llm,
     pub receipts: service::receipts::ReceiptStore,
     pub calibrations: service::zk::Calibrations,
+    /// The salts of hidden weights' commitments (secret: they never leave the node).
+    pub weight_salts: service::zk::WeightSalts,
     /// Provers of zk models, parameters committed (a pure function of model and calibration; rebuilt on a miss).
     pub provers: service::zk::Provers,
     pub metrics: metrics::Metrics,
@@ -115,6 +117,7 @@ impl Node {
         let hub = Hub::open(home)?;
         let receipts = service::receipts::ReceiptStore::open(hub.database())?;
         let calibrations = service::zk::Calibrations::open(hub.database())?;
+        let weight_salts = service::zk::WeightSalts::open(hub.database())?;
         let cache = ModelCache::new(
             Arc::new(TractEngine::with_max_elements(config.max_tensor_elements)),
             config.model_cache_capacity(),
@@ -154,6 +157,7 @@ impl Node {
             llm,
             receipts,
             calibrations,
+            weight_salts,
             started: Instant::now(),
             tee,
         });

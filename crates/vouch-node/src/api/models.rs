@@ -29,6 +29,9 @@ pub(super) struct PushQuery {
     /// Accept a quantization that changes the argmax on more than 1% of calibration inputs.
     #[serde(default)]
     force: bool,
+    /// Keep the weights hidden (with `zk`).
+    #[serde(default)]
+    private_weights: bool,
     /// A float model's quorum tolerance (both or neither).
     tolerance_abs: Option<f64>,
     tolerance_rel: Option<f64>,
@@ -57,6 +60,9 @@ pub(super) async fn push(
     if q.zk != q.calibration.is_some() {
         return Err(ApiError::new(Code::InvalidQuery, "zk=true and calibration=ID go together"));
     }
+    if q.private_weights && !q.zk {
+        return Err(ApiError::new(Code::InvalidQuery, "private_weights=true needs zk=true and a calibration set"));
+    }
     let agreement = match (q.tolerance_abs, q.tolerance_rel) {
         (None, None) => AgreementRule::Exact,
         (Some(abs), Some(rel)) => AgreementRule::Tolerance { abs, rel },
@@ -72,6 +78,7 @@ pub(super) async fn push(
         description: q.description.unwrap_or_default(),
         calibration: q.calibration,
         force: q.force,
+        private_weights: q.private_weights,
         agreement,
         pusher,
     };
@@ -116,7 +123,16 @@ pub(super) async fn show(State(s): AppState, Path(reference): Path<String>) -> R
 pub(super) async fn download(State(s): AppState, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id: ModelId = id.parse().map_err(|e| ApiError::new(Code::InvalidId, format!("{e}")))?;
     let st = s.clone();
-    let path = blocking(move || Ok(st.hub.blob_path(&id)?)).await?;
+    let path = blocking(move || {
+        if models::hides_weights(&st, &id)? {
+            return Err(ApiError::new(
+                Code::ModelPrivate,
+                "the model was pushed with private weights: its file is not served",
+            ));
+        }
+        Ok(st.hub.blob_path(&id)?)
+    })
+    .await?;
     let file = tokio::fs::File::open(&path).await.map_err(ApiError::internal)?;
     let len = file.metadata().await.map_err(ApiError::internal)?.len();
     s.metrics.download_bytes.inc_by(len);

@@ -18,6 +18,12 @@ pub(crate) async fn infer(
 ) -> Result<Receipt, ApiError> {
     let mode: Mode = req.mode.parse().map_err(|e: String| ApiError::new(Code::InvalidMode, e))?;
     let record = replicate::ensure_model(&s, &req.model).await?;
+    if mode == Mode::Quorum && record.zk.as_ref().is_some_and(|z| z.hidden_weights) {
+        return Err(ApiError::new(
+            Code::ModelPrivate,
+            "the model was pushed with private weights: no other node can re-execute it, so it has no quorum mode",
+        ));
+    }
     if mode == Mode::Quorum {
         return quorum::infer(s, record, req.inputs, req.quorum, req.job_tx).await;
     }

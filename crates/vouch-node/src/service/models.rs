@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use vouch_api::ModelVersion;
 use vouch_codec::tx::TxKind;
-use vouch_codec::{AgreementRule, Digest};
+use vouch_codec::{AgreementRule, Digest, ModelId};
 use vouch_hub::{NewVersion, Staged, Version};
 
 use crate::NodeState;
@@ -33,6 +33,8 @@ pub(crate) struct PushOptions {
     pub calibration: Option<String>,
     /// Accept a quantization that changes the argmax on more than 1% of calibration inputs.
     pub force: bool,
+    /// Keep the weights hidden (with `calibration`).
+    pub private_weights: bool,
     /// When quorum results agree.
     pub agreement: AgreementRule,
     /// Who pushes.
@@ -237,6 +239,19 @@ pub(crate) async fn commit(
     let st = s.clone();
     let record = blocking(move || {
         let d = describe(&st, staged.id, staged.path(), staged.size, true)?;
+        // A model id's file is either served or not: every version of it is pushed the same way.
+        if let Some(existing) = existing_visibility(&st, &staged.id)?
+            && existing != opts.private_weights
+        {
+            let (was, now) = if existing { ("private", "public") } else { ("public", "private") };
+            return Err(ApiError::new(
+                Code::ModelPrivate,
+                format!(
+                    "this model file was pushed here with {was} weights; it cannot be pushed again with {now} weights"
+                ),
+            ));
+        }
+        let hidden = if opts.private_weights { Some(st.weight_salts.get_or_create(&staged.id)?) } else { None };
         let zk = match &opts.calibration {
             Some(_) if d.format == GGUF => {
                 return Err(ApiError::new(
@@ -246,7 +261,7 @@ pub(crate) async fn commit(
             }
             Some(c) => {
                 let (mut info, prover) =
-                    zk::quantize_model(staged.path(), staged.size, &st.calibrations, c, opts.force)?;
+                    zk::quantize_model(staged.path(), staged.size, &st.calibrations, c, opts.force, hidden.as_ref())?;
                 zk::record_private(&mut info, &prover);
                 st.provers.insert(staged.id, prover);
                 Some(info)
@@ -275,6 +290,20 @@ pub(crate) async fn commit(
         tracing::warn!(model = %record.id, error = %e.message, "ledger.register_model failed");
     }
     Ok(record)
+}
+
+/// Whether the model file `id` is here with private weights (`None`: not here yet).
+fn existing_visibility(s: &NodeState, id: &ModelId) -> Result<Option<bool>, ApiError> {
+    match s.hub.resolve(&id.to_string()) {
+        Ok(v) => Ok(Some(v.zk.as_ref().is_some_and(|z| z.hidden_weights))),
+        Err(vouch_hub::HubError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether the model file `id` was pushed with private weights (its file is then never served).
+pub(crate) fn hides_weights(s: &NodeState, id: &ModelId) -> Result<bool, ApiError> {
+    Ok(existing_visibility(s, id)?.unwrap_or(false))
 }
 
 /// Records a model on the ledger (owner: this node's account) with its agreement rule, unless it is there already.

@@ -18,6 +18,8 @@ use crate::service::execution::ProgressTx;
 
 /// hex id -> canonical JSON of the calibration set.
 const CALIBRATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("calibrations");
+/// model id -> the salt (hex) of its hidden weights' commitment.
+const WEIGHT_SALTS: TableDefinition<&str, &str> = TableDefinition::new("weight_salts");
 /// Largest model file quantized (zk models are small; the whole file is parsed in memory).
 pub(crate) const MAX_ZK_MODEL_BYTES: u64 = 256 << 20;
 
@@ -64,6 +66,42 @@ impl Calibrations {
     }
 }
 
+/// The salts of hidden weights' commitments, one per model id: made at the model's first push with private
+/// weights and kept (the same model always has the same commitment on this node). Secret: with the salt, anyone
+/// holding a guess of the weights could test it against the public commitment.
+pub(crate) struct WeightSalts {
+    db: Arc<Database>,
+}
+
+impl WeightSalts {
+    pub fn open(db: Arc<Database>) -> Result<Self, HubError> {
+        let tx = db.begin_write().map_err(self::db)?;
+        tx.open_table(WEIGHT_SALTS).map_err(self::db)?;
+        tx.commit().map_err(self::db)?;
+        Ok(Self { db })
+    }
+
+    /// The salt of `id`'s weights, made and stored now if it has none.
+    pub fn get_or_create(&self, id: &ModelId) -> Result<vouch_zk::private::Salt, ApiError> {
+        if let Some(s) = self.get(id)? {
+            return Ok(s);
+        }
+        let salt = vouch_zk::private::Salt::random();
+        let tx = self.db.begin_write().map_err(db)?;
+        tx.open_table(WEIGHT_SALTS).map_err(db)?.insert(id.to_string().as_str(), salt.to_hex().as_str()).map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(salt)
+    }
+
+    /// The salt of `id`'s weights, if it was pushed with private weights here.
+    pub fn get(&self, id: &ModelId) -> Result<Option<vouch_zk::private::Salt>, ApiError> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(WEIGHT_SALTS).map_err(db)?;
+        let Some(v) = table.get(id.to_string().as_str()).map_err(db)? else { return Ok(None) };
+        vouch_zk::private::Salt::from_hex(v.value()).map(Some).map_err(ApiError::internal)
+    }
+}
+
 /// Records the private-input commitment (or why there is none) at push. Not part of [`quantize_model`]: a node
 /// that re-quantizes a model to serve public zk proofs should not pay the private setup.
 pub(crate) fn record_private(info: &mut ZkInfo, prover: &vouch_zk::Prover) {
@@ -81,6 +119,7 @@ pub(crate) fn quantize_model(
     calibrations: &Calibrations,
     calibration: &str,
     force: bool,
+    hidden: Option<&vouch_zk::private::Salt>,
 ) -> Result<(ZkInfo, vouch_zk::Prover), ApiError> {
     if size > MAX_ZK_MODEL_BYTES {
         return Err(ApiError::new(
@@ -121,7 +160,12 @@ pub(crate) fn quantize_model(
         )
         .details(serde_json::to_value(&report).map_err(ApiError::internal)?));
     }
-    let prover = vouch_zk::Prover::new(qgraph).map_err(|e| ApiError::new(Code::UnsupportedZkModel, e.to_string()))?;
+    let unsupported = |e: vouch_zk::ZkError| ApiError::new(Code::UnsupportedZkModel, e.to_string());
+    let prover = match hidden {
+        // Hidden weights: nothing public is committed; a layer private proofs do not cover is an error here.
+        Some(salt) => vouch_zk::Prover::with_hidden_weights(qgraph, salt).map_err(unsupported)?,
+        None => vouch_zk::Prover::new(qgraph).map_err(unsupported)?,
+    };
     let info = ZkInfo {
         calibration: calibration.to_owned(),
         samples: report.samples,
@@ -130,9 +174,10 @@ pub(crate) fn quantize_model(
         max_abs_error: report.max_abs_error,
         mean_abs_error: report.mean_abs_error,
         forced: !report.acceptable(),
-        commitment: Some(hex::encode(prover.commitment().to_bytes())),
+        commitment: hidden.is_none().then(|| hex::encode(prover.commitment().to_bytes())),
         private_commitment: None,
         private_unsupported: None,
+        hidden_weights: hidden.is_some(),
     };
     Ok((info, prover))
 }
@@ -224,9 +269,22 @@ pub(crate) fn prove(
         .zk
         .as_ref()
         .ok_or_else(|| ApiError::new(Code::NotZkModel, "this model version was not pushed with --zk"))?;
+    if zk.hidden_weights && salt.is_none() {
+        return Err(ApiError::new(
+            Code::ModelPrivate,
+            "the model was pushed with private weights: its zk proofs hide the input too; send a private_input salt \
+             (vouch infer --private-input)",
+        ));
+    }
     let prover = st.provers.get_or_build(record.id, || {
         let path = st.hub.blob_path(&record.id)?;
-        Ok(quantize_model(&path, record.size, &st.calibrations, &zk.calibration, true)?.1)
+        let hidden = if zk.hidden_weights {
+            let salt = st.weight_salts.get(&record.id)?;
+            Some(salt.ok_or_else(|| ApiError::internal("a model with private weights has no stored salt"))?)
+        } else {
+            None
+        };
+        Ok(quantize_model(&path, record.size, &st.calibrations, &zk.calibration, true, hidden.as_ref())?.1)
     })?;
     let graph = prover.graph();
     let (name, tensor) = inputs.iter().next().ok_or_else(|| ApiError::internal("validated inputs are empty"))?;

@@ -81,6 +81,8 @@ pub struct Prover {
     commitment: ModelCommitment,
     /// The private-input prover, set up on first use.
     private: std::sync::OnceLock<Result<private::PrivateProver, ZkError>>,
+    /// Hidden weights: the salt of their commitment (then only private-input proofs are made).
+    hidden: Option<private::Salt>,
 }
 
 struct PreparedLayer {
@@ -113,10 +115,35 @@ impl Prover {
             structure: structure_digest(&public_structure(&graph)),
             layers: commits,
         };
-        Ok(Self { graph, cfg, layers, commitment, private: std::sync::OnceLock::new() })
+        Ok(Self { graph, cfg, layers, commitment, private: std::sync::OnceLock::new(), hidden: None })
     }
 
-    /// The model's commitment.
+    /// A model whose weights stay hidden ([`private::PrivateProver::with_hidden_weights`]): its private-input
+    /// prover is set up now; nothing is committed for public-activation proofs, which it refuses (their
+    /// preprocessed weights would be opened by every proof).
+    pub fn with_hidden_weights(graph: QGraph, salt: &private::Salt) -> Result<Self, ZkError> {
+        let private = private::PrivateProver::with_hidden_weights(graph.clone(), salt)?;
+        let commitment = ModelCommitment {
+            version: PROOF_VERSION,
+            structure: structure_digest(&public_structure(&graph)),
+            layers: vec![],
+        };
+        Ok(Self {
+            layers: graph.layers.iter().map(|_| None).collect(),
+            graph,
+            cfg: config(),
+            commitment,
+            private: std::sync::OnceLock::from(Ok(private)),
+            hidden: Some(*salt),
+        })
+    }
+
+    /// Whether the model's weights are hidden (only private-input proofs).
+    pub fn hides_weights(&self) -> bool {
+        self.hidden.is_some()
+    }
+
+    /// The model's commitment (for a model with hidden weights, its structure only: see [`Prover::private`]).
     pub fn commitment(&self) -> &ModelCommitment {
         &self.commitment
     }
@@ -143,6 +170,9 @@ impl Prover {
     /// parallel inside Plonky3).
     pub fn prove_with_progress(&self, x: &[i16], progress: impl FnMut(Progress) + Send) -> Result<ModelProof, ZkError> {
         use p3_maybe_rayon::prelude::*;
+        if self.hidden.is_some() {
+            return Err(ZkError::Input("the model's weights are hidden: it proves only with a private input".into()));
+        }
         let acts = self.graph.run_all(x).map_err(|e| ZkError::Input(e.to_string()))?;
         let todo: Vec<(usize, &PreparedLayer)> =
             self.layers.iter().enumerate().filter_map(|(i, p)| p.as_ref().map(|p| (i, p))).collect();
