@@ -261,7 +261,8 @@ pub fn zk_private_evidence(data: &[u8]) {
     let input = vouch_zk::private::PrivateEvidence::from_bytes(evidence)
         .map(|e| e.proof.input)
         .unwrap_or(vouch_zk::private::InputCommitment([0; 4]));
-    let _ = vouch_zk::private::verify_private_evidence(commitment, evidence, &input, &y);
+    let _ =
+        vouch_zk::private::verify_private_evidence(vouch_zk::private::PRIVATE_SYSTEM, commitment, evidence, &input, &y);
 }
 
 /// A block (its commonware encoding).

@@ -195,7 +195,7 @@ pub fn check_private_opening(receipt: &Receipt, x: &[f32], salt: &vouch_zk::priv
         .evidence
         .iter()
         .find_map(|e| match e {
-            Evidence::ZkProof { system, proof, .. } if system == vouch_zk::private::PRIVATE_SYSTEM => {
+            Evidence::ZkProof { system, proof, .. } if vouch_zk::private::private_system_version(system).is_some() => {
                 vouch_zk::private::PrivateEvidence::from_bytes(proof).ok().map(|e| e.structure)
             }
             _ => None,
@@ -254,14 +254,15 @@ fn single_i16(map: &TensorMap, what: &str) -> Result<Vec<i16>, ReceiptError> {
 type ZkChecked = (usize, Option<String>);
 
 fn check_zk(receipt: &Receipt, system: &str, commitment: &[u8], proof: &[u8]) -> Result<ZkChecked, ReceiptError> {
-    if system != vouch_zk::SYSTEM && system != vouch_zk::private::PRIVATE_SYSTEM {
+    let private = vouch_zk::private::private_system_version(system).is_some();
+    if system != vouch_zk::SYSTEM && !private {
         return Err(ReceiptError::UnsupportedEvidence { kind: format!("zk_proof ({system})") });
     }
     let recorded = receipt.body.extensions.iter().find(|e| e.tag == EXT_ZK_COMMITMENT);
     if recorded.map(|e| e.value.as_slice()) != Some(blake3::hash(commitment).as_bytes().as_slice()) {
         return Err(ReceiptError::ZkCommitmentMismatch);
     }
-    if system == vouch_zk::private::PRIVATE_SYSTEM {
+    if private {
         let ext = receipt.body.extensions.iter().find(|e| e.tag == EXT_ZK_INPUT_COMMITMENT).ok_or_else(|| {
             ReceiptError::ZkTensors("a private-input proof needs the input commitment in the receipt body".into())
         })?;
@@ -271,7 +272,7 @@ fn check_zk(receipt: &Receipt, system: &str, commitment: &[u8], proof: &[u8]) ->
             return Err(ReceiptError::ZkTensors("the input digest is not the input commitment's".into()));
         }
         let y = single_i16(&receipt.outputs, "output")?;
-        vouch_zk::private::verify_private_evidence(commitment, proof, &input, &y)
+        vouch_zk::private::verify_private_evidence(system, commitment, proof, &input, &y)
             .map_err(|e| ReceiptError::ZkProofInvalid { reason: e.to_string() })?;
         return Ok((1, Some(input.to_hex())));
     }

@@ -1,6 +1,7 @@
 //! Prove/verify time, proof size and peak memory for the bench models (one process per model for clean
-//! peak RSS): `cargo run --release -p vouch-zk --example zk_bench -- MODELS_DIR MODEL [private]`. With `private`,
-//! the private-input proof (one hiding batch STARK, every activation hidden) instead of the public-activation one.
+//! peak RSS): `cargo run --release -p vouch-zk --example zk_bench -- MODELS_DIR MODEL [private|private-weights]`.
+//! With `private`, the private-input proof (one hiding batch STARK, every activation hidden) instead of the
+//! public-activation one; with `private-weights`, the same with the weights hidden too (bound by their commitment).
 
 use std::time::Instant;
 
@@ -25,8 +26,10 @@ fn main() {
     let g = vouch_quant::parse(&std::fs::read(format!("{dir}/{name}.onnx")).unwrap()).unwrap();
     let n: usize = g.shapes[0].iter().product();
     let (q, report) = vouch_quant::quantize(&g, &inputs(n, 64, 1)).unwrap();
-    if std::env::args().nth(3).as_deref() == Some("private") {
-        return private(&name, &q, &report, &inputs(n, 1, 9)[0]);
+    match std::env::args().nth(3).as_deref() {
+        Some("private") => return private(&name, &q, &report, &inputs(n, 1, 9)[0], false),
+        Some("private-weights") => return private(&name, &q, &report, &inputs(n, 1, 9)[0], true),
+        _ => {}
     }
     let t = Instant::now();
     let prover = vouch_zk::Prover::new(q.clone()).unwrap();
@@ -68,11 +71,20 @@ fn print_result(head: &str, setup_s: f64, prove_s: f64, verify_s: f64, bytes: us
     );
 }
 
-fn private(name: &str, q: &vouch_quant::QGraph, report: &vouch_quant::Report, x: &[f32]) {
+fn private(name: &str, q: &vouch_quant::QGraph, report: &vouch_quant::Report, x: &[f32], hidden: bool) {
     use vouch_zk::private::{PrivateProof, PrivateProver, Salt, verify_private};
     let t = Instant::now();
-    let prover = PrivateProver::new(q.clone()).unwrap();
+    let prover = if hidden {
+        PrivateProver::with_hidden_weights(q.clone(), &Salt::random()).unwrap()
+    } else {
+        PrivateProver::new(q.clone()).unwrap()
+    };
     let setup_s = t.elapsed().as_secs_f64();
+    if std::env::var_os("ZK_BENCH_PLAN").is_some() {
+        for (what, h, w, pw) in prover.instances() {
+            eprintln!("{h:>7} x {w:>4} main, {pw:>4} preprocessed  {what}");
+        }
+    }
     let x = q.quantize_input(x);
     let (prove_s, (y, p)) = best_of(3, || prover.prove(&x, &Salt::random()).unwrap());
     let bytes = p.to_bytes();
@@ -81,6 +93,7 @@ fn private(name: &str, q: &vouch_quant::QGraph, report: &vouch_quant::Report, x:
         let p2 = PrivateProof::from_bytes(&bytes).unwrap();
         verify_private(&structure, prover.commitment(), &p2.input, &y, &p2).unwrap();
     });
-    let head = format!("\"model\":\"{name}\",\"mode\":\"private\"");
+    let mode = if hidden { "private-weights" } else { "private" };
+    let head = format!("\"model\":\"{name}\",\"mode\":\"{mode}\"");
     print_result(&head, setup_s, prove_s, verify_s, bytes.len(), report);
 }

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use vouch_quant::{QGraph, QLayer, parse, quantize};
 use vouch_zk::ZkError;
 use vouch_zk::private::{
-    PrivateCommitment, PrivateEvidence, PrivateProver, Salt, commit_input, verify_private, verify_private_evidence,
+    PRIVATE_SYSTEM, PrivateCommitment, PrivateEvidence, PrivateProver, Salt, commit_input, verify_private,
+    verify_private_evidence,
 };
 
 fn bench(name: &str) -> PathBuf {
@@ -57,13 +58,13 @@ fn a_hidden_weights_proof_verifies_without_the_weights() {
         }
         let evidence = PrivateEvidence { structure, proof }.to_bytes();
         let commitment = prover.commitment().to_bytes();
-        verify_private_evidence(&commitment, &evidence, &commit_input(&x, &salt), &y)
+        verify_private_evidence(PRIVATE_SYSTEM, &commitment, &evidence, &commit_input(&x, &salt), &y)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         // Another output is rejected.
         let mut y2 = y.clone();
         y2[0] = y2[0].wrapping_add(1);
         assert!(matches!(
-            verify_private_evidence(&commitment, &evidence, &commit_input(&x, &salt), &y2),
+            verify_private_evidence(PRIVATE_SYSTEM, &commitment, &evidence, &commit_input(&x, &salt), &y2),
             Err(ZkError::Proof { .. })
         ));
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use vouch_quant::{QGraph, parse, quantize};
 use vouch_zk::ZkError;
 use vouch_zk::private::{
-    InputCommitment, PrivateEvidence, PrivateProof, PrivateProver, Salt, commit_input, verify_private,
+    InputCommitment, PRIVATE_SYSTEM, PrivateEvidence, PrivateProof, PrivateProver, Salt, commit_input, verify_private,
     verify_private_evidence,
 };
 
@@ -42,7 +42,7 @@ fn honest_private_proofs_verify_for_the_bench_models() {
         let structure = vouch_zk::public_structure(&q);
         let evidence = PrivateEvidence { structure, proof }.to_bytes();
         let commitment = prover.commitment().to_bytes();
-        verify_private_evidence(&commitment, &evidence, &commit_input(&x, &salt), &y)
+        verify_private_evidence(PRIVATE_SYSTEM, &commitment, &evidence, &commit_input(&x, &salt), &y)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
@@ -135,8 +135,14 @@ fn tampering_is_rejected_with_its_reason() {
     t.stark = (0..n).map(|i| (i * 31 % 251) as u8).collect();
     assert!(matches!(verify_private(&s, &c, &input, &y, &t), Err(ZkError::Malformed(_) | ZkError::Proof { .. })));
     assert!(matches!(PrivateProof::from_bytes(&[1, 2, 3]), Err(ZkError::Malformed(_))));
-    assert!(matches!(verify_private_evidence(&c.to_bytes(), b"garbage", &input, &y), Err(ZkError::Malformed(_))));
-    assert!(matches!(verify_private_evidence(b"garbage", &[], &input, &y), Err(ZkError::Commitment(_))));
+    assert!(matches!(
+        verify_private_evidence(PRIVATE_SYSTEM, &c.to_bytes(), b"garbage", &input, &y),
+        Err(ZkError::Malformed(_))
+    ));
+    assert!(matches!(
+        verify_private_evidence(PRIVATE_SYSTEM, b"garbage", &[], &input, &y),
+        Err(ZkError::Commitment(_))
+    ));
 }
 
 #[test]
@@ -157,9 +163,14 @@ fn proofs_are_randomized_and_the_setup_is_deterministic() {
 fn a_hostile_structure_is_refused_before_any_work() {
     let (q, x) = model("lenet_small");
     let input = commit_input(&x, &Salt::random());
-    let proof = PrivateProof { version: vouch_zk::PROOF_VERSION, security: vouch_zk::SECURITY, input, stark: vec![] };
+    let proof = PrivateProof {
+        version: vouch_zk::private::PRIVATE_VERSION,
+        security: vouch_zk::SECURITY,
+        input,
+        stark: vec![],
+    };
     let commitment = vouch_zk::private::PrivateCommitment {
-        version: vouch_zk::PROOF_VERSION,
+        version: vouch_zk::private::PRIVATE_VERSION,
         structure: [0; 32],
         preprocessed: vec![],
         weights: None,
@@ -172,7 +183,7 @@ fn a_hostile_structure_is_refused_before_any_work() {
     }
     let ev = PrivateEvidence { structure: s, proof }.to_bytes();
     assert_eq!(
-        verify_private_evidence(&commitment.to_bytes(), &ev, &input, &[0; 10]),
+        verify_private_evidence(PRIVATE_SYSTEM, &commitment.to_bytes(), &ev, &input, &[0; 10]),
         Err(ZkError::Malformed("structure exceeds the verifier's limits".into()))
     );
 }

@@ -37,19 +37,32 @@ use p3_matrix::dense::RowMajorMatrix;
 use vouch_quant::QGraph;
 
 use crate::ZkError;
-use crate::config::{PROOF_VERSION, SECURITY, Security, Val};
+use crate::config::{SECURITY, Security, Val};
 use crate::structure::{public_structure, structure_digest};
 pub use air::PrivAir;
 pub use commit::{InputCommitment, Salt, WeightsCommitment, commit_input};
-pub use config::{HidingConfig, hiding_config};
+pub use config::{HidingConfig, HidingConfigV1, hiding_config, hiding_config_v1};
 use instance::{Reads, Witness};
 
-/// Proof system name recorded in receipts for private-input proofs.
-pub const PRIVATE_SYSTEM: &str = "vouch-zk/plonky3-0.8-goldilocks-private-v1";
+/// Proof system name recorded in receipts for private-input proofs (version 2, Keccak Merkle commitments).
+pub const PRIVATE_SYSTEM: &str = "vouch-zk/plonky3-0.8-goldilocks-private-v2";
+/// The version-1 proof system (Poseidon2 Merkle commitments): its receipts still verify.
+pub const PRIVATE_SYSTEM_V1: &str = "vouch-zk/plonky3-0.8-goldilocks-private-v1";
+/// Format version of the private proofs and commitments made now (version 1 is verified too).
+pub const PRIVATE_VERSION: u16 = 2;
+
+/// The proof format version a receipt's private proof system names (`None`: not a private-input system).
+pub fn private_system_version(system: &str) -> Option<u16> {
+    match system {
+        PRIVATE_SYSTEM => Some(PRIVATE_VERSION),
+        PRIVATE_SYSTEM_V1 => Some(1),
+        _ => None,
+    }
+}
 
 /// The private-input proof system and its parameters, as reports name it for people.
-pub const SYSTEM_DESCRIPTION: &str =
-    "one Plonky3 batch STARK over Goldilocks with a hiding PCS, FRI blowup 4, 54 queries, 8 grinding bits";
+pub const SYSTEM_DESCRIPTION: &str = "one Plonky3 batch STARK over Goldilocks with a hiding PCS (Keccak Merkle \
+     commitments), FRI blowup 4, 54 queries, 8 grinding bits";
 
 /// Whether private-input proofs support every layer of `g`.
 pub fn supports(g: &QGraph) -> Result<(), ZkError> {
@@ -115,7 +128,7 @@ impl PrivateCommitment {
     pub fn from_bytes(b: &[u8]) -> Result<Self, ZkError> {
         let (head, rest): (CommitmentHead, &[u8]) =
             postcard::take_from_bytes(b).map_err(|e| ZkError::Commitment(e.to_string()))?;
-        if head.version != PROOF_VERSION {
+        if !(1..=PRIVATE_VERSION).contains(&head.version) {
             return Err(ZkError::Header(format!("commitment version {}", head.version)));
         }
         let weights = if rest.is_empty() {
@@ -193,18 +206,19 @@ impl PrivateProver {
             .map(|a| a.with_preprocessed().claiming(&vec![0; n_out]))
             .collect();
         let hidden = salt.map(|s| (param_groups(&airs), *s));
-        let cfg = hiding_config(Some(SETUP_SEED));
-        let data = ProverData::from_airs_and_degrees(&cfg, &airs, &ext_degree_bits(&airs))
-            .map_err(|e| ZkError::Prove { layer: 0, reason: format!("setup: {e:?}") })?;
-        let pre =
-            data.common.preprocessed.as_ref().ok_or_else(|| ZkError::Commitment("no preprocessed data".into()))?;
+        let (data, preprocessed) = setup_with!(hiding_config(Some(SETUP_SEED)), &airs)?;
         let commitment = PrivateCommitment {
-            version: PROOF_VERSION,
+            version: PRIVATE_VERSION,
             structure: structure_digest(&public_structure(&graph)),
-            preprocessed: postcard::to_allocvec(&pre.commitment).expect("commitments serialize"),
+            preprocessed,
             weights: hidden.as_ref().map(|(groups, salt)| commit::commit_weights(groups, salt)),
         };
         Ok(Self { graph, airs, data, commitment, hidden })
+    }
+
+    /// Each instance of the batch: what it proves, its trace height, main and preprocessed widths.
+    pub fn instances(&self) -> Vec<(String, usize, usize, usize)> {
+        self.airs.iter().map(|a| (a.inst.describe(), a.inst.height(), a.width(), a.preprocessed_width())).collect()
     }
 
     /// The model's private-input commitment.
@@ -247,15 +261,89 @@ impl PrivateProver {
         let airs: Vec<PrivAir> = self.airs.iter().map(|a| a.claiming(y)).collect();
         let input = commit_input(x, salt);
         let pvs = public_values(&airs, &input, self.commitment.weights.as_ref());
-        let refs: Vec<&RowMajorMatrix<Val>> = traces.iter().collect();
-        let instances = StarkInstance::new_multiple(&airs, &refs, &pvs);
-        let cfg = hiding_config(None);
-        let proof = p3_batch_stark::prove_batch(&cfg, &instances, &self.data)
-            .map_err(|e| ZkError::Prove { layer: 0, reason: format!("{e:?}") })?;
-        let stark = postcard::to_allocvec(&proof).expect("proofs serialize");
-        Ok((y.to_vec(), PrivateProof { version: PROOF_VERSION, security: SECURITY, input, stark }))
+        let stark = prove_with!(hiding_config(None), &self.data, &airs, traces, &pvs)?;
+        Ok((y.to_vec(), PrivateProof { version: PRIVATE_VERSION, security: SECURITY, input, stark }))
     }
 }
+
+// The setup, proving and verification under one hiding configuration, written once for both proof versions (each
+// expansion has concrete types, so Plonky3's bounds are checked there and not restated here).
+
+/// The setup under configuration `$cfg`: `(prover data, serialized preprocessed commitment)`.
+macro_rules! setup_with {
+    ($cfg:expr, $airs:expr) => {{
+        let (cfg, airs) = ($cfg, $airs);
+        ProverData::from_airs_and_degrees(&cfg, airs, &ext_degree_bits(airs))
+            .map_err(|e| ZkError::Prove { layer: 0, reason: format!("setup: {e:?}") })
+            .and_then(|data| {
+                let pre = data
+                    .common
+                    .preprocessed
+                    .as_ref()
+                    .ok_or_else(|| ZkError::Commitment("no preprocessed data".into()))?;
+                let bytes = postcard::to_allocvec(&pre.commitment).expect("commitments serialize");
+                Ok((data, bytes))
+            })
+    }};
+}
+
+/// One batch proof of `$traces` under `$cfg` with prover data `$data`, serialized.
+macro_rules! prove_with {
+    ($cfg:expr, $data:expr, $airs:expr, $traces:expr, $pvs:expr) => {{
+        let refs: Vec<&RowMajorMatrix<Val>> = $traces.iter().collect();
+        let instances = StarkInstance::new_multiple($airs, &refs, $pvs);
+        p3_batch_stark::prove_batch(&$cfg, &instances, $data)
+            .map(|proof| postcard::to_allocvec(&proof).expect("proofs serialize"))
+            .map_err(|e| ZkError::Prove { layer: 0, reason: format!("{e:?}") })
+    }};
+}
+
+/// Verifies the serialized batch proof `$stark` under `$cfg` (of config type `$sc`) against the serialized
+/// preprocessed commitment `$pre`; errors name the failing instance when the verifier can tell.
+macro_rules! verify_with {
+    ($sc:ty, $cfg:expr, $airs:expr, $stark:expr, $pre:expr, $pvs:expr) => {{
+        let (cfg, airs): ($sc, &[PrivAir]) = ($cfg, $airs);
+        let degrees = ext_degree_bits(airs);
+        let stark: BatchProof<$sc> =
+            postcard::from_bytes($stark).map_err(|e| ZkError::Malformed(format!("stark: {e}")))?;
+        let pre_commit = postcard::from_bytes($pre).map_err(|e| ZkError::Commitment(e.to_string()))?;
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // Lookups and layout from the AIRs alone (they carry no preprocessed trace, so nothing is committed
+            // here); the preprocessed commitment is the model's.
+            let mut data =
+                ProverData::from_airs_and_degrees(&cfg, airs, &degrees).map_err(|e| (format!("{e:?}"), None))?;
+            data.common.preprocessed = Some(GlobalPreprocessed {
+                commitment: pre_commit,
+                instances: airs
+                    .iter()
+                    .zip(&degrees)
+                    .enumerate()
+                    .map(|(i, (a, d))| {
+                        let width = a.preprocessed_width();
+                        Some(PreprocessedInstanceMeta { matrix_index: i, width, degree_bits: *d })
+                    })
+                    .collect(),
+                matrix_to_instance: (0..airs.len()).collect(),
+            });
+            p3_batch_stark::verify_batch(&cfg, airs, &stark, $pvs, &data.common).map_err(|e| {
+                // The batch verifier reports which instance's constraints fail at the out-of-domain point.
+                let instance = match &e {
+                    BatchVerificationError::Verification(VerificationError::OodEvaluationMismatch {
+                        index: Some(i),
+                    }) => airs.get(*i).map(|a| format!("instance {i}: {}", a.inst.describe())),
+                    _ => None,
+                };
+                (format!("{e:?}"), instance)
+            })
+        }));
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((reason, instance))) => Err(ZkError::Proof { reason, instance }),
+            Err(_) => Err(ZkError::Proof { reason: "verifier rejected a malformed proof".into(), instance: None }),
+        }
+    }};
+}
+use {prove_with, setup_with};
 
 /// The hidden weights' groups, in [`PARAM_BUS`](instance::PARAM_BUS) order (each layer's, in plan order).
 fn param_groups(airs: &[PrivAir]) -> Vec<[Val; 4]> {
@@ -279,8 +367,14 @@ pub fn verify_private(
     y: &[i16],
     proof: &PrivateProof,
 ) -> Result<(), ZkError> {
-    if proof.version != PROOF_VERSION || proof.security != SECURITY {
+    if !(1..=PRIVATE_VERSION).contains(&proof.version) || proof.security != SECURITY {
         return Err(ZkError::Header(format!("version {} {:?}", proof.version, proof.security)));
+    }
+    if commitment.version != proof.version {
+        return Err(ZkError::Header(format!(
+            "a version {} proof against a version {} commitment",
+            proof.version, commitment.version
+        )));
     }
     if commitment.structure != structure_digest(&public_structure(g)) {
         return Err(ZkError::Commitment("the structure is not the committed model's".into()));
@@ -294,44 +388,13 @@ pub fn verify_private(
         return Err(ZkError::PublicMismatch("output"));
     }
     let airs: Vec<PrivAir> = planned.iter().map(|a| a.claiming(y)).collect();
-    let cfg = hiding_config(Some("VOUCH_ZK_VERIFY"));
-    let degrees = ext_degree_bits(&airs);
-    let stark: BatchProof<HidingConfig> =
-        postcard::from_bytes(&proof.stark).map_err(|e| ZkError::Malformed(format!("stark: {e}")))?;
-    let pre_commit = postcard::from_bytes(&commitment.preprocessed).map_err(|e| ZkError::Commitment(e.to_string()))?;
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // Lookups and layout from the AIRs alone (they carry no preprocessed trace, so nothing is committed here);
-        // the preprocessed commitment is the model's.
-        let mut data =
-            ProverData::from_airs_and_degrees(&cfg, &airs, &degrees).map_err(|e| (format!("{e:?}"), None))?;
-        data.common.preprocessed = Some(GlobalPreprocessed {
-            commitment: pre_commit,
-            instances: airs
-                .iter()
-                .zip(&degrees)
-                .enumerate()
-                .map(|(i, (a, d))| {
-                    Some(PreprocessedInstanceMeta { matrix_index: i, width: a.preprocessed_width(), degree_bits: *d })
-                })
-                .collect(),
-            matrix_to_instance: (0..airs.len()).collect(),
-        });
-        let pvs = public_values(&airs, input, commitment.weights.as_ref());
-        p3_batch_stark::verify_batch(&cfg, &airs, &stark, &pvs, &data.common).map_err(|e| {
-            // The batch verifier reports which instance's constraints fail at the out-of-domain point.
-            let instance = match &e {
-                BatchVerificationError::Verification(VerificationError::OodEvaluationMismatch { index: Some(i) }) => {
-                    airs.get(*i).map(|a| format!("instance {i}: {}", a.inst.describe()))
-                }
-                _ => None,
-            };
-            (format!("{e:?}"), instance)
-        })
-    }));
-    match r {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err((reason, instance))) => Err(ZkError::Proof { reason, instance }),
-        Err(_) => Err(ZkError::Proof { reason: "verifier rejected a malformed proof".into(), instance: None }),
+    let pvs = public_values(&airs, input, commitment.weights.as_ref());
+    let (stark, pre) = (proof.stark.as_slice(), commitment.preprocessed.as_slice());
+    let seed = Some("VOUCH_ZK_VERIFY");
+    if proof.version == 1 {
+        verify_with!(HidingConfigV1, hiding_config_v1(seed), &airs, stark, pre, &pvs)
+    } else {
+        verify_with!(HidingConfig, hiding_config(seed), &airs, stark, pre, &pvs)
     }
 }
 
@@ -355,9 +418,10 @@ impl PrivateEvidence {
     }
 }
 
-/// Verifies private-input receipt evidence against the model's private commitment, the input commitment and the
-/// output.
+/// Verifies private-input receipt evidence of proof system `system` ([`PRIVATE_SYSTEM`] or [`PRIVATE_SYSTEM_V1`])
+/// against the model's private commitment, the input commitment and the output.
 pub fn verify_private_evidence(
+    system: &str,
     commitment: &[u8],
     evidence: &[u8],
     input: &InputCommitment,
@@ -365,6 +429,9 @@ pub fn verify_private_evidence(
 ) -> Result<(), ZkError> {
     let c = PrivateCommitment::from_bytes(commitment)?;
     let e = PrivateEvidence::from_bytes(evidence)?;
+    if private_system_version(system) != Some(e.proof.version) {
+        return Err(ZkError::Header(format!("a version {} proof named {system}", e.proof.version)));
+    }
     crate::structure::check_structure_limits(&e.structure)?;
     verify_private(&e.structure, &c, input, y, &e.proof)
 }

@@ -155,3 +155,40 @@ fn a_perturbed_witness_is_rejected_with_hidden_weights_too() {
     let prover = PrivateProver::with_hidden_weights(q.clone(), &Salt::random()).unwrap();
     perturb_each_instance(&prover, &q, &x, &["input", "sponge", "linear", "mac", "requant", "params", "output"]);
 }
+
+/// Version-1 proofs (Poseidon2 Merkle commitments, made before version 2) still verify: the same model set up and
+/// proven under the version-1 configuration is accepted, with its commitment, as a version-1 receipt would carry
+/// them; a changed output is rejected; versions and system names must agree.
+#[test]
+fn version_1_proofs_still_verify() {
+    let (q, x) = hidden_weights_model();
+    let prover = PrivateProver::new(q.clone()).unwrap();
+    let (data, preprocessed) = setup_with!(hiding_config_v1(Some(SETUP_SEED)), &prover.airs).unwrap();
+    let c1 = PrivateCommitment { version: 1, preprocessed, ..prover.commitment().clone() };
+    let salt = Salt::random();
+    let (y, traces) = prover.traces(&x, &salt).unwrap();
+    let airs: Vec<PrivAir> = prover.airs.iter().map(|a| a.claiming(&y)).collect();
+    let input = commit_input(&x, &salt);
+    let pvs = public_values(&airs, &input, None);
+    let stark = prove_with!(hiding_config_v1(None), &data, &airs, &traces, &pvs).unwrap();
+    let p1 = PrivateProof { version: 1, security: SECURITY, input, stark };
+    let s = public_structure(&q);
+    assert_eq!(verify_private(&s, &c1, &input, &y, &p1), Ok(()));
+    let evidence = PrivateEvidence { structure: s.clone(), proof: p1.clone() }.to_bytes();
+    let c1_bytes = PrivateCommitment::from_bytes(&c1.to_bytes()).unwrap().to_bytes();
+    assert_eq!(verify_private_evidence(PRIVATE_SYSTEM_V1, &c1_bytes, &evidence, &input, &y), Ok(()));
+    // Another output.
+    let mut y2 = y.clone();
+    y2[0] = y2[0].wrapping_add(1);
+    assert!(matches!(verify_private(&s, &c1, &input, &y2, &p1), Err(ZkError::Proof { .. })));
+    // A version-1 proof named as version 2, or checked against the version-2 commitment: refused before any check.
+    assert!(matches!(
+        verify_private_evidence(PRIVATE_SYSTEM, &c1_bytes, &evidence, &input, &y),
+        Err(ZkError::Header(_))
+    ));
+    assert!(matches!(verify_private(&s, prover.commitment(), &input, &y, &p1), Err(ZkError::Header(_))));
+    // The version-2 proof of the same model verifies against the version-2 commitment only.
+    let (_, p2) = prover.prove(&x, &salt).unwrap();
+    assert_eq!(verify_private(&s, prover.commitment(), &input, &y, &p2), Ok(()));
+    assert!(matches!(verify_private(&s, &c1, &input, &y, &p2), Err(ZkError::Header(_))));
+}
