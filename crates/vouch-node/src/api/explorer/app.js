@@ -460,10 +460,11 @@ async function model(gen, ref) {
           h("h2", {}, "Zero-knowledge"),
           fields([
             ["Commitment", h("span", { class: "mono" }, z.commitment || "none"), "zk-commitment"],
-            ["Weights", `int${z.weight_bits}`],
+            ["Weights", z.hidden_weights ? `int${z.weight_bits}, private: the file is not served; proofs bind them by the commitment below` : `int${z.weight_bits}`],
             ["Argmax agreement", `${(z.argmax_agreement * 100).toFixed(2)}% on ${z.samples} calibration inputs`],
             ["Error", `max ${Number(z.max_abs_error).toExponential(3)}, mean ${Number(z.mean_abs_error).toExponential(3)}`],
-            ["Private inputs", z.private_commitment ? "supported" : z.private_unsupported || "—"],
+            ["Private inputs", z.hidden_weights ? "required" : z.private_commitment ? "supported" : z.private_unsupported || "—"],
+            ...(z.hidden_weights ? [["Private commitment", h("span", { class: "mono" }, z.private_commitment || "none")]] : []),
           ]),
         ]
       : "",
