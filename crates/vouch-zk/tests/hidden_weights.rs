@@ -138,3 +138,26 @@ fn commitment_bytes_round_trip_and_garbage_is_refused() {
     let b = hidden.to_bytes();
     assert!(matches!(PrivateCommitment::from_bytes(&b[..b.len() - 1]), Err(ZkError::Commitment(_))), "truncated");
 }
+
+#[test]
+fn int16_weights_are_committed_unpacked_and_verify_too() {
+    // Int8 weights are packed 7 to an element (range-checked bytes); int16 weights are absorbed as they are.
+    let path = bench("lenet_small");
+    let g = parse(&std::fs::read(path).unwrap()).unwrap();
+    let n: usize = g.shapes[0].iter().product();
+    let (q, _) = vouch_quant::quantize_with(&g, &vouch_quant::seeded_inputs(n, 16, 1), 16).unwrap();
+    assert_eq!(q.weight_bits, 16);
+    let x = q.quantize_input(&vouch_quant::seeded_inputs(n, 1, 9)[0]);
+    let prover = PrivateProver::with_hidden_weights(q.clone(), &Salt::random()).unwrap();
+    let kinds: Vec<String> = prover.instances().into_iter().map(|(what, ..)| what).collect();
+    assert!(!kinds.iter().any(|k| k.contains("packed")), "{kinds:?}");
+    let salt = Salt::random();
+    let (y, proof) = prover.prove(&x, &salt).unwrap();
+    assert_eq!(y, q.run(&x).unwrap());
+    let s = vouch_zk::public_structure(&q);
+    let input = commit_input(&x, &salt);
+    assert_eq!(verify_private(&s, prover.commitment(), &input, &y, &proof), Ok(()));
+    let mut y2 = y.clone();
+    y2[0] = y2[0].wrapping_add(1);
+    assert!(matches!(verify_private(&s, prover.commitment(), &input, &y2, &proof), Err(ZkError::Proof { .. })));
+}

@@ -8,7 +8,9 @@ use p3_lookup::InteractionBuilder;
 use p3_matrix::dense::RowMajorMatrix;
 
 use super::instance::{Instance, Reads, Witness};
-use super::instances::{Input, Linear, Lookup, Mac, MaxPool, Output, Params, Relu, Requant, Softmax, Sponge, Table};
+use super::instances::{
+    Bytes, Input, Linear, Lookup, Mac, MaxPool, Output, Packed, Params, Relu, Requant, Softmax, Sponge, Table,
+};
 use crate::Val;
 
 /// Every kind of instance.
@@ -25,6 +27,8 @@ pub(crate) enum Inst {
     Lookup(Lookup),
     Softmax(Softmax),
     Params(Params),
+    Packed(Packed),
+    Bytes(Bytes),
     Output(Output),
 }
 
@@ -43,6 +47,8 @@ macro_rules! dispatch {
             Inst::Lookup($i) => $f,
             Inst::Softmax($i) => $f,
             Inst::Params($i) => $f,
+            Inst::Packed($i) => $f,
+            Inst::Bytes($i) => $f,
             Inst::Output($i) => $f,
         }
     };

@@ -64,10 +64,10 @@ pub fn commit_input(x: &[i16], salt: &Salt) -> InputCommitment {
     InputCommitment(std::array::from_fn(|j| out[j].as_canonical_u64()))
 }
 
-/// Commitment to a model's hidden weights (their groups in [`PARAM_BUS`](super::instance::PARAM_BUS) order), the
-/// same sponge as the input's under its own domain tag.
-pub(crate) fn commit_weights(groups: &[[Val; 4]], salt: &Salt) -> WeightsCommitment {
-    let (_, out) = sponge_states(groups.as_flattened(), salt.elems(), sponge_iv(4 * groups.len(), WEIGHTS_TAG));
+/// Commitment to a model's hidden weights: the same sponge as the input's, under its own domain tag, over the
+/// blocks of their [`WeightsLayout`](super::instance::WeightsLayout) (int8 weights packed 7 to an element).
+pub(crate) fn commit_weights(blocks: &[[Val; 4]], salt: &Salt) -> WeightsCommitment {
+    let (_, out) = sponge_states(blocks.as_flattened(), salt.elems(), sponge_iv(4 * blocks.len(), WEIGHTS_TAG));
     WeightsCommitment(std::array::from_fn(|j| out[j].as_canonical_u64()))
 }
 

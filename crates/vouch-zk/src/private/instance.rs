@@ -72,6 +72,54 @@ pub(crate) const GROUP_BUS: &str = "a0g";
 /// Hidden weights, 4 per message: `(group index, p[4g..4g+4])` (see [`Pw`]).
 pub(crate) const PARAM_BUS: &str = "pw";
 
+/// What the weights sponge absorbs: `(block index, 4 elements)` (see [`WeightsLayout`]).
+pub(crate) const SPONGE_BUS: &str = "ps";
+
+/// Bytes: `(u)` for `u` in `0..256`, provided by the byte table.
+pub(crate) const BYTE_BUS: &str = "b8";
+
+/// Int8 weights packed into one field element.
+pub(crate) const PACK: usize = 7;
+
+/// How the hidden parameter groups reach the weights sponge, one 4-element block per permutation: first `packed`
+/// rows of 7 int8 weight groups (28 weights, packed 7 to an element as `sum (w_i + 128) 256^i`, so 4 elements), then
+/// each of the `plain` groups as it is (biases and multipliers; every group of a model with int16 weights).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct WeightsLayout {
+    pub packed: Vec<[Option<usize>; PACK]>,
+    pub plain: Vec<usize>,
+}
+
+impl WeightsLayout {
+    /// Blocks the sponge absorbs.
+    pub fn blocks(&self) -> usize {
+        self.packed.len() + self.plain.len()
+    }
+    /// The 28 weights of packed row `r` (an empty slot is 4 zeros).
+    pub fn packed_weights(&self, r: usize, groups: &[[Val; 4]]) -> [Val; 4 * PACK] {
+        use p3_field::PrimeCharacteristicRing as _;
+        let mut w = [Val::ZERO; 4 * PACK];
+        for (l, g) in self.packed[r].iter().enumerate() {
+            if let Some(g) = g.and_then(|g| groups.get(g)) {
+                w[4 * l..4 * l + 4].copy_from_slice(g);
+            }
+        }
+        w
+    }
+    /// The 4 packed elements of 28 weights: element `j` packs `w[7j..7j+7]`.
+    pub fn pack(w: &[Val; 4 * PACK]) -> [Val; 4] {
+        use p3_field::PrimeCharacteristicRing as _;
+        std::array::from_fn(|j| {
+            (0..PACK).rev().fold(Val::ZERO, |acc, i| acc * Val::from_u64(256) + w[PACK * j + i] + Val::from_u64(128))
+        })
+    }
+    /// Every block, in the order the sponge absorbs them.
+    pub fn sponge_blocks(&self, groups: &[[Val; 4]]) -> Vec<[Val; 4]> {
+        let packed = (0..self.packed.len()).map(|r| Self::pack(&self.packed_weights(r, groups)));
+        packed.chain(self.plain.iter().map(|g| groups[*g])).collect()
+    }
+}
+
 /// Where a layer with hidden weights reads them on [`PARAM_BUS`]. The layer's parameters are `wrows` weight rows
 /// (a Dense layer's outputs, a Conv's output channels) of `slots` weights (a multiple of 4; zero past the layer's
 /// taps), from group `base`, then one group `[bias, multiplier, 0, 0]` per weight row. Trace row `r` uses weight
@@ -116,6 +164,8 @@ pub(crate) struct Reads {
     pub groups: Vec<u64>,
     /// Per hidden-weight group.
     pub params: Vec<u64>,
+    /// Per byte value (the byte table's multiplicities).
+    pub bytes: Vec<u64>,
 }
 
 /// What the traces are generated from.

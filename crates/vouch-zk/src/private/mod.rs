@@ -79,7 +79,7 @@ fn ext_degree_bits(airs: &[PrivAir]) -> Vec<usize> {
 fn public_values(airs: &[PrivAir], input: &InputCommitment, weights: Option<&WeightsCommitment>) -> Vec<Vec<Val>> {
     airs.iter()
         .map(|a| match &a.inst {
-            air::Inst::Sponge(s) if s.commits == instances::Commits::Input => input.elems(),
+            air::Inst::Sponge(s) if s.is_input() => input.elems(),
             air::Inst::Sponge(_) => weights.map(WeightsCommitment::elems).unwrap_or_default(),
             _ => vec![],
         })
@@ -211,7 +211,10 @@ impl PrivateProver {
             version: PRIVATE_VERSION,
             structure: structure_digest(&public_structure(&graph)),
             preprocessed,
-            weights: hidden.as_ref().map(|(groups, salt)| commit::commit_weights(groups, salt)),
+            weights: hidden.as_ref().map(|(groups, salt)| {
+                let blocks = weights_layout(&airs).map(|l| l.sponge_blocks(groups)).unwrap_or_default();
+                commit::commit_weights(&blocks, salt)
+            }),
         };
         Ok(Self { graph, airs, data, commitment, hidden })
     }
@@ -239,8 +242,12 @@ impl PrivateProver {
             bus: buses.iter().map(|b| vec![0; b.len()]).collect(),
             groups: vec![0; x.len().div_ceil(4)],
             params: vec![0; params.map_or(0, |(g, _)| g.len())],
+            bytes: vec![0; 256],
         };
         self.airs.iter().for_each(|a| a.inst.count_reads(&mut reads));
+        if let (Some(layout), Some((groups, _))) = (weights_layout(&self.airs), params) {
+            instances::count_bytes(&layout, groups, &mut reads);
+        }
         let witness = Witness { buses, reads, x, salt, params };
         Ok((y, self.airs.iter().map(|a| a.inst.trace(&witness)).collect()))
     }
@@ -344,6 +351,17 @@ macro_rules! verify_with {
     }};
 }
 use {prove_with, setup_with};
+
+/// How the hidden weights reach their sponge (`None`: the weights are not hidden).
+fn weights_layout(airs: &[PrivAir]) -> Option<std::sync::Arc<instance::WeightsLayout>> {
+    airs.iter().find_map(|a| match &a.inst {
+        air::Inst::Sponge(s) => match &s.commits {
+            instances::Commits::Weights(layout) => Some(layout.clone()),
+            instances::Commits::Input => None,
+        },
+        _ => None,
+    })
+}
 
 /// The hidden weights' groups, in [`PARAM_BUS`](instance::PARAM_BUS) order (each layer's, in plan order).
 fn param_groups(airs: &[PrivAir]) -> Vec<[Val; 4]> {

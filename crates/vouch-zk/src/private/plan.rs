@@ -9,9 +9,10 @@ use std::sync::Arc;
 use vouch_quant::{QGraph, QLayer};
 
 use super::air::{Inst, PrivAir};
-use super::instance::Pw;
+use super::instance::{PACK, Pw, WeightsLayout};
 use super::instances::{
-    Commits, ENTRIES, Input, Keys, Linear, Lookup, Mac, MaxPool, Output, Params, Relu, Requant, Softmax, Sponge, Table,
+    Bytes, Commits, ENTRIES, Input, Keys, Linear, Lookup, Mac, MaxPool, Output, Packed, Params, Relu, Requant, Softmax,
+    Sponge, Table,
 };
 use crate::ZkError;
 use crate::gadget::QMAX;
@@ -127,8 +128,9 @@ fn zero_padded_taps(mut lr: LinearRows) -> LinearRows {
 pub(crate) fn plan(g: &QGraph, hidden: bool) -> Result<Vec<PrivAir>, ZkError> {
     let n: usize = g.shapes[0].iter().product();
     let mut insts = vec![Inst::Input(Input { n, elementwise: false }), Inst::Sponge(Sponge::new(n, Commits::Input))];
-    // Hidden weight groups so far.
+    // Hidden weight groups so far, and which of them are weights (not `[bias, multiplier]`).
     let mut groups = 0;
+    let mut weight_groups = vec![];
     let mut bus = 0;
     // Whether every value on the current bus is known to be non-negative (a ReLU on it is the identity).
     let mut nonneg = false;
@@ -209,14 +211,20 @@ pub(crate) fn plan(g: &QGraph, hidden: bool) -> Result<Vec<PrivAir>, ZkError> {
         if rows.k > CHUNK {
             let c = chunk_width(rows.k, grouped || hidden);
             let pw = pw(rows.k.div_ceil(c) * c);
-            groups += pw.map_or(0, |p| p.groups());
+            if let Some(p) = pw {
+                weight_groups.extend(p.base..p.bm_group(0));
+                groups += p.groups();
+            }
             let rows = Arc::new(rows);
             let mac = Mac { layer: i, rows: rows.clone(), c, bus_in: bus, bus_out: bus + 1, grouped, pw };
             insts.push(Inst::Mac(mac));
             insts.push(Inst::Requant(Requant { layer: i, rows, bus_out: bus + 1, pw }));
         } else {
             let pw = pw(rows.k.next_multiple_of(4));
-            groups += pw.map_or(0, |p| p.groups());
+            if let Some(p) = pw {
+                weight_groups.extend(p.base..p.bm_group(0));
+                groups += p.groups();
+            }
             let rows = Arc::new(rows);
             insts.push(Inst::Linear(Linear { layer: i, rows, bus_in: bus, bus_out: bus + 1, dense, grouped, pw }));
         }
@@ -226,8 +234,23 @@ pub(crate) fn plan(g: &QGraph, hidden: bool) -> Result<Vec<PrivAir>, ZkError> {
         if groups == 0 {
             return Err(ZkError::Input("the model has no Dense or Conv weights to hide".into()));
         }
-        insts.push(Inst::Params(Params { groups }));
-        insts.push(Inst::Sponge(Sponge::new(4 * groups, Commits::Weights)));
+        // Int8 weights are packed 7 to an element (28 per sponge block); biases, multipliers and int16 weights are
+        // absorbed as they are.
+        let layout = if g.weight_bits == 8 {
+            let mut plain: Vec<usize> = (0..groups).collect();
+            plain.retain(|x| weight_groups.binary_search(x).is_err());
+            let packed = weight_groups.chunks(PACK).map(|c| std::array::from_fn(|l| c.get(l).copied())).collect();
+            WeightsLayout { packed, plain }
+        } else {
+            WeightsLayout { packed: vec![], plain: (0..groups).collect() }
+        };
+        let layout = Arc::new(layout);
+        if !layout.packed.is_empty() {
+            insts.push(Inst::Packed(Packed { layout: layout.clone() }));
+            insts.push(Inst::Bytes(Bytes));
+        }
+        insts.push(Inst::Params(Params { keys: Arc::new(layout.plain.clone()), block0: layout.packed.len() }));
+        insts.push(Inst::Sponge(Sponge::new(4 * layout.blocks(), Commits::Weights(layout))));
     }
     let n_out = g.shapes.last().map(|s| s.iter().product()).unwrap_or(0);
     insts.push(Inst::Output(Output { n: n_out, bus, claimed: vec![] }));
@@ -240,7 +263,13 @@ pub(crate) fn plan(g: &QGraph, hidden: bool) -> Result<Vec<PrivAir>, ZkError> {
         Inst::Output(o) => o.bus == 0,
         Inst::Lookup(l) => l.bus_in == 0,
         Inst::Softmax(s) => s.bus_in == 0,
-        Inst::Input(_) | Inst::Sponge(_) | Inst::Requant(_) | Inst::Table(_) | Inst::Params(_) => false,
+        Inst::Input(_)
+        | Inst::Sponge(_)
+        | Inst::Requant(_)
+        | Inst::Table(_)
+        | Inst::Params(_)
+        | Inst::Packed(_)
+        | Inst::Bytes(_) => false,
     });
     insts[0] = Inst::Input(Input { n, elementwise });
     Ok(insts.into_iter().map(|inst| PrivAir { inst, prep: None }).collect())

@@ -71,6 +71,8 @@ fn kind(inst: &Inst) -> &'static str {
         Inst::Lookup(_) => "lookup",
         Inst::Softmax(_) => "softmax",
         Inst::Params(_) => "params",
+        Inst::Packed(_) => "packed",
+        Inst::Bytes(_) => "bytes",
         Inst::Output(_) => "output",
     }
 }
@@ -125,9 +127,9 @@ fn perturb_each_instance(prover: &PrivateProver, q: &QGraph, x: &[i16], expected
         let (_, p) = prover.prove_traces(&y, &traces, &salt, x).unwrap();
         let r = verify_private(&s, prover.commitment(), &input, &y, &p);
         let expected = format!("instance {i}: {}", air.inst.describe());
-        if matches!(air.inst, Inst::Table(_) | Inst::Lookup(_) | Inst::Params(_)) {
-            // The table's multiplicity, the lookup's `y` and a hidden weight enter only bus interactions (no
-            // constraint of their own): the batch's LogUp sum is what no longer balances.
+        if matches!(air.inst, Inst::Table(_) | Inst::Lookup(_) | Inst::Params(_) | Inst::Bytes(_)) {
+            // The table's multiplicity, the lookup's `y`, a plain hidden parameter and a byte's multiplicity enter
+            // only bus interactions (no constraint of their own): the batch's LogUp sum is what no longer balances.
             let lookup = ZkError::Proof { reason: "Lookup(TerminalSumNonZero)".into(), instance: None };
             assert_eq!(r, Err(lookup), "{}: a perturbed witness", kinds[i]);
             continue;
@@ -153,7 +155,8 @@ fn a_perturbed_witness_in_each_instance_is_rejected_at_that_instance() {
 fn a_perturbed_witness_is_rejected_with_hidden_weights_too() {
     let (q, x) = hidden_weights_model();
     let prover = PrivateProver::with_hidden_weights(q.clone(), &Salt::random()).unwrap();
-    perturb_each_instance(&prover, &q, &x, &["input", "sponge", "linear", "mac", "requant", "params", "output"]);
+    let kinds = ["input", "sponge", "linear", "mac", "requant", "packed", "bytes", "params", "output"];
+    perturb_each_instance(&prover, &q, &x, &kinds);
 }
 
 /// Version-1 proofs (Poseidon2 Merkle commitments, made before version 2) still verify: the same model set up and

@@ -19,7 +19,7 @@ pub(crate) use lookup::{ENTRIES, Keys, Lookup, Table};
 pub(crate) use mac::Mac;
 pub(crate) use maxpool::MaxPool;
 pub(crate) use output::Output;
-pub(crate) use params::Params;
+pub(crate) use params::{Bytes, Packed, Params, count_bytes};
 pub(crate) use relu::Relu;
 pub(crate) use requant::Requant;
 pub(crate) use softmax::Softmax;

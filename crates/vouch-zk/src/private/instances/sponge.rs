@@ -13,15 +13,17 @@ use p3_poseidon2_air::generate_trace_rows;
 use crate::Val;
 use crate::gadget::fe;
 use crate::private::commit::{INPUT_TAG, P2_COLS, P2Air, WEIGHTS_TAG, p2_constants, sponge_iv, sponge_states};
-use crate::private::instance::{GROUP_BUS, Instance, PARAM_BUS, Witness, blocks};
+use std::sync::Arc;
+
+use crate::private::instance::{GROUP_BUS, Instance, SPONGE_BUS, WeightsLayout, Witness, blocks};
 
 /// What a sponge commits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) enum Commits {
     /// The private input.
     Input,
-    /// The model's hidden weights.
-    Weights,
+    /// The model's hidden weights, absorbed in this layout.
+    Weights(Arc<WeightsLayout>),
 }
 
 /// The sponge instance.
@@ -39,14 +41,14 @@ impl Sponge {
     pub fn new(n: usize, commits: Commits) -> Self {
         Self { n, commits, p2: Box::new(P2Air::new(p2_constants())) }
     }
+    pub fn is_input(&self) -> bool {
+        matches!(self.commits, Commits::Input)
+    }
     fn bus(&self) -> &'static str {
-        match self.commits {
-            Commits::Input => GROUP_BUS,
-            Commits::Weights => PARAM_BUS,
-        }
+        if self.is_input() { GROUP_BUS } else { SPONGE_BUS }
     }
     fn iv(&self) -> [Val; 4] {
-        sponge_iv(self.n, if self.commits == Commits::Input { INPUT_TAG } else { WEIGHTS_TAG })
+        sponge_iv(self.n, if self.is_input() { INPUT_TAG } else { WEIGHTS_TAG })
     }
 }
 
@@ -85,7 +87,7 @@ impl Prep {
 
 impl Instance for Sponge {
     fn describe(&self) -> String {
-        let what = if self.commits == Commits::Input { "input" } else { "weights" };
+        let what = if self.is_input() { "input" } else { "weights" };
         format!("{what} commitment sponge, {} elements", self.n)
     }
     fn rows(&self) -> usize {
@@ -134,20 +136,24 @@ impl Instance for Sponge {
         }
     }
     fn count_reads(&self, reads: &mut crate::private::instance::Reads) {
-        let groups = if self.commits == Commits::Input { &mut reads.groups } else { &mut reads.params };
-        groups.iter_mut().for_each(|m| *m += 1);
+        // The weights' blocks are each provided once, for this sponge alone.
+        if self.is_input() {
+            reads.groups.iter_mut().for_each(|m| *m += 1);
+        }
     }
     #[cfg(test)]
     fn proven_column(&self) -> usize {
         Cols::rate(0)
     }
     fn trace(&self, w: &Witness<'_>, h: usize) -> RowMajorMatrix<Val> {
-        let (mut inputs, _) = match (self.commits, w.params) {
+        let (mut inputs, _) = match (&self.commits, w.params) {
             (Commits::Input, _) => {
                 sponge_states(&w.x.iter().map(|v| fe(i64::from(*v))).collect::<Vec<_>>(), w.salt.elems(), self.iv())
             }
-            (Commits::Weights, Some((groups, salt))) => sponge_states(groups.as_flattened(), salt.elems(), self.iv()),
-            (Commits::Weights, None) => (vec![], [Val::ZERO; 8]),
+            (Commits::Weights(layout), Some((groups, salt))) => {
+                sponge_states(layout.sponge_blocks(groups).as_flattened(), salt.elems(), self.iv())
+            }
+            (Commits::Weights(_), None) => (vec![], [Val::ZERO; 8]),
         };
         inputs.resize(h, [Val::ZERO; 8]);
         generate_trace_rows::<Val, GenericPoseidon2LinearLayersGoldilocks, 8, 7, 1, 4, 22>(inputs, &p2_constants(), 0)
