@@ -130,7 +130,7 @@ async def test_zk_public_and_private_input(client: Client) -> None:
     p = await maybe(client.infer(name, {input_name: x}, mode="zk", private_input=True))
     assert p.salt is not None and p.receipt.inputs is None
     opened = vouch.verify(p.receipt, input={input_name: x}, salt=p.salt)
-    assert opened.ok and opened.input_opened and opened.private_input
+    assert opened.ok and opened.input_opened and opened.private_input and opened.weights_commitment is None
     assert vouch.verify(p.receipt, input=x, salt=p.salt).ok
     wrong = vouch.verify(p.receipt, input=x + 1, salt=p.salt)
     assert not wrong.ok and wrong.reason is not None and "commitment" in wrong.reason
@@ -147,6 +147,8 @@ async def test_private_weights(client: Client, tmp_path: Path) -> None:
     # Verified offline without the model file: the weights never left the node.
     ver = vouch.verify(p.receipt, input=x, salt=p.salt)
     assert ver.ok and ver.private_input and ver.input_opened
+    assert ver.weights_commitment is not None and ver.weights_commitment == v["zk"]["weights_commitment"]
+    assert f"weights private, committed as {ver.weights_commitment}" in str(ver)
     # The file is not served, and a zk proof needs a private input.
     out = tmp_path / "pulled.onnx"
     with pytest.raises(ModelPrivateError) as e:

@@ -46,6 +46,7 @@ class Verification:
     model_checked: bool
     zk_layers: int | None
     private_input: str | None
+    weights_commitment: str | None
     input_opened: bool
     anchor: Anchor | None
     tee: dict[str, Any] | None
@@ -82,6 +83,7 @@ class Verification:
             model_checked=bool(d.get("model_checked", False)),
             zk_layers=d.get("zk_layers"),
             private_input=d.get("private_input"),
+            weights_commitment=d.get("weights_commitment"),
             input_opened=bool(d.get("input_opened", False)),
             anchor=anchor,
             tee=d.get("tee"),

@@ -142,6 +142,10 @@ pub struct ZkInfo {
     /// (its file is not served); `private_commitment` binds them, and every zk proof is a private-input proof.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hidden_weights: bool,
+    /// With hidden weights: the weights commitment (hex, 4 little-endian u64s), the model's zk identity; receipts'
+    /// verification reports name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_commitment: Option<String>,
 }
 
 /// `GET /v1/settlements/{id}`: where a node settled a receipt in one of its batches.

@@ -153,6 +153,9 @@ fn print_version(v: &ModelVersion) {
             (None, Some(why)) => crate::out!("zk private  --private-input not supported: {why}"),
             (None, None) => {}
         }
+        if let Some(w) = &z.weights_commitment {
+            crate::out!("zk weights  private, committed as {w}");
+        }
     }
     if let vouch_codec::AgreementRule::Tolerance { abs, rel } = v.agreement {
         crate::out!("agreement   within {abs:e} + {rel:e} x |reference| (quorum)");

@@ -91,6 +91,12 @@ fn a_private_weights_model_proves_without_revealing_its_file_and_refuses_everyth
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("private-input proof verified"), "{text}");
+    // The report names the weights commitment the proof is about: the model's zk identity published at push.
+    let out = node.vouch(&["--json", "verify", r]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let w = report["weights_commitment"].as_str().expect("a weights commitment").to_owned();
+    assert_eq!(zk["weights_commitment"].as_str(), Some(w.as_str()), "{report} {pushed}");
+    assert!(text.contains(&format!("weights private, committed as {w}")), "{text}");
     // The receipt's output changed: rejected.
     let mut tampered: Value = serde_json::from_slice(&std::fs::read(&receipt).unwrap()).unwrap();
     let out0 = tampered["outputs"]["y"]["data"][0].as_i64().unwrap();

@@ -161,6 +161,9 @@ pub struct Verified {
     pub zk_layers: Option<usize>,
     /// For a private-input zk proof: the commitment (hex) to the input the proof is about.
     pub private_input: Option<String>,
+    /// For a private-input zk proof of a model with hidden weights: the commitment (hex) to the weights the proof is
+    /// about (the model's zk identity; the weights themselves are in no receipt).
+    pub weights_commitment: Option<String>,
     /// For a `tee` receipt: what its attestation established.
     pub tee: Option<vouch_tee::Attestation>,
 }
@@ -250,8 +253,9 @@ fn single_i16(map: &TensorMap, what: &str) -> Result<Vec<i16>, ReceiptError> {
     }
 }
 
-/// What a verified zk proof established: its layer proofs, and the private input's commitment if any.
-type ZkChecked = (usize, Option<String>);
+/// What a verified zk proof established: its layer proofs, the private input's commitment and the hidden weights'
+/// commitment if any.
+type ZkChecked = (usize, Option<String>, Option<String>);
 
 fn check_zk(receipt: &Receipt, system: &str, commitment: &[u8], proof: &[u8]) -> Result<ZkChecked, ReceiptError> {
     let private = vouch_zk::private::private_system_version(system).is_some();
@@ -274,13 +278,18 @@ fn check_zk(receipt: &Receipt, system: &str, commitment: &[u8], proof: &[u8]) ->
         let y = single_i16(&receipt.outputs, "output")?;
         vouch_zk::private::verify_private_evidence(system, commitment, proof, &input, &y)
             .map_err(|e| ReceiptError::ZkProofInvalid { reason: e.to_string() })?;
-        return Ok((1, Some(input.to_hex())));
+        // The commitment decoded when the proof verified against it.
+        let weights = vouch_zk::private::PrivateCommitment::from_bytes(commitment)
+            .ok()
+            .and_then(|c| c.weights)
+            .map(|w| w.to_hex());
+        return Ok((1, Some(input.to_hex()), weights));
     }
     let inputs = receipt.inputs.as_ref().ok_or_else(|| ReceiptError::ZkTensors("the input is not disclosed".into()))?;
     let x = single_i16(inputs, "input")?;
     let y = single_i16(&receipt.outputs, "output")?;
     vouch_zk::verify_evidence(commitment, proof, &x, &y)
-        .map(|n| (n, None))
+        .map(|n| (n, None, None))
         .map_err(|e| ReceiptError::ZkProofInvalid { reason: e.to_string() })
 }
 
@@ -373,7 +382,8 @@ pub fn verify(receipt: &Receipt, opts: &VerifyOptions) -> Result<Verified, Recei
         signers,
         model_checked: opts.model_bytes_id.is_some(),
         zk_layers: zk.as_ref().map(|z| z.0),
-        private_input: zk.and_then(|z| z.1),
+        private_input: zk.as_ref().and_then(|z| z.1.clone()),
+        weights_commitment: zk.and_then(|z| z.2),
         tee,
     })
 }

@@ -190,6 +190,7 @@ impl Report {
             "anchor_batch": self.anchor.and_then(|a| a.batch)
                 .map(|(index, count)| serde_json::json!({"index": index, "count": count})),
             "private_input": v.private_input, "input_opened": self.input_opened,
+            "weights_commitment": v.weights_commitment,
             "response_tokens": self.response_tokens,
             "tee": v.tee.as_ref().map(|t| serde_json::json!({
                 "platform": t.platform.name(), "measurement": hex::encode(&t.measurement),
@@ -245,6 +246,9 @@ impl Report {
                     "  input   private, committed as {c}{}",
                     if self.input_opened { " (opened with the input and salt given)" } else { "" }
                 ));
+                if let Some(w) = &v.weights_commitment {
+                    out.push(format!("  weights private, committed as {w} (the model's zk identity)"));
+                }
             }
             (None, Some(n)) => out.push(format!("  zk      proof verified ({n} layer STARKs, {ZK_SYSTEM})")),
             (None, None) => {}

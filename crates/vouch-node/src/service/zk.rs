@@ -106,7 +106,10 @@ impl WeightSalts {
 /// that re-quantizes a model to serve public zk proofs should not pay the private setup.
 pub(crate) fn record_private(info: &mut ZkInfo, prover: &vouch_zk::Prover) {
     match prover.private() {
-        Ok(p) => info.private_commitment = Some(hex::encode(p.commitment().to_bytes())),
+        Ok(p) => {
+            info.private_commitment = Some(hex::encode(p.commitment().to_bytes()));
+            info.weights_commitment = p.commitment().weights.map(|w| w.to_hex());
+        }
         Err(e) => info.private_unsupported = Some(e.to_string()),
     }
 }
@@ -178,6 +181,7 @@ pub(crate) fn quantize_model(
         private_commitment: None,
         private_unsupported: None,
         hidden_weights: hidden.is_some(),
+        weights_commitment: None,
     };
     Ok((info, prover))
 }

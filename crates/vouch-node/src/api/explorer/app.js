@@ -464,7 +464,7 @@ async function model(gen, ref) {
             ["Argmax agreement", `${(z.argmax_agreement * 100).toFixed(2)}% on ${z.samples} calibration inputs`],
             ["Error", `max ${Number(z.max_abs_error).toExponential(3)}, mean ${Number(z.mean_abs_error).toExponential(3)}`],
             ["Private inputs", z.hidden_weights ? "required" : z.private_commitment ? "supported" : z.private_unsupported || "—"],
-            ...(z.hidden_weights ? [["Private commitment", h("span", { class: "mono" }, z.private_commitment || "none")]] : []),
+            ...(z.hidden_weights ? [["Weights commitment", h("span", { class: "mono" }, z.weights_commitment || "none")]] : []),
           ]),
         ]
       : "",
