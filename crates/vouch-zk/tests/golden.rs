@@ -4,21 +4,11 @@
 //! covered by the round-trip and tampering tests. Set VOUCH_UPDATE_GOLDEN=1 to rewrite the fixture (a deliberate
 //! format change, said in the commit message).
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use vouch_quant::{QGraph, parse, quantize};
+use std::path::Path;
 
-fn bench(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/models").join(format!("{name}.onnx"))
-}
-
-fn model(name: &str) -> (QGraph, Vec<i16>) {
-    let g = parse(&std::fs::read(bench(name)).unwrap()).unwrap();
-    let n: usize = g.shapes[0].iter().product();
-    let (q, _) = quantize(&g, &vouch_quant::seeded_inputs(n, 16, 1)).unwrap();
-    let x = q.quantize_input(&vouch_quant::seeded_inputs(n, 1, 9)[0]);
-    (q, x)
-}
+use common::bench_model as model;
 
 fn digest(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()

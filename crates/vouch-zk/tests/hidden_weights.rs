@@ -3,26 +3,15 @@
 //! has another commitment, and a proof for one is rejected against the other's), and hides them (the preprocessed
 //! columns no longer depend on them; another salt gives another commitment).
 
-use std::path::PathBuf;
+mod common;
 
-use vouch_quant::{QGraph, QLayer, parse, quantize};
+use common::{bench, bench_model as model};
+use vouch_quant::{QGraph, QLayer, parse};
 use vouch_zk::ZkError;
 use vouch_zk::private::{
     PRIVATE_SYSTEM, PrivateCommitment, PrivateEvidence, PrivateProver, Salt, commit_input, verify_private,
     verify_private_evidence,
 };
-
-fn bench(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/models").join(format!("{name}.onnx"))
-}
-
-fn model(name: &str) -> (QGraph, Vec<i16>) {
-    let g = parse(&std::fs::read(bench(name)).unwrap()).unwrap();
-    let n: usize = g.shapes[0].iter().product();
-    let (q, _) = quantize(&g, &vouch_quant::seeded_inputs(n, 16, 1)).unwrap();
-    let x = q.quantize_input(&vouch_quant::seeded_inputs(n, 1, 9)[0]);
-    (q, x)
-}
 
 /// The same model with one weight of its first linear layer changed by one quantization step.
 fn one_weight_changed(q: &QGraph) -> QGraph {

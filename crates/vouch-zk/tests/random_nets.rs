@@ -43,46 +43,55 @@ fn quantized(case: &common::NetCase) -> (QGraph, Vec<i16>) {
     (q, x)
 }
 
+/// A private-input proof of `case` (with `hidden` weights or not): the honest proof verifies, another output is
+/// rejected, and (hidden weights) so is the proof against the same weights committed under another salt.
+fn private_case(case: &common::NetCase, hidden: bool) -> Result<(), TestCaseError> {
+    let (q, x) = quantized(case);
+    let shape = describe(&case.graph);
+    let fail = |e: ZkError| TestCaseError::fail(format!("{shape}: {e}"));
+    let setup = || {
+        if hidden {
+            PrivateProver::with_hidden_weights(q.clone(), &Salt::random())
+        } else {
+            PrivateProver::new(q.clone())
+        }
+    };
+    let prover = setup().map_err(fail)?;
+    let salt = Salt::random();
+    let (y, p) = prover.prove(&x, &salt).map_err(fail)?;
+    prop_assert_eq!(&y, &q.run(&x).unwrap());
+    let s = vouch_zk::public_structure(&q);
+    let input = commit_input(&x, &salt);
+    let r = verify_private(&s, prover.commitment(), &input, &y, &p);
+    prop_assert!(r.is_ok(), "{}: honest proof rejected: {:?}", shape, r);
+    let r = verify_private(&s, prover.commitment(), &input, &bumped(&y, case.bump), &p);
+    prop_assert!(matches!(r, Err(ZkError::Proof { .. })), "{}: another output accepted: {:?}", shape, r);
+    if hidden {
+        let r = verify_private(&s, setup().map_err(fail)?.commitment(), &input, &y, &p);
+        prop_assert!(
+            matches!(r, Err(ZkError::Proof { .. })),
+            "{}: another weights commitment accepted: {:?}",
+            shape,
+            r
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: common::cases(10), ..ProptestConfig::default() })]
 
     /// Private-input proofs: the honest proof verifies; claiming an output one unit off is rejected.
     #[test]
     fn private_proofs_of_random_nets_verify_and_other_outputs_are_rejected(case in common::net_case()) {
-        let (q, x) = quantized(&case);
-        let shape = describe(&case.graph);
-        let prover = PrivateProver::new(q.clone()).map_err(|e| TestCaseError::fail(format!("{shape}: {e}")))?;
-        let salt = Salt::random();
-        let (y, p) = prover.prove(&x, &salt).map_err(|e| TestCaseError::fail(format!("{shape}: {e}")))?;
-        prop_assert_eq!(&y, &q.run(&x).unwrap());
-        let s = vouch_zk::public_structure(&q);
-        let input = commit_input(&x, &salt);
-        let r = verify_private(&s, prover.commitment(), &input, &y, &p);
-        prop_assert!(r.is_ok(), "{}: honest proof rejected: {:?}", shape, r);
-        let r = verify_private(&s, prover.commitment(), &input, &bumped(&y, case.bump), &p);
-        prop_assert!(matches!(r, Err(ZkError::Proof { .. })), "{}: another output accepted: {:?}", shape, r);
+        private_case(&case, false)?;
     }
 
     /// Private-input proofs with hidden weights: the honest proof verifies against the weights commitment alone;
     /// claiming an output one unit off is rejected, and so is the proof against the same weights under another salt.
     #[test]
     fn hidden_weights_proofs_of_random_nets_verify_and_other_outputs_are_rejected(case in common::net_case()) {
-        let (q, x) = quantized(&case);
-        let shape = describe(&case.graph);
-        let fail = |e: ZkError| TestCaseError::fail(format!("{shape}: {e}"));
-        let prover = PrivateProver::with_hidden_weights(q.clone(), &Salt::random()).map_err(fail)?;
-        let salt = Salt::random();
-        let (y, p) = prover.prove(&x, &salt).map_err(fail)?;
-        prop_assert_eq!(&y, &q.run(&x).unwrap());
-        let s = vouch_zk::public_structure(&q);
-        let input = commit_input(&x, &salt);
-        let r = verify_private(&s, prover.commitment(), &input, &y, &p);
-        prop_assert!(r.is_ok(), "{}: honest proof rejected: {:?}", shape, r);
-        let r = verify_private(&s, prover.commitment(), &input, &bumped(&y, case.bump), &p);
-        prop_assert!(matches!(r, Err(ZkError::Proof { .. })), "{}: another output accepted: {:?}", shape, r);
-        let resalted = PrivateProver::with_hidden_weights(q.clone(), &Salt::random()).map_err(fail)?;
-        let r = verify_private(&s, resalted.commitment(), &input, &y, &p);
-        prop_assert!(matches!(r, Err(ZkError::Proof { .. })), "{}: another weights commitment accepted: {:?}", shape, r);
+        private_case(&case, true)?;
     }
 
     /// Public-activation proofs: the honest proof verifies; claiming an output one unit off is rejected, and so

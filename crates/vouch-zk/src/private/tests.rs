@@ -11,17 +11,21 @@ use vouch_quant::{FloatGraph, FloatLayer, Pool};
 use super::air::Inst;
 use super::*;
 
-/// Input 2x6x6 -> ReLU on the input (a relu instance) -> padded Conv 2->16 (linear, 18 taps) -> MaxPool 2x2
-/// (maxpool) -> Flatten (144) -> Dense 144->4 (mac + requant) -> Add and Mul by constants (affine: a linear
-/// instance of one tap) -> Sigmoid (table + lookup) -> Softmax (exp table + softmax).
-fn every_instance_model() -> (QGraph, Vec<i16>) {
-    let mut s = 11u64;
-    let mut next = move || {
+/// Seeded draws in `[-1, 1)` (xorshift).
+fn uniform(mut s: u64) -> impl FnMut() -> f32 {
+    move || {
         s ^= s << 13;
         s ^= s >> 7;
         s ^= s << 17;
         (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    };
+    }
+}
+
+/// Input 2x6x6 -> ReLU on the input (a relu instance) -> padded Conv 2->16 (linear, 18 taps) -> MaxPool 2x2
+/// (maxpool) -> Flatten (144) -> Dense 144->4 (mac + requant) -> Add and Mul by constants (affine: a linear
+/// instance of one tap) -> Sigmoid (table + lookup) -> Softmax (exp table + softmax).
+fn every_instance_model() -> (QGraph, Vec<i16>) {
+    let mut next = uniform(11);
     let conv = Pool { kernel: [3, 3], stride: [1, 1], pads: [1, 1, 1, 1] };
     let pool = Pool { kernel: [2, 2], stride: [2, 2], pads: [0, 0, 0, 0] };
     let layers = vec![
@@ -80,13 +84,7 @@ fn kind(inst: &Inst) -> &'static str {
 /// Input 2x6x6 -> padded Conv 2->6 with a fused ReLU (linear, 18 taps) -> Flatten (216) -> Dense 216->5 (mac +
 /// requant) -> Dense 5->3 (linear): every instance that reads hidden weights.
 fn hidden_weights_model() -> (QGraph, Vec<i16>) {
-    let mut s = 29u64;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    };
+    let mut next = uniform(29);
     let conv = Pool { kernel: [3, 3], stride: [1, 1], pads: [1, 1, 1, 1] };
     let layers = vec![
         FloatLayer::Conv { w: (0..6 * 18).map(|_| next() * 0.3).collect(), b: vec![0.05; 6], ic: 2, oc: 6, geo: conv },

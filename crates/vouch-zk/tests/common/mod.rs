@@ -2,8 +2,24 @@
 //! MLPs within the private op set.
 #![allow(dead_code)] // each test binary uses part of this module
 
+use std::path::PathBuf;
+
 use proptest::prelude::*;
-use vouch_quant::{FloatGraph, FloatLayer, Pool};
+use vouch_quant::{FloatGraph, FloatLayer, Pool, QGraph};
+
+/// A shared bench model's file.
+pub fn bench(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/models").join(format!("{name}.onnx"))
+}
+
+/// A bench model quantized on 16 seeded calibration inputs, and a seeded input to prove.
+pub fn bench_model(name: &str) -> (QGraph, Vec<i16>) {
+    let g = vouch_quant::parse(&std::fs::read(bench(name)).unwrap()).unwrap();
+    let n: usize = g.shapes[0].iter().product();
+    let (q, _) = vouch_quant::quantize(&g, &vouch_quant::seeded_inputs(n, 16, 1)).unwrap();
+    let x = q.quantize_input(&vouch_quant::seeded_inputs(n, 1, 9)[0]);
+    (q, x)
+}
 
 /// A random Dense layer with up to `max_in - 1` inputs and 5 outputs, optionally followed by a ReLU; its
 /// calibration inputs (the first is the one to prove); and an output index with a ±1 perturbation.
