@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{NodeProc, Rng, bench_models, cached_model, repo_root};
+use common::{NodeProc, Rng, bench_models, cached_model, repo_root, write_json};
 use serde_json::{Value, json};
 
 /// Builds a seeded full-form input document from a pushed model's signature. Dimensions the model leaves
@@ -117,10 +117,6 @@ fn infer_stream(node: &NodeProc, body: &Value) -> Vec<Value> {
         one => one.to_string(),
     };
     text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("line {l:?}: {e}"))).collect()
-}
-
-fn write_json(path: &Path, v: &Value) {
-    std::fs::write(path, serde_json::to_vec_pretty(v).unwrap()).unwrap();
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{NodeProc, cached_model, repo_root};
+use common::{NodeProc, cached_model, repo_root, write_json};
 use serde_json::{Value, json};
 
 const SMOL: &str = "smollm2-135m-instruct-q4_1.gguf";
@@ -19,10 +19,6 @@ const GEMMA: &str = "gemma-3-270m-q4_k_m.gguf";
 
 fn read_json(p: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
-}
-
-fn write_json(p: &Path, v: &Value) {
-    std::fs::write(p, serde_json::to_vec_pretty(v).unwrap()).unwrap();
 }
 
 /// `vouch verify` exit code and stdout.

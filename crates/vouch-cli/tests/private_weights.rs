@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::onnx::{FLOAT, floats, int, ints, model, node, value_info};
-use common::{NodeProc, Rng};
+use common::{NodeProc, Rng, write_json};
 use serde_json::{Value, json};
 
 /// `1x2x10x10 -> Conv(2->5, 3x3, pad 1) -> Relu -> MaxPool(2x2) -> Flatten (125) -> Gemm(150) -> Relu -> Gemm(6)`:
@@ -44,10 +44,6 @@ fn input_doc(seed: u64) -> Value {
     let mut rng = Rng::new(seed);
     let data: Vec<f32> = (0..200).map(|_| rng.unit() as f32).collect();
     json!({"inputs": {"x": {"dtype": "f32", "shape": [1, 2, 10, 10], "data": data}}})
-}
-
-fn write_json(path: &Path, v: &Value) {
-    std::fs::write(path, serde_json::to_vec_pretty(v).unwrap()).unwrap();
 }
 
 /// Pushes `cnn(seed)` as `name` with `--zk` (and `--private-weights` when `hidden`); returns the record.

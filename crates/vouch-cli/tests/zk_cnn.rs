@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use common::onnx::{FLOAT, floats, int, ints, model, node, value_info};
-use common::{NodeProc, Rng};
+use common::{NodeProc, Rng, write_json};
 use serde_json::{Value, json};
 
 const C: usize = 3;
@@ -53,10 +53,6 @@ fn input_doc(seed: u64) -> Value {
     let mut rng = Rng::new(seed);
     let data: Vec<f32> = (0..C * H * W).map(|_| rng.unit() as f32).collect();
     json!({"inputs": {"x": {"dtype": "f32", "shape": [1, C, H, W], "data": data}}})
-}
-
-fn write_json(path: &Path, v: &Value) {
-    std::fs::write(path, serde_json::to_vec_pretty(v).unwrap()).unwrap();
 }
 
 /// Pushes the CNN with `--zk` and a calibration set; returns the model file's path.

@@ -16,12 +16,16 @@
 //! | mac + requant (more than 128 taps) | up to 128 taps per row, an accumulator over each output's rows | the last row sends `(output, acc)` to a requant instance that provides the activation |
 //! | relu (when the values may be negative) | one per element | `y = max(x, 0)` with a sign bit and a 16-bit range check |
 //! | maxpool | one per output | `y` is at least every valid tap (16-bit range checks) and equals one of them (one-hot selector) |
-//! | table + lookup (Sigmoid, Tanh) | 65,535 entries; one per element | the table provides each `(x, table(x))` from preprocessed columns; each element's `(x, y)` is looked up in it |
+//! | table + lookup (Sigmoid, Tanh) | 4,096 bucketed entries (65,535 direct); one per element | the table provides each `(key, value)` from preprocessed columns; each element's is looked up in it |
+//! | table + softmax | 65,535 exp entries; one per element | the row maximum, `exp` of each gap looked up, the sum, and the division with a range-checked remainder |
 //! | output | one per element | the last activation equals the public `y` |
+//! | packed + bytes, params, weights sponge (hidden weights) | 7 int8 weight groups per row; 256; one plain group per row; one permutation per row | the layers' weights, biases and multipliers, read on bus `pw`, hash (int8 weights packed 7 to an element, bytes range-checked) to the public weights commitment |
 //!
 //! Weights, biases, multipliers, tap indices and selectors are preprocessed columns: bound by the model's
-//! [`PrivateCommitment`], not hidden (models are public on the hub). Reshape/Flatten only rename a bus; a ReLU after
-//! a fused clamp is an alias. Softmax has no instance yet and is refused with the layer named.
+//! [`PrivateCommitment`], not hidden (models are public on the hub), unless the model hides its weights
+//! ([`PrivateProver::with_hidden_weights`]): then the Dense and Conv parameters live only in the hidden traces and
+//! [`PrivateCommitment::weights`] binds them. Reshape/Flatten only rename a bus; a ReLU after a fused clamp is an
+//! alias.
 
 mod air;
 mod commit;

@@ -123,8 +123,8 @@ fn zero_padded_taps(mut lr: LinearRows) -> LinearRows {
 }
 
 /// The instances proving `g` (a full graph or its public structure), in batch order. With `hidden` weights, the
-/// Dense and Conv layers read their weights, biases and multipliers from a [`Params`] instance whose groups a second
-/// sponge commits (the model's public weights commitment).
+/// Dense and Conv layers read their weights, biases and multipliers on a bus from the [`Packed`] (int8 weights) and
+/// [`Params`] instances, whose blocks a second sponge commits (the model's public weights commitment).
 pub(crate) fn plan(g: &QGraph, hidden: bool) -> Result<Vec<PrivAir>, ZkError> {
     let n: usize = g.shapes[0].iter().product();
     let mut insts = vec![Inst::Input(Input { n, elementwise: false }), Inst::Sponge(Sponge::new(n, Commits::Input))];
@@ -208,25 +208,23 @@ pub(crate) fn plan(g: &QGraph, hidden: bool) -> Result<Vec<PrivAir>, ZkError> {
             let pw = Pw { base: groups, slots, per: rows.rows / wrows.max(1), wrows };
             (hidden && weighted && wrows > 0).then_some(pw)
         };
-        if rows.k > CHUNK {
-            let c = chunk_width(rows.k, grouped || hidden);
-            let pw = pw(rows.k.div_ceil(c) * c);
-            if let Some(p) = pw {
-                weight_groups.extend(p.base..p.bm_group(0));
-                groups += p.groups();
+        // Wide layers are chunked; a chunked layer's weight rows are whole chunks.
+        let chunk = (rows.k > CHUNK).then(|| chunk_width(rows.k, grouped || hidden));
+        let pw = pw(chunk.map_or(rows.k.next_multiple_of(4), |c| rows.k.div_ceil(c) * c));
+        if let Some(p) = pw {
+            weight_groups.extend(p.base..p.bm_group(0));
+            groups += p.groups();
+        }
+        let rows = Arc::new(rows);
+        match chunk {
+            Some(c) => {
+                let mac = Mac { layer: i, rows: rows.clone(), c, bus_in: bus, bus_out: bus + 1, grouped, pw };
+                insts.push(Inst::Mac(mac));
+                insts.push(Inst::Requant(Requant { layer: i, rows, bus_out: bus + 1, pw }));
             }
-            let rows = Arc::new(rows);
-            let mac = Mac { layer: i, rows: rows.clone(), c, bus_in: bus, bus_out: bus + 1, grouped, pw };
-            insts.push(Inst::Mac(mac));
-            insts.push(Inst::Requant(Requant { layer: i, rows, bus_out: bus + 1, pw }));
-        } else {
-            let pw = pw(rows.k.next_multiple_of(4));
-            if let Some(p) = pw {
-                weight_groups.extend(p.base..p.bm_group(0));
-                groups += p.groups();
+            None => {
+                insts.push(Inst::Linear(Linear { layer: i, rows, bus_in: bus, bus_out: bus + 1, dense, grouped, pw }))
             }
-            let rows = Arc::new(rows);
-            insts.push(Inst::Linear(Linear { layer: i, rows, bus_in: bus, bus_out: bus + 1, dense, grouped, pw }));
         }
         bus += 1;
     }
