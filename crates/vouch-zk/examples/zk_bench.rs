@@ -88,6 +88,9 @@ fn private(name: &str, q: &vouch_quant::QGraph, report: &vouch_quant::Report, x:
     let x = q.quantize_input(x);
     let (prove_s, (y, p)) = best_of(3, || prover.prove(&x, &Salt::random()).unwrap());
     let bytes = p.to_bytes();
+    if std::env::var_os("ZK_BENCH_SIZES").is_some() {
+        eprint!("{}", vouch_zk::private::stark_size_report(&p.stark).unwrap());
+    }
     let structure = vouch_zk::public_structure(q);
     let (verify_s, ()) = best_of(5, || {
         let p2 = PrivateProof::from_bytes(&bytes).unwrap();

@@ -67,6 +67,10 @@ impl Inst {
     pub fn provides(&self) -> Option<usize> {
         dispatch!(self, i => i.provides())
     }
+    /// Adds the bytes this instance looked up in its trace `t` to the byte table's multiplicities.
+    pub fn count_trace_bytes(&self, t: &RowMajorMatrix<Val>, bytes: &mut [u64]) {
+        dispatch!(self, i => super::instance::count_trace_bytes(i, t, bytes))
+    }
     pub fn trace(&self, w: &Witness<'_>) -> RowMajorMatrix<Val> {
         let h = self.height();
         dispatch!(self, i => i.trace(w, h))

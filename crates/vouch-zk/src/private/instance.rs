@@ -7,7 +7,7 @@
 //! their taps up.
 
 use p3_air::AirBuilder;
-use p3_lookup::InteractionBuilder;
+use p3_lookup::{Count, InteractionBuilder};
 use p3_matrix::dense::RowMajorMatrix;
 
 use super::commit::Salt;
@@ -34,6 +34,15 @@ pub(crate) trait Instance {
     fn eval<AB: AirBuilder<F = Val> + InteractionBuilder>(&self, b: &mut AB);
     /// Counts the bus elements it reads.
     fn count_reads(&self, _reads: &mut Reads) {}
+    /// Main columns holding a byte looked up on [`BYTE_BUS`] (see [`byte_range`]) on every row that
+    /// [`reads_bytes`](Self::reads_bytes): the byte table's multiplicities count their values once the trace exists.
+    fn byte_columns(&self) -> Vec<usize> {
+        vec![]
+    }
+    /// Whether row `r` looks its byte columns up (by default, the first [`rows`](Self::rows) rows).
+    fn reads_bytes(&self, r: usize) -> bool {
+        r < self.rows()
+    }
     /// The graph layer whose output this instance provides on its bus, if it provides one.
     fn provides(&self) -> Option<usize> {
         None
@@ -192,6 +201,38 @@ pub(crate) fn element_rows(h: usize, n: usize) -> Vec<Val> {
 /// Counts one read of each of the first `n` elements of bus `b`.
 pub(crate) fn read_each(reads: &mut Reads, b: usize, n: usize) {
     reads.bus[b][..n].iter_mut().for_each(|m| *m += 1);
+}
+
+/// Constrains the `n`-bit witness laid out from main column `start` as [`Range::Bytes`](crate::gadget::Range)
+/// says (its bytes looked up on [`BYTE_BUS`] `count` times each, its top `n % 8` bits boolean) and returns its value.
+pub(crate) fn byte_range<AB: AirBuilder<F = Val> + InteractionBuilder>(
+    b: &mut AB,
+    row: &[AB::Var],
+    start: usize,
+    n: usize,
+    count: &AB::Expr,
+) -> AB::Expr {
+    use p3_field::PrimeCharacteristicRing as _;
+    let l = n / 8;
+    let (mut acc, mut pow) = (AB::Expr::ZERO, Val::ONE);
+    for &byte in &row[start..start + l] {
+        let byte: AB::Expr = byte.into();
+        b.push_interaction(BYTE_BUS, [byte.clone()], Count::bounded(count.clone(), 1));
+        acc += byte * pow;
+        pow *= Val::from_u64(256);
+    }
+    acc + crate::gadget::bits(b, row, start + l, n % 8) * pow
+}
+
+/// Adds the bytes `inst` looked up in its trace `t` to the byte table's multiplicities.
+pub(crate) fn count_trace_bytes(inst: &impl Instance, t: &RowMajorMatrix<Val>, bytes: &mut [u64]) {
+    use p3_field::PrimeField64 as _;
+    let cols = inst.byte_columns();
+    for (_, row) in t.values.chunks(t.width).enumerate().filter(|(r, _)| inst.reads_bytes(*r)) {
+        for &c in &cols {
+            bytes[row[c].as_canonical_u64() as usize & 0xff] += 1;
+        }
+    }
 }
 
 /// A zeroed `h x width` trace.

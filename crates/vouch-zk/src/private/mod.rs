@@ -41,24 +41,31 @@ use p3_matrix::dense::RowMajorMatrix;
 use vouch_quant::QGraph;
 
 use crate::ZkError;
-use crate::config::{SECURITY, Security, Val};
+use crate::config::{Security, Val};
 use crate::structure::{public_structure, structure_digest};
 pub use air::PrivAir;
 pub use commit::{InputCommitment, Salt, WeightsCommitment, commit_input};
-pub use config::{HidingConfig, HidingConfigV1, hiding_config, hiding_config_v1};
+pub use config::{
+    HidingConfig, HidingConfigV1, HidingConfigV2, PRIVATE_SECURITY, hiding_config, hiding_config_v1, hiding_config_v2,
+    private_security,
+};
 use instance::{Reads, Witness};
 
-/// Proof system name recorded in receipts for private-input proofs (version 2, Keccak Merkle commitments).
-pub const PRIVATE_SYSTEM: &str = "vouch-zk/plonky3-0.8-goldilocks-private-v2";
+/// Proof system name recorded in receipts for private-input proofs (version 3: Keccak Merkle commitments, compact
+/// FRI parameters).
+pub const PRIVATE_SYSTEM: &str = "vouch-zk/plonky3-0.8-goldilocks-private-v3";
+/// The version-2 proof system (Keccak, the public proofs' FRI parameters): its receipts still verify.
+pub const PRIVATE_SYSTEM_V2: &str = "vouch-zk/plonky3-0.8-goldilocks-private-v2";
 /// The version-1 proof system (Poseidon2 Merkle commitments): its receipts still verify.
 pub const PRIVATE_SYSTEM_V1: &str = "vouch-zk/plonky3-0.8-goldilocks-private-v1";
 /// Format version of the private proofs and commitments made now (version 1 is verified too).
-pub const PRIVATE_VERSION: u16 = 2;
+pub const PRIVATE_VERSION: u16 = 3;
 
 /// The proof format version a receipt's private proof system names (`None`: not a private-input system).
 pub fn private_system_version(system: &str) -> Option<u16> {
     match system {
         PRIVATE_SYSTEM => Some(PRIVATE_VERSION),
+        PRIVATE_SYSTEM_V2 => Some(2),
         PRIVATE_SYSTEM_V1 => Some(1),
         _ => None,
     }
@@ -66,7 +73,7 @@ pub fn private_system_version(system: &str) -> Option<u16> {
 
 /// The private-input proof system and its parameters, as reports name it for people.
 pub const SYSTEM_DESCRIPTION: &str = "one Plonky3 batch STARK over Goldilocks with a hiding PCS (Keccak Merkle \
-     commitments), FRI blowup 4, 54 queries, 8 grinding bits";
+     commitments), FRI blowup 8, 32 queries, 8 grinding bits";
 
 /// Whether private-input proofs support every layer of `g`.
 pub fn supports(g: &QGraph) -> Result<(), ZkError> {
@@ -252,8 +259,18 @@ impl PrivateProver {
         if let (Some(layout), Some((groups, _))) = (weights_layout(&self.airs), params) {
             instances::count_bytes(&layout, groups, &mut reads);
         }
-        let witness = Witness { buses, reads, x, salt, params };
-        Ok((y, self.airs.iter().map(|a| a.inst.trace(&witness)).collect()))
+        let mut witness = Witness { buses, reads, x, salt, params };
+        // The byte table last: its multiplicities count the bytes the other traces hold.
+        let is_bytes = |a: &PrivAir| matches!(a.inst, air::Inst::Bytes(_));
+        let traces: Vec<Option<RowMajorMatrix<Val>>> =
+            self.airs.iter().map(|a| (!is_bytes(a)).then(|| a.inst.trace(&witness))).collect();
+        for (a, t) in self.airs.iter().zip(&traces) {
+            if let Some(t) = t {
+                a.inst.count_trace_bytes(t, &mut witness.reads.bytes);
+            }
+        }
+        let traces = traces.into_iter().zip(&self.airs).map(|(t, a)| t.unwrap_or_else(|| a.inst.trace(&witness)));
+        Ok((y, traces.collect()))
     }
 
     /// Proves that the model maps the input `x`, committed with `salt`, to its output. Returns the output too.
@@ -273,7 +290,7 @@ impl PrivateProver {
         let input = commit_input(x, salt);
         let pvs = public_values(&airs, &input, self.commitment.weights.as_ref());
         let stark = prove_with!(hiding_config(None), &self.data, &airs, traces, &pvs)?;
-        Ok((y.to_vec(), PrivateProof { version: PRIVATE_VERSION, security: SECURITY, input, stark }))
+        Ok((y.to_vec(), PrivateProof { version: PRIVATE_VERSION, security: PRIVATE_SECURITY, input, stark }))
     }
 }
 
@@ -389,7 +406,7 @@ pub fn verify_private(
     y: &[i16],
     proof: &PrivateProof,
 ) -> Result<(), ZkError> {
-    if !(1..=PRIVATE_VERSION).contains(&proof.version) || proof.security != SECURITY {
+    if private_security(proof.version) != Some(proof.security) {
         return Err(ZkError::Header(format!("version {} {:?}", proof.version, proof.security)));
     }
     if commitment.version != proof.version {
@@ -413,10 +430,10 @@ pub fn verify_private(
     let pvs = public_values(&airs, input, commitment.weights.as_ref());
     let (stark, pre) = (proof.stark.as_slice(), commitment.preprocessed.as_slice());
     let seed = Some("VOUCH_ZK_VERIFY");
-    if proof.version == 1 {
-        verify_with!(HidingConfigV1, hiding_config_v1(seed), &airs, stark, pre, &pvs)
-    } else {
-        verify_with!(HidingConfig, hiding_config(seed), &airs, stark, pre, &pvs)
+    match proof.version {
+        1 => verify_with!(HidingConfigV1, hiding_config_v1(seed), &airs, stark, pre, &pvs),
+        2 => verify_with!(HidingConfigV2, hiding_config_v2(seed), &airs, stark, pre, &pvs),
+        _ => verify_with!(HidingConfig, hiding_config(seed), &airs, stark, pre, &pvs),
     }
 }
 
@@ -440,7 +457,8 @@ impl PrivateEvidence {
     }
 }
 
-/// Verifies private-input receipt evidence of proof system `system` ([`PRIVATE_SYSTEM`] or [`PRIVATE_SYSTEM_V1`])
+/// Verifies private-input receipt evidence of proof system `system` ([`PRIVATE_SYSTEM`], [`PRIVATE_SYSTEM_V2`] or
+/// [`PRIVATE_SYSTEM_V1`])
 /// against the model's private commitment, the input commitment and the output.
 pub fn verify_private_evidence(
     system: &str,
@@ -457,3 +475,52 @@ pub fn verify_private_evidence(
     crate::structure::check_structure_limits(&e.structure)?;
     verify_private(&e.structure, &c, input, y, &e.proof)
 }
+
+/// Where the bytes of a version-3 private proof's batch STARK go, one line per part (for `zk_bench`: the proof-size
+/// work of issue 14 measures with it).
+#[doc(hidden)]
+pub fn stark_size_report(stark: &[u8]) -> Result<String, ZkError> {
+    use std::fmt::Write;
+    let p: BatchProof<HidingConfig> =
+        postcard::from_bytes(stark).map_err(|e| ZkError::Malformed(format!("stark: {e}")))?;
+    fn len<T: serde::Serialize>(x: &T) -> usize {
+        postcard::to_allocvec(x).map_or(0, |v| v.len())
+    }
+    let (random, fri) = &p.opening_proof;
+    let mut s = String::new();
+    let total = stark.len();
+    let mut line = |what: &str, n: usize| {
+        let _ = writeln!(s, "{what:<44} {:>9} B  {:>5.1}%", n, 100.0 * n as f64 / total as f64);
+    };
+    line("commitments", len(&p.commitments));
+    line("out-of-domain openings", len(&p.opened_values) + len(random));
+    let queries = fri.commit_phase_openings.first().map_or(0, |c| c.sibling_values.len());
+    for (i, b) in fri.input_openings.iter().enumerate() {
+        let width: usize = b.opened_values.first().map_or(0, |q| q.iter().map(Vec::len).sum());
+        let (salts, paths) = &b.opening_proof;
+        line(&format!("input batch {i}: values ({width} per query)"), len(&b.opened_values));
+        line(&format!("input batch {i}: salts"), len(salts));
+        line(&format!("input batch {i}: Merkle paths ({} digests)", paths.sibling_hashes.len()), len(paths));
+    }
+    let sib: usize = fri.commit_phase_openings.iter().map(|c| len(&c.sibling_values)).sum();
+    let paths: usize = fri.commit_phase_openings.iter().map(|c| len(&c.opening_proof)).sum();
+    line(&format!("FRI folding: sibling values ({} rounds)", fri.commit_phase_openings.len()), sib);
+    line("FRI folding: Merkle paths", paths);
+    line("FRI: commitments, final polynomial, witnesses", len(&fri.commit_phase_commits) + len(&fri.final_poly));
+    let _ = writeln!(s, "{queries} queries, {} instances, total {total} B", p.degree_bits.len());
+    for (i, o) in p.opened_values.instances.iter().enumerate() {
+        let b = &o.base_opened_values;
+        let _ = writeln!(
+            s,
+            "  instance {i:>2}: 2^{:<2} rows, main {:>4}, preprocessed {:>4}, permutation {:>3} (ext), quotient {} x {} (ext)",
+            p.degree_bits[i],
+            b.trace_local.len(),
+            b.preprocessed.as_ref().map_or(0, |x| x.local.len()),
+            o.permutation_local.len(),
+            b.quotient_chunks.len(),
+            b.quotient_chunks.first().map_or(0, Vec::len),
+        );
+    }
+    Ok(s)
+}
+

@@ -245,11 +245,13 @@ pub(crate) fn plan(g: &QGraph, hidden: bool) -> Result<Vec<PrivAir>, ZkError> {
         let layout = Arc::new(layout);
         if !layout.packed.is_empty() {
             insts.push(Inst::Packed(Packed { layout: layout.clone() }));
-            insts.push(Inst::Bytes(Bytes));
         }
         insts.push(Inst::Params(Params { keys: Arc::new(layout.plain.clone()), block0: layout.packed.len() }));
         insts.push(Inst::Sponge(Sponge::new(4 * layout.blocks(), Commits::Weights(layout))));
     }
+    // One byte table for every byte lookup: the input's range, the requantization gadgets' witnesses, packed hidden
+    // weights.
+    insts.push(Inst::Bytes(Bytes));
     let n_out = g.shapes.last().map(|s| s.iter().product()).unwrap_or(0);
     insts.push(Inst::Output(Output { n: n_out, bus, claimed: vec![] }));
     // The input provides single elements only when some instance reads bus 0 element by element.

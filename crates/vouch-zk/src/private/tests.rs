@@ -10,6 +10,7 @@ use vouch_quant::{FloatGraph, FloatLayer, Pool};
 
 use super::air::Inst;
 use super::*;
+use crate::config::SECURITY;
 
 /// Seeded draws in `[-1, 1)` (xorshift).
 fn uniform(mut s: u64) -> impl FnMut() -> f32 {
@@ -157,39 +158,126 @@ fn a_perturbed_witness_is_rejected_with_hidden_weights_too() {
     perturb_each_instance(&prover, &q, &x, &kinds);
 }
 
-/// Version-1 proofs (Poseidon2 Merkle commitments, made before version 2) still verify: the same model set up and
-/// proven under the version-1 configuration is accepted, with its commitment, as a version-1 receipt would carry
-/// them; a changed output is rejected; versions and system names must agree.
+/// An older version's commitment and proof of `prover`'s model for input `x`: set up and proven under that
+/// version's configuration, as a receipt of that version carries them.
+macro_rules! older_version {
+    ($prover:expr, $x:expr, $version:expr, $cfg:ident) => {{
+        let (prover, x) = (&$prover, $x);
+        let (data, preprocessed) = setup_with!($cfg(Some(SETUP_SEED)), &prover.airs).unwrap();
+        let c = PrivateCommitment { version: $version, preprocessed, ..prover.commitment().clone() };
+        let salt = Salt::random();
+        let (y, traces) = prover.traces(x, &salt).unwrap();
+        let airs: Vec<PrivAir> = prover.airs.iter().map(|a| a.claiming(&y)).collect();
+        let input = commit_input(x, &salt);
+        let pvs = public_values(&airs, &input, None);
+        let stark = prove_with!($cfg(None), &data, &airs, &traces, &pvs).unwrap();
+        let security = private_security($version).unwrap();
+        (c, PrivateProof { version: $version, security, input, stark }, y, salt)
+    }};
+}
+
+/// Version-1 proofs (Poseidon2 Merkle commitments) and version-2 proofs (Keccak, the public proofs' FRI parameters)
+/// still verify: the same model set up and proven under each older configuration is accepted, with its commitment,
+/// as a receipt of that version would carry them; a changed output is rejected; versions, parameters and system
+/// names must agree.
 #[test]
-fn version_1_proofs_still_verify() {
+fn older_versions_still_verify() {
     let (q, x) = hidden_weights_model();
     let prover = PrivateProver::new(q.clone()).unwrap();
-    let (data, preprocessed) = setup_with!(hiding_config_v1(Some(SETUP_SEED)), &prover.airs).unwrap();
-    let c1 = PrivateCommitment { version: 1, preprocessed, ..prover.commitment().clone() };
-    let salt = Salt::random();
-    let (y, traces) = prover.traces(&x, &salt).unwrap();
-    let airs: Vec<PrivAir> = prover.airs.iter().map(|a| a.claiming(&y)).collect();
-    let input = commit_input(&x, &salt);
-    let pvs = public_values(&airs, &input, None);
-    let stark = prove_with!(hiding_config_v1(None), &data, &airs, &traces, &pvs).unwrap();
-    let p1 = PrivateProof { version: 1, security: SECURITY, input, stark };
     let s = public_structure(&q);
-    assert_eq!(verify_private(&s, &c1, &input, &y, &p1), Ok(()));
-    let evidence = PrivateEvidence { structure: s.clone(), proof: p1.clone() }.to_bytes();
-    let c1_bytes = PrivateCommitment::from_bytes(&c1.to_bytes()).unwrap().to_bytes();
-    assert_eq!(verify_private_evidence(PRIVATE_SYSTEM_V1, &c1_bytes, &evidence, &input, &y), Ok(()));
-    // Another output.
-    let mut y2 = y.clone();
-    y2[0] = y2[0].wrapping_add(1);
-    assert!(matches!(verify_private(&s, &c1, &input, &y2, &p1), Err(ZkError::Proof { .. })));
-    // A version-1 proof named as version 2, or checked against the version-2 commitment: refused before any check.
-    assert!(matches!(
-        verify_private_evidence(PRIVATE_SYSTEM, &c1_bytes, &evidence, &input, &y),
-        Err(ZkError::Header(_))
-    ));
-    assert!(matches!(verify_private(&s, prover.commitment(), &input, &y, &p1), Err(ZkError::Header(_))));
-    // The version-2 proof of the same model verifies against the version-2 commitment only.
-    let (_, p2) = prover.prove(&x, &salt).unwrap();
-    assert_eq!(verify_private(&s, prover.commitment(), &input, &y, &p2), Ok(()));
-    assert!(matches!(verify_private(&s, &c1, &input, &y, &p2), Err(ZkError::Header(_))));
+    let (c1, p1, y, _) = older_version!(prover, &x, 1, hiding_config_v1);
+    let (c2, p2, _, salt) = older_version!(prover, &x, 2, hiding_config_v2);
+    let (_, p3) = prover.prove(&x, &salt).unwrap();
+    let c3 = prover.commitment();
+    for (version, c, p, system) in [(1, &c1, &p1, PRIVATE_SYSTEM_V1), (2, &c2, &p2, PRIVATE_SYSTEM_V2)] {
+        assert_eq!(verify_private(&s, c, &p.input, &y, p), Ok(()), "version {version}");
+        let evidence = PrivateEvidence { structure: s.clone(), proof: p.clone() }.to_bytes();
+        let c_bytes = PrivateCommitment::from_bytes(&c.to_bytes()).unwrap().to_bytes();
+        assert_eq!(verify_private_evidence(system, &c_bytes, &evidence, &p.input, &y), Ok(()));
+        // Another output.
+        let mut y2 = y.clone();
+        y2[0] = y2[0].wrapping_add(1);
+        assert!(matches!(verify_private(&s, c, &p.input, &y2, p), Err(ZkError::Proof { .. })));
+        // An older proof named as the current version, or checked against the current commitment: refused before
+        // any check; and the current proof against the older commitment.
+        assert!(matches!(
+            verify_private_evidence(PRIVATE_SYSTEM, &c_bytes, &evidence, &p.input, &y),
+            Err(ZkError::Header(_))
+        ));
+        assert!(matches!(verify_private(&s, c3, &p.input, &y, p), Err(ZkError::Header(_))));
+        assert!(matches!(verify_private(&s, c, &p3.input, &y, &p3), Err(ZkError::Header(_))));
+    }
+    assert_eq!(verify_private(&s, c3, &p3.input, &y, &p3), Ok(()));
+    // A version's proof must state that version's parameters: the current proof claiming version 2's is refused.
+    let relabelled = PrivateProof { security: SECURITY, ..p3.clone() };
+    assert!(matches!(verify_private(&s, c3, &p3.input, &y, &relabelled), Err(ZkError::Header(_))));
+    // Version 2's proof relabelled as version 3 (the current parameters stated) fails as a proof, not a panic.
+    let relabelled = PrivateProof { version: 3, security: PRIVATE_SECURITY, ..p2.clone() };
+    let c2_as_3 = PrivateCommitment { version: 3, ..c2.clone() };
+    assert!(matches!(verify_private(&s, &c2_as_3, &p2.input, &y, &relabelled), Err(ZkError::Proof { .. })));
+}
+
+/// The soundness of every private parameter set, by Plonky3 0.8's calculator on real batch proofs of one model: the
+/// *conjectured* regime (random words; what the proof header's level and the docs claim) gives at least 100 bits for
+/// every version, and so does the LogUp fingerprint; the *proven* regime (unique decoding or the Johnson bound,
+/// round by round) is computed and printed for the docs, not claimed.
+#[test]
+fn plonky3_security_of_every_version() {
+    use p3_uni_stark::{ConjecturedSecurity, OpeningShape, ProvenSecurity, StarkSecurityParams};
+    let (q, x) = hidden_weights_model();
+    let prover = PrivateProver::new(q).unwrap();
+    let (_, p2, _, _) = older_version!(prover, &x, 2, hiding_config_v2);
+    let (_, p3) = prover.prove(&x, &Salt::random()).unwrap();
+    // (version, FRI parameters, random codewords, proof)
+    let versions = [
+        (2, crate::config::fri_parameters(()), 4, p2.stark),
+        (3, config::fri_parameters_v3(()), 2, p3.stark),
+    ];
+    for (version, fri, random_codewords, stark) in versions {
+        let proof: BatchProof<HidingConfig> = postcard::from_bytes(&stark).unwrap();
+        let openings = OpeningShape::hiding(random_codewords);
+        let (mut constraints, mut degree, mut batched, mut chunks, mut interactions, mut width) = (0, 0, 0, 0, 0, 0);
+        for (air, o) in prover.airs.iter().zip(&proof.opened_values.instances) {
+            let layout = p3_uni_stark::AirLayout::from_air::<Val>(air);
+            let sym = p3_lookup::InteractionSymbolicBuilder::<Val, crate::Challenge>::from_air(air, layout);
+            let lookups = o.permutation_local.len().saturating_sub(1);
+            // Each lookup column adds its fraction pin; the accumulator its first-row, transition and last-row rows.
+            constraints += sym.base_constraints().len() + sym.extension_constraints().len() + lookups + 3;
+            let n_chunks = o.base_opened_values.quotient_chunks.len();
+            // 2^(log_chunks + zk) chunks hold constraints of degree up to 2^log_chunks + 1.
+            degree = degree.max(n_chunks / 2 + 1);
+            chunks = chunks.max(n_chunks);
+            interactions += sym.global_interactions().len();
+            width = sym.global_interactions().iter().map(|i| i.fields.len()).fold(width, usize::max);
+            batched += p3_batch_stark::security::num_batched_openings(
+                air.width(),
+                true,
+                air.preprocessed_width(),
+                true,
+                n_chunks,
+                lookups,
+                2,
+                openings,
+            );
+        }
+        let params = StarkSecurityParams::new(fri.security_regime(), 128, 128, constraints, degree, 2, batched, chunks)
+            .with_grinding(fri.grinding_sites());
+        let log_n = proof.degree_bits.iter().copied().max().unwrap();
+        let conjectured = ConjecturedSecurity::compute_from_params(&params, log_n).security_bits;
+        let proven = ProvenSecurity::compute_from_proof(log_n, &params).security_bits();
+        let shape = p3_security::shape::InstanceShape {
+            log_trace_length: log_n,
+            modulus_bits: 128,
+            collision_resistance: 128,
+            num_batched_functions: batched,
+        };
+        let logup = p3_security::logup::LogUpAir { num_interactions: interactions, max_message_width: width };
+        let fingerprint = p3_security::logup::fingerprint_error(&logup, &shape).bits();
+        eprintln!(
+            "private v{version}: conjectured {conjectured} bits, proven {proven} bits, LogUp {fingerprint:.0} bits \
+             ({constraints} constraints, degree {degree}, {batched} batched openings, 2^{log_n} rows)"
+        );
+        assert!(conjectured >= 100, "version {version}: {conjectured} conjectured bits");
+        assert!(fingerprint >= 100.0, "version {version}: LogUp {fingerprint} bits");
+    }
 }

@@ -1,5 +1,5 @@
-//! The input, 4 lanes per row: each element is in `[-32767, 32767]` (16 bits of `x + 32767` and 16 of
-//! `32767 - x`), lanes past the end are zero. Provides the 4-lane groups on [`GROUP_BUS`] and, when some reader
+//! The input, 4 lanes per row: each element is in `[-32767, 32767]` (the two bytes of `x + 32767` and of
+//! `32767 - x`, looked up in the byte table), lanes past the end are zero. Provides the 4-lane groups on [`GROUP_BUS`] and, when some reader
 //! takes single elements (`elementwise`), each element on bus `a0`.
 
 use p3_air::{AirBuilder, WindowAccess};
@@ -8,8 +8,8 @@ use p3_lookup::{Count, InteractionBuilder};
 use p3_matrix::dense::RowMajorMatrix;
 
 use crate::Val;
-use crate::gadget::{QMAX, bits, fe, put_bits};
-use crate::private::instance::{GROUP_BUS, Instance, Witness, blocks, bus, zeros};
+use crate::gadget::{QMAX, Range, fe};
+use crate::private::instance::{GROUP_BUS, Instance, Witness, blocks, bus, byte_range, zeros};
 
 /// The input instance.
 #[derive(Clone, Debug)]
@@ -20,21 +20,21 @@ pub(crate) struct Input {
     pub elementwise: bool,
 }
 
-/// Main columns: `x[4]`, per lane 16 bits of `x + 32767` then 16 of `32767 - x`, the group multiplicity, then
-/// (elementwise) the 4 lane multiplicities.
+/// Main columns: `x[4]`, per lane the 2 bytes of `x + 32767` then the 2 of `32767 - x`, the group multiplicity,
+/// then (elementwise) the 4 lane multiplicities.
 struct Cols;
 
 impl Cols {
     fn x(j: usize) -> usize {
         j
     }
-    fn up_bits(j: usize) -> usize {
-        4 + 32 * j
+    fn up(j: usize) -> usize {
+        4 + 4 * j
     }
-    fn down_bits(j: usize) -> usize {
-        4 + 32 * j + 16
+    fn down(j: usize) -> usize {
+        4 + 4 * j + 2
     }
-    const GROUP_MULT: usize = 4 + 4 * 32;
+    const GROUP_MULT: usize = 4 + 4 * 4;
     fn lane_mult(j: usize) -> usize {
         Self::GROUP_MULT + 1 + j
     }
@@ -77,11 +77,13 @@ impl Instance for Input {
         let p: Vec<AB::Var> = b.preprocessed().current_slice().to_vec();
         let qmax = AB::Expr::from(fe(QMAX));
         let four = AB::Expr::from(Val::from_u64(4));
+        // Every lane of a row of the input is range-checked (its lane 0 is real); lanes past the end are zero.
+        let row_real: AB::Expr = p[Prep::real(0)].into();
         for j in 0..4 {
             let x: AB::Expr = row[Cols::x(j)].into();
-            let up = bits(b, &row, Cols::up_bits(j), 16);
+            let up = byte_range(b, &row, Cols::up(j), 16, &row_real);
             b.assert_eq(up, x.clone() + qmax.clone());
-            let down = bits(b, &row, Cols::down_bits(j), 16);
+            let down = byte_range(b, &row, Cols::down(j), 16, &row_real);
             b.assert_eq(down, qmax.clone() - x.clone());
             // Lanes past the input's end are zero.
             b.assert_zero((AB::Expr::ONE - p[Prep::real(j)].into()) * x.clone());
@@ -93,6 +95,9 @@ impl Instance for Input {
         let msg: Vec<AB::Expr> =
             std::iter::once(p[Prep::ROW].into()).chain((0..4).map(|j| row[Cols::x(j)].into())).collect();
         b.push_interaction(GROUP_BUS, msg, Count::provided(-row[Cols::GROUP_MULT].into()));
+    }
+    fn byte_columns(&self) -> Vec<usize> {
+        (Cols::up(0)..Cols::GROUP_MULT).collect()
     }
     #[cfg(test)]
     fn proven_column(&self) -> usize {
@@ -106,8 +111,8 @@ impl Instance for Input {
                 let e = 4 * r + j;
                 let xi = if e < self.n { i64::from(w.x[e]) } else { 0 };
                 row[Cols::x(j)] = fe(xi);
-                put_bits(row, Cols::up_bits(j), 16, (xi + QMAX) as u128);
-                put_bits(row, Cols::down_bits(j), 16, (QMAX - xi) as u128);
+                Range::Bytes.put(row, Cols::up(j), 16, (xi + QMAX) as u128);
+                Range::Bytes.put(row, Cols::down(j), 16, (QMAX - xi) as u128);
                 if self.elementwise && e < self.n {
                     row[Cols::lane_mult(j)] = Val::from_u64(w.reads.bus[0][e]);
                 }

@@ -13,8 +13,8 @@ use p3_lookup::{Count, InteractionBuilder};
 use p3_matrix::dense::RowMajorMatrix;
 
 use crate::Val;
-use crate::gadget::{Rq, fe};
-use crate::private::instance::{GROUP_BUS, Instance, PARAM_BUS, Pw, Reads, Witness, bus, zeros};
+use crate::gadget::{Range, Rq, fe};
+use crate::private::instance::{GROUP_BUS, Instance, PARAM_BUS, Pw, Reads, Witness, bus, byte_range, zeros};
 use crate::rows::LinearRows;
 
 /// The linear instance of graph layer `layer`.
@@ -125,7 +125,7 @@ impl Prep {
 
 impl Linear {
     fn cols(&self) -> Cols {
-        Cols { k: self.rows.k, pw: self.pw.is_some(), rq: self.rows.rq() }
+        Cols { k: self.rows.k, pw: self.pw.is_some(), rq: self.rows.rq().with_range(Range::Bytes) }
     }
     fn prep(&self) -> Prep {
         Prep { k: self.rows.k, dense: self.dense, pw: self.pw.is_some() }
@@ -204,14 +204,16 @@ impl Instance for Linear {
                 acc += row[c.w(t)].into() * row[c.x(t)].into();
             }
             b.assert_eq(row[c.a()].into(), acc);
-            c.rq.eval(b, &row, c.rq_base(), row[c.a()].into(), row[c.m()].into(), y.clone());
+            let range = &mut |b: &mut AB, s, n| byte_range(b, &row, s, n, &real);
+            c.rq.eval_with(b, &row, c.rq_base(), row[c.a()].into(), row[c.m()].into(), y.clone(), range);
             self.eval_weights(b, &row, &p);
         } else {
             let mut acc: AB::Expr = p[pc.bias()].into();
             for t in 0..k {
                 acc += p[pc.w(t)].into() * row[c.x(t)].into();
             }
-            c.rq.eval(b, &row, c.rq_base(), acc, p[pc.mult()].into(), y.clone());
+            let range = &mut |b: &mut AB, s, n| byte_range(b, &row, s, n, &real);
+            c.rq.eval_with(b, &row, c.rq_base(), acc, p[pc.mult()].into(), y.clone(), range);
         }
         if self.grouped {
             for j in 0..k.div_ceil(4) {
@@ -256,6 +258,10 @@ impl Instance for Linear {
                 reads.params[pw.bm_group(r)] += 1;
             }
         }
+    }
+    fn byte_columns(&self) -> Vec<usize> {
+        let c = self.cols();
+        c.rq.byte_columns(c.rq_base()).collect()
     }
     fn provides(&self) -> Option<usize> {
         Some(self.layer)

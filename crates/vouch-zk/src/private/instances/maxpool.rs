@@ -9,8 +9,8 @@ use p3_lookup::{Count, InteractionBuilder};
 use p3_matrix::dense::RowMajorMatrix;
 
 use crate::Val;
-use crate::gadget::{bits, fe, put_bits};
-use crate::private::instance::{Instance, Reads, Witness, bus, zeros};
+use crate::gadget::{Range, fe};
+use crate::private::instance::{byte_range, Instance, Reads, Witness, bus, zeros};
 use crate::rows::LinearRows;
 
 /// The max-pool instance of graph layer `layer`: its windows as [`LinearRows`] taps (`w` is 1 on a valid tap).
@@ -22,8 +22,8 @@ pub(crate) struct MaxPool {
     pub bus_out: usize,
 }
 
-/// Main columns: the taps `x[0..k]`, the one-hot selector `s[0..k]`, per tap 16 bits of `live (y - x)`, `y`, its
-/// multiplicity.
+/// Main columns: the taps `x[0..k]`, the one-hot selector `s[0..k]`, per tap the 2 bytes of `live (y - x)`, `y`,
+/// its multiplicity.
 struct Cols {
     k: usize,
 }
@@ -35,17 +35,17 @@ impl Cols {
     fn sel(&self, t: usize) -> usize {
         self.k + t
     }
-    fn gap_bits(&self, t: usize) -> usize {
-        2 * self.k + 16 * t
+    fn gap(&self, t: usize) -> usize {
+        2 * self.k + 2 * t
     }
     fn y(&self) -> usize {
-        18 * self.k
+        4 * self.k
     }
     fn mult(&self) -> usize {
-        18 * self.k + 1
+        4 * self.k + 1
     }
     fn width(&self) -> usize {
-        18 * self.k + 2
+        4 * self.k + 2
     }
 }
 
@@ -105,11 +105,13 @@ impl Instance for MaxPool {
         let p: Vec<AB::Var> = b.preprocessed().current_slice().to_vec();
         let y: AB::Expr = row[c.y()].into();
         let (mut picked, mut chosen) = (AB::Expr::ZERO, AB::Expr::ZERO);
+        // The gaps of a window with a valid tap are range-checked (a padding tap's is zero).
+        let any: AB::Expr = p[pc.any()].into();
         for t in 0..k {
             let (x, sel, live): (AB::Expr, AB::Expr, AB::Expr) =
                 (row[c.x(t)].into(), row[c.sel(t)].into(), p[pc.live(t)].into());
             // y is at least every valid tap ...
-            let d = bits(b, &row, c.gap_bits(t), 16);
+            let d = byte_range(b, &row, c.gap(t), 16, &any);
             b.assert_eq(d, live.clone() * (y.clone() - x.clone()));
             // ... and equals one of them (one-hot over valid taps; none for an empty window, y = 0).
             b.assert_bool(sel.clone());
@@ -130,6 +132,14 @@ impl Instance for MaxPool {
     fn provides(&self) -> Option<usize> {
         Some(self.layer)
     }
+    fn byte_columns(&self) -> Vec<usize> {
+        let c = Cols { k: self.rows.k };
+        (c.gap(0)..c.y()).collect()
+    }
+    fn reads_bytes(&self, r: usize) -> bool {
+        let k = self.rows.k;
+        r < self.rows.rows && self.rows.taps[r * k..(r + 1) * k].iter().any(Option::is_some)
+    }
     #[cfg(test)]
     fn proven_column(&self) -> usize {
         Cols { k: self.rows.k }.y()
@@ -148,7 +158,7 @@ impl Instance for MaxPool {
                 let x = tap.map(|i| i64::from(xin[i])).unwrap_or(0);
                 row[c.x(t)] = fe(x);
                 row[c.sel(t)] = Val::from_bool(best.is_some_and(|(bt, _)| bt == t));
-                put_bits(row, c.gap_bits(t), 16, if tap.is_some() { (y - x) as u128 } else { 0 });
+                Range::Bytes.put(row, c.gap(t), 16, if tap.is_some() { (y - x) as u128 } else { 0 });
             }
             row[c.y()] = fe(y);
             row[c.mult()] = Val::from_u64(w.reads.bus[self.bus_out][r]);

@@ -8,8 +8,8 @@ use p3_lookup::{Count, InteractionBuilder};
 use p3_matrix::dense::RowMajorMatrix;
 
 use crate::Val;
-use crate::gadget::{bits, fe, put_bits};
-use crate::private::instance::{Instance, Reads, Witness, bus, element_rows, read_each, zeros};
+use crate::gadget::{Range, fe};
+use crate::private::instance::{byte_range, Instance, Reads, Witness, bus, element_rows, read_each, zeros};
 
 /// The ReLU instance of graph layer `layer`.
 #[derive(Clone, Debug)]
@@ -20,16 +20,16 @@ pub(crate) struct Relu {
     pub bus_out: usize,
 }
 
-/// Main columns: `x`, the sign `s`, 16 bits of `s x + (1 - s)(-x - 1)`, `y = s x`, its multiplicity.
+/// Main columns: `x`, the sign `s`, the 2 bytes of `s x + (1 - s)(-x - 1)`, `y = s x`, its multiplicity.
 struct Cols;
 
 impl Cols {
     const X: usize = 0;
     const S: usize = 1;
-    const BITS: usize = 2;
-    const Y: usize = 18;
-    const MULT: usize = 19;
-    const WIDTH: usize = 20;
+    const BYTES: usize = 2;
+    const Y: usize = 4;
+    const MULT: usize = 5;
+    const WIDTH: usize = 6;
 }
 
 /// Preprocessed columns: the element index, whether the row is an element.
@@ -64,9 +64,9 @@ impl Instance for Relu {
         b.assert_bool(s.clone());
         b.assert_eq(y.clone(), s.clone() * x.clone());
         // s = 1 exactly when x >= 0: the chosen side's value is in [0, 2^16).
-        let t = bits(b, &row, Cols::BITS, 16);
-        b.assert_eq(t, s.clone() * x.clone() + (AB::Expr::ONE - s) * (-x.clone() - AB::Expr::ONE));
         let (idx, real): (AB::Expr, AB::Expr) = (p[Prep::INDEX].into(), p[Prep::REAL].into());
+        let t = byte_range(b, &row, Cols::BYTES, 16, &real);
+        b.assert_eq(t, s.clone() * x.clone() + (AB::Expr::ONE - s) * (-x.clone() - AB::Expr::ONE));
         b.push_interaction(&bus(self.bus_in), [idx.clone(), x], Count::bounded(real, 1));
         b.push_interaction(&bus(self.bus_out), [idx, y], Count::provided(-row[Cols::MULT].into()));
     }
@@ -75,6 +75,9 @@ impl Instance for Relu {
     }
     fn provides(&self) -> Option<usize> {
         Some(self.layer)
+    }
+    fn byte_columns(&self) -> Vec<usize> {
+        vec![Cols::BYTES, Cols::BYTES + 1]
     }
     #[cfg(test)]
     fn proven_column(&self) -> usize {
@@ -87,7 +90,7 @@ impl Instance for Relu {
             let s = xi >= 0;
             row[Cols::X] = fe(xi);
             row[Cols::S] = Val::from_bool(s);
-            put_bits(row, Cols::BITS, 16, if s { xi } else { -xi - 1 } as u128);
+            Range::Bytes.put(row, Cols::BYTES, 16, if s { xi } else { -xi - 1 } as u128);
             row[Cols::Y] = fe(if s { xi } else { 0 });
             row[Cols::MULT] = Val::from_u64(if r < self.n { w.reads.bus[self.bus_out][r] } else { 0 });
         }

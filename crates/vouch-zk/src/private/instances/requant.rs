@@ -11,8 +11,8 @@ use p3_lookup::{Count, InteractionBuilder};
 use p3_matrix::dense::RowMajorMatrix;
 
 use crate::Val;
-use crate::gadget::{Rq, fe};
-use crate::private::instance::{Instance, PARAM_BUS, Pw, Reads, Witness, acc_bus, bus, zeros};
+use crate::gadget::{Range, Rq, fe};
+use crate::private::instance::{Instance, PARAM_BUS, Pw, Reads, Witness, acc_bus, bus, byte_range, zeros};
 use crate::rows::LinearRows;
 
 /// The requantization instance of graph layer `layer`.
@@ -66,6 +66,12 @@ impl Prep {
     }
 }
 
+impl Requant {
+    fn cols(&self) -> Cols {
+        Cols { rq: self.rows.rq().with_range(Range::Bytes) }
+    }
+}
+
 impl Instance for Requant {
     fn describe(&self) -> String {
         format!("requantization, layer {}, {} outputs", self.layer, self.rows.rows)
@@ -74,7 +80,7 @@ impl Instance for Requant {
         self.rows.rows
     }
     fn width(&self) -> usize {
-        Cols { rq: self.rows.rq() }.width(self.pw.is_some())
+        self.cols().width(self.pw.is_some())
     }
     fn prep_width(&self) -> usize {
         Prep::width(self.pw.is_some())
@@ -91,7 +97,7 @@ impl Instance for Requant {
             .collect()
     }
     fn eval<AB: AirBuilder<F = Val> + InteractionBuilder>(&self, b: &mut AB) {
-        let c = Cols { rq: self.rows.rq() };
+        let c = self.cols();
         let row: Vec<AB::Var> = b.main().current_slice().to_vec();
         let p: Vec<AB::Var> = b.preprocessed().current_slice().to_vec();
         let y: AB::Expr = row[c.y()].into();
@@ -102,7 +108,9 @@ impl Instance for Requant {
         } else {
             (p[Prep::BIAS].into(), p[Prep::MULT].into())
         };
-        c.rq.eval(b, &row, Cols::RQ_BASE, row[Cols::ACC].into() + bias, mult, y.clone());
+        let real: AB::Expr = p[Prep::REAL].into();
+        let range = &mut |b: &mut AB, s, n| byte_range(b, &row, s, n, &real);
+        c.rq.eval_with(b, &row, Cols::RQ_BASE, row[Cols::ACC].into() + bias, mult, y.clone(), range);
         b.push_interaction(
             &acc_bus(self.bus_out),
             [p[Prep::OUT].into(), row[Cols::ACC].into()],
@@ -115,15 +123,18 @@ impl Instance for Requant {
             (0..self.rows.rows).for_each(|r| reads.params[pw.bm_group(r)] += 1);
         }
     }
+    fn byte_columns(&self) -> Vec<usize> {
+        self.cols().rq.byte_columns(Cols::RQ_BASE).collect()
+    }
     fn provides(&self) -> Option<usize> {
         Some(self.layer)
     }
     #[cfg(test)]
     fn proven_column(&self) -> usize {
-        Cols { rq: self.rows.rq() }.y()
+        self.cols().y()
     }
     fn trace(&self, w: &Witness<'_>, h: usize) -> RowMajorMatrix<Val> {
-        let (lr, c) = (&self.rows, Cols { rq: self.rows.rq() });
+        let (lr, c) = (&self.rows, self.cols());
         let xin = w.buses[self.bus_out - 1];
         let width = c.width(self.pw.is_some());
         let mut v = zeros(h, width);
