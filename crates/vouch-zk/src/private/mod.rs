@@ -10,16 +10,17 @@
 //!
 //! | instance (`instances/`) | rows | proves |
 //! |---|---|---|
-//! | input | 4 input elements per row | each is in `[-32767, 32767]`; provides the 4-lane groups (and single elements when a reader needs them) |
+//! | input | 4 input elements per row | each is in `[-32767, 32767]` (2-byte range checks); provides the 4-lane groups (and single elements when a reader needs them) |
 //! | sponge | one Poseidon2 permutation per row | `C` is the overwrite-mode sponge of `(s, x)` (`p3-poseidon2-air`) ([`commit`]) |
 //! | linear (Dense, Conv, AveragePool, Affine; at most 128 taps) | one per output | `y = clamp(requant(b + sum w x))` (the [`Rq`](crate::gadget::Rq) gadget), taps looked up; an affine layer (Add/Sub/Mul by constants) is one tap with weight `mul`, bias `add`, multiplier 1 |
 //! | mac + requant (more than 128 taps) | up to 128 taps per row, an accumulator over each output's rows | the last row sends `(output, acc)` to a requant instance that provides the activation |
-//! | relu (when the values may be negative) | one per element | `y = max(x, 0)` with a sign bit and a 16-bit range check |
-//! | maxpool | one per output | `y` is at least every valid tap (16-bit range checks) and equals one of them (one-hot selector) |
+//! | relu (when the values may be negative) | one per element | `y = max(x, 0)` with a sign bit and a 2-byte range check |
+//! | maxpool | one per output | `y` is at least every valid tap (2-byte range checks) and equals one of them (one-hot selector) |
 //! | table + lookup (Sigmoid, Tanh) | 4,096 bucketed entries (65,535 direct); one per element | the table provides each `(key, value)` from preprocessed columns; each element's is looked up in it |
 //! | table + softmax | 65,535 exp entries; one per element | the row maximum, `exp` of each gap looked up, the sum, and the division with a range-checked remainder |
 //! | output | one per element | the last activation equals the public `y` |
-//! | packed + bytes, params, weights sponge (hidden weights) | 7 int8 weight groups per row; 256; one plain group per row; one permutation per row | the layers' weights, biases and multipliers, read on bus `pw`, hash (int8 weights packed 7 to an element, bytes range-checked) to the public weights commitment |
+//! | bytes | 256 | every byte value, with a hidden multiplicity: the range checks (the requantization gadget's witnesses, the input, relu, maxpool) and the packed weights look their bytes up here |
+//! | packed, params, weights sponge (hidden weights) | 7 int8 weight groups per row; one plain group per row; one permutation per row | the layers' weights, biases and multipliers, read on bus `pw`, hash (int8 weights packed 7 to an element, bytes range-checked) to the public weights commitment |
 //!
 //! Weights, biases, multipliers, tap indices and selectors are preprocessed columns: bound by the model's
 //! [`PrivateCommitment`], not hidden (models are public on the hub), unless the model hides its weights

@@ -1,5 +1,5 @@
 //! Table layers. A [`Table`] instance provides every `(key, value)` pair of a layer's table from preprocessed columns
-//! (bound by the model's commitment) with a hidden multiplicity. For Sigmoid and Tanh (`y = table[(x + 32767) >> 4]`,
+//! (bound by the model's commitment) with a hidden multiplicity, [`LANES`] entries per trace row. For Sigmoid and Tanh (`y = table[(x + 32767) >> 4]`,
 //! or `table[x + 32767]` for a direct table) a [`Lookup`] instance, one row per element, reads `x` from its input bus,
 //! splits `x + 32767 = 16 i + r` (`r` in 4 bits; the bucket `i` is then the key), looks `(key, y)` up in the table
 //! (LogUp) and provides `y` on its output bus; every activation is already in `[-32767, 32767]` (each producer
@@ -60,17 +60,26 @@ pub(crate) struct Table {
     pub n: usize,
 }
 
+/// Table entries per trace row. What a table costs grows with its rows, not its entries: every committed row is at
+/// least one leaf hash at each of its blowup's points, and the DFTs and the quotient domain scale with the height. At
+/// one entry per row a 65,535-entry table was 2^20 leaves per committed matrix; at 16 it is 4,096 rows.
+pub(crate) const LANES: usize = 16;
+
 impl Table {
-    /// Row `r`'s entry (rows past the last entry repeat the first).
-    fn entry(&self, r: usize) -> usize {
-        if r < self.values.len() { r } else { 0 }
+    /// Entry slot `s`'s entry (slots past the last entry repeat the first, with multiplicity zero).
+    fn entry(&self, s: usize) -> usize {
+        if s < self.values.len() { s } else { 0 }
     }
 }
 
-/// Main column: the multiplicity. Preprocessed: the key, its value.
-const T_MULT: usize = 0;
-const T_KEY: usize = 0;
-const T_VALUE: usize = 1;
+/// Main columns: the multiplicity of each of the row's [`LANES`] entries (slot `LANES * r + j` in column `j`).
+/// Preprocessed: each slot's key and value.
+fn t_key(j: usize) -> usize {
+    2 * j
+}
+fn t_value(j: usize) -> usize {
+    2 * j + 1
+}
 
 impl Instance for Table {
     fn describe(&self) -> String {
@@ -78,18 +87,18 @@ impl Instance for Table {
         format!("{kind}, layer {}, {} entries", self.layer, self.values.len())
     }
     fn rows(&self) -> usize {
-        self.values.len()
+        self.values.len().div_ceil(LANES)
     }
     fn width(&self) -> usize {
-        1
+        LANES
     }
     fn prep_width(&self) -> usize {
-        2
+        2 * LANES
     }
     fn preprocessed(&self, h: usize) -> Vec<Val> {
-        (0..h)
-            .flat_map(|r| {
-                let e = self.entry(r);
+        (0..h * LANES)
+            .flat_map(|s| {
+                let e = self.entry(s);
                 [fe(e as i64 + self.keys.first()), fe(self.values.get(e).copied().unwrap_or(0))]
             })
             .collect()
@@ -97,15 +106,17 @@ impl Instance for Table {
     fn eval<AB: AirBuilder<F = Val> + InteractionBuilder>(&self, b: &mut AB) {
         let row: Vec<AB::Var> = b.main().current_slice().to_vec();
         let p: Vec<AB::Var> = b.preprocessed().current_slice().to_vec();
-        let msg = [p[T_KEY].into(), p[T_VALUE].into()];
-        b.push_interaction(&table_bus(self.layer), msg, Count::provided(-row[T_MULT].into()));
+        for (j, m) in row.iter().enumerate() {
+            let msg = [p[t_key(j)].into(), p[t_value(j)].into()];
+            b.push_interaction(&table_bus(self.layer), msg, Count::provided(-(*m).into()));
+        }
     }
     #[cfg(test)]
     fn proven_column(&self) -> usize {
-        T_MULT
+        0
     }
     fn trace(&self, w: &Witness<'_>, h: usize) -> RowMajorMatrix<Val> {
-        let mut counts = vec![0u64; h];
+        let mut counts = vec![0u64; h * LANES];
         let xs = &w.buses[self.bus_in][..self.n];
         match self.keys {
             Keys::Elements => xs.iter().for_each(|x| counts[(i64::from(*x) + QMAX) as usize] += 1),
@@ -119,7 +130,7 @@ impl Instance for Table {
                 }
             }
         }
-        RowMajorMatrix::new(counts.into_iter().map(Val::from_u64).collect(), 1)
+        RowMajorMatrix::new(counts.into_iter().map(Val::from_u64).collect(), LANES)
     }
 }
 

@@ -2,11 +2,12 @@
 //! `e = exp_table[m - x]`, `S = sum e`, `y = floor((2 * 32767 * e + S) / (2 S))`.
 //!
 //! One trace row per element, the rows of a softmax row consecutive. `m` and `S` are constant within a row; a
-//! one-hot selector marks an element equal to `m` (exactly one per row, counted by a running sum) and a 16-bit
-//! decomposition of `m - x` proves `m` is at least every element, so `m` is the row's maximum. `e` is looked up in the
+//! one-hot selector marks an element equal to `m` (exactly one per row, counted by a running sum) and the 2 bytes
+//! of `m - x` prove `m` is at least every element, so `m` is the row's maximum. `e` is looked up in the
 //! layer's exp table (a [`Table`](super::lookup::Table) keyed by the gap `m - x`); a running sum over the row ends
 //! at `S`. The division is `2 * 32767 * e + S = y * 2S + r` with `y` in 16 bits and `0 <= r < 2S` (both `r` and
-//! `2S - 1 - r` decomposed in [`Softmax::rb`] bits), which has one solution. Every quantity stays far below 2^63, so
+//! `2S - 1 - r` range-checked to [`Softmax::rb`] bits), which has one solution. Range checks are bytes looked up in
+//! the byte table (bits for a field's last `n mod 8`). Every quantity stays far below 2^63, so
 //! the field identities are integer ones.
 
 use p3_air::{AirBuilder, WindowAccess};
@@ -17,8 +18,8 @@ use vouch_quant::EXP_BITS;
 
 use super::lookup::table_bus;
 use crate::Val;
-use crate::gadget::{QMAX, bits, fe, put_bits};
-use crate::private::instance::{Instance, Reads, Witness, bus, read_each, zeros};
+use crate::gadget::{QMAX, Range, fe};
+use crate::private::instance::{Instance, Reads, Witness, bus, byte_range, read_each, zeros};
 
 /// The softmax instance of graph layer `layer`.
 #[derive(Clone, Debug)]
@@ -43,19 +44,19 @@ impl Cols {
     const X: usize = 0;
     const M: usize = 1;
     const SEL: usize = 2;
-    const D: usize = 3; // 16 bits of m - x
-    const E: usize = 19;
-    const ACC: usize = 20;
-    const CNT: usize = 21;
-    const S: usize = 22;
-    const Y: usize = 23;
-    const YB: usize = 24; // 16 bits of y
-    const R: usize = 40; // rb bits of r, then rb bits of 2S - 1 - r
+    const D: usize = 3; // the 2 bytes of m - x
+    const E: usize = 5;
+    const ACC: usize = 6;
+    const CNT: usize = 7;
+    const S: usize = 8;
+    const Y: usize = 9;
+    const YB: usize = 10; // the 2 bytes of y
+    const R: usize = 12; // r in rb bits, then 2S - 1 - r
     fn r2(&self) -> usize {
-        Self::R + self.rb
+        Self::R + Range::Bytes.width(self.rb)
     }
     fn mult(&self) -> usize {
-        Self::R + 2 * self.rb
+        self.r2() + Range::Bytes.width(self.rb)
     }
     fn width(&self) -> usize {
         self.mult() + 1
@@ -124,7 +125,7 @@ impl Instance for Softmax {
             (p[Prep::REAL].into(), p[Prep::FIRST].into(), p[Prep::LAST].into());
 
         // m is at least x, and equals the selected element.
-        let d = bits(b, &row, Cols::D, 16);
+        let d = byte_range(b, &row, Cols::D, 16, &real);
         b.assert_eq(d, m.clone() - x.clone());
         b.assert_bool(sel.clone());
         b.assert_zero(sel.clone() * (m.clone() - x.clone()));
@@ -140,10 +141,10 @@ impl Instance for Softmax {
         b.assert_zero(end.clone() * (acc - s.clone()));
         b.assert_zero(end * (cnt - AB::Expr::ONE));
         // 2 QMAX e + S = y 2S + r, y < 2^16, 0 <= r < 2S.
-        let yb = bits(b, &row, Cols::YB, 16);
+        let yb = byte_range(b, &row, Cols::YB, 16, &real);
         b.assert_eq(yb, y.clone());
-        let r = bits(b, &row, Cols::R, c.rb);
-        let r2 = bits(b, &row, c.r2(), c.rb);
+        let r = byte_range(b, &row, Cols::R, c.rb, &real);
+        let r2 = byte_range(b, &row, c.r2(), c.rb, &real);
         let two_s = s.clone() + s.clone();
         b.assert_eq(r2, real.clone() * (two_s.clone() - AB::Expr::ONE - r.clone()));
         b.assert_eq(AB::Expr::from(fe(2 * QMAX)) * e.clone() + s, y.clone() * two_s + r);
@@ -158,6 +159,11 @@ impl Instance for Softmax {
     }
     fn provides(&self) -> Option<usize> {
         Some(self.layer)
+    }
+    fn byte_columns(&self) -> Vec<usize> {
+        let c = self.cols();
+        let b = |start: usize, n: usize| Range::Bytes.bytes(start, n);
+        b(Cols::D, 16).chain(b(Cols::YB, 16)).chain(b(Cols::R, c.rb)).chain(b(c.r2(), c.rb)).collect()
     }
     #[cfg(test)]
     fn proven_column(&self) -> usize {
@@ -183,16 +189,16 @@ impl Instance for Softmax {
                 row[Cols::X] = fe(x);
                 row[Cols::M] = fe(m);
                 row[Cols::SEL] = Val::from_bool(sel);
-                put_bits(row, Cols::D, 16, (m - x) as u128);
+                Range::Bytes.put(row, Cols::D, 16, (m - x) as u128);
                 row[Cols::E] = fe(e);
                 row[Cols::ACC] = fe(acc);
                 row[Cols::CNT] = fe(cnt);
                 row[Cols::S] = fe(s);
                 row[Cols::Y] = fe(y);
-                put_bits(row, Cols::YB, 16, y as u128);
+                Range::Bytes.put(row, Cols::YB, 16, y as u128);
                 let r = 2 * QMAX * e + s - y * 2 * s;
-                put_bits(row, Cols::R, c.rb, r as u128);
-                put_bits(row, c.r2(), c.rb, (2 * s - 1 - r) as u128);
+                Range::Bytes.put(row, Cols::R, c.rb, r as u128);
+                Range::Bytes.put(row, c.r2(), c.rb, (2 * s - 1 - r) as u128);
                 row[c.mult()] = Val::from_u64(w.reads.bus[self.bus_out][g * last + j]);
             }
         }
