@@ -2,6 +2,8 @@
 #   mlp_wide.onnx   1x784 -> Gemm 256 -> Relu -> Gemm 128 -> Relu -> Gemm 10  (2.3x mlp_mnist's multiply-adds)
 #   cnn_large.onnx  1x1x28x28 -> Conv(8,5x5) Relu AvgPool2 -> Conv(16,5x5) Relu AvgPool2 -> Flatten
 #                   -> Gemm 64 -> Relu -> Gemm 10                                (about 4x lenet_small's)
+#   mlp_ops.onnx    1x64 -> Gemm 64 -> Sigmoid -> Mul 1.5 -> Gemm 32 -> Tanh -> Gemm 10 -> Softmax
+#                   (the private proofs' tables: two 4,096-entry ones and Softmax's 65,535-entry exp table)
 # Usage: python3 scripts/bench/make_larger_models.py OUT_DIR
 import sys, os
 import numpy as np
@@ -55,3 +57,17 @@ nodes = [
     helper.make_node('Gemm', ['hr', init('ow', [10, 64], 64), init('ob', [10], 64)], ['y'], transB=1),
 ]
 save(nodes, 'cnn_large', [1, 1, 28, 28])
+
+mul = numpy_helper.from_array(np.full([1, 64], 1.5, np.float32))
+mul.name = 'k'
+inits.append(mul)
+nodes = [
+    helper.make_node('Gemm', ['x', init('g1w', [64, 64], 64), init('g1b', [64], 64)], ['h1'], transB=1),
+    helper.make_node('Sigmoid', ['h1'], ['s1']),
+    helper.make_node('Mul', ['s1', 'k'], ['m1']),
+    helper.make_node('Gemm', ['m1', init('g2w', [32, 64], 64), init('g2b', [32], 64)], ['h2'], transB=1),
+    helper.make_node('Tanh', ['h2'], ['t2']),
+    helper.make_node('Gemm', ['t2', init('g3w', [10, 32], 32), init('g3b', [10], 32)], ['h3'], transB=1),
+    helper.make_node('Softmax', ['h3'], ['y'], axis=1),
+]
+save(nodes, 'mlp_ops', [1, 64])
