@@ -130,7 +130,9 @@ impl Rq {
     /// The byte columns (from `base`) a [`Range::Bytes`] gadget's caller looks up on every row it constrains.
     pub fn byte_columns(&self, base: usize) -> impl Iterator<Item = usize> + use<> {
         let (c, r) = (self.cols(base), self.range);
-        [(c.q, self.qb), (c.rem, self.shift as usize), (c.d, self.db), (c.e, EB)].into_iter().flat_map(move |(s, n)| r.bytes(s, n))
+        [(c.q, self.qb), (c.rem, self.shift as usize), (c.d, self.db), (c.e, EB)]
+            .into_iter()
+            .flat_map(move |(s, n)| r.bytes(s, n))
     }
 
     /// Column offsets from `base`.

@@ -67,6 +67,14 @@ impl Inst {
     pub fn provides(&self) -> Option<usize> {
         dispatch!(self, i => i.provides())
     }
+    #[cfg(test)]
+    pub fn byte_columns(&self) -> Vec<usize> {
+        dispatch!(self, i => i.byte_columns())
+    }
+    #[cfg(test)]
+    pub fn reads_bytes(&self, r: usize) -> bool {
+        dispatch!(self, i => i.reads_bytes(r))
+    }
     /// Adds the bytes this instance looked up in its trace `t` to the byte table's multiplicities.
     pub fn count_trace_bytes(&self, t: &RowMajorMatrix<Val>, bytes: &mut [u64]) {
         dispatch!(self, i => super::instance::count_trace_bytes(i, t, bytes))

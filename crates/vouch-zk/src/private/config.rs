@@ -5,7 +5,8 @@
 //!   ([`PRIVATE_SECURITY`]): FRI blowup 8 and 32 queries instead of blowup 4 and 54 (a query opens one row of every
 //!   committed matrix, so the proof shrinks with the query count), folding by 8 down to a degree-4 final polynomial,
 //!   2 random codewords per matrix (the extension degree, the least the hiding PCS accepts) and 2-element (128-bit)
-//!   leaf salts. About 1.9x smaller than version 2 at about the same proving time (BENCHMARKS.md).
+//!   leaf salts. With version 3's byte range checks (`gadget::Range::Bytes`), proofs are 2.0-2.3x smaller than
+//!   version 2's at about the same proving time (BENCHMARKS.md).
 //! - **Version 2** ([`HidingConfigV2`], verified only): Merkle leaves and nodes hashed with Keccak-f[1600] (a
 //!   136-byte-rate sponge over the field elements' bytes, 8 leaves at a time with AVX-512), Fiat-Shamir by a
 //!   Keccak-256 hash challenger; the public proofs' FRI parameters ([`SECURITY`](crate::SECURITY)), 4 random
@@ -42,8 +43,16 @@ type U64Hash = PaddingFreeSponge<KeccakF, 25, 17, 4>;
 type Hash = SerializingHasher<U64Hash>;
 type Compress = CompressionFunctionFromHasher<U64Hash, 2, 4>;
 /// Keccak Merkle commitments with `SALT`-element leaf salts.
-type KeccakMmcs<const SALT: usize> =
-    MerkleTreeHidingMmcs<[Val; p3_keccak::VECTOR_LEN], [u64; p3_keccak::VECTOR_LEN], Hash, Compress, StdRng, 2, 4, SALT>;
+type KeccakMmcs<const SALT: usize> = MerkleTreeHidingMmcs<
+    [Val; p3_keccak::VECTOR_LEN],
+    [u64; p3_keccak::VECTOR_LEN],
+    Hash,
+    Compress,
+    StdRng,
+    2,
+    4,
+    SALT,
+>;
 type KeccakPcs<const SALT: usize> = HidingFriPcs<
     Val,
     Radix2DitParallel<Val>,
@@ -131,15 +140,26 @@ pub(crate) fn fri_parameters_v3<M>(mmcs: M) -> FriParameters<M> {
 /// The version-3 hiding configuration (see [`rng`] for `seed`).
 pub fn hiding_config(seed: Option<&str>) -> HidingConfig {
     let fri = fri_parameters_v3(ExtensionMmcs::new(keccak_mmcs(seed, "fri")));
-    let pcs = KeccakPcs::new(Radix2DitParallel::default(), keccak_mmcs(seed, "trace"), fri, RANDOM_CODEWORDS, rng(seed, "pcs"));
+    let pcs = KeccakPcs::new(
+        Radix2DitParallel::default(),
+        keccak_mmcs(seed, "trace"),
+        fri,
+        RANDOM_CODEWORDS,
+        rng(seed, "pcs"),
+    );
     HidingConfig::new(pcs, SerializingChallenger64::from_hasher(vec![], Keccak256Hash))
 }
 
 /// The version-2 hiding configuration (see [`rng`] for `seed`).
 pub fn hiding_config_v2(seed: Option<&str>) -> HidingConfigV2 {
     let fri = crate::config::fri_parameters(ExtensionMmcs::new(keccak_mmcs(seed, "fri")));
-    let pcs =
-        KeccakPcs::new(Radix2DitParallel::default(), keccak_mmcs(seed, "trace"), fri, RANDOM_CODEWORDS_V2, rng(seed, "pcs"));
+    let pcs = KeccakPcs::new(
+        Radix2DitParallel::default(),
+        keccak_mmcs(seed, "trace"),
+        fri,
+        RANDOM_CODEWORDS_V2,
+        rng(seed, "pcs"),
+    );
     HidingConfigV2::new(pcs, SerializingChallenger64::from_hasher(vec![], Keccak256Hash))
 }
 

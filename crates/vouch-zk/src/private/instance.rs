@@ -13,6 +13,7 @@ use p3_matrix::dense::RowMajorMatrix;
 use super::commit::Salt;
 use super::config::MIN_HEIGHT;
 use crate::Val;
+use crate::gadget::Range;
 
 /// One instance of the batch STARK.
 pub(crate) trait Instance {
@@ -203,6 +204,43 @@ pub(crate) fn read_each(reads: &mut Reads, b: usize, n: usize) {
     reads.bus[b][..n].iter_mut().for_each(|m| *m += 1);
 }
 
+/// How a proof version lays its instances out. Version 3 range-checks witnesses with bytes looked up in the byte
+/// table and puts 16 table entries on a trace row; versions 1 and 2 decomposed witnesses into bits and put one
+/// entry on a row. Their layout is kept so that their proofs still verify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    pub range: Range,
+    pub table_lanes: usize,
+}
+
+impl Layout {
+    /// The layout of the proofs made now (version 3).
+    pub const CURRENT: Self = Self { range: Range::Bytes, table_lanes: 16 };
+    /// The layout of versions 1 and 2.
+    pub const V1_V2: Self = Self { range: Range::Bits, table_lanes: 1 };
+
+    /// The layout of proof format `version`.
+    pub fn of(version: u16) -> Self {
+        if version >= 3 { Self::CURRENT } else { Self::V1_V2 }
+    }
+}
+
+/// Constrains the `n`-bit witness laid out from main column `start` as `range` says (bits, or bytes looked up
+/// `count` times each, see [`byte_range`]) and returns its value.
+pub(crate) fn range_check<AB: AirBuilder<F = Val> + InteractionBuilder>(
+    b: &mut AB,
+    row: &[AB::Var],
+    start: usize,
+    n: usize,
+    count: &AB::Expr,
+    range: Range,
+) -> AB::Expr {
+    match range {
+        Range::Bits => crate::gadget::bits(b, row, start, n),
+        Range::Bytes => byte_range(b, row, start, n, count),
+    }
+}
+
 /// Constrains the `n`-bit witness laid out from main column `start` as [`Range::Bytes`](crate::gadget::Range)
 /// says (its bytes looked up on [`BYTE_BUS`] `count` times each, its top `n % 8` bits boolean) and returns its value.
 pub(crate) fn byte_range<AB: AirBuilder<F = Val> + InteractionBuilder>(
@@ -228,7 +266,8 @@ pub(crate) fn byte_range<AB: AirBuilder<F = Val> + InteractionBuilder>(
 pub(crate) fn count_trace_bytes(inst: &impl Instance, t: &RowMajorMatrix<Val>, bytes: &mut [u64]) {
     use p3_field::PrimeField64 as _;
     let cols = inst.byte_columns();
-    for (_, row) in t.values.chunks(t.width).enumerate().filter(|(r, _)| inst.reads_bytes(*r)) {
+    let rows = t.values.chunks(t.width).enumerate().filter(|(r, _)| inst.reads_bytes(*r));
+    for (_, row) in rows {
         for &c in &cols {
             bytes[row[c].as_canonical_u64() as usize & 0xff] += 1;
         }

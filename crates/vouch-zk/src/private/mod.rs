@@ -16,8 +16,8 @@
 //! | mac + requant (more than 128 taps) | up to 128 taps per row, an accumulator over each output's rows | the last row sends `(output, acc)` to a requant instance that provides the activation |
 //! | relu (when the values may be negative) | one per element | `y = max(x, 0)` with a sign bit and a 2-byte range check |
 //! | maxpool | one per output | `y` is at least every valid tap (2-byte range checks) and equals one of them (one-hot selector) |
-//! | table + lookup (Sigmoid, Tanh) | 4,096 bucketed entries (65,535 direct); one per element | the table provides each `(key, value)` from preprocessed columns; each element's is looked up in it |
-//! | table + softmax | 65,535 exp entries; one per element | the row maximum, `exp` of each gap looked up, the sum, and the division with a range-checked remainder |
+//! | table + lookup (Sigmoid, Tanh) | 16 of the 4,096 bucketed entries (65,535 direct) per row; one per element | the table provides each `(key, value)` from preprocessed columns; each element's is looked up in it |
+//! | table + softmax | 16 of the 65,535 exp entries per row; one per element | the row maximum, `exp` of each gap looked up, the sum, and the division with a range-checked remainder |
 //! | output | one per element | the last activation equals the public `y` |
 //! | bytes | 256 | every byte value, with a hidden multiplicity: the range checks (the requantization gadget's witnesses, the input, relu, maxpool) and the packed weights look their bytes up here |
 //! | packed, params, weights sponge (hidden weights) | 7 int8 weight groups per row; one plain group per row; one permutation per row | the layers' weights, biases and multipliers, read on bus `pw`, hash (int8 weights packed 7 to an element, bytes range-checked) to the public weights commitment |
@@ -50,7 +50,7 @@ pub use config::{
     HidingConfig, HidingConfigV1, HidingConfigV2, PRIVATE_SECURITY, hiding_config, hiding_config_v1, hiding_config_v2,
     private_security,
 };
-use instance::{Reads, Witness};
+use instance::{Layout, Reads, Witness};
 
 /// Proof system name recorded in receipts for private-input proofs (version 3: Keccak Merkle commitments, compact
 /// FRI parameters).
@@ -78,7 +78,7 @@ pub const SYSTEM_DESCRIPTION: &str = "one Plonky3 batch STARK over Goldilocks wi
 
 /// Whether private-input proofs support every layer of `g`.
 pub fn supports(g: &QGraph) -> Result<(), ZkError> {
-    plan::plan(g, false).map(|_| ())
+    plan::plan(g, false, Layout::CURRENT).map(|_| ())
 }
 
 /// Degree bits of each instance's extended (hiding) trace.
@@ -212,8 +212,13 @@ impl PrivateProver {
     }
 
     fn setup(graph: QGraph, salt: Option<&Salt>) -> Result<Self, ZkError> {
+        Self::setup_layout(graph, salt, Layout::CURRENT)
+    }
+
+    /// The setup with the instances laid out as `layout` (another proof version's, for the tests of older versions).
+    fn setup_layout(graph: QGraph, salt: Option<&Salt>, layout: Layout) -> Result<Self, ZkError> {
         let n_out = graph.shapes.last().map(|s| s.iter().product()).unwrap_or(0);
-        let airs: Vec<PrivAir> = plan::plan(&graph, salt.is_some())?
+        let airs: Vec<PrivAir> = plan::plan(&graph, salt.is_some(), layout)?
             .iter()
             .map(|a| a.with_preprocessed().claiming(&vec![0; n_out]))
             .collect();
@@ -422,7 +427,7 @@ pub fn verify_private(
     if proof.input != *input {
         return Err(ZkError::PublicMismatch("input commitment"));
     }
-    let planned = plan::plan(g, commitment.hides_weights())?;
+    let planned = plan::plan(g, commitment.hides_weights(), Layout::of(proof.version))?;
     let n_out: usize = g.shapes.last().map(|s| s.iter().product()).unwrap_or(0);
     if y.len() != n_out {
         return Err(ZkError::PublicMismatch("output"));
@@ -524,4 +529,3 @@ pub fn stark_size_report(stark: &[u8]) -> Result<String, ZkError> {
     }
     Ok(s)
 }
-

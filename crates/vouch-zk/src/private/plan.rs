@@ -9,13 +9,13 @@ use std::sync::Arc;
 use vouch_quant::{QGraph, QLayer};
 
 use super::air::{Inst, PrivAir};
-use super::instance::{PACK, Pw, WeightsLayout};
+use super::instance::{Layout, PACK, Pw, WeightsLayout};
 use super::instances::{
     Bytes, Commits, ENTRIES, Input, Keys, Linear, Lookup, Mac, MaxPool, Output, Packed, Params, Relu, Requant, Softmax,
     Sponge, Table,
 };
 use crate::ZkError;
-use crate::gadget::QMAX;
+use crate::gadget::{QMAX, Range};
 use crate::rows::{LinearRows, linear_rows};
 
 /// Most taps per row of a linear layer.
@@ -124,10 +124,13 @@ fn zero_padded_taps(mut lr: LinearRows) -> LinearRows {
 
 /// The instances proving `g` (a full graph or its public structure), in batch order. With `hidden` weights, the
 /// Dense and Conv layers read their weights, biases and multipliers on a bus from the [`Packed`] (int8 weights) and
-/// [`Params`] instances, whose blocks a second sponge commits (the model's public weights commitment).
-pub(crate) fn plan(g: &QGraph, hidden: bool) -> Result<Vec<PrivAir>, ZkError> {
+/// [`Params`] instances, whose blocks a second sponge commits (the model's public weights commitment). `layout` is
+/// the proof version's ([`Layout::CURRENT`] for proofs made now).
+pub(crate) fn plan(g: &QGraph, hidden: bool, layout: Layout) -> Result<Vec<PrivAir>, ZkError> {
+    let range = layout.range;
     let n: usize = g.shapes[0].iter().product();
-    let mut insts = vec![Inst::Input(Input { n, elementwise: false }), Inst::Sponge(Sponge::new(n, Commits::Input))];
+    let mut insts =
+        vec![Inst::Input(Input { n, elementwise: false, range }), Inst::Sponge(Sponge::new(n, Commits::Input))];
     // Hidden weight groups so far, and which of them are weights (not `[bias, multiplier]`).
     let mut groups = 0;
     let mut weight_groups = vec![];
@@ -156,7 +159,7 @@ pub(crate) fn plan(g: &QGraph, hidden: bool) -> Result<Vec<PrivAir>, ZkError> {
                 };
                 let n = g.shapes[i].iter().product();
                 let values = Arc::new(table.iter().map(|v| i64::from(*v)).collect());
-                insts.push(Inst::Table(Table { layer: i, values, keys, bus_in: bus, n }));
+                insts.push(Inst::Table(Table { layer: i, values, keys, bus_in: bus, n, lanes: layout.table_lanes }));
                 insts.push(Inst::Lookup(Lookup { layer: i, n, bus_in: bus, bus_out: bus + 1, shift }));
                 nonneg = table.iter().all(|v| *v >= 0);
                 bus += 1;
@@ -171,8 +174,23 @@ pub(crate) fn plan(g: &QGraph, hidden: bool) -> Result<Vec<PrivAir>, ZkError> {
                 }
                 let values: Arc<Vec<i64>> = Arc::new(exp.iter().map(|v| i64::from(*v)).collect());
                 let keys = Keys::SoftmaxGaps { last };
-                insts.push(Inst::Table(Table { layer: i, values: values.clone(), keys, bus_in: bus, n }));
-                insts.push(Inst::Softmax(Softmax { layer: i, n, last, exp: values, bus_in: bus, bus_out: bus + 1 }));
+                insts.push(Inst::Table(Table {
+                    layer: i,
+                    values: values.clone(),
+                    keys,
+                    bus_in: bus,
+                    n,
+                    lanes: layout.table_lanes,
+                }));
+                insts.push(Inst::Softmax(Softmax {
+                    layer: i,
+                    n,
+                    last,
+                    exp: values,
+                    bus_in: bus,
+                    bus_out: bus + 1,
+                    range,
+                }));
                 nonneg = true;
                 bus += 1;
                 continue;
@@ -183,7 +201,13 @@ pub(crate) fn plan(g: &QGraph, hidden: bool) -> Result<Vec<PrivAir>, ZkError> {
                 let any = vec![vouch_quant::Requant { mult: 0, shift: 0 }; geo.kernel[0] * geo.kernel[1]];
                 let rows = pool_rows(&QLayer::AvgPool { geo: geo.clone(), rq_by_count: any }, &g.shapes[i])
                     .ok_or_else(unsupported)?;
-                insts.push(Inst::MaxPool(MaxPool { layer: i, rows: Arc::new(rows), bus_in: bus, bus_out: bus + 1 }));
+                insts.push(Inst::MaxPool(MaxPool {
+                    layer: i,
+                    rows: Arc::new(rows),
+                    bus_in: bus,
+                    bus_out: bus + 1,
+                    range,
+                }));
                 bus += 1;
                 continue;
             }
@@ -192,7 +216,7 @@ pub(crate) fn plan(g: &QGraph, hidden: bool) -> Result<Vec<PrivAir>, ZkError> {
             QLayer::Relu => {
                 nonneg = true;
                 let n = g.shapes[i].iter().product();
-                insts.push(Inst::Relu(Relu { layer: i, n, bus_in: bus, bus_out: bus + 1 }));
+                insts.push(Inst::Relu(Relu { layer: i, n, bus_in: bus, bus_out: bus + 1, range }));
                 bus += 1;
                 continue;
             }
@@ -220,11 +244,18 @@ pub(crate) fn plan(g: &QGraph, hidden: bool) -> Result<Vec<PrivAir>, ZkError> {
             Some(c) => {
                 let mac = Mac { layer: i, rows: rows.clone(), c, bus_in: bus, bus_out: bus + 1, grouped, pw };
                 insts.push(Inst::Mac(mac));
-                insts.push(Inst::Requant(Requant { layer: i, rows, bus_out: bus + 1, pw }));
+                insts.push(Inst::Requant(Requant { layer: i, rows, bus_out: bus + 1, pw, range }));
             }
-            None => {
-                insts.push(Inst::Linear(Linear { layer: i, rows, bus_in: bus, bus_out: bus + 1, dense, grouped, pw }))
-            }
+            None => insts.push(Inst::Linear(Linear {
+                layer: i,
+                rows,
+                bus_in: bus,
+                bus_out: bus + 1,
+                dense,
+                grouped,
+                pw,
+                range,
+            })),
         }
         bus += 1;
     }
@@ -245,13 +276,18 @@ pub(crate) fn plan(g: &QGraph, hidden: bool) -> Result<Vec<PrivAir>, ZkError> {
         let layout = Arc::new(layout);
         if !layout.packed.is_empty() {
             insts.push(Inst::Packed(Packed { layout: layout.clone() }));
+            // Versions 1-2: the byte table served the packed weights only, and sat here.
+            if range == Range::Bits {
+                insts.push(Inst::Bytes(Bytes));
+            }
         }
         insts.push(Inst::Params(Params { keys: Arc::new(layout.plain.clone()), block0: layout.packed.len() }));
         insts.push(Inst::Sponge(Sponge::new(4 * layout.blocks(), Commits::Weights(layout))));
     }
-    // One byte table for every byte lookup: the input's range, the requantization gadgets' witnesses, packed hidden
-    // weights.
-    insts.push(Inst::Bytes(Bytes));
+    // One byte table for every byte lookup: the range checks and the packed hidden weights.
+    if range == Range::Bytes {
+        insts.push(Inst::Bytes(Bytes));
+    }
     let n_out = g.shapes.last().map(|s| s.iter().product()).unwrap_or(0);
     insts.push(Inst::Output(Output { n: n_out, bus, claimed: vec![] }));
     // The input provides single elements only when some instance reads bus 0 element by element.
@@ -271,6 +307,6 @@ pub(crate) fn plan(g: &QGraph, hidden: bool) -> Result<Vec<PrivAir>, ZkError> {
         | Inst::Packed(_)
         | Inst::Bytes(_) => false,
     });
-    insts[0] = Inst::Input(Input { n, elementwise });
+    insts[0] = Inst::Input(Input { n, elementwise, range });
     Ok(insts.into_iter().map(|inst| PrivAir { inst, prep: None }).collect())
 }

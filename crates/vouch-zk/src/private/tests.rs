@@ -145,9 +145,44 @@ fn perturb_each_instance(prover: &PrivateProver, q: &QGraph, x: &[i16], expected
 fn a_perturbed_witness_in_each_instance_is_rejected_at_that_instance() {
     let (q, x) = every_instance_model();
     let prover = PrivateProver::new(q.clone()).unwrap();
-    let kinds =
-        ["input", "sponge", "linear", "relu", "mac", "maxpool", "requant", "table", "lookup", "softmax", "output"];
+    let kinds = [
+        "input", "sponge", "linear", "relu", "mac", "maxpool", "requant", "table", "lookup", "softmax", "bytes",
+        "output",
+    ];
     perturb_each_instance(&prover, &q, &x, &kinds);
+}
+
+/// A range check by bytes holds only through the byte table: in every instance with byte columns, two adjacent
+/// bytes of one witness rewritten to the same value with a non-byte low limb (`lo + 256`, `hi - 1`) satisfy every
+/// constraint, and the proof is rejected because no table row provides the limb.
+#[test]
+fn a_limb_outside_the_byte_table_is_rejected() {
+    let (q, x) = every_instance_model();
+    let prover = PrivateProver::new(q.clone()).unwrap();
+    let salt = Salt::random();
+    let (y, honest) = prover.traces(&x, &salt).unwrap();
+    let (s, input) = (public_structure(&q), commit_input(&x, &salt));
+    let mut checked = vec![];
+    for (i, air) in prover.airs.iter().enumerate() {
+        let cols = air.inst.byte_columns();
+        let width = honest[i].width();
+        // A real row and two adjacent byte columns of one witness whose high byte can give one.
+        let pair = (0..air.inst.height()).filter(|r| air.inst.reads_bytes(*r)).find_map(|r| {
+            let row = &honest[i].values[r * width..(r + 1) * width];
+            cols.windows(2).find(|w| w[1] == w[0] + 1 && row[w[1]] != Val::ZERO).map(|w| (r, w[0], w[1]))
+        });
+        let Some((r, lo, hi)) = pair else { continue };
+        let mut traces = honest.clone();
+        traces[i].values[r * width + lo] += Val::from_u64(256);
+        traces[i].values[r * width + hi] -= Val::ONE;
+        let (_, p) = prover.prove_traces(&y, &traces, &salt, &x).unwrap();
+        let lookup = ZkError::Proof { reason: "Lookup(TerminalSumNonZero)".into(), instance: None };
+        assert_eq!(verify_private(&s, prover.commitment(), &input, &y, &p), Err(lookup), "{}", kind(&air.inst));
+        checked.push(kind(&air.inst));
+    }
+    for k in ["input", "linear", "requant", "maxpool", "softmax"] {
+        assert!(checked.contains(&k), "no {k} instance with a two-byte witness: {checked:?}");
+    }
 }
 
 #[test]
@@ -158,8 +193,8 @@ fn a_perturbed_witness_is_rejected_with_hidden_weights_too() {
     perturb_each_instance(&prover, &q, &x, &kinds);
 }
 
-/// An older version's commitment and proof of `prover`'s model for input `x`: set up and proven under that
-/// version's configuration, as a receipt of that version carries them.
+/// An older version's commitment and proof of `prover`'s model for input `x` (`prover` set up with that version's
+/// layout): set up and proven under that version's configuration, as a receipt of that version carries them.
 macro_rules! older_version {
     ($prover:expr, $x:expr, $version:expr, $cfg:ident) => {{
         let (prover, x) = (&$prover, $x);
@@ -182,11 +217,12 @@ macro_rules! older_version {
 /// names must agree.
 #[test]
 fn older_versions_still_verify() {
-    let (q, x) = hidden_weights_model();
+    let (q, x) = every_instance_model();
     let prover = PrivateProver::new(q.clone()).unwrap();
+    let legacy = PrivateProver::setup_layout(q.clone(), None, Layout::V1_V2).unwrap();
     let s = public_structure(&q);
-    let (c1, p1, y, _) = older_version!(prover, &x, 1, hiding_config_v1);
-    let (c2, p2, _, salt) = older_version!(prover, &x, 2, hiding_config_v2);
+    let (c1, p1, y, _) = older_version!(legacy, &x, 1, hiding_config_v1);
+    let (c2, p2, _, salt) = older_version!(legacy, &x, 2, hiding_config_v2);
     let (_, p3) = prover.prove(&x, &salt).unwrap();
     let c3 = prover.commitment();
     for (version, c, p, system) in [(1, &c1, &p1, PRIVATE_SYSTEM_V1), (2, &c2, &p2, PRIVATE_SYSTEM_V2)] {
@@ -225,19 +261,20 @@ fn older_versions_still_verify() {
 fn plonky3_security_of_every_version() {
     use p3_uni_stark::{ConjecturedSecurity, OpeningShape, ProvenSecurity, StarkSecurityParams};
     let (q, x) = hidden_weights_model();
-    let prover = PrivateProver::new(q).unwrap();
-    let (_, p2, _, _) = older_version!(prover, &x, 2, hiding_config_v2);
+    let prover = PrivateProver::new(q.clone()).unwrap();
+    let legacy = PrivateProver::setup_layout(q, None, Layout::V1_V2).unwrap();
+    let (_, p2, _, _) = older_version!(legacy, &x, 2, hiding_config_v2);
     let (_, p3) = prover.prove(&x, &Salt::random()).unwrap();
-    // (version, FRI parameters, random codewords, proof)
+    // (version, its instances, FRI parameters, random codewords, proof)
     let versions = [
-        (2, crate::config::fri_parameters(()), 4, p2.stark),
-        (3, config::fri_parameters_v3(()), 2, p3.stark),
+        (2, &legacy.airs, crate::config::fri_parameters(()), 4, p2.stark),
+        (3, &prover.airs, config::fri_parameters_v3(()), 2, p3.stark),
     ];
-    for (version, fri, random_codewords, stark) in versions {
+    for (version, airs, fri, random_codewords, stark) in versions {
         let proof: BatchProof<HidingConfig> = postcard::from_bytes(&stark).unwrap();
         let openings = OpeningShape::hiding(random_codewords);
         let (mut constraints, mut degree, mut batched, mut chunks, mut interactions, mut width) = (0, 0, 0, 0, 0, 0);
-        for (air, o) in prover.airs.iter().zip(&proof.opened_values.instances) {
+        for (air, o) in airs.iter().zip(&proof.opened_values.instances) {
             let layout = p3_uni_stark::AirLayout::from_air::<Val>(air);
             let sym = p3_lookup::InteractionSymbolicBuilder::<Val, crate::Challenge>::from_air(air, layout);
             let lookups = o.permutation_local.len().saturating_sub(1);

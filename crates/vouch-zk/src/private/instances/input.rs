@@ -1,5 +1,5 @@
-//! The input, 4 lanes per row: each element is in `[-32767, 32767]` (the two bytes of `x + 32767` and of
-//! `32767 - x`, looked up in the byte table), lanes past the end are zero. Provides the 4-lane groups on [`GROUP_BUS`] and, when some reader
+//! The input, 4 lanes per row: each element is in `[-32767, 32767]` (`x + 32767` and `32767 - x` in 16 bits: two
+//! bytes each looked up in the byte table, or bit columns in versions 1-2), lanes past the end are zero. Provides the 4-lane groups on [`GROUP_BUS`] and, when some reader
 //! takes single elements (`elementwise`), each element on bus `a0`.
 
 use p3_air::{AirBuilder, WindowAccess};
@@ -9,7 +9,7 @@ use p3_matrix::dense::RowMajorMatrix;
 
 use crate::Val;
 use crate::gadget::{QMAX, Range, fe};
-use crate::private::instance::{GROUP_BUS, Instance, Witness, blocks, bus, byte_range, zeros};
+use crate::private::instance::{GROUP_BUS, Instance, Witness, blocks, bus, range_check, zeros};
 
 /// The input instance.
 #[derive(Clone, Debug)]
@@ -18,25 +18,38 @@ pub(crate) struct Input {
     pub n: usize,
     /// Whether some reader takes single elements from bus `a0`.
     pub elementwise: bool,
+    /// How the two 16-bit range checks per lane are laid out (bytes; bits in versions 1-2).
+    pub range: Range,
 }
 
-/// Main columns: `x[4]`, per lane the 2 bytes of `x + 32767` then the 2 of `32767 - x`, the group multiplicity,
-/// then (elementwise) the 4 lane multiplicities.
-struct Cols;
+/// Main columns: `x[4]`, per lane `x + 32767` then `32767 - x` in 16 bits (2 bytes, or 16 bit columns), the group
+/// multiplicity, then (elementwise) the 4 lane multiplicities.
+struct Cols {
+    /// Columns of a 16-bit range check.
+    w: usize,
+}
 
 impl Cols {
     fn x(j: usize) -> usize {
         j
     }
-    fn up(j: usize) -> usize {
-        4 + 4 * j
+    fn up(&self, j: usize) -> usize {
+        4 + 2 * self.w * j
     }
-    fn down(j: usize) -> usize {
-        4 + 4 * j + 2
+    fn down(&self, j: usize) -> usize {
+        self.up(j) + self.w
     }
-    const GROUP_MULT: usize = 4 + 4 * 4;
-    fn lane_mult(j: usize) -> usize {
-        Self::GROUP_MULT + 1 + j
+    fn group_mult(&self) -> usize {
+        4 + 8 * self.w
+    }
+    fn lane_mult(&self, j: usize) -> usize {
+        self.group_mult() + 1 + j
+    }
+}
+
+impl Input {
+    fn cols(&self) -> Cols {
+        Cols { w: self.range.width(16) }
     }
 }
 
@@ -59,7 +72,7 @@ impl Instance for Input {
         blocks(self.n)
     }
     fn width(&self) -> usize {
-        Cols::GROUP_MULT + 1 + if self.elementwise { 4 } else { 0 }
+        self.cols().group_mult() + 1 + if self.elementwise { 4 } else { 0 }
     }
     fn prep_width(&self) -> usize {
         Prep::WIDTH
@@ -73,6 +86,7 @@ impl Instance for Input {
             .collect()
     }
     fn eval<AB: AirBuilder<F = Val> + InteractionBuilder>(&self, b: &mut AB) {
+        let c = self.cols();
         let row: Vec<AB::Var> = b.main().current_slice().to_vec();
         let p: Vec<AB::Var> = b.preprocessed().current_slice().to_vec();
         let qmax = AB::Expr::from(fe(QMAX));
@@ -81,43 +95,44 @@ impl Instance for Input {
         let row_real: AB::Expr = p[Prep::real(0)].into();
         for j in 0..4 {
             let x: AB::Expr = row[Cols::x(j)].into();
-            let up = byte_range(b, &row, Cols::up(j), 16, &row_real);
+            let up = range_check(b, &row, c.up(j), 16, &row_real, self.range);
             b.assert_eq(up, x.clone() + qmax.clone());
-            let down = byte_range(b, &row, Cols::down(j), 16, &row_real);
+            let down = range_check(b, &row, c.down(j), 16, &row_real, self.range);
             b.assert_eq(down, qmax.clone() - x.clone());
             // Lanes past the input's end are zero.
             b.assert_zero((AB::Expr::ONE - p[Prep::real(j)].into()) * x.clone());
             if self.elementwise {
                 let idx = p[Prep::ROW].into() * four.clone() + AB::Expr::from(Val::from_u64(j as u64));
-                b.push_interaction(&bus(0), [idx, x], Count::provided(-row[Cols::lane_mult(j)].into()));
+                b.push_interaction(&bus(0), [idx, x], Count::provided(-row[c.lane_mult(j)].into()));
             }
         }
         let msg: Vec<AB::Expr> =
             std::iter::once(p[Prep::ROW].into()).chain((0..4).map(|j| row[Cols::x(j)].into())).collect();
-        b.push_interaction(GROUP_BUS, msg, Count::provided(-row[Cols::GROUP_MULT].into()));
+        b.push_interaction(GROUP_BUS, msg, Count::provided(-row[c.group_mult()].into()));
     }
     fn byte_columns(&self) -> Vec<usize> {
-        (Cols::up(0)..Cols::GROUP_MULT).collect()
+        let c = self.cols();
+        (0..4).flat_map(|j| self.range.bytes(c.up(j), 16).chain(self.range.bytes(c.down(j), 16))).collect()
     }
     #[cfg(test)]
     fn proven_column(&self) -> usize {
         Cols::x(0)
     }
     fn trace(&self, w: &Witness<'_>, h: usize) -> RowMajorMatrix<Val> {
-        let width = self.width();
+        let (c, width) = (self.cols(), self.width());
         let mut v = zeros(h, width);
         for (r, row) in v.chunks_mut(width).enumerate() {
             for j in 0..4 {
                 let e = 4 * r + j;
                 let xi = if e < self.n { i64::from(w.x[e]) } else { 0 };
                 row[Cols::x(j)] = fe(xi);
-                Range::Bytes.put(row, Cols::up(j), 16, (xi + QMAX) as u128);
-                Range::Bytes.put(row, Cols::down(j), 16, (QMAX - xi) as u128);
+                self.range.put(row, c.up(j), 16, (xi + QMAX) as u128);
+                self.range.put(row, c.down(j), 16, (QMAX - xi) as u128);
                 if self.elementwise && e < self.n {
-                    row[Cols::lane_mult(j)] = Val::from_u64(w.reads.bus[0][e]);
+                    row[c.lane_mult(j)] = Val::from_u64(w.reads.bus[0][e]);
                 }
             }
-            row[Cols::GROUP_MULT] = Val::from_u64(w.reads.groups.get(r).copied().unwrap_or(0));
+            row[c.group_mult()] = Val::from_u64(w.reads.groups.get(r).copied().unwrap_or(0));
         }
         RowMajorMatrix::new(v, width)
     }

@@ -14,7 +14,7 @@ use p3_matrix::dense::RowMajorMatrix;
 
 use crate::Val;
 use crate::gadget::{Range, Rq, fe};
-use crate::private::instance::{GROUP_BUS, Instance, PARAM_BUS, Pw, Reads, Witness, bus, byte_range, zeros};
+use crate::private::instance::{GROUP_BUS, Instance, PARAM_BUS, Pw, Reads, Witness, bus, range_check, zeros};
 use crate::rows::LinearRows;
 
 /// The linear instance of graph layer `layer`.
@@ -30,6 +30,8 @@ pub(crate) struct Linear {
     pub grouped: bool,
     /// Hidden weights: where they are read.
     pub pw: Option<Pw>,
+    /// How the requantization gadget's witnesses are range-checked (bytes; bits in versions 1-2).
+    pub range: Range,
 }
 
 /// Main columns: the taps `x[0..k]`, (hidden weights) `w[0..k]`, `b`, `M`, `a`, the [`Rq`] gadget, `y`, its
@@ -125,7 +127,7 @@ impl Prep {
 
 impl Linear {
     fn cols(&self) -> Cols {
-        Cols { k: self.rows.k, pw: self.pw.is_some(), rq: self.rows.rq().with_range(Range::Bytes) }
+        Cols { k: self.rows.k, pw: self.pw.is_some(), rq: self.rows.rq().with_range(self.range) }
     }
     fn prep(&self) -> Prep {
         Prep { k: self.rows.k, dense: self.dense, pw: self.pw.is_some() }
@@ -204,7 +206,7 @@ impl Instance for Linear {
                 acc += row[c.w(t)].into() * row[c.x(t)].into();
             }
             b.assert_eq(row[c.a()].into(), acc);
-            let range = &mut |b: &mut AB, s, n| byte_range(b, &row, s, n, &real);
+            let range = &mut |b: &mut AB, s, n| range_check(b, &row, s, n, &real, self.range);
             c.rq.eval_with(b, &row, c.rq_base(), row[c.a()].into(), row[c.m()].into(), y.clone(), range);
             self.eval_weights(b, &row, &p);
         } else {
@@ -212,7 +214,7 @@ impl Instance for Linear {
             for t in 0..k {
                 acc += p[pc.w(t)].into() * row[c.x(t)].into();
             }
-            let range = &mut |b: &mut AB, s, n| byte_range(b, &row, s, n, &real);
+            let range = &mut |b: &mut AB, s, n| range_check(b, &row, s, n, &real, self.range);
             c.rq.eval_with(b, &row, c.rq_base(), acc, p[pc.mult()].into(), y.clone(), range);
         }
         if self.grouped {

@@ -1,5 +1,5 @@
 //! Table layers. A [`Table`] instance provides every `(key, value)` pair of a layer's table from preprocessed columns
-//! (bound by the model's commitment) with a hidden multiplicity, [`LANES`] entries per trace row. For Sigmoid and Tanh (`y = table[(x + 32767) >> 4]`,
+//! (bound by the model's commitment) with a hidden multiplicity, 16 entries per trace row. For Sigmoid and Tanh (`y = table[(x + 32767) >> 4]`,
 //! or `table[x + 32767]` for a direct table) a [`Lookup`] instance, one row per element, reads `x` from its input bus,
 //! splits `x + 32767 = 16 i + r` (`r` in 4 bits; the bucket `i` is then the key), looks `(key, y)` up in the table
 //! (LogUp) and provides `y` on its output bus; every activation is already in `[-32767, 32767]` (each producer
@@ -58,12 +58,12 @@ pub(crate) struct Table {
     /// The bus the layer reads its input from, and its element count (what the multiplicities are counted from).
     pub bus_in: usize,
     pub n: usize,
+    /// Entries per trace row (16; 1 in versions 1-2). What a table costs grows with its rows, not its entries:
+    /// every committed row is at least one leaf hash at each point of its blowup, and the DFTs and the quotient
+    /// domain scale with the height. At one entry per row a 65,535-entry table was 2^20 leaves per committed matrix;
+    /// at 16 it is 4,096 rows.
+    pub lanes: usize,
 }
-
-/// Table entries per trace row. What a table costs grows with its rows, not its entries: every committed row is at
-/// least one leaf hash at each of its blowup's points, and the DFTs and the quotient domain scale with the height. At
-/// one entry per row a 65,535-entry table was 2^20 leaves per committed matrix; at 16 it is 4,096 rows.
-pub(crate) const LANES: usize = 16;
 
 impl Table {
     /// Entry slot `s`'s entry (slots past the last entry repeat the first, with multiplicity zero).
@@ -72,7 +72,7 @@ impl Table {
     }
 }
 
-/// Main columns: the multiplicity of each of the row's [`LANES`] entries (slot `LANES * r + j` in column `j`).
+/// Main columns: the multiplicity of each of the row's `lanes` entries (slot `lanes * r + j` in column `j`).
 /// Preprocessed: each slot's key and value.
 fn t_key(j: usize) -> usize {
     2 * j
@@ -87,16 +87,16 @@ impl Instance for Table {
         format!("{kind}, layer {}, {} entries", self.layer, self.values.len())
     }
     fn rows(&self) -> usize {
-        self.values.len().div_ceil(LANES)
+        self.values.len().div_ceil(self.lanes)
     }
     fn width(&self) -> usize {
-        LANES
+        self.lanes
     }
     fn prep_width(&self) -> usize {
-        2 * LANES
+        2 * self.lanes
     }
     fn preprocessed(&self, h: usize) -> Vec<Val> {
-        (0..h * LANES)
+        (0..h * self.lanes)
             .flat_map(|s| {
                 let e = self.entry(s);
                 [fe(e as i64 + self.keys.first()), fe(self.values.get(e).copied().unwrap_or(0))]
@@ -116,7 +116,7 @@ impl Instance for Table {
         0
     }
     fn trace(&self, w: &Witness<'_>, h: usize) -> RowMajorMatrix<Val> {
-        let mut counts = vec![0u64; h * LANES];
+        let mut counts = vec![0u64; h * self.lanes];
         let xs = &w.buses[self.bus_in][..self.n];
         match self.keys {
             Keys::Elements => xs.iter().for_each(|x| counts[(i64::from(*x) + QMAX) as usize] += 1),
@@ -130,7 +130,7 @@ impl Instance for Table {
                 }
             }
         }
-        RowMajorMatrix::new(counts.into_iter().map(Val::from_u64).collect(), LANES)
+        RowMajorMatrix::new(counts.into_iter().map(Val::from_u64).collect(), self.lanes)
     }
 }
 

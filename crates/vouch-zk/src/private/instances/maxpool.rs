@@ -10,7 +10,7 @@ use p3_matrix::dense::RowMajorMatrix;
 
 use crate::Val;
 use crate::gadget::{Range, fe};
-use crate::private::instance::{byte_range, Instance, Reads, Witness, bus, zeros};
+use crate::private::instance::{Instance, Reads, Witness, bus, range_check, zeros};
 use crate::rows::LinearRows;
 
 /// The max-pool instance of graph layer `layer`: its windows as [`LinearRows`] taps (`w` is 1 on a valid tap).
@@ -20,12 +20,16 @@ pub(crate) struct MaxPool {
     pub rows: Arc<LinearRows>,
     pub bus_in: usize,
     pub bus_out: usize,
+    /// How the gaps' 16-bit range checks are laid out (bytes; bits in versions 1-2).
+    pub range: Range,
 }
 
-/// Main columns: the taps `x[0..k]`, the one-hot selector `s[0..k]`, per tap the 2 bytes of `live (y - x)`, `y`,
-/// its multiplicity.
+/// Main columns: the taps `x[0..k]`, the one-hot selector `s[0..k]`, per tap `live (y - x)` in 16 bits (2 bytes, or
+/// 16 bit columns), `y`, its multiplicity.
 struct Cols {
     k: usize,
+    /// Columns of a 16-bit range check.
+    w: usize,
 }
 
 impl Cols {
@@ -36,16 +40,16 @@ impl Cols {
         self.k + t
     }
     fn gap(&self, t: usize) -> usize {
-        2 * self.k + 2 * t
+        2 * self.k + self.w * t
     }
     fn y(&self) -> usize {
-        4 * self.k
+        self.gap(self.k)
     }
     fn mult(&self) -> usize {
-        4 * self.k + 1
+        self.y() + 1
     }
     fn width(&self) -> usize {
-        4 * self.k + 2
+        self.y() + 2
     }
 }
 
@@ -73,6 +77,12 @@ impl Prep {
     }
 }
 
+impl MaxPool {
+    fn cols(&self) -> Cols {
+        Cols { k: self.rows.k, w: self.range.width(16) }
+    }
+}
+
 impl Instance for MaxPool {
     fn describe(&self) -> String {
         format!("max pool, layer {}, {} outputs of {} taps", self.layer, self.rows.rows, self.rows.k)
@@ -81,7 +91,7 @@ impl Instance for MaxPool {
         self.rows.rows
     }
     fn width(&self) -> usize {
-        Cols { k: self.rows.k }.width()
+        self.cols().width()
     }
     fn prep_width(&self) -> usize {
         Prep { k: self.rows.k }.width()
@@ -100,7 +110,7 @@ impl Instance for MaxPool {
     }
     fn eval<AB: AirBuilder<F = Val> + InteractionBuilder>(&self, b: &mut AB) {
         let k = self.rows.k;
-        let (c, pc) = (Cols { k }, Prep { k });
+        let (c, pc) = (self.cols(), Prep { k });
         let row: Vec<AB::Var> = b.main().current_slice().to_vec();
         let p: Vec<AB::Var> = b.preprocessed().current_slice().to_vec();
         let y: AB::Expr = row[c.y()].into();
@@ -111,7 +121,7 @@ impl Instance for MaxPool {
             let (x, sel, live): (AB::Expr, AB::Expr, AB::Expr) =
                 (row[c.x(t)].into(), row[c.sel(t)].into(), p[pc.live(t)].into());
             // y is at least every valid tap ...
-            let d = byte_range(b, &row, c.gap(t), 16, &any);
+            let d = range_check(b, &row, c.gap(t), 16, &any, self.range);
             b.assert_eq(d, live.clone() * (y.clone() - x.clone()));
             // ... and equals one of them (one-hot over valid taps; none for an empty window, y = 0).
             b.assert_bool(sel.clone());
@@ -133,8 +143,8 @@ impl Instance for MaxPool {
         Some(self.layer)
     }
     fn byte_columns(&self) -> Vec<usize> {
-        let c = Cols { k: self.rows.k };
-        (c.gap(0)..c.y()).collect()
+        let c = self.cols();
+        (0..self.rows.k).flat_map(|t| self.range.bytes(c.gap(t), 16)).collect()
     }
     fn reads_bytes(&self, r: usize) -> bool {
         let k = self.rows.k;
@@ -142,11 +152,11 @@ impl Instance for MaxPool {
     }
     #[cfg(test)]
     fn proven_column(&self) -> usize {
-        Cols { k: self.rows.k }.y()
+        self.cols().y()
     }
     fn trace(&self, w: &Witness<'_>, h: usize) -> RowMajorMatrix<Val> {
         let (lr, k) = (&self.rows, self.rows.k);
-        let c = Cols { k };
+        let c = self.cols();
         let xin = w.buses[self.bus_in];
         let width = c.width();
         let mut v = zeros(h, width);
@@ -158,7 +168,7 @@ impl Instance for MaxPool {
                 let x = tap.map(|i| i64::from(xin[i])).unwrap_or(0);
                 row[c.x(t)] = fe(x);
                 row[c.sel(t)] = Val::from_bool(best.is_some_and(|(bt, _)| bt == t));
-                Range::Bytes.put(row, c.gap(t), 16, if tap.is_some() { (y - x) as u128 } else { 0 });
+                self.range.put(row, c.gap(t), 16, if tap.is_some() { (y - x) as u128 } else { 0 });
             }
             row[c.y()] = fe(y);
             row[c.mult()] = Val::from_u64(w.reads.bus[self.bus_out][r]);

@@ -12,7 +12,7 @@ use p3_matrix::dense::RowMajorMatrix;
 
 use crate::Val;
 use crate::gadget::{Range, Rq, fe};
-use crate::private::instance::{Instance, PARAM_BUS, Pw, Reads, Witness, acc_bus, bus, byte_range, zeros};
+use crate::private::instance::{Instance, PARAM_BUS, Pw, Reads, Witness, acc_bus, bus, range_check, zeros};
 use crate::rows::LinearRows;
 
 /// The requantization instance of graph layer `layer`.
@@ -23,6 +23,8 @@ pub(crate) struct Requant {
     pub bus_out: usize,
     /// Hidden weights: where the bias and multiplier are read.
     pub pw: Option<Pw>,
+    /// How the requantization gadget's witnesses are range-checked (bytes; bits in versions 1-2).
+    pub range: Range,
 }
 
 /// Main columns: `acc` (without the bias), the [`Rq`] gadget from 1, `y`, its multiplicity, then (hidden weights)
@@ -68,7 +70,7 @@ impl Prep {
 
 impl Requant {
     fn cols(&self) -> Cols {
-        Cols { rq: self.rows.rq().with_range(Range::Bytes) }
+        Cols { rq: self.rows.rq().with_range(self.range) }
     }
 }
 
@@ -109,7 +111,7 @@ impl Instance for Requant {
             (p[Prep::BIAS].into(), p[Prep::MULT].into())
         };
         let real: AB::Expr = p[Prep::REAL].into();
-        let range = &mut |b: &mut AB, s, n| byte_range(b, &row, s, n, &real);
+        let range = &mut |b: &mut AB, s, n| range_check(b, &row, s, n, &real, self.range);
         c.rq.eval_with(b, &row, Cols::RQ_BASE, row[Cols::ACC].into() + bias, mult, y.clone(), range);
         b.push_interaction(
             &acc_bus(self.bus_out),

@@ -19,7 +19,7 @@ use vouch_quant::EXP_BITS;
 use super::lookup::table_bus;
 use crate::Val;
 use crate::gadget::{QMAX, Range, fe};
-use crate::private::instance::{Instance, Reads, Witness, bus, byte_range, read_each, zeros};
+use crate::private::instance::{Instance, Reads, Witness, bus, range_check, read_each, zeros};
 
 /// The softmax instance of graph layer `layer`.
 #[derive(Clone, Debug)]
@@ -33,30 +33,49 @@ pub(crate) struct Softmax {
     pub exp: std::sync::Arc<Vec<i64>>,
     pub bus_in: usize,
     pub bus_out: usize,
+    /// How the range checks are laid out (bytes; bits in versions 1-2).
+    pub range: Range,
 }
 
-/// Main columns.
+/// Main columns: `x`, `m`, the selector, `m - x` in 16 bits, `e`, the running sums of `e` and of the selector, `S`,
+/// `y`, `y` in 16 bits, `r` then `2S - 1 - r` in `rb` bits (each range-checked field in bytes, or bit columns in
+/// versions 1-2), the multiplicity.
 struct Cols {
     rb: usize,
+    range: Range,
 }
 
 impl Cols {
     const X: usize = 0;
     const M: usize = 1;
     const SEL: usize = 2;
-    const D: usize = 3; // the 2 bytes of m - x
-    const E: usize = 5;
-    const ACC: usize = 6;
-    const CNT: usize = 7;
-    const S: usize = 8;
-    const Y: usize = 9;
-    const YB: usize = 10; // the 2 bytes of y
-    const R: usize = 12; // r in rb bits, then 2S - 1 - r
+    const D: usize = 3;
+    fn e(&self) -> usize {
+        Self::D + self.range.width(16)
+    }
+    fn acc(&self) -> usize {
+        self.e() + 1
+    }
+    fn cnt(&self) -> usize {
+        self.e() + 2
+    }
+    fn s(&self) -> usize {
+        self.e() + 3
+    }
+    fn y(&self) -> usize {
+        self.e() + 4
+    }
+    fn yb(&self) -> usize {
+        self.e() + 5
+    }
+    fn r(&self) -> usize {
+        self.yb() + self.range.width(16)
+    }
     fn r2(&self) -> usize {
-        Self::R + Range::Bytes.width(self.rb)
+        self.r() + self.range.width(self.rb)
     }
     fn mult(&self) -> usize {
-        self.r2() + Range::Bytes.width(self.rb)
+        self.r2() + self.range.width(self.rb)
     }
     fn width(&self) -> usize {
         self.mult() + 1
@@ -81,7 +100,7 @@ impl Softmax {
         (128 - top.leading_zeros()) as usize
     }
     fn cols(&self) -> Cols {
-        Cols { rb: self.rb() }
+        Cols { rb: self.rb(), range: self.range }
     }
 }
 
@@ -99,7 +118,8 @@ impl Instance for Softmax {
         Prep::WIDTH
     }
     fn next_row_columns(&self) -> (Vec<usize>, Vec<usize>) {
-        (vec![Cols::M, Cols::SEL, Cols::E, Cols::ACC, Cols::CNT, Cols::S], vec![Prep::FIRST])
+        let c = self.cols();
+        (vec![Cols::M, Cols::SEL, c.e(), c.acc(), c.cnt(), c.s()], vec![Prep::FIRST])
     }
     fn preprocessed(&self, h: usize) -> Vec<Val> {
         let last = self.last.max(1);
@@ -120,12 +140,12 @@ impl Instance for Softmax {
         let (p, pn): (Vec<AB::Var>, Vec<AB::Var>) = (prep.current_slice().to_vec(), prep.next_slice().to_vec());
         let v = |i: usize| -> AB::Expr { row[i].into() };
         let (x, m, sel, e, acc, cnt, s, y) =
-            (v(Cols::X), v(Cols::M), v(Cols::SEL), v(Cols::E), v(Cols::ACC), v(Cols::CNT), v(Cols::S), v(Cols::Y));
+            (v(Cols::X), v(Cols::M), v(Cols::SEL), v(c.e()), v(c.acc()), v(c.cnt()), v(c.s()), v(c.y()));
         let (real, first, end): (AB::Expr, AB::Expr, AB::Expr) =
             (p[Prep::REAL].into(), p[Prep::FIRST].into(), p[Prep::LAST].into());
 
         // m is at least x, and equals the selected element.
-        let d = byte_range(b, &row, Cols::D, 16, &real);
+        let d = range_check(b, &row, Cols::D, 16, &real, self.range);
         b.assert_eq(d, m.clone() - x.clone());
         b.assert_bool(sel.clone());
         b.assert_zero(sel.clone() * (m.clone() - x.clone()));
@@ -134,17 +154,17 @@ impl Instance for Softmax {
         b.assert_zero(first * (cnt.clone() - sel));
         let same: AB::Expr = AB::Expr::ONE - pn[Prep::FIRST].into();
         let n = |i: usize| -> AB::Expr { next[i].into() };
-        b.assert_zero(same.clone() * (n(Cols::ACC) - acc.clone() - n(Cols::E)));
-        b.assert_zero(same.clone() * (n(Cols::CNT) - cnt.clone() - n(Cols::SEL)));
+        b.assert_zero(same.clone() * (n(c.acc()) - acc.clone() - n(c.e())));
+        b.assert_zero(same.clone() * (n(c.cnt()) - cnt.clone() - n(Cols::SEL)));
         b.assert_zero(same.clone() * (n(Cols::M) - m.clone()));
-        b.assert_zero(same * (n(Cols::S) - s.clone()));
+        b.assert_zero(same * (n(c.s()) - s.clone()));
         b.assert_zero(end.clone() * (acc - s.clone()));
         b.assert_zero(end * (cnt - AB::Expr::ONE));
         // 2 QMAX e + S = y 2S + r, y < 2^16, 0 <= r < 2S.
-        let yb = byte_range(b, &row, Cols::YB, 16, &real);
+        let yb = range_check(b, &row, c.yb(), 16, &real, self.range);
         b.assert_eq(yb, y.clone());
-        let r = byte_range(b, &row, Cols::R, c.rb, &real);
-        let r2 = byte_range(b, &row, c.r2(), c.rb, &real);
+        let r = range_check(b, &row, c.r(), c.rb, &real, self.range);
+        let r2 = range_check(b, &row, c.r2(), c.rb, &real, self.range);
         let two_s = s.clone() + s.clone();
         b.assert_eq(r2, real.clone() * (two_s.clone() - AB::Expr::ONE - r.clone()));
         b.assert_eq(AB::Expr::from(fe(2 * QMAX)) * e.clone() + s, y.clone() * two_s + r);
@@ -162,12 +182,12 @@ impl Instance for Softmax {
     }
     fn byte_columns(&self) -> Vec<usize> {
         let c = self.cols();
-        let b = |start: usize, n: usize| Range::Bytes.bytes(start, n);
-        b(Cols::D, 16).chain(b(Cols::YB, 16)).chain(b(Cols::R, c.rb)).chain(b(c.r2(), c.rb)).collect()
+        let b = |start: usize, n: usize| self.range.bytes(start, n);
+        b(Cols::D, 16).chain(b(c.yb(), 16)).chain(b(c.r(), c.rb)).chain(b(c.r2(), c.rb)).collect()
     }
     #[cfg(test)]
     fn proven_column(&self) -> usize {
-        Cols::Y
+        self.cols().y()
     }
     fn trace(&self, w: &Witness<'_>, h: usize) -> RowMajorMatrix<Val> {
         let c = self.cols();
@@ -189,16 +209,16 @@ impl Instance for Softmax {
                 row[Cols::X] = fe(x);
                 row[Cols::M] = fe(m);
                 row[Cols::SEL] = Val::from_bool(sel);
-                Range::Bytes.put(row, Cols::D, 16, (m - x) as u128);
-                row[Cols::E] = fe(e);
-                row[Cols::ACC] = fe(acc);
-                row[Cols::CNT] = fe(cnt);
-                row[Cols::S] = fe(s);
-                row[Cols::Y] = fe(y);
-                Range::Bytes.put(row, Cols::YB, 16, y as u128);
+                self.range.put(row, Cols::D, 16, (m - x) as u128);
+                row[c.e()] = fe(e);
+                row[c.acc()] = fe(acc);
+                row[c.cnt()] = fe(cnt);
+                row[c.s()] = fe(s);
+                row[c.y()] = fe(y);
+                self.range.put(row, c.yb(), 16, y as u128);
                 let r = 2 * QMAX * e + s - y * 2 * s;
-                Range::Bytes.put(row, Cols::R, c.rb, r as u128);
-                Range::Bytes.put(row, c.r2(), c.rb, (2 * s - 1 - r) as u128);
+                self.range.put(row, c.r(), c.rb, r as u128);
+                self.range.put(row, c.r2(), c.rb, (2 * s - 1 - r) as u128);
                 row[c.mult()] = Val::from_u64(w.reads.bus[self.bus_out][g * last + j]);
             }
         }
