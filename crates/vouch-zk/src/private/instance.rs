@@ -266,8 +266,10 @@ pub(crate) fn byte_range<AB: AirBuilder<F = Val> + InteractionBuilder>(
 pub(crate) fn count_trace_bytes(inst: &impl Instance, t: &RowMajorMatrix<Val>, bytes: &mut [u64]) {
     use p3_field::PrimeField64 as _;
     let cols = inst.byte_columns();
-    let rows = t.values.chunks(t.width).enumerate().filter(|(r, _)| inst.reads_bytes(*r));
-    for (_, row) in rows {
+    for (r, row) in t.values.chunks(t.width).enumerate() {
+        if !inst.reads_bytes(r) {
+            continue;
+        }
         for &c in &cols {
             bytes[row[c].as_canonical_u64() as usize & 0xff] += 1;
         }
