@@ -35,7 +35,7 @@ pub(crate) trait Instance {
     fn eval<AB: AirBuilder<F = Val> + InteractionBuilder>(&self, b: &mut AB);
     /// Counts the bus elements it reads.
     fn count_reads(&self, _reads: &mut Reads) {}
-    /// Main columns holding a byte looked up on [`BYTE_BUS`] (see [`byte_range`]) on every row that
+    /// Main columns holding a byte looked up on [`BYTE_BUS`] (see [`range_check`]) on every row that
     /// [`reads_bytes`](Self::reads_bytes): the byte table's multiplicities count their values once the trace exists.
     fn byte_columns(&self) -> Vec<usize> {
         vec![]
@@ -225,8 +225,8 @@ impl Layout {
     }
 }
 
-/// Constrains the `n`-bit witness laid out from main column `start` as `range` says (bits, or bytes looked up
-/// `count` times each, see [`byte_range`]) and returns its value.
+/// Constrains the `n`-bit witness laid out from main column `start` as `range` says and returns its value: `n` bit
+/// columns, or ([`Range::Bytes`]) `n / 8` bytes, each looked up on [`BYTE_BUS`] `count` times, then `n % 8` bits.
 pub(crate) fn range_check<AB: AirBuilder<F = Val> + InteractionBuilder>(
     b: &mut AB,
     row: &[AB::Var],
@@ -235,23 +235,8 @@ pub(crate) fn range_check<AB: AirBuilder<F = Val> + InteractionBuilder>(
     count: &AB::Expr,
     range: Range,
 ) -> AB::Expr {
-    match range {
-        Range::Bits => crate::gadget::bits(b, row, start, n),
-        Range::Bytes => byte_range(b, row, start, n, count),
-    }
-}
-
-/// Constrains the `n`-bit witness laid out from main column `start` as [`Range::Bytes`](crate::gadget::Range)
-/// says (its bytes looked up on [`BYTE_BUS`] `count` times each, its top `n % 8` bits boolean) and returns its value.
-pub(crate) fn byte_range<AB: AirBuilder<F = Val> + InteractionBuilder>(
-    b: &mut AB,
-    row: &[AB::Var],
-    start: usize,
-    n: usize,
-    count: &AB::Expr,
-) -> AB::Expr {
     use p3_field::PrimeCharacteristicRing as _;
-    let l = n / 8;
+    let l = range.bytes(start, n).len();
     let (mut acc, mut pow) = (AB::Expr::ZERO, Val::ONE);
     for &byte in &row[start..start + l] {
         let byte: AB::Expr = byte.into();
@@ -259,7 +244,7 @@ pub(crate) fn byte_range<AB: AirBuilder<F = Val> + InteractionBuilder>(
         acc += byte * pow;
         pow *= Val::from_u64(256);
     }
-    acc + crate::gadget::bits(b, row, start + l, n % 8) * pow
+    acc + crate::gadget::bits(b, row, start + l, n - 8 * l) * pow
 }
 
 /// Adds the bytes `inst` looked up in its trace `t` to the byte table's multiplicities.

@@ -253,6 +253,16 @@ fn older_versions_still_verify() {
     assert!(matches!(verify_private(&s, &c2_as_3, &p2.input, &y, &relabelled), Err(ZkError::Proof { .. })));
 }
 
+/// A serialized batch proof's per-instance openings and degree bits, under configuration `SC`.
+fn opened<SC>(stark: &[u8]) -> (Vec<p3_batch_stark::proof::OpenedValuesWithLookups<crate::Challenge>>, Vec<usize>)
+where
+    SC: p3_uni_stark::StarkGenericConfig<Challenge = crate::Challenge>,
+    BatchProof<SC>: serde::de::DeserializeOwned,
+{
+    let proof: BatchProof<SC> = postcard::from_bytes(stark).unwrap();
+    (proof.opened_values.instances, proof.degree_bits)
+}
+
 /// The soundness of every private parameter set, by Plonky3 0.8's calculator on real batch proofs of one model: the
 /// *conjectured* regime (random words; what the proof header's level and the docs claim) gives at least 100 bits for
 /// every version, and so does the LogUp fingerprint; the *proven* regime (unique decoding or the Johnson bound,
@@ -267,14 +277,13 @@ fn plonky3_security_of_every_version() {
     let (_, p3) = prover.prove(&x, &Salt::random()).unwrap();
     // (version, its instances, FRI parameters, random codewords, proof)
     let versions = [
-        (2, &legacy.airs, crate::config::fri_parameters(()), 4, p2.stark),
-        (3, &prover.airs, config::fri_parameters_v3(()), 2, p3.stark),
+        (2, &legacy.airs, crate::config::fri_parameters(()), 4, opened::<HidingConfigV2>(&p2.stark)),
+        (3, &prover.airs, config::fri_parameters_v3(()), 2, opened::<HidingConfig>(&p3.stark)),
     ];
-    for (version, airs, fri, random_codewords, stark) in versions {
-        let proof: BatchProof<HidingConfig> = postcard::from_bytes(&stark).unwrap();
+    for (version, airs, fri, random_codewords, (opened, degree_bits)) in versions {
         let openings = OpeningShape::hiding(random_codewords);
         let (mut constraints, mut degree, mut batched, mut chunks, mut interactions, mut width) = (0, 0, 0, 0, 0, 0);
-        for (air, o) in airs.iter().zip(&proof.opened_values.instances) {
+        for (air, o) in airs.iter().zip(&opened) {
             let layout = p3_uni_stark::AirLayout::from_air::<Val>(air);
             let sym = p3_lookup::InteractionSymbolicBuilder::<Val, crate::Challenge>::from_air(air, layout);
             let lookups = o.permutation_local.len().saturating_sub(1);
@@ -299,7 +308,7 @@ fn plonky3_security_of_every_version() {
         }
         let params = StarkSecurityParams::new(fri.security_regime(), 128, 128, constraints, degree, 2, batched, chunks)
             .with_grinding(fri.grinding_sites());
-        let log_n = proof.degree_bits.iter().copied().max().unwrap();
+        let log_n = degree_bits.iter().copied().max().unwrap();
         let conjectured = ConjecturedSecurity::compute_from_params(&params, log_n).security_bits;
         let proven = ProvenSecurity::compute_from_proof(log_n, &params).security_bits();
         let shape = p3_security::shape::InstanceShape {
