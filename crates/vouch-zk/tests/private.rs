@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use vouch_quant::{QGraph, parse, quantize};
 use vouch_zk::ZkError;
 use vouch_zk::private::{
-    InputCommitment, PRIVATE_SYSTEM, PRIVATE_SYSTEM_V2, PrivateEvidence, PrivateProof, PrivateProver, Salt,
-    commit_input, verify_private, verify_private_evidence,
+    InputCommitment, PRIVATE_SYSTEM, PRIVATE_SYSTEM_V2, PRIVATE_SYSTEM_V3, PrivateEvidence, PrivateProof,
+    PrivateProver, Salt, commit_input, verify_private, verify_private_evidence,
 };
 
 fn bench(name: &str) -> PathBuf {
@@ -355,28 +355,38 @@ fn bucketed_and_direct_tables_both_prove() {
     }
 }
 
-/// A version-2 proof made by the previous release (`tests/fixtures/private_v2_mlp_small`): receipts issued before
-/// version 3 changed the parameters and the instances' layout still verify, under their own system name only, and
-/// another output is rejected.
-#[test]
-fn a_version_2_proof_from_the_previous_release_still_verifies() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/private_v2_mlp_small");
+/// A real proof of an older release (`tests/fixtures/private_v{version}_{model}`), with its commitment, input
+/// commitment and output: it verifies under its own system name only, and another output is rejected.
+fn a_released_proof_still_verifies(fixture: &str, system: &str) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(fixture);
     let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
     let (commitment, evidence) = (read("commitment.bin"), read("evidence.bin"));
     let public = String::from_utf8(read("public.txt")).unwrap();
     let lines: Vec<&str> = public.lines().collect();
-    assert_eq!(lines[0], PRIVATE_SYSTEM_V2);
+    assert_eq!(lines[0], system);
     let input = InputCommitment::from_bytes(&hex::decode(lines[1]).unwrap()).unwrap();
     let y: Vec<i16> = lines[2].split(' ').map(|v| v.parse().unwrap()).collect();
-    assert_eq!(verify_private_evidence(PRIVATE_SYSTEM_V2, &commitment, &evidence, &input, &y), Ok(()));
+    assert_eq!(verify_private_evidence(system, &commitment, &evidence, &input, &y), Ok(()));
     assert!(matches!(
         verify_private_evidence(PRIVATE_SYSTEM, &commitment, &evidence, &input, &y),
         Err(ZkError::Header(_))
     ));
     let mut y2 = y.clone();
     y2[0] += 1;
-    assert!(matches!(
-        verify_private_evidence(PRIVATE_SYSTEM_V2, &commitment, &evidence, &input, &y2),
-        Err(ZkError::Proof { .. })
-    ));
+    assert!(matches!(verify_private_evidence(system, &commitment, &evidence, &input, &y2), Err(ZkError::Proof { .. })));
+}
+
+/// A version-2 proof made by the previous release (`tests/fixtures/private_v2_mlp_small`): receipts issued before
+/// version 3 changed the parameters and the instances' layout still verify, under their own system name only, and
+/// another output is rejected.
+#[test]
+fn a_version_2_proof_from_the_previous_release_still_verifies() {
+    a_released_proof_still_verifies("private_v2_mlp_small", PRIVATE_SYSTEM_V2);
+}
+
+/// A version-3 proof made by the release before version 4 reshaped the linear layers
+/// (`tests/fixtures/private_v3_mlp_mnist`: a chunked first layer and a Dense layer whose layouts changed).
+#[test]
+fn a_version_3_proof_from_the_previous_release_still_verifies() {
+    a_released_proof_still_verifies("private_v3_mlp_mnist", PRIVATE_SYSTEM_V3);
 }

@@ -135,3 +135,25 @@ fn the_random_nets_cover_every_private_op() {
         assert!(seen.contains(op), "no random net has {op}: {seen:?}");
     }
 }
+
+/// The generator reaches both ways version 4 reshapes a linear layer (so the properties above exercise them): a
+/// layer of many taps in narrow multiply-accumulate rows, and a layer whose outputs pass a power of two proven by two
+/// instances.
+#[test]
+fn the_random_nets_reach_the_split_linear_layouts() {
+    let (mut narrow, mut parts) = (false, false);
+    for seed in 0..200 {
+        for cnn in [false, true] {
+            let (q, _) = quantized(&common::net_case_of(seed, cnn));
+            for (what, ..) in PrivateProver::new(q).expect("random nets are provable").instances() {
+                let row_taps = what.split("in rows of ").nth(1).and_then(|t| t.parse::<usize>().ok());
+                narrow |= row_taps.is_some_and(|t| t <= 32);
+                parts |= what.contains("(outputs ");
+            }
+        }
+        if narrow && parts {
+            return;
+        }
+    }
+    panic!("narrow rows reached: {narrow}, split outputs reached: {parts}");
+}

@@ -1,7 +1,7 @@
 //! The hiding STARK configurations of private-input proofs: salted Merkle leaves, randomized trace and quotient
 //! codewords.
 //!
-//! - **Version 3** ([`HidingConfig`], made now): the Keccak commitments of version 2 with compact parameters
+//! - **Versions 3 and 4** ([`HidingConfig`]; version 4, made now, changed only how instances are laid out): the Keccak commitments of version 2 with compact parameters
 //!   ([`PRIVATE_SECURITY`]): FRI blowup 8 and 32 queries instead of blowup 4 and 54 (a query opens one row of every
 //!   committed matrix, so the proof shrinks with the query count), folding by 8 down to a degree-4 final polynomial,
 //!   2 random codewords per matrix (the extension degree, the least the hiding PCS accepts) and 2-element (128-bit)
@@ -102,7 +102,7 @@ pub(crate) const MIN_HEIGHT: usize = 128;
 pub fn private_security(version: u16) -> Option<Security> {
     match version {
         1 | 2 => Some(SECURITY),
-        3 => Some(PRIVATE_SECURITY),
+        3 | 4 => Some(PRIVATE_SECURITY),
         _ => None,
     }
 }

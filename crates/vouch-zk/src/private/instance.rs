@@ -206,22 +206,36 @@ pub(crate) fn read_each(reads: &mut Reads, b: usize, n: usize) {
 
 /// How a proof version lays its instances out. Version 3 range-checks witnesses with bytes looked up in the byte
 /// table and puts 16 table entries on a trace row; versions 1 and 2 decomposed witnesses into bits and put one
-/// entry on a row. Their layout is kept so that their proofs still verify.
+/// entry on a row. Version 4 also reshapes linear layers (`plan::split_taps`, `plan::split_rows`): a layer with
+/// many taps per output becomes narrow rows of at most `row_taps` taps, and one whose outputs just pass a power of
+/// two is proven by two instances, so that its trace is not mostly padding. Older layouts are kept so that their
+/// proofs still verify.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Layout {
     pub range: Range,
     pub table_lanes: usize,
+    /// Most taps on a row of a split linear layer (`None`: versions 1-3, which split only past
+    /// [`CHUNK`](super::plan::CHUNK) taps).
+    pub row_taps: Option<usize>,
+    /// Whether a linear layer's outputs are split at a power of two (version 4).
+    pub split_rows: bool,
 }
 
 impl Layout {
-    /// The layout of the proofs made now (version 3).
-    pub const CURRENT: Self = Self { range: Range::Bytes, table_lanes: 16 };
+    /// The layout of the proofs made now (version 4).
+    pub const CURRENT: Self = Self { range: Range::Bytes, table_lanes: 16, row_taps: Some(32), split_rows: true };
+    /// The layout of version 3.
+    pub const V3: Self = Self { row_taps: None, split_rows: false, ..Self::CURRENT };
     /// The layout of versions 1 and 2.
-    pub const V1_V2: Self = Self { range: Range::Bits, table_lanes: 1 };
+    pub const V1_V2: Self = Self { range: Range::Bits, table_lanes: 1, ..Self::V3 };
 
     /// The layout of proof format `version`.
     pub fn of(version: u16) -> Self {
-        if version >= 3 { Self::CURRENT } else { Self::V1_V2 }
+        match version {
+            ..=2 => Self::V1_V2,
+            3 => Self::V3,
+            _ => Self::CURRENT,
+        }
     }
 }
 

@@ -52,20 +52,23 @@ pub use config::{
 };
 use instance::{Layout, Reads, Witness};
 
-/// Proof system name recorded in receipts for private-input proofs (version 3: Keccak Merkle commitments, compact
-/// FRI parameters).
-pub const PRIVATE_SYSTEM: &str = "vouch-zk/plonky3-0.8-goldilocks-private-v3";
+/// Proof system name recorded in receipts for private-input proofs (version 4: version 3's parameters, linear layers
+/// reshaped into narrower and less padded traces).
+pub const PRIVATE_SYSTEM: &str = "vouch-zk/plonky3-0.8-goldilocks-private-v4";
+/// The version-3 proof system (Keccak Merkle commitments, compact FRI parameters): its receipts still verify.
+pub const PRIVATE_SYSTEM_V3: &str = "vouch-zk/plonky3-0.8-goldilocks-private-v3";
 /// The version-2 proof system (Keccak, the public proofs' FRI parameters): its receipts still verify.
 pub const PRIVATE_SYSTEM_V2: &str = "vouch-zk/plonky3-0.8-goldilocks-private-v2";
 /// The version-1 proof system (Poseidon2 Merkle commitments): its receipts still verify.
 pub const PRIVATE_SYSTEM_V1: &str = "vouch-zk/plonky3-0.8-goldilocks-private-v1";
-/// Format version of the private proofs and commitments made now (version 1 is verified too).
-pub const PRIVATE_VERSION: u16 = 3;
+/// Format version of the private proofs and commitments made now (versions 1-3 are verified too).
+pub const PRIVATE_VERSION: u16 = 4;
 
 /// The proof format version a receipt's private proof system names (`None`: not a private-input system).
 pub fn private_system_version(system: &str) -> Option<u16> {
     match system {
         PRIVATE_SYSTEM => Some(PRIVATE_VERSION),
+        PRIVATE_SYSTEM_V3 => Some(3),
         PRIVATE_SYSTEM_V2 => Some(2),
         PRIVATE_SYSTEM_V1 => Some(1),
         _ => None,
@@ -393,7 +396,8 @@ fn weights_layout(airs: &[PrivAir]) -> Option<std::sync::Arc<instance::WeightsLa
 /// The hidden weights' groups, in [`PARAM_BUS`](instance::PARAM_BUS) order (each layer's, in plan order).
 fn param_groups(airs: &[PrivAir]) -> Vec<[Val; 4]> {
     let layer = |a: &PrivAir| match &a.inst {
-        air::Inst::Linear(l) => l.pw.map(|pw| pw.values(&l.rows)),
+        // A layer split into two linear instances has its groups once.
+        air::Inst::Linear(l) if l.offset == 0 => l.pw.map(|pw| pw.values(&l.rows)),
         air::Inst::Mac(m) => m.pw.map(|pw| pw.values(&m.rows)),
         _ => None,
     };
@@ -463,8 +467,8 @@ impl PrivateEvidence {
     }
 }
 
-/// Verifies private-input receipt evidence of proof system `system` ([`PRIVATE_SYSTEM`], [`PRIVATE_SYSTEM_V2`] or
-/// [`PRIVATE_SYSTEM_V1`])
+/// Verifies private-input receipt evidence of proof system `system` ([`PRIVATE_SYSTEM`] or an older version's:
+/// [`PRIVATE_SYSTEM_V3`], [`PRIVATE_SYSTEM_V2`], [`PRIVATE_SYSTEM_V1`])
 /// against the model's private commitment, the input commitment and the output.
 pub fn verify_private_evidence(
     system: &str,
@@ -482,7 +486,7 @@ pub fn verify_private_evidence(
     verify_private(&e.structure, &c, input, y, &e.proof)
 }
 
-/// Where the bytes of a version-3 private proof's batch STARK go, one line per part (for `zk_bench`: the proof-size
+/// Where the bytes of a version-3 or -4 private proof's batch STARK go, one line per part (for `zk_bench`: the proof-size
 /// work of issue 14 measures with it).
 #[doc(hidden)]
 pub fn stark_size_report(stark: &[u8]) -> Result<String, ZkError> {

@@ -1,6 +1,7 @@
 //! The plan: which instances prove a model, and which bus each reads and provides. Reshape/Flatten only rename a
 //! bus; a ReLU on values a fused clamp already made non-negative is an alias; Dense, Conv, AveragePool and Affine
-//! (one tap per output) are linear instances (chunked when wider than [`CHUNK`] taps); MaxPool and other ReLUs have
+//! (one tap per output) are linear instances (split into narrow rows when they have many taps, [`split_taps`], and
+//! into two instances when their outputs just pass a power of two, [`split_rows`]); MaxPool and other ReLUs have
 //! their own; a table layer (Sigmoid, Tanh) is a table and a lookup; Softmax is an exp table and a softmax
 //! instance.
 
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use vouch_quant::{QGraph, QLayer};
 
 use super::air::{Inst, PrivAir};
+use super::config::MIN_HEIGHT;
 use super::instance::{Layout, PACK, Pw, WeightsLayout};
 use super::instances::{
     Bytes, Commits, ENTRIES, Input, Keys, Linear, Lookup, Mac, MaxPool, Output, Packed, Params, Relu, Requant, Softmax,
@@ -25,6 +27,38 @@ pub(crate) const CHUNK: usize = 128;
 fn chunk_width(k: usize, grouped: bool) -> usize {
     let c = k.div_ceil(k.div_ceil(CHUNK));
     if grouped { c.next_multiple_of(4) } else { c }
+}
+
+/// Taps per row of a linear layer of `outputs` outputs of `k` taps, split into a multiply-accumulate instance and a
+/// requantization instance; `None`: one row per output, with its requantization (a [`Linear`] instance). `by4`:
+/// the row's taps are read or weighted 4 at a time, so their count is a multiple of 4.
+///
+/// Every FRI query opens one row of every committed matrix, so a proof's size grows with the sum of the instances'
+/// widths, while proving grows with their cells. Version 4 therefore splits a layer of more than `2 * row_taps`
+/// taps into rows of at most about `row_taps` taps, up to `max_rows` rows: a narrower, taller instance of about the
+/// same cells. Where `max_rows` leaves rows wider than [`CHUNK`], it is split as in versions 1-3: only past
+/// [`CHUNK`] taps, into rows of up to [`CHUNK`].
+fn split_taps(layout: Layout, outputs: usize, k: usize, by4: bool, max_rows: usize) -> Option<usize> {
+    let wide = || (k > CHUNK).then(|| chunk_width(k, by4));
+    let Some(taps) = layout.row_taps.filter(|t| k > 2 * t) else { return wide() };
+    let chunks = k.div_ceil(taps).min(max_rows / outputs.max(1));
+    let c = k.div_ceil(chunks.max(1));
+    let c = if by4 { c.next_multiple_of(4) } else { c };
+    if chunks < 2 || c > CHUNK {
+        return wide();
+    }
+    Some(c)
+}
+
+/// The output ranges of the [`Linear`] instances proving a layer of `outputs` outputs: one, or (version 4) two when
+/// the outputs pass a power of two `p` by at most half of it, `[0, p)` and `[p, outputs)`, so that the layer's
+/// traces are about as tall as its outputs instead of up to twice (4,608 outputs: 4,096 + 512 rows, not 8,192).
+fn split_rows(layout: Layout, outputs: usize) -> Vec<(usize, usize)> {
+    let p = if outputs > 0 { 1 << outputs.ilog2() } else { 0 };
+    if !layout.split_rows || outputs <= MIN_HEIGHT || outputs == p || outputs - p > p / 2 {
+        return vec![(0, outputs)];
+    }
+    vec![(0, p), (p, outputs - p)]
 }
 
 fn kind(l: &QLayer) -> &'static str {
@@ -129,6 +163,11 @@ fn zero_padded_taps(mut lr: LinearRows) -> LinearRows {
 pub(crate) fn plan(g: &QGraph, hidden: bool, layout: Layout) -> Result<Vec<PrivAir>, ZkError> {
     let range = layout.range;
     let n: usize = g.shapes[0].iter().product();
+    // A split layer may be as tall as the largest power of two within the largest activation (at least
+    // [`MIN_HEIGHT`]), so that splitting does not raise the height of the batch's tallest trace, which the proving
+    // time grows with (the FRI and Merkle work of every trace is as tall as the tallest).
+    let largest = g.shapes.iter().map(|s| s.iter().product::<usize>()).max().unwrap_or(1).max(1);
+    let max_rows = (1usize << largest.ilog2()).max(MIN_HEIGHT);
     let mut insts =
         vec![Inst::Input(Input { n, elementwise: false, range }), Inst::Sponge(Sponge::new(n, Commits::Input))];
     // Hidden weight groups so far, and which of them are weights (not `[bias, multiplier]`).
@@ -233,7 +272,7 @@ pub(crate) fn plan(g: &QGraph, hidden: bool, layout: Layout) -> Result<Vec<PrivA
             (hidden && weighted && wrows > 0).then_some(pw)
         };
         // Wide layers are chunked; a chunked layer's weight rows are whole chunks.
-        let chunk = (rows.k > CHUNK).then(|| chunk_width(rows.k, grouped || hidden));
+        let chunk = split_taps(layout, rows.rows, rows.k, grouped || hidden, max_rows);
         let pw = pw(chunk.map_or(rows.k.next_multiple_of(4), |c| rows.k.div_ceil(c) * c));
         if let Some(p) = pw {
             weight_groups.extend(p.base..p.bm_group(0));
@@ -246,16 +285,22 @@ pub(crate) fn plan(g: &QGraph, hidden: bool, layout: Layout) -> Result<Vec<PrivA
                 insts.push(Inst::Mac(mac));
                 insts.push(Inst::Requant(Requant { layer: i, rows, bus_out: bus + 1, pw, range }));
             }
-            None => insts.push(Inst::Linear(Linear {
-                layer: i,
-                rows,
-                bus_in: bus,
-                bus_out: bus + 1,
-                dense,
-                grouped,
-                pw,
-                range,
-            })),
+            None => {
+                for (offset, len) in split_rows(layout, rows.rows) {
+                    insts.push(Inst::Linear(Linear {
+                        layer: i,
+                        rows: rows.clone(),
+                        offset,
+                        len,
+                        bus_in: bus,
+                        bus_out: bus + 1,
+                        dense,
+                        grouped,
+                        pw,
+                        range,
+                    }));
+                }
+            }
         }
         bus += 1;
     }

@@ -211,21 +211,27 @@ macro_rules! older_version {
     }};
 }
 
-/// Version-1 proofs (Poseidon2 Merkle commitments) and version-2 proofs (Keccak, the public proofs' FRI parameters)
-/// still verify: the same model set up and proven under each older configuration is accepted, with its commitment,
-/// as a receipt of that version would carry them; a changed output is rejected; versions, parameters and system
-/// names must agree.
+/// Version-1 proofs (Poseidon2 Merkle commitments), version-2 proofs (Keccak, the public proofs' FRI parameters) and
+/// version-3 proofs (version 4's parameters, linear layers laid out as they were) still verify: the same model set
+/// up and proven under each older configuration and layout is accepted, with its commitment, as a receipt of that
+/// version would carry them; a changed output is rejected; versions, parameters and system names must agree.
 #[test]
 fn older_versions_still_verify() {
     let (q, x) = every_instance_model();
     let prover = PrivateProver::new(q.clone()).unwrap();
     let legacy = PrivateProver::setup_layout(q.clone(), None, Layout::V1_V2).unwrap();
+    let v3 = PrivateProver::setup_layout(q.clone(), None, Layout::V3).unwrap();
+    // The every-instance model's conv (576 outputs) and dense layer (144 taps) are laid out differently since
+    // version 4, so its version-3 instances are another batch.
+    assert_ne!(prover.instances(), v3.instances());
     let s = public_structure(&q);
     let (c1, p1, y, _) = older_version!(legacy, &x, 1, hiding_config_v1);
-    let (c2, p2, _, salt) = older_version!(legacy, &x, 2, hiding_config_v2);
-    let (_, p3) = prover.prove(&x, &salt).unwrap();
-    let c3 = prover.commitment();
-    for (version, c, p, system) in [(1, &c1, &p1, PRIVATE_SYSTEM_V1), (2, &c2, &p2, PRIVATE_SYSTEM_V2)] {
+    let (c2, p2, _, _) = older_version!(legacy, &x, 2, hiding_config_v2);
+    let (c3, p3, _, salt) = older_version!(v3, &x, 3, hiding_config);
+    let (_, p_now) = prover.prove(&x, &salt).unwrap();
+    let c_now = prover.commitment();
+    let older = [(1, &c1, &p1, PRIVATE_SYSTEM_V1), (2, &c2, &p2, PRIVATE_SYSTEM_V2), (3, &c3, &p3, PRIVATE_SYSTEM_V3)];
+    for (version, c, p, system) in older {
         assert_eq!(verify_private(&s, c, &p.input, &y, p), Ok(()), "version {version}");
         let evidence = PrivateEvidence { structure: s.clone(), proof: p.clone() }.to_bytes();
         let c_bytes = PrivateCommitment::from_bytes(&c.to_bytes()).unwrap().to_bytes();
@@ -240,17 +246,21 @@ fn older_versions_still_verify() {
             verify_private_evidence(PRIVATE_SYSTEM, &c_bytes, &evidence, &p.input, &y),
             Err(ZkError::Header(_))
         ));
-        assert!(matches!(verify_private(&s, c3, &p.input, &y, p), Err(ZkError::Header(_))));
-        assert!(matches!(verify_private(&s, c, &p3.input, &y, &p3), Err(ZkError::Header(_))));
+        assert!(matches!(verify_private(&s, c_now, &p.input, &y, p), Err(ZkError::Header(_))));
+        assert!(matches!(verify_private(&s, c, &p_now.input, &y, &p_now), Err(ZkError::Header(_))));
     }
-    assert_eq!(verify_private(&s, c3, &p3.input, &y, &p3), Ok(()));
+    assert_eq!(verify_private(&s, c_now, &p_now.input, &y, &p_now), Ok(()));
     // A version's proof must state that version's parameters: the current proof claiming version 2's is refused.
-    let relabelled = PrivateProof { security: SECURITY, ..p3.clone() };
-    assert!(matches!(verify_private(&s, c3, &p3.input, &y, &relabelled), Err(ZkError::Header(_))));
-    // Version 2's proof relabelled as version 3 (the current parameters stated) fails as a proof, not a panic.
-    let relabelled = PrivateProof { version: 3, security: PRIVATE_SECURITY, ..p2.clone() };
-    let c2_as_3 = PrivateCommitment { version: 3, ..c2.clone() };
-    assert!(matches!(verify_private(&s, &c2_as_3, &p2.input, &y, &relabelled), Err(ZkError::Proof { .. })));
+    let relabelled = PrivateProof { security: SECURITY, ..p_now.clone() };
+    assert!(matches!(verify_private(&s, c_now, &p_now.input, &y, &relabelled), Err(ZkError::Header(_))));
+    // An older proof relabelled as the current version (the current parameters stated, with its commitment
+    // relabelled too) fails as a proof, not a panic: version 2's (other parameters) and version 3's (the same
+    // parameters, other instances).
+    for (c, p) in [(&c2, &p2), (&c3, &p3)] {
+        let relabelled = PrivateProof { version: PRIVATE_VERSION, security: PRIVATE_SECURITY, ..p.clone() };
+        let c_as_now = PrivateCommitment { version: PRIVATE_VERSION, ..c.clone() };
+        assert!(matches!(verify_private(&s, &c_as_now, &p.input, &y, &relabelled), Err(ZkError::Proof { .. })));
+    }
 }
 
 /// A serialized batch proof's per-instance openings and degree bits, under configuration `SC`.
@@ -272,13 +282,16 @@ fn plonky3_security_of_every_version() {
     use p3_uni_stark::{ConjecturedSecurity, OpeningShape, ProvenSecurity, StarkSecurityParams};
     let (q, x) = hidden_weights_model();
     let prover = PrivateProver::new(q.clone()).unwrap();
-    let legacy = PrivateProver::setup_layout(q, None, Layout::V1_V2).unwrap();
+    let legacy = PrivateProver::setup_layout(q.clone(), None, Layout::V1_V2).unwrap();
+    let v3 = PrivateProver::setup_layout(q, None, Layout::V3).unwrap();
     let (_, p2, _, _) = older_version!(legacy, &x, 2, hiding_config_v2);
-    let (_, p3) = prover.prove(&x, &Salt::random()).unwrap();
+    let (_, p3, _, _) = older_version!(v3, &x, 3, hiding_config);
+    let (_, p4) = prover.prove(&x, &Salt::random()).unwrap();
     // (version, its instances, FRI parameters, random codewords, proof)
     let versions = [
         (2, &legacy.airs, crate::config::fri_parameters(()), 4, opened::<HidingConfigV2>(&p2.stark)),
-        (3, &prover.airs, config::fri_parameters_v3(()), 2, opened::<HidingConfig>(&p3.stark)),
+        (3, &v3.airs, config::fri_parameters_v3(()), 2, opened::<HidingConfig>(&p3.stark)),
+        (4, &prover.airs, config::fri_parameters_v3(()), 2, opened::<HidingConfig>(&p4.stark)),
     ];
     for (version, airs, fri, random_codewords, (opened, degree_bits)) in versions {
         let openings = OpeningShape::hiding(random_codewords);

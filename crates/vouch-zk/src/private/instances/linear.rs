@@ -21,7 +21,10 @@ use crate::rows::LinearRows;
 #[derive(Clone, Debug)]
 pub(crate) struct Linear {
     pub layer: usize,
+    /// The layer's rows: this instance proves `len` of them from `offset` (all of them, or one of two parts).
     pub rows: Arc<LinearRows>,
+    pub offset: usize,
+    pub len: usize,
     pub bus_in: usize,
     pub bus_out: usize,
     /// A Dense layer: tap `t` reads input element `t` (no tap columns).
@@ -154,10 +157,15 @@ impl Linear {
 impl Instance for Linear {
     fn describe(&self) -> String {
         let kind = if self.dense { "dense" } else { "linear" };
-        format!("{kind}, layer {}, {} outputs of {} taps", self.layer, self.rows.rows, self.rows.k)
+        let part = if self.len == self.rows.rows {
+            String::new()
+        } else {
+            format!(" (outputs {}..{})", self.offset, self.offset + self.len)
+        };
+        format!("{kind}, layer {}, {} outputs of {} taps{part}", self.layer, self.rows.rows, self.rows.k)
     }
     fn rows(&self) -> usize {
-        self.rows.rows
+        self.len
     }
     fn width(&self) -> usize {
         self.cols().width()
@@ -168,8 +176,8 @@ impl Instance for Linear {
     fn preprocessed(&self, h: usize) -> Vec<Val> {
         let (lr, k) = (&self.rows, self.rows.k);
         let mut v = Vec::with_capacity(h * self.prep_width());
-        for r in 0..h {
-            let real = r < lr.rows;
+        for i in 0..h {
+            let (real, r) = (i < self.len, self.offset + i);
             if real && self.pw.is_none() {
                 v.extend(lr.w[r * k..(r + 1) * k].iter().map(|w| fe(*w)));
                 v.extend([fe(lr.bias[r]), fe(lr.mult[r])]);
@@ -242,11 +250,11 @@ impl Instance for Linear {
         b.push_interaction(&bus(self.bus_out), [out_idx, y], Count::provided(-row[c.mult()].into()));
     }
     fn count_reads(&self, reads: &mut Reads) {
-        let lr = &self.rows;
+        let (lr, part) = (&self.rows, self.offset..self.offset + self.len);
         if self.grouped {
-            reads.groups[..lr.k.div_ceil(4)].iter_mut().for_each(|m| *m += lr.rows as u64);
+            reads.groups[..lr.k.div_ceil(4)].iter_mut().for_each(|m| *m += self.len as u64);
         } else {
-            for t in &lr.taps {
+            for t in &lr.taps[part.start * lr.k..part.end * lr.k] {
                 match t {
                     Some(t) => reads.bus[self.bus_in][*t] += 1,
                     None if self.pw.is_none() => reads.bus[self.bus_in][0] += 1,
@@ -255,7 +263,7 @@ impl Instance for Linear {
             }
         }
         if let Some(pw) = &self.pw {
-            for r in 0..lr.rows {
+            for r in part {
                 (0..pw.slots / 4).for_each(|l| reads.params[pw.group(r, l)] += 1);
                 reads.params[pw.bm_group(r)] += 1;
             }
@@ -265,8 +273,9 @@ impl Instance for Linear {
         let c = self.cols();
         c.rq.byte_columns(c.rq_base()).collect()
     }
+    /// The layer's first part provides its bus (a second part sends its outputs on the same bus).
     fn provides(&self) -> Option<usize> {
-        Some(self.layer)
+        (self.offset == 0).then_some(self.layer)
     }
     #[cfg(test)]
     fn proven_column(&self) -> usize {
@@ -277,11 +286,12 @@ impl Instance for Linear {
         let xin = w.buses[self.bus_in];
         let width = c.width();
         let mut v = zeros(h, width);
-        for (r, row) in v.chunks_mut(width).enumerate() {
-            if r < lr.rows {
+        for (i, row) in v.chunks_mut(width).enumerate() {
+            let r = self.offset + i;
+            if i < self.len {
                 for t in 0..k {
                     row[c.x(t)] = match lr.taps[r * k + t] {
-                        Some(i) => fe(i64::from(xin[i])),
+                        Some(e) => fe(i64::from(xin[e])),
                         None if self.pw.is_some() => Val::ZERO,
                         None => fe(i64::from(xin[0])),
                     };
